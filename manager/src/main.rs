@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    anyhow::bail!("berth: the manager is being built (see issue 6)")
+}

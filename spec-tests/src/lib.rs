@@ -1,0 +1,2 @@
+//! Shared harness for the black-box tests of `berth-runtime` (runtime) and `berth` (manager).
+//! The tests themselves live in `tests/`.
