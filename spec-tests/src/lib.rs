@@ -1,2 +1,3 @@
 //! Shared harness for the black-box tests of `berth-runtime` (runtime) and `berth` (manager).
 //! The tests themselves live in `tests/`.
+pub mod runtime;
