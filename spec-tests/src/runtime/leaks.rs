@@ -139,6 +139,27 @@ fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Live processes whose root or working directory is inside `dir` (a container's process
+/// after pivot_root has its root at the bundle's rootfs, seen from the host).
+fn processes_in(dir: &Path) -> Vec<i32> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let inside = ["root", "cwd"].iter().any(|link| {
+            fs::read_link(e.path().join(link)).is_ok_and(|target| target.starts_with(dir))
+        });
+        if inside && ProcessId::of(pid).is_some_and(|p| p.is_alive()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 pub(crate) fn check(root: &Path, id: &str, bundle: &Path, pids: &[ProcessId]) -> Result<()> {
     let mut leaks = Vec::new();
     let state = root.join(id);
@@ -162,6 +183,9 @@ pub(crate) fn check(root: &Path, id: &str, bundle: &Path, pids: &[ProcessId]) ->
         if p.is_alive() {
             leaks.push(format!("process {} is still running", p.pid));
         }
+    }
+    for pid in processes_in(bundle) {
+        leaks.push(format!("process {pid} still runs inside the bundle"));
     }
     if !leaks.is_empty() {
         bail!("container {id} leaked:\n  {}", leaks.join("\n  "));
