@@ -17,7 +17,7 @@ fn mountinfo_line<'a>(mountinfo: &'a str, target: &str) -> &'a str {
     mountinfo
         .lines()
         .filter(|l| l.split(' ').nth(4) == Some(target))
-        .last()
+        .next_back()
         .unwrap_or_else(|| panic!("no mount at {target} in:\n{mountinfo}"))
 }
 
