@@ -16,8 +16,7 @@ const T: Duration = Duration::from_secs(10);
 fn mountinfo_line<'a>(mountinfo: &'a str, target: &str) -> &'a str {
     mountinfo
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(target))
-        .next_back()
+        .rfind(|l| l.split(' ').nth(4) == Some(target))
         .unwrap_or_else(|| panic!("no mount at {target} in:\n{mountinfo}"))
 }
 
