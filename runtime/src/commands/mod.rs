@@ -1,0 +1,11 @@
+//! One module per verb. Each parses its flags and calls the library.
+
+pub mod create;
+pub mod delete;
+pub mod features;
+pub mod kill;
+pub mod list;
+pub mod run;
+pub mod spec;
+pub mod start;
+pub mod state;

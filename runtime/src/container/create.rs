@@ -1,0 +1,299 @@
+//! `create`: validate the bundle, make the state dir and cgroup, clone the init into its
+//! namespaces and drive it to the start barrier.
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::{mkfifo, Pid};
+
+use super::{io_err, Error};
+use crate::cgroups::{self, CgroupPaths};
+use crate::config::Bundle;
+use crate::hooks;
+use crate::linux::{clone, init, namespaces::Plan, proc};
+use crate::state::{ContainerDir, State, Status, EXEC_FIFO};
+use crate::sync::{channel_pair, Channel, Message};
+
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    /// An already-connected console socket (used by `run` to own the terminal itself).
+    pub console_fd: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+}
+
+/// A container at the start barrier; its directory stays locked while this value lives.
+#[derive(Debug)]
+pub struct Created {
+    pub dir: ContainerDir,
+    pub state: State,
+}
+
+pub fn create(opts: CreateOptions) -> Result<Created, Error> {
+    crate::state::validate_id(&opts.id)?;
+    let bundle = Bundle::load(&opts.bundle)?;
+    let linux = bundle.spec.linux().clone().unwrap_or_default();
+    if opts.systemd_cgroup {
+        cgroups::check_systemd(linux.cgroups_path().as_deref())?;
+    }
+    // Open namespace paths before anything exists, so a bad path leaves nothing behind.
+    let plan = Plan::new(&linux)?;
+    let dir = ContainerDir::create(&opts.root, &opts.id)?;
+    let mut built = Built {
+        dir: Some(dir),
+        cgroup: None,
+        child: None,
+    };
+    match create_in(&opts, &bundle, &plan, &mut built) {
+        Ok(state) => Ok(Created {
+            dir: built.dir.take().ok_or_else(|| Error::Init {
+                message: "state dir lost".into(),
+            })?,
+            state,
+        }),
+        Err(e) => {
+            built.undo();
+            Err(e)
+        }
+    }
+}
+
+/// What has been made so far, to be undone if a later step fails.
+struct Built {
+    dir: Option<ContainerDir>,
+    cgroup: Option<CgroupPaths>,
+    child: Option<Pid>,
+}
+
+impl Built {
+    fn undo(&mut self) {
+        if let Some(pid) = self.child.take() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            if let Err(e) = cg.remove() {
+                crate::logging::warn(&format!("cleanup after failed create: {e}"));
+            }
+        }
+        if let Some(dir) = self.dir.take() {
+            if let Err(e) = dir.remove() {
+                crate::logging::warn(&format!("cleanup after failed create: {e}"));
+            }
+        }
+    }
+}
+
+fn create_in(
+    opts: &CreateOptions,
+    bundle: &Bundle,
+    plan: &Plan,
+    built: &mut Built,
+) -> Result<State, Error> {
+    let Some(dir) = built.dir.as_ref() else {
+        return Err(Error::Init {
+            message: "state dir missing".into(),
+        });
+    };
+    let spec = &bundle.spec;
+    let linux = spec.linux().clone().unwrap_or_default();
+
+    let fifo_path = dir.path.join(EXEC_FIFO);
+    mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(|e| Error::Io {
+        action: "creating",
+        path: fifo_path.clone(),
+        source: e.into(),
+    })?;
+    // mkfifo's mode is cut by the umask; any container user must be able to open it.
+    fs::set_permissions(&fifo_path, fs::Permissions::from_mode(0o622))
+        .map_err(io_err("chmod", &fifo_path))?;
+    let fifo = open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
+        Error::Io {
+            action: "opening",
+            path: fifo_path.clone(),
+            source: e.into(),
+        }
+    })?;
+
+    let cgroup = CgroupPaths::create(linux.cgroups_path().as_deref(), &opts.id)?;
+    built.cgroup = Some(cgroup.clone());
+
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let console: Option<OwnedFd> = match (&opts.console_fd, &opts.console_socket) {
+        (Some(fd), _) => Some(
+            fd.try_clone()
+                .map_err(io_err("duplicating", "console socket"))?,
+        ),
+        (None, Some(path)) if terminal => Some(
+            UnixStream::connect(path)
+                .map_err(io_err("connecting to console socket", path))?
+                .into(),
+        ),
+        _ => None,
+    };
+    if terminal && console.is_none() {
+        return Err(Error::Init {
+            message: "process.terminal is true but no --console-socket was given".into(),
+        });
+    }
+
+    let own_pid_ns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid);
+    let mut state = State {
+        oci_version: spec.version().clone(),
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        owner: String::new(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: cgroup.clone(),
+        own_pid_ns,
+        hooks: spec.hooks().clone(),
+    };
+    let hook_state = |pid: i32, status: Status| -> Vec<u8> {
+        let mut s = state.clone();
+        s.pid = pid;
+        serde_json::to_vec(&s.oci(status)).unwrap_or_default()
+    };
+
+    let (parent_end, child_end) = channel_pair()?;
+    plan.enter_in_parent(&linux)?;
+    let child = clone::fork_with_namespaces(plan.clone_flags.bits() as u64).map_err(|source| {
+        Error::Sys {
+            call: "clone3",
+            source,
+        }
+    })?;
+    let Some(pid) = child else {
+        drop(parent_end);
+        init::run(init::InitArgs {
+            spec,
+            rootfs: &bundle.rootfs,
+            bundle: &bundle.dir,
+            plan,
+            cgroup: &cgroup,
+            channel: child_end,
+            fifo: &fifo,
+            console: console.as_ref(),
+            no_pivot: opts.no_pivot,
+            no_new_keyring: opts.no_new_keyring,
+            preserve_fds: opts.preserve_fds,
+            hook_state: &hook_state,
+        });
+    };
+    built.child = Some(pid);
+    drop(child_end);
+    drop(console);
+
+    cgroup.add_pid(pid.as_raw())?;
+    if plan.new_user {
+        write_id_maps(pid, &linux)?;
+    }
+    parent_end.send(&Message::Continue)?;
+    drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
+
+    let stat = proc::stat(pid.as_raw()).ok_or_else(|| Error::InitDied {
+        status: "gone".into(),
+    })?;
+    state.pid = pid.as_raw();
+    state.pid_start_time = stat.start_time;
+    dir.save(&state)?;
+    if let Some(path) = &opts.pid_file {
+        write_pid_file(path, pid.as_raw())?;
+    }
+    built.child = None;
+    Ok(state)
+}
+
+/// Serves the init's requests until it is ready or fails.
+fn drive_init(
+    ch: &Channel,
+    pid: Pid,
+    spec_hooks: Option<&oci_spec::runtime::Hooks>,
+    hook_state: &dyn Fn(i32, Status) -> Vec<u8>,
+) -> Result<(), Error> {
+    loop {
+        match ch.recv()? {
+            Some(Message::RuntimeHooks) => {
+                let state = hook_state(pid.as_raw(), Status::Creating);
+                hooks::run("prestart", hooks::of_kind(spec_hooks, "prestart"), &state)?;
+                hooks::run(
+                    "createRuntime",
+                    hooks::of_kind(spec_hooks, "createRuntime"),
+                    &state,
+                )?;
+                ch.send(&Message::HooksDone)?;
+            }
+            Some(Message::Ready) => return Ok(()),
+            Some(Message::Error(message)) => return Err(Error::Init { message }),
+            Some(other) => {
+                return Err(Error::Init {
+                    message: format!("unexpected message {other:?}"),
+                })
+            }
+            None => {
+                let status = waitpid(pid, None)
+                    .map(|s| format!("{s:?}"))
+                    .unwrap_or_else(|e| e.to_string());
+                return Err(Error::InitDied { status });
+            }
+        }
+    }
+}
+
+fn write_id_maps(pid: Pid, linux: &oci_spec::runtime::Linux) -> Result<(), Error> {
+    let fmt = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    for (file, content) in [
+        ("uid_map", fmt(linux.uid_mappings())),
+        ("gid_map", fmt(linux.gid_mappings())),
+    ] {
+        if content.is_empty() {
+            continue;
+        }
+        let path = format!("/proc/{}/{file}", pid.as_raw());
+        crate::linux::process::write_proc(&path, &content)?;
+    }
+    Ok(())
+}
+
+/// Writes the pid file atomically, as runc does: containerd reads it as soon as we exit.
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
+    let path = std::path::absolute(path).map_err(io_err("resolving", path))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    fs::write(&tmp, pid.to_string()).map_err(io_err("writing pid file", &tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err("writing pid file", &path))
+}

@@ -1,0 +1,69 @@
+//! `delete`: stop what is left, remove cgroups, run poststop hooks, drop the state.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{kill::signal_all, wait_dead, Error};
+use crate::hooks;
+use crate::state::{ContainerDir, Status};
+
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
+    let dir = ContainerDir::open(root, id)?;
+    let state = dir.load()?;
+    let status = state.status(&dir.path);
+    match status {
+        Status::Stopped | Status::Created => {}
+        _ if force => {}
+        _ => {
+            return Err(Error::WrongStatus {
+                id: id.into(),
+                action: "delete",
+                status,
+            })
+        }
+    }
+    if status != Status::Stopped || !state.own_pid_ns {
+        // Without a pid namespace the init's death does not end the other processes; and a
+        // forced delete ends everything. A frozen cgroup must thaw for SIGKILL to land.
+        if status == Status::Paused {
+            thaw(&state.cgroup);
+        }
+        // SAFETY: kill(2) with a plain pid and signal number touches no memory.
+        unsafe { libc::kill(state.pid, libc::SIGKILL) };
+        signal_all(&state.cgroup, libc::SIGKILL);
+        wait_dead(state.pid, state.pid_start_time, Duration::from_secs(5));
+        for _ in 0..100 {
+            if state.cgroup.pids().is_empty() {
+                break;
+            }
+            signal_all(&state.cgroup, libc::SIGKILL);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let mut errors = Vec::new();
+    if let Err(e) = state.cgroup.remove() {
+        errors.push(e.to_string());
+    }
+    let poststop = hooks::of_kind(state.hooks.as_ref(), "poststop");
+    if !poststop.is_empty() {
+        let json = serde_json::to_vec(&state.oci(Status::Stopped)).unwrap_or_default();
+        if let Err(e) = hooks::run("poststop", poststop, &json) {
+            // runtime-spec: poststop failures are logged, deletion goes on.
+            crate::logging::warn(&e.to_string());
+        }
+    }
+    dir.remove()?;
+    if let Some(first) = errors.first() {
+        crate::logging::warn(&format!("deleting container {id}: {first}"));
+    }
+    Ok(())
+}
+
+fn thaw(cgroup: &crate::cgroups::CgroupPaths) {
+    if let Some(d) = cgroup.dirs.get("freezer") {
+        let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+    }
+    if let Some(d) = cgroup.dirs.get("") {
+        let _ = std::fs::write(d.join("cgroup.freeze"), "0");
+    }
+}

@@ -1,0 +1,47 @@
+//! `kill`: signal the init, or with `--all` every process in the container's cgroup.
+
+use std::path::Path;
+
+use super::Error;
+use crate::state::ContainerDir;
+
+fn signal(pid: i32, sig: i32) -> Result<(), nix::errno::Errno> {
+    // SAFETY: kill(2) with a plain pid and signal number touches no memory.
+    let r = unsafe { libc::kill(pid, sig) };
+    if r < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), Error> {
+    let dir = ContainerDir::open(root, id)?;
+    let state = dir.load()?;
+    let status = state.status(&dir.path);
+    if all {
+        let pids = state.cgroup.pids();
+        if pids.is_empty() && !status.can_kill() {
+            return Err(Error::NotRunning { id: id.into() });
+        }
+        signal_all(&state.cgroup, sig);
+        return Ok(());
+    }
+    if !status.can_kill() {
+        return Err(Error::NotRunning { id: id.into() });
+    }
+    match signal(state.pid, sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(source) => Err(Error::Sys {
+            call: "kill",
+            source,
+        }),
+    }
+}
+
+/// Signals every process in the cgroup, sub-cgroups included.
+pub(crate) fn signal_all(cgroup: &crate::cgroups::CgroupPaths, sig: i32) {
+    for pid in cgroup.pids() {
+        let _ = signal(pid, sig);
+    }
+}

@@ -1,0 +1,89 @@
+//! The container lifecycle, one module per operation. Each reads: load → refresh status →
+//! check the transition → act → save.
+
+mod create;
+mod delete;
+mod kill;
+mod start;
+
+pub use create::{create, CreateOptions, Created};
+pub use delete::delete;
+pub use kill::kill;
+pub use start::start;
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::state::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
+    #[error(transparent)]
+    Setup(#[from] crate::linux::SetupError),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    #[error(transparent)]
+    Signal(#[from] crate::signal::BadSignal),
+    #[error("container init failed: {message}")]
+    Init { message: String },
+    #[error("container init exited before it was ready ({status})")]
+    InitDied { status: String },
+    #[error("cannot {action} container {id}: it is {status}")]
+    WrongStatus {
+        id: String,
+        action: &'static str,
+        status: Status,
+    },
+    #[error("container {id} is not running")]
+    NotRunning { id: String },
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{call} failed")]
+    Sys {
+        call: &'static str,
+        #[source]
+        source: nix::errno::Errno,
+    },
+}
+
+pub(crate) fn io_err(
+    action: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Waits until `pid` is gone or a zombie (it may not be our child, so we cannot wait(2)).
+pub(crate) fn wait_dead(pid: i32, start_time: u64, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut delay = std::time::Duration::from_micros(100);
+    loop {
+        match crate::linux::proc::stat(pid) {
+            Some(s) if s.start_time == start_time && !s.is_dead() => {}
+            _ => return true,
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,77 @@
+//! `start`: release the init from the exec fifo, then run poststart hooks.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use nix::fcntl::{open, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::Mode;
+
+use super::{io_err, Error};
+use crate::hooks;
+use crate::state::{ContainerDir, Status, EXEC_FIFO};
+
+pub fn start(root: &Path, id: &str) -> Result<(), Error> {
+    let dir = ContainerDir::open(root, id)?;
+    let state = dir.load()?;
+    let status = state.status(&dir.path);
+    if !status.can_start() {
+        return Err(Error::WrongStatus {
+            id: id.into(),
+            action: "start",
+            status,
+        });
+    }
+    let fifo_path = dir.path.join(EXEC_FIFO);
+    // Non-blocking open: a reader may open a FIFO with no writer yet. The init is blocked in
+    // its open(O_WRONLY), which our open releases; it then writes one byte.
+    let fd = open(
+        &fifo_path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::Io {
+        action: "opening",
+        path: fifo_path.clone(),
+        source: e.into(),
+    })?;
+    let mut fifo = File::from(fd);
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(100u16)) {
+            Ok(0) => {
+                if state.status(&dir.path) == Status::Stopped {
+                    return Err(Error::NotRunning { id: id.into() });
+                }
+            }
+            Ok(_) => {
+                let mut buf = [0u8; 1];
+                match fifo.read(&mut buf) {
+                    Ok(1) => break,
+                    Ok(_) => return Err(Error::NotRunning { id: id.into() }),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(io_err("reading", &fifo_path)(e)),
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(source) => {
+                return Err(Error::Sys {
+                    call: "poll",
+                    source,
+                })
+            }
+        }
+    }
+    std::fs::remove_file(&fifo_path).map_err(io_err("removing", &fifo_path))?;
+    let poststart = hooks::of_kind(state.hooks.as_ref(), "poststart");
+    if !poststart.is_empty() {
+        let json = serde_json::to_vec(&state.oci(Status::Running)).unwrap_or_default();
+        if let Err(e) = hooks::run("poststart", poststart, &json) {
+            // runtime-spec: a failing poststart hook is logged; the lifecycle continues.
+            crate::logging::warn(&e.to_string());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! The container's init: the child of `create`, running the runtime's code (no re-exec) until
+//! it replaces itself with the user's program. It builds the container from inside, reports
+//! to the parent over the sync channel, then waits at the exec fifo for `start`.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{umask, Mode};
+use nix::unistd::{chdir, setresgid, setresuid, setsid, Gid, Uid};
+use oci_spec::runtime::Spec;
+
+use super::namespaces::Plan;
+use super::process::{self, CapSets};
+use super::{rootfs, sys, tty, SetupError};
+use crate::cgroups::CgroupPaths;
+use crate::hooks;
+use crate::sync::{Channel, Message};
+
+/// Everything the init needs; it was prepared by the parent before clone and is shared with
+/// the child as a copy of the parent's memory.
+pub struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub plan: &'a Plan,
+    pub cgroup: &'a CgroupPaths,
+    pub channel: Channel,
+    /// O_PATH descriptor of `exec.fifo`.
+    pub fifo: &'a OwnedFd,
+    pub console: Option<&'a OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// The state JSON given to hooks, with `{pid}` to be filled in.
+    pub hook_state: &'a dyn Fn(i32, crate::state::Status) -> Vec<u8>,
+}
+
+/// Runs the init and never returns: either execve succeeds or the process exits after
+/// telling the parent why it failed.
+pub fn run(args: InitArgs) -> ! {
+    let err = match setup_and_exec(&args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let mut msg = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    // After Ready the parent is gone; the message then has nowhere to go but stderr.
+    if args.channel.send(&Message::Error(msg.clone())).is_err() {
+        let _ = writeln!(std::io::stderr(), "berth-runtime init: {msg}");
+    }
+    // SAFETY: _exit ends the process without running the parent's atexit handlers or
+    // destructors, which belong to the parent's copy of this memory.
+    unsafe { libc::_exit(1) }
+}
+
+enum Never {}
+
+fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
+    let spec = a.spec;
+    let process = spec.process().as_ref().ok_or(SetupError::Exec {
+        arg0: String::new(),
+        reason: "no process in config".into(),
+    })?;
+    // Until execve the init runs the runtime binary: keep other processes in the container
+    // (exec'd later, or already there when joining) from opening /proc/<pid>/exe or ptracing
+    // it (the CVE-2019-5736 class). execve resets this.
+    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
+    a.channel.expect(Message::Continue, "continue")?;
+
+    a.plan.enter_in_child()?;
+    if a.plan.new_user {
+        // The parent wrote the id maps; become root of the new namespace.
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .map_err(sys("setresgid", 0))?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .map_err(sys("setresuid", 0))?;
+    }
+    a.plan.enter_cgroup_namespace()?;
+    setsid().map_err(sys("setsid", ""))?;
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(sys("sethostname", h))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: setdomainname reads `len` bytes from a valid buffer.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } < 0 {
+            return Err(sys("setdomainname", d)(nix::errno::Errno::last()));
+        }
+    }
+    umask(Mode::empty());
+
+    let my_pid: i32 = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_string_lossy().parse().ok())
+        .unwrap_or(0);
+    let ctx = rootfs::Context {
+        spec,
+        rootfs: a.rootfs,
+        bundle: a.bundle,
+        cgroup: a.cgroup,
+        new_user: a.plan.new_user,
+        new_cgroup_ns: a.plan.new_cgroup,
+    };
+    let root = if a.plan.joins_mount {
+        None
+    } else {
+        let root = rootfs::prepare_root(&ctx)?;
+        rootfs::mount_all(&ctx, &root)?;
+        rootfs::create_devices(&ctx, &root)?;
+        Some(root)
+    };
+
+    let spec_hooks = spec.hooks().as_ref();
+    if !hooks::of_kind(spec_hooks, "prestart").is_empty()
+        || !hooks::of_kind(spec_hooks, "createRuntime").is_empty()
+    {
+        a.channel.send(&Message::RuntimeHooks)?;
+        a.channel.expect(Message::HooksDone, "hooks done")?;
+    }
+    let create_hooks = hooks::of_kind(spec_hooks, "createContainer");
+    if !create_hooks.is_empty() {
+        hooks::run(
+            "createContainer",
+            create_hooks,
+            &(a.hook_state)(my_pid, crate::state::Status::Creating),
+        )?;
+    }
+
+    // Namespaced sysctls go through the host's /proc: /proc/sys reflects the namespaces of the
+    // writing process, which already are the container's.
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        for (key, value) in sysctl {
+            let path = format!("/proc/sys/{}", key.replace('.', "/"));
+            process::write_proc(&path, value)?;
+        }
+    }
+    process::set_oom_score_adj(process)?;
+
+    if process.terminal().unwrap_or(false) {
+        let (Some(root), Some(console)) = (root.as_ref(), a.console) else {
+            return Err(SetupError::Exec {
+                arg0: String::new(),
+                reason: "process.terminal is set but no --console-socket was given".into(),
+            });
+        };
+        let pty = tty::open_in_root(root)?;
+        if let Some(size) = process.console_size() {
+            tty::set_size(
+                pty.master.as_raw_fd(),
+                size.height() as u16,
+                size.width() as u16,
+            )?;
+        }
+        tty::send_master(console.as_raw_fd(), &pty)?;
+        rootfs::bind_console(root, &pty.slave)?;
+        tty::make_controlling(&pty.slave)?;
+    }
+
+    if let Some(root) = root.as_ref() {
+        rootfs::readonly_paths(spec, root)?;
+        rootfs::mask_paths(spec, root)?;
+        if spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false)
+        {
+            rootfs::readonly_root(a.rootfs)?;
+        }
+    }
+    let fd_dir = rootfs::open_own_fd_dir()?;
+    if root.is_some() {
+        drop(root);
+        if a.no_pivot {
+            rootfs::move_root(a.rootfs)?;
+        } else {
+            rootfs::pivot(a.rootfs)?;
+        }
+    }
+
+    process::set_rlimits(process)?;
+    if !a.no_new_keyring {
+        join_session_keyring()?;
+    }
+    let cwd = process.cwd();
+    chdir(cwd).map_err(sys("chdir", cwd.display()))?;
+    let args = process.args().clone().unwrap_or_default();
+    let env = process.env().clone().unwrap_or_default();
+    let exe = process::find_executable(&args[0], &env, cwd)?;
+
+    let caps = CapSets::from_spec(process.capabilities().as_ref())?;
+    chown_stdio(process.user().uid(), process.user().gid());
+    caps.apply_bounding()?;
+    process::switch_user(process, a.plan.new_user)?;
+    chdir(cwd).map_err(sys("chdir", cwd.display()))?;
+    caps.apply()?;
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().map_err(sys("prctl", "PR_SET_NO_NEW_PRIVS"))?;
+    }
+    umask(Mode::from_bits_truncate(
+        process.user().umask().unwrap_or(0o022),
+    ));
+
+    a.channel.send(&Message::Ready)?;
+    wait_for_start(&fd_dir, a.fifo)?;
+
+    let start_hooks = hooks::of_kind(spec_hooks, "startContainer");
+    if !start_hooks.is_empty() {
+        hooks::run(
+            "startContainer",
+            start_hooks,
+            &(a.hook_state)(my_pid, crate::state::Status::Created),
+        )?;
+    }
+    process::reset_inherited(a.preserve_fds)?;
+    Err(process::exec(&exe, &args, &env))
+}
+
+/// The start barrier: opening the fifo for writing blocks until `start` opens it for reading.
+/// The fifo is reopened through the host /proc/self/fd handle taken before pivot_root.
+fn wait_for_start(fd_dir: &File, fifo: &OwnedFd) -> Result<(), SetupError> {
+    let name = fifo.as_raw_fd().to_string();
+    let fd = openat(
+        fd_dir.as_fd(),
+        name.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys("open", "exec fifo"))?;
+    let mut f = File::from(fd);
+    f.write_all(b"0").map_err(|source| SetupError::Io {
+        action: "writing",
+        path: PathBuf::from("exec fifo"),
+        source,
+    })
+}
+
+/// A private session keyring, so containers do not share the host's (keyrings(7)).
+fn join_session_keyring() -> Result<(), SetupError> {
+    let name = CString::new("_ses.berth").unwrap_or_default();
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING takes a NUL-terminated name.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_JOIN_SESSION_KEYRING,
+            name.as_ptr(),
+        )
+    };
+    match r {
+        // Some hosts (or seccomp profiles around us) do not allow keyrings: carry on, as runc.
+        -1 if matches!(
+            nix::errno::Errno::last(),
+            nix::errno::Errno::ENOSYS | nix::errno::Errno::EACCES | nix::errno::Errno::EPERM
+        ) =>
+        {
+            Ok(())
+        }
+        -1 => Err(sys("keyctl", "KEYCTL_JOIN_SESSION_KEYRING")(
+            nix::errno::Errno::last(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A non-root container user must be able to reopen its stdio (/dev/stdout); hand the
+/// descriptors to it like runc does. /dev/null and ttys we do not own are left alone.
+fn chown_stdio(uid: u32, gid: u32) {
+    if uid == 0 && gid == 0 {
+        return;
+    }
+    for fd in 0..3 {
+        // SAFETY: borrowing a standard descriptor for fstat/fchown only; not closed here.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let null = nix::sys::stat::fstat(owned.as_fd())
+            .is_ok_and(|st| st.st_rdev == nix::sys::stat::makedev(1, 3));
+        if !null {
+            let _ = nix::unistd::fchown(
+                owned.as_fd(),
+                Some(Uid::from_raw(uid)),
+                Some(Gid::from_raw(gid)),
+            );
+        }
+        std::mem::forget(owned);
+    }
+}

@@ -1,0 +1,180 @@
+//! Namespace plan: which namespaces are created, which are joined, and by whom.
+//!
+//! Creating namespaces at clone time is cheapest, but a few rules shape the plan:
+//! - Joining a namespace needs CAP_SYS_ADMIN over it. A child already inside a brand-new user
+//!   namespace has no privilege over the host's namespaces, so the *parent* joins net, ipc, uts,
+//!   pid, cgroup and time namespaces by path before cloning (setns on pid and time only changes
+//!   what the parent's children get; the parent itself stays put).
+//! - The mount and user namespaces cannot be joined by the parent without changing its view of
+//!   the filesystem or its credentials, so the child joins those (user first).
+//! - The cgroup namespace is unshared by the child only after the parent moved it into the
+//!   container's cgroup, so the namespace is rooted there (cgroup_namespaces(7)).
+//! - A new time namespace must get its offsets before any process lives in it, so the parent
+//!   unshares it and writes /proc/self/timens_offsets before clone (time_namespaces(7)).
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use nix::sched::{setns, unshare, CloneFlags};
+use oci_spec::runtime::{Linux, LinuxNamespaceType};
+
+use super::{sys, SetupError};
+
+pub fn flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+/// A namespace file opened by the parent, to be joined.
+#[derive(Debug)]
+pub struct Join {
+    pub kind: LinuxNamespaceType,
+    pub path: PathBuf,
+    pub file: File,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    /// Flags for clone3: namespaces born with the child.
+    pub clone_flags: CloneFlags,
+    /// Namespaces the child unshares itself, after joining `child_joins`.
+    pub child_unshare: CloneFlags,
+    pub parent_joins: Vec<Join>,
+    /// In this order: user, then mount.
+    pub child_joins: Vec<Join>,
+    pub new_user: bool,
+    pub new_pid: bool,
+    pub new_net: bool,
+    pub new_uts: bool,
+    pub new_cgroup: bool,
+    pub new_time: bool,
+    pub joins_mount: bool,
+}
+
+impl Plan {
+    /// Builds the plan and opens every namespace path (so a bad path fails before anything
+    /// is created).
+    pub fn new(linux: &Linux) -> Result<Plan, SetupError> {
+        let mut plan = Plan {
+            clone_flags: CloneFlags::empty(),
+            child_unshare: CloneFlags::empty(),
+            parent_joins: Vec::new(),
+            child_joins: Vec::new(),
+            new_user: false,
+            new_pid: false,
+            new_net: false,
+            new_uts: false,
+            new_cgroup: false,
+            new_time: false,
+            joins_mount: false,
+        };
+        let mut fresh = CloneFlags::empty();
+        let mut user_join = None;
+        let mut mount_join = None;
+        for ns in linux.namespaces().iter().flatten() {
+            let kind = ns.typ();
+            match ns.path() {
+                None => {
+                    fresh |= flag(kind);
+                    match kind {
+                        LinuxNamespaceType::User => plan.new_user = true,
+                        LinuxNamespaceType::Pid => plan.new_pid = true,
+                        LinuxNamespaceType::Network => plan.new_net = true,
+                        LinuxNamespaceType::Uts => plan.new_uts = true,
+                        LinuxNamespaceType::Cgroup => plan.new_cgroup = true,
+                        LinuxNamespaceType::Time => plan.new_time = true,
+                        _ => {}
+                    }
+                }
+                Some(path) => {
+                    let file = File::open(path).map_err(|source| SetupError::Io {
+                        action: "opening namespace",
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let join = Join {
+                        kind,
+                        path: path.clone(),
+                        file,
+                    };
+                    match kind {
+                        LinuxNamespaceType::User => user_join = Some(join),
+                        LinuxNamespaceType::Mount => mount_join = Some(join),
+                        _ => plan.parent_joins.push(join),
+                    }
+                }
+            }
+        }
+        plan.joins_mount = mount_join.is_some();
+        plan.child_joins.extend(user_join);
+        plan.child_joins.extend(mount_join);
+        // The cgroup namespace waits for the cgroup move; the time namespace is the parent's job.
+        let deferred = CloneFlags::CLONE_NEWCGROUP | flag(LinuxNamespaceType::Time);
+        let fresh = fresh - deferred;
+        if plan
+            .child_joins
+            .iter()
+            .any(|j| j.kind == LinuxNamespaceType::User)
+        {
+            // Namespaces created after joining a user namespace must be owned by it, so the
+            // child creates them; only the pid namespace must exist at clone time.
+            plan.clone_flags = fresh & CloneFlags::CLONE_NEWPID;
+            plan.child_unshare = fresh - CloneFlags::CLONE_NEWPID;
+        } else {
+            plan.clone_flags = fresh;
+        }
+        Ok(plan)
+    }
+
+    /// Parent side, before clone: join namespaces by path and create a time namespace.
+    pub fn enter_in_parent(&self, linux: &Linux) -> Result<(), SetupError> {
+        for j in &self.parent_joins {
+            setns(j.file.as_fd(), flag(j.kind)).map_err(sys("setns", j.path.display()))?;
+        }
+        if self.new_time {
+            unshare(flag(LinuxNamespaceType::Time)).map_err(sys("unshare", "CLONE_NEWTIME"))?;
+            let mut offsets = String::new();
+            for (clock, off) in linux.time_offsets().iter().flatten() {
+                offsets.push_str(&format!(
+                    "{clock} {} {}\n",
+                    off.secs().unwrap_or(0),
+                    off.nanosecs().unwrap_or(0)
+                ));
+            }
+            if !offsets.is_empty() {
+                super::process::write_proc("/proc/self/timens_offsets", &offsets)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Child side, after the parent let it continue: join user and mount namespaces, then
+    /// create the ones that had to wait.
+    pub fn enter_in_child(&self) -> Result<(), SetupError> {
+        for j in &self.child_joins {
+            setns(j.file.as_fd(), flag(j.kind)).map_err(sys("setns", j.path.display()))?;
+        }
+        if !self.child_unshare.is_empty() {
+            unshare(self.child_unshare)
+                .map_err(sys("unshare", format!("{:?}", self.child_unshare)))?;
+        }
+        Ok(())
+    }
+
+    /// Child side, once it sits in the container's cgroup.
+    pub fn enter_cgroup_namespace(&self) -> Result<(), SetupError> {
+        if self.new_cgroup {
+            unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("unshare", "CLONE_NEWCGROUP"))?;
+        }
+        Ok(())
+    }
+}

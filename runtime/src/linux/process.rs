@@ -1,0 +1,288 @@
+//! The container process's own attributes: credentials, capabilities, rlimits, fds and the
+//! final execve.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use caps::{CapSet, Capability as Cap, CapsHashSet};
+use nix::errno::Errno;
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+use oci_spec::runtime::{LinuxCapabilities, PosixRlimitType, Process};
+
+use super::{sys, SetupError};
+
+/// Writes a /proc file, refusing anything that is not procfs.
+pub fn write_proc(path: &str, value: &str) -> Result<(), SetupError> {
+    let io = |source| SetupError::Io {
+        action: "writing",
+        path: PathBuf::from(path),
+        source,
+    };
+    let mut f = OpenOptions::new().write(true).open(path).map_err(io)?;
+    if !super::proc::is_procfs(&f) {
+        return Err(SetupError::NotProcfs { path: path.into() });
+    }
+    f.write_all(value.as_bytes()).map_err(io)
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> Resource {
+    match t {
+        PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
+    }
+}
+
+pub fn set_rlimits(process: &Process) -> Result<(), SetupError> {
+    for r in process.rlimits().iter().flatten() {
+        setrlimit(rlimit_resource(r.typ()), r.soft(), r.hard()).map_err(sys(
+            "setrlimit",
+            format!("{} soft={} hard={}", r.typ(), r.soft(), r.hard()),
+        ))?;
+    }
+    Ok(())
+}
+
+pub fn set_oom_score_adj(process: &Process) -> Result<(), SetupError> {
+    match process.oom_score_adj() {
+        Some(adj) => write_proc("/proc/self/oom_score_adj", &adj.to_string()),
+        None => Ok(()),
+    }
+}
+
+/// Converts the spec's capability names to the caps crate's.
+fn cap_set(
+    list: Option<&HashSet<oci_spec::runtime::Capability>>,
+) -> Result<CapsHashSet, SetupError> {
+    let mut out = CapsHashSet::new();
+    for c in list.into_iter().flatten() {
+        let name = format!("CAP_{c}");
+        match Cap::from_str(&name) {
+            Ok(cap) => {
+                out.insert(cap);
+            }
+            Err(e) => {
+                return Err(SetupError::Capability {
+                    name,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn caps_err(what: &'static str) -> impl FnOnce(caps::errors::CapsError) -> SetupError {
+    move |e| SetupError::Capability {
+        name: what.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// The parsed capability sets, computed before the credentials change.
+pub struct CapSets {
+    bounding: CapsHashSet,
+    effective: CapsHashSet,
+    permitted: CapsHashSet,
+    inheritable: CapsHashSet,
+    ambient: CapsHashSet,
+}
+
+impl CapSets {
+    pub fn from_spec(caps: Option<&LinuxCapabilities>) -> Result<CapSets, SetupError> {
+        Ok(CapSets {
+            bounding: cap_set(caps.and_then(|c| c.bounding().as_ref()))?,
+            effective: cap_set(caps.and_then(|c| c.effective().as_ref()))?,
+            permitted: cap_set(caps.and_then(|c| c.permitted().as_ref()))?,
+            inheritable: cap_set(caps.and_then(|c| c.inheritable().as_ref()))?,
+            ambient: cap_set(caps.and_then(|c| c.ambient().as_ref()))?,
+        })
+    }
+
+    /// Drops everything outside the bounding set (needs CAP_SETPCAP, so it comes first).
+    pub fn apply_bounding(&self) -> Result<(), SetupError> {
+        for cap in caps::all() {
+            if !self.bounding.contains(&cap)
+                && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false)
+            {
+                caps::drop(None, CapSet::Bounding, cap).map_err(caps_err("bounding"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the other four sets, after the uid change (which kept the permitted set thanks to
+    /// PR_SET_KEEPCAPS). Order matters: inheritable while permitted is still full, then
+    /// effective (must stay a subset of permitted), then permitted, then ambient (each ambient
+    /// capability must be permitted and inheritable).
+    pub fn apply(&self) -> Result<(), SetupError> {
+        caps::set(None, CapSet::Inheritable, &self.inheritable).map_err(caps_err("inheritable"))?;
+        caps::set(None, CapSet::Effective, &self.effective).map_err(caps_err("effective"))?;
+        caps::set(None, CapSet::Permitted, &self.permitted).map_err(caps_err("permitted"))?;
+        caps::clear(None, CapSet::Ambient).map_err(caps_err("ambient"))?;
+        for cap in &self.ambient {
+            // The kernel only allows ambient capabilities that are also permitted and
+            // inheritable; like runc, skip the others rather than fail (runc's own default
+            // spec lists ambient capabilities without inheritable ones).
+            if self.permitted.contains(cap) && self.inheritable.contains(cap) {
+                caps::raise(None, CapSet::Ambient, *cap).map_err(caps_err("ambient"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Switches to the configured user, keeping the permitted capabilities across the change.
+pub fn switch_user(process: &Process, in_new_userns: bool) -> Result<(), SetupError> {
+    let user = process.user();
+    let uid = Uid::from_raw(user.uid());
+    let gid = Gid::from_raw(user.gid());
+    nix::sys::prctl::set_keepcaps(true).map_err(sys("prctl", "PR_SET_KEEPCAPS"))?;
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    // setgroups(2) may be denied in a user namespace whose setgroups file says "deny"; an
+    // empty list is then the only thing that could be asked, so skip it.
+    match setgroups(&groups) {
+        Err(Errno::EPERM) if in_new_userns && groups.is_empty() => {}
+        other => other.map_err(sys("setgroups", format!("{groups:?}")))?,
+    }
+    setresgid(gid, gid, gid).map_err(sys("setresgid", gid))?;
+    setresuid(uid, uid, uid).map_err(sys("setresuid", uid))?;
+    nix::sys::prctl::set_keepcaps(false).map_err(sys("prctl", "PR_SET_KEEPCAPS"))?;
+    Ok(())
+}
+
+/// Resolves args[0] like execvp(3), using the container's PATH, so a missing binary fails at
+/// create time with a clear message instead of after start.
+pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf, SetupError> {
+    let exec_err = |reason: &str| SetupError::Exec {
+        arg0: arg0.to_string(),
+        reason: reason.to_string(),
+    };
+    let check = |p: &Path| -> Result<(), &'static str> {
+        let meta = std::fs::metadata(p).map_err(|_| "no such file or directory")?;
+        if meta.is_dir() {
+            return Err("is a directory");
+        }
+        if meta.permissions().mode() & 0o111 == 0 {
+            return Err("permission denied");
+        }
+        Ok(())
+    };
+    if arg0.contains('/') {
+        let p = cwd.join(arg0);
+        return check(&p).map(|_| PathBuf::from(arg0)).map_err(exec_err);
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let p = cwd.join(dir).join(arg0);
+        if check(&p).is_ok() {
+            return Ok(Path::new(dir).join(arg0));
+        }
+    }
+    Err(exec_err("executable file not found in $PATH"))
+}
+
+/// Everything the init inherited from the runtime that must not reach the user process:
+/// blocked signals, ignored signals (Rust ignores SIGPIPE; ignored dispositions survive
+/// execve) and descriptors above 2 plus `preserve_fds`.
+pub fn reset_inherited(preserve_fds: u32) -> Result<(), SetupError> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(sys("sigprocmask", "empty"))?;
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: restoring the default disposition installs no handler code.
+        unsafe {
+            let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
+        }
+    }
+    let first = 3 + preserve_fds;
+    // SAFETY: close_range only flags descriptors close-on-exec; no memory is touched.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret < 0 {
+        return Err(sys("close_range", format!("{first}.."))(Errno::last()));
+    }
+    Ok(())
+}
+
+/// Replaces the init with the user's program. Only returns on failure.
+pub fn exec(path: &Path, args: &[String], env: &[String]) -> SetupError {
+    let to_c = |s: &str| CString::new(s).unwrap_or_default();
+    let c_path = to_c(&path.to_string_lossy());
+    let c_args: Vec<CString> = args.iter().map(|a| to_c(a)).collect();
+    let c_env: Vec<CString> = env.iter().map(|e| to_c(e)).collect();
+    match nix::unistd::execve(&c_path, &c_args, &c_env) {
+        Err(e) => SetupError::Exec {
+            arg0: args.first().cloned().unwrap_or_default(),
+            reason: e.desc().to_lowercase(),
+        },
+        Ok(never) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_programs_on_the_container_path() {
+        let env = vec!["PATH=/usr/bin:/bin".to_string()];
+        let p = find_executable("sh", &env, Path::new("/")).expect("sh is on this host");
+        assert!(
+            p == Path::new("/usr/bin/sh") || p == Path::new("/bin/sh"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_program_is_named_in_the_error() {
+        let err = find_executable("no-such-program-xyz", &[], Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("no-such-program-xyz"), "{err}");
+        assert!(err.to_string().contains("not found"), "{err}");
+    }
+
+    #[test]
+    fn spec_capability_names_map_to_kernel_capabilities() {
+        let set: HashSet<oci_spec::runtime::Capability> =
+            serde_json::from_str(r#"["CAP_NET_BIND_SERVICE","CAP_KILL"]"#).expect("parses");
+        let caps = cap_set(Some(&set)).expect("known");
+        assert!(caps.contains(&Cap::CAP_NET_BIND_SERVICE) && caps.contains(&Cap::CAP_KILL));
+    }
+}

@@ -1,0 +1,330 @@
+//! Persistent container state under `--root/<id>/`.
+//!
+//! Layout of a container directory:
+//! - `state.json`: [`State`], replaced atomically (write to a temporary file, then rename);
+//! - `exec.fifo`: the start barrier; present from `create` until `start` opened it;
+//! - the directory itself is the lock: every command that changes the container holds an
+//!   exclusive `flock(2)` on it, so concurrent commands on one container are serialised while
+//!   commands on different containers never wait for each other.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use oci_spec::runtime::Hooks;
+use serde::{Deserialize, Serialize};
+
+use crate::cgroups::CgroupPaths;
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("invalid container id {id:?}: must match [A-Za-z0-9_+.-]+ and not be . or ..")]
+    InvalidId { id: String },
+    #[error("container with id {id} already exists")]
+    Exists { id: String },
+    #[error("container {id} does not exist")]
+    NotFound { id: String },
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("parsing state file {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError {
+    let path = path.to_path_buf();
+    move |source| StateError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// The lifecycle status, as `runc state` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+    pub fn can_start(self) -> bool {
+        self == Status::Created
+    }
+    pub fn can_kill(self) -> bool {
+        matches!(self, Status::Created | Status::Running | Status::Paused)
+    }
+    pub fn can_delete(self) -> bool {
+        matches!(self, Status::Created | Status::Stopped)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the runtime remembers about a container between commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub oci_version: String,
+    pub id: String,
+    /// Host pid of the container's init process.
+    pub pid: i32,
+    /// Start time of `pid` in clock ticks since boot (`/proc/<pid>/stat` field 22): a recycled
+    /// pid has a different start time, so a stale state never signals a stranger.
+    pub pid_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339 with nanoseconds, as runc prints it.
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    pub cgroup: CgroupPaths,
+    /// Whether the container has its own pid namespace: without one, `kill`/`delete` must reach
+    /// every process in the cgroup because the init's death does not take them down.
+    pub own_pid_ns: bool,
+    /// Hooks still to run after create (poststart at `start`, poststop at `delete`).
+    #[serde(default)]
+    pub hooks: Option<Hooks>,
+}
+
+/// The runc-compatible JSON printed by `state` and `list --format json`.
+#[derive(Debug, Serialize)]
+pub struct OciState<'a> {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    pub owner: &'a str,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: &'a HashMap<String, String>,
+}
+
+impl State {
+    /// The status now, derived from the kernel rather than stored, so it is never stale.
+    pub fn status(&self, dir: &Path) -> Status {
+        match crate::linux::proc::stat(self.pid) {
+            Some(stat) if stat.start_time == self.pid_start_time && !stat.is_dead() => {
+                if dir.join(EXEC_FIFO).exists() {
+                    Status::Created
+                } else if self.cgroup.is_frozen() {
+                    Status::Paused
+                } else {
+                    Status::Running
+                }
+            }
+            _ => Status::Stopped,
+        }
+    }
+
+    pub fn oci<'a>(&'a self, status: Status) -> OciState<'a> {
+        OciState {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            status,
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            owner: &self.owner,
+            annotations: &self.annotations,
+        }
+    }
+}
+
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::InvalidId { id: id.to_string() })
+    }
+}
+
+/// A container's directory, locked for the lifetime of this value.
+#[derive(Debug)]
+pub struct ContainerDir {
+    pub id: String,
+    pub path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl ContainerDir {
+    /// Creates `root/id` for a new container and locks it. Fails if the id is taken.
+    pub fn create(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
+        validate_id(id)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(io_err("creating state root", root))?;
+        let path = root.join(id);
+        match fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(StateError::Exists { id: id.to_string() })
+            }
+            Err(e) => return Err(io_err("creating state dir", &path)(e)),
+        }
+        let lock = lock_dir(&path)?;
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            _lock: lock,
+        })
+    }
+
+    /// Opens and locks the directory of an existing container.
+    pub fn open(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
+        validate_id(id)?;
+        let path = root.join(id);
+        let lock = match lock_dir(&path) {
+            Err(StateError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound { id: id.to_string() })
+            }
+            other => other?,
+        };
+        // A concurrent `delete` may have removed the directory while we waited for the lock.
+        if !path.join(STATE_FILE).exists() {
+            return Err(StateError::NotFound { id: id.to_string() });
+        }
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            _lock: lock,
+        })
+    }
+
+    pub fn load(&self) -> Result<State, StateError> {
+        read_state(&self.path.join(STATE_FILE))
+    }
+
+    /// Writes the state atomically: readers see the old or the new file, never half of one.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let tmp = self.path.join(".state.json.tmp");
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err("writing", &tmp))?;
+        let data = serde_json::to_vec(state).map_err(|source| StateError::Parse {
+            path: tmp.clone(),
+            source,
+        })?;
+        f.write_all(&data).map_err(io_err("writing", &tmp))?;
+        let dest = self.path.join(STATE_FILE);
+        fs::rename(&tmp, &dest).map_err(io_err("renaming state file to", &dest))
+    }
+
+    /// Removes the directory and everything in it; the lock goes with it.
+    pub fn remove(self) -> Result<(), StateError> {
+        fs::remove_dir_all(&self.path).map_err(io_err("removing state dir", &self.path))
+    }
+}
+
+fn lock_dir(path: &Path) -> Result<Flock<File>, StateError> {
+    let f = File::open(path).map_err(io_err("opening state dir", path))?;
+    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, errno)| StateError::Io {
+        action: "locking state dir",
+        path: path.to_path_buf(),
+        source: errno.into(),
+    })
+}
+
+fn read_state(path: &Path) -> Result<State, StateError> {
+    let data = fs::read(path).map_err(io_err("reading state file", path))?;
+    serde_json::from_slice(&data).map_err(|source| StateError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads every container's state without taking locks (for `list`): a container being created
+/// or deleted at the same moment is skipped rather than waited for.
+pub fn list(root: &Path) -> Result<Vec<(State, Status)>, StateError> {
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("reading state root", root)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(state) = read_state(&path.join(STATE_FILE)) else {
+            continue;
+        };
+        let status = state.status(&path);
+        out.push((state, status));
+    }
+    out.sort_by(|a, b| a.0.created.cmp(&b.0.created));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_runc_rules() {
+        for good in ["a", "abc-1", "x_y.z+w", "0123456789abcdef"] {
+            validate_id(good).expect(good);
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "../x", "ä"] {
+            assert!(validate_id(bad).is_err(), "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn status_transitions() {
+        assert!(Status::Created.can_start());
+        assert!(!Status::Running.can_start());
+        assert!(Status::Stopped.can_delete());
+        assert!(!Status::Running.can_delete());
+        assert!(!Status::Stopped.can_kill());
+    }
+}
