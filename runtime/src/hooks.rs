@@ -110,6 +110,8 @@ fn run_one(kind: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Resul
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Its own process group, so a timeout kills whatever the hook started too.
+    cmd.process_group(0);
     let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
         kind,
         index,
@@ -161,7 +163,8 @@ fn run_one(kind: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Resul
         }
         if let Some((secs, when)) = deadline {
             if Instant::now() >= when {
-                let _ = child.kill();
+                // SAFETY: kill(2) on the hook's process group; touches no memory.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
                 let _ = child.wait();
                 let _ = (out.join(), err.join());
                 return Err(HookError::Timeout {
