@@ -70,6 +70,54 @@ impl ConsoleSocket {
     }
 }
 
+/// Reads from a pty master until the output contains `needle`; returns what was read.
+pub fn read_pty_until(master: &OwnedFd, needle: &str, timeout: Duration) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&out).contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!(
+                "{needle:?} not seen on the pty within {timeout:?}; read: {:?}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+        if !poll_readable(master, left)? {
+            continue;
+        }
+        match nix::unistd::read(master, &mut buf) {
+            Ok(0) | Err(nix::errno::Errno::EIO) => bail!(
+                "pty closed before {needle:?}; read: {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+            Ok(k) => out.extend_from_slice(&buf[..k]),
+            Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+            Err(e) => return Err(e).context("reading the pty master"),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Waits up to `left` (at most a second) for `fd` to be readable or hung up.
+fn poll_readable(fd: &OwnedFd, left: Duration) -> Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(1000) as i32) };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(e).context("poll on the pty master");
+    }
+    Ok(n > 0)
+}
+
 /// Reads everything from a pty master until the slave side is closed by every process (read
 /// then fails with EIO) or `timeout` passes.
 pub fn read_pty_until_eof(master: &OwnedFd, timeout: Duration) -> Result<String> {
@@ -84,21 +132,7 @@ pub fn read_pty_until_eof(master: &OwnedFd, timeout: Duration) -> Result<String>
                 String::from_utf8_lossy(&out)
             );
         }
-        let mut pfd = libc::pollfd {
-            fd: master.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(1000) as i32) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e).context("poll on the pty master");
-        }
-        if n == 0 {
+        if !poll_readable(master, left)? {
             continue;
         }
         match nix::unistd::read(master, &mut buf) {
