@@ -1,0 +1,78 @@
+//! `berth pull`.
+
+use anyhow::{bail, Context, Result};
+use berth::distribution::pull::{list_tags, pull, PullOptions};
+use berth::platform::Platform;
+use berth::progress::Progress;
+use berth::reference::Reference;
+
+use super::{registry, Ctx};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Image reference: NAME[:TAG|@DIGEST]
+    name: String,
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long)]
+    all_tags: bool,
+    /// Suppress verbose output; print only the image name
+    #[arg(short, long)]
+    quiet: bool,
+    /// Platform to select from a multi-platform image (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
+    /// Number of layers downloaded at once (default 3)
+    #[arg(long)]
+    pub max_concurrent_downloads: Option<usize>,
+}
+
+pub async fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
+    let platform = match &args.platform {
+        Some(p) => p.parse::<Platform>().context("flag --platform")?,
+        None => Platform::host(),
+    };
+    let name_only = Reference::parse_name_only(&args.name)?;
+    let references = if args.all_tags {
+        if name_only.tag().is_some() || name_only.digest().is_some() {
+            bail!("tag can't be used with --all-tags/-a");
+        }
+        let reg = registry::connect(&ctx.settings, name_only.registry()).await?;
+        let mut tags = list_tags(&reg, name_only.repository()).await?;
+        tags.sort();
+        tags.iter()
+            .map(|t| name_only.with_tag(t))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        if name_only.tag().is_none() && name_only.digest().is_none() && !args.quiet {
+            println!("Using default tag: latest");
+        }
+        vec![Reference::parse(&args.name)?]
+    };
+    let opts = PullOptions {
+        platform,
+        concurrency: ctx.settings.registries.max_concurrent_downloads,
+    };
+    let reg = registry::connect(&ctx.settings, name_only.registry()).await?;
+    let progress = Progress::new(args.quiet);
+    let store = ctx.store()?.clone();
+    for reference in &references {
+        let pin = reference
+            .tag()
+            .map_or_else(|| reference.manifest_reference(), str::to_string);
+        progress.status(&format!("{pin}: Pulling from {}", reference.repository()));
+        let pulled = pull(&store, reg.clone(), reference, &opts, &progress)
+            .await
+            .with_context(|| format!("pulling {reference}"))?;
+        progress.status(&format!("Digest: {}", pulled.resolved));
+        let status = if pulled.downloaded {
+            "Downloaded newer image"
+        } else {
+            "Image is up to date"
+        };
+        progress.status(&format!("Status: {status} for {reference}"));
+        if args.quiet || !args.all_tags {
+            println!("{reference}");
+        }
+    }
+    Ok(())
+}
