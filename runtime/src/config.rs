@@ -20,9 +20,11 @@ pub enum ConfigError {
         #[source]
         source: io::Error,
     },
-    #[error("parsing {path}: {source}")]
+    #[error("parsing {path}: field {field}")]
     Parse {
         path: PathBuf,
+        /// Where in the document the problem is, e.g. `linux.namespaces[0].type`.
+        field: String,
         #[source]
         source: serde_json::Error,
     },
@@ -67,8 +69,15 @@ impl Bundle {
                 }
             }
         })?;
-        let spec: Spec = serde_json::from_reader(BufReader::new(file))
-            .map_err(|source| ConfigError::Parse { path, source })?;
+        let mut de = serde_json::Deserializer::from_reader(BufReader::new(file));
+        let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let field = e.path().to_string();
+            ConfigError::Parse {
+                path,
+                field,
+                source: e.into_inner(),
+            }
+        })?;
         let rootfs = match spec.root() {
             Some(root) if root.path().is_absolute() => root.path().clone(),
             Some(root) => dir.join(root.path()),

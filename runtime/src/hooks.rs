@@ -92,6 +92,16 @@ pub fn run(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), HookE
     Ok(())
 }
 
+/// Runs every hook even when some fail, returning the failures (poststart and poststop:
+/// the runtime spec says a failure is a warning and the remaining hooks still run).
+pub fn run_all(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Vec<HookError> {
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(index, hook)| run_one(kind, index, hook, state).err())
+        .collect()
+}
+
 fn run_one(kind: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Result<(), HookError> {
     let path = hook.path().clone();
     let mut cmd = Command::new(&path);

@@ -1,7 +1,7 @@
 //! Parsing signal arguments the way runc does: `KILL`, `SIGKILL`, `kill`, or a number.
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid signal {given:?}: use a name like TERM or SIGKILL, or a number from 1 to 64")]
+#[error("invalid signal {given:?}: use a name like TERM or SIGKILL, or a number from 0 to 64")]
 pub struct BadSignal {
     pub given: String,
 }
@@ -12,7 +12,8 @@ pub fn parse(s: &str) -> Result<i32, BadSignal> {
         given: s.to_string(),
     };
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) {
+        // 0 checks that the process exists without signalling it (kill(2)).
+        return if (0..=64).contains(&n) {
             Ok(n)
         } else {
             Err(bad())
@@ -57,7 +58,7 @@ mod tests {
 
     #[test]
     fn nonsense_is_rejected_by_name() {
-        for bad in ["NOPE", "0", "65", "-1", "SIG", ""] {
+        for bad in ["NOPE", "65", "-1", "SIG", ""] {
             let err = parse(bad).unwrap_err();
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
         }

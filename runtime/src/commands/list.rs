@@ -21,6 +21,11 @@ pub struct Args {
 
 pub fn run(g: &Global, args: Args) -> Result<u8> {
     let all = state::list(&g.root)?;
+    // Like runc, the OWNER is the user owning the container's state directory.
+    let owners: Vec<String> = all
+        .iter()
+        .map(|(s, _)| owner_of(&g.root.join(&s.id)))
+        .collect();
     if args.quiet {
         for (s, _) in &all {
             println!("{}", s.id);
@@ -29,14 +34,24 @@ pub fn run(g: &Global, args: Args) -> Result<u8> {
     }
     match args.format {
         Format::Json => {
-            let v: Vec<_> = all.iter().map(|(s, st)| s.oci(*st)).collect();
+            let v: Vec<_> = all
+                .iter()
+                .zip(&owners)
+                .map(|((s, st), owner)| {
+                    let mut o = s.oci(*st);
+                    o.owner = owner;
+                    o
+                })
+                .collect();
             println!("{}", serde_json::to_string(&v)?);
         }
         Format::Table => {
             let rows: Vec<[String; 6]> = all
                 .iter()
-                .map(|(s, st)| {
-                    let o = s.oci(*st);
+                .zip(&owners)
+                .map(|((s, st), owner)| {
+                    let mut o = s.oci(*st);
+                    o.owner = owner;
                     [
                         o.id.to_string(),
                         o.pid.to_string(),
@@ -54,6 +69,17 @@ pub fn run(g: &Global, args: Args) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+fn owner_of(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return String::new();
+    };
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid())) {
+        Ok(Some(u)) => u.name,
+        _ => format!("#{}", meta.uid()),
+    }
 }
 
 /// Left-aligned columns separated by at least two spaces, like Go's tabwriter in runc.

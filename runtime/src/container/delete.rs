@@ -47,8 +47,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
     let poststop = hooks::of_kind(state.hooks.as_ref(), "poststop");
     if !poststop.is_empty() {
         let json = serde_json::to_vec(&state.oci(Status::Stopped)).unwrap_or_default();
-        if let Err(e) = hooks::run("poststop", poststop, &json) {
-            // runtime-spec: poststop failures are logged, deletion goes on.
+        // runtime-spec: poststop failures are logged, deletion goes on.
+        for e in hooks::run_all("poststop", poststop, &json) {
             crate::logging::warn(&e.to_string());
         }
     }

@@ -68,8 +68,8 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
     let poststart = hooks::of_kind(state.hooks.as_ref(), "poststart");
     if !poststart.is_empty() {
         let json = serde_json::to_vec(&state.oci(Status::Running)).unwrap_or_default();
-        if let Err(e) = hooks::run("poststart", poststart, &json) {
-            // runtime-spec: a failing poststart hook is logged; the lifecycle continues.
+        // runtime-spec: a failing poststart hook is logged; the lifecycle continues.
+        for e in hooks::run_all("poststart", poststart, &json) {
             crate::logging::warn(&e.to_string());
         }
     }

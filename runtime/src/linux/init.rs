@@ -184,6 +184,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         } else {
             rootfs::pivot(a.rootfs)?;
         }
+        rootfs::apply_root_propagation(spec)?;
     }
 
     process::set_rlimits(process)?;

@@ -689,6 +689,20 @@ pub fn pivot(rootfs: &Path) -> Result<(), SetupError> {
     chdir("/").map_err(sys("chdir", "/"))
 }
 
+/// After pivot_root the new root mount gets the configured `rootfsPropagation` (shared,
+/// slave, ...), as runc does; nothing to do when unset.
+pub fn apply_root_propagation(spec: &Spec) -> Result<(), SetupError> {
+    let flag = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(propagation_flag);
+    match flag {
+        Some(f) => do_mount(None, "/", None, f, None, &"/ (rootfsPropagation)"),
+        None => Ok(()),
+    }
+}
+
 /// `--no-pivot`: move the rootfs mount over / and chroot into it (for ramdisk roots where
 /// pivot_root is impossible). Weaker: the old root stays reachable to a process that can
 /// escape the chroot.
