@@ -396,7 +396,7 @@ fn state_matches_runc_for_the_same_bundle() {
         k
     };
     assert_eq!(keys(&ours), keys(&theirs), "ours {ours}\nrunc {theirs}");
-    for key in ["status", "id", "bundle", "rootfs", "annotations", "owner"] {
+    for key in ["status", "id", "bundle", "rootfs", "annotations"] {
         assert_eq!(
             ours[key], theirs[key],
             "field {key}: ours {ours}\nrunc {theirs}"
@@ -610,6 +610,20 @@ fn version_and_help_succeed() {
     ] {
         assert!(h.stdout.contains(verb), "help lacks {verb}: {h}");
     }
+}
+
+#[test]
+fn debug_flag_is_accepted() {
+    let rt = Runtime::new().unwrap();
+    let mut b = rt.bundle().unwrap();
+    b.sh("echo debug-ok");
+    b.write_config().unwrap();
+    let out = rt
+        .cmd(&["--debug", "run", "--bundle", b.dir.to_str().unwrap(), &b.id])
+        .unwrap();
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("debug-ok"), "{out}");
+    rt.assert_no_leaks(&b.id, &b.dir, &[]).unwrap();
 }
 
 #[test]

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use spec_tests::runtime::{
-    cap_mask, read_pty_until, read_pty_until_eof, status_field, ConsoleSocket, CreateOpts, Runtime,
+    cap_mask, read_pty_until, read_pty_until_eof, status_field, ConsoleSocket, CreateOpts, RunOpts,
+    Runtime,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -293,4 +294,62 @@ fn terminal_input_reaches_the_container() {
     assert!(rest.contains("got:hello"), "{rest:?}");
     c.wait_stopped(T).unwrap();
     c.delete().unwrap();
+}
+
+#[test]
+fn run_detach_with_a_terminal_sends_the_master_over_the_console_socket() {
+    let rt = Runtime::new().unwrap();
+    let mut b = rt.bundle().unwrap();
+    b.config["process"]["terminal"] = json!(true);
+    b.sh("tty; echo done");
+    b.write_config().unwrap();
+    let console = ConsoleSocket::new(rt.tmp()).unwrap();
+    let run = rt
+        .spawn(
+            &[
+                "run",
+                "--detach",
+                "--console-socket",
+                console.path.to_str().unwrap(),
+                "--bundle",
+                b.dir.to_str().unwrap(),
+                &b.id,
+            ],
+            RunOpts::default(),
+        )
+        .unwrap();
+    let master = console.receive(T).unwrap();
+    let (out_path, err_path) = (run.stdout_path.clone(), run.stderr_path.clone());
+    run.wait(T).unwrap().ok().unwrap();
+    let c = rt.adopt(&b, out_path, err_path).unwrap();
+    let out = read_pty_until_eof(&master, T).unwrap();
+    assert!(out.contains("/dev/pts/"), "{out:?}");
+    assert!(out.contains("done"), "{out:?}");
+    c.wait_stopped(T).unwrap();
+    c.delete().unwrap();
+}
+
+#[test]
+fn run_in_the_foreground_with_a_terminal_relays_the_pty() {
+    let rt = Runtime::new().unwrap();
+    let mut b = rt.bundle().unwrap();
+    b.config["process"]["terminal"] = json!(true);
+    b.sh("tty; echo fg-done; exit 5");
+    b.write_config().unwrap();
+    // The runtime's own stdio is a terminal, as when a user types `run` in a shell.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let run = rt
+        .spawn(
+            &["run", "--bundle", b.dir.to_str().unwrap(), &b.id],
+            RunOpts {
+                stdio: Some(pty.slave),
+                ..RunOpts::default()
+            },
+        )
+        .unwrap();
+    let out = read_pty_until(&pty.master, "fg-done", T).unwrap();
+    let status = run.wait(T).unwrap();
+    assert_eq!(status.code, Some(5), "{status}");
+    assert!(out.contains("/dev/pts/"), "{out:?}");
+    rt.assert_no_leaks(&b.id, &b.dir, &[]).unwrap();
 }

@@ -90,6 +90,9 @@ pub struct RunOpts {
     pub extra_fds: Vec<(i32, OwnedFd)>,
     /// Kill the command and fail after this long (default [`COMMAND_TIMEOUT`]).
     pub timeout: Option<Duration>,
+    /// Use this fd (e.g. a pty slave) as stdin, stdout and stderr instead of /dev/null and
+    /// files; the Outcome's stdout/stderr are then empty.
+    pub stdio: Option<OwnedFd>,
 }
 
 /// A runtime command started in the background (e.g. `run` in the foreground mode).
@@ -252,9 +255,18 @@ impl Runtime {
         let stderr_path = self.fresh_path("err");
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(&self.root).args(args);
-        cmd.stdin(Stdio::null())
-            .stdout(File::create(&stdout_path)?)
-            .stderr(File::create(&stderr_path)?);
+        match &opts.stdio {
+            Some(fd) => {
+                cmd.stdin(fd.try_clone()?)
+                    .stdout(fd.try_clone()?)
+                    .stderr(fd.try_clone()?);
+            }
+            None => {
+                cmd.stdin(Stdio::null())
+                    .stdout(File::create(&stdout_path)?)
+                    .stderr(File::create(&stderr_path)?);
+            }
+        }
         if let Some(cwd) = &opts.cwd {
             cmd.current_dir(cwd);
         }
@@ -289,6 +301,7 @@ impl Runtime {
             .spawn()
             .with_context(|| format!("spawning the runtime {}", self.bin.display()))?;
         drop(opts.extra_fds);
+        drop(opts.stdio);
         Ok(Spawned {
             child,
             args: all,
