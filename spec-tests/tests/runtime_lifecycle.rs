@@ -20,6 +20,10 @@ fn create_start_stop_delete_walks_through_the_lifecycle_states() {
 
     let state = c.state().unwrap();
     assert_eq!(state["status"], "created", "{state}");
+    assert!(
+        rt.root().join(&c.id).is_dir(),
+        "state lives under --root/<id>/"
+    );
     assert_eq!(state["pid"].as_i64().unwrap() as i32, c.init.pid);
     assert!(c.init.is_alive(), "init must exist while created");
     std::thread::sleep(Duration::from_millis(100));

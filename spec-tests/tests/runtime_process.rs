@@ -301,7 +301,8 @@ fn run_detach_with_a_terminal_sends_the_master_over_the_console_socket() {
     let rt = Runtime::new().unwrap();
     let mut b = rt.bundle().unwrap();
     b.config["process"]["terminal"] = json!(true);
-    b.sh("tty; echo done");
+    // The process waits for a line on the terminal, so it is still running when adopted.
+    b.sh("stty -echo; tty; read x; echo done");
     b.write_config().unwrap();
     let console = ConsoleSocket::new(rt.tmp()).unwrap();
     let run = rt
@@ -322,8 +323,10 @@ fn run_detach_with_a_terminal_sends_the_master_over_the_console_socket() {
     let (out_path, err_path) = (run.stdout_path.clone(), run.stderr_path.clone());
     run.wait(T).unwrap().ok().unwrap();
     let c = rt.adopt(&b, out_path, err_path).unwrap();
-    let out = read_pty_until_eof(&master, T).unwrap();
-    assert!(out.contains("/dev/pts/"), "{out:?}");
+    assert_eq!(c.status().unwrap(), "running");
+    let first = read_pty_until(&master, "/dev/pts/", T).unwrap();
+    nix::unistd::write(&master, b"go\n").unwrap();
+    let out = first + &read_pty_until_eof(&master, T).unwrap();
     assert!(out.contains("done"), "{out:?}");
     c.wait_stopped(T).unwrap();
     c.delete().unwrap();

@@ -491,3 +491,32 @@ fn mount_destination_is_created_when_missing() {
     let fin = rt.run_to_exit(&b).unwrap();
     assert_eq!(fin.stdout, "1\n", "{fin:?}");
 }
+
+#[test]
+fn mount_propagation_options_are_applied() {
+    let rt = Runtime::new().unwrap();
+    let mut b = rt.bundle().unwrap();
+    b.add_mount(
+        json!({ "destination": "/shared", "type": "tmpfs", "source": "tmpfs",
+                        "options": ["rshared"] }),
+    );
+    b.add_mount(
+        json!({ "destination": "/private", "type": "tmpfs", "source": "tmpfs",
+                        "options": ["rprivate"] }),
+    );
+    b.add_mount(
+        json!({ "destination": "/unbindable", "type": "tmpfs", "source": "tmpfs",
+                        "options": ["runbindable"] }),
+    );
+    b.sh("cat /proc/self/mountinfo");
+    let fin = rt.run_to_exit(&b).unwrap();
+    // Optional fields sit between the mount options (field 6) and the " - " separator.
+    let optional = |target: &str| -> String {
+        let line = mountinfo_line(&fin.stdout, target);
+        let before_sep = line.split(" - ").next().unwrap();
+        before_sep.split(' ').skip(6).collect::<Vec<_>>().join(" ")
+    };
+    assert!(optional("/shared").contains("shared:"), "{fin:?}");
+    assert_eq!(optional("/private"), "", "{fin:?}");
+    assert_eq!(optional("/unbindable"), "unbindable", "{fin:?}");
+}

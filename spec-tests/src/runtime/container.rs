@@ -117,6 +117,10 @@ impl Runtime {
         };
         let state = c.state()?;
         let pid = state["pid"].as_i64().context("state has no pid")? as i32;
+        if pid == 0 && state["status"] == "stopped" {
+            // Already exited (possible after `run --detach`): nothing left to track.
+            return Ok(c);
+        }
         c.init = ProcessId::of(pid).with_context(|| format!("init pid {pid} does not exist"))?;
         Ok(c)
     }
