@@ -1,3 +1,4 @@
 //! Shared harness for the black-box tests of `berth-runtime` (runtime) and `berth` (manager).
 //! The tests themselves live in `tests/`.
+pub mod manager;
 pub mod runtime;
