@@ -115,6 +115,9 @@ fn handle(
     let mut user: Option<(String, String)> = None;
     if method == "POST" {
         if !post_enabled.load(Ordering::SeqCst) {
+            if let Ok(mut r) = requests.lock() {
+                r.push("POST refused".to_string());
+            }
             respond(req, 405, json!({"error": "method not allowed"}));
             return;
         }
