@@ -601,6 +601,37 @@ fn log_format_json_writes_level_msg_time_lines_on_error() {
 }
 
 #[test]
+fn log_in_text_format_writes_level_and_msg_on_error() {
+    let rt = Runtime::new().unwrap();
+    let dir = rt.tmp().join("no-config-text");
+    fs::create_dir_all(&dir).unwrap();
+    let log = rt.tmp().join("runtime-text.log");
+    let id = rt.unique_id();
+    let out = rt
+        .cmd(&[
+            "--log",
+            log.to_str().unwrap(),
+            "create",
+            "--bundle",
+            dir.to_str().unwrap(),
+            &id,
+        ])
+        .unwrap();
+    assert!(!out.success(), "{out}");
+    let text = fs::read_to_string(&log).unwrap();
+    let last = text.lines().rfind(|l| !l.trim().is_empty()).unwrap();
+    // logrus text format, as runc writes it: time="..." level=error msg="..."
+    assert!(last.starts_with("time=\""), "{text}");
+    assert!(last.contains(" level=error "), "{text}");
+    assert!(
+        last.contains("msg=\"") && last.contains("config.json"),
+        "{text}"
+    );
+    // The error also reaches stderr for the user.
+    assert!(out.stderr.contains("config.json"), "{out}");
+}
+
+#[test]
 fn version_and_help_succeed() {
     let rt = Runtime::new().unwrap();
     let v = rt.cmd(&["--version"]).unwrap().ok().unwrap();

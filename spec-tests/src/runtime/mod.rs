@@ -7,6 +7,22 @@
 //! A test makes a [`Runtime`] (a private `--root` and temp dir), builds a [`Bundle`] (busybox
 //! rootfs + default `config.json` as a `serde_json::Value` to edit), then drives containers with
 //! [`Container`] guards that delete, reap and check for leaks even when the test fails.
+//!
+//! ```no_run
+//! use spec_tests::runtime::Runtime;
+//! let rt = Runtime::new()?;
+//! let mut b = rt.bundle()?; // unique id, busybox rootfs, default config
+//! b.sh("echo $$"); // process.args = ["sh", "-c", ...]
+//! b.config["hostname"] = serde_json::json!("box"); // edit config.json freely
+//! let fin = rt.run_to_exit(&b)?; // create, start, wait stopped, delete, leak check
+//! assert_eq!(fin.stdout, "1\n");
+//!
+//! let c = rt.create(&b)?; // or step by step; dropping `c` force-deletes and reaps
+//! c.start()?;
+//! c.wait_stopped(std::time::Duration::from_secs(10))?;
+//! c.delete()?; // `delete` must succeed, then nothing may be left behind
+//! # anyhow::Ok(())
+//! ```
 
 mod bundle;
 mod caps;
