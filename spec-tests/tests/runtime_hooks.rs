@@ -124,14 +124,7 @@ fn run_with_all_hooks() -> (Vec<HookRun>, i32, String, String, Bundle) {
     c.wait_stopped(T).unwrap();
     assert_eq!(c.stdout(), "user-program\n");
     c.delete().unwrap();
-    let runs = hooks.runs();
-    let b2 = Bundle {
-        id: b.id.clone(),
-        dir: b.dir.clone(),
-        config: b.config.clone(),
-    };
-    drop(rt);
-    (runs, pid, mnt, net, b2)
+    (hooks.runs(), pid, mnt, net, b)
 }
 
 #[test]
