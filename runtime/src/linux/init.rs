@@ -5,16 +5,16 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{umask, Mode};
-use nix::unistd::{chdir, setresgid, setresuid, setsid, Gid, Uid};
+use nix::unistd::{setresgid, setresuid, setsid, Gid, Uid};
 use oci_spec::runtime::Spec;
 
 use super::namespaces::Plan;
-use super::process::{self, CapSets};
+use super::process::{self, Launch};
 use super::{rootfs, sys, tty, SetupError};
 use crate::cgroups::CgroupPaths;
 use crate::hooks;
@@ -191,24 +191,8 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     if !a.no_new_keyring {
         join_session_keyring()?;
     }
-    let cwd = process.cwd();
-    chdir(cwd).map_err(sys("chdir", cwd.display()))?;
-    let args = process.args().clone().unwrap_or_default();
-    let env = process.env().clone().unwrap_or_default();
-    let exe = process::find_executable(&args[0], &env, cwd)?;
-
-    let caps = CapSets::from_spec(process.capabilities().as_ref())?;
-    chown_stdio(process.user().uid(), process.user().gid());
-    caps.apply_bounding()?;
-    process::switch_user(process, a.plan.new_user)?;
-    chdir(cwd).map_err(sys("chdir", cwd.display()))?;
-    caps.apply()?;
-    if process.no_new_privileges().unwrap_or(false) {
-        nix::sys::prctl::set_no_new_privs().map_err(sys("prctl", "PR_SET_NO_NEW_PRIVS"))?;
-    }
-    umask(Mode::from_bits_truncate(
-        process.user().umask().unwrap_or(0o022),
-    ));
+    let launch = Launch::resolve(process)?;
+    launch.drop_privileges(process, a.plan.new_user)?;
 
     a.channel.send(&Message::Ready)?;
     wait_for_start(&fd_dir, a.fifo)?;
@@ -221,8 +205,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
             &(a.hook_state)(my_pid, crate::state::Status::Created),
         )?;
     }
-    process::reset_inherited(a.preserve_fds)?;
-    Err(process::exec(&exe, &args, &env))
+    Err(launch.exec(a.preserve_fds))
 }
 
 /// The start barrier: opening the fifo for writing blocks until `start` opens it for reading.
@@ -268,27 +251,5 @@ fn join_session_keyring() -> Result<(), SetupError> {
             nix::errno::Errno::last(),
         )),
         _ => Ok(()),
-    }
-}
-
-/// A non-root container user must be able to reopen its stdio (/dev/stdout); hand the
-/// descriptors to it like runc does. /dev/null and ttys we do not own are left alone.
-fn chown_stdio(uid: u32, gid: u32) {
-    if uid == 0 && gid == 0 {
-        return;
-    }
-    for fd in 0..3 {
-        // SAFETY: borrowing a standard descriptor for fstat/fchown only; not closed here.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        let null = nix::sys::stat::fstat(owned.as_fd())
-            .is_ok_and(|st| st.st_rdev == nix::sys::stat::makedev(1, 3));
-        if !null {
-            let _ = nix::unistd::fchown(
-                owned.as_fd(),
-                Some(Uid::from_raw(uid)),
-                Some(Gid::from_raw(gid)),
-            );
-        }
-        std::mem::forget(owned);
     }
 }

@@ -176,6 +176,86 @@ pub fn switch_user(process: &Process, in_new_userns: bool) -> Result<(), SetupEr
     Ok(())
 }
 
+/// The user's program and identity, resolved while the init is still privileged, then
+/// applied: the sequence shared by a container's init and by `exec`.
+pub struct Launch {
+    exe: PathBuf,
+    args: Vec<String>,
+    env: Vec<String>,
+    caps: CapSets,
+}
+
+impl Launch {
+    /// Enters the working directory and finds the program (as root, before the uid changes,
+    /// so a missing binary or cwd fails before the container is reported ready).
+    pub fn resolve(process: &Process) -> Result<Launch, SetupError> {
+        let cwd = process.cwd();
+        nix::unistd::chdir(cwd).map_err(sys("chdir", cwd.display()))?;
+        let args = process.args().clone().unwrap_or_default();
+        let env = process.env().clone().unwrap_or_default();
+        let arg0 = args.first().cloned().unwrap_or_default();
+        let exe = find_executable(&arg0, &env, cwd)?;
+        let caps = CapSets::from_spec(process.capabilities().as_ref())?;
+        Ok(Launch {
+            exe,
+            args,
+            env,
+            caps,
+        })
+    }
+
+    /// Becomes the configured user with exactly the configured capabilities.
+    pub fn drop_privileges(
+        &self,
+        process: &Process,
+        in_new_userns: bool,
+    ) -> Result<(), SetupError> {
+        let user = process.user();
+        chown_stdio(user.uid(), user.gid());
+        self.caps.apply_bounding()?;
+        switch_user(process, in_new_userns)?;
+        // Again as the user: permission to enter cwd is checked with the new credentials.
+        let cwd = process.cwd();
+        nix::unistd::chdir(cwd).map_err(sys("chdir", cwd.display()))?;
+        self.caps.apply()?;
+        if process.no_new_privileges().unwrap_or(false) {
+            nix::sys::prctl::set_no_new_privs().map_err(sys("prctl", "PR_SET_NO_NEW_PRIVS"))?;
+        }
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+            user.umask().unwrap_or(0o022),
+        ));
+        Ok(())
+    }
+
+    /// Sheds what the runtime inherited and replaces this process with the program.
+    /// Only returns on failure.
+    pub fn exec(&self, preserve_fds: u32) -> SetupError {
+        if let Err(e) = reset_inherited(preserve_fds) {
+            return e;
+        }
+        exec(&self.exe, &self.args, &self.env)
+    }
+}
+
+/// A non-root container user must be able to reopen its stdio (/dev/stdout); hand the
+/// descriptors to it like runc does. /dev/null is left alone.
+fn chown_stdio(uid: u32, gid: u32) {
+    if uid == 0 && gid == 0 {
+        return;
+    }
+    for fd in 0..3 {
+        // SAFETY: stdio descriptors stay open for the life of the process; borrowed briefly.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let null = nix::sys::stat::fstat(fd).is_ok_and(|st| {
+            st.st_mode & libc::S_IFMT == libc::S_IFCHR
+                && st.st_rdev == nix::sys::stat::makedev(1, 3)
+        });
+        if !null {
+            let _ = nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+        }
+    }
+}
+
 /// Resolves args[0] like execvp(3), using the container's PATH, so a missing binary fails at
 /// create time with a clear message instead of after start.
 pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf, SetupError> {
