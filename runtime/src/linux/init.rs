@@ -195,8 +195,9 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     launch.drop_privileges(process, a.plan.new_user)?;
 
     a.channel.send(&Message::Ready)?;
-    wait_for_start(&fd_dir, a.fifo)?;
-
+    // Blocks until `start` opens the other end; `start` then waits for our byte, which we
+    // write only after the startContainer hooks, so its poststart hooks come after them.
+    let mut barrier = wait_for_start(&fd_dir, a.fifo)?;
     let start_hooks = hooks::of_kind(spec_hooks, "startContainer");
     if !start_hooks.is_empty() {
         hooks::run(
@@ -205,12 +206,18 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
             &(a.hook_state)(my_pid, crate::state::Status::Created),
         )?;
     }
+    barrier.write_all(b"0").map_err(|source| SetupError::Io {
+        action: "writing",
+        path: PathBuf::from("exec fifo"),
+        source,
+    })?;
+    drop(barrier);
     Err(launch.exec(a.preserve_fds))
 }
 
 /// The start barrier: opening the fifo for writing blocks until `start` opens it for reading.
-/// The fifo is reopened through the host /proc/self/fd handle taken before pivot_root.
-fn wait_for_start(fd_dir: &File, fifo: &OwnedFd) -> Result<(), SetupError> {
+/// Returns the open write end. The fifo is reopened through the host /proc/self/fd handle taken before pivot_root.
+fn wait_for_start(fd_dir: &File, fifo: &OwnedFd) -> Result<File, SetupError> {
     let name = fifo.as_raw_fd().to_string();
     let fd = openat(
         fd_dir.as_fd(),
@@ -219,12 +226,7 @@ fn wait_for_start(fd_dir: &File, fifo: &OwnedFd) -> Result<(), SetupError> {
         Mode::empty(),
     )
     .map_err(sys("open", "exec fifo"))?;
-    let mut f = File::from(fd);
-    f.write_all(b"0").map_err(|source| SetupError::Io {
-        action: "writing",
-        path: PathBuf::from("exec fifo"),
-        source,
-    })
+    Ok(File::from(fd))
 }
 
 /// A private session keyring, so containers do not share the host's (keyrings(7)).
