@@ -369,13 +369,7 @@ impl Ingest {
 
     fn commit_as_computed(mut self) -> Result<Digest> {
         self.flush()?;
-        let hex = hex::encode(self.hasher.clone().finalize());
-        let digest = Digest::from_str(&format!("sha256:{hex}")).map_err(|_| {
-            ContentError::DigestMismatch {
-                expected: sha256_of(b""),
-                actual: hex.clone(),
-            }
-        })?;
+        let digest = digest_from_hex(hex::encode(self.hasher.clone().finalize()));
         self.place(digest)
     }
 
@@ -417,14 +411,16 @@ impl Write for HashWriter<'_> {
 
 /// The sha256 digest of bytes in memory.
 pub fn sha256_of(bytes: &[u8]) -> Digest {
-    let hex = hex::encode(Sha256::digest(bytes));
-    // A sha256 hex string is always a valid digest.
-    Digest::from(sha256_hex(hex))
+    digest_from_hex(hex::encode(Sha256::digest(bytes)))
 }
 
-fn sha256_hex(hex: String) -> oci_spec::image::Sha256Digest {
-    oci_spec::image::Sha256Digest::from_str(&hex)
-        .unwrap_or_else(|_| unreachable!("sha256 output is 64 hex chars"))
+/// Wraps the hex output of a sha256 hasher; it is always 64 lowercase hex digits, so the
+/// parse cannot fail.
+fn digest_from_hex(hex: String) -> Digest {
+    match oci_spec::image::Sha256Digest::from_str(&hex) {
+        Ok(d) => Digest::from(d),
+        Err(_) => unreachable!("sha256 output is 64 lowercase hex digits"),
+    }
 }
 
 #[cfg(test)]

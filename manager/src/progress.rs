@@ -25,16 +25,11 @@ impl Progress {
         }
     }
 
-    /// A status line (`Pulling from ...`, `Digest: ...`).
+    /// A status line (`Pulling from ...`, `Digest: ...`). Only printed while no bar is live
+    /// (before the blobs start or after they all finished), so it goes straight to stdout.
     pub fn status(&self, msg: &str) {
         match self {
-            Self::Bars(m) => {
-                // Printing through the MultiProgress keeps the bars below the text.
-                if m.println(msg).is_err() {
-                    println!("{msg}");
-                }
-            }
-            Self::Lines => println!("{msg}"),
+            Self::Bars(_) | Self::Lines => println!("{msg}"),
             Self::Quiet => {}
         }
     }

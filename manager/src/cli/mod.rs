@@ -44,7 +44,6 @@ enum Command {
     /// Upload an image to a registry
     Push(push::Args),
     /// List images
-    #[command(alias = "image-ls")]
     Images(images::Args),
     /// Remove one or more images
     Rmi(rmi::Args),

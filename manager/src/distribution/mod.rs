@@ -109,8 +109,6 @@ pub enum DistributionError {
         #[source]
         source: io::Error,
     },
-    #[error("image {image} has no tags in repository {repository} to push")]
-    NothingToPush { image: String, repository: String },
     #[error(transparent)]
     Content(#[from] ContentError),
     #[error(transparent)]
