@@ -193,3 +193,67 @@ fn concurrent_pulls_into_one_store_share_blobs_safely() -> Result<()> {
     assert!(berth.ingests().is_empty());
     Ok(())
 }
+
+#[test]
+fn prune_during_a_pull_waits_and_never_deletes_the_pulls_blobs() -> Result<()> {
+    let reg = Registry::plain()?;
+    let dir = tempfile::tempdir()?;
+    let mut layout = Layout::create(&dir.path().join("layout"))?;
+    let big = file_layer("data/noise", &noise(4 << 20, 11))?;
+    let built = layout.image(
+        "amd64",
+        &[
+            (busybox_layer()?, Compression::Gzip),
+            (big, Compression::None),
+        ],
+    )?;
+    layout.tag("slow", &built)?;
+    layout.push("slow", &format!("{}/slow/img:1", reg.host()), &[])?;
+    let port: u16 = reg.host().rsplit(':').next().unwrap_or("0").parse()?;
+    let proxy = Proxy::start(port)?;
+    let berth = Berth::new()?;
+    let image = format!("{}/slow/img:1", proxy.host());
+    let pull = berth
+        .cmd(&["pull", "-q", &image])?
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // Once the first blob is committed, garbage-collect everything while the pull runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while berth.blobs().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let prune = berth.cmd(&["image", "prune", "-a", "-f"])?.output()?;
+    let pulled = pull.wait_with_output()?;
+    assert!(
+        prune.status.success(),
+        "{}",
+        String::from_utf8_lossy(&prune.stderr)
+    );
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let images = berth.images()?;
+    assert_eq!(images.len(), 1, "the pull's record survives: {images:?}");
+    let blobs = berth.blobs();
+    for b in built
+        .layers
+        .iter()
+        .chain(built.config.iter())
+        .chain([&built.manifest])
+    {
+        assert!(
+            blobs.contains(&b.digest),
+            "{} was collected under the pull",
+            b.digest
+        );
+    }
+    berth.ok(&[
+        "save",
+        "-o",
+        &dir.path().join("check.tar").to_string_lossy(),
+        &image,
+    ])?;
+    Ok(())
+}
