@@ -87,6 +87,12 @@ impl Bundle {
         if !rootfs.is_dir() {
             return Err(ConfigError::RootfsMissing { path: rootfs });
         }
+        // The bundle is trusted host input: a symlinked rootfs is followed here, once, so
+        // everything after works on the real directory.
+        let rootfs = rootfs.canonicalize().map_err(|source| ConfigError::Read {
+            path: rootfs.clone(),
+            source,
+        })?;
         Ok(Bundle { dir, rootfs, spec })
     }
 }

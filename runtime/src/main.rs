@@ -52,6 +52,10 @@ enum Command {
     State(commands::state::Args),
     /// Send a signal to a container's init (or to all its processes)
     Kill(commands::kill::Args),
+    /// Run a new process inside a running container
+    Exec(Box<commands::exec::Args>),
+    /// List the processes of a container
+    Ps(commands::ps::Args),
     /// Delete a container and everything it holds
     Delete(commands::delete::Args),
     /// List containers
@@ -75,6 +79,8 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run::run(g, a),
         Command::State(a) => commands::state::run(g, a),
         Command::Kill(a) => commands::kill::run(g, a),
+        Command::Exec(a) => commands::exec::run(g, *a),
+        Command::Ps(a) => commands::ps::run(g, a),
         Command::Delete(a) => commands::delete::run(g, a),
         Command::List(a) => commands::list::run(g, a),
         Command::Spec(a) => commands::spec::run(a),

@@ -21,6 +21,7 @@ use crate::cgroups::CgroupPaths;
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+pub const CONFIG_FILE: &str = "config.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -259,6 +260,22 @@ impl ContainerDir {
         f.write_all(&data).map_err(io_err("writing", &tmp))?;
         let dest = self.path.join(STATE_FILE);
         fs::rename(&tmp, &dest).map_err(io_err("renaming state file to", &dest))
+    }
+
+    /// Keeps a copy of the container's validated config for `exec`.
+    pub fn save_config(&self, spec: &oci_spec::runtime::Spec) -> Result<(), StateError> {
+        let path = self.path.join(CONFIG_FILE);
+        let data = serde_json::to_vec(spec).map_err(|source| StateError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        fs::write(&path, data).map_err(io_err("writing", &path))
+    }
+
+    pub fn load_config(&self) -> Result<oci_spec::runtime::Spec, StateError> {
+        let path = self.path.join(CONFIG_FILE);
+        let data = fs::read(&path).map_err(io_err("reading", &path))?;
+        serde_json::from_slice(&data).map_err(|source| StateError::Parse { path, source })
     }
 
     /// Removes the directory and everything in it; the lock goes with it.

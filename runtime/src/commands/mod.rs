@@ -2,9 +2,12 @@
 
 pub mod create;
 pub mod delete;
+pub mod exec;
 pub mod features;
+pub mod foreground;
 pub mod kill;
 pub mod list;
+pub mod ps;
 pub mod run;
 pub mod spec;
 pub mod start;

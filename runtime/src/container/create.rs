@@ -28,7 +28,8 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
-    /// An already-connected console socket (used by `run` to own the terminal itself).
+    /// A connected console socket used when the process wants a terminal and no
+    /// `console_socket` path is given (`run` owns the terminal itself this way).
     pub console_fd: Option<OwnedFd>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -41,6 +42,8 @@ pub struct CreateOptions {
 pub struct Created {
     pub dir: ContainerDir,
     pub state: State,
+    /// Whether the process has a terminal (its master went to the console socket).
+    pub terminal: bool,
 }
 
 pub fn create(opts: CreateOptions) -> Result<Created, Error> {
@@ -60,6 +63,12 @@ pub fn create(opts: CreateOptions) -> Result<Created, Error> {
     };
     match create_in(&opts, &bundle, &plan, &mut built) {
         Ok(state) => Ok(Created {
+            terminal: bundle
+                .spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.terminal())
+                .unwrap_or(false),
             dir: built.dir.take().ok_or_else(|| Error::Init {
                 message: "state dir lost".into(),
             })?,
@@ -137,17 +146,18 @@ fn create_in(
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    let console: Option<OwnedFd> = match (&opts.console_fd, &opts.console_socket) {
-        (Some(fd), _) => Some(
-            fd.try_clone()
-                .map_err(io_err("duplicating", "console socket"))?,
-        ),
-        (None, Some(path)) if terminal => Some(
+    let console: Option<OwnedFd> = match (&opts.console_socket, &opts.console_fd) {
+        _ if !terminal => None,
+        (Some(path), _) => Some(
             UnixStream::connect(path)
                 .map_err(io_err("connecting to console socket", path))?
                 .into(),
         ),
-        _ => None,
+        (None, Some(fd)) => Some(
+            fd.try_clone()
+                .map_err(io_err("duplicating", "console socket"))?,
+        ),
+        (None, None) => None,
     };
     if terminal && console.is_none() {
         return Err(Error::Init {
@@ -181,7 +191,7 @@ fn create_in(
     };
 
     let (parent_end, child_end) = channel_pair()?;
-    plan.enter_in_parent(&linux)?;
+    let restore = plan.enter_in_parent(&linux)?;
     let child = clone::fork_with_namespaces(plan.clone_flags.bits() as u64).map_err(|source| {
         Error::Sys {
             call: "clone3",
@@ -206,6 +216,7 @@ fn create_in(
         });
     };
     built.child = Some(pid);
+    restore.restore()?;
     drop(child_end);
     drop(console);
 
@@ -222,6 +233,9 @@ fn create_in(
     state.pid = pid.as_raw();
     state.pid_start_time = stat.start_time;
     dir.save(&state)?;
+    // `exec` needs the container's process defaults, namespaces and security settings; keep
+    // the validated config with the state, since the bundle may change or vanish.
+    dir.save_config(spec)?;
     if let Some(path) = &opts.pid_file {
         write_pid_file(path, pid.as_raw())?;
     }

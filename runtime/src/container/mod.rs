@@ -3,11 +3,13 @@
 
 mod create;
 mod delete;
+mod exec;
 mod kill;
 mod start;
 
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
+pub use exec::{container_config, exec, ExecOptions};
 pub use kill::kill;
 pub use start::start;
 
@@ -32,7 +34,7 @@ pub enum Error {
     Sync(#[from] crate::sync::SyncError),
     #[error(transparent)]
     Signal(#[from] crate::signal::BadSignal),
-    #[error("container init failed: {message}")]
+    #[error("starting the container process: {message}")]
     Init { message: String },
     #[error("container init exited before it was ready ({status})")]
     InitDied { status: String },

@@ -46,13 +46,7 @@ pub fn run(args: InitArgs) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let mut msg = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
+    let msg = error_chain(&err);
     // After Ready the parent is gone; the message then has nowhere to go but stderr.
     if args.channel.send(&Message::Error(msg.clone())).is_err() {
         let _ = writeln!(std::io::stderr(), "berth-runtime init: {msg}");
@@ -60,6 +54,18 @@ pub fn run(args: InitArgs) -> ! {
     // SAFETY: _exit ends the process without running the parent's atexit handlers or
     // destructors, which belong to the parent's copy of this memory.
     unsafe { libc::_exit(1) }
+}
+
+/// The error and its sources on one line, for the parent to report.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
 }
 
 enum Never {}

@@ -2,6 +2,7 @@
 //! functions named after what they do, so the lifecycle code above reads like the OCI spec.
 
 pub mod clone;
+pub mod exec;
 pub mod init;
 pub mod mount;
 pub mod namespaces;

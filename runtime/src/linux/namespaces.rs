@@ -136,10 +136,16 @@ impl Plan {
     }
 
     /// Parent side, before clone: join namespaces by path and create a time namespace.
-    pub fn enter_in_parent(&self, linux: &Linux) -> Result<(), SetupError> {
-        for j in &self.parent_joins {
-            setns(j.file.as_fd(), flag(j.kind)).map_err(sys("setns", j.path.display()))?;
-        }
+    /// Returns what puts the parent back where it was, to call right after clone.
+    pub fn enter_in_parent(&self, linux: &Linux) -> Result<Restore, SetupError> {
+        let kinds: Vec<LinuxNamespaceType> = self
+            .parent_joins
+            .iter()
+            .map(|j| j.kind)
+            .chain(self.new_time.then_some(LinuxNamespaceType::Time))
+            .collect();
+        let restore = Restore::save(&kinds)?;
+        join_all(&self.parent_joins)?;
         if self.new_time {
             unshare(flag(LinuxNamespaceType::Time)).map_err(sys("unshare", "CLONE_NEWTIME"))?;
             let mut offsets = String::new();
@@ -154,7 +160,7 @@ impl Plan {
                 super::process::write_proc("/proc/self/timens_offsets", &offsets)?;
             }
         }
-        Ok(())
+        Ok(restore)
     }
 
     /// Child side, after the parent let it continue: join user and mount namespaces, then
@@ -176,5 +182,55 @@ impl Plan {
             unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("unshare", "CLONE_NEWCGROUP"))?;
         }
         Ok(())
+    }
+}
+
+/// Joins each namespace in order.
+pub fn join_all(joins: &[Join]) -> Result<(), SetupError> {
+    for j in joins {
+        setns(j.file.as_fd(), flag(j.kind)).map_err(sys("setns", j.path.display()))?;
+    }
+    Ok(())
+}
+
+/// The parent's own namespaces, saved before it joins a container's, so it can return after
+/// the fork. Besides being tidy this matters: after setns into another pid (or time)
+/// namespace, clone(CLONE_THREAD) fails with EINVAL until we are back (clone(2)), and
+/// hooks must run in the runtime's namespaces, not the container's.
+pub struct Restore {
+    saved: Vec<Join>,
+}
+
+impl Restore {
+    pub fn save(kinds: &[LinuxNamespaceType]) -> Result<Restore, SetupError> {
+        let mut saved = Vec::new();
+        for &kind in kinds {
+            let path = PathBuf::from(format!("/proc/self/ns/{}", file_name(kind)));
+            let file = File::open(&path).map_err(|source| SetupError::Io {
+                action: "opening namespace",
+                path: path.clone(),
+                source,
+            })?;
+            saved.push(Join { kind, path, file });
+        }
+        Ok(Restore { saved })
+    }
+
+    pub fn restore(self) -> Result<(), SetupError> {
+        join_all(&self.saved)
+    }
+}
+
+/// The name of a namespace's file under /proc/<pid>/ns.
+pub fn file_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
     }
 }
