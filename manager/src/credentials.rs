@@ -58,11 +58,22 @@ pub enum CredentialsError {
 
 type Result<T, E = CredentialsError> = std::result::Result<T, E>;
 
+/// Docker's convention (config.json `identitytoken`, credential helpers): this username means
+/// the secret is an OAuth2 refresh token, not a password.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
 /// A username and password (or token secret) for one registry.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
+}
+
+impl Credentials {
+    /// The refresh token, when these credentials are an identity token.
+    pub fn identity_token(&self) -> Option<&str> {
+        (self.username == IDENTITY_TOKEN_USER).then_some(self.password.as_str())
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -154,6 +165,16 @@ impl DockerConfig {
             path: self.path.clone(),
             field: format!("auths.{key}.{field}"),
         };
+        if let Some(token) = entry
+            .get("identitytoken")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            return Ok(Some(Credentials {
+                username: IDENTITY_TOKEN_USER.to_string(),
+                password: token.to_string(),
+            }));
+        }
         if let Some(auth) = entry
             .get("auth")
             .and_then(Value::as_str)
@@ -365,6 +386,24 @@ mod tests {
             .get("r:2")
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn identity_tokens_become_refresh_token_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        fs::write(
+            &path,
+            r#"{"auths":{"r:1":{"auth":"dTo=","identitytoken":"rt-123"}}}"#,
+        )
+        .unwrap();
+        let c = DockerConfig::load(&path).unwrap().get("r:1").unwrap().unwrap();
+        assert_eq!(c.identity_token(), Some("rt-123"));
+        let plain = Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        assert_eq!(plain.identity_token(), None);
     }
 
     #[test]

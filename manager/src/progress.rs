@@ -69,7 +69,7 @@ impl Progress {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct BlobProgress {
     id: String,
     bar: Option<ProgressBar>,

@@ -9,7 +9,7 @@ use anyhow::Result;
 use spec_tests::manager::berth::Berth;
 use spec_tests::manager::images::{busybox_image, Compression, Layout};
 use spec_tests::manager::registry::{Auth, Registry, RegistryOptions, PASSWORD, USER};
-use spec_tests::manager::token::TokenServer;
+use spec_tests::manager::token::{TokenServer, REFRESH_TOKEN};
 use spec_tests::manager::{sha256, skopeo, skopeo_raw_manifest};
 
 const CREDS: &str = "berth:s3cret-pass";
@@ -256,5 +256,48 @@ fn credential_helpers_store_get_and_erase() -> Result<()> {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("authentication required"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn identity_token_in_config_json_is_used_as_an_oauth2_refresh_token() -> Result<()> {
+    let TokenSetup { token, reg, _dir } = token_registry()?;
+    let dir = tempfile::tempdir()?;
+    let mut layout = Layout::create(&dir.path().join("layout"))?;
+    busybox_image(&mut layout, "v1", Compression::Gzip)?;
+    let image = format!("{}/private/bb:v1", reg.host());
+    layout.push("v1", &image, &["--dest-creds", CREDS])?;
+    let berth = Berth::new()?;
+    std::fs::write(
+        berth.docker_config().join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"","identitytoken":"{REFRESH_TOKEN}"}}}}}}"#,
+            reg.host()
+        ),
+    )?;
+    berth.ok(&["pull", &image])?;
+    assert!(
+        token
+            .requests()
+            .iter()
+            .any(|r| r == "POST user=berth scopes=repository:private/bb:pull"),
+        "{:?}",
+        token.requests()
+    );
+    std::fs::write(
+        berth.docker_config().join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"expired"}}}}}}"#,
+            reg.host()
+        ),
+    )?;
+    let err = Berth::new().and_then(|b| {
+        std::fs::copy(
+            berth.docker_config().join("config.json"),
+            b.docker_config().join("config.json"),
+        )?;
+        b.fail(&["pull", &image])
+    })?;
+    assert!(err.contains("wrong username or password"), "{err}");
     Ok(())
 }

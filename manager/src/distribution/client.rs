@@ -220,8 +220,9 @@ impl Registry {
         }
     }
 
-    /// Gets a token: OAuth2 password grant by POST when there are credentials (as containerd
-    /// does), falling back to docker's GET with basic auth when the server does not do POST.
+    /// Gets a token: OAuth2 password (or refresh-token, for identity tokens) grant by POST when
+    /// there are credentials, as containerd does, falling back to docker's GET with basic auth
+    /// when the server does not do POST.
     async fn fetch_token(
         &self,
         realm: &str,
@@ -229,12 +230,19 @@ impl Registry {
         scopes: &[String],
     ) -> Result<Token> {
         if let Some(creds) = &self.creds {
-            let mut form: Vec<(&str, &str)> = vec![
-                ("grant_type", "password"),
-                ("client_id", "berth"),
-                ("username", &creds.username),
-                ("password", &creds.password),
-            ];
+            let mut form: Vec<(&str, &str)> = match creds.identity_token() {
+                Some(refresh) => vec![
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "berth"),
+                    ("refresh_token", refresh),
+                ],
+                None => vec![
+                    ("grant_type", "password"),
+                    ("client_id", "berth"),
+                    ("username", &creds.username),
+                    ("password", &creds.password),
+                ],
+            };
             if let Some(s) = service {
                 form.push(("service", s));
             }

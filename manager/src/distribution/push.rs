@@ -9,6 +9,7 @@ use std::sync::Arc;
 use oci_spec::image::{Descriptor, Digest};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
+use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -212,16 +213,32 @@ async fn push_blob(
                     digest: digest.clone(),
                     source,
                 })?;
+            bar.set_position(0);
             Ok(c.put(url.as_str())
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(CONTENT_LENGTH, size)
-                .body(tokio::fs::File::from_std(file)))
+                .body(counted_body(tokio::fs::File::from_std(file), bar.clone())))
         })
         .await?;
     check(reg, resp, &format!("blob {digest}")).await?;
-    bar.set_position(size);
     bar.finish("Pushed");
     Ok(BlobOutcome::Uploaded)
+}
+
+/// A streaming request body over a blob file that advances the blob's progress bar.
+fn counted_body(file: tokio::fs::File, bar: BlobProgress) -> reqwest::Body {
+    const CHUNK: usize = 256 * 1024;
+    let stream = futures_util::stream::try_unfold((file, bar), |(mut file, bar)| async move {
+        let mut buf = vec![0u8; CHUNK];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok::<_, std::io::Error>(None);
+        }
+        buf.truncate(n);
+        bar.inc(n as u64);
+        Ok(Some((bytes::Bytes::from(buf), (file, bar))))
+    });
+    reqwest::Body::wrap_stream(stream)
 }
 
 /// The absolute upload URL from a `Location` header (registries may send a relative one).
