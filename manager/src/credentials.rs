@@ -397,7 +397,11 @@ mod tests {
             r#"{"auths":{"r:1":{"auth":"dTo=","identitytoken":"rt-123"}}}"#,
         )
         .unwrap();
-        let c = DockerConfig::load(&path).unwrap().get("r:1").unwrap().unwrap();
+        let c = DockerConfig::load(&path)
+            .unwrap()
+            .get("r:1")
+            .unwrap()
+            .unwrap();
         assert_eq!(c.identity_token(), Some("rt-123"));
         let plain = Credentials {
             username: "u".into(),
