@@ -300,6 +300,23 @@ fn failing_create_container_hook_fails_create_cleanly() {
 }
 
 #[test]
+fn a_create_that_fails_in_a_hook_still_runs_poststop() {
+    // runtime-spec: when a prestart, createRuntime or createContainer hook fails, the runtime
+    // stops the container and continues the lifecycle at delete, which runs poststop.
+    let rt = Runtime::new().unwrap();
+    let mut b = rt.bundle().unwrap();
+    let hooks = HookDir::new(&rt, &mut b);
+    b.config["hooks"] = json!({
+        "createRuntime": [hooks.hook("createRuntime", 1)],
+        "poststop": [hooks.hook("poststop", 0)]
+    });
+    let _ = create_fails(&rt, &b);
+    let runs = hooks.runs();
+    let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["createRuntime", "poststop"]);
+}
+
+#[test]
 fn several_hooks_of_one_kind_run_in_order() {
     let rt = Runtime::new().unwrap();
     let mut b = rt.bundle().unwrap();

@@ -60,6 +60,7 @@ pub fn create(opts: CreateOptions) -> Result<Created, Error> {
         dir: Some(dir),
         cgroup: None,
         child: None,
+        poststop: None,
     };
     match create_in(&opts, &bundle, &plan, &mut built) {
         Ok(state) => Ok(Created {
@@ -86,6 +87,9 @@ struct Built {
     dir: Option<ContainerDir>,
     cgroup: Option<CgroupPaths>,
     child: Option<Pid>,
+    /// Once the init exists, a failed create still ends the lifecycle with the poststop
+    /// hooks (runtime-spec: a failing hook stops the container and continues at delete).
+    poststop: Option<(Vec<oci_spec::runtime::Hook>, Vec<u8>)>,
 }
 
 impl Built {
@@ -93,6 +97,11 @@ impl Built {
         if let Some(pid) = self.child.take() {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
+        }
+        if let Some((hooks, state)) = self.poststop.take() {
+            for e in hooks::run_all("poststop", &hooks, &state) {
+                crate::logging::warn(&format!("cleanup after failed create: {e}"));
+            }
         }
         if let Some(cg) = self.cgroup.take() {
             if let Err(e) = cg.remove() {
@@ -216,6 +225,10 @@ fn create_in(
         });
     };
     built.child = Some(pid);
+    let poststop = hooks::of_kind(spec.hooks().as_ref(), "poststop");
+    if !poststop.is_empty() {
+        built.poststop = Some((poststop.to_vec(), hook_state(pid.as_raw(), Status::Stopped)));
+    }
     restore.restore()?;
     drop(child_end);
     drop(console);
