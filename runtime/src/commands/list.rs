@@ -1,13 +1,8 @@
 use anyhow::Result;
 use berth_runtime::state;
 
+use super::Format;
 use crate::Global;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -12,3 +12,10 @@ pub mod run;
 pub mod spec;
 pub mod start;
 pub mod state;
+
+/// `--format` of `list` and `ps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}

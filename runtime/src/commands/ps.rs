@@ -7,13 +7,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use berth_runtime::state::ContainerDir;
 
+use super::Format;
 use crate::Global;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -4,7 +4,6 @@
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
@@ -155,24 +154,11 @@ fn create_in(
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    let console: Option<OwnedFd> = match (&opts.console_socket, &opts.console_fd) {
-        _ if !terminal => None,
-        (Some(path), _) => Some(
-            UnixStream::connect(path)
-                .map_err(io_err("connecting to console socket", path))?
-                .into(),
-        ),
-        (None, Some(fd)) => Some(
-            fd.try_clone()
-                .map_err(io_err("duplicating", "console socket"))?,
-        ),
-        (None, None) => None,
-    };
-    if terminal && console.is_none() {
-        return Err(Error::Init {
-            message: "process.terminal is true but no --console-socket was given".into(),
-        });
-    }
+    let console = super::console_for(
+        terminal,
+        opts.console_socket.as_deref(),
+        opts.console_fd.as_ref(),
+    )?;
 
     let own_pid_ns = linux
         .namespaces()

@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::sys::wait::waitpid;
@@ -102,23 +101,11 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
     namespaces::join_all(&parent_joins)?;
 
     let terminal = process.terminal().unwrap_or(false);
-    let console: Option<OwnedFd> = match (&opts.console_socket, &opts.console_fd) {
-        _ if !terminal => None,
-        (Some(path), _) => Some(
-            UnixStream::connect(path)
-                .map_err(io_err("connecting to console socket", path))?
-                .into(),
-        ),
-        (None, Some(fd)) => Some(
-            fd.try_clone()
-                .map_err(io_err("duplicating", "console socket"))?,
-        ),
-        (None, None) => {
-            return Err(Error::Init {
-                message: "a terminal was requested but no --console-socket was given".into(),
-            })
-        }
-    };
+    let console = super::console_for(
+        terminal,
+        opts.console_socket.as_deref(),
+        opts.console_fd.as_ref(),
+    )?;
 
     let (parent_end, child_end) = channel_pair()?;
     let forked = clone::fork_with_namespaces(0).map_err(|source| Error::Sys {

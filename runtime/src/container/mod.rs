@@ -61,6 +61,32 @@ pub enum Error {
     },
 }
 
+/// The console socket the process's pty master goes to: only when it asks for a terminal;
+/// a `--console-socket` path wins over a connected socket the caller handed in.
+pub(crate) fn console_for(
+    terminal: bool,
+    path: Option<&std::path::Path>,
+    connected: Option<&std::os::fd::OwnedFd>,
+) -> Result<Option<std::os::fd::OwnedFd>, Error> {
+    if !terminal {
+        return Ok(None);
+    }
+    match (path, connected) {
+        (Some(path), _) => Ok(Some(
+            std::os::unix::net::UnixStream::connect(path)
+                .map_err(io_err("connecting to console socket", path))?
+                .into(),
+        )),
+        (None, Some(fd)) => Ok(Some(
+            fd.try_clone()
+                .map_err(io_err("duplicating", "console socket"))?,
+        )),
+        (None, None) => Err(Error::Init {
+            message: "process.terminal is true but no --console-socket was given".into(),
+        }),
+    }
+}
+
 pub(crate) fn io_err(
     action: &'static str,
     path: impl Into<PathBuf>,

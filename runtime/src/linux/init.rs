@@ -157,15 +157,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
                 reason: "process.terminal is set but no --console-socket was given".into(),
             });
         };
-        let pty = tty::open_in_root(root)?;
-        if let Some(size) = process.console_size() {
-            tty::set_size(
-                pty.master.as_raw_fd(),
-                size.height() as u16,
-                size.width() as u16,
-            )?;
-        }
-        tty::send_master(console.as_raw_fd(), &pty)?;
+        let pty = tty::create_for(root, process, console.as_raw_fd())?;
         rootfs::bind_console(root, &pty.slave)?;
         tty::make_controlling(&pty.slave)?;
     }

@@ -64,6 +64,25 @@ pub fn open_in_root(root: &Root) -> Result<Pty, SetupError> {
     })
 }
 
+/// Makes the process's terminal: a new pty in the container, sized as the config says, its
+/// master sent over the console socket. The caller makes the slave its stdio.
+pub fn create_for(
+    root: &Root,
+    process: &oci_spec::runtime::Process,
+    console: RawFd,
+) -> Result<Pty, SetupError> {
+    let pty = open_in_root(root)?;
+    if let Some(size) = process.console_size() {
+        set_size(
+            pty.master.as_raw_fd(),
+            size.height() as u16,
+            size.width() as u16,
+        )?;
+    }
+    send_master(console, &pty)?;
+    Ok(pty)
+}
+
 pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> Result<(), SetupError> {
     let ws = libc::winsize {
         ws_row: rows,
