@@ -32,6 +32,10 @@ pub enum ConfigError {
     Invalid { field: String, reason: String },
     #[error("config.json: root.path: rootfs {path} does not exist")]
     RootfsMissing { path: PathBuf },
+    #[error("config.json")]
+    Seccomp(#[from] crate::linux::seccomp::SeccompError),
+    #[error("config.json")]
+    Security(#[from] crate::linux::security::SecurityError),
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -213,6 +217,10 @@ pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
             ));
         }
     }
+    if let Some(profile) = linux.seccomp() {
+        crate::linux::seccomp::validate(profile)?;
+    }
+    crate::linux::security::validate(process)?;
     if let Some(hooks) = spec.hooks() {
         for (name, list) in crate::hooks::all(hooks) {
             for h in list {

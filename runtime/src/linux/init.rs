@@ -15,7 +15,7 @@ use oci_spec::runtime::Spec;
 
 use super::namespaces::Plan;
 use super::process::{self, Launch};
-use super::{rootfs, sys, tty, SetupError};
+use super::{rootfs, seccomp, security, sys, tty, SetupError};
 use crate::cgroups::CgroupPaths;
 use crate::hooks;
 use crate::sync::{Channel, Message};
@@ -175,6 +175,19 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         }
     }
     let fd_dir = rootfs::open_own_fd_dir()?;
+    // LSM exec labels are written through the host's /proc, opened now (CVE-2019-16884).
+    let labels = security::ExecLabel::open(process)?;
+    let linux = spec.linux().as_ref();
+    let filters = match linux.and_then(|l| l.seccomp().as_ref()) {
+        Some(profile) => Some(seccomp::compile(profile)?),
+        None => None,
+    };
+    // The agent's socket is a host path: connect while the host is still visible.
+    let agent = filters
+        .as_ref()
+        .and_then(|f| f.listener_path())
+        .map(seccomp::connect_listener)
+        .transpose()?;
     if root.is_some() {
         drop(root);
         if a.no_pivot {
@@ -189,7 +202,18 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     if !a.no_new_keyring {
         join_session_keyring()?;
     }
+    security::set_personality(linux.and_then(|l| l.personality().as_ref()))?;
+    // RT scheduling and I/O classes need CAP_SYS_NICE / CAP_SYS_ADMIN: before caps drop.
+    security::set_scheduler(process)?;
+    security::set_io_priority(process)?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
     let launch = Launch::resolve(process)?;
+    if let (Some(f), false) = (&filters, nnp) {
+        // Without no_new_privs installing a filter needs CAP_SYS_ADMIN, which may be about to
+        // go: install it now (seccomp(2)); the rest of the setup then runs under it, as runc.
+        let state = (a.hook_state)(my_pid, crate::state::Status::Creating);
+        install_seccomp(f, agent.as_ref(), my_pid, &state)?;
+    }
     launch.drop_privileges(process, a.plan.new_user)?;
 
     a.channel.send(&Message::Ready)?;
@@ -210,7 +234,34 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         source,
     })?;
     drop(barrier);
-    Err(launch.exec(a.preserve_fds))
+    Err(launch.exec_with(a.preserve_fds, || {
+        for label in &labels {
+            label.apply()?;
+        }
+        // With no_new_privs the filter goes on as late as possible, so it constrains only
+        // the user's program (and the trampoline's execve; see security::ExecGuard).
+        if let (Some(f), true) = (&filters, nnp) {
+            let state = (a.hook_state)(my_pid, crate::state::Status::Created);
+            install_seccomp(f, agent.as_ref(), my_pid, &state)?;
+        }
+        Ok(())
+    }))
+}
+
+/// Installs the filters; with NOTIFY rules, hands the listener fd and the container state to
+/// the agent at listenerPath (connected before pivot_root, so only sendmsg runs under the new
+/// filter before the agent has the fd), then closes our copy.
+fn install_seccomp(
+    f: &seccomp::Filters,
+    agent: Option<&std::os::unix::net::UnixStream>,
+    pid: i32,
+    state: &[u8],
+) -> Result<(), SetupError> {
+    let listener = f.install()?;
+    if let (Some(stream), Some(fd), Some(path)) = (agent, &listener, f.listener_path()) {
+        seccomp::send_listener_fd(stream, path, fd, pid, f.listener_metadata(), state)?;
+    }
+    Ok(())
 }
 
 /// The start barrier: opening the fifo for writing blocks until `start` opens it for reading.

@@ -9,6 +9,8 @@ pub mod namespaces;
 pub mod proc;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
+pub mod security;
 pub mod tty;
 
 use std::io;
@@ -52,6 +54,10 @@ pub enum SetupError {
     Capability { name: String, reason: String },
     #[error("exec: {arg0:?}: {reason}")]
     Exec { arg0: String, reason: String },
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Security(#[from] security::SecurityError),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
     #[error(transparent)]

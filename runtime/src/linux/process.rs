@@ -183,6 +183,8 @@ pub struct Launch {
     args: Vec<String>,
     env: Vec<String>,
     caps: CapSets,
+    /// The final execve goes through a sealed trampoline (CVE-2019-5736, see security.rs).
+    guard: super::security::ExecGuard,
 }
 
 impl Launch {
@@ -196,11 +198,13 @@ impl Launch {
         let arg0 = args.first().cloned().unwrap_or_default();
         let exe = find_executable(&arg0, &env, cwd)?;
         let caps = CapSets::from_spec(process.capabilities().as_ref())?;
+        let guard = super::security::ExecGuard::prepare()?;
         Ok(Launch {
             exe,
             args,
             env,
             caps,
+            guard,
         })
     }
 
@@ -230,10 +234,20 @@ impl Launch {
     /// Sheds what the runtime inherited and replaces this process with the program.
     /// Only returns on failure.
     pub fn exec(&self, preserve_fds: u32) -> SetupError {
-        if let Err(e) = reset_inherited(preserve_fds) {
+        self.exec_with(preserve_fds, || Ok(()))
+    }
+
+    /// Like `exec`, with `last` run right before the execve (the seccomp filter with
+    /// noNewPrivileges, LSM exec labels: as late as possible).
+    pub fn exec_with(
+        &self,
+        preserve_fds: u32,
+        last: impl FnOnce() -> Result<(), SetupError>,
+    ) -> SetupError {
+        if let Err(e) = reset_inherited(preserve_fds).and_then(|()| last()) {
             return e;
         }
-        exec(&self.exe, &self.args, &self.env)
+        self.guard.exec(&self.exe, &self.args, &self.env).into()
     }
 }
 

@@ -30,6 +30,7 @@ mod console;
 mod container;
 mod leaks;
 mod runner;
+pub mod security;
 
 pub use bundle::{default_config, Bundle};
 pub use caps::{cap_mask, cap_number, status_field};

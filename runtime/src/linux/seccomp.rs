@@ -1,0 +1,680 @@
+//! seccomp(2) filters from `linux.seccomp`, compiled to BPF with seccompiler.
+//!
+//! seccompiler builds one filter with a single "match" and a single "mismatch" action, while
+//! an OCI profile gives every syscall its own action. The kernel runs *every* installed filter
+//! on each syscall and takes the most restrictive answer (seccomp(2), "Filter return values":
+//! KILL_PROCESS > KILL_THREAD > TRAP > ERRNO > USER_NOTIF > TRACE > LOG > ALLOW). So a profile
+//! becomes a small stack of seccompiler filters in which ALLOW means "no opinion":
+//!
+//! - a *gate* (hand-written, seccompiler cannot express it) that kills syscalls of an ABI the
+//!   profile does not list, the x32 ABI included (libseccomp's "bad arch" action);
+//! - per architecture, a *default* filter: syscalls matching any rule → ALLOW, all others →
+//!   `defaultAction` (skipped when that is ALLOW);
+//! - per architecture and per distinct rule action (ERRNO(n), KILL, TRAP, TRACE(n), LOG,
+//!   NOTIFY), a filter: matching syscalls → that action, others → ALLOW.
+//!
+//! Where two rules with different actions match one syscall, the more restrictive one wins
+//! (libseccomp's behaviour too); two ERRNO rules with different errno values on the same
+//! syscall and arguments give the value of the filter installed last.
+//!
+//! What seccompiler lacks and is written here: NOTIFY (a placeholder TRACE value patched into
+//! SECCOMP_RET_USER_NOTIF), non-native architectures (its arch check is patched), the flags
+//! (LOG, SPEC_ALLOW, TSYNC, WAIT_KILLABLE_RECV), the listener fd and syscall name lookup (the
+//! `syscalls` crate's per-architecture tables).
+
+use std::collections::BTreeMap;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use nix::errno::Errno;
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompFilterFlag as Flag,
+    LinuxSeccompOperator as Op, LinuxSyscall,
+};
+use seccompiler::{
+    sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
+    SeccompFilter, SeccompRule, TargetArch,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action")]
+    NotifyDefault,
+    #[error("linux.seccomp.syscalls[{index}] ({names}): {action} with an errnoRet")]
+    ErrnoRetWithoutErrno {
+        index: usize,
+        names: String,
+        action: String,
+    },
+    #[error("linux.seccomp.syscalls[{index}]: names is empty")]
+    NoNames { index: usize },
+    #[error("linux.seccomp.syscalls[{index}] ({names}): args[{arg}].index {value} is not 0-5")]
+    ArgIndex {
+        index: usize,
+        names: String,
+        arg: usize,
+        value: usize,
+    },
+    #[error(
+        "linux.seccomp.syscalls[{index}]: SCMP_ACT_NOTIFY on {name} would deadlock: the runtime \
+         uses it to hand the notify fd to the agent"
+    )]
+    NotifyOnRuntimeSyscall { index: usize, name: String },
+    #[error("linux.seccomp.listenerPath: set, but no rule uses SCMP_ACT_NOTIFY")]
+    ListenerWithoutNotify,
+    #[error("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY rules need a listenerPath")]
+    NotifyWithoutListener,
+    #[error("linux.seccomp.listenerPath: {path:?} is not an absolute path")]
+    ListenerRelative { path: PathBuf },
+    #[error("linux.seccomp: compiling the {arch} filter")]
+    Compile {
+        arch: &'static str,
+        #[source]
+        source: seccompiler::BackendError,
+    },
+    #[error("linux.seccomp: compiling the {arch} filter: unexpected seccompiler arch check")]
+    Prologue { arch: &'static str },
+    #[error("installing seccomp filter {index} of {count}")]
+    Install {
+        index: usize,
+        count: usize,
+        #[source]
+        source: Errno,
+    },
+    #[error("seccomp listener {path}: {action}")]
+    Listener {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+// Return values and flags of seccomp(2) (linux/seccomp.h).
+const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
+const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+const FILTER_FLAG_TSYNC: libc::c_ulong = 1;
+const FILTER_FLAG_LOG: libc::c_ulong = 2;
+const FILTER_FLAG_SPEC_ALLOW: libc::c_ulong = 4;
+const FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 8;
+const FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_ulong = 32;
+/// seccompiler has no NOTIFY action: the NOTIFY filter is built with TRACE(this value) and
+/// its return instructions patched afterwards. The filter holds no other TRACE action.
+const NOTIFY_PLACEHOLDER: u32 = 0x7ff0_0000 | 0xb3e7;
+
+// AUDIT_ARCH_* (linux/audit.h): what `seccomp_data.arch` holds for each ABI.
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
+/// x32 syscalls arrive with AUDIT_ARCH_X86_64 and this bit set in the number (syscall(2)).
+const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+
+// Classic BPF opcodes (linux/bpf_common.h).
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JMP_JA: u16 = 0x05;
+const BPF_JEQ_K: u16 = 0x15;
+const BPF_JSET_K: u16 = 0x45;
+const BPF_RET_K: u16 = 0x06;
+
+/// An ABI whose syscalls this host can run: its name in errors, audit value and table.
+#[derive(Clone, Copy, PartialEq, Eq)]
+// Each host constructs only its own family's variants.
+#[allow(dead_code)]
+enum Abi {
+    X86_64,
+    X86,
+    Aarch64,
+    Arm,
+}
+
+impl Abi {
+    fn name(self) -> &'static str {
+        match self {
+            Abi::X86_64 => "SCMP_ARCH_X86_64",
+            Abi::X86 => "SCMP_ARCH_X86",
+            Abi::Aarch64 => "SCMP_ARCH_AARCH64",
+            Abi::Arm => "SCMP_ARCH_ARM",
+        }
+    }
+
+    fn audit(self) -> u32 {
+        match self {
+            Abi::X86_64 => AUDIT_ARCH_X86_64,
+            Abi::X86 => AUDIT_ARCH_I386,
+            Abi::Aarch64 => AUDIT_ARCH_AARCH64,
+            Abi::Arm => AUDIT_ARCH_ARM,
+        }
+    }
+
+    /// The syscall number of `name` on this ABI; None when this ABI has no such syscall
+    /// (skipped like runc does, so a profile written for a newer kernel still loads).
+    fn number(self, name: &str) -> Option<i64> {
+        let id = match self {
+            Abi::X86_64 => syscalls::x86_64::Sysno::from_str(name).ok()?.id(),
+            Abi::X86 => syscalls::x86::Sysno::from_str(name).ok()?.id(),
+            Abi::Aarch64 => syscalls::aarch64::Sysno::from_str(name).ok()?.id(),
+            Abi::Arm => syscalls::arm::Sysno::from_str(name).ok()?.id(),
+        };
+        Some(i64::from(id))
+    }
+}
+
+/// The native ABI and the compat ABIs this kernel may also run.
+#[cfg(target_arch = "x86_64")]
+const HOST_ABIS: (Abi, &[Abi]) = (Abi::X86_64, &[Abi::X86]);
+#[cfg(target_arch = "aarch64")]
+const HOST_ABIS: (Abi, &[Abi]) = (Abi::Aarch64, &[Abi::Arm]);
+
+/// A compiled profile, ready to install.
+#[derive(Debug)]
+pub struct Filters {
+    /// In installation order; `true` marks the one filter that gets the notify listener.
+    programs: Vec<(BpfProgram, bool)>,
+    flags: libc::c_ulong,
+    listener_path: Option<PathBuf>,
+    listener_metadata: String,
+}
+
+fn names_of(s: &LinuxSyscall) -> String {
+    s.names().join(",")
+}
+
+/// The kernel action for an OCI action. errnoRet defaults to EPERM (runtime-spec).
+fn action(act: Act, errno_ret: Option<u32>) -> SeccompAction {
+    let errno = errno_ret.unwrap_or(libc::EPERM as u32);
+    match act {
+        Act::ScmpActAllow => SeccompAction::Allow,
+        Act::ScmpActErrno => SeccompAction::Errno(errno),
+        // libseccomp's SCMP_ACT_KILL is the thread variant.
+        Act::ScmpActKill | Act::ScmpActKillThread => SeccompAction::KillThread,
+        Act::ScmpActKillProcess => SeccompAction::KillProcess,
+        Act::ScmpActTrap => SeccompAction::Trap,
+        // As runc: the errnoRet of a TRACE rule is the value the tracer sees.
+        Act::ScmpActTrace => SeccompAction::Trace(errno),
+        Act::ScmpActLog => SeccompAction::Log,
+        Act::ScmpActNotify => SeccompAction::Trace(NOTIFY_PLACEHOLDER),
+    }
+}
+
+fn condition_op(op: Op, value_two: Option<u64>) -> (SeccompCmpOp, Option<u64>) {
+    match op {
+        Op::ScmpCmpNe => (SeccompCmpOp::Ne, None),
+        Op::ScmpCmpLt => (SeccompCmpOp::Lt, None),
+        Op::ScmpCmpLe => (SeccompCmpOp::Le, None),
+        Op::ScmpCmpEq => (SeccompCmpOp::Eq, None),
+        Op::ScmpCmpGe => (SeccompCmpOp::Ge, None),
+        Op::ScmpCmpGt => (SeccompCmpOp::Gt, None),
+        // (arg & value) == valueTwo: seccompiler takes the mask in the operator and compares
+        // the masked argument with the condition's value.
+        Op::ScmpCmpMaskedEq => (SeccompCmpOp::Eq, Some(value_two.unwrap_or(0))),
+    }
+}
+
+/// The rules of one OCI entry: `None` matches the syscall whatever its arguments. Conditions
+/// are ANDed, except that several conditions on the same argument become separate (ORed)
+/// rules, as runc does (libseccomp cannot AND them).
+fn entry_rules(index: usize, s: &LinuxSyscall) -> Result<Option<Vec<SeccompRule>>, SeccompError> {
+    let args = s.args().as_deref().unwrap_or_default();
+    if args.is_empty() {
+        return Ok(None);
+    }
+    let mut conds = Vec::with_capacity(args.len());
+    for (arg, a) in args.iter().enumerate() {
+        let bad_index = || SeccompError::ArgIndex {
+            index,
+            names: names_of(s),
+            arg,
+            value: a.index(),
+        };
+        let arg_index = u8::try_from(a.index()).map_err(|_| bad_index())?;
+        let (op, masked) = condition_op(a.op(), a.value_two());
+        let (op, value) = match masked {
+            Some(datum) => (SeccompCmpOp::MaskedEq(a.value()), datum),
+            None => (op, a.value()),
+        };
+        let cond = SeccompCondition::new(arg_index, SeccompCmpArgLen::Qword, op, value)
+            .map_err(|_| bad_index())?;
+        conds.push((a.index(), cond));
+    }
+    let repeated = conds
+        .iter()
+        .any(|(i, _)| conds.iter().filter(|(j, _)| j == i).count() > 1);
+    let rules: Result<Vec<SeccompRule>, _> = if repeated {
+        conds
+            .into_iter()
+            .map(|(_, c)| SeccompRule::new(vec![c]))
+            .collect()
+    } else {
+        SeccompRule::new(conds.into_iter().map(|(_, c)| c).collect()).map(|r| vec![r])
+    };
+    rules.map(Some).map_err(|source| SeccompError::Compile {
+        arch: "rules",
+        source,
+    })
+}
+
+type RuleMap = BTreeMap<i64, Option<Vec<SeccompRule>>>;
+
+/// Adds rules for syscall `nr`; an unconditional entry absorbs conditional ones.
+fn merge(map: &mut RuleMap, nr: i64, rules: &Option<Vec<SeccompRule>>) {
+    match (map.get_mut(&nr), rules) {
+        (None, r) => {
+            map.insert(nr, r.clone());
+        }
+        (Some(slot), None) => *slot = None,
+        (Some(Some(have)), Some(more)) => have.extend(more.iter().cloned()),
+        (Some(None), Some(_)) => {}
+    }
+}
+
+/// Checks a profile without building it: everything `compile` would refuse.
+pub fn validate(profile: &LinuxSeccomp) -> Result<(), SeccompError> {
+    compile(profile).map(|_| ())
+}
+
+/// Compiles `linux.seccomp` into filters for this host's ABIs.
+pub fn compile(profile: &LinuxSeccomp) -> Result<Filters, SeccompError> {
+    if profile.default_action() == Act::ScmpActNotify {
+        return Err(SeccompError::NotifyDefault);
+    }
+    let default = action(profile.default_action(), profile.default_errno_ret());
+    let entries = profile.syscalls().as_deref().unwrap_or_default();
+    let mut parsed = Vec::with_capacity(entries.len());
+    let mut notify = false;
+    for (index, s) in entries.iter().enumerate() {
+        if s.names().is_empty() {
+            return Err(SeccompError::NoNames { index });
+        }
+        if s.errno_ret().is_some() && !matches!(s.action(), Act::ScmpActErrno | Act::ScmpActTrace) {
+            return Err(SeccompError::ErrnoRetWithoutErrno {
+                index,
+                names: names_of(s),
+                action: s.action().to_string(),
+            });
+        }
+        if s.action() == Act::ScmpActNotify {
+            notify = true;
+            if let Some(name) = s.names().iter().find(|n| *n == "sendmsg") {
+                return Err(SeccompError::NotifyOnRuntimeSyscall {
+                    index,
+                    name: name.clone(),
+                });
+            }
+        }
+        let rules = entry_rules(index, s)?;
+        parsed.push((s, action(s.action(), s.errno_ret()), rules));
+    }
+    match profile.listener_path() {
+        Some(p) if !p.is_absolute() => {
+            return Err(SeccompError::ListenerRelative { path: p.clone() })
+        }
+        Some(_) if !notify => return Err(SeccompError::ListenerWithoutNotify),
+        None if notify => return Err(SeccompError::NotifyWithoutListener),
+        _ => {}
+    }
+
+    let (native, compat) = HOST_ABIS;
+    let listed = profile.architectures().as_deref().unwrap_or_default();
+    let mut abis = vec![native];
+    abis.extend(
+        compat
+            .iter()
+            .copied()
+            .filter(|a| listed.iter().any(|l| *l as u32 == a.audit())),
+    );
+    let x32 = native == Abi::X86_64 && listed.contains(&Arch::ScmpArchX32);
+
+    let mut programs = vec![(gate(&abis, x32), false)];
+    for &abi in &abis {
+        // Rules grouped by the kernel return value of their action.
+        let mut groups: BTreeMap<u32, (SeccompAction, RuleMap)> = BTreeMap::new();
+        let mut all = RuleMap::new();
+        for (s, act, rules) in &parsed {
+            for name in s.names() {
+                let Some(nr) = abi.number(name) else { continue };
+                let mut nrs = vec![nr];
+                if abi == Abi::X86_64 && x32 && nr < 512 {
+                    // x32 shares the x86_64 numbers (plus the x32 bit) below 512; its own
+                    // compat entries from 512 up get the default action.
+                    nrs.push(nr | X32_SYSCALL_BIT);
+                }
+                for nr in nrs {
+                    merge(&mut all, nr, rules);
+                    let group = groups
+                        .entry(u32::from(act.clone()))
+                        .or_insert_with(|| (act.clone(), RuleMap::new()));
+                    merge(&mut group.1, nr, rules);
+                }
+            }
+        }
+        if default != SeccompAction::Allow {
+            programs.push((
+                build(abi, all, SeccompAction::Allow, default.clone())?,
+                false,
+            ));
+        }
+        for (_, (act, rules)) in groups {
+            if act == SeccompAction::Allow {
+                continue;
+            }
+            let is_notify = act == SeccompAction::Trace(NOTIFY_PLACEHOLDER);
+            let mut prog = build(abi, rules, act, SeccompAction::Allow)?;
+            if is_notify {
+                let placeholder = u32::from(SeccompAction::Trace(NOTIFY_PLACEHOLDER));
+                for ins in prog.iter_mut() {
+                    if ins.code == BPF_RET_K && ins.k == placeholder {
+                        ins.k = SECCOMP_RET_USER_NOTIF;
+                    }
+                }
+            }
+            programs.push((prog, is_notify));
+        }
+    }
+    // Only one filter in a tree may own a listener (seccomp(2), EBUSY): the native ABI's
+    // NOTIFY filter gets it; a compat ABI's NOTIFY rules then return ENOSYS, which is what
+    // USER_NOTIF does without a listener.
+    let mut seen_listener = false;
+    for (_, listener) in programs.iter_mut() {
+        if *listener {
+            *listener = !seen_listener;
+            seen_listener = true;
+        }
+    }
+
+    let mut flags = 0;
+    for f in profile.flags().iter().flatten() {
+        flags |= match f {
+            Flag::SeccompFilterFlagLog => FILTER_FLAG_LOG,
+            Flag::SeccompFilterFlagSpecAllow => FILTER_FLAG_SPEC_ALLOW,
+            Flag::SeccompFilterFlagTsync => FILTER_FLAG_TSYNC,
+            Flag::SeccompFilterFlagWaitKillableRecv => FILTER_FLAG_WAIT_KILLABLE_RECV,
+        };
+    }
+    Ok(Filters {
+        programs,
+        flags,
+        listener_path: profile.listener_path().clone(),
+        listener_metadata: profile.listener_metadata().clone().unwrap_or_default(),
+    })
+}
+
+/// One seccompiler filter for `abi`. seccompiler starts every program with
+/// `ld arch; jeq <its target>, +1; ret KILL_PROCESS`: the compared value becomes `abi`'s and
+/// the kill becomes ALLOW, since other ABIs are the gate's business and ALLOW means "no
+/// opinion" in a stack of filters.
+fn build(
+    abi: Abi,
+    rules: RuleMap,
+    match_action: SeccompAction,
+    mismatch_action: SeccompAction,
+) -> Result<BpfProgram, SeccompError> {
+    let arch = abi.name();
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = rules
+        .into_iter()
+        .map(|(nr, r)| (nr, r.unwrap_or_default()))
+        .collect();
+    let filter = SeccompFilter::new(rules, mismatch_action, match_action, TargetArch::x86_64)
+        .map_err(|source| SeccompError::Compile { arch, source })?;
+    let mut prog: BpfProgram = filter
+        .try_into()
+        .map_err(|source| SeccompError::Compile { arch, source })?;
+    let shape_ok = prog.len() > 3
+        && prog[0].code == BPF_LD_W_ABS
+        && prog[0].k == 4
+        && prog[1].code == BPF_JEQ_K
+        && prog[1].k == AUDIT_ARCH_X86_64
+        && prog[2].code == BPF_RET_K;
+    if !shape_ok {
+        return Err(SeccompError::Prologue { arch });
+    }
+    prog[1].k = abi.audit();
+    prog[2].k = libc::SECCOMP_RET_ALLOW;
+    Ok(prog)
+}
+
+/// The gate: syscalls of an ABI outside `abis` (and x32 ones unless `x32`) kill the thread,
+/// libseccomp's default for a bad architecture.
+fn gate(abis: &[Abi], x32: bool) -> BpfProgram {
+    // Jump targets are resolved at the end: the last instruction allows, the one before kills.
+    enum To {
+        Next,
+        Allow,
+        Kill,
+    }
+    let mut code: Vec<(u16, u32, To, To)> = vec![(BPF_LD_W_ABS, 4, To::Next, To::Next)];
+    for abi in abis.iter().filter(|a| **a != Abi::X86_64) {
+        code.push((BPF_JEQ_K, abi.audit(), To::Allow, To::Next));
+    }
+    if abis.contains(&Abi::X86_64) {
+        code.push((BPF_JEQ_K, AUDIT_ARCH_X86_64, To::Next, To::Kill));
+        code.push((BPF_LD_W_ABS, 0, To::Next, To::Next));
+        let x32_to = if x32 { To::Allow } else { To::Kill };
+        code.push((BPF_JSET_K, X32_SYSCALL_BIT as u32, x32_to, To::Allow));
+    } else {
+        code.push((BPF_JMP_JA, 0, To::Kill, To::Kill));
+    }
+    let kill = code.len();
+    let allow = kill + 1;
+    let offset = |i: usize, to: &To| -> u8 {
+        match to {
+            To::Next => 0,
+            To::Kill => (kill - i - 1) as u8,
+            To::Allow => (allow - i - 1) as u8,
+        }
+    };
+    let mut prog: BpfProgram = code
+        .iter()
+        .enumerate()
+        .map(|(i, (op, k, jt, jf))| {
+            if *op == BPF_JMP_JA {
+                sock_filter {
+                    code: *op,
+                    jt: 0,
+                    jf: 0,
+                    k: u32::from(offset(i, jt)),
+                }
+            } else {
+                sock_filter {
+                    code: *op,
+                    jt: offset(i, jt),
+                    jf: offset(i, jf),
+                    k: *k,
+                }
+            }
+        })
+        .collect();
+    prog.push(sock_filter {
+        code: BPF_RET_K,
+        jt: 0,
+        jf: 0,
+        k: libc::SECCOMP_RET_KILL_THREAD,
+    });
+    prog.push(sock_filter {
+        code: BPF_RET_K,
+        jt: 0,
+        jf: 0,
+        k: libc::SECCOMP_RET_ALLOW,
+    });
+    prog
+}
+
+/// `struct sock_fprog` (linux/filter.h).
+#[repr(C)]
+struct SockFprog {
+    len: libc::c_ushort,
+    filter: *const sock_filter,
+}
+
+impl Filters {
+    pub fn listener_path(&self) -> Option<&Path> {
+        self.listener_path.as_deref()
+    }
+
+    pub fn listener_metadata(&self) -> &str {
+        &self.listener_metadata
+    }
+
+    /// Installs the filters in order. Needs no_new_privs or CAP_SYS_ADMIN (seccomp(2)).
+    /// Returns the notify fd when the profile has NOTIFY rules.
+    pub fn install(&self) -> Result<Option<OwnedFd>, SeccompError> {
+        let count = self.programs.len();
+        let mut listener = None;
+        for (i, (prog, wants_listener)) in self.programs.iter().enumerate() {
+            let mut flags = self.flags;
+            if *wants_listener {
+                // TSYNC and NEW_LISTENER together need TSYNC_ESRCH; the init is
+                // single-threaded, so TSYNC has nothing to synchronise anyway.
+                flags = (flags & !FILTER_FLAG_TSYNC) | FILTER_FLAG_NEW_LISTENER;
+            }
+            let fprog = SockFprog {
+                len: prog.len() as libc::c_ushort,
+                filter: prog.as_ptr(),
+            };
+            // SAFETY: fprog points at `prog`, alive for the call; the kernel copies it.
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    SECCOMP_SET_MODE_FILTER,
+                    flags,
+                    &fprog as *const SockFprog,
+                )
+            };
+            if ret < 0 {
+                return Err(SeccompError::Install {
+                    index: i + 1,
+                    count,
+                    source: Errno::last(),
+                });
+            }
+            if *wants_listener {
+                // SAFETY: with NEW_LISTENER the return value is a new fd that we now own.
+                listener = Some(unsafe { OwnedFd::from_raw_fd(ret as i32) });
+            }
+        }
+        Ok(listener)
+    }
+}
+
+/// Connects to the agent's socket. Done *before* the filters are installed, so only
+/// sendmsg(2) is needed afterwards.
+pub fn connect_listener(path: &Path) -> Result<UnixStream, SeccompError> {
+    UnixStream::connect(path).map_err(|source| SeccompError::Listener {
+        path: path.to_path_buf(),
+        action: "connecting",
+        source,
+    })
+}
+
+/// Sends the notify fd and the container process state to the agent, as the runtime-spec
+/// describes ("Container Process State"): one message, the JSON as data and the fds named
+/// in its `fds` array attached with SCM_RIGHTS in that order.
+pub fn send_listener_fd(
+    stream: &UnixStream,
+    path: &Path,
+    fd: &OwnedFd,
+    pid: i32,
+    metadata: &str,
+    state: &[u8],
+) -> Result<(), SeccompError> {
+    let state: serde_json::Value = serde_json::from_slice(state).unwrap_or_default();
+    let msg = serde_json::json!({
+        "ociVersion": "1.2.0",
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": metadata,
+        "state": state,
+    })
+    .to_string();
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [IoSlice::new(msg.as_bytes())];
+    sendmsg::<()>(stream.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).map_err(|e| {
+        SeccompError::Listener {
+            path: path.to_path_buf(),
+            action: "sending the notify fd",
+            source: io::Error::from(e),
+        }
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(json: &str) -> LinuxSeccomp {
+        serde_json::from_str(json).expect("test profile parses")
+    }
+
+    #[test]
+    fn unknown_syscall_names_are_skipped() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+                {"names":["no_such_syscall_xyz","getpid"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let f = compile(&p).expect("compiles");
+        // gate + default filter for the native ABI.
+        assert_eq!(f.programs.len(), 2);
+    }
+
+    #[test]
+    fn errno_ret_on_a_non_errno_action_names_the_entry() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+                {"names":["getpid"],"action":"SCMP_ACT_LOG"},
+                {"names":["mkdir"],"action":"SCMP_ACT_KILL","errnoRet":1}]}"#,
+        );
+        let err = compile(&p).expect_err("must fail").to_string();
+        assert!(
+            err.contains("syscalls[1]") && err.contains("mkdir"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn notify_needs_a_listener_and_is_not_a_default() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+                {"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
+        assert!(matches!(
+            compile(&p),
+            Err(SeccompError::NotifyWithoutListener)
+        ));
+        let p = profile(r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#);
+        assert!(matches!(compile(&p), Err(SeccompError::NotifyDefault)));
+    }
+
+    #[test]
+    fn an_argument_index_past_five_names_the_entry() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+                {"names":["personality"],"action":"SCMP_ACT_ERRNO",
+                 "args":[{"index":6,"value":1,"op":"SCMP_CMP_EQ"}]}]}"#,
+        );
+        let err = compile(&p).expect_err("must fail").to_string();
+        assert!(
+            err.contains("syscalls[0]") && err.contains("args[0].index 6"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn notify_filters_return_user_notif() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock",
+                "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
+        let f = compile(&p).expect("compiles");
+        let (prog, listener) = f.programs.last().expect("a notify filter");
+        assert!(listener);
+        assert!(prog
+            .iter()
+            .any(|i| i.code == BPF_RET_K && i.k == SECCOMP_RET_USER_NOTIF));
+    }
+}
