@@ -94,6 +94,23 @@ fn second_pull_is_up_to_date_and_shares_blobs() -> Result<()> {
     assert_eq!(berth.blobs(), blobs);
     let quiet = berth.ok(&["pull", "-q", &a])?;
     assert_eq!(quiet.trim(), a);
+    let digests = berth.ok(&["images", "--digests"])?;
+    assert!(
+        digests
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains("DIGEST"),
+        "{digests}"
+    );
+    let templated = berth.ok(&["images", "--format", "{{json .}}"])?;
+    for line in templated.lines() {
+        let row: serde_json::Value = serde_json::from_str(line)?;
+        assert!(
+            digests.contains(row["Digest"].as_str().unwrap_or("?")),
+            "{digests}"
+        );
+    }
     Ok(())
 }
 

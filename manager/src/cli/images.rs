@@ -43,12 +43,12 @@ struct Row {
 }
 
 pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
-    if args.format != "table" && args.format != "json" {
-        bail!(
-            "flag --format: unknown format {:?} (use table or json)",
-            args.format
-        );
-    }
+    // docker spells machine output `--format '{{json .}}'` (one object per line) too.
+    let json = match args.format.as_str() {
+        "table" => false,
+        "json" | "{{json .}}" => true,
+        other => bail!("flag --format: unknown format {other:?} (use table or json)"),
+    };
     let filter = args
         .repository
         .as_deref()
@@ -85,7 +85,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
         }
         return Ok(());
     }
-    if args.format == "json" {
+    if json {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);
         }
