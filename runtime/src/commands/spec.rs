@@ -19,6 +19,9 @@ const DEFAULT_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SE
 
 /// The same default container `runc spec` writes: a busybox-friendly shell with a terminal,
 /// the standard mounts, masked and read-only /proc paths, and a deny-all device cgroup.
+///
+/// It declares spec version 1.0.2, the newest that every runtime in use (runc 1.1, crun 1.8)
+/// accepts, so the same bundle can be handed to any of them.
 pub fn default_config(rootless: bool) -> Value {
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -68,7 +71,7 @@ pub fn default_config(rootless: bool) -> Value {
     }
     linux["namespaces"] = Value::Array(namespaces);
     json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": "1.0.2",
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},
