@@ -10,7 +10,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
-use oci_spec::image::{Descriptor, Digest, ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -473,10 +473,35 @@ fn load_docker(
     let mut out = Vec::new();
     for entry in entries {
         let config = lookup(&entry.config)?;
+        let config_json: ImageConfiguration = serde_json::from_slice(
+            &store.content().read_metadata(&config.digest)?,
+        )
+        .map_err(|source| ArchiveError::Json {
+            path: entry.config.clone(),
+            source,
+        })?;
+        let diff_ids = config_json.rootfs().diff_ids();
+        if diff_ids.len() != entry.layers.len() {
+            return Err(ArchiveError::DiffIdCount {
+                image: entry.config.clone(),
+                layers: entry.layers.len(),
+                diff_ids: diff_ids.len(),
+            });
+        }
         let mut layers = Vec::new();
-        for path in &entry.layers {
+        for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
             let stored = lookup(path)?;
-            let media_type = match sniff(&store.content().blob_path(&stored.digest)) {
+            let blob = store.content().blob_path(&stored.digest);
+            let compression = sniff(&blob);
+            // Like docker load: every layer must be what the config says it is.
+            if uncompressed_digest(&blob, compression)? != *diff_id {
+                return Err(ArchiveError::DiffId {
+                    image: entry.config.clone(),
+                    layer: stored.digest.clone(),
+                    diff_id: diff_id.clone(),
+                });
+            }
+            let media_type = match compression {
                 Compression::None => manifest::OCI_LAYER,
                 Compression::Gzip => manifest::OCI_LAYER_GZIP,
                 Compression::Zstd => manifest::OCI_LAYER_ZSTD,
@@ -521,6 +546,28 @@ fn load_docker(
         }
     }
     Ok(out)
+}
+
+/// `sha256:<hex>` of a layer's uncompressed content, streamed.
+fn uncompressed_digest(path: &Path, compression: Compression) -> Result<String> {
+    let file = BufReader::new(File::open(path).map_err(ArchiveError::Read)?);
+    let mut reader: Box<dyn Read> = match compression {
+        Compression::None => Box::new(file),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(file).map_err(ArchiveError::Read)?)
+        }
+    };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader.read(&mut buf).map_err(ArchiveError::Read)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
 }
 
 /// Compression of a stored file, by its magic number.

@@ -180,3 +180,37 @@ fn image_prune_removes_unnamed_images_stale_ingests_and_everything_with_all() ->
     assert!(s.berth.images()?.is_empty());
     Ok(())
 }
+
+#[test]
+fn docker_archive_with_a_corrupt_layer_is_refused_and_leaves_nothing() -> Result<()> {
+    let s = setup(Compression::Gzip)?;
+    let tar = s.dir.path().join("good.tar");
+    s.berth
+        .ok(&["save", "-o", &tar.to_string_lossy(), &s.image])?;
+    // Rewrite the archive with one byte of the first layer.tar flipped (same size).
+    let bad = s.dir.path().join("bad.tar");
+    let mut out = ::tar::Builder::new(std::fs::File::create(&bad)?);
+    let mut flipped = false;
+    for entry in ::tar::Archive::new(std::fs::File::open(&tar)?).entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data)?;
+        if !flipped && path.ends_with("layer.tar") {
+            let mid = data.len() / 2;
+            data[mid] ^= 0xff;
+            flipped = true;
+        }
+        let mut header = entry.header().clone();
+        out.append_data(&mut header, &path, &data[..])?;
+    }
+    out.into_inner()?;
+    assert!(flipped);
+    let fresh = Berth::new()?;
+    let err = fresh.fail(&["load", "-i", &bad.to_string_lossy()])?;
+    assert!(err.contains("does not match its diff ID"), "{err}");
+    assert!(fresh.images()?.is_empty());
+    assert!(fresh.blobs().is_empty(), "{:?}", fresh.blobs());
+    assert!(fresh.ingests().is_empty());
+    Ok(())
+}

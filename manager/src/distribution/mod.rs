@@ -128,6 +128,31 @@ pub enum DistributionError {
     },
 }
 
+/// Attempts for requests that restart from scratch: enough for a short outage.
+const RETRY_ATTEMPTS: u32 = 4;
+
+/// Runs a request again after transient failures (connection errors, 5xx, 429); for
+/// manifests and uploads, which restart from scratch (blob downloads resume instead).
+pub(crate) async fn retrying<T, Fut>(
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T, DistributionError>
+where
+    Fut: std::future::Future<Output = Result<T, DistributionError>>,
+{
+    let mut backoff = pull::FIRST_BACKOFF;
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if e.is_retryable() && tries < RETRY_ATTEMPTS => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(pull::MAX_BACKOFF);
+                tries += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 impl DistributionError {
     /// Transient failures that a retry (resuming where it stopped) can fix.
     pub fn is_retryable(&self) -> bool {

@@ -29,10 +29,8 @@ type Result<T, E = DistributionError> = std::result::Result<T, E>;
 /// Attempts per blob; the pauses between them add up to about 15 s, long enough to ride out a
 /// registry restart.
 const BLOB_ATTEMPTS: u32 = 7;
-/// Attempts for manifests, which are small: a short outage only.
-const METADATA_ATTEMPTS: u32 = 4;
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(4);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(4);
 
 #[derive(Debug, Clone)]
 pub struct PullOptions {
@@ -149,14 +147,15 @@ pub async fn pull(
     let repo = reference.repository();
     let display = reference.to_string();
     let pin = reference.manifest_reference();
-    let top = retrying(|| fetch_manifest(&reg, repo, &pin, &display, reference.digest())).await?;
+    let top =
+        super::retrying(|| fetch_manifest(&reg, repo, &pin, &display, reference.digest())).await?;
     let (index, image) = match top.kind {
         Kind::Image => (None, top),
         Kind::Index => {
             let index = manifest::parse_index(&display, &top.bytes)?;
             let chosen = manifest::select_platform(&display, &index, &opts.platform)?;
             let child_display = format!("{display} ({})", opts.platform);
-            let child = retrying(|| {
+            let child = super::retrying(|| {
                 fetch_manifest(
                     &reg,
                     repo,
@@ -232,25 +231,6 @@ pub async fn pull(
                     source: Box::new(err),
                 }),
             }
-        }
-    }
-}
-
-/// Runs a small request again after transient failures (connection errors, 5xx, 429).
-async fn retrying<T, Fut>(mut attempt: impl FnMut() -> Fut) -> Result<T>
-where
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut backoff = FIRST_BACKOFF;
-    let mut tries = 1;
-    loop {
-        match attempt().await {
-            Err(e) if e.is_retryable() && tries < METADATA_ATTEMPTS => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                tries += 1;
-            }
-            done => return done,
         }
     }
 }

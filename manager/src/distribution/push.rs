@@ -83,7 +83,9 @@ pub async fn push(
         );
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
-            let outcome = push_blob(&content, &reg, &repo, &scopes, &desc, &from, &bar).await?;
+            let outcome =
+                super::retrying(|| push_blob(&content, &reg, &repo, &scopes, &desc, &from, &bar))
+                    .await?;
             Ok::<_, DistributionError>((desc.digest().clone(), outcome))
         });
     }
