@@ -301,3 +301,42 @@ fn identity_token_in_config_json_is_used_as_an_oauth2_refresh_token() -> Result<
     assert!(err.contains("wrong username or password"), "{err}");
     Ok(())
 }
+
+/// Removes a directory on drop (even when the test fails).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        // Nothing else to do if it is already gone.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn tls_ca_from_etc_docker_certs_d_is_trusted() -> Result<()> {
+    let reg = Registry::start(RegistryOptions {
+        tls: true,
+        auth: Auth::None,
+    })?;
+    let dir = tempfile::tempdir()?;
+    let mut layout = Layout::create(&dir.path().join("layout"))?;
+    let built = busybox_image(&mut layout, "v1", Compression::Gzip)?;
+    let image = format!("{}/docker-ca/bb:v1", reg.host());
+    layout.push("v1", &image, &[])?;
+    // The port makes this directory unique to this test's registry.
+    let certs = std::path::PathBuf::from("/etc/docker/certs.d").join(reg.host());
+    let _cleanup = RemoveOnDrop(certs.clone());
+    std::fs::create_dir_all(&certs)?;
+    let tls = reg
+        .tls
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("registry has no TLS"))?;
+    std::fs::copy(&tls.ca_cert, certs.join("ca.crt"))?;
+    let berth = Berth::new()?;
+    let out = berth.ok(&["pull", &image])?;
+    assert!(
+        out.contains(&format!("Digest: {}", built.manifest.digest)),
+        "{out}"
+    );
+    Ok(())
+}

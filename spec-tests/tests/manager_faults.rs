@@ -257,3 +257,44 @@ fn prune_during_a_pull_waits_and_never_deletes_the_pulls_blobs() -> Result<()> {
     ])?;
     Ok(())
 }
+
+#[test]
+fn pull_killed_mid_blob_resumes_from_its_ingest_on_the_next_run() -> Result<()> {
+    let reg = Registry::plain()?;
+    let dir = tempfile::tempdir()?;
+    let mut layout = Layout::create(&dir.path().join("layout"))?;
+    let big = file_layer("data/noise", &noise(6 << 20, 13))?;
+    let built = layout.image("amd64", &[(big, Compression::None)])?;
+    layout.tag("big", &built)?;
+    layout.push("big", &format!("{}/again/img:1", reg.host()), &[])?;
+    let port: u16 = reg.host().rsplit(':').next().unwrap_or("0").parse()?;
+    let proxy = Proxy::start(port)?;
+    let berth = Berth::new()?;
+    let image = format!("{}/again/img:1", proxy.host());
+    let mut child = berth
+        .cmd(&["pull", &image])?
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while berth
+        .ingests()
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .all(|m| m.len() < 2 << 20)
+    {
+        if Instant::now() > deadline {
+            // Best effort; the test fails either way.
+            let _ = child.kill();
+            bail!("the download never got under way");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill()?;
+    child.wait()?;
+    assert!(berth.images()?.is_empty());
+    let out = berth.ok(&["pull", &image])?;
+    assert!(out.contains("Resuming download at byte"), "{out}");
+    assert!(berth.blobs().contains(&built.layers[0].digest));
+    assert!(berth.ingests().is_empty(), "{:?}", berth.ingests());
+    Ok(())
+}
