@@ -1,4 +1,5 @@
 //! Shared harness for the black-box tests of `berth-runtime` (runtime) and `berth` (manager).
 //! The tests themselves live in `tests/`.
+pub mod engines;
 pub mod manager;
 pub mod runtime;
