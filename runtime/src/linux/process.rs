@@ -192,7 +192,7 @@ impl Launch {
     /// so a missing binary or cwd fails before the container is reported ready).
     pub fn resolve(process: &Process) -> Result<Launch, SetupError> {
         let cwd = process.cwd();
-        nix::unistd::chdir(cwd).map_err(sys("chdir", cwd.display()))?;
+        enter_cwd(cwd)?;
         let args = process.args().clone().unwrap_or_default();
         let env = process.env().clone().unwrap_or_default();
         let arg0 = args.first().cloned().unwrap_or_default();
@@ -220,7 +220,7 @@ impl Launch {
         switch_user(process, in_new_userns)?;
         // Again as the user: permission to enter cwd is checked with the new credentials.
         let cwd = process.cwd();
-        nix::unistd::chdir(cwd).map_err(sys("chdir", cwd.display()))?;
+        enter_cwd(cwd)?;
         self.caps.apply()?;
         if process.no_new_privileges().unwrap_or(false) {
             nix::sys::prctl::set_no_new_privs().map_err(sys("prctl", "PR_SET_NO_NEW_PRIVS"))?;
@@ -248,6 +248,25 @@ impl Launch {
             return e;
         }
         self.guard.exec(&self.exe, &self.args, &self.env).into()
+    }
+}
+
+/// chdir(2) into the process's cwd, refusing one outside the container's root. A cwd like
+/// `/proc/self/fd/N` follows a descriptor: one the runtime or its caller still holds can
+/// point at a host directory (CVE-2024-21626). getcwd(2) then cannot express the path from
+/// our root and fails with ENOENT ("(unreachable)" prefix, see getcwd(3)).
+fn enter_cwd(cwd: &Path) -> Result<(), SetupError> {
+    nix::unistd::chdir(cwd).map_err(sys("chdir", cwd.display()))?;
+    match nix::unistd::getcwd() {
+        Ok(_) => Ok(()),
+        Err(Errno::ENOENT) => Err(SetupError::Exec {
+            arg0: String::new(),
+            reason: format!(
+                "process.cwd {}: the working directory is outside the container's root",
+                cwd.display()
+            ),
+        }),
+        Err(e) => Err(sys("getcwd", cwd.display())(e)),
     }
 }
 
