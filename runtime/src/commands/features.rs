@@ -59,9 +59,10 @@ pub fn run() -> Result<u8> {
             "namespaces": namespaces,
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
-            "seccomp": {"enabled": false},
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            "seccomp": berth_runtime::linux::seccomp::features(),
+            // Support is built in (runtime-spec: unrelated to whether this host has the LSM).
+            "apparmor": {"enabled": true},
+            "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": false}}
         },

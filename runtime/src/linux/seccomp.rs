@@ -530,6 +530,9 @@ impl Filters {
                 // TSYNC and NEW_LISTENER together need TSYNC_ESRCH; the init is
                 // single-threaded, so TSYNC has nothing to synchronise anyway.
                 flags = (flags & !FILTER_FLAG_TSYNC) | FILTER_FLAG_NEW_LISTENER;
+            } else {
+                // WAIT_KILLABLE_RECV is only valid along with NEW_LISTENER (seccomp(2)).
+                flags &= !FILTER_FLAG_WAIT_KILLABLE_RECV;
             }
             let fprog = SockFprog {
                 len: prog.len() as libc::c_ushort,
@@ -601,6 +604,63 @@ pub fn send_listener_fd(
         }
     })?;
     Ok(())
+}
+
+/// The `linux.seccomp` section of `features` (runtime-spec features.md): what this runtime
+/// understands, and which filter flags this kernel accepts.
+pub fn features() -> serde_json::Value {
+    let known = [
+        ("SECCOMP_FILTER_FLAG_TSYNC", FILTER_FLAG_TSYNC),
+        ("SECCOMP_FILTER_FLAG_LOG", FILTER_FLAG_LOG),
+        ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", FILTER_FLAG_SPEC_ALLOW),
+        (
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+            FILTER_FLAG_WAIT_KILLABLE_RECV,
+        ),
+    ];
+    // seccomp(2) with a NULL program: EFAULT means the flag was understood, EINVAL not.
+    // WAIT_KILLABLE_RECV is only accepted together with NEW_LISTENER.
+    let supported: Vec<&str> = known
+        .iter()
+        .map(|(name, flag)| match *flag {
+            FILTER_FLAG_WAIT_KILLABLE_RECV => (name, flag | FILTER_FLAG_NEW_LISTENER),
+            _ => (name, *flag),
+        })
+        .filter(|(_, flag)| {
+            // SAFETY: a NULL program is never read; the kernel fails before installing.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    SECCOMP_SET_MODE_FILTER,
+                    *flag,
+                    std::ptr::null::<SockFprog>(),
+                )
+            };
+            r < 0 && Errno::last() == Errno::EFAULT
+        })
+        .map(|(name, _)| *name)
+        .collect();
+    let (native, compat) = HOST_ABIS;
+    let mut archs: Vec<&str> = vec![native.name()];
+    archs.extend(compat.iter().map(|a| a.name()));
+    if native == Abi::X86_64 {
+        archs.push("SCMP_ARCH_X32");
+    }
+    serde_json::json!({
+        "enabled": true,
+        "actions": [
+            "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
+            "SCMP_ACT_TRAP"
+        ],
+        "operators": [
+            "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+            "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"
+        ],
+        "archs": archs,
+        "knownFlags": known.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        "supportedFlags": supported,
+    })
 }
 
 #[cfg(test)]
