@@ -169,6 +169,7 @@ fn concurrent_pulls_into_one_store_share_blobs_safely() -> Result<()> {
         children.push(
             berth
                 .cmd(&["pull", "-q", &image])?
+                .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
                 .spawn()?,
         );
@@ -215,6 +216,7 @@ fn prune_during_a_pull_waits_and_never_deletes_the_pulls_blobs() -> Result<()> {
     let image = format!("{}/slow/img:1", proxy.host());
     let pull = berth
         .cmd(&["pull", "-q", &image])?
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()?;
     // Once the first blob is committed, garbage-collect everything while the pull runs.

@@ -142,10 +142,7 @@ impl Registry {
     }
 
     fn auth_kind(&self) -> Auth {
-        self.state
-            .lock()
-            .map(|s| s.auth.clone())
-            .unwrap_or(Auth::Anonymous)
+        self.lock_state().auth.clone()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -67,6 +67,8 @@ pub async fn push(
             .map(|r| pull_scope(r)),
     );
     let scopes = Arc::new(scopes);
+    // Authenticate once, before the parallel uploads would each fetch the same token.
+    reg.get(Method::GET, &scopes, "/v2/", None).await?;
 
     let semaphore = Arc::new(Semaphore::new(UPLOAD_CONCURRENCY));
     let mut tasks = JoinSet::new();
