@@ -51,8 +51,17 @@ fn tls_with_certs_d_ca_and_basic_auth_login_pull_push_logout() -> Result<()> {
     assert!(err.contains("wrong username or password"), "{err}");
     assert!(!berth.docker_config().join("config.json").exists());
 
-    let out = berth.ok(&["login", "-u", USER, "-p", PASSWORD, &reg.host()])?;
-    assert!(out.contains("Login Succeeded"), "{out}");
+    let mut login = berth
+        .cmd(&["login", "-u", USER, "--password-stdin", &reg.host()])?
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = login.stdin.take() {
+        std::io::Write::write_all(&mut stdin, format!("{PASSWORD}\n").as_bytes())?;
+    }
+    let out = login.wait_with_output()?;
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Login Succeeded"));
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(berth.docker_config().join("config.json"))?)?;
     assert!(config["auths"][reg.host()]["auth"].is_string(), "{config}");
