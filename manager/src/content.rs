@@ -244,6 +244,28 @@ impl ContentStore {
         }
     }
 
+    /// Deletes the unfinished ingest of `digest` unless another process is writing it.
+    pub fn discard_ingest(&self, digest: &Digest) -> Result<()> {
+        let path = self.ingest.join(format!("sha256-{}", digest.digest()));
+        let file = match OpenOptions::new().write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(ContentError::Remove { path, source }),
+        };
+        let ours = lock::try_lock_exclusive(&file).map_err(|source| ContentError::Remove {
+            path: path.clone(),
+            source,
+        })?;
+        if ours {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ContentError::Remove { path, source }),
+            }
+        }
+        Ok(())
+    }
+
     /// Paths of unfinished ingests (for tests and `prune`).
     pub fn ingests(&self) -> Vec<PathBuf> {
         fs::read_dir(&self.ingest)

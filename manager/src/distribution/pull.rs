@@ -220,10 +220,23 @@ pub async fn pull(
             })
         }
         Err(err) => {
+            // Partial downloads are kept for a later resume only when the network failed; after
+            // a fatal error (bad digest, denied, missing blob) they are of no use.
+            let mut cleanup = Ok(());
+            if !err.is_retryable() {
+                for d in std::iter::once(parsed.config().digest())
+                    .chain(parsed.layers().iter().map(|l| l.digest()))
+                {
+                    cleanup = cleanup.and(store.content().discard_ingest(d));
+                }
+            }
             drop(adding);
             // Committed blobs are correct but, with no record, garbage: collect them so a failed
-            // pull leaves the store as it found it (partial ingests stay for a later resume).
-            match store.gc(Some(&fresh), false) {
+            // pull leaves the store as it found it.
+            let cleanup = cleanup
+                .map_err(crate::image::ImageError::from)
+                .and_then(|()| store.gc(Some(&fresh), false));
+            match cleanup {
                 Ok(_) => Err(err),
                 Err(cleanup) => Err(DistributionError::Cleanup {
                     reference: display,

@@ -55,7 +55,6 @@ impl Registry {
         let dir = tempfile::Builder::new()
             .prefix("berth-registry-")
             .tempdir()?;
-        let port = free_port()?;
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage)?;
         let tls = if opts.tls {
@@ -66,7 +65,7 @@ impl Registry {
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: berth-test-secret\n",
+             http:\n  addr: 127.0.0.1:@PORT@\n  secret: berth-test-secret\n",
             storage.display()
         );
         if let Some(t) = &tls {
@@ -93,15 +92,24 @@ impl Registry {
                 cert.display()
             )),
         }
-        std::fs::File::create(dir.path().join("config.yml"))?.write_all(config.as_bytes())?;
         let mut reg = Self {
             dir,
-            port,
+            port: 0,
             child: None,
             tls,
         };
-        reg.spawn()?;
-        Ok(reg)
+        // A port picked free can be taken before the registry binds it: try a few.
+        let mut last = None;
+        for _ in 0..3 {
+            reg.port = free_port()?;
+            let text = config.replace("@PORT@", &reg.port.to_string());
+            std::fs::File::create(reg.dir.path().join("config.yml"))?.write_all(text.as_bytes())?;
+            match reg.spawn() {
+                Ok(()) => return Ok(reg),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("docker-registry did not start")))
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -121,10 +129,19 @@ impl Registry {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // Someone else may hold the port; ours then exits at once.
+                std::thread::sleep(Duration::from_millis(30));
+                if let Some(c) = self.child.as_mut() {
+                    if let Some(status) = c.try_wait()? {
+                        self.child = None;
+                        bail!("docker-registry exited at start ({status}): {}", self.log());
+                    }
+                }
                 return Ok(());
             }
             if let Some(c) = self.child.as_mut() {
                 if let Some(status) = c.try_wait()? {
+                    self.child = None;
                     bail!("docker-registry exited at start ({status}): {}", self.log());
                 }
             }
