@@ -194,6 +194,28 @@ fn docker_restart_policy_restarts_a_failing_container() {
     d.shutdown().unwrap();
 }
 
+#[test]
+fn docker_default_bridge_network_is_set_up_by_the_libnetwork_prestart_hook() {
+    let d = Dockerd::start_with_bridge().unwrap();
+    let gateway = d.bridge.as_ref().unwrap().gateway.clone();
+    // libnetwork-setkey (the prestart hook) hands the container's netns to dockerd, which
+    // moves a veth into it and configures it: without the hook there is no eth0.
+    let out = d
+        .run(&[
+            "sh",
+            "-c",
+            &format!(
+                "ip -4 -o addr show eth0; ping -c 1 -W 5 {gateway} >/dev/null && echo reached"
+            ),
+        ])
+        .unwrap();
+    assert!(out.success(), "{out}");
+    let prefix = gateway.trim_end_matches(".1");
+    assert!(out.stdout.contains(&format!("inet {prefix}.")), "{out}");
+    assert!(out.stdout.contains("reached"), "{out}");
+    d.shutdown().unwrap();
+}
+
 /// The runtime's own error for a missing entrypoint, as it prints it when run directly.
 fn runtime_message_for_missing_binary() -> String {
     let rt = Runtime::new().unwrap();

@@ -1,6 +1,9 @@
 //! A private dockerd (Debian's docker.io 20.10) whose runtime `berth` is the runtime under
 //! test, with its data root, exec root (and so its own containerd), socket, pidfile and
-//! cgroup parent of its own; no bridge, no iptables rules, containers on `--network none`.
+//! cgroup parent of its own; no iptables rules, no NAT, ip_forward untouched. Containers run
+//! on `--network none`, or on the default network over a bridge made for the daemon
+//! ([`Dockerd::start_with_bridge`]); either way docker's bundle carries libnetwork's prestart
+//! hook, which the runtime must run.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -32,23 +35,87 @@ pub struct Dockerd {
     dir: PathBuf,
     socket: PathBuf,
     pub cgroup_parent: String,
+    /// A bridge of our own for the default network, when started with [`Dockerd::start_with_bridge`].
+    pub bridge: Option<Bridge>,
+}
+
+/// A Linux bridge made for one dockerd (`dockerd -b NAME`): docker attaches containers on the
+/// default network to it with veth pairs, configured by libnetwork's prestart hook.
+pub struct Bridge {
+    pub name: String,
+    /// The bridge's address, the containers' gateway.
+    pub gateway: String,
+}
+
+impl Bridge {
+    fn create(n: usize) -> Result<Self> {
+        // IFNAMSIZ is 16 with the NUL; a /24 out of 10.200.0.0/13 picked from pid and counter.
+        let pid = std::process::id() as usize;
+        let name = format!("bb{}x{n}", pid % 1_000_000);
+        let net = (pid * 7 + n) % 2000;
+        let gateway = format!("10.{}.{}.1", 200 + net / 250, net % 250);
+        let ip = |args: &[&str]| -> Result<()> {
+            let mut c = Command::new("ip");
+            c.args(args);
+            run_cmd(c, CLIENT_TIMEOUT)?.ok().map(|_| ())
+        };
+        ip(&["link", "add", &name, "type", "bridge"])?;
+        let b = Bridge { name, gateway };
+        let configured = ip(&["addr", "add", &format!("{}/24", b.gateway), "dev", &b.name])
+            .and_then(|()| ip(&["link", "set", &b.name, "up"]));
+        if let Err(e) = configured {
+            let _ = b.remove();
+            return Err(e);
+        }
+        Ok(b)
+    }
+
+    /// Interfaces still attached to the bridge (veths docker did not remove).
+    fn ports(&self) -> Vec<String> {
+        let dir = format!("/sys/class/net/{}/brif", self.name);
+        fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn remove(&self) -> Result<()> {
+        let mut c = Command::new("ip");
+        c.args(["link", "del", &self.name]);
+        run_cmd(c, CLIENT_TIMEOUT)?.ok().map(|_| ())
+    }
 }
 
 impl Dockerd {
     /// Starts dockerd with the runtime under test registered as `berth`, waits until it
     /// answers, and imports the busybox image.
     pub fn start() -> Result<Self> {
+        Self::start_inner(false)
+    }
+
+    /// Like [`Dockerd::start`], with a default bridge network on a bridge of our own (no
+    /// iptables rules, no NAT, ip_forward untouched).
+    pub fn start_with_bridge() -> Result<Self> {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(with_bridge: bool) -> Result<Self> {
         super::become_subreaper();
         static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
         // Short paths: sun_path holds 108 bytes and containerd's socket lives in the exec root.
         let tmp = tempfile::Builder::new().prefix("bd-").tempdir_in("/tmp")?;
         let dir = tmp.path().to_path_buf();
         let socket = dir.join("d.sock");
-        let cgroup_parent = format!(
-            "berth-engine-docker-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
+        let cgroup_parent = format!("berth-engine-docker-{}-{n}", std::process::id());
+        let bridge = if with_bridge {
+            Some(Bridge::create(n)?)
+        } else {
+            None
+        };
         for d in ["data", "exec", "cfg"] {
             fs::create_dir_all(dir.join(d))?;
         }
@@ -66,9 +133,13 @@ impl Dockerd {
             .arg(dir.join("daemon.json"))
             .arg("-H")
             .arg(format!("unix://{}", socket.display()))
+            .arg(format!(
+                "--bridge={}",
+                bridge.as_ref().map_or("none", |b| b.name.as_str())
+            ))
             .args([
-                "--bridge=none",
                 "--iptables=false",
+                "--ip-forward=false",
                 "--ip6tables=false",
                 "--ip-masq=false",
                 "--userland-proxy=false",
@@ -81,7 +152,15 @@ impl Dockerd {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        let child = cmd.spawn().context("spawning dockerd")?;
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(b) = &bridge {
+                    let _ = b.remove();
+                }
+                return Err(e).context("spawning dockerd");
+            }
+        };
         *LIVE.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         let mut d = Dockerd {
             child: Some(child),
@@ -89,6 +168,7 @@ impl Dockerd {
             dir,
             socket,
             cgroup_parent,
+            bridge,
         };
         d.wait_ready()?;
         d.import_image()?;
@@ -156,7 +236,10 @@ impl Dockerd {
     /// `docker run --runtime berth --network none [flags...] IMAGE cmd...`: `flags` go before
     /// the image, `cmd` after.
     pub fn run_with(&self, flags: &[&str], cmd: &[&str]) -> Result<Outcome> {
-        let mut args = vec!["run", "--runtime", RUNTIME_NAME, "--network", "none"];
+        let mut args = vec!["run", "--runtime", RUNTIME_NAME];
+        if self.bridge.is_none() {
+            args.extend(["--network", "none"]);
+        }
         args.extend_from_slice(flags);
         args.push(IMAGE);
         args.extend_from_slice(cmd);
@@ -295,6 +378,15 @@ impl Dockerd {
         let left = cleanup::remove_cgroup_tree(&self.cgroup_parent);
         if !left.is_empty() {
             leaks.push(format!("cgroups that cannot be removed {left:?}"));
+        }
+        if let Some(b) = self.bridge.take() {
+            let ports = b.ports();
+            if !ports.is_empty() {
+                leaks.push(format!("interfaces on bridge {}: {ports:?}", b.name));
+            }
+            if let Err(e) = b.remove() {
+                leaks.push(format!("removing bridge {}: {e}", b.name));
+            }
         }
         if let Some(tmp) = self.tmp.take() {
             if let Err(e) = tmp.close() {
