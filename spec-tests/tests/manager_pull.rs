@@ -219,3 +219,34 @@ fn digest_references_and_all_tags() -> Result<()> {
     assert!(err.contains("--all-tags"), "{err}");
     Ok(())
 }
+
+#[test]
+fn a_terminal_gets_progress_bars() -> Result<()> {
+    let (reg, dir, berth) = setup()?;
+    let mut layout = Layout::create(&dir.path().join("layout"))?;
+    busybox_image(&mut layout, "tty", Compression::Gzip)?;
+    let dest = format!("{}/tty/bb:1", reg.host());
+    layout.push("tty", &dest, &[])?;
+    // script(1) gives berth a pseudo-terminal as stdout.
+    let cmd = berth.cmd(&["pull", &dest])?;
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line.join(" "), "/dev/null"]);
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            script.env(k, v);
+        }
+    }
+    let out = spec_tests::manager::run(&mut script)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Pull complete"), "{text}");
+    assert!(
+        text.contains("\u{1b}["),
+        "no terminal control sequences: {text}"
+    );
+    assert!(text.contains("/s"), "no transfer rate shown: {text}");
+    Ok(())
+}
