@@ -21,8 +21,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
         let hits = match store.lookup(what) {
             Ok(h) => h,
             Err(e) => {
-                eprintln!("Error: {e}");
-                failed.push(what.clone());
+                failed.push(e.to_string());
                 continue;
             }
         };
@@ -31,11 +30,10 @@ pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
                 .iter()
                 .all(|h| h.name.is_some() && h.reference().is_some_and(|r| r.to_string() == *what));
         if hits.len() > 1 && !args.force && !by_name {
-            eprintln!(
-                "Error: conflict: unable to delete {what} (must be forced) - image is referenced \
-                 in multiple repositories"
-            );
-            failed.push(what.clone());
+            failed.push(format!(
+                "conflict: unable to delete {what} (must be forced) - image is referenced in \
+                 multiple repositories"
+            ));
             continue;
         }
         let removed = store.update(|records| {
@@ -58,7 +56,8 @@ pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
         println!("Deleted: {d}");
     }
     if !failed.is_empty() {
-        bail!("could not remove {}", failed.join(", "));
+        // Each failure on its own line, after the images that could be removed.
+        bail!("{}", failed.join("\nError: "));
     }
     Ok(())
 }
