@@ -56,6 +56,14 @@ enum Command {
     Exec(Box<commands::exec::Args>),
     /// List the processes of a container
     Ps(commands::ps::Args),
+    /// Freeze every process of a running container
+    Pause(commands::pause::Args),
+    /// Thaw a paused container
+    Resume(commands::resume::Args),
+    /// Change the resource limits of a container
+    Update(Box<commands::update::Args>),
+    /// Print resource statistics and OOM events as JSON lines
+    Events(commands::events::Args),
     /// Delete a container and everything it holds
     Delete(commands::delete::Args),
     /// List containers
@@ -81,6 +89,10 @@ fn main() -> ExitCode {
         Command::Kill(a) => commands::kill::run(g, a),
         Command::Exec(a) => commands::exec::run(g, *a),
         Command::Ps(a) => commands::ps::run(g, a),
+        Command::Pause(a) => commands::pause::run(g, a),
+        Command::Resume(a) => commands::resume::run(g, a),
+        Command::Update(a) => commands::update::run(g, *a),
+        Command::Events(a) => commands::events::run(g, a),
         Command::Delete(a) => commands::delete::run(g, a),
         Command::List(a) => commands::list::run(g, a),
         Command::Spec(a) => commands::spec::run(a),

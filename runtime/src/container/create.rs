@@ -146,8 +146,11 @@ fn create_in(
         }
     })?;
 
+    let limits = cgroups::Limits::from_spec(&linux)?;
     let cgroup = CgroupPaths::create(linux.cgroups_path().as_deref(), &opts.id)?;
     built.cgroup = Some(cgroup.clone());
+    // Limits (the device list above all) are in force before the init joins the cgroup.
+    cgroup.apply(&limits)?;
 
     let terminal = spec
         .process()

@@ -26,7 +26,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
         // Without a pid namespace the init's death does not end the other processes; and a
         // forced delete ends everything. A frozen cgroup must thaw for SIGKILL to land.
         if status == Status::Paused {
-            thaw(&state.cgroup);
+            if let Err(e) = state.cgroup.thaw() {
+                crate::logging::warn(&format!("deleting container {id}: {e}"));
+            }
         }
         // SAFETY: kill(2) with a plain pid and signal number touches no memory.
         unsafe { libc::kill(state.pid, libc::SIGKILL) };
@@ -57,13 +59,4 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
         crate::logging::warn(&format!("deleting container {id}: {first}"));
     }
     Ok(())
-}
-
-fn thaw(cgroup: &crate::cgroups::CgroupPaths) {
-    if let Some(d) = cgroup.dirs.get("freezer") {
-        let _ = std::fs::write(d.join("freezer.state"), "THAWED");
-    }
-    if let Some(d) = cgroup.dirs.get("") {
-        let _ = std::fs::write(d.join("cgroup.freeze"), "0");
-    }
 }

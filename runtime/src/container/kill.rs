@@ -39,9 +39,8 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), Error> {
     }
 }
 
-/// Signals every process in the cgroup, sub-cgroups included.
+/// Signals every process in the cgroup, sub-cgroups included (frozen meanwhile, so nothing
+/// forks past the signal).
 pub(crate) fn signal_all(cgroup: &crate::cgroups::CgroupPaths, sig: i32) {
-    for pid in cgroup.pids() {
-        let _ = signal(pid, sig);
-    }
+    cgroup.signal_all(sig);
 }

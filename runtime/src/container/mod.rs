@@ -3,15 +3,21 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod kill;
+mod pause;
 mod start;
+mod update;
 
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
+pub use events::{stats as events_stats, stream as events_stream};
 pub use exec::{container_config, exec, ExecOptions};
 pub use kill::kill;
+pub use pause::{pause, resume};
 pub use start::start;
+pub use update::update;
 
 use std::io;
 use std::path::PathBuf;

@@ -26,6 +26,7 @@
 
 mod bundle;
 mod caps;
+pub mod cgroups;
 mod console;
 mod container;
 mod leaks;

@@ -1,0 +1,15 @@
+use anyhow::Result;
+use berth_runtime::container;
+
+use crate::Global;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Container id
+    pub id: String,
+}
+
+pub fn run(g: &Global, args: Args) -> Result<u8> {
+    container::pause(&g.root, &args.id)?;
+    Ok(0)
+}
