@@ -157,6 +157,21 @@ fn platform_is_selected_from_an_index() -> Result<()> {
         "{err}"
     );
     assert!(err.contains("linux/amd64, linux/arm64"), "{err}");
+
+    // A single-platform image is checked against --platform through its config.
+    layout.tag("single", &amd)?;
+    let single = format!("{}/multi/single:1", reg.host());
+    layout.push("single", &single, &[])?;
+    let clean = Berth::new()?;
+    let err = clean.fail(&["pull", "--platform", "linux/arm64", &single])?;
+    assert!(
+        err.contains(
+            "does not match the specified platform: wanted linux/arm64, actual: linux/amd64"
+        ),
+        "{err}"
+    );
+    assert!(clean.blobs().is_empty() && clean.ingests().is_empty());
+    clean.ok(&["pull", "--platform", "linux/amd64", &single])?;
     Ok(())
 }
 

@@ -50,6 +50,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
     };
     let opts = PullOptions {
         platform,
+        explicit_platform: args.platform.is_some(),
         concurrency: ctx.settings.registries.max_concurrent_downloads,
     };
     let reg = registry::connect(&ctx.settings, name_only.registry()).await?;

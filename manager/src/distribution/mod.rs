@@ -89,6 +89,12 @@ pub enum DistributionError {
         expected: Digest,
         actual: Digest,
     },
+    #[error("image {reference} was found but does not match the specified platform: wanted {wanted}, actual: {actual}")]
+    PlatformMismatch {
+        reference: String,
+        wanted: String,
+        actual: String,
+    },
     #[error("downloading blob {digest}")]
     Download {
         digest: Digest,

@@ -35,6 +35,8 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(4);
 #[derive(Debug, Clone)]
 pub struct PullOptions {
     pub platform: Platform,
+    /// The platform was asked for (`--platform`), not just the host's default.
+    pub explicit_platform: bool,
     pub concurrency: usize,
 }
 
@@ -191,9 +193,21 @@ pub async fn pull(
                 fresh.push(m.digest.clone());
             }
         }
-        let blobs: Vec<Descriptor> = std::iter::once(parsed.config().clone())
-            .chain(parsed.layers().iter().cloned())
-            .collect();
+        let mut blobs: Vec<Descriptor> = parsed.layers().to_vec();
+        if opts.explicit_platform && index.is_none() {
+            // A single-platform image: its config says which platform it is. Check before
+            // downloading layers that cannot be used.
+            let config = vec![parsed.config().clone()];
+            fetch_blobs(store.content(), &reg, repo, config, 1, progress, &mut fresh).await?;
+            check_platform(
+                store.content(),
+                parsed.config().digest(),
+                &display,
+                &opts.platform,
+            )?;
+        } else {
+            blobs.insert(0, parsed.config().clone());
+        }
         fetch_blobs(
             store.content(),
             &reg,
@@ -246,6 +260,43 @@ pub async fn pull(
             }
         }
     }
+}
+
+#[derive(Deserialize)]
+struct ConfigPlatform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    variant: Option<String>,
+}
+
+/// Fails when the image config's platform is not the one asked for with `--platform`.
+fn check_platform(
+    content: &ContentStore,
+    config: &Digest,
+    reference: &str,
+    want: &Platform,
+) -> Result<()> {
+    let bytes = content.read_metadata(config)?;
+    let p: ConfigPlatform =
+        serde_json::from_slice(&bytes).map_err(|source| manifest::ManifestError::Parse {
+            reference: reference.to_string(),
+            source,
+        })?;
+    let actual = Platform {
+        os: p.os,
+        architecture: p.architecture,
+        variant: p.variant.filter(|v| !v.is_empty()),
+    };
+    if want.matches(&actual).is_none() {
+        return Err(DistributionError::PlatformMismatch {
+            reference: reference.to_string(),
+            wanted: want.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Fetches blobs with at most `concurrency` transfers at once; digests newly committed are
