@@ -101,6 +101,22 @@ impl Bundle {
     }
 }
 
+/// Parses config.json text and validates it, as `Bundle::load` does for the file (used by
+/// the fuzz target, runtime/fuzz). `path` only names the document in errors.
+pub fn parse(data: &[u8], path: &Path) -> Result<Spec, ConfigError> {
+    let mut de = serde_json::Deserializer::from_slice(data);
+    let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            field,
+            source: e.into_inner(),
+        }
+    })?;
+    validate(&spec)?;
+    Ok(spec)
+}
+
 /// Checks the parts of the spec that serde cannot: required fields and consistency.
 pub fn validate(spec: &Spec) -> Result<(), ConfigError> {
     if spec.version().is_empty() {
