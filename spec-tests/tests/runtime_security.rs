@@ -77,7 +77,7 @@ fn cve_2019_5736_the_runtime_binary_cannot_be_overwritten_through_proc_exe() {
     let rt = Runtime::with_binary(copy.clone()).unwrap();
 
     let mut a = probe_bundle(&rt);
-    a.config["process"]["args"] = json!(["berth-probe", "attack-exe", "3"]);
+    a.config["process"]["args"] = json!(["berth-probe", "attack-exe", "5"]);
     let attacker = rt.create(&a).unwrap();
     attacker.start().unwrap();
     attacker.wait_for_stdout("attacker ready", T).unwrap();
@@ -98,6 +98,27 @@ fn cve_2019_5736_the_runtime_binary_cannot_be_overwritten_through_proc_exe() {
     let victim_err = victim.stderr();
     victim.delete().unwrap();
 
+    // Control: the attacker does succeed against a host binary that a container process
+    // runs while dumpable (a decoy copy of the probe, bind-mounted in), so the result above
+    // is the runtime's doing, not a toothless attacker.
+    let decoys = scratch.path().join("decoys");
+    fs::create_dir_all(&decoys).unwrap();
+    fs::copy(PROBE, decoys.join("decoy")).unwrap();
+    let decoy_before = sha256(&decoys.join("decoy"));
+    let mut d = probe_bundle(&rt);
+    d.add_mount(
+        json!({ "destination": "/decoys", "type": "bind", "source": decoys, "options": ["rbind"] }),
+    );
+    d.config["process"]["args"] = json!(["sh", "-c", "/decoys/decoy sleep 400; sleep 1"]);
+    d.remove_namespace("pid");
+    d.add_namespace(
+        json!({ "type": "pid", "path": format!("/proc/{}/ns/pid", attacker.init.pid) }),
+    );
+    let decoy = rt.create(&d).unwrap();
+    decoy.start().unwrap();
+    decoy.wait_stopped(T).unwrap();
+    decoy.delete().unwrap();
+
     attacker.wait_stopped(T).unwrap();
     let seen = attacker.stdout();
     attacker.delete().unwrap();
@@ -107,8 +128,16 @@ fn cve_2019_5736_the_runtime_binary_cannot_be_overwritten_through_proc_exe() {
         before,
         "the runtime binary was modified; attacker: {seen}"
     );
-    assert!(!seen.contains("overwrote"), "{seen}");
-    assert!(seen.contains("attacker done"), "{seen}");
+    assert_ne!(
+        sha256(&decoys.join("decoy")),
+        decoy_before,
+        "control failed: {seen}"
+    );
+    assert_eq!(seen.matches("overwrote").count(), 1, "{seen}");
+    assert!(
+        seen.contains("overwrote") && seen.contains("decoy"),
+        "{seen}"
+    );
     if is_berth() {
         // The interpreter resolved to the sealed trampoline, which refuses to run as one;
         // the runtime's own CLI never ran as the container's process.

@@ -20,8 +20,11 @@ fn main() {
         "trace" => trace_cmd(nums.first().copied().unwrap_or(-1)),
         "fds" => fds_cmd(),
         "attack-exe" => attack_exe(nums.first().copied().unwrap_or(3) as u64),
+        "sleep" => std::thread::sleep(Duration::from_millis(
+            nums.first().copied().unwrap_or(100) as u64
+        )),
         _ => {
-            eprintln!("usage: berth-probe syscall|trap|thread|trace|fds|attack-exe ...");
+            eprintln!("usage: berth-probe syscall|trap|thread|trace|fds|attack-exe|sleep ...");
             std::process::exit(2);
         }
     }
