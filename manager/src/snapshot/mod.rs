@@ -34,7 +34,6 @@ pub use mount::{mount_all, unmount};
 pub use overlay::OverlaySnapshotter;
 
 use crate::lock::LockError;
-use crate::unpack::Whiteouts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -162,13 +161,7 @@ pub struct Mount {
 }
 
 /// Where `unpack` writes a layer for an active snapshot, and how it writes whiteouts there.
-#[derive(Debug, Clone)]
-pub struct ApplyTarget {
-    pub dir: PathBuf,
-    pub whiteouts: Whiteouts,
-    /// Lower layers' directories, topmost first (overlay only).
-    pub lowers: Vec<PathBuf>,
-}
+pub use crate::unpack::Target as ApplyTarget;
 
 /// A snapshotter (containerd's model, see the module docs).
 pub trait Snapshotter: Send + Sync {
