@@ -412,3 +412,18 @@ fn malformed_profiles_fail_at_create_naming_the_entry() {
         &["listenerPath"],
     );
 }
+
+/// The final execve goes through a sealed trampoline with execveat(2) (CVE-2019-5736, see
+/// runtime/src/linux/security.rs): a profile refusing execveat gets a clear error.
+#[test]
+fn a_profile_refusing_execveat_is_reported_clearly() {
+    if !is_berth() {
+        return;
+    }
+    let (out, err) = run(
+        one_rule(json!({ "names": ["execveat"], "action": "SCMP_ACT_ERRNO" })),
+        "echo ran",
+    );
+    assert_eq!(out, "");
+    assert!(err.contains("must allow execveat"), "{err}");
+}

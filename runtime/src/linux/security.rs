@@ -472,7 +472,7 @@ impl ExecGuard {
         SecurityError::Exec {
             arg0: args.first().cloned().unwrap_or_default(),
             reason: format!(
-                "execveat of the exec trampoline: {}",
+                "execveat of the exec trampoline (a seccomp profile must allow execveat): {}",
                 errno.desc().to_lowercase()
             ),
         }
