@@ -427,3 +427,46 @@ fn a_profile_refusing_execveat_is_reported_clearly() {
     assert_eq!(out, "");
     assert!(err.contains("must allow execveat"), "{err}");
 }
+
+/// i386 getpriority(2) and getpid(2) numbers, for syscalls made through `int 0x80`.
+const I386_GETPRIORITY: i64 = 96;
+const I386_GETPID: i64 = 20;
+
+/// `architectures` decides which ABIs may make syscalls at all, and rules apply to each
+/// listed ABI with that ABI's own syscall numbers.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn architectures_admit_listed_abis_with_their_own_numbers_and_kill_the_others() {
+    let rule = json!({ "names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": EXDEV });
+    let script = format!(
+        "berth-probe int80 {I386_GETPRIORITY} 0 0; berth-probe syscall {GETPRIORITY} 0 0; \
+         berth-probe int80 {I386_GETPID} >/tmp/pid; echo rc=$?; cut -d' ' -f1 /tmp/pid"
+    );
+    let mut both = one_rule(rule.clone());
+    both["architectures"] = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
+    let (out, _) = run(both, &script);
+    assert_eq!(out, format!("err {EXDEV}\nerr {EXDEV}\nrc=0\nok\n"));
+
+    let mut native = one_rule(rule);
+    native["architectures"] = json!(["SCMP_ARCH_X86_64"]);
+    let (out, _) = run(native, &script);
+    let killed = format!("rc={}", 128 + libc::SIGSYS);
+    assert_eq!(
+        out,
+        format!("err {EXDEV}\n{killed}\n"),
+        "i386 syscalls are killed"
+    );
+}
+
+#[test]
+fn default_action_kill_process_kills_unlisted_syscalls() {
+    let mut p = default_without("sched_get_priority_max", vec![]);
+    p["defaultAction"] = json!("SCMP_ACT_KILL_PROCESS");
+    let (out, _) = run(
+        p,
+        &format!(
+            "berth-probe syscall {GETPRIORITY} 0 0; berth-probe syscall {PRIOMAX} 0; echo rc=$?"
+        ),
+    );
+    assert_eq!(out, format!("ok 20\nrc={}\n", 128 + libc::SIGSYS));
+}

@@ -20,11 +20,14 @@ fn main() {
         "trace" => trace_cmd(nums.first().copied().unwrap_or(-1)),
         "fds" => fds_cmd(),
         "attack-exe" => attack_exe(nums.first().copied().unwrap_or(3) as u64),
+        "int80" => int80_cmd(&nums),
         "sleep" => std::thread::sleep(Duration::from_millis(
             nums.first().copied().unwrap_or(100) as u64
         )),
         _ => {
-            eprintln!("usage: berth-probe syscall|trap|thread|trace|fds|attack-exe|sleep ...");
+            eprintln!(
+                "usage: berth-probe syscall|int80|trap|thread|trace|fds|attack-exe|sleep ..."
+            );
             std::process::exit(2);
         }
     }
@@ -57,6 +60,41 @@ fn syscall_cmd(nums: &[i64]) {
         (r, _) if r >= 0 => println!("ok {r}"),
         (_, e) => println!("err {e}"),
     }
+}
+
+/// `int80 NR [args...]`: the i386 ABI's syscall entry (AUDIT_ARCH_I386 for seccomp);
+/// prints `ok <ret>` or `err <errno>`.
+#[cfg(target_arch = "x86_64")]
+fn int80_cmd(nums: &[i64]) {
+    let Some((&nr, rest)) = nums.split_first() else {
+        return;
+    };
+    let g = |i: usize| rest.get(i).copied().unwrap_or(0);
+    let ret: i64;
+    // SAFETY: a compat syscall with integer arguments; rbx (reserved by LLVM) is swapped in
+    // and out through a scratch register.
+    unsafe {
+        std::arch::asm!(
+            "xchg {b}, rbx",
+            "int 0x80",
+            "xchg {b}, rbx",
+            b = inout(reg) g(0) => _,
+            inlateout("rax") nr => ret,
+            in("rcx") g(1),
+            in("rdx") g(2),
+        );
+    }
+    let ret = ret as i32;
+    if ret < 0 {
+        println!("err {}", -ret);
+    } else {
+        println!("ok {ret}");
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn int80_cmd(_: &[i64]) {
+    println!("unsupported");
 }
 
 static TRAPPED: AtomicI32 = AtomicI32::new(-1);
