@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use spec_tests::runtime::cgroups::{
     controller_dir, hierarchy_of, is_v2, move_to_sub_cgroup, own_cgroup, read_cgroup_file,
 };
-use spec_tests::runtime::{cgroup_dirs, cgroup_procs, ProcessId, RunOpts, Runtime};
+use spec_tests::runtime::{cgroup_dirs, cgroup_procs, is_berth, ProcessId, RunOpts, Runtime};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -123,10 +123,17 @@ fn memory_over_the_limit_is_oom_killed_and_events_reports_oom() {
             cgroup_procs(&c.id)
         );
     }
-    let out = events.wait(T).unwrap();
-    assert!(out.success(), "{out}");
     let oom = format!("{{\"type\":\"oom\",\"id\":\"{}\"}}", c.id);
-    assert!(out.stdout.lines().any(|l| l == oom), "no {oom} line: {out}");
+    assert!(
+        eventually(T, || events.stdout_now().lines().any(|l| l == oom)),
+        "no {oom} line: {}",
+        events.stdout_now()
+    );
+    if is_berth() {
+        // berth ends the stream when the container stops (runc 1.1 keeps polling).
+        let out = events.wait(T).unwrap();
+        assert!(out.success(), "{out}");
+    }
     assert!(!c.stdout().contains("survived"), "{}", c.stdout());
     c.delete().unwrap();
 }
@@ -228,6 +235,11 @@ fn update_changes_live_limits_from_flags_and_a_resources_file() {
         "100663296"
     );
 
+    if !is_berth() {
+        // runc 1.1 accepts a negative quota; the rest of this test is berth's promise.
+        c.delete_force().unwrap();
+        return;
+    }
     let bad = c
         .verb(&["update", "--cpu-quota", "-5", "--pids-limit", "50"], &[])
         .unwrap();
@@ -384,7 +396,8 @@ fn create_fails_cleanly(edit: impl FnOnce(&mut Value), needles: &[&str]) {
         let _ = rt.cmd(&["delete", "--force", &b.id]);
         panic!("create must fail: {out}");
     }
-    for n in needles {
+    // The wording is berth's promise; runc's messages differ.
+    for n in needles.iter().filter(|_| is_berth()) {
         assert!(
             out.stderr.contains(n),
             "the error must mention {n:?}: {out}"
@@ -395,6 +408,10 @@ fn create_fails_cleanly(edit: impl FnOnce(&mut Value), needles: &[&str]) {
 
 #[test]
 fn negative_cpu_quota_is_rejected_and_leaves_no_cgroup() {
+    if !is_berth() {
+        eprintln!("skipped: runc 1.1 accepts any negative quota");
+        return;
+    }
     create_fails_cleanly(
         |c| c["linux"]["resources"]["cpu"] = json!({"quota": -5}),
         &["linux.resources.cpu.quota", "-5"],
@@ -419,6 +436,10 @@ fn a_value_the_kernel_refuses_fails_naming_the_file_and_leaves_no_cgroup() {
 
 #[test]
 fn cgroups_path_escaping_with_dotdot_is_rejected() {
+    if !is_berth() {
+        eprintln!("skipped: runc 1.1 cleans '..' within the hierarchy root instead");
+        return;
+    }
     let escape = format!("berth-escape-{}", std::process::id());
     let path = format!("/berth-test/../../{escape}");
     create_fails_cleanly(|c| c["linux"]["cgroupsPath"] = json!(path), &[".."]);
@@ -497,7 +518,8 @@ fn systemd_cgroup_driver_fails_clearly_without_systemd() {
                 &b.id,
             ])
             .unwrap();
-        assert!(!out.success() && out.stderr.contains(needle), "{out}");
+        assert!(!out.success(), "{out}");
+        assert!(!is_berth() || out.stderr.contains(needle), "{out}");
         rt.assert_no_leaks(&b.id, &b.dir, &[]).unwrap();
     }
 }
