@@ -142,7 +142,8 @@ fn cve_2019_5736_the_runtime_binary_cannot_be_overwritten_through_proc_exe() {
         // The interpreter resolved to the sealed trampoline, which refuses to run as one;
         // the runtime's own CLI never ran as the container's process.
         assert!(
-            victim_err.contains("exec failed (127)") && !victim_err.contains("Usage"),
+            victim_err.contains("exec trampoline: not an interpreter")
+                && !victim_err.contains("Usage"),
             "{victim_err}"
         );
     }
@@ -487,4 +488,24 @@ fn lsm_labels_without_the_lsm_fail_like_runc() {
         let err = create_fails(&rt, &b);
         assert!(err.to_lowercase().contains("selinux"), "{err}");
     }
+}
+
+/// A program the kernel cannot execute is reported with its errno by the exec trampoline.
+#[test]
+fn a_program_that_cannot_be_executed_reports_its_errno() {
+    if !is_berth() {
+        return;
+    }
+    let rt = Runtime::new().unwrap();
+    let mut b = rt.bundle().unwrap();
+    let bad = b
+        .write_rootfs_file("/bin/not-a-program", "garbage\n")
+        .unwrap();
+    fs::set_permissions(&bad, fs::Permissions::from_mode(0o755)).unwrap();
+    b.config["process"]["args"] = json!(["/bin/not-a-program"]);
+    let fin = rt.run_to_exit(&b).unwrap();
+    assert_eq!(
+        fin.stderr,
+        format!("berth-runtime: exec failed: errno {}\n", libc::ENOEXEC)
+    );
 }
