@@ -12,3 +12,5 @@ pub mod manifest;
 pub mod platform;
 pub mod progress;
 pub mod reference;
+pub mod snapshot;
+pub mod unpack;

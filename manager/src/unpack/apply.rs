@@ -1,0 +1,517 @@
+//! The tar walk: each entry's parent is opened in-root (`tree`), then the entry is made with
+//! a `*at` call relative to that directory and never through a path that could be redirected.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::Digest;
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use tar::EntryType;
+
+use super::tree::{self, clean, join, Missing, Tree};
+use super::{Target, UnpackError, Whiteouts};
+
+/// The marker prefix of image-spec layer.md whiteouts, and the opaque-directory marker.
+const WH_PREFIX: &str = ".wh.";
+const WH_OPAQUE: &str = ".wh..wh..opq";
+/// What overlayfs reads as an opaque directory (overlayfs.rst, "whiteouts and opaque
+/// directories").
+const OVERLAY_OPAQUE: &str = "trusted.overlay.opaque";
+
+/// What one applied layer produced.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// sha256 of the uncompressed tar stream.
+    pub diff_id: Digest,
+    /// Entries processed, whiteouts included.
+    pub entries: u64,
+}
+
+/// Attributes of one entry, PAX records applied over the ustar header.
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: Timespec,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+pub(super) fn apply_tar<R: Read>(stream: R, target: &Target) -> Result<u64, UnpackError> {
+    let open = |p: &Path| {
+        Tree::open(p).map_err(|source| UnpackError::OpenTarget {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    let mut applier = Applier {
+        tree: open(&target.dir)?,
+        lowers: match target.whiteouts {
+            Whiteouts::Overlay => target
+                .lowers
+                .iter()
+                .map(|p| open(p))
+                .collect::<Result<_, _>>()?,
+            Whiteouts::Delete => Vec::new(),
+        },
+        whiteouts: target.whiteouts,
+        created: HashSet::new(),
+        dirs: Vec::new(),
+        root: rustix::process::geteuid().is_root(),
+    };
+    let mut archive = tar::Archive::new(stream);
+    let mut count = 0;
+    for entry in archive
+        .entries()
+        .map_err(|source| UnpackError::Read { source })?
+    {
+        let entry = entry.map_err(|source| UnpackError::Read { source })?;
+        applier.entry(entry)?;
+        count += 1;
+    }
+    applier.finish_dirs();
+    Ok(count)
+}
+
+struct Applier {
+    tree: Tree,
+    lowers: Vec<Tree>,
+    whiteouts: Whiteouts,
+    /// Cleaned paths this layer wrote: whiteouts and opaque markers only hide lower layers.
+    created: HashSet<PathBuf>,
+    /// Directory mtimes, set last because creating children changes them.
+    dirs: Vec<(Vec<OsString>, Timespec)>,
+    root: bool,
+}
+
+impl Applier {
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), UnpackError> {
+        let path = entry
+            .path()
+            .map_err(|source| UnpackError::Read { source })?
+            .into_owned();
+        let kind = entry.header().entry_type();
+        if matches!(kind, EntryType::XGlobalHeader) {
+            return Ok(());
+        }
+        let io_err = |source: io::Error| UnpackError::Entry {
+            entry: path.clone(),
+            source,
+        };
+        let meta = read_meta(&mut entry).map_err(io_err)?;
+        let names = clean(&path)?;
+        let Some((last, parent)) = names.split_last() else {
+            // `./` itself: the root directory's attributes.
+            if kind.is_dir() {
+                let fd = self.tree.root_fd().try_clone().map_err(io_err)?;
+                self.set_fd_meta(&fd, &meta).map_err(io_err)?;
+                self.dirs.push((Vec::new(), meta.mtime));
+            }
+            return Ok(());
+        };
+        let bytes = last.as_bytes();
+        if bytes.starts_with(WH_PREFIX.as_bytes()) {
+            return self.whiteout(&path, parent, last);
+        }
+        let lowers = &self.lowers;
+        let lookup = |n: &[OsString]| {
+            lowers
+                .iter()
+                .find_map(|l| tree::lookup_lower(l.root_fd(), n))
+        };
+        let (dir, resolved) = self
+            .tree
+            .open_dir(parent, &Missing::Create(&lookup), &path)?;
+        match kind {
+            EntryType::Directory => {
+                let fd = make_or_keep_dir(&dir, last).map_err(io_err)?;
+                self.set_fd_meta(&fd, &meta).map_err(io_err)?;
+                let mut at = resolved;
+                at.push(last.clone());
+                self.dirs.push((at, meta.mtime));
+            }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                replace(&dir, last).map_err(io_err)?;
+                let fd = rfs::openat(
+                    &dir,
+                    last,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| io_err(e.into()))?;
+                let mut file = std::fs::File::from(fd);
+                io::copy(&mut entry, &mut file).map_err(io_err)?;
+                let fd = OwnedFd::from(file);
+                self.set_fd_meta(&fd, &meta).map_err(io_err)?;
+                rfs::futimens(&fd, &times(meta.mtime)).map_err(|e| io_err(e.into()))?;
+            }
+            EntryType::Symlink => {
+                let target = link_name(&entry).map_err(io_err)?;
+                replace(&dir, last).map_err(io_err)?;
+                rfs::symlinkat(&target, &dir, last).map_err(|e| io_err(e.into()))?;
+                self.set_at_meta(&dir, last, &meta, false).map_err(io_err)?;
+            }
+            EntryType::Link => {
+                let target = link_name(&entry).map_err(io_err)?;
+                self.hardlink(&path, &dir, last, &target)?;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let (ft, dev) = match kind {
+                    EntryType::Char => (FileType::CharacterDevice, device(&entry).map_err(io_err)?),
+                    EntryType::Block => (FileType::BlockDevice, device(&entry).map_err(io_err)?),
+                    _ => (FileType::Fifo, 0),
+                };
+                replace(&dir, last).map_err(io_err)?;
+                rfs::mknodat(&dir, last, ft, Mode::from_raw_mode(meta.mode), dev)
+                    .map_err(|e| io_err(e.into()))?;
+                self.set_at_meta(&dir, last, &meta, true).map_err(io_err)?;
+            }
+            other => {
+                return Err(UnpackError::Unsupported {
+                    entry: path.clone(),
+                    kind: other.as_byte(),
+                })
+            }
+        }
+        self.created.insert(join(&names));
+        Ok(())
+    }
+
+    fn hardlink(
+        &self,
+        entry: &Path,
+        dir: &OwnedFd,
+        name: &OsStr,
+        target: &Path,
+    ) -> Result<(), UnpackError> {
+        let link_err = |source: io::Error| UnpackError::LinkTarget {
+            entry: entry.to_path_buf(),
+            target: target.to_path_buf(),
+            source,
+        };
+        let names = clean(target).map_err(|_| UnpackError::LinkEscape {
+            entry: entry.to_path_buf(),
+            target: target.to_path_buf(),
+        })?;
+        let Some((tlast, tparent)) = names.split_last() else {
+            return Err(link_err(io::ErrorKind::InvalidInput.into()));
+        };
+        let (tdir, _) = match self.tree.open_dir(tparent, &Missing::Fail, entry) {
+            Ok(d) => d,
+            Err(UnpackError::Entry { source, .. }) => return Err(link_err(source)),
+            Err(e) => return Err(e),
+        };
+        let st =
+            rfs::statat(&tdir, tlast, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| link_err(e.into()))?;
+        if let Ok(cur) = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            if cur.st_ino == st.st_ino && cur.st_dev == st.st_dev {
+                return Ok(());
+            }
+        }
+        let io_err = |source: io::Error| UnpackError::Entry {
+            entry: entry.to_path_buf(),
+            source,
+        };
+        replace(dir, name).map_err(io_err)?;
+        // linkat(2) without AT_SYMLINK_FOLLOW links a symlink itself, as tar means it.
+        rfs::linkat(&tdir, tlast, dir, name, AtFlags::empty()).map_err(|e| io_err(e.into()))?;
+        Ok(())
+    }
+
+    fn whiteout(
+        &mut self,
+        entry: &Path,
+        parent: &[OsString],
+        marker: &OsStr,
+    ) -> Result<(), UnpackError> {
+        let io_err = |source: io::Error| UnpackError::Entry {
+            entry: entry.to_path_buf(),
+            source,
+        };
+        let marker = marker.as_bytes();
+        if marker != WH_OPAQUE.as_bytes() && marker.starts_with(b".wh..wh.") {
+            // aufs bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): not part of the image.
+            return Ok(());
+        }
+        let dir = match self.whiteouts {
+            Whiteouts::Delete => match self.tree.open_dir(parent, &Missing::Fail, entry) {
+                Ok((d, _)) => d,
+                // Nothing below to hide.
+                Err(UnpackError::Entry { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound =>
+                {
+                    return Ok(())
+                }
+                Err(e) => return Err(e),
+            },
+            Whiteouts::Overlay => {
+                let lowers = &self.lowers;
+                let lookup = |n: &[OsString]| {
+                    lowers
+                        .iter()
+                        .find_map(|l| tree::lookup_lower(l.root_fd(), n))
+                };
+                self.tree
+                    .open_dir(parent, &Missing::Create(&lookup), entry)?
+                    .0
+            }
+        };
+        let parent_path = join(parent);
+        if marker == WH_OPAQUE.as_bytes() {
+            match self.whiteouts {
+                Whiteouts::Delete => self.clear_lower(&dir, &parent_path).map_err(io_err)?,
+                Whiteouts::Overlay => {
+                    rfs::fsetxattr(&dir, OVERLAY_OPAQUE, b"y", XattrFlags::empty())
+                        .map_err(|e| io_err(e.into()))?
+                }
+            }
+            return Ok(());
+        }
+        let name = OsStr::from_bytes(&marker[WH_PREFIX.len()..]);
+        if self.created.contains(&parent_path.join(name)) {
+            return Ok(());
+        }
+        match self.whiteouts {
+            Whiteouts::Delete => tree::remove_all_at(&dir, name).map_err(io_err)?,
+            Whiteouts::Overlay => {
+                tree::remove_all_at(&dir, name).map_err(io_err)?;
+                rfs::mknodat(&dir, name, FileType::CharacterDevice, Mode::empty(), 0)
+                    .map_err(|e| io_err(e.into()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes, under an opaque directory, everything this layer did not write.
+    fn clear_lower(&self, dir: &OwnedFd, at: &Path) -> io::Result<()> {
+        for name in tree::list_dir(dir)? {
+            let path = at.join(&name);
+            if !self.created.contains(&path) {
+                tree::remove_all_at(dir, &name)?;
+                continue;
+            }
+            let st = rfs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                let sub = rfs::openat(
+                    dir,
+                    &name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                self.clear_lower(&sub, &path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Owner before mode: chown(2) clears the setuid and setgid bits.
+    fn set_fd_meta(&self, fd: &OwnedFd, meta: &Meta) -> io::Result<()> {
+        self.chown_result(rfs::fchown(fd, Some(uid(meta.uid)), Some(gid(meta.gid))))?;
+        rfs::fchmod(fd, Mode::from_raw_mode(meta.mode))?;
+        for (k, v) in &meta.xattrs {
+            xattr_result(rfs::fsetxattr(fd, k.as_str(), v, XattrFlags::empty()))?;
+        }
+        Ok(())
+    }
+
+    /// For entries that cannot be opened for writing (symlinks, devices, fifos).
+    fn set_at_meta(&self, dir: &OwnedFd, name: &OsStr, meta: &Meta, chmod: bool) -> io::Result<()> {
+        self.chown_result(rfs::chownat(
+            dir,
+            name,
+            Some(uid(meta.uid)),
+            Some(gid(meta.gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        ))?;
+        if chmod {
+            // fchmodat(2) follows symlinks, but this name was just made by mknodat.
+            rfs::chmodat(dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())?;
+            if !meta.xattrs.is_empty() {
+                // Opening a device or fifo could block or have side effects; an O_PATH
+                // descriptor reached through /proc (proc(5), /proc/pid/fd) names the inode.
+                let fd = rfs::openat(
+                    dir,
+                    name,
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                for (k, v) in &meta.xattrs {
+                    xattr_result(rfs::setxattr(
+                        proc.as_str(),
+                        k.as_str(),
+                        v,
+                        XattrFlags::empty(),
+                    ))?;
+                }
+            }
+        }
+        rfs::utimensat(dir, name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(())
+    }
+
+    /// Ownership is best effort only without root (a rootless store cannot chown).
+    fn chown_result(&self, r: rustix::io::Result<()>) -> io::Result<()> {
+        match r {
+            Err(e) if e == rustix::io::Errno::PERM && !self.root => Ok(()),
+            r => Ok(r?),
+        }
+    }
+
+    /// Directory mtimes, deepest last-made first; a directory removed later is skipped.
+    fn finish_dirs(&mut self) {
+        for (names, mtime) in self.dirs.drain(..).rev() {
+            let Ok((fd, _)) = self.tree.open_dir(&names, &Missing::Fail, Path::new("")) else {
+                continue;
+            };
+            // Best effort: an mtime is not worth failing a layer for.
+            let _ = rfs::futimens(&fd, &times(mtime));
+        }
+    }
+}
+
+/// Keeps an existing directory (directories merge, image-spec layer.md "changesets"), else
+/// replaces whatever is there with a new one.
+fn make_or_keep_dir(dir: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
+        Ok(_) => {
+            rfs::unlinkat(dir, name, AtFlags::empty())?;
+            rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700))?;
+        }
+        Err(e) if e == rustix::io::Errno::NOENT => {
+            rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700))?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(rfs::openat(dir, name, flags, Mode::empty())?)
+}
+
+/// Removes whatever `name` is so that a non-directory entry can take its place.
+fn replace(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    tree::remove_all_at(dir, name)
+}
+
+/// Only user.* and security.* (file capabilities) travel with images; trusted.* would let a
+/// layer forge overlayfs metadata, system.* and security.selinux belong to the host.
+fn wanted_xattr(name: &str) -> bool {
+    (name.starts_with("user.") || name.starts_with("security.")) && name != "security.selinux"
+}
+
+/// Attributes the filesystem refuses (no xattr support, a name the LSM rejects) are skipped.
+fn xattr_result(r: rustix::io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e == rustix::io::Errno::NOTSUP || e == rustix::io::Errno::PERM => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
+    let h = entry.header();
+    let mut meta = Meta {
+        mode: h.mode()? & 0o7777,
+        uid: h.uid()? as u32,
+        gid: h.gid()? as u32,
+        mtime: Timespec {
+            tv_sec: h.mtime()? as i64,
+            tv_nsec: 0,
+        },
+        xattrs: Vec::new(),
+    };
+    if let Some(pax) = entry.pax_extensions()? {
+        for ext in pax {
+            let ext = ext?;
+            let Ok(key) = ext.key() else { continue };
+            let value = ext.value_bytes();
+            let num = || std::str::from_utf8(value).ok();
+            match key {
+                "uid" => meta.uid = num().and_then(|v| v.parse().ok()).unwrap_or(meta.uid),
+                "gid" => meta.gid = num().and_then(|v| v.parse().ok()).unwrap_or(meta.gid),
+                "mtime" => {
+                    if let Some(t) = num().and_then(parse_pax_time) {
+                        meta.mtime = t;
+                    }
+                }
+                _ => {
+                    if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                        if wanted_xattr(name) {
+                            meta.xattrs.push((name.to_string(), value.to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(meta)
+}
+
+/// PAX times are decimal seconds with an optional fraction (POSIX pax, "mtime").
+fn parse_pax_time(s: &str) -> Option<Timespec> {
+    let (sec, frac) = s.split_once('.').unwrap_or((s, ""));
+    let tv_sec = sec.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    let tv_nsec = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
+    Some(Timespec { tv_sec, tv_nsec })
+}
+
+fn link_name<R: Read>(entry: &tar::Entry<'_, R>) -> io::Result<PathBuf> {
+    entry
+        .link_name()?
+        .map(|p| p.into_owned())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "link entry without a target"))
+}
+
+fn device<R: Read>(entry: &tar::Entry<'_, R>) -> io::Result<u64> {
+    let h = entry.header();
+    let major = h.device_major()?.unwrap_or(0);
+    let minor = h.device_minor()?.unwrap_or(0);
+    Ok(rfs::makedev(major, minor))
+}
+
+fn times(t: Timespec) -> Timestamps {
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+fn uid(n: u32) -> rfs::Uid {
+    rfs::Uid::from_raw(n)
+}
+
+fn gid(n: u32) -> rfs::Gid {
+    rfs::Gid::from_raw(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times_keep_their_fraction() {
+        let t = parse_pax_time("1700000000.25").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 250_000_000));
+        assert_eq!(parse_pax_time("12").unwrap().tv_nsec, 0);
+        assert!(parse_pax_time("x").is_none());
+    }
+
+    #[test]
+    fn only_portable_xattrs_are_applied() {
+        assert!(wanted_xattr("user.x"));
+        assert!(wanted_xattr("security.capability"));
+        assert!(!wanted_xattr("trusted.overlay.opaque"));
+        assert!(!wanted_xattr("security.selinux"));
+    }
+}
