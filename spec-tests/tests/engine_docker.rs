@@ -69,6 +69,13 @@ fn docker_detached_container_with_exec_top_pause_stop_kill_and_rm() {
         .unwrap();
     assert_eq!(exec.code, Some(5), "{exec}");
     assert_eq!(exec.stdout, "sleep\n", "{exec}");
+    // The exec'd process is under the container's (docker's default) seccomp profile.
+    let filtered = d
+        .docker(&["exec", &id, "grep", "^Seccomp:", "/proc/self/status"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(filtered.stdout, "Seccomp:\t2\n", "{filtered}");
     // exec -t: a pty inside the container.
     let exec_t = d.docker(&["exec", "-t", &id, "tty"]).unwrap().ok().unwrap();
     assert!(exec_t.stdout.starts_with("/dev/pts/"), "{exec_t}");

@@ -20,6 +20,12 @@ fn running<'a>(rt: &'a Runtime, edit: impl FnOnce(&mut Bundle)) -> (Bundle, Cont
     edit(&mut b);
     let c = rt.create(&b).unwrap();
     c.start().unwrap();
+    // `start` may return before the init has exec'd (runc): wait until it is the sleep.
+    let comm = format!("/proc/{}/comm", c.init.pid);
+    spec_tests::engines::wait_for(T, "the init to exec sleep", || {
+        (std::fs::read_to_string(&comm).ok()? == "sleep\n").then_some(())
+    })
+    .unwrap();
     (b, c)
 }
 
@@ -159,6 +165,46 @@ fn exec_has_the_container_capabilities_or_those_asked_for() {
             "{f} from --process"
         );
     }
+    c.delete_force().unwrap();
+}
+
+#[test]
+fn exec_is_filtered_by_the_container_seccomp_profile() {
+    let rt = Runtime::new().unwrap();
+    let (_b, c) = running(&rt, |b| {
+        b.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [
+                { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }
+            ]
+        });
+    });
+    let out = exec(
+        &c,
+        &[],
+        &[
+            "sh",
+            "-c",
+            "grep '^Seccomp:' /proc/self/status; mkdir /tmp/d 2>/dev/null && echo made || echo refused",
+        ],
+    )
+    .ok()
+    .unwrap();
+    assert_eq!(out.stdout, "Seccomp:\t2\nrefused\n", "{out}");
+    // Also with no_new_privs set by the flag (the filter then goes on last).
+    let nnp = exec(
+        &c,
+        &["--no-new-privs"],
+        &[
+            "sh",
+            "-c",
+            "mkdir /tmp/d 2>/dev/null && echo made || echo refused",
+        ],
+    )
+    .ok()
+    .unwrap();
+    assert_eq!(nnp.stdout, "refused\n", "{nnp}");
     c.delete_force().unwrap();
 }
 

@@ -13,9 +13,15 @@ use signal_hook::consts::signal::*;
 use signal_hook::iterator::{Handle, Signals};
 
 /// Signals passed on to the container process (SIGCHLD and SIGWINCH are ours).
+///
+/// Not SIGPIPE: signal-hook's handler writes to its self-pipe with send(2) without
+/// MSG_NOSIGNAL; once `finish` has closed the reading end, every write fails with EPIPE and
+/// raises SIGPIPE, which (if it had our handler) writes again: the process spun forever at
+/// 100 % CPU (seen under `perf stat -r`). Left alone, SIGPIPE stays ignored as Rust sets it,
+/// so a late signal after `finish` costs one failed write.
 const FORWARDED: &[i32] = &[
     SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGCONT, SIGTSTP, SIGTTIN,
-    SIGTTOU, SIGPIPE, SIGVTALRM, SIGPROF, SIGURG, SIGIO,
+    SIGTTOU, SIGVTALRM, SIGPROF, SIGURG, SIGIO,
 ];
 
 /// A thread that forwards our signals to `pid` (and window size changes to the pty).

@@ -107,6 +107,8 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
         opts.console_fd.as_ref(),
     )?;
 
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let state_json = serde_json::to_vec(&state.oci(status)).unwrap_or_default();
     let (parent_end, child_end) = channel_pair()?;
     let forked = clone::fork_with_namespaces(0).map_err(|source| Error::Sys {
         call: "clone3",
@@ -121,6 +123,8 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
             channel: child_end,
             console: console.as_ref(),
             preserve_fds: opts.preserve_fds,
+            seccomp,
+            state: &state_json,
         });
     };
     restore.restore()?;

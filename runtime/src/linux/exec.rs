@@ -7,12 +7,12 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::sched::setns;
 use nix::unistd::setsid;
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{LinuxSeccomp, Process};
 use pathrs::Root;
 
 use super::namespaces::{flag, Join};
 use super::process::{self, Launch};
-use super::{sys, tty, SetupError};
+use super::{seccomp, security, sys, tty, SetupError};
 use crate::sync::{Channel, Message};
 
 pub struct ExecArgs<'a> {
@@ -23,6 +23,10 @@ pub struct ExecArgs<'a> {
     pub channel: Channel,
     pub console: Option<&'a OwnedFd>,
     pub preserve_fds: u32,
+    /// The container's seccomp profile: an exec'd process is filtered like the init.
+    pub seccomp: Option<&'a LinuxSeccomp>,
+    /// The container's state JSON, for a seccomp agent (listenerPath).
+    pub state: &'a [u8],
 }
 
 /// Never returns: execs the program, or reports the error to the parent and exits.
@@ -47,11 +51,20 @@ fn setup_and_exec(a: &ExecArgs) -> Result<Never, SetupError> {
     // container's processes from opening /proc/<pid>/exe or ptracing it (CVE-2019-5736).
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
     a.channel.expect(Message::Continue, "continue")?;
+    let process = a.process;
+    // Host paths first, before the mount namespace changes what they name: the LSM exec
+    // label files (CVE-2019-16884) and a seccomp agent's socket.
+    let labels = security::ExecLabel::open(process)?;
+    let filters = a.seccomp.map(seccomp::compile).transpose()?;
+    let agent = filters
+        .as_ref()
+        .and_then(|f| f.listener_path())
+        .map(seccomp::connect_listener)
+        .transpose()?;
     for j in a.joins {
         setns(j.file.as_fd(), flag(j.kind)).map_err(sys("setns", j.path.display()))?;
     }
     setsid().map_err(sys("setsid", ""))?;
-    let process = a.process;
     if process.terminal().unwrap_or(false) {
         let Some(console) = a.console else {
             return Err(SetupError::Exec {
@@ -68,7 +81,29 @@ fn setup_and_exec(a: &ExecArgs) -> Result<Never, SetupError> {
         tty::make_controlling(&pty.slave)?;
     }
     process::set_rlimits(process)?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
     let launch = Launch::resolve(process)?;
+    let install = |f: &seccomp::Filters| -> Result<(), SetupError> {
+        let listener = f.install()?;
+        if let (Some(stream), Some(fd), Some(path)) = (&agent, &listener, f.listener_path()) {
+            let pid = std::process::id() as i32;
+            seccomp::send_listener_fd(stream, path, fd, pid, f.listener_metadata(), a.state)?;
+        }
+        Ok(())
+    };
+    // As in the init: without no_new_privs the filter needs CAP_SYS_ADMIN, which the drop
+    // may take away, so it goes on first; with it, as late as possible.
+    if let (Some(f), false) = (&filters, nnp) {
+        install(f)?;
+    }
     launch.drop_privileges(process, a.in_userns)?;
-    Err(launch.exec(a.preserve_fds))
+    Err(launch.exec_with(a.preserve_fds, || {
+        for label in &labels {
+            label.apply()?;
+        }
+        if let (Some(f), true) = (&filters, nnp) {
+            install(f)?;
+        }
+        Ok(())
+    }))
 }
