@@ -5,6 +5,7 @@ mod images;
 mod inspect;
 mod load;
 mod login;
+mod mount;
 mod prune;
 mod pull;
 mod push;
@@ -84,6 +85,11 @@ enum ImageCommand {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Mount an image's root filesystem read-only on a directory
+    Mount(mount::MountArgs),
+    /// Unmount an image mounted by `image mount`
+    #[command(alias = "umount")]
+    Unmount(mount::UnmountArgs),
 }
 
 /// What every verb gets: validated settings and the store (opened on first use).
@@ -126,5 +132,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&mut ctx, a).await,
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(&mut ctx, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run(&mut ctx, a),
+        Command::Image(ImageCommand::Mount(a)) => mount::mount(&mut ctx, a),
+        Command::Image(ImageCommand::Unmount(a)) => mount::unmount_cmd(&mut ctx, a),
     }
 }

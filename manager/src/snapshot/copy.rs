@@ -47,10 +47,12 @@ impl Snapshotter for CopySnapshotter {
             }),
             Some(p) => {
                 let src = self.fs(&self.store.get(p)?);
-                copy_tree(&src, &dst, &mut HashMap::new()).map_err(|source| SnapshotError::Copy {
-                    parent: p.to_string(),
-                    path: dst.clone(),
-                    source,
+                copy_tree(&src, &dst, &mut HashMap::new()).map_err(|(path, source)| {
+                    SnapshotError::Copy {
+                        parent: p.to_string(),
+                        path,
+                        source,
+                    }
                 })
             }
         };
@@ -129,9 +131,34 @@ impl Snapshotter for CopySnapshotter {
 /// Copies `src` to the new path `dst` with every attribute unpack sets: type, content, owner,
 /// mode (setuid after chown, which clears it), xattrs, mtime; files hardlinked inside `src` stay
 /// hardlinked in the copy. Never follows a symlink: the source is a committed snapshot, which
-/// nothing modifies, and it is only walked with lstat.
-fn copy_tree(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> io::Result<()> {
-    let md = fs::symlink_metadata(src)?;
+/// nothing modifies, and it is only walked with lstat. Errors name the path that failed.
+fn copy_tree(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> Result<(), (PathBuf, io::Error)> {
+    let at = |e: io::Error| (dst.to_path_buf(), e);
+    let md = fs::symlink_metadata(src).map_err(at)?;
+    if md.is_dir() {
+        fs::create_dir(dst).map_err(at)?;
+        let mut names: Vec<OsString> = fs::read_dir(src)
+            .and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect())
+            .map_err(at)?;
+        names.sort();
+        for n in names {
+            copy_tree(&src.join(&n), &dst.join(&n), links)?;
+        }
+    }
+    copy_entry(src, dst, &md, links).map_err(at)
+}
+
+/// Makes `dst` like `src` (directories already exist and are filled).
+fn copy_entry(
+    src: &Path,
+    dst: &Path,
+    md: &fs::Metadata,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> io::Result<()> {
     let ft = md.file_type();
     if md.nlink() > 1 && !ft.is_dir() {
         if let Some(first) = links.get(&(md.dev(), md.ino())) {
@@ -139,20 +166,11 @@ fn copy_tree(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -
         }
         links.insert((md.dev(), md.ino()), dst.to_path_buf());
     }
-    if ft.is_dir() {
-        fs::create_dir(dst)?;
-        let mut names: Vec<OsString> = fs::read_dir(src)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()?;
-        names.sort();
-        for n in names {
-            copy_tree(&src.join(&n), &dst.join(&n), links)?;
-        }
-    } else if ft.is_file() {
+    if ft.is_file() {
         fs::copy(src, dst)?;
     } else if ft.is_symlink() {
         std::os::unix::fs::symlink(fs::read_link(src)?, dst)?;
-    } else {
+    } else if !ft.is_dir() {
         let kind = if ft.is_char_device() {
             FileType::CharacterDevice
         } else if ft.is_block_device() {
@@ -192,24 +210,20 @@ fn copy_tree(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -
     Ok(())
 }
 
+/// Copies every xattr. Buffers are XATTR_SIZE_MAX / XATTR_LIST_MAX (64 KiB, xattr(7)), the
+/// most an attribute value or a name list can be.
 fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
-    let mut names = vec![0u8; 4096];
+    const MAX: usize = 65536;
+    let mut names = vec![0u8; MAX];
     let n = match rfs::llistxattr(src, &mut names[..]) {
         Ok(n) => n,
-        Err(e) if e == rustix::io::Errno::RANGE => {
-            let size = rfs::llistxattr(src, &mut [0u8; 0][..])?;
-            names.resize(size, 0);
-            rfs::llistxattr(src, &mut names[..])?
-        }
         Err(e) if e == rustix::io::Errno::NOTSUP => return Ok(()),
         Err(e) => return Err(e.into()),
     };
+    let mut value = vec![0u8; MAX];
     for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let name = std::ffi::CStr::from_bytes_with_nul(&[name, &[0]].concat())
-            .map(|c| c.to_owned())
+        let name = std::ffi::CString::new(name)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let size = rfs::lgetxattr(src, name.as_c_str(), &mut [0u8; 0][..])?;
-        let mut value = vec![0u8; size];
         let got = rfs::lgetxattr(src, name.as_c_str(), &mut value[..])?;
         match rfs::lsetxattr(
             dst,

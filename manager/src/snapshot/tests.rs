@@ -181,6 +181,10 @@ fn whiteouts_delete_lower_entries_and_opaque_dirs_hide_lower_content(sn: &dyn Sn
         .file("opt/app/sub/deep", b"deep")
         .dir("var/gone", 0o755)
         .file("var/gone/x", b"x")
+        .pax(&[("SCHILY.xattr.user.kept", b"yes")])
+        .file_owned("lower-suid", 0o4750, 7, b"s")
+        .link(tar::EntryType::Link, "lower-suid-link", "lower-suid")
+        .node(tar::EntryType::Char, "lower-null", 1, 3)
         .tar();
     let base = commit_layer(sn, None, &gzip(&base)).unwrap();
     let top = Layer::new()
@@ -205,6 +209,20 @@ fn whiteouts_delete_lower_entries_and_opaque_dirs_hide_lower_content(sn: &dyn Sn
     assert_eq!(app, [OsStr::new("new")], "opaque dir kept lower entries");
     assert!(!m.path(".wh.never-existed").exists());
     assert!(!m.path("never-existed").exists());
+    // Lower layers' attributes survive in the upper snapshot (copy: through the copy).
+    let suid = fs::symlink_metadata(m.path("lower-suid")).unwrap();
+    assert_eq!(
+        (suid.mode() & 0o7777, suid.uid(), suid.gid()),
+        (0o4750, 7, 7)
+    );
+    assert_eq!(
+        xattr(&m.path("lower-suid"), "user.kept").as_deref(),
+        Some(&b"yes"[..])
+    );
+    let link = fs::symlink_metadata(m.path("lower-suid-link")).unwrap();
+    assert_eq!(link.ino(), suid.ino());
+    let null = fs::symlink_metadata(m.path("lower-null")).unwrap();
+    assert_eq!(null.rdev(), rustix::fs::makedev(1, 3));
     // The lower view is untouched.
     let lower = Mounted::view(sn, &base);
     assert_eq!(fs::read(lower.path("etc/hosts")).unwrap(), b"lower");

@@ -9,6 +9,7 @@ pub mod proxy;
 pub mod registry;
 pub mod tls;
 pub mod token;
+pub mod unpack;
 
 use std::path::Path;
 use std::process::{Command, Output};
