@@ -261,3 +261,51 @@ fn a_layer_climbing_out_of_the_root_is_refused_naming_the_entry() -> Result<()> 
     }
     Ok(())
 }
+
+#[test]
+fn concurrent_mounts_share_one_unpack_of_each_layer() -> Result<()> {
+    let f = fixture(layers()?)?;
+    for snapshotter in ["overlay", "copy"] {
+        let mounts: Vec<Result<ImageMount>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| ImageMount::new(&f.berth, NAME, snapshotter)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| bail!("mount thread panicked")))
+                .collect()
+        });
+        let mounts: Vec<ImageMount> = mounts.into_iter().collect::<Result<_>>()?;
+        let meta = f
+            .berth
+            .root()
+            .join("snapshots")
+            .join(snapshotter)
+            .join("metadata.json");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta)?)?;
+        let snapshots = v["snapshots"].as_object().cloned().unwrap_or_default();
+        let count = |kind: &str| snapshots.values().filter(|s| s["kind"] == kind).count();
+        if (count("committed"), count("view"), snapshots.len()) != (3, 3, 6) {
+            bail!("{snapshotter}: expected 3 layers and 3 views, got {v}");
+        }
+        for m in &mounts {
+            if !m.path().join("usr/bin/su").exists() {
+                bail!("{snapshotter}: {} is not mounted", m.path().display());
+            }
+        }
+        for m in mounts {
+            m.unmount()?;
+        }
+        // Racers that lost a commit removed their own copies: one directory per layer.
+        let dirs = std::fs::read_dir(meta.with_file_name("snapshots"))?.count();
+        let leftovers: Vec<_> = std::fs::read_dir(meta.with_file_name(""))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("removing-") || n.contains(".tmp-"))
+            .collect();
+        if dirs != 3 || !leftovers.is_empty() {
+            bail!("{snapshotter}: {dirs} snapshot directories, leftovers {leftovers:?}");
+        }
+    }
+    Ok(())
+}
