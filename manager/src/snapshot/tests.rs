@@ -443,6 +443,69 @@ fn diff_id_is_the_hash_of_the_uncompressed_tar(sn: &dyn Snapshotter) {
     }
 }
 
+fn a_layer_unpacks_while_it_is_still_being_written(sn: &dyn Snapshotter) {
+    use crate::unpack::stream::{Progress, Tail};
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..2_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let tar = Layer::new()
+        .file("first", b"early")
+        .file("big", &noise)
+        .tar();
+    let blob = gzip(&tar);
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = dir.path().join("ingest");
+    let mut file = fs::File::create(&ingest).unwrap();
+    let progress = Progress::new();
+    let reader = Tail::open(&ingest, progress.clone()).unwrap();
+    let (layer, diff) = (sha(&blob), sha(&tar));
+    std::thread::scope(|s| {
+        let unpacker =
+            s.spawn(|| crate::unpack::unpack_layer_from(sn, reader, &layer, &diff, None));
+        // Half the blob "downloaded": the first file must appear before the rest arrives.
+        let half = blob.len() / 2;
+        file.write_all(&blob[..half]).unwrap();
+        progress.advance(half as u64);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let seen = loop {
+            let early = sn
+                .list()
+                .unwrap()
+                .into_iter()
+                .find(|i| i.key.starts_with("extract-"));
+            if let Some(info) = early {
+                if sn
+                    .apply_target(&info.key)
+                    .unwrap()
+                    .dir
+                    .join("first")
+                    .exists()
+                {
+                    break true;
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        file.write_all(&blob[half..]).unwrap();
+        progress.advance(blob.len() as u64);
+        progress.finish();
+        let chain = unpacker.join().unwrap().unwrap();
+        assert!(seen, "nothing was unpacked before the download finished");
+        assert_eq!(chain, diff);
+        let m = Mounted::view(sn, chain.as_ref());
+        assert_eq!(fs::read(m.path("big")).unwrap(), noise);
+    });
+}
+
 fn skip() -> bool {
     let root = rustix::process::geteuid().is_root();
     if !root {
@@ -506,6 +569,15 @@ macro_rules! suite {
                 }
                 let (_d, sn, _) = open();
                 super::active_snapshots_are_writable_and_commit_makes_them_visible(&*sn);
+            }
+
+            #[test]
+            fn a_layer_unpacks_while_it_is_still_being_written() {
+                if skip() {
+                    return;
+                }
+                let (_d, sn, _) = open();
+                super::a_layer_unpacks_while_it_is_still_being_written(&*sn);
             }
 
             #[test]

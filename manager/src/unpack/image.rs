@@ -3,6 +3,7 @@
 //! ChainID, unless a snapshot of that ChainID already exists (shared base layers are unpacked
 //! once). The diffID computed while unpacking must equal the config's `rootfs.diff_ids` entry.
 
+use std::io::Read;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,18 +45,14 @@ pub fn unpack_image(
         let chain = chain_id(parent.as_ref(), &expected);
         match sn.stat(chain.as_ref()) {
             Ok(info) if info.kind == Kind::Committed => {}
-            _ => unpack_layer(
-                store,
-                sn,
-                layer.digest(),
-                &expected,
-                &chain,
-                parent.as_ref(),
-            )
-            .map_err(|e| UnpackError::Layer {
-                layer: layer.digest().to_string(),
-                source: Box::new(e),
-            })?,
+            _ => {
+                unpack_layer(store, sn, layer.digest(), &expected, parent.as_ref()).map_err(
+                    |e| UnpackError::Layer {
+                        layer: layer.digest().to_string(),
+                        source: Box::new(e),
+                    },
+                )?;
+            }
         }
         parent = Some(chain);
     }
@@ -67,10 +64,26 @@ fn unpack_layer(
     sn: &dyn Snapshotter,
     blob: &Digest,
     expected: &Digest,
-    chain: &Digest,
     parent: Option<&Digest>,
-) -> Result<(), UnpackError> {
+) -> Result<Digest, UnpackError> {
+    let file = store.content().open_blob(blob)?;
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    unpack_layer_from(sn, reader, blob, expected, parent)
+}
+
+/// Unpacks one layer read from `reader` (the compressed blob, possibly still downloading:
+/// see `stream`) on top of committed snapshot `parent`, checks its diffID against `expected`
+/// and commits it under its ChainID, which it returns. When another process committed the
+/// same ChainID meanwhile, theirs is kept and this copy is dropped.
+pub fn unpack_layer_from(
+    sn: &dyn Snapshotter,
+    reader: impl Read,
+    blob: &Digest,
+    expected: &Digest,
+    parent: Option<&Digest>,
+) -> Result<Digest, UnpackError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let chain = chain_id(parent, expected);
     let key = format!(
         "{EXTRACT_PREFIX}{}-{}-{}",
         std::process::id(),
@@ -80,8 +93,7 @@ fn unpack_layer(
     sn.prepare(&key, parent.map(|p| p.as_ref()))?;
     let result = (|| {
         let target = sn.apply_target(&key)?;
-        let file = store.content().open_blob(blob)?;
-        let applied = apply_layer(std::io::BufReader::with_capacity(1 << 20, file), &target)?;
+        let applied = apply_layer(reader, &target)?;
         if applied.diff_id != *expected {
             return Err(UnpackError::DiffIdMismatch {
                 layer: blob.to_string(),
@@ -97,8 +109,8 @@ fn unpack_layer(
         }
     })();
     match result {
-        Ok(false) => Ok(()),
-        Ok(true) => sn.remove(&key).map_err(UnpackError::from),
+        Ok(false) => Ok(chain),
+        Ok(true) => sn.remove(&key).map(|()| chain).map_err(UnpackError::from),
         Err(error) => match sn.remove(&key) {
             Ok(()) => Err(error),
             Err(cleanup) => Err(UnpackError::Cleanup {

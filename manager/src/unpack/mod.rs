@@ -15,6 +15,7 @@
 
 mod apply;
 pub mod image;
+pub mod stream;
 mod tree;
 
 use std::io::{self, BufReader, Read};
@@ -25,7 +26,7 @@ use oci_spec::image::Digest;
 use sha2::{Digest as _, Sha256};
 
 pub use apply::Applied;
-pub use image::unpack_image;
+pub use image::{unpack_image, unpack_layer_from};
 
 use crate::content::ContentError;
 use crate::image::ImageError;
