@@ -309,3 +309,73 @@ fn concurrent_mounts_share_one_unpack_of_each_layer() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_layer_whose_diff_id_differs_from_the_config_is_refused() -> Result<()> {
+    let dir = tempfile::Builder::new().prefix("berth-unpack-").tempdir()?;
+    let mut layout = Layout::create(&dir.path().join("layout"))?;
+    let real = LayerTar::new().file("f", 0o644, 0, b"real")?.finish()?;
+    let claimed = LayerTar::new().file("f", 0o644, 0, b"fake")?.finish()?;
+    // A well-formed image whose config names another layer's diffID.
+    let layer = layout.blob(
+        &spec_tests::manager::images::compress(&real, Compression::Gzip)?,
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    )?;
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [spec_tests::manager::sha256(&claimed)]},
+    });
+    let config = layout.blob(
+        &serde_json::to_vec(&config)?,
+        spec_tests::manager::images::OCI_CONFIG,
+    )?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": spec_tests::manager::images::OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": [layer.descriptor()],
+    });
+    let manifest = layout.blob(
+        &serde_json::to_vec(&manifest)?,
+        spec_tests::manager::images::OCI_MANIFEST,
+    )?;
+    let built = spec_tests::manager::images::Built {
+        manifest,
+        config: Some(config),
+        layers: vec![layer],
+    };
+    layout.tag(NAME, &built)?;
+    let archive = dir.path().join("image.tar");
+    oci_archive(layout.dir(), &archive)?;
+    let berth = Berth::new()?;
+    berth.ok(&["load", "-i", &archive.to_string_lossy()])?;
+    for snapshotter in ["overlay", "copy"] {
+        let mnt = tempfile::tempdir()?;
+        let err = berth.fail(&[
+            "image",
+            "mount",
+            "--snapshotter",
+            snapshotter,
+            NAME,
+            &mnt.path().to_string_lossy(),
+        ])?;
+        let want = format!(
+            "but the config says {}",
+            spec_tests::manager::sha256(&claimed)
+        );
+        if !err.contains(&want) || !err.contains(&spec_tests::manager::sha256(&real)) {
+            bail!("{snapshotter}: unclear error: {err}");
+        }
+        let meta = berth
+            .root()
+            .join("snapshots")
+            .join(snapshotter)
+            .join("metadata.json");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(meta)?)?;
+        if v["snapshots"].as_object().is_some_and(|m| !m.is_empty()) {
+            bail!("{snapshotter}: a refused layer left snapshots: {v}");
+        }
+    }
+    Ok(())
+}
