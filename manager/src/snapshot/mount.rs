@@ -44,14 +44,19 @@ pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<()> {
                     .map(String::as_str)
                     .filter(|o| *o != "ro" && *o != "rw")
                     .collect();
-                let data = CString::new(data.join(","))
+                let joined = data.join(",");
+                if joined.len() >= MAX_MOUNT_DATA {
+                    overlay_fsconfig(&data, target, ro).map_err(err)?;
+                    continue;
+                }
+                let joined = CString::new(joined)
                     .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
                 let flags = if ro {
                     MountFlags::RDONLY
                 } else {
                     MountFlags::empty()
                 };
-                rmount::mount(&m.source, target, "overlay", flags, data.as_c_str())
+                rmount::mount(&m.source, target, "overlay", flags, joined.as_c_str())
                     .map_err(|e| err(e.into()))?;
             }
             other => {
@@ -62,6 +67,44 @@ pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// mount(2) copies at most one page of options; a long chain of lower directories does not
+/// fit in it.
+const MAX_MOUNT_DATA: usize = 4096;
+
+/// Mounts an overlay through the new mount API (fsopen(2), fsconfig(2), fsmount(2),
+/// move_mount(2)), passing each lower directory on its own with `lowerdir+` (Linux 6.8,
+/// overlayfs.rst "Multiple lower layers"), so the chain's length is only limited by
+/// overlayfs' own stacking limit.
+fn overlay_fsconfig(options: &[&str], target: &Path, ro: bool) -> io::Result<()> {
+    let fs = rmount::fsopen("overlay", rmount::FsOpenFlags::FSOPEN_CLOEXEC)?;
+    for opt in options {
+        if let Some(lowers) = opt.strip_prefix("lowerdir=") {
+            for dir in lowers.split(':') {
+                rmount::fsconfig_set_string(&fs, "lowerdir+", dir)?;
+            }
+        } else if let Some((key, value)) = opt.split_once('=') {
+            rmount::fsconfig_set_string(&fs, key, value)?;
+        } else {
+            rmount::fsconfig_set_flag(&fs, *opt)?;
+        }
+    }
+    rmount::fsconfig_create(&fs)?;
+    let attrs = if ro {
+        rmount::MountAttrFlags::MOUNT_ATTR_RDONLY
+    } else {
+        rmount::MountAttrFlags::empty()
+    };
+    let mnt = rmount::fsmount(&fs, rmount::FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
+    rmount::move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        rmount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?;
     Ok(())
 }
 

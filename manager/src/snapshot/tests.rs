@@ -506,6 +506,26 @@ fn a_layer_unpacks_while_it_is_still_being_written(sn: &dyn Snapshotter) {
     });
 }
 
+/// More lower directories than fit in mount(2)'s one page of options.
+fn a_long_chain_of_layers_mounts(sn: &dyn Snapshotter) {
+    let mut top: Option<String> = None;
+    for i in 0..130 {
+        let layer = Layer::new().file(&format!("layer-{i}"), b"x").tar();
+        top = Some(commit_layer(sn, top.as_deref(), &layer).unwrap());
+    }
+    let top = top.unwrap();
+    let m = Mounted::view(sn, &top);
+    for i in 0..130 {
+        assert!(m.path(&format!("layer-{i}")).exists(), "layer {i} missing");
+    }
+    let mounts = sn.prepare("rw-on-long-chain", Some(&top)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    mount_all(&mounts, dir.path()).unwrap();
+    let wrote = fs::write(dir.path().join("new"), b"n");
+    unmount(dir.path()).unwrap();
+    wrote.unwrap();
+}
+
 fn skip() -> bool {
     let root = rustix::process::geteuid().is_root();
     if !root {
@@ -578,6 +598,15 @@ macro_rules! suite {
                 }
                 let (_d, sn, _) = open();
                 super::a_layer_unpacks_while_it_is_still_being_written(&*sn);
+            }
+
+            #[test]
+            fn a_long_chain_of_layers_mounts() {
+                if skip() {
+                    return;
+                }
+                let (_d, sn, _) = open();
+                super::a_long_chain_of_layers_mounts(&*sn);
             }
 
             #[test]
