@@ -86,6 +86,9 @@ fn layers() -> Result<Vec<(Vec<u8>, Compression)>> {
         .file("etc/hosts", 0o644, 0, b"10.0.0.1 back\n")?
         .file("bin/tool", 0o700, 1000, b"replaced")?
         .hardlink("bin/tool-link", "bin/tool")?
+        // Hardlinks to files of lower layers (one through the `lib` symlink).
+        .hardlink("usr/lib/libx-link.so", "lib/libx.so")?
+        .hardlink("etc/passwd-link", "etc/passwd")?
         .finish()?;
     Ok(vec![
         (base, Compression::Gzip),
@@ -152,6 +155,13 @@ fn compare_with_umoci(snapshotter: &str) -> Result<()> {
         ));
     }
     // The fixture really exercises what it claims to.
+    let cross_layer: Vec<std::path::PathBuf> = ["usr/lib/libx-link.so", "usr/lib/libx.so"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    if !got.hardlinks.contains(&cross_layer) {
+        problems.push(format!("no cross-layer hardlink in {:?}", got.hardlinks));
+    }
     for must in [
         "usr/bin/su",
         "dev/null",

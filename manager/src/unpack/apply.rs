@@ -203,13 +203,33 @@ impl Applier {
         let Some((tlast, tparent)) = names.split_last() else {
             return Err(link_err(io::ErrorKind::InvalidInput.into()));
         };
-        let (tdir, _) = match self.tree.open_dir(tparent, &Missing::Fail, entry) {
+        let lowers = &self.lowers;
+        let lookup = |n: &[OsString]| {
+            lowers
+                .iter()
+                .find_map(|l| tree::lookup_lower(l.root_fd(), n))
+        };
+        let missing = match self.whiteouts {
+            Whiteouts::Overlay => Missing::Create(&lookup),
+            Whiteouts::Delete => Missing::Fail,
+        };
+        let (tdir, mut tnames) = match self.tree.open_dir(tparent, &missing, entry) {
             Ok(d) => d,
             Err(UnpackError::Entry { source, .. }) => return Err(link_err(source)),
             Err(e) => return Err(e),
         };
-        let st =
-            rfs::statat(&tdir, tlast, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| link_err(e.into()))?;
+        tnames.push(tlast.clone());
+        let st = match rfs::statat(&tdir, tlast, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            // The target is in a lower layer: copy it up (as overlayfs does before link(2))
+            // so that both names are one inode in this layer.
+            Err(e) if e == rustix::io::Errno::NOENT && !self.lowers.is_empty() => {
+                self.copy_up(&tdir, tlast, &tnames).map_err(link_err)?;
+                rfs::statat(&tdir, tlast, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| link_err(e.into()))?
+            }
+            Err(e) => return Err(link_err(e.into())),
+        };
         if let Ok(cur) = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             if cur.st_ino == st.st_ino && cur.st_dev == st.st_dev {
                 return Ok(());
@@ -286,6 +306,50 @@ impl Applier {
                     .map_err(|e| io_err(e.into()))?;
             }
         }
+        Ok(())
+    }
+
+    /// Copies the regular file `names` of the topmost lower layer that has it into `dir`.
+    fn copy_up(&self, dir: &OwnedFd, name: &OsStr, names: &[OsString]) -> io::Result<()> {
+        let (src, st) = self
+            .lowers
+            .iter()
+            .find_map(|l| tree::open_lower_file(l.root_fd(), names))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let dst = rfs::openat(
+            dir,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        let mut dst = std::fs::File::from(dst);
+        io::copy(&mut std::fs::File::from(src.try_clone()?), &mut dst)?;
+        let dst = OwnedFd::from(dst);
+        let mut xattrs = Vec::new();
+        let mut names_buf = vec![0u8; 65536];
+        let n = rfs::flistxattr(&src, &mut names_buf[..]).unwrap_or(0);
+        let mut value = vec![0u8; 65536];
+        for x in names_buf[..n].split(|b| *b == 0).filter(|x| !x.is_empty()) {
+            let x = String::from_utf8_lossy(x).into_owned();
+            if wanted_xattr(&x) {
+                let len = rfs::fgetxattr(&src, x.as_str(), &mut value[..])?;
+                xattrs.push((x, value[..len].to_vec()));
+            }
+        }
+        // stat's time fields are `long`: i64 here, i32 on 32-bit targets.
+        #[allow(clippy::unnecessary_cast)]
+        let meta = Meta {
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mtime: Timespec {
+                tv_sec: st.st_mtime as i64,
+                tv_nsec: st.st_mtime_nsec as i64,
+            },
+            xattrs,
+        };
+        self.set_fd_meta(&dst, &meta)?;
+        rfs::futimens(&dst, &times(meta.mtime))?;
         Ok(())
     }
 

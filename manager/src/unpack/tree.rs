@@ -248,6 +248,24 @@ pub fn lookup_lower(lower: &OwnedFd, names: &[OsString]) -> Option<LowerEntry> {
     }
 }
 
+/// Opens the regular file at `names` in a lower layer, without following any symlink.
+pub fn open_lower_file(lower: &OwnedFd, names: &[OsString]) -> Option<(OwnedFd, rfs::Stat)> {
+    let (last, dirs) = names.split_last()?;
+    let mut fd = dup(lower).ok()?;
+    for d in dirs {
+        fd = open_subdir(&fd, d).ok()?;
+    }
+    let file = rfs::openat(
+        &fd,
+        last.as_os_str(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let st = rfs::fstat(&file).ok()?;
+    (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile).then_some((file, st))
+}
+
 /// Removes `name` in `dir`, recursively, without following symlinks.
 pub fn remove_all_at(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
     let st = match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
