@@ -336,3 +336,20 @@ fn counter_value(file: &Path, key: &str) -> u64 {
         .copied()
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_keyed_files_and_v1_blkio_lines() {
+        let m = flat_keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
+        assert_eq!(m["oom_kill"], 3);
+        let e = v1_blkio_entries("8:0 Read 4096\n8:0 Write 0\nTotal 4096\n");
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            e[0],
+            json!({"major": 8, "minor": 0, "op": "Read", "value": 4096})
+        );
+    }
+}

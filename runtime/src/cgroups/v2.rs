@@ -146,12 +146,10 @@ fn memory(dir: &Path, m: &Memory) -> Result<(), CgroupError> {
 fn cpu(dir: &Path, c: &Cpu) -> Result<(), CgroupError> {
     let f = "linux.resources.cpu";
     if let Some(shares) = c.shares {
-        // Shares 2..=262144 map linearly onto cpu.weight 1..=10000 (runc's conversion).
-        let weight = 1 + ((shares - 2) * 9999) / 262_142;
         write_file(
             &format!("{f}.shares"),
             &dir.join("cpu.weight"),
-            &weight.to_string(),
+            &cpu_weight(shares).to_string(),
         )?;
     }
     if c.quota.is_some() || c.period.is_some() {
@@ -184,6 +182,11 @@ fn cpu(dir: &Path, c: &Cpu) -> Result<(), CgroupError> {
         });
     }
     Ok(())
+}
+
+/// Shares 2..=262144 map linearly onto cpu.weight 1..=10000 (runc's conversion).
+fn cpu_weight(shares: u64) -> u64 {
+    1 + (shares.saturating_sub(2) * 9999) / 262_142
 }
 
 /// blkio weights (10..=1000) onto io.weight (1..=10000), as runc converts them.
@@ -230,4 +233,18 @@ fn io(dir: &Path, b: &BlockIo) -> Result<(), CgroupError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_scales_map_onto_the_v2_ranges() {
+        assert_eq!(cpu_weight(2), 1);
+        assert_eq!(cpu_weight(1024), 39);
+        assert_eq!(cpu_weight(262_144), 10000);
+        assert_eq!(io_weight(10), 1);
+        assert_eq!(io_weight(1000), 10000);
+    }
 }
