@@ -509,3 +509,30 @@ fn a_program_that_cannot_be_executed_reports_its_errno() {
         format!("berth-runtime: exec failed: errno {}\n", libc::ENOEXEC)
     );
 }
+
+/// CVE-2019-5736 through `exec`: the process exec'd into a running container also reaches
+/// its program through the sealed trampoline, never the runtime binary.
+#[test]
+fn cve_2019_5736_exec_into_a_container_goes_through_the_trampoline_too() {
+    if !is_berth() {
+        return;
+    }
+    let rt = Runtime::new().unwrap();
+    let mut b = rt.bundle().unwrap();
+    let evil = b
+        .write_rootfs_file("/evil", "#!/proc/self/exe --root\n")
+        .unwrap();
+    fs::set_permissions(&evil, fs::Permissions::from_mode(0o755)).unwrap();
+    b.sh("sleep 30");
+    let c = rt.create(&b).unwrap();
+    c.start().unwrap();
+    let out = c.verb(&["exec"], &["/evil", "state", "x"]).unwrap();
+    c.kill(&["KILL"]).unwrap();
+    c.wait_stopped(T).unwrap();
+    c.delete().unwrap();
+    assert_eq!(out.code, Some(127), "{out}");
+    assert!(
+        out.stderr.contains("exec trampoline: not an interpreter") && !out.stderr.contains("Usage"),
+        "{out}"
+    );
+}
