@@ -112,7 +112,8 @@ impl Snapshotter for CopySnapshotter {
     }
 
     fn apply_target(&self, key: &str) -> Result<ApplyTarget> {
-        let rec = self.store.get(key)?;
+        let chain = self.store.chain(key)?;
+        let rec = &chain[0];
         if rec.kind != Kind::Active {
             return Err(SnapshotError::WrongKind {
                 key: key.to_string(),
@@ -121,9 +122,9 @@ impl Snapshotter for CopySnapshotter {
             });
         }
         Ok(ApplyTarget {
-            dir: self.fs(&rec),
+            dir: self.fs(rec),
             whiteouts: Whiteouts::Delete,
-            lowers: Vec::new(),
+            lowers: chain.get(1).map(|p| self.fs(p)).into_iter().collect(),
         })
     }
 }

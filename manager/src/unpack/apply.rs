@@ -57,9 +57,15 @@ pub(super) fn apply_tar<R: Read>(stream: R, target: &Target) -> Result<u64, Unpa
                 .collect::<Result<_, _>>()?,
             Whiteouts::Delete => Vec::new(),
         },
+        previous: target
+            .lowers
+            .iter()
+            .map(|p| open(p))
+            .collect::<Result<_, _>>()?,
         whiteouts: target.whiteouts,
         created: HashSet::new(),
         dirs: Vec::new(),
+        touched: HashSet::new(),
         root: rustix::process::geteuid().is_root(),
     };
     let mut archive = tar::Archive::new(stream);
@@ -78,12 +84,17 @@ pub(super) fn apply_tar<R: Read>(stream: R, target: &Target) -> Result<u64, Unpa
 
 struct Applier {
     tree: Tree,
+    /// Overlay: the layers below, for paths the stream does not carry.
     lowers: Vec<Tree>,
+    /// Both backends: the layers below, for the mtimes of directories changed but not named.
+    previous: Vec<Tree>,
     whiteouts: Whiteouts,
     /// Cleaned paths this layer wrote: whiteouts and opaque markers only hide lower layers.
     created: HashSet<PathBuf>,
     /// Directory mtimes, set last because creating children changes them.
     dirs: Vec<(Vec<OsString>, Timespec)>,
+    /// Resolved parent directories of every entry: their mtimes are put back at the end.
+    touched: HashSet<Vec<OsString>>,
     root: bool,
 }
 
@@ -125,6 +136,7 @@ impl Applier {
         let (dir, resolved) = self
             .tree
             .open_dir(parent, &Missing::Create(&lookup), &path)?;
+        self.touched.insert(resolved.clone());
         match kind {
             EntryType::Directory => {
                 let fd = make_or_keep_dir(&dir, last).map_err(io_err)?;
@@ -185,7 +197,7 @@ impl Applier {
     }
 
     fn hardlink(
-        &self,
+        &mut self,
         entry: &Path,
         dir: &OwnedFd,
         name: &OsStr,
@@ -218,6 +230,7 @@ impl Applier {
             Err(UnpackError::Entry { source, .. }) => return Err(link_err(source)),
             Err(e) => return Err(e),
         };
+        self.touched.insert(tnames.clone());
         tnames.push(tlast.clone());
         let st = match rfs::statat(&tdir, tlast, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
@@ -260,9 +273,9 @@ impl Applier {
             // aufs bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): not part of the image.
             return Ok(());
         }
-        let dir = match self.whiteouts {
+        let (dir, resolved) = match self.whiteouts {
             Whiteouts::Delete => match self.tree.open_dir(parent, &Missing::Fail, entry) {
-                Ok((d, _)) => d,
+                Ok(d) => d,
                 // Nothing below to hide.
                 Err(UnpackError::Entry { source, .. })
                     if source.kind() == io::ErrorKind::NotFound =>
@@ -280,9 +293,9 @@ impl Applier {
                 };
                 self.tree
                     .open_dir(parent, &Missing::Create(&lookup), entry)?
-                    .0
             }
         };
+        self.touched.insert(resolved);
         let parent_path = join(parent);
         if marker == WH_OPAQUE.as_bytes() {
             match self.whiteouts {
@@ -336,16 +349,11 @@ impl Applier {
                 xattrs.push((x, value[..len].to_vec()));
             }
         }
-        // stat's time fields are `long`: i64 here, i32 on 32-bit targets.
-        #[allow(clippy::unnecessary_cast)]
         let meta = Meta {
             mode: st.st_mode & 0o7777,
             uid: st.st_uid,
             gid: st.st_gid,
-            mtime: Timespec {
-                tv_sec: st.st_mtime as i64,
-                tv_nsec: st.st_mtime_nsec as i64,
-            },
+            mtime: stat_mtime(&st),
             xattrs,
         };
         self.set_fd_meta(&dst, &meta)?;
@@ -429,8 +437,28 @@ impl Applier {
         }
     }
 
-    /// Directory mtimes, deepest last-made first; a directory removed later is skipped.
+    /// Directory mtimes. Those the layer names get the header's; those it only changed keep
+    /// the mtime they have below (as umoci does), so that a rootfs does not depend on when it
+    /// was unpacked. A directory removed later is skipped; all of it is best effort.
     fn finish_dirs(&mut self) {
+        let named: HashSet<&Vec<OsString>> = self.dirs.iter().map(|(n, _)| n).collect();
+        let mut changed: HashSet<&[OsString]> = HashSet::new();
+        for t in &self.touched {
+            for i in 0..=t.len() {
+                changed.insert(&t[..i]);
+            }
+        }
+        for names in changed {
+            if named.contains(&names.to_vec()) {
+                continue;
+            }
+            let Some(mtime) = self.previous.iter().find_map(|l| lower_mtime(l, names)) else {
+                continue;
+            };
+            if let Ok((fd, _)) = self.tree.open_dir(names, &Missing::Fail, Path::new("")) {
+                let _ = rfs::futimens(&fd, &times(mtime));
+            }
+        }
         for (names, mtime) in self.dirs.drain(..).rev() {
             let Ok((fd, _)) = self.tree.open_dir(&names, &Missing::Fail, Path::new("")) else {
                 continue;
@@ -542,6 +570,28 @@ fn device<R: Read>(entry: &tar::Entry<'_, R>) -> io::Result<u64> {
     let major = h.device_major()?.unwrap_or(0);
     let minor = h.device_minor()?.unwrap_or(0);
     Ok(rfs::makedev(major, minor))
+}
+
+/// The mtime of directory `names` in a lower layer, if it is a directory there.
+fn lower_mtime(lower: &Tree, names: &[OsString]) -> Option<Timespec> {
+    let st = if names.is_empty() {
+        rfs::fstat(lower.root_fd()).ok()?
+    } else {
+        match tree::lookup_lower(lower.root_fd(), names)? {
+            tree::LowerEntry::Dir(st) => st,
+            _ => return None,
+        }
+    };
+    Some(stat_mtime(&st))
+}
+
+/// stat's time fields are `long`s: i64 here, i32 on 32-bit targets.
+#[allow(clippy::unnecessary_cast)]
+fn stat_mtime(st: &rfs::Stat) -> Timespec {
+    Timespec {
+        tv_sec: st.st_mtime as i64,
+        tv_nsec: st.st_mtime_nsec as i64,
+    }
 }
 
 fn times(t: Timespec) -> Timestamps {

@@ -126,8 +126,10 @@ pub enum Whiteouts {
 pub struct Target {
     pub dir: PathBuf,
     pub whiteouts: Whiteouts,
-    /// For [`Whiteouts::Overlay`]: the lower layers' directories, topmost first, consulted
-    /// for parent directories (their metadata, symlinks) that the stream does not carry.
+    /// The layers below, topmost first. Overlay consults them for parent directories
+    /// (metadata, symlinks) and hardlink targets that the stream does not carry; both backends
+    /// take from them the mtimes of directories the layer changes without naming (for the copy
+    /// backend, whose target already holds everything below, the parent snapshot's tree).
     pub lowers: Vec<PathBuf>,
 }
 

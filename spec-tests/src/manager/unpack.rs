@@ -114,6 +114,8 @@ pub struct Node {
     /// Content sha256 for files, target for symlinks, major:minor for devices.
     pub data: String,
     pub size: u64,
+    /// Modification time, seconds.
+    pub mtime: i64,
     pub xattrs: BTreeMap<String, Vec<u8>>,
 }
 
@@ -121,8 +123,8 @@ impl fmt::Display for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {:o} {}:{} size={} {} {:?}",
-            self.kind, self.mode, self.uid, self.gid, self.size, self.data, self.xattrs
+            "{} {:o} {}:{} size={} mtime={} {} {:?}",
+            self.kind, self.mode, self.uid, self.gid, self.size, self.mtime, self.data, self.xattrs
         )
     }
 }
@@ -179,6 +181,7 @@ pub fn describe(root: &Path) -> Result<Description> {
                 uid: md.uid(),
                 gid: md.gid(),
                 size: if ft.is_file() { md.len() } else { 0 },
+                mtime: md.mtime(),
                 data,
                 xattrs: if ft.is_symlink() {
                     BTreeMap::new()
