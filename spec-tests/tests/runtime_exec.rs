@@ -83,6 +83,51 @@ fn exec_joins_every_namespace_of_the_init() {
 }
 
 #[test]
+fn exec_joins_the_user_namespace_and_its_mappings() {
+    let rt = Runtime::new().unwrap();
+    let (_b, c) = running(&rt, |b| {
+        b.add_namespace(json!({ "type": "user" }));
+        b.config["linux"]["uidMappings"] =
+            json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+        b.config["linux"]["gidMappings"] =
+            json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
+    });
+    let out = exec(
+        &c,
+        &["--user", "1000:1000"],
+        &["sh", "-c", "readlink /proc/self/ns/user; id -u; id -g"],
+    )
+    .ok()
+    .unwrap();
+    assert_eq!(
+        out.stdout,
+        format!("{}\n1000\n1000\n", host_readlink(c.init.pid, "user"))
+    );
+    // Seen from the host, the process runs as the mapped ids.
+    let pid_file = rt.fresh_path("pid");
+    let pf = pid_file.display().to_string();
+    exec(
+        &c,
+        &["--user", "1000:1000", "--detach", "--pid-file", &pf],
+        &["sleep", "100"],
+    )
+    .ok()
+    .unwrap();
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status_field(&status, "Uid").unwrap().to_string();
+    let gid = status_field(&status, "Gid").unwrap().to_string();
+    kill_and_reap(pid);
+    assert!(uid.starts_with("101000"), "host uid: {uid}");
+    assert!(gid.starts_with("201000"), "host gid: {gid}");
+    c.delete_force().unwrap();
+}
+
+#[test]
 fn exec_joins_the_cgroup_of_the_init() {
     let rt = Runtime::new().unwrap();
     let (_b, c) = running(&rt, |_| {});
