@@ -21,12 +21,13 @@ fn main() {
         "fds" => fds_cmd(),
         "attack-exe" => attack_exe(nums.first().copied().unwrap_or(3) as u64),
         "int80" => int80_cmd(&nums),
+        "bench" => bench_cmd(&nums),
         "sleep" => std::thread::sleep(Duration::from_millis(
             nums.first().copied().unwrap_or(100) as u64
         )),
         _ => {
             eprintln!(
-                "usage: berth-probe syscall|int80|trap|thread|trace|fds|attack-exe|sleep ..."
+                "usage: berth-probe syscall|int80|bench|trap|thread|trace|fds|attack-exe|sleep ..."
             );
             std::process::exit(2);
         }
@@ -95,6 +96,18 @@ fn int80_cmd(nums: &[i64]) {
 #[cfg(not(target_arch = "x86_64"))]
 fn int80_cmd(_: &[i64]) {
     println!("unsupported");
+}
+
+/// `bench NR COUNT`: the mean cost of COUNT calls of NR, in nanoseconds (seccomp filters
+/// run on every call).
+fn bench_cmd(nums: &[i64]) {
+    let nr = nums.first().copied().unwrap_or(libc::SYS_getppid);
+    let count = nums.get(1).copied().unwrap_or(100_000).max(1);
+    let start = Instant::now();
+    for _ in 0..count {
+        let _ = raw(nr, &[]);
+    }
+    println!("{} ns", start.elapsed().as_nanos() / count as u128);
 }
 
 static TRAPPED: AtomicI32 = AtomicI32::new(-1);
