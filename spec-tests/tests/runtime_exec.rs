@@ -574,6 +574,49 @@ fn ps_lists_the_container_processes_as_a_table_and_as_json() {
 }
 
 #[test]
+fn foreground_exec_exits_while_flooded_with_forwarded_signals() {
+    let rt = Runtime::new().unwrap();
+    let (_b, c) = running(&rt, |_| {});
+    // Signals keep coming while the exec'd process ends and the runtime tears down its
+    // signal forwarding: the runtime must still exit (berth once spun forever on a signal
+    // arriving after its forwarder had closed).
+    let spawned = rt
+        .spawn(
+            &["exec", &c.id, "sh", "-c", "trap '' USR1; sleep 0.3"],
+            RunOpts::default(),
+        )
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(spawned.pid());
+    // Only once the runtime handles SIGUSR1 (SigCgt bit 9): before that the default action
+    // would kill it.
+    let status = format!("/proc/{}/status", spawned.pid());
+    spec_tests::engines::wait_for(T, "the runtime to catch SIGUSR1", || {
+        let text = std::fs::read_to_string(&status).ok()?;
+        let caught = u64::from_str_radix(status_field(&text, "SigCgt")?, 16).ok()?;
+        (caught & (1 << 9) != 0).then_some(())
+    })
+    .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        })
+    };
+    let out = spawned.wait(T);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    let out = out.unwrap();
+    assert_eq!(out.code, Some(0), "{out}");
+    c.delete_force().unwrap();
+}
+
+#[test]
 fn exec_bad_input_gives_clear_errors() {
     let rt = Runtime::new().unwrap();
     let (b, c) = running(&rt, |_| {});
