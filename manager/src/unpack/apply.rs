@@ -66,6 +66,7 @@ pub(super) fn apply_tar<R: Read>(stream: R, target: &Target) -> Result<u64, Unpa
         created: HashSet::new(),
         dirs: Vec::new(),
         touched: HashSet::new(),
+        last_parent: None,
         root: rustix::process::geteuid().is_root(),
     };
     let mut archive = tar::Archive::new(stream);
@@ -95,6 +96,10 @@ struct Applier {
     dirs: Vec<(Vec<OsString>, Timespec)>,
     /// Resolved parent directories of every entry: their mtimes are put back at the end.
     touched: HashSet<Vec<OsString>>,
+    /// The previous entry's parent (names as in the stream, the open directory, its resolved
+    /// names): tar streams list a directory's entries together, so most lookups hit it. It is
+    /// dropped whenever anything is removed, which could change how a path resolves.
+    last_parent: Option<(Vec<OsString>, OwnedFd, Vec<OsString>)>,
     root: bool,
 }
 
@@ -133,20 +138,32 @@ impl Applier {
                 .iter()
                 .find_map(|l| tree::lookup_lower(l.root_fd(), n))
         };
-        let (dir, resolved) = self
-            .tree
-            .open_dir(parent, &Missing::Create(&lookup), &path)?;
-        self.touched.insert(resolved.clone());
+        let (dir, resolved) = match &self.last_parent {
+            Some((names, fd, resolved)) if names.as_slice() == parent => {
+                (fd.try_clone().map_err(io_err)?, resolved.clone())
+            }
+            _ => {
+                let (fd, resolved) =
+                    self.tree
+                        .open_dir(parent, &Missing::Create(&lookup), &path)?;
+                self.touched.insert(resolved.clone());
+                let cached = fd.try_clone().map_err(io_err)?;
+                self.last_parent = Some((parent.to_vec(), cached, resolved.clone()));
+                (fd, resolved)
+            }
+        };
         match kind {
             EntryType::Directory => {
-                let fd = make_or_keep_dir(&dir, last).map_err(io_err)?;
+                let (fd, replaced) = make_or_keep_dir(&dir, last).map_err(io_err)?;
+                self.forget_if(replaced);
                 self.set_fd_meta(&fd, &meta).map_err(io_err)?;
                 let mut at = resolved;
                 at.push(last.clone());
                 self.dirs.push((at, meta.mtime));
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                replace(&dir, last).map_err(io_err)?;
+                let replaced = replace(&dir, last).map_err(io_err)?;
+                self.forget_if(replaced);
                 let fd = rfs::openat(
                     &dir,
                     last,
@@ -166,7 +183,8 @@ impl Applier {
             }
             EntryType::Symlink => {
                 let target = link_name(&entry).map_err(io_err)?;
-                replace(&dir, last).map_err(io_err)?;
+                let replaced = replace(&dir, last).map_err(io_err)?;
+                self.forget_if(replaced);
                 rfs::symlinkat(&target, &dir, last).map_err(|e| io_err(e.into()))?;
                 self.set_at_meta(&dir, last, &meta, false).map_err(io_err)?;
             }
@@ -180,7 +198,8 @@ impl Applier {
                     EntryType::Block => (FileType::BlockDevice, device(&entry).map_err(io_err)?),
                     _ => (FileType::Fifo, 0),
                 };
-                replace(&dir, last).map_err(io_err)?;
+                let replaced = replace(&dir, last).map_err(io_err)?;
+                self.forget_if(replaced);
                 rfs::mknodat(&dir, last, ft, Mode::from_raw_mode(meta.mode), dev)
                     .map_err(|e| io_err(e.into()))?;
                 self.set_at_meta(&dir, last, &meta, true).map_err(io_err)?;
@@ -252,7 +271,8 @@ impl Applier {
             entry: entry.to_path_buf(),
             source,
         };
-        replace(dir, name).map_err(io_err)?;
+        let replaced = replace(dir, name).map_err(io_err)?;
+        self.forget_if(replaced);
         // linkat(2) without AT_SYMLINK_FOLLOW links a symlink itself, as tar means it.
         rfs::linkat(&tdir, tlast, dir, name, AtFlags::empty()).map_err(|e| io_err(e.into()))?;
         Ok(())
@@ -268,6 +288,7 @@ impl Applier {
             entry: entry.to_path_buf(),
             source,
         };
+        self.last_parent = None;
         let marker = marker.as_bytes();
         if marker != WH_OPAQUE.as_bytes() && marker.starts_with(b".wh..wh.") {
             // aufs bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): not part of the image.
@@ -312,7 +333,9 @@ impl Applier {
             return Ok(());
         }
         match self.whiteouts {
-            Whiteouts::Delete => tree::remove_all_at(&dir, name).map_err(io_err)?,
+            Whiteouts::Delete => {
+                tree::remove_all_at(&dir, name).map_err(io_err)?;
+            }
             Whiteouts::Overlay => {
                 tree::remove_all_at(&dir, name).map_err(io_err)?;
                 rfs::mknodat(&dir, name, FileType::CharacterDevice, Mode::empty(), 0)
@@ -320,6 +343,12 @@ impl Applier {
             }
         }
         Ok(())
+    }
+
+    fn forget_if(&mut self, removed: bool) {
+        if removed {
+            self.last_parent = None;
+        }
     }
 
     /// Copies the regular file `names` of the topmost lower layer that has it into `dir`.
@@ -471,24 +500,28 @@ impl Applier {
 
 /// Keeps an existing directory (directories merge, image-spec layer.md "changesets"), else
 /// replaces whatever is there with a new one.
-fn make_or_keep_dir(dir: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
+/// Returns the directory and whether something else was removed to make room for it.
+fn make_or_keep_dir(dir: &OwnedFd, name: &OsStr) -> io::Result<(OwnedFd, bool)> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
+    let replaced = match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => false,
         Ok(_) => {
             rfs::unlinkat(dir, name, AtFlags::empty())?;
             rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700))?;
+            true
         }
         Err(e) if e == rustix::io::Errno::NOENT => {
             rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700))?;
+            false
         }
         Err(e) => return Err(e.into()),
-    }
-    Ok(rfs::openat(dir, name, flags, Mode::empty())?)
+    };
+    Ok((rfs::openat(dir, name, flags, Mode::empty())?, replaced))
 }
 
-/// Removes whatever `name` is so that a non-directory entry can take its place.
-fn replace(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
+/// Removes whatever `name` is so that a non-directory entry can take its place; `true` when
+/// there was something.
+fn replace(dir: &OwnedFd, name: &OsStr) -> io::Result<bool> {
     tree::remove_all_at(dir, name)
 }
 

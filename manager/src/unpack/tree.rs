@@ -266,19 +266,22 @@ pub fn open_lower_file(lower: &OwnedFd, names: &[OsString]) -> Option<(OwnedFd, 
     (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile).then_some((file, st))
 }
 
-/// Removes `name` in `dir`, recursively, without following symlinks.
-pub fn remove_all_at(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
+/// Removes `name` in `dir`, recursively, without following symlinks; `false` when there was
+/// nothing to remove.
+pub fn remove_all_at(dir: &OwnedFd, name: &OsStr) -> io::Result<bool> {
     let st = match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
-        Err(e) if e == rustix::io::Errno::NOENT => return Ok(()),
+        Err(e) if e == rustix::io::Errno::NOENT => return Ok(false),
         Err(e) => return Err(e.into()),
     };
     if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-        return Ok(rfs::unlinkat(dir, name, AtFlags::empty())?);
+        rfs::unlinkat(dir, name, AtFlags::empty())?;
+        return Ok(true);
     }
     let sub = open_subdir(dir, name)?;
     clear_dir(&sub, &|_| false)?;
-    Ok(rfs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
+    rfs::unlinkat(dir, name, AtFlags::REMOVEDIR)?;
+    Ok(true)
 }
 
 /// Removes every child of `dir` for which `keep` is false.
