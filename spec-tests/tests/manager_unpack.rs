@@ -389,3 +389,50 @@ fn a_layer_whose_diff_id_differs_from_the_config_is_refused() -> Result<()> {
     }
     Ok(())
 }
+
+/// Opt-in, slow: `BERTH_TEST_UNPACK_IMAGE=LAYOUT:TAG` names an OCI layout (e.g. the Debian
+/// image hack/bench-pull caches in .hack-cache/bench/debian-oci:bookworm) to compare whole.
+#[test]
+fn a_real_image_unpacks_like_umoci() -> Result<()> {
+    let Some(image) = std::env::var_os("BERTH_TEST_UNPACK_IMAGE") else {
+        eprintln!("skipped: set BERTH_TEST_UNPACK_IMAGE=LAYOUT:TAG to compare a real image");
+        return Ok(());
+    };
+    let image = image.to_string_lossy().into_owned();
+    let Some((layout, _tag)) = image.rsplit_once(':') else {
+        bail!("BERTH_TEST_UNPACK_IMAGE={image}: expected LAYOUT:TAG");
+    };
+    let dir = tempfile::Builder::new().prefix("berth-unpack-").tempdir()?;
+    let bundle = dir.path().join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &image])
+        .arg(&bundle))?;
+    let archive = dir.path().join("image.tar");
+    oci_archive(std::path::Path::new(layout), &archive)?;
+    let berth = Berth::new()?;
+    berth.ok(&["load", "-i", &archive.to_string_lossy()])?;
+    let images = berth.images()?;
+    let id = images
+        .first()
+        .and_then(|i| i["ID"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no image loaded from {layout}"))?;
+    let want = describe(&bundle.join("rootfs"))?;
+    for snapshotter in ["overlay", "copy"] {
+        let mount = ImageMount::new(&berth, &id, snapshotter)?;
+        let got = describe(mount.path())?;
+        mount.unmount()?;
+        let mut problems = diff("umoci", &want.nodes, snapshotter, &got.nodes);
+        if want.hardlinks != got.hardlinks {
+            problems.push("hardlink groups differ".to_string());
+        }
+        if !problems.is_empty() {
+            bail!(
+                "{snapshotter}: {} differences, first ones:\n{}",
+                problems.len(),
+                problems[..problems.len().min(20)].join("\n")
+            );
+        }
+    }
+    Ok(())
+}
