@@ -582,7 +582,13 @@ fn foreground_exec_exits_while_flooded_with_forwarded_signals() {
     // arriving after its forwarder had closed).
     let spawned = rt
         .spawn(
-            &["exec", &c.id, "sh", "-c", "trap '' USR1; sleep 0.3"],
+            &[
+                "exec",
+                &c.id,
+                "sh",
+                "-c",
+                "trap '' USR1; echo armed; sleep 0.3",
+            ],
             RunOpts::default(),
         )
         .unwrap();
@@ -594,6 +600,11 @@ fn foreground_exec_exits_while_flooded_with_forwarded_signals() {
         let text = std::fs::read_to_string(&status).ok()?;
         let caught = u64::from_str_radix(status_field(&text, "SigCgt")?, 16).ok()?;
         (caught & (1 << 9) != 0).then_some(())
+    })
+    .unwrap();
+    // And once the process ignores it (else a forwarded signal ends it, as it should).
+    spec_tests::engines::wait_for(T, "the trap", || {
+        spawned.stdout_now().contains("armed").then_some(())
     })
     .unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
