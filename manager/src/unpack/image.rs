@@ -3,6 +3,7 @@
 //! ChainID, unless a snapshot of that ChainID already exists (shared base layers are unpacked
 //! once). The diffID computed while unpacking must equal the config's `rootfs.diff_ids` entry.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,5 +137,181 @@ fn remove_stale_extracts(sn: &dyn Snapshotter) {
             // Best effort: the next unpack tries again.
             let _ = sn.remove(&info.key);
         }
+    }
+}
+
+/// Removes the committed snapshots that no image in `store` needs, keeping those that other
+/// snapshots still build on (a container's root, an image mount). Returns the keys removed.
+pub fn prune_snapshots(
+    store: &ImageStore,
+    sn: &dyn Snapshotter,
+) -> Result<Vec<String>, UnpackError> {
+    // The exclusive side of the lock `unpack_image` holds shared (image.rs `GC_LOCK`): no
+    // unpack is between committing a layer and its image record being found.
+    let _gc = crate::lock::FileLock::exclusive(&store.root().join("gc.lock"))?;
+    let mut live: HashSet<String> = HashSet::new();
+    for rec in store.records()? {
+        let Ok(info) = store.image(&rec) else {
+            continue;
+        };
+        let mut parent: Option<Digest> = None;
+        for diff in info.config.rootfs().diff_ids() {
+            let Ok(diff) = Digest::from_str(diff) else {
+                break;
+            };
+            let chain = chain_id(parent.as_ref(), &diff);
+            live.insert(chain.to_string());
+            parent = Some(chain);
+        }
+    }
+    let mut removed = Vec::new();
+    // Children first: each pass removes the current leaves of the unused chains.
+    loop {
+        let before = removed.len();
+        for info in sn.list()? {
+            if info.kind != Kind::Committed || live.contains(&info.key) {
+                continue;
+            }
+            match sn.remove(&info.key) {
+                Ok(()) => removed.push(info.key),
+                Err(SnapshotError::InUse { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if removed.len() == before {
+            return Ok(removed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::content::sha256_of;
+    use crate::image::ImageRecord;
+    use crate::snapshot::Backend;
+
+    fn layer(name: &str) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(1);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, name, &b"x"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    /// Stores an image of uncompressed `layers`, named `name`.
+    fn add_image(store: &ImageStore, name: &str, layers: &[&[u8]]) -> ImageInfo {
+        let mut descs = Vec::new();
+        let mut diffs = Vec::new();
+        for l in layers {
+            let d = sha256_of(l);
+            store.content().write_bytes(&d, l).unwrap();
+            descs.push(
+                json!({"mediaType": crate::manifest::OCI_LAYER, "digest": d, "size": l.len()}),
+            );
+            diffs.push(d.to_string());
+        }
+        let config = serde_json::to_vec(&json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diffs},
+        }))
+        .unwrap();
+        let cd = sha256_of(&config);
+        store.content().write_bytes(&cd, &config).unwrap();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": crate::manifest::OCI_MANIFEST,
+            "config": {"mediaType": crate::manifest::OCI_CONFIG, "digest": cd, "size": config.len()},
+            "layers": descs,
+        }))
+        .unwrap();
+        let md = sha256_of(&manifest);
+        store.content().write_bytes(&md, &manifest).unwrap();
+        let reference = crate::reference::Reference::parse(name).unwrap();
+        let rec = ImageRecord::new(Some(&reference), md, crate::manifest::OCI_MANIFEST);
+        store.put(rec.clone()).unwrap();
+        store.image(&rec).unwrap()
+    }
+
+    #[test]
+    fn images_sharing_base_layers_share_snapshots_and_prune_keeps_what_images_use() {
+        for backend in Backend::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            let store = ImageStore::open(dir.path()).unwrap();
+            let sn = backend.open(dir.path()).unwrap();
+            let (base, a, b) = (layer("base"), layer("a"), layer("b"));
+            let one = add_image(&store, "localhost/one:1", &[&base, &a]);
+            let two = add_image(&store, "localhost/two:1", &[&base, &b]);
+            let top1 = unpack_image(&store, &one, "one", &*sn).unwrap().unwrap();
+            let top2 = unpack_image(&store, &two, "two", &*sn).unwrap().unwrap();
+            // Three snapshots: the shared base and one per image.
+            assert_eq!(sn.list().unwrap().len(), 3, "{}", backend.name());
+            let base_chain = sha256_of(&base).to_string();
+            assert_eq!(
+                sn.stat(top1.as_ref()).unwrap().parent.as_deref(),
+                Some(base_chain.as_str())
+            );
+            assert_eq!(
+                sn.stat(top2.as_ref()).unwrap().parent,
+                Some(base_chain.clone())
+            );
+            // Unpacking again is a no-op.
+            assert_eq!(
+                unpack_image(&store, &one, "one", &*sn).unwrap(),
+                Some(top1.clone())
+            );
+            assert!(prune_snapshots(&store, &*sn).unwrap().is_empty());
+            store
+                .update(|r| r.retain(|r| r.name.as_deref() != Some("localhost/one:1")))
+                .unwrap();
+            assert_eq!(
+                prune_snapshots(&store, &*sn).unwrap(),
+                vec![top1.to_string()]
+            );
+            store.update(Vec::clear).unwrap();
+            sn.view("in-use", top2.as_ref()).unwrap();
+            assert!(
+                prune_snapshots(&store, &*sn).unwrap().is_empty(),
+                "a view keeps its chain"
+            );
+            sn.remove("in-use").unwrap();
+            let mut gone = prune_snapshots(&store, &*sn).unwrap();
+            gone.sort();
+            let mut want = vec![top2.to_string(), base_chain];
+            want.sort();
+            assert_eq!(gone, want);
+            assert!(sn.list().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_wrong_diff_id_leaves_no_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let sn = Backend::Copy.open(dir.path()).unwrap();
+        let mut info = add_image(&store, "localhost/bad:1", &[&layer("x")]);
+        let wrong = sha256_of(b"something else").to_string();
+        let rootfs = oci_spec::image::RootFsBuilder::default()
+            .typ("layers")
+            .diff_ids(vec![wrong.clone()])
+            .build()
+            .unwrap();
+        info.config.set_rootfs(rootfs);
+        let err = unpack_image(&store, &info, "bad", &*sn).unwrap_err();
+        let UnpackError::Layer { source, .. } = &err else {
+            panic!("{err}")
+        };
+        assert!(
+            matches!(**source, UnpackError::DiffIdMismatch { .. }),
+            "{source}"
+        );
+        assert!(sn.list().unwrap().is_empty());
     }
 }

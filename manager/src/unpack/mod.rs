@@ -26,7 +26,7 @@ use oci_spec::image::Digest;
 use sha2::{Digest as _, Sha256};
 
 pub use apply::Applied;
-pub use image::{unpack_image, unpack_layer_from};
+pub use image::{prune_snapshots, unpack_image, unpack_layer_from};
 
 use crate::content::ContentError;
 use crate::image::ImageError;
@@ -82,6 +82,8 @@ pub enum UnpackError {
     Content(#[from] ContentError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     #[error("image {image} has {layers} layers but {diff_ids} diff IDs in its config")]
     LayerCount {
         image: String,
