@@ -330,6 +330,16 @@ fn escapes_are_refused_and_nothing_is_written_outside(sn: &dyn Snapshotter, stor
             "points outside the root",
         ),
     ];
+    let mut cases = cases;
+    for (what, marker) in [
+        ("whiteout-dotdot", "sub/.wh..."),
+        ("whiteout-dot", "sub/.wh.."),
+        ("whiteout-empty", ".wh."),
+        ("whiteout-dotdot-at-root", ".wh..."),
+    ] {
+        let tar = Layer::new().dir("sub", 0o755).file(marker, b"").tar();
+        cases.push((what, tar, "names no file"));
+    }
     for (what, tar, msg) in cases {
         let err = commit_layer(sn, None, &tar).unwrap_err();
         assert!(err.to_string().contains(msg), "{what}: {err}");

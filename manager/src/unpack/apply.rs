@@ -290,6 +290,12 @@ impl Applier {
         };
         self.last_parent = None;
         let marker = marker.as_bytes();
+        // `.wh.`, `.wh..` and `.wh...` would name the directory itself or its parent.
+        if matches!(&marker[WH_PREFIX.len()..], b"" | b"." | b"..") {
+            return Err(UnpackError::BadWhiteout {
+                entry: entry.to_path_buf(),
+            });
+        }
         if marker != WH_OPAQUE.as_bytes() && marker.starts_with(b".wh..wh.") {
             // aufs bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): not part of the image.
             return Ok(());

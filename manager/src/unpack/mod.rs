@@ -63,6 +63,8 @@ pub enum UnpackError {
         symlink: PathBuf,
         target: PathBuf,
     },
+    #[error("whiteout {entry} names no file (it would remove its own directory or parent)")]
+    BadWhiteout { entry: PathBuf },
     #[error("entry {entry}: too many levels of symlinks")]
     SymlinkLoop { entry: PathBuf },
     #[error("entry {entry}: {component} is not a directory")]
