@@ -71,11 +71,14 @@ impl Snapshotter for CopySnapshotter {
 
     fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
         let chain = self.store.chain(key)?;
-        let me = &chain[0];
+        let not_found = || SnapshotError::NotFound {
+            key: key.to_string(),
+        };
+        let me = chain.first().ok_or_else(not_found)?;
         let (source, ro) = match me.kind {
             Kind::Active => (self.fs(me), false),
             // A view is the parent's tree itself, read-only: committed trees never change.
-            Kind::View => (self.fs(&chain[1]), true),
+            Kind::View => (self.fs(chain.get(1).ok_or_else(not_found)?), true),
             Kind::Committed => {
                 return Err(SnapshotError::WrongKind {
                     key: key.to_string(),
@@ -113,7 +116,9 @@ impl Snapshotter for CopySnapshotter {
 
     fn apply_target(&self, key: &str) -> Result<ApplyTarget> {
         let chain = self.store.chain(key)?;
-        let rec = &chain[0];
+        let rec = chain.first().ok_or_else(|| SnapshotError::NotFound {
+            key: key.to_string(),
+        })?;
         if rec.kind != Kind::Active {
             return Err(SnapshotError::WrongKind {
                 key: key.to_string(),
