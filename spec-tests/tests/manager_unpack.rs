@@ -51,6 +51,9 @@ fn layers() -> Result<Vec<(Vec<u8>, Compression)>> {
         .file("opt/old/a", 0o644, 0, b"a")?
         .dir("opt/old/sub", 0o755, 0)?
         .file("opt/old/sub/b", 0o644, 0, b"b")?
+        .dir("srv", 0o755, 0)?
+        .dir("srv/app", 0o755, 0)?
+        .file("srv/app/old", 0o644, 0, b"old")?
         .dir("var", 0o755, 0)?
         .dir("var/gone", 0o755, 0)?
         .file("var/gone/x", 0o644, 0, b"x")?
@@ -78,6 +81,10 @@ fn layers() -> Result<Vec<(Vec<u8>, Compression)>> {
         .marker("opt/old/.wh..wh..opq")?
         .file("opt/old/new", 0o644, 0, b"new")?
         .marker("var/.wh.gone")?
+        // Deleted and made again in one layer: the new directory has none of the old content.
+        .marker("srv/.wh.app")?
+        .dir("srv/app", 0o750, 0)?
+        .file("srv/app/new", 0o644, 0, b"new")?
         .file("data/dir2file", 0o600, 0, b"now a file")?
         .dir("data/file2dir", 0o711, 0)?
         .file("data/file2dir/child", 0o644, 0, b"child")?

@@ -133,11 +133,7 @@ impl Applier {
             return self.whiteout(&path, parent, last);
         }
         let lowers = &self.lowers;
-        let lookup = |n: &[OsString]| {
-            lowers
-                .iter()
-                .find_map(|l| tree::lookup_lower(l.root_fd(), n))
-        };
+        let lookup = |n: &[OsString]| tree::lookup_lowers(lowers, n);
         let (dir, resolved) = match &self.last_parent {
             Some((names, fd, resolved)) if names.as_slice() == parent => {
                 (fd.try_clone().map_err(io_err)?, resolved.clone())
@@ -154,8 +150,19 @@ impl Applier {
         };
         match kind {
             EntryType::Directory => {
+                // A directory made where this layer put a whiteout replaces the lower one
+                // instead of merging with it: overlayfs must see it opaque.
+                let over_whiteout = self.whiteouts == Whiteouts::Overlay
+                    && rfs::statat(&dir, last, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+                        FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+                            && st.st_rdev == 0
+                    });
                 let (fd, replaced) = make_or_keep_dir(&dir, last).map_err(io_err)?;
                 self.forget_if(replaced);
+                if over_whiteout {
+                    rfs::fsetxattr(&fd, OVERLAY_OPAQUE, b"y", XattrFlags::empty())
+                        .map_err(|e| io_err(e.into()))?;
+                }
                 self.set_fd_meta(&fd, &meta).map_err(io_err)?;
                 let mut at = resolved;
                 at.push(last.clone());
@@ -235,11 +242,7 @@ impl Applier {
             return Err(link_err(io::ErrorKind::InvalidInput.into()));
         };
         let lowers = &self.lowers;
-        let lookup = |n: &[OsString]| {
-            lowers
-                .iter()
-                .find_map(|l| tree::lookup_lower(l.root_fd(), n))
-        };
+        let lookup = |n: &[OsString]| tree::lookup_lowers(lowers, n);
         let missing = match self.whiteouts {
             Whiteouts::Overlay => Missing::Create(&lookup),
             Whiteouts::Delete => Missing::Fail,
@@ -313,11 +316,7 @@ impl Applier {
             },
             Whiteouts::Overlay => {
                 let lowers = &self.lowers;
-                let lookup = |n: &[OsString]| {
-                    lowers
-                        .iter()
-                        .find_map(|l| tree::lookup_lower(l.root_fd(), n))
-                };
+                let lookup = |n: &[OsString]| tree::lookup_lowers(lowers, n);
                 self.tree
                     .open_dir(parent, &Missing::Create(&lookup), entry)?
             }
@@ -359,6 +358,12 @@ impl Applier {
 
     /// Copies the regular file `names` of the topmost lower layer that has it into `dir`.
     fn copy_up(&self, dir: &OwnedFd, name: &OsStr, names: &[OsString]) -> io::Result<()> {
+        if !matches!(
+            tree::lookup_lowers(&self.lowers, names),
+            Some(tree::LowerEntry::Other)
+        ) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
         let (src, st) = self
             .lowers
             .iter()
@@ -487,7 +492,7 @@ impl Applier {
             if named.contains(&names.to_vec()) {
                 continue;
             }
-            let Some(mtime) = self.previous.iter().find_map(|l| lower_mtime(l, names)) else {
+            let Some(mtime) = lower_mtime(&self.previous, names) else {
                 continue;
             };
             if let Ok((fd, _)) = self.tree.open_dir(names, &Missing::Fail, Path::new("")) {
@@ -611,12 +616,12 @@ fn device<R: Read>(entry: &tar::Entry<'_, R>) -> io::Result<u64> {
     Ok(rfs::makedev(major, minor))
 }
 
-/// The mtime of directory `names` in a lower layer, if it is a directory there.
-fn lower_mtime(lower: &Tree, names: &[OsString]) -> Option<Timespec> {
+/// The mtime of directory `names` in the layers below, if it is a directory there.
+fn lower_mtime(lowers: &[Tree], names: &[OsString]) -> Option<Timespec> {
     let st = if names.is_empty() {
-        rfs::fstat(lower.root_fd()).ok()?
+        rfs::fstat(lowers.first()?.root_fd()).ok()?
     } else {
-        match tree::lookup_lower(lower.root_fd(), names)? {
+        match tree::lookup_lowers(lowers, names)? {
             tree::LowerEntry::Dir(st) => st,
             _ => return None,
         }

@@ -57,6 +57,8 @@ pub enum Missing<'a> {
 pub enum LowerEntry {
     Dir(rfs::Stat),
     Symlink(OsString),
+    /// An overlay whiteout (char 0/0): absent here and in every layer below.
+    Whiteout,
     Other,
 }
 
@@ -134,7 +136,9 @@ impl Tree {
                         Some(LowerEntry::Dir(st)) => {
                             Step::Dir(make_dir(top, &name, Some(&st)).map_err(io_err)?)
                         }
-                        None => Step::Dir(make_dir(top, &name, None).map_err(io_err)?),
+                        None | Some(LowerEntry::Whiteout) => {
+                            Step::Dir(make_dir(top, &name, None).map_err(io_err)?)
+                        }
                     },
                 },
                 Err(e) if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::NOTDIR => {
@@ -226,6 +230,18 @@ fn make_dir(parent: &OwnedFd, name: &OsStr, like: Option<&rfs::Stat>) -> io::Res
     Ok(fd)
 }
 
+/// Looks `names` up in a stack of lower layers, topmost first, as overlayfs would: the first
+/// layer that has the path decides, and a whiteout there means absent.
+pub fn lookup_lowers(lowers: &[Tree], names: &[OsString]) -> Option<LowerEntry> {
+    match lowers
+        .iter()
+        .find_map(|l| lookup_lower(l.root_fd(), names))?
+    {
+        LowerEntry::Whiteout => None,
+        found => Some(found),
+    }
+}
+
 /// Looks `names` up in a lower layer without following any symlink (overlay backend).
 pub fn lookup_lower(lower: &OwnedFd, names: &[OsString]) -> Option<LowerEntry> {
     let (last, dirs) = names.split_last()?;
@@ -242,8 +258,7 @@ pub fn lookup_lower(lower: &OwnedFd, names: &[OsString]) -> Option<LowerEntry> {
                 OsStr::from_bytes(t.as_bytes()).to_os_string(),
             ))
         }
-        // An overlay whiteout (char 0/0) in a lower layer means "absent".
-        FileType::CharacterDevice if st.st_rdev == 0 => None,
+        FileType::CharacterDevice if st.st_rdev == 0 => Some(LowerEntry::Whiteout),
         _ => Some(LowerEntry::Other),
     }
 }
