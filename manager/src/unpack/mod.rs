@@ -225,6 +225,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn truncated_or_garbage_layers_fail_with_a_read_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target {
+            dir: dir.path().to_path_buf(),
+            whiteouts: Whiteouts::Delete,
+            lowers: Vec::new(),
+        };
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5000);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, "f", &[1u8; 5000][..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::stream::encode_all(&tar[..], 3).unwrap();
+        for (what, blob) in [
+            ("tar", &tar[..2000]),
+            ("gzip", &gz[..gz.len() / 2]),
+            ("zstd", &zst[..zst.len() / 2]),
+            ("gzip garbage", &[0x1f, 0x8b, 1, 2, 3, 4, 5][..]),
+        ] {
+            let err = apply_layer(blob, &target).unwrap_err();
+            assert!(
+                matches!(err, UnpackError::Read { .. } | UnpackError::Entry { .. }),
+                "{what}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
     fn magic_bytes_choose_the_decoder() {
         let (c, mut r) = detect(&[0x1f, 0x8b, 8, 0, 1][..]).unwrap();
         assert_eq!(c, Compression::Gzip);
