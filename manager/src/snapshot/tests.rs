@@ -331,6 +331,15 @@ fn escapes_are_refused_and_nothing_is_written_outside(sn: &dyn Snapshotter, stor
         ),
     ];
     let mut cases = cases;
+    cases.push((
+        "symlink-loop",
+        Layer::new()
+            .link(E::Symlink, "a", "b")
+            .link(E::Symlink, "b", "a")
+            .raw(E::Regular, "a/x", "", b"x")
+            .tar(),
+        "too many levels of symlinks",
+    ));
     for (what, marker) in [
         ("whiteout-dotdot", "sub/.wh..."),
         ("whiteout-dot", "sub/.wh.."),

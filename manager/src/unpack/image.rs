@@ -130,10 +130,11 @@ fn remove_stale_extracts(sn: &dyn Snapshotter) {
         let Some(rest) = info.key.strip_prefix(EXTRACT_PREFIX) else {
             continue;
         };
-        let Some(pid) = rest.split('-').next() else {
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        if info.kind == Kind::Active && !std::path::Path::new("/proc").join(pid).exists() {
+        let alive = std::path::Path::new("/proc").join(pid.to_string()).exists();
+        if info.kind == Kind::Active && !alive {
             // Best effort: the next unpack tries again.
             let _ = sn.remove(&info.key);
         }
@@ -289,6 +290,21 @@ mod tests {
             assert_eq!(gone, want);
             assert!(sn.list().unwrap().is_empty());
         }
+    }
+
+    #[test]
+    fn unpack_drops_what_a_dead_unpacker_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let sn = Backend::Copy.open(dir.path()).unwrap();
+        // pid 0 is never a process's: the unpack that made this key is gone.
+        sn.prepare("extract-0-0-abc", None).unwrap();
+        sn.prepare("extract-other-format", None).unwrap();
+        let info = add_image(&store, "localhost/x:1", &[&layer("x")]);
+        unpack_image(&store, &info, "x", &*sn).unwrap();
+        let keys: Vec<String> = sn.list().unwrap().into_iter().map(|i| i.key).collect();
+        assert!(!keys.contains(&"extract-0-0-abc".to_string()), "{keys:?}");
+        assert_eq!(keys.len(), 2, "{keys:?}");
     }
 
     #[test]
