@@ -3,14 +3,20 @@
 
 pub mod archive;
 pub mod config;
+pub mod container;
 pub mod content;
 pub mod credentials;
 pub mod distribution;
 pub mod image;
 pub mod lock;
+pub mod logs;
 pub mod manifest;
+pub mod network;
 pub mod platform;
 pub mod progress;
 pub mod reference;
 pub mod snapshot;
+pub mod specgen;
+pub mod template;
 pub mod unpack;
+pub mod volume;

@@ -1,0 +1,1 @@
+//! Docker-style `--format` templates (Go text/template syntax) over JSON values.

@@ -1,0 +1,1 @@
+//! Named volumes: records and data directories under the storage root.
