@@ -1,1 +1,0 @@
-//! Container logs in docker's json-file format: the writer the monitor uses and the reader behind `berth logs`.

@@ -1,0 +1,108 @@
+//! Container logs in docker's json-file format: the writer the monitor feeds with the
+//! container's output, and the reader behind `berth logs`.
+//!
+//! One JSON object per line of output, exactly as dockerd's json-file driver writes them:
+//! `{"log":"hello\n","stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"}`. The files
+//! are compatible both ways: tools that read docker's logs read ours.
+
+mod json;
+mod reader;
+mod time;
+mod writer;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+pub use reader::{Follow, LogReader, ReadOptions};
+pub use time::{format_time_fixed, parse_timestamp};
+pub use writer::{LogOptions, LogWriter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("opening log file {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("writing log file {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("rotating log file {path}")]
+    Rotate {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("reading log file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("log file {path}: line {line} is not a json-file log entry")]
+    Parse {
+        path: PathBuf,
+        line: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("log option {key}: invalid value {value:?}")]
+    InvalidOption { key: String, value: String },
+    #[error("unknown log option {key:?} for the json-file driver")]
+    UnknownOption { key: String },
+    #[error("invalid time value {value:?}: use RFC 3339, a Unix timestamp or a duration like 10m")]
+    InvalidTime { value: String },
+}
+
+type Result<T, E = LogError> = std::result::Result<T, E>;
+
+/// Which output of the container a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One logged chunk: a line with its `\n`, or a partial line (flushed at exit, or cut at
+/// docker's 16 KiB message limit) without one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub stream: Stream,
+    pub time: SystemTime,
+    /// The text as logged (invalid UTF-8 was replaced by U+FFFD when written, as docker does).
+    pub line: String,
+}
+
+impl LogEntry {
+    /// Prints the entry as `docker logs` does: to `stdout` or `stderr` by stream, prefixed
+    /// with the fixed-width RFC 3339 time and a space with `timestamps`.
+    pub fn print<'a>(
+        &self,
+        timestamps: bool,
+        stdout: &'a mut dyn Write,
+        stderr: &'a mut dyn Write,
+    ) -> io::Result<()> {
+        let out: &mut dyn Write = match self.stream {
+            Stream::Stdout => stdout,
+            Stream::Stderr => stderr,
+        };
+        if timestamps {
+            write!(out, "{} ", format_time_fixed(self.time))?;
+        }
+        out.write_all(self.line.as_bytes())
+    }
+}

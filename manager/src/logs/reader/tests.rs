@@ -1,0 +1,212 @@
+use super::*;
+use crate::logs::{LogOptions, LogWriter};
+use std::time::UNIX_EPOCH;
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn lines(entries: &[LogEntry]) -> Vec<String> {
+    entries.iter().map(|e| e.line.clone()).collect()
+}
+
+#[test]
+fn round_trip_keeps_streams_order_partial_lines_and_odd_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.log");
+    let mut w = LogWriter::create(&path, LogOptions::default()).unwrap();
+    w.write_at(Stream::Stdout, b"one\ntw", at(10)).unwrap();
+    w.write_at(Stream::Stderr, b"err \"quoted\" \\ \t\x01 \xff\n", at(11))
+        .unwrap();
+    w.write_at(Stream::Stdout, b"o\nthree", at(12)).unwrap();
+    w.flush().unwrap();
+    drop(w);
+    let all = LogReader::new(&path, ReadOptions::default())
+        .read()
+        .unwrap();
+    assert_eq!(
+        lines(&all),
+        [
+            "one\n",
+            "err \"quoted\" \\ \t\u{1} \u{fffd}\n",
+            "two\n",
+            "three"
+        ]
+    );
+    assert_eq!(
+        all.iter().map(|e| e.stream).collect::<Vec<_>>(),
+        [
+            Stream::Stdout,
+            Stream::Stderr,
+            Stream::Stdout,
+            Stream::Stdout
+        ]
+    );
+    assert_eq!(all[0].time, at(10));
+    // The line completed by the third write is stamped when it completed.
+    assert_eq!(all[2].time, at(12));
+    let only_err = LogReader::new(
+        &path,
+        ReadOptions {
+            stdout: false,
+            ..Default::default()
+        },
+    )
+    .read()
+    .unwrap();
+    assert_eq!(only_err.len(), 1);
+    assert_eq!(only_err[0].stream, Stream::Stderr);
+}
+
+#[test]
+fn long_lines_are_cut_at_16k_like_dockerd() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.log");
+    let mut w = LogWriter::create(&path, LogOptions::default()).unwrap();
+    let mut long = vec![b'x'; 40 * 1024];
+    long.push(b'\n');
+    w.write_at(Stream::Stdout, &long, at(1)).unwrap();
+    drop(w);
+    let all = LogReader::new(&path, ReadOptions::default())
+        .read()
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.line.len()).collect::<Vec<_>>(),
+        [16384, 16384, 8193]
+    );
+    assert!(all[2].line.ends_with('\n'));
+}
+
+#[test]
+fn rotation_keeps_max_file_files_and_tail_spans_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.log");
+    let opts = LogOptions {
+        max_size: Some(200),
+        max_file: 3,
+    };
+    let mut w = LogWriter::create(&path, opts).unwrap();
+    for i in 0..40 {
+        w.write_at(
+            Stream::Stdout,
+            format!("line {i}\n").as_bytes(),
+            at(100 + i),
+        )
+        .unwrap();
+    }
+    drop(w);
+    assert!(rotated(&path, 1).exists());
+    assert!(rotated(&path, 2).exists());
+    assert!(!rotated(&path, 3).exists());
+    for p in [path.clone(), rotated(&path, 1)] {
+        // A file is rotated once it reached max-size, so it holds at most one entry more.
+        assert!(fs::metadata(&p).unwrap().len() < 200 + 80);
+    }
+    let all = LogReader::new(&path, ReadOptions::default())
+        .read()
+        .unwrap();
+    // Whatever survived is the newest run of lines, in order, ending with the last one.
+    let n = all.len();
+    assert!(n > 6 && n < 40, "{n}");
+    let expect: Vec<String> = (40 - n..40).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(lines(&all), expect);
+    let live_only = {
+        let content = fs::read_to_string(&path).unwrap();
+        content.lines().count()
+    };
+    let tail = live_only + 2;
+    let tailed = LogReader::new(
+        &path,
+        ReadOptions {
+            tail: Some(tail),
+            ..Default::default()
+        },
+    )
+    .read()
+    .unwrap();
+    assert_eq!(lines(&tailed), expect[n - tail..]);
+}
+
+#[test]
+fn since_and_until_select_by_time_inclusively() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.log");
+    let mut w = LogWriter::create(&path, LogOptions::default()).unwrap();
+    for i in 0..10 {
+        w.write_at(Stream::Stdout, format!("{i}\n").as_bytes(), at(1000 + i))
+            .unwrap();
+    }
+    drop(w);
+    let got = LogReader::new(
+        &path,
+        ReadOptions {
+            since: Some(at(1003)),
+            until: Some(at(1005)),
+            ..Default::default()
+        },
+    )
+    .read()
+    .unwrap();
+    assert_eq!(lines(&got), ["3\n", "4\n", "5\n"]);
+    let tail_then_since = LogReader::new(
+        &path,
+        ReadOptions {
+            since: Some(at(1008)),
+            tail: Some(5),
+            ..Default::default()
+        },
+    )
+    .read()
+    .unwrap();
+    assert_eq!(lines(&tail_then_since), ["8\n", "9\n"]);
+    let none = LogReader::new(&dir.path().join("missing.log"), ReadOptions::default())
+        .read()
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[test]
+fn follow_sees_lines_from_another_thread_across_rotation_and_ends_after_exit() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.log");
+    let opts = LogOptions {
+        max_size: Some(300),
+        max_file: 5,
+    };
+    let mut w = LogWriter::create(&path, opts).unwrap();
+    w.write(Stream::Stdout, b"before\n").unwrap();
+    let exited = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let exited = exited.clone();
+        std::thread::spawn(move || {
+            for i in 0..30 {
+                let s = if i % 2 == 0 {
+                    Stream::Stdout
+                } else {
+                    Stream::Stderr
+                };
+                w.write(s, format!("n{i}\n").as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_millis(3));
+            }
+            w.write(Stream::Stdout, b"last words").unwrap();
+            drop(w); // flushes the partial line
+            exited.store(true, Ordering::SeqCst);
+        })
+    };
+    let is_exited = || exited.load(Ordering::SeqCst);
+    let reader = LogReader::new(&path, ReadOptions::default());
+    let got: Vec<String> = reader
+        .follow(&is_exited)
+        .unwrap()
+        .map(|e| e.unwrap().line)
+        .collect();
+    writer.join().unwrap();
+    let mut expect = vec!["before\n".to_string()];
+    expect.extend((0..30).map(|i| format!("n{i}\n")));
+    expect.push("last words".into());
+    assert_eq!(got, expect);
+    assert!(rotated(&path, 1).exists(), "the test must cross a rotation");
+}

@@ -1,1 +1,0 @@
-//! Docker-style `--format` templates (Go text/template syntax) over JSON values.

@@ -1,1 +1,0 @@
-//! Named volumes: records and data directories under the storage root.
