@@ -1,0 +1,32 @@
+//! Container networking: network records, per-container network namespaces and the CNI plugins
+//! that wire them.
+//!
+//! The container code uses it in this order: [`Netns::create`] a namespace, [`attach`] it to
+//! the networks (`bridge` by default) with the published ports, hand the namespace path to the
+//! runtime and bind-mount the files [`attach`] wrote (`EtcConfig::dir`); at the end [`detach`]
+//! and [`Netns::remove`]. `none` needs only the namespace and `attach(.., &[], &[])` (loopback);
+//! `host` needs neither, only [`etc::write_files`]. Any command may call [`recover`] first to
+//! finish teardowns a crash interrupted.
+
+pub mod attach;
+pub mod cni;
+pub mod endpoint;
+pub mod etc;
+pub mod firewall;
+pub mod netns;
+pub mod ports;
+pub mod store;
+
+pub use attach::{
+    attach, attachments, detach, published_ports, recover, refresh_network, AttachError, Endpoint,
+    Request,
+};
+pub use endpoint::Attachment;
+pub use etc::{DnsConfig, EtcConfig, ExtraHost};
+pub use netns::{Netns, NetnsError};
+pub use ports::{
+    assign_host_ports, parse_exposed, parse_publish, publish_all, PortError, PortMapping, Protocol,
+};
+pub use store::{
+    CreateOptions, Network, NetworkStore, StoreError, DEFAULT_BRIDGE, DEFAULT_NETWORK,
+};

@@ -1,0 +1,623 @@
+//! Network records under `<root>/networks/`: create, list, inspect, remove, prune, and the
+//! default `bridge` network made on first use.
+//!
+//! Layout: `nets/<name>.json` (one record per network), `endpoints/<container-id>.json` (what
+//! each container is attached to, see `endpoint`), `ipam/` (host-local's leases), and `lock`,
+//! held exclusive by every change to any of them so concurrent `berth` processes serialise.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::lock::{FileLock, LockError};
+
+/// The network containers join when no `--network` is given.
+pub const DEFAULT_NETWORK: &str = "bridge";
+/// Bridge device of the default network.
+pub const DEFAULT_BRIDGE: &str = "berth0";
+/// Subnet of the default network: private, and outside docker's (172.17/16, 172.18-31/16,
+/// 192.168/16) and podman's (10.88/16, 10.89/16) defaults.
+pub const DEFAULT_SUBNET: &str = "10.213.0.0/16";
+/// Where subnets of user networks are picked from, one /24 each.
+pub const USER_POOL: &str = "10.214.0.0/15";
+/// Names that are network modes, never networks.
+const RESERVED: &[&str] = &["host", "none", "default"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("creating directory {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("reading {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("parsing {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("writing {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("removing {path}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid network name {name:?}: use letters, digits, '_', '.', '-', starting with a letter or digit")]
+    InvalidName { name: String },
+    #[error("network name {name:?} is reserved")]
+    Reserved { name: String },
+    #[error("network {name} already exists")]
+    Exists { name: String },
+    #[error("network {name} not found")]
+    NotFound { name: String },
+    #[error("network id prefix {prefix:?} is ambiguous")]
+    Ambiguous { prefix: String },
+    #[error("--gateway {gateway} is not inside --subnet {subnet}")]
+    GatewayOutside { gateway: Ipv4Addr, subnet: Ipv4Net },
+    #[error("--ip-range {range} is not inside --subnet {subnet}")]
+    RangeOutside { range: Ipv4Net, subnet: Ipv4Net },
+    #[error("--subnet {subnet} is too small for containers (at most /30)")]
+    SubnetTooSmall { subnet: Ipv4Net },
+    #[error("--subnet {subnet} overlaps network {other} ({other_subnet})")]
+    Overlap {
+        subnet: Ipv4Net,
+        other: String,
+        other_subnet: Ipv4Net,
+    },
+    #[error("--subnet {subnet} overlaps the host's route to {route} on {device}")]
+    HostRoute {
+        subnet: Ipv4Net,
+        route: Ipv4Net,
+        device: String,
+    },
+    #[error("no free subnet left in {pool}")]
+    PoolExhausted { pool: Ipv4Net },
+    #[error("{name} is a pre-defined network and cannot be removed")]
+    Predefined { name: String },
+    #[error("network {name} has active endpoints: {containers:?}")]
+    InUse {
+        name: String,
+        containers: Vec<String>,
+    },
+    #[error("reading random bytes for a network id")]
+    Random(#[source] io::Error),
+}
+
+/// A network as `berth network inspect` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Network {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    pub driver: String,
+    /// The Linux bridge device the containers' veths are enslaved to.
+    pub bridge: String,
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Ipv4Net>,
+    /// No route out and no masquerade: containers reach only each other (and the gateway).
+    pub internal: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Network {
+    /// Whether containers on it resolve each other by name (every network but the default one,
+    /// as in docker).
+    pub fn resolves_names(&self) -> bool {
+        self.name != DEFAULT_NETWORK
+    }
+}
+
+/// Options of `berth network create`; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub subnet: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub ip_range: Option<Ipv4Net>,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The network records of one storage root.
+#[derive(Debug, Clone)]
+pub struct NetworkStore {
+    dir: PathBuf,
+    run_dir: PathBuf,
+}
+
+impl NetworkStore {
+    /// Opens (creating if needed) the records under `<root>/networks/`; namespaces and other
+    /// state lost at reboot go under `run_dir`.
+    pub fn open(root: &Path, run_dir: &Path) -> Result<Self, StoreError> {
+        let dir = root.join("networks");
+        for d in [dir.join("nets"), dir.join("endpoints"), dir.join("ipam")] {
+            fs::create_dir_all(&d).map_err(|source| StoreError::CreateDir { path: d, source })?;
+        }
+        Ok(Self {
+            dir,
+            run_dir: run_dir.to_path_buf(),
+        })
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// host-local's `dataDir`: leases live under the berth root, so they are berth's alone.
+    pub fn ipam_dir(&self) -> PathBuf {
+        self.dir.join("ipam")
+    }
+
+    pub(crate) fn endpoints_dir(&self) -> PathBuf {
+        self.dir.join("endpoints")
+    }
+
+    /// The store-wide lock every change holds.
+    pub fn lock(&self) -> Result<FileLock, StoreError> {
+        Ok(FileLock::exclusive(&self.dir.join("lock"))?)
+    }
+
+    fn record_path(&self, name: &str) -> PathBuf {
+        self.dir.join("nets").join(format!("{name}.json"))
+    }
+
+    /// Creates a user network; the subnet is picked from [`USER_POOL`] when not given.
+    pub fn create(&self, name: &str, opts: &CreateOptions) -> Result<Network, StoreError> {
+        validate_name(name)?;
+        if name == DEFAULT_NETWORK || RESERVED.contains(&name) {
+            return Err(StoreError::Reserved { name: name.into() });
+        }
+        let _lock = self.lock()?;
+        self.create_locked(name, opts, None)
+    }
+
+    fn create_locked(
+        &self,
+        name: &str,
+        opts: &CreateOptions,
+        bridge: Option<&str>,
+    ) -> Result<Network, StoreError> {
+        let path = self.record_path(name);
+        if path.exists() {
+            return Err(StoreError::Exists { name: name.into() });
+        }
+        let existing = self.list_unlocked()?;
+        let routes = host_routes();
+        let subnet = match opts.subnet {
+            Some(s) => {
+                let s = s.trunc();
+                check_free(s, &existing, &routes)?;
+                s
+            }
+            None => pick_subnet(&existing, &routes)?,
+        };
+        if subnet.prefix_len() > 30 {
+            return Err(StoreError::SubnetTooSmall { subnet });
+        }
+        let gateway = match opts.gateway {
+            Some(g) if !subnet.contains(&g) || g == subnet.network() || g == subnet.broadcast() => {
+                return Err(StoreError::GatewayOutside { gateway: g, subnet })
+            }
+            Some(g) => g,
+            None => first_host(subnet),
+        };
+        if let Some(r) = opts.ip_range {
+            if !subnet.contains(&r) {
+                return Err(StoreError::RangeOutside { range: r, subnet });
+            }
+        }
+        let id = random_id()?;
+        let bridge = bridge.map_or_else(|| format!("berth{}", &id[..10]), str::to_string);
+        let net = Network {
+            name: name.into(),
+            id,
+            created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            driver: "bridge".into(),
+            bridge,
+            subnet,
+            gateway,
+            ip_range: opts.ip_range.map(|r| r.trunc()),
+            internal: opts.internal,
+            labels: opts.labels.clone(),
+        };
+        write_json(&path, &net)?;
+        Ok(net)
+    }
+
+    /// The default network, created on first use.
+    pub fn default_network(&self) -> Result<Network, StoreError> {
+        if let Ok(n) = self.read(&self.record_path(DEFAULT_NETWORK)) {
+            return Ok(n);
+        }
+        let _lock = self.lock()?;
+        match self.read(&self.record_path(DEFAULT_NETWORK)) {
+            Ok(n) => Ok(n),
+            Err(_) => {
+                let opts = CreateOptions {
+                    subnet: DEFAULT_SUBNET.parse().ok(),
+                    ..CreateOptions::default()
+                };
+                self.create_locked(DEFAULT_NETWORK, &opts, Some(DEFAULT_BRIDGE))
+            }
+        }
+    }
+
+    /// Every network, sorted by name.
+    pub fn list(&self) -> Result<Vec<Network>, StoreError> {
+        self.list_unlocked()
+    }
+
+    fn list_unlocked(&self) -> Result<Vec<Network>, StoreError> {
+        let dir = self.dir.join("nets");
+        let entries = fs::read_dir(&dir).map_err(|source| StoreError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.map_err(|source| StoreError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                out.push(self.read(&p)?);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// A network by name, full id or unique id prefix; `bridge` is created on first use.
+    pub fn inspect(&self, name_or_id: &str) -> Result<Network, StoreError> {
+        if name_or_id == DEFAULT_NETWORK {
+            return self.default_network();
+        }
+        let nets = self.list_unlocked()?;
+        if let Some(n) = nets
+            .iter()
+            .find(|n| n.name == name_or_id || n.id == name_or_id)
+        {
+            return Ok(n.clone());
+        }
+        let mut by_prefix = nets
+            .into_iter()
+            .filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some(n), None) => Ok(n),
+            (Some(_), Some(_)) => Err(StoreError::Ambiguous {
+                prefix: name_or_id.into(),
+            }),
+            _ => Err(StoreError::NotFound {
+                name: name_or_id.into(),
+            }),
+        }
+    }
+
+    /// Removes a network no container is attached to.
+    pub fn remove(&self, name_or_id: &str) -> Result<Network, StoreError> {
+        let _lock = self.lock()?;
+        let net = self.inspect_existing(name_or_id)?;
+        if net.name == DEFAULT_NETWORK {
+            return Err(StoreError::Predefined { name: net.name });
+        }
+        let users = self.users_locked(&net.name)?;
+        if !users.is_empty() {
+            return Err(StoreError::InUse {
+                name: net.name,
+                containers: users,
+            });
+        }
+        self.delete_record(&net)?;
+        Ok(net)
+    }
+
+    /// Removes every user network without containers; returns their names.
+    pub fn prune(&self) -> Result<Vec<String>, StoreError> {
+        let _lock = self.lock()?;
+        let mut removed = Vec::new();
+        for net in self.list_unlocked()? {
+            if net.name != DEFAULT_NETWORK && self.users_locked(&net.name)?.is_empty() {
+                self.delete_record(&net)?;
+                removed.push(net.name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Like [`inspect`](Self::inspect) but never creates the default network.
+    fn inspect_existing(&self, name_or_id: &str) -> Result<Network, StoreError> {
+        if name_or_id == DEFAULT_NETWORK {
+            return self.read(&self.record_path(DEFAULT_NETWORK)).map_err(|_| {
+                StoreError::NotFound {
+                    name: name_or_id.into(),
+                }
+            });
+        }
+        self.inspect(name_or_id)
+    }
+
+    fn delete_record(&self, net: &Network) -> Result<(), StoreError> {
+        let path = self.record_path(&net.name);
+        fs::remove_file(&path).map_err(|source| StoreError::Remove { path, source })?;
+        // host-local keeps a directory per network name (lock and last-reserved marker).
+        let ipam = self.ipam_dir().join(&net.name);
+        match fs::remove_dir_all(&ipam) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Remove { path: ipam, source }),
+        }
+    }
+
+    /// Ids of the containers with an endpoint record on `network`, sorted.
+    pub fn users(&self, network: &str) -> Result<Vec<String>, StoreError> {
+        self.users_locked(network)
+    }
+
+    fn users_locked(&self, network: &str) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = super::endpoint::load_all(self)?
+            .into_iter()
+            .filter(|e| e.networks.iter().any(|a| a.network == network))
+            .map(|e| e.container_id)
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn read(&self, path: &Path) -> Result<Network, StoreError> {
+        read_json(path)
+    }
+}
+
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, StoreError> {
+    let mut text = String::new();
+    fs::File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_err(|source| StoreError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    serde_json::from_str(&text).map_err(|source| StoreError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes through a temp file and rename, so a crash leaves the old record or the new one.
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
+    let tmp = path.with_extension("json.tmp");
+    let err = |source| StoreError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = serde_json::to_vec_pretty(value).map_err(|e| err(e.into()))?;
+    let mut f = fs::File::create(&tmp).map_err(err)?;
+    f.write_all(&text)
+        .and_then(|()| f.sync_all())
+        .map_err(err)?;
+    fs::rename(&tmp, path).map_err(err)
+}
+
+fn validate_name(name: &str) -> Result<(), StoreError> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name.len() <= 128;
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidName { name: name.into() })
+    }
+}
+
+fn first_host(subnet: Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(subnet.network()) + 1)
+}
+
+fn random_id() -> Result<String, StoreError> {
+    let mut buf = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(StoreError::Random)?;
+    Ok(hex::encode(buf))
+}
+
+/// An IPv4 route of the host: destination and device.
+#[derive(Debug, Clone)]
+pub(crate) struct HostRoute {
+    pub dest: Ipv4Net,
+    pub device: String,
+}
+
+/// The host's IPv4 routes except default routes, from /proc/net/route (hex, little-endian).
+pub(crate) fn host_routes() -> Vec<HostRoute> {
+    let Ok(text) = fs::read_to_string("/proc/net/route") else {
+        return Vec::new();
+    };
+    parse_routes(&text)
+}
+
+fn parse_routes(text: &str) -> Vec<HostRoute> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?.swap_bytes();
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?.swap_bytes();
+            let prefix = u8::try_from(mask.count_ones()).ok()?;
+            if prefix == 0 {
+                return None;
+            }
+            Some(HostRoute {
+                dest: Ipv4Net::new(Ipv4Addr::from(dest), prefix).ok()?.trunc(),
+                device: f[0].to_string(),
+            })
+        })
+        .collect()
+}
+
+fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+fn check_free(subnet: Ipv4Net, nets: &[Network], routes: &[HostRoute]) -> Result<(), StoreError> {
+    if let Some(n) = nets.iter().find(|n| overlaps(n.subnet, subnet)) {
+        return Err(StoreError::Overlap {
+            subnet,
+            other: n.name.clone(),
+            other_subnet: n.subnet,
+        });
+    }
+    // A route through one of our own bridges belongs to a network checked above (or to one
+    // whose record is gone while its bridge lingers, which the next teardown removes).
+    if let Some(r) = routes.iter().find(|r| overlaps(r.dest, subnet)) {
+        return Err(StoreError::HostRoute {
+            subnet,
+            route: r.dest,
+            device: r.device.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn pick_subnet(nets: &[Network], routes: &[HostRoute]) -> Result<Ipv4Net, StoreError> {
+    let pool: Ipv4Net = USER_POOL.parse().unwrap_or_default();
+    let Ok(mut candidates) = pool.subnets(24) else {
+        return Err(StoreError::PoolExhausted { pool });
+    };
+    candidates
+        .find(|s| check_free(*s, nets, routes).is_ok())
+        .ok_or(StoreError::PoolExhausted { pool })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, NetworkStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = NetworkStore::open(&dir.path().join("root"), &dir.path().join("run")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn proc_net_route_lines_parse_to_networks_without_default_routes() {
+        let text =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                    eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                    eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let r = parse_routes(text);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].dest, "192.0.2.0/24".parse::<Ipv4Net>().unwrap());
+        assert_eq!(r[0].device, "eth0");
+    }
+
+    #[test]
+    fn create_picks_distinct_subnets_and_gateways_from_the_pool() {
+        let (_d, s) = store();
+        let a = s.create("a", &CreateOptions::default()).unwrap();
+        let b = s.create("b", &CreateOptions::default()).unwrap();
+        assert_ne!(a.subnet, b.subnet);
+        assert_eq!(a.gateway, first_host(a.subnet));
+        assert!(a.bridge.len() <= 15, "{}", a.bridge);
+        assert_ne!(a.bridge, b.bridge);
+    }
+
+    #[test]
+    fn create_rejects_bad_names_duplicates_overlaps_and_stray_gateways() {
+        let (_d, s) = store();
+        let opts = |subnet: &str| CreateOptions {
+            subnet: Some(subnet.parse().unwrap()),
+            ..CreateOptions::default()
+        };
+        s.create("n1", &opts("10.99.1.0/24")).unwrap();
+        assert!(matches!(
+            s.create("-x", &opts("10.99.2.0/24")),
+            Err(StoreError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            s.create("host", &opts("10.99.2.0/24")),
+            Err(StoreError::Reserved { .. })
+        ));
+        assert!(matches!(
+            s.create("n1", &opts("10.99.2.0/24")),
+            Err(StoreError::Exists { .. })
+        ));
+        assert!(matches!(
+            s.create("n2", &opts("10.99.0.0/16")),
+            Err(StoreError::Overlap { .. })
+        ));
+        let bad_gw = CreateOptions {
+            gateway: Some("10.98.0.1".parse().unwrap()),
+            ..opts("10.99.3.0/24")
+        };
+        assert!(matches!(
+            s.create("n3", &bad_gw),
+            Err(StoreError::GatewayOutside { .. })
+        ));
+        let bad_range = CreateOptions {
+            ip_range: Some("10.98.0.0/28".parse().unwrap()),
+            ..opts("10.99.3.0/24")
+        };
+        assert!(matches!(
+            s.create("n3", &bad_range),
+            Err(StoreError::RangeOutside { .. })
+        ));
+    }
+
+    #[test]
+    fn default_network_is_made_once_and_cannot_be_removed() {
+        let (_d, s) = store();
+        assert!(s.list().unwrap().is_empty());
+        let d = s.inspect(DEFAULT_NETWORK).unwrap();
+        assert_eq!(d.bridge, DEFAULT_BRIDGE);
+        assert_eq!(s.default_network().unwrap(), d);
+        assert!(matches!(
+            s.remove(DEFAULT_NETWORK),
+            Err(StoreError::Predefined { .. })
+        ));
+        assert!(!s.prune().unwrap().contains(&DEFAULT_NETWORK.to_string()));
+    }
+
+    #[test]
+    fn inspect_finds_by_name_id_and_prefix_and_remove_deletes() {
+        let (_d, s) = store();
+        let n = s.create("findme", &CreateOptions::default()).unwrap();
+        assert_eq!(s.inspect(&n.id).unwrap(), n);
+        assert_eq!(s.inspect(&n.id[..12]).unwrap(), n);
+        assert!(matches!(
+            s.inspect("nope"),
+            Err(StoreError::NotFound { .. })
+        ));
+        s.remove("findme").unwrap();
+        assert!(matches!(
+            s.inspect("findme"),
+            Err(StoreError::NotFound { .. })
+        ));
+        assert_eq!(s.prune().unwrap(), Vec::<String>::new());
+    }
+}
