@@ -1,0 +1,236 @@
+//! Spec generation: an image's config plus the user's options become an OCI runtime spec.
+//!
+//! [`flags`] turns docker-style command-line values into typed options; [`generate`] combines an
+//! [`ImageConfig`] with [`Options`] into a [`Spec`] with docker's defaults (capabilities,
+//! mounts, masked paths, seccomp profile, device rules). Every step is a function of its inputs
+//! except the user lookup, which reads the image's /etc/passwd and /etc/group from the rootfs,
+//! and a few host facts (cgroup version, known capabilities, host devices for --privileged).
+
+mod caps;
+pub mod flags;
+mod image;
+mod linux;
+mod mounts;
+mod options;
+mod process;
+pub mod seccomp;
+mod user;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    LinuxBuilder, LinuxCapabilitiesBuilder, PosixRlimitBuilder, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
+};
+
+pub use image::{Healthcheck, ImageConfig, ImageConfigError};
+pub use linux::{CPU_PERIOD, MIN_MEMORY};
+pub use mounts::{DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS};
+pub use options::{
+    NamespaceMode, NamespaceOptions, Options, ProcessOptions, ResolvedMount, ResolvedSource,
+    ResourceOptions, SeccompMode, SecurityOptions,
+};
+pub use process::{DEFAULT_PATH, INIT_PATH};
+pub use seccomp::SeccompError;
+pub use user::{resolve_user, ResolvedUser, UserError};
+
+/// The OCI runtime-spec version the generated config declares.
+pub const OCI_VERSION: &str = "1.2.0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecGenError {
+    #[error("no command specified")]
+    NoCommand,
+    #[error("the working directory {path:?} is invalid, it needs to be an absolute path")]
+    RelativeWorkdir { path: String },
+    #[error("conflicting options: hostname and the host UTS namespace")]
+    HostnameWithHostUts,
+    #[error("resolving the container user")]
+    User(#[from] UserError),
+    #[error("loading the seccomp profile")]
+    Seccomp(#[from] SeccompError),
+    #[error("invalid resources: {reason}")]
+    Resources { reason: &'static str },
+    #[error("examining device {path}")]
+    Device {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a character or block device")]
+    NotADevice { path: PathBuf },
+    #[error("path {path} is not valid UTF-8")]
+    NonUtf8Path { path: PathBuf },
+    #[error("building the spec's {what}")]
+    Build {
+        what: &'static str,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+}
+
+fn build_err(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> SpecGenError {
+    move |source| SpecGenError::Build { what, source }
+}
+
+/// Builds the OCI runtime spec for running `image` with `opts`, by docker's rules.
+pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenError> {
+    let args = process::args(image, &opts.process).ok_or(SpecGenError::NoCommand)?;
+    let cwd = match opts.process.workdir.as_deref() {
+        Some(w) => w.to_string(),
+        None if image.working_dir.is_empty() => "/".to_string(),
+        None => image.working_dir.clone(),
+    };
+    if !cwd.starts_with('/') {
+        return Err(SpecGenError::RelativeWorkdir { path: cwd });
+    }
+    let hostname = match (&opts.hostname, &opts.namespaces.uts) {
+        (Some(_), NamespaceMode::Host) => return Err(SpecGenError::HostnameWithHostUts),
+        (h, _) => h.clone(),
+    };
+
+    let user_spec = opts.process.user.as_deref().unwrap_or(&image.user);
+    let user = resolve_user(&opts.rootfs, user_spec)?;
+    let env = process::env(image, &opts.process, hostname.as_deref(), &user.home);
+
+    let sec = &opts.security;
+    let cap_names = caps::effective_set(&sec.cap_add, &sec.cap_drop, sec.privileged);
+    let cap_set: HashSet<_> = cap_names
+        .iter()
+        .filter_map(|c| caps::capability(c))
+        .collect();
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(cap_set.clone())
+        .effective(cap_set.clone())
+        .permitted(cap_set)
+        .inheritable(HashSet::new())
+        .ambient(HashSet::new())
+        .build()
+        .map_err(build_err("capabilities"))?;
+
+    let mut rlimits = Vec::new();
+    for u in &opts.ulimits {
+        rlimits.push(
+            PosixRlimitBuilder::default()
+                .typ(u.kind)
+                .soft(u.soft)
+                .hard(u.hard)
+                .build()
+                .map_err(build_err("rlimit"))?,
+        );
+    }
+
+    let mut proc_b = ProcessBuilder::default()
+        .terminal(opts.process.tty)
+        .user(
+            UserBuilder::default()
+                .uid(user.uid)
+                .gid(user.gid)
+                .additional_gids(user.additional_gids.clone())
+                .build()
+                .map_err(build_err("user"))?,
+        )
+        .args(args)
+        .env(env)
+        .cwd(cwd)
+        .capabilities(capabilities)
+        .rlimits(rlimits);
+    if sec.no_new_privileges {
+        proc_b = proc_b.no_new_privileges(true);
+    }
+    let process = proc_b.build().map_err(build_err("process"))?;
+
+    let (mounts, root_propagation) = mounts::mounts(opts)?;
+    let linux = linux_section(opts, &cap_names, root_propagation)?;
+
+    let mut spec_b = SpecBuilder::default()
+        .version(OCI_VERSION)
+        .root(
+            RootBuilder::default()
+                .path(opts.rootfs.clone())
+                .readonly(sec.read_only)
+                .build()
+                .map_err(build_err("root"))?,
+        )
+        .mounts(mounts)
+        .process(process)
+        .linux(linux);
+    if let Some(h) = hostname {
+        spec_b = spec_b.hostname(h);
+    }
+    if let Some(d) = &opts.domainname {
+        spec_b = spec_b.domainname(d.clone());
+    }
+    if !opts.annotations.is_empty() {
+        spec_b = spec_b.annotations(
+            opts.annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+    }
+    spec_b.build().map_err(build_err("spec"))
+}
+
+fn linux_section(
+    opts: &Options,
+    cap_names: &[String],
+    root_propagation: Option<String>,
+) -> Result<oci_spec::runtime::Linux, SpecGenError> {
+    let sec = &opts.security;
+    let (mut devices, mut rules) = if sec.privileged {
+        (linux::host_devices()?, linux::allow_all_devices()?)
+    } else {
+        (Vec::new(), linux::default_device_rules()?)
+    };
+    let (req_devices, req_rules) = linux::requested_devices(&opts.devices)?;
+    // A requested device replaces a host device at the same path (privileged + --device).
+    devices.retain(|d| !req_devices.iter().any(|r| r.path() == d.path()));
+    devices.extend(req_devices);
+    if !sec.privileged {
+        rules.extend(req_rules);
+    }
+    let resources = linux::resources(&opts.resources)?
+        .devices(rules)
+        .build()
+        .map_err(build_err("resources"))?;
+
+    let mut b = LinuxBuilder::default()
+        .namespaces(linux::namespaces(opts)?)
+        .resources(resources)
+        .devices(devices);
+    let confined = !sec.privileged && !sec.unmask_system_paths;
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    b = b
+        .masked_paths(if confined {
+            strings(MASKED_PATHS)
+        } else {
+            vec![]
+        })
+        .readonly_paths(if confined {
+            strings(READONLY_PATHS)
+        } else {
+            vec![]
+        });
+    if let Some(p) = &opts.cgroups_path {
+        b = b.cgroups_path(p.clone());
+    }
+    if let Some(p) = root_propagation {
+        b = b.rootfs_propagation(p);
+    }
+    let seccomp = match (&sec.seccomp, sec.privileged) {
+        (_, true) | (SeccompMode::Unconfined, _) => None,
+        (SeccompMode::Default, false) => Some(seccomp::default_profile(cap_names)?),
+        (SeccompMode::Profile(path), false) => Some(seccomp::load_profile(path, cap_names)?),
+    };
+    if let Some(s) = seccomp {
+        b = b.seccomp(s);
+    }
+    b.build().map_err(build_err("linux"))
+}
+
+/// Convenience for callers holding only a path: the rootfs a spec's `root.path` points at.
+pub fn rootfs_of(spec: &Spec) -> Option<&Path> {
+    spec.root().as_ref().map(|r| r.path().as_path())
+}
