@@ -149,7 +149,7 @@ fn prune_removes_unused_anonymous_volumes_unless_all() {
     let users: HashMap<String, Vec<String>> =
         [(anon_used.name.clone(), vec!["c".to_string()])].into();
     let report = s.prune(false, &VolumeFilter::default(), &users).unwrap();
-    assert_eq!(report.deleted, [anon_free.name.clone()]);
+    assert_eq!(report.deleted, vec![anon_free.name]);
     assert_eq!(report.reclaimed, 1000);
     let f = VolumeFilter::parse(&["label=keep=no".to_string()]).unwrap();
     let report = s.prune(true, &f, &users).unwrap();
@@ -209,7 +209,7 @@ impl Rootfs {
         symlink("conf", app.join("rel")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &app.join("fifo"),
+            app.join("fifo"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o600),
             0,
@@ -217,14 +217,14 @@ impl Rootfs {
         .unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &app.join("null"),
+            app.join("null"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::from_raw_mode(0o666),
             rustix::fs::makedev(1, 3),
         )
         .unwrap();
         let _ = rustix::fs::setxattr(
-            &app.join("conf"),
+            app.join("conf"),
             "user.note",
             b"kept",
             rustix::fs::XattrFlags::empty(),
@@ -242,7 +242,7 @@ impl Rootfs {
         for p in ["conf", "sub", "sub/empty"] {
             rustix::fs::utimensat(
                 rustix::fs::CWD,
-                &app.join(p),
+                app.join(p),
                 &old,
                 rustix::fs::AtFlags::empty(),
             )
@@ -315,12 +315,12 @@ fn populate_copies_image_content_without_following_symlinks_out() {
     );
     let mut buf = [0u8; 16];
     if let Ok(n) = rustix::fs::getxattr(
-        &rootfs.root().join("srv/app/conf"),
+        rootfs.root().join("srv/app/conf"),
         "user.note",
         &mut buf[..],
     ) {
         assert_eq!(&buf[..n], b"kept");
-        let n = rustix::fs::getxattr(&d.join("conf"), "user.note", &mut buf[..]).unwrap();
+        let n = rustix::fs::getxattr(d.join("conf"), "user.note", &mut buf[..]).unwrap();
         assert_eq!(&buf[..n], b"kept");
     }
     // A second mount finds the volume non-empty and copies nothing.
