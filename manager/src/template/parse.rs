@@ -50,9 +50,12 @@ pub(super) enum Arg {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
-    Field(String),
+    /// `.A.B` (adjacent parts).
+    Field(Vec<String>),
+    /// `.A.B` right after `)`: fields of the parenthesized value.
+    Chain(Vec<String>),
     Dot,
-    Var(String),
+    Var(String, Vec<String>),
     Str(String),
     Num(serde_json::Number),
     Ident(String),
@@ -155,6 +158,19 @@ fn lex(action: &str) -> Result<Vec<Tok>> {
         }
         chars[start..*i].iter().collect::<String>()
     };
+    // `.A.B`: only adjacent parts chain (`.A .B` is two operands).
+    let chain = |i: &mut usize| {
+        let mut parts = Vec::new();
+        while chars.get(*i) == Some(&'.')
+            && chars
+                .get(*i + 1)
+                .is_some_and(|c| is_ident(*c) && !c.is_ascii_digit())
+        {
+            *i += 1;
+            parts.push(word(i));
+        }
+        parts
+    };
     while i < chars.len() {
         let c = chars[i];
         match c {
@@ -187,8 +203,13 @@ fn lex(action: &str) -> Result<Vec<Tok>> {
                 .get(i + 1)
                 .is_some_and(|c| is_ident(*c) && !c.is_ascii_digit()) =>
             {
-                i += 1;
-                toks.push(Tok::Field(word(&mut i)));
+                let after_paren = i > 0 && chars[i - 1] == ')';
+                let parts = chain(&mut i);
+                toks.push(if after_paren {
+                    Tok::Chain(parts)
+                } else {
+                    Tok::Field(parts)
+                });
             }
             '.' => {
                 toks.push(Tok::Dot);
@@ -196,7 +217,8 @@ fn lex(action: &str) -> Result<Vec<Tok>> {
             }
             '$' => {
                 i += 1;
-                toks.push(Tok::Var(format!("${}", word(&mut i))));
+                let name = format!("${}", word(&mut i));
+                toks.push(Tok::Var(name, chain(&mut i)));
             }
             '"' => {
                 i += 1;
@@ -415,7 +437,10 @@ fn parse_pipeline(text: &str, toks: &[Tok], pos: &mut usize, top: bool) -> Resul
     // `$x :=`, `$i, $v :=` or `$x =` at the start.
     let mut look = *pos;
     let mut vars = Vec::new();
-    while let Some(Tok::Var(v)) = toks.get(look) {
+    while let Some(Tok::Var(v, f)) = toks.get(look) {
+        if !f.is_empty() {
+            break;
+        }
         vars.push(v.clone());
         look += 1;
         if toks.get(look) == Some(&Tok::Comma) && vars.len() < 2 {
@@ -466,13 +491,14 @@ fn parse_pipeline(text: &str, toks: &[Tok], pos: &mut usize, top: bool) -> Resul
     })
 }
 
-fn fields(toks: &[Tok], pos: &mut usize) -> Vec<String> {
-    let mut out = Vec::new();
-    while let Some(Tok::Field(f)) = toks.get(*pos) {
-        out.push(f.clone());
-        *pos += 1;
+fn chained(toks: &[Tok], pos: &mut usize) -> Vec<String> {
+    match toks.get(*pos) {
+        Some(Tok::Chain(c)) => {
+            *pos += 1;
+            c.clone()
+        }
+        _ => Vec::new(),
     }
-    out
 }
 
 fn operand(text: &str, toks: &[Tok], pos: &mut usize) -> Result<Arg> {
@@ -480,12 +506,8 @@ fn operand(text: &str, toks: &[Tok], pos: &mut usize) -> Result<Arg> {
     *pos += 1;
     Ok(match tok {
         Tok::Dot => Arg::Dot(Vec::new()),
-        Tok::Field(f) => {
-            let mut chain = vec![f];
-            chain.extend(fields(toks, pos));
-            Arg::Dot(chain)
-        }
-        Tok::Var(v) => Arg::Var(v, fields(toks, pos)),
+        Tok::Field(chain) => Arg::Dot(chain),
+        Tok::Var(v, chain) => Arg::Var(v, chain),
         Tok::Str(s) => Arg::Str(s),
         Tok::Num(n) => Arg::Num(n),
         Tok::Ident(id) => match id.as_str() {
@@ -501,7 +523,7 @@ fn operand(text: &str, toks: &[Tok], pos: &mut usize) -> Result<Arg> {
                 return Err(err(format!("unclosed left paren in {text:?}")));
             }
             *pos += 1;
-            Arg::Sub(Box::new(inner), fields(toks, pos))
+            Arg::Sub(Box::new(inner), chained(toks, pos))
         }
         other => return Err(err(format!("unexpected {other:?} in operand of {text:?}"))),
     })

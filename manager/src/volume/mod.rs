@@ -1,7 +1,7 @@
 //! Named volumes with docker's `local` driver semantics: a directory per volume under
 //! `<root>/volumes/<name>/`, its data in `_data/` (what containers mount) beside a JSON record.
 //!
-//! Every change (create, remove, prune) holds `volumes/volumes.lock` exclusively for its
+//! Every change (create, remove, prune) holds `volumes/.lock` exclusively for its
 //! read-check-write, so concurrent `berth` processes never half-create or double-remove a
 //! volume. Records are written to a temporary file and renamed into place, so a reader sees a
 //! volume either without a record (not yet created: skipped) or with a complete one.
@@ -22,7 +22,8 @@ use crate::lock::{FileLock, LockError};
 pub use copy::CopyError;
 
 const VOLUMES_DIR: &str = "volumes";
-const LOCK_FILE: &str = "volumes.lock";
+// Starts with a dot: no volume can be called that.
+const LOCK_FILE: &str = ".lock";
 const RECORD_FILE: &str = "volume.json";
 const DATA_DIR: &str = "_data";
 
