@@ -6,6 +6,7 @@ mod inspect;
 mod load;
 mod login;
 mod mount;
+mod network;
 mod prune;
 mod pull;
 mod push;
@@ -61,6 +62,9 @@ enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,5 +138,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Image(ImageCommand::Prune(a)) => prune::run(&mut ctx, a),
         Command::Image(ImageCommand::Mount(a)) => mount::mount(&mut ctx, a),
         Command::Image(ImageCommand::Unmount(a)) => mount::unmount_cmd(&mut ctx, a),
+        Command::Network(c) => network::run(&mut ctx, c),
     }
 }

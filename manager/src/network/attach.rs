@@ -479,7 +479,7 @@ fn detach_locked(
             }),
         }
     }
-    if rec.networks.is_empty() && network.is_none() {
+    if rec.networks.is_empty() {
         endpoint::delete(store, container_id)?;
     } else {
         if rec.networks.iter().all(|n| n.internal) {

@@ -17,6 +17,9 @@ pub mod netns;
 pub mod ports;
 pub mod store;
 
+#[cfg(test)]
+mod live_tests;
+
 pub use attach::{
     attach, attachments, detach, published_ports, recover, refresh_network, AttachError, Endpoint,
     Request,

@@ -1,0 +1,334 @@
+//! `berth network create/ls/inspect/rm/prune/connect/disconnect`.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use berth::network::endpoint::{self, EndpointRecord};
+use berth::network::{self, CreateOptions, Endpoint, Network, NetworkStore, Request};
+use ipnet::Ipv4Net;
+use serde_json::{json, Value};
+
+use super::format::print_table;
+use super::Ctx;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create a network
+    Create(CreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Display detailed information on networks
+    Inspect(InspectArgs),
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Remove all networks no container uses
+    Prune(PruneArgs),
+    /// Connect a running container to a network
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    name: String,
+    /// Driver (only bridge)
+    #[arg(short, long, default_value = "bridge")]
+    driver: String,
+    /// Subnet in CIDR form (default: a free /24 from berth's pool)
+    #[arg(long)]
+    subnet: Option<Ipv4Net>,
+    /// Gateway address inside the subnet (default: its first address)
+    #[arg(long)]
+    gateway: Option<Ipv4Addr>,
+    /// Allocate container addresses from this sub-range only
+    #[arg(long)]
+    ip_range: Option<Ipv4Net>,
+    /// No access to outside the network
+    #[arg(long)]
+    internal: bool,
+    /// Metadata KEY=VALUE (repeatable)
+    #[arg(long = "label")]
+    labels: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// Only show network IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Don't truncate IDs
+    #[arg(long)]
+    no_trunc: bool,
+    /// Output format: table (default) or json (one object per line)
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Networks (names or IDs)
+    #[arg(required = true)]
+    networks: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Networks (names or IDs)
+    #[arg(required = true)]
+    networks: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation (berth never prompts)
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConnectArgs {
+    network: String,
+    /// Container (name or ID) already attached to some network
+    container: String,
+    /// Extra name the container is known by on this network (repeatable)
+    #[arg(long = "alias")]
+    aliases: Vec<String>,
+    /// Fixed IPv4 address on this network
+    #[arg(long)]
+    ip: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DisconnectArgs {
+    network: String,
+    /// Container (name or ID)
+    container: String,
+}
+
+/// Where network namespaces live: `$BERTH_RUN_DIR`, else /run/berth.
+fn run_dir() -> PathBuf {
+    std::env::var_os("BERTH_RUN_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("/run/berth"), PathBuf::from)
+}
+
+fn open(ctx: &Ctx) -> Result<NetworkStore> {
+    Ok(NetworkStore::open(&ctx.settings.root, &run_dir())?)
+}
+
+pub fn run(ctx: &mut Ctx, cmd: Command) -> Result<()> {
+    let store = open(ctx)?;
+    match cmd {
+        Command::Create(a) => create(&store, a),
+        Command::Ls(a) => ls(&store, a),
+        Command::Inspect(a) => inspect(&store, a),
+        Command::Rm(a) => rm(&store, a),
+        Command::Prune(a) => prune(&store, a),
+        Command::Connect(a) => connect(&store, a),
+        Command::Disconnect(a) => disconnect(&store, a),
+    }
+}
+
+fn create(store: &NetworkStore, a: CreateArgs) -> Result<()> {
+    if a.driver != "bridge" {
+        bail!(
+            "flag --driver: unsupported driver {:?} (only bridge)",
+            a.driver
+        );
+    }
+    let mut labels = BTreeMap::new();
+    for l in &a.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        if k.is_empty() {
+            bail!("flag --label: invalid label {l:?} (expected KEY=VALUE)");
+        }
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let opts = CreateOptions {
+        subnet: a.subnet,
+        gateway: a.gateway,
+        ip_range: a.ip_range,
+        internal: a.internal,
+        labels,
+    };
+    let net = store.create(&a.name, &opts)?;
+    println!("{}", net.id);
+    Ok(())
+}
+
+fn ls(store: &NetworkStore, a: LsArgs) -> Result<()> {
+    let json = match a.format.as_str() {
+        "table" => false,
+        "json" | "{{json .}}" => true,
+        other => bail!("flag --format: unknown format {other:?} (use table or json)"),
+    };
+    // The default network always shows, as docker's does; listing is a first use.
+    store.default_network()?;
+    let nets = store.list()?;
+    let id = |n: &Network| {
+        if a.no_trunc {
+            n.id.clone()
+        } else {
+            n.id.chars().take(12).collect()
+        }
+    };
+    if a.quiet {
+        for n in &nets {
+            println!("{}", id(n));
+        }
+        return Ok(());
+    }
+    if json {
+        for n in &nets {
+            let row = json!({
+                "ID": id(n), "Name": n.name, "Driver": n.driver, "Scope": "local",
+                "Subnet": n.subnet.to_string(), "Internal": n.internal, "CreatedAt": n.created,
+                "Labels": n.labels,
+            });
+            println!("{row}");
+        }
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = nets
+        .iter()
+        .map(|n| {
+            vec![
+                id(n),
+                n.name.clone(),
+                n.driver.clone(),
+                "local".into(),
+                n.subnet.to_string(),
+            ]
+        })
+        .collect();
+    print_table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"], &rows);
+    Ok(())
+}
+
+fn inspect(store: &NetworkStore, a: InspectArgs) -> Result<()> {
+    let records = endpoint::load_all(store)?;
+    let mut out = Vec::new();
+    let mut failed = Vec::new();
+    for what in &a.networks {
+        match store.inspect(what) {
+            Ok(n) => out.push(inspect_json(&n, &records)),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\nError: "));
+    }
+    Ok(())
+}
+
+/// Docker's shape of `network inspect`, with berth's bridge name under Options.
+fn inspect_json(n: &Network, records: &[EndpointRecord]) -> Value {
+    let mut containers = serde_json::Map::new();
+    for r in records {
+        for att in r.attachments().iter().filter(|a| a.network == n.name) {
+            containers.insert(
+                r.container_id.clone(),
+                json!({
+                    "Name": r.container_name,
+                    "MacAddress": att.mac,
+                    "IPv4Address": format!("{}/{}", att.ip, att.prefix),
+                    "Aliases": att.aliases,
+                }),
+            );
+        }
+    }
+    let mut ipam = json!({"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()});
+    if let Some(r) = n.ip_range {
+        ipam["IPRange"] = json!(r.to_string());
+    }
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Config": [ipam]},
+        "Internal": n.internal,
+        "Containers": containers,
+        "Options": {"berth.bridge": n.bridge},
+        "Labels": n.labels,
+    })
+}
+
+fn rm(store: &NetworkStore, a: RmArgs) -> Result<()> {
+    // Endpoints a crash left behind must not keep a network "in use".
+    network::recover(store).context("finishing interrupted network teardowns")?;
+    let mut failed = Vec::new();
+    for what in &a.networks {
+        match store.remove(what) {
+            Ok(_) => println!("{what}"),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\nError: "));
+    }
+    Ok(())
+}
+
+fn prune(store: &NetworkStore, _a: PruneArgs) -> Result<()> {
+    network::recover(store).context("finishing interrupted network teardowns")?;
+    let removed = store.prune()?;
+    if !removed.is_empty() {
+        println!("Deleted Networks:");
+        for n in removed {
+            println!("{n}");
+        }
+    }
+    Ok(())
+}
+
+/// A container known to the network layer: by full id, name, or unique id prefix.
+fn find_container(store: &NetworkStore, what: &str) -> Result<EndpointRecord> {
+    let records = endpoint::load_all(store)?;
+    if let Some(r) = records
+        .iter()
+        .find(|r| r.container_id == what || r.container_name == what)
+    {
+        return Ok(r.clone());
+    }
+    let hits: Vec<&EndpointRecord> = records
+        .iter()
+        .filter(|r| r.container_id.starts_with(what))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => bail!("no container {what:?} with networking (is it running?)"),
+        _ => bail!("container id prefix {what:?} is ambiguous"),
+    }
+}
+
+fn connect(store: &NetworkStore, a: ConnectArgs) -> Result<()> {
+    let rec = find_container(store, &a.container)?;
+    let ep = Endpoint {
+        container_id: &rec.container_id,
+        container_name: &rec.container_name,
+        netns: &rec.netns,
+        etc: rec.etc.as_ref(),
+    };
+    let req = Request {
+        network: a.network,
+        aliases: a.aliases,
+        ip: a.ip,
+    };
+    network::attach(store, &ep, &[req], &[])?;
+    Ok(())
+}
+
+fn disconnect(store: &NetworkStore, a: DisconnectArgs) -> Result<()> {
+    let rec = find_container(store, &a.container)?;
+    network::detach(store, &rec.container_id, Some(&a.network))?;
+    Ok(())
+}

@@ -1,0 +1,498 @@
+//! Networking against the real kernel and the real CNI plugins: namespaces made by `Netns`,
+//! attached with `attach`, probed with busybox inside them. Run as root (the suite's normal
+//! setting); every test uses its own store, run dir, networks, subnets and container ids, and a
+//! guard that detaches and unmounts everything even when an assertion fails.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::endpoint;
+use super::etc::EtcConfig;
+use super::firewall;
+use super::*;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique() -> u32 {
+    COUNTER.fetch_add(1, Ordering::SeqCst)
+}
+
+/// A /24 no other test of this process (or, likely, of a concurrent run) uses.
+fn subnet() -> ipnet::Ipv4Net {
+    let n = (std::process::id() * 7 + unique()) % 250;
+    format!("10.216.{n}.0/24").parse().unwrap()
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    store: NetworkStore,
+    tag: String,
+    containers: Vec<String>,
+    children: Vec<Child>,
+    links: Vec<String>,
+    extra_netns: Vec<PathBuf>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = NetworkStore::open(&dir.path().join("root"), &dir.path().join("run")).unwrap();
+        Self {
+            dir,
+            store,
+            tag: format!("t{}x{}", std::process::id(), unique()),
+            containers: Vec::new(),
+            children: Vec::new(),
+            links: Vec::new(),
+            extra_netns: Vec::new(),
+        }
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    fn network(&self, suffix: &str, internal: bool) -> Network {
+        let opts = CreateOptions {
+            subnet: Some(subnet()),
+            internal,
+            ..CreateOptions::default()
+        };
+        self.store
+            .create(&format!("{}-{suffix}", self.tag), &opts)
+            .unwrap()
+    }
+
+    /// A namespace for a "container" (registered for cleanup) and its etc config.
+    fn container(&mut self, name: &str) -> (String, PathBuf, EtcConfig) {
+        let id = format!("{}-{name}", self.tag);
+        self.containers.push(id.clone());
+        let ns = Netns::create(&self.run_dir(), &id).unwrap();
+        let etc = EtcConfig {
+            dir: self.dir.path().join("etc").join(&id),
+            hostname: name.into(),
+            ..EtcConfig::default()
+        };
+        (id, ns, etc)
+    }
+
+    fn attach(
+        &mut self,
+        name: &str,
+        requests: &[Request],
+        ports: &[PortMapping],
+    ) -> (String, PathBuf, EtcConfig, Vec<Attachment>) {
+        let (id, ns, etc) = self.container(name);
+        let ep = Endpoint {
+            container_id: &id,
+            container_name: name,
+            netns: &ns,
+            etc: Some(&etc),
+        };
+        let atts = attach(&self.store, &ep, requests, ports).unwrap();
+        (id, ns, etc, atts)
+    }
+
+    /// busybox httpd serving `body` on port 80 inside `ns`.
+    fn httpd(&mut self, ns: &Path, body: &str) {
+        let www = self.dir.path().join(format!("www{}", unique()));
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::write(www.join("index.html"), body).unwrap();
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(["busybox", "httpd", "-f", "-p", "80", "-h"])
+            .arg(&www)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        // Ready when the port accepts (probed from inside the namespace).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let probe = [
+            "busybox",
+            "wget",
+            "-q",
+            "-O",
+            "/dev/null",
+            "http://127.0.0.1/",
+        ];
+        while !in_ns(ns, &probe).status.success() {
+            assert!(Instant::now() < deadline, "httpd did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for id in &self.containers {
+            if let Err(e) = detach(&self.store, id, None) {
+                eprintln!("cleanup: detaching {id}: {e}");
+            }
+            let _ = Netns::remove(&self.run_dir(), id);
+        }
+        for ns in &self.extra_netns {
+            let _ = netns::remove_path(ns);
+        }
+        for l in &self.links {
+            let _ = Command::new("ip").args(["link", "del", l]).status();
+        }
+        let nsdir = self.run_dir().join("netns");
+        let _ = rustix::mount::unmount(&nsdir, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+fn in_ns(ns: &Path, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .arg("10")
+        .arg("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .arg("--")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs `script` in `ns` with the container's generated hosts file on /etc/hosts (a private
+/// mount namespace, so the host's file is untouched).
+fn in_container(ns: &Path, etc: &EtcConfig, script: &str) -> Output {
+    let full = format!(
+        "mount --bind {} /etc/hosts && {script}",
+        etc.dir.join("hosts").display()
+    );
+    Command::new("timeout")
+        .arg("10")
+        .arg("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["--", "unshare", "-m", "sh", "-c", &full])
+        .output()
+        .unwrap()
+}
+
+fn ping(ns: &Path, ip: &str) -> bool {
+    in_ns(ns, &["busybox", "ping", "-c", "1", "-W", "2", ip])
+        .status
+        .success()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The host-side veths of a container's attachments (from the plugins' results).
+fn host_veths(store: &NetworkStore, id: &str) -> Vec<String> {
+    endpoint::load(store, id)
+        .unwrap()
+        .map(|r| {
+            r.networks
+                .iter()
+                .flat_map(|n| {
+                    n.result["interfaces"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .filter(|i| i.get("sandbox").is_none())
+                .filter_map(|i| i["name"].as_str().map(str::to_string))
+                .filter(|n| n.starts_with("veth"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts nothing of `net` or of containers `ids` is left on the host.
+fn assert_no_leftovers(store: &NetworkStore, net: &Network, ids: &[&str], veths: &[String]) {
+    assert!(
+        !firewall::link_exists(&net.bridge),
+        "bridge {} left",
+        net.bridge
+    );
+    for v in veths {
+        assert!(!firewall::link_exists(v), "veth {v} left");
+    }
+    assert_eq!(
+        firewall::rules_mentioning(&format!("berth:{}", net.bridge)),
+        Vec::<String>::new()
+    );
+    for id in ids {
+        let by_id = firewall::rules_mentioning(&format!("id: \\\"{id}\\\""));
+        assert_eq!(by_id, Vec::<String>::new(), "rules of {id} left");
+        let chain = firewall::masquerade_chain(&net.name, id);
+        assert_eq!(firewall::rules_mentioning(&chain), Vec::<String>::new());
+        assert!(
+            endpoint::load(store, id).unwrap().is_none(),
+            "record of {id} left"
+        );
+    }
+    let leases = store.ipam_dir().join(&net.name);
+    assert!(!leases.exists(), "leases {} left", leases.display());
+}
+
+fn assert_no_mounts(dir: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let needle = dir.display().to_string();
+    assert!(
+        !info.lines().any(|l| l.contains(&needle)),
+        "mounts under {needle} left"
+    );
+}
+
+#[test]
+fn two_containers_on_a_user_network_reach_each_other_by_name_and_alias() {
+    let mut f = Fixture::new();
+    let net = f.network("app", false);
+    let req = |alias: &str| Request {
+        network: net.name.clone(),
+        aliases: vec![alias.into()],
+        ip: None,
+    };
+    let (web_id, web_ns, _web_etc, web) = f.attach("web", &[req("www")], &[]);
+    let (cli_id, cli_ns, cli_etc, cli) = f.attach("client", &[req("cl")], &[]);
+    assert_eq!(web[0].interface, "eth0");
+    assert!(net.subnet.contains(&web[0].ip) && net.subnet.contains(&cli[0].ip));
+    assert_eq!(web[0].gateway, net.gateway);
+    assert!(ping(&cli_ns, &web[0].ip.to_string()));
+    assert!(ping(&web_ns, &cli[0].ip.to_string()));
+
+    f.httpd(&web_ns, "hello from web\n");
+    for host in ["web", "www"] {
+        let o = in_container(
+            &cli_ns,
+            &cli_etc,
+            &format!("busybox ping -c 1 -W 2 {host} && busybox wget -q -O- http://{host}/"),
+        );
+        assert!(o.status.success(), "{host}: {}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("hello from web"));
+    }
+
+    let veths = [host_veths(&f.store, &web_id), host_veths(&f.store, &cli_id)].concat();
+    assert_eq!(veths.len(), 2, "{veths:?}");
+    detach(&f.store, &web_id, None).unwrap();
+    // The peer's hosts file forgot the container that left.
+    let hosts = std::fs::read_to_string(cli_etc.dir.join("hosts")).unwrap();
+    assert!(!hosts.contains("www"), "{hosts}");
+    detach(&f.store, &cli_id, None).unwrap();
+    detach(&f.store, &cli_id, None).unwrap(); // idempotent
+    for id in [&web_id, &cli_id] {
+        Netns::remove(&f.run_dir(), id).unwrap();
+    }
+    assert_no_leftovers(&f.store, &net, &[&web_id, &cli_id], &veths);
+}
+
+#[test]
+fn published_port_answers_on_loopback_and_from_a_container_on_another_network() {
+    let mut f = Fixture::new();
+    let front = f.network("front", false);
+    let back = f.network("back", false);
+    let (_, other_ns, _, other) = f.attach("other", &[Request::new(&back.name)], &[]);
+    let mut ports = parse_publish("127.0.0.1::80").unwrap();
+    // A second mapping on the other network's gateway address: the host address a container
+    // there can reach, so the test needs no address outside the namespaces it made.
+    ports.extend(parse_publish(&format!("{}::80", other[0].gateway)).unwrap());
+    assign_host_ports(&mut ports).unwrap();
+    let (srv_id, srv_ns, _, _) = f.attach("srv", &[Request::new(&front.name)], &ports);
+    f.httpd(&srv_ns, "published\n");
+    assert_eq!(published_ports(&f.store, &srv_id).unwrap(), ports);
+
+    let url = format!("http://127.0.0.1:{}/", ports[0].host_port);
+    let o = Command::new("curl")
+        .args(["-s", "-m", "5", &url])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "published\n");
+
+    let url = format!("http://{}:{}/", other[0].gateway, ports[1].host_port);
+    let o = in_ns(&other_ns, &["busybox", "wget", "-q", "-O-", &url]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "published\n");
+
+    let veths = host_veths(&f.store, &srv_id);
+    detach(&f.store, &srv_id, None).unwrap();
+    let dnat = firewall::rules_mentioning(&format!("id: \\\"{srv_id}\\\""));
+    assert_eq!(dnat, Vec::<String>::new());
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "2",
+            &format!("http://127.0.0.1:{}/", ports[0].host_port),
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "port still answers after detach");
+    Netns::remove(&f.run_dir(), &srv_id).unwrap();
+    assert_no_leftovers(&f.store, &front, &[&srv_id], &veths);
+}
+
+#[test]
+fn containers_on_different_networks_cannot_talk() {
+    let mut f = Fixture::new();
+    let n1 = f.network("iso1", false);
+    let n2 = f.network("iso2", false);
+    let (_, a_ns, _, a) = f.attach("a", &[Request::new(&n1.name)], &[]);
+    let (_, b_ns, _, b) = f.attach("b", &[Request::new(&n2.name)], &[]);
+    // Each reaches its own gateway, so the failures below are the isolation rules.
+    assert!(ping(&a_ns, &n1.gateway.to_string()));
+    assert!(ping(&b_ns, &n2.gateway.to_string()));
+    assert!(!ping(&a_ns, &b[0].ip.to_string()), "a reached b");
+    assert!(!ping(&b_ns, &a[0].ip.to_string()), "b reached a");
+    // A container on both networks reaches both.
+    let (_, c_ns, _, c) = f.attach("c", &[Request::new(&n1.name), Request::new(&n2.name)], &[]);
+    assert_eq!(c.len(), 2);
+    assert_eq!(c[1].interface, "eth1");
+    assert!(ping(&c_ns, &a[0].ip.to_string()));
+    assert!(ping(&c_ns, &b[0].ip.to_string()));
+}
+
+/// An "outside" host the test owns: a namespace behind a veth whose host end has `host_ip`.
+fn outside(f: &mut Fixture) -> (PathBuf, Ipv4Addr) {
+    let n = (std::process::id() * 7 + unique()) % 250;
+    let id = format!("{}-out", f.tag);
+    let ns = Netns::create(&f.run_dir(), &id).unwrap();
+    f.extra_netns.push(ns.clone());
+    let host_end = format!("bo{}", unique() + std::process::id() % 10000 * 100);
+    let host_end: String = host_end.chars().take(15).collect();
+    f.links.push(host_end.clone());
+    let sh = |script: String| {
+        let o = Command::new("sh").args(["-c", &script]).output().unwrap();
+        assert!(o.status.success(), "{script}: {}", text(&o));
+    };
+    let far = Ipv4Addr::new(10, 217, n as u8, 2);
+    sh(format!(
+        "ip link add {host_end} type veth peer name out0 netns {ns} && \
+         ip addr add 10.217.{n}.1/30 dev {host_end} && ip link set {host_end} up && \
+         nsenter --net={ns} sh -c 'ip addr add {far}/30 dev out0 && ip link set out0 up && \
+         ip link set lo up && ip route add default via 10.217.{n}.1'",
+        ns = ns.display()
+    ));
+    (ns, far)
+}
+
+#[test]
+fn internal_network_has_no_egress_while_a_normal_one_does() {
+    let mut f = Fixture::new();
+    let (_, far) = outside(&mut f);
+    let open = f.network("open", false);
+    let closed = f.network("closed", true);
+    let (_, open_ns, _, _) = f.attach("o", &[Request::new(&open.name)], &[]);
+    let (_, in1_ns, _, _) = f.attach("i1", &[Request::new(&closed.name)], &[]);
+    let (_, _, _, in2) = f.attach("i2", &[Request::new(&closed.name)], &[]);
+    assert!(
+        ping(&open_ns, &far.to_string()),
+        "normal network has no egress"
+    );
+    assert!(
+        !ping(&in1_ns, &far.to_string()),
+        "internal network reached outside"
+    );
+    let routes = in_ns(&in1_ns, &["ip", "route"]);
+    assert!(!String::from_utf8_lossy(&routes.stdout).contains("default"));
+    assert!(
+        ping(&in1_ns, &in2[0].ip.to_string()),
+        "internal peers cut off"
+    );
+}
+
+#[test]
+fn attach_without_networks_leaves_only_loopback_up() {
+    let mut f = Fixture::new();
+    let (id, ns, _) = f.container("none");
+    let ep = Endpoint {
+        container_id: &id,
+        container_name: "none",
+        netns: &ns,
+        etc: None,
+    };
+    assert_eq!(attach(&f.store, &ep, &[], &[]).unwrap(), Vec::new());
+    let links = in_ns(&ns, &["ip", "-o", "link"]);
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+    assert!(ping(&ns, "127.0.0.1"));
+}
+
+#[test]
+fn network_in_use_cannot_be_removed_until_its_last_container_leaves() {
+    let mut f = Fixture::new();
+    let net = f.network("busy", false);
+    let (id, _, _, _) = f.attach("x", &[Request::new(&net.name)], &[]);
+    assert!(matches!(
+        f.store.remove(&net.name),
+        Err(StoreError::InUse { .. })
+    ));
+    assert!(f.store.prune().unwrap().is_empty());
+    detach(&f.store, &id, Some(&net.name)).unwrap();
+    assert!(matches!(
+        detach(&f.store, &id, Some(&net.name)),
+        Err(AttachError::NotAttached { .. })
+    ));
+    f.store.remove(&net.name).unwrap();
+}
+
+#[test]
+fn crashed_attach_and_vanished_namespaces_are_cleaned_by_recover() {
+    let mut f = Fixture::new();
+    let net = f.network("crash", false);
+    let ports = parse_publish("127.0.0.1::80").unwrap();
+    let (a_id, _, _, _) = f.attach("a", &[Request::new(&net.name)], &ports);
+    let (b_id, _, _, _) = f.attach("b", &[Request::new(&net.name)], &[]);
+    let veths = [host_veths(&f.store, &a_id), host_veths(&f.store, &b_id)].concat();
+    // a: the namespace vanished without a detach (e.g. a crash between the two).
+    Netns::remove(&f.run_dir(), &a_id).unwrap();
+    // b: berth died during ADD, before the result was recorded.
+    let mut rec = endpoint::load(&f.store, &b_id).unwrap().unwrap();
+    rec.networks[0].phase = endpoint::Phase::Adding;
+    rec.networks[0].attachment = None;
+    endpoint::save(&f.store, &rec).unwrap();
+
+    recover(&f.store).unwrap();
+    Netns::remove(&f.run_dir(), &b_id).unwrap();
+    assert_no_leftovers(&f.store, &net, &[&a_id, &b_id], &veths);
+}
+
+#[test]
+fn netns_is_a_pinned_namespace_removed_without_leaving_mounts() {
+    let f = Fixture::new();
+    let id = format!("{}-pin", f.tag);
+    let ns = Netns::create(&f.run_dir(), &id).unwrap();
+    assert!(netns::is_netns(&ns));
+    assert!(matches!(
+        Netns::create(&f.run_dir(), &id),
+        Err(NetnsError::Exists { .. })
+    ));
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let o = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["readlink", "/proc/self/ns/net"])
+        .output()
+        .unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        host.to_string_lossy()
+    );
+    // Our own threads stay in the host namespace.
+    assert_eq!(
+        std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
+        host
+    );
+    Netns::remove(&f.run_dir(), &id).unwrap();
+    Netns::remove(&f.run_dir(), &id).unwrap();
+    assert!(!ns.exists());
+    let nsdir = f.run_dir().join("netns");
+    rustix::mount::unmount(&nsdir, rustix::mount::UnmountFlags::DETACH).unwrap();
+    assert_no_mounts(&f.run_dir());
+}
