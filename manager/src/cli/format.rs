@@ -83,6 +83,20 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// Prints `rows` per a `--format` value (`table`, `table TEMPLATE`, `json`, a Go template);
+/// `default_table` is the command's table and `header` names its columns.
+pub fn print_formatted(
+    format: &str,
+    default_table: &str,
+    rows: &[serde_json::Value],
+    header: &dyn Fn(&str) -> String,
+) -> anyhow::Result<()> {
+    let f = berth::template::Format::parse(format, default_table)
+        .map_err(|e| anyhow::anyhow!("flag --format: {e}"))?;
+    print!("{}", f.render(rows, header)?);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,10 +22,19 @@ pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
             args.format
         );
     }
-    let store = ctx.store()?;
-    let records = store.records()?;
     let mut out = Vec::new();
     for what in &args.images {
+        out.push(image_value(ctx, what)?);
+    }
+    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+    Ok(())
+}
+
+/// docker's `image inspect` object for one image (name, ID or digest).
+pub fn image_value(ctx: &mut Ctx, what: &str) -> Result<Value> {
+    let store = ctx.store()?;
+    let records = store.records()?;
+    {
         let hits = store.lookup(what)?;
         let rec = &hits[0];
         let info = store.image(rec)?;
@@ -46,7 +55,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
         repo_digests.sort();
         repo_digests.dedup();
         let config = &info.config;
-        out.push(json!({
+        Ok(json!({
             "Id": info.id().to_string(),
             "RepoTags": repo_tags,
             "RepoDigests": repo_digests,
@@ -67,8 +76,6 @@ pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
                 "IndexDigest": rec.index_digest.as_ref().map(ToString::to_string),
                 "Layers": info.manifest.layers(),
             },
-        }));
+        }))
     }
-    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
-    Ok(())
 }

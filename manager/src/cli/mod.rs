@@ -1,23 +1,39 @@
 //! Command-line interface: one file per verb, each a thin layer over the library.
 
+mod attach;
+mod container;
+mod ctr;
+mod exec;
 mod format;
 mod images;
 mod inspect;
 mod load;
 mod login;
+mod logs;
+mod monitor;
 mod mount;
 mod network;
+mod pause;
+mod port;
 mod prune;
+mod ps;
 mod pull;
 mod push;
 mod registry;
+mod rename;
+mod rm;
 mod rmi;
+mod run;
 mod save;
+mod start;
+mod stop;
 mod tag;
+mod top;
+mod wait;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use berth::config::Settings;
 use berth::image::ImageStore;
 use clap::{Parser, Subcommand};
@@ -41,6 +57,46 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
+    /// Create a new container
+    Create(run::CreateArgs),
+    /// Start one or more stopped containers
+    Start(start::Args),
+    /// Stop one or more running containers
+    Stop(stop::StopArgs),
+    /// Kill one or more running containers
+    Kill(stop::KillArgs),
+    /// Restart one or more containers
+    Restart(stop::StopArgs),
+    /// Remove one or more containers
+    Rm(rm::Args),
+    /// List containers
+    Ps(ps::Args),
+    /// Fetch the logs of a container
+    Logs(logs::Args),
+    /// Execute a command in a running container
+    Exec(exec::Args),
+    /// Return low-level information on containers or images
+    Inspect(container::InspectArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(wait::Args),
+    /// Display the running processes of a container
+    Top(top::Args),
+    /// Pause all processes within one or more containers
+    Pause(pause::Args),
+    /// Unpause all processes within one or more containers
+    Unpause(pause::Args),
+    /// Rename a container
+    Rename(rename::Args),
+    /// List port mappings of a container
+    Port(port::Args),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(container::Command),
+    /// The monitor of one container (started by berth itself)
+    #[command(name = "__monitor", hide = true)]
+    Monitor(monitor::Args),
     /// Download an image from a registry
     Pull(pull::Args),
     /// Upload an image to a registry
@@ -114,7 +170,51 @@ impl Ctx {
     }
 }
 
-pub async fn run(cli: Cli) -> Result<()> {
+/// An exit status to leave with (the container's, or docker's 125/126/127), with an optional
+/// message printed first.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: i32,
+    pub message: Option<String>,
+}
+
+impl Exit {
+    pub fn silent(code: i32) -> Self {
+        Self {
+            code,
+            message: None,
+        }
+    }
+
+    pub fn with_message(code: i32, message: String) -> Self {
+        Self {
+            code,
+            message: Some(message),
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.message {
+            Some(m) => f.write_str(m),
+            None => write!(f, "exit status {}", self.code),
+        }
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Runs an async verb on a runtime made for it (most verbs never need one).
+pub fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(fut)
+}
+
+pub fn run(cli: Cli) -> Result<()> {
     let concurrency = match &cli.command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => a.max_concurrent_downloads,
         _ => None,
@@ -125,19 +225,55 @@ pub async fn run(cli: Cli) -> Result<()> {
         store: None,
     };
     match cli.command {
-        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(&mut ctx, a).await,
-        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(&mut ctx, a).await,
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
+            block_on(pull::run(&mut ctx, a))
+        }
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => {
+            block_on(push::run(&mut ctx, a))
+        }
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(&mut ctx, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(&mut ctx, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run(&mut ctx, a),
-        Command::Login(a) => login::login(&mut ctx, a).await,
+        Command::Login(a) => block_on(login::login(&mut ctx, a)),
         Command::Logout(a) => login::logout(&mut ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&mut ctx, a),
-        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&mut ctx, a).await,
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => {
+            block_on(load::run(&mut ctx, a))
+        }
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(&mut ctx, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run(&mut ctx, a),
         Command::Image(ImageCommand::Mount(a)) => mount::mount(&mut ctx, a),
         Command::Image(ImageCommand::Unmount(a)) => mount::unmount_cmd(&mut ctx, a),
         Command::Network(c) => network::run(&mut ctx, c),
+        Command::Run(a) | Command::Container(container::Command::Run(a)) => run::run(&mut ctx, a),
+        Command::Create(a) | Command::Container(container::Command::Create(a)) => {
+            run::create(&mut ctx, a)
+        }
+        Command::Start(a) | Command::Container(container::Command::Start(a)) => start::run(&ctx, a),
+        Command::Stop(a) | Command::Container(container::Command::Stop(a)) => stop::stop(&ctx, a),
+        Command::Restart(a) | Command::Container(container::Command::Restart(a)) => {
+            stop::restart(&ctx, a)
+        }
+        Command::Kill(a) | Command::Container(container::Command::Kill(a)) => stop::kill(&ctx, a),
+        Command::Rm(a) | Command::Container(container::Command::Rm(a)) => rm::run(&ctx, a),
+        Command::Ps(a) | Command::Container(container::Command::Ls(a)) => ps::run(&ctx, a),
+        Command::Logs(a) | Command::Container(container::Command::Logs(a)) => logs::run(&ctx, a),
+        Command::Exec(a) | Command::Container(container::Command::Exec(a)) => exec::run(&ctx, a),
+        Command::Inspect(a) => container::inspect_any(&mut ctx, a),
+        Command::Container(container::Command::Inspect(a)) => container::inspect(&ctx, a),
+        Command::Wait(a) | Command::Container(container::Command::Wait(a)) => wait::run(&ctx, a),
+        Command::Top(a) | Command::Container(container::Command::Top(a)) => top::run(&ctx, a),
+        Command::Pause(a) | Command::Container(container::Command::Pause(a)) => {
+            pause::pause(&ctx, a)
+        }
+        Command::Unpause(a) | Command::Container(container::Command::Unpause(a)) => {
+            pause::unpause(&ctx, a)
+        }
+        Command::Rename(a) | Command::Container(container::Command::Rename(a)) => {
+            rename::run(&ctx, a)
+        }
+        Command::Port(a) | Command::Container(container::Command::Port(a)) => port::run(&ctx, a),
+        Command::Container(container::Command::Prune(a)) => container::prune(&ctx, a),
+        Command::Monitor(a) => monitor::run(&ctx, a),
     }
 }

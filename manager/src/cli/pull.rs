@@ -24,6 +24,24 @@ pub struct Args {
     /// Number of layers downloaded at once (default 3)
     #[arg(long)]
     pub max_concurrent_downloads: Option<usize>,
+    /// A pull on behalf of `run`/`create`: stdout stays the caller's (docker prints such
+    /// pulls on stderr).
+    #[arg(skip)]
+    implicit: bool,
+}
+
+impl Args {
+    /// The pull `run` and `create` make for a missing image.
+    pub fn for_image(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            all_tags: false,
+            quiet: true,
+            platform: None,
+            max_concurrent_downloads: None,
+            implicit: true,
+        }
+    }
 }
 
 pub async fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
@@ -71,7 +89,9 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
             "Image is up to date"
         };
         progress.status(&format!("Status: {status} for {reference}"));
-        if args.quiet || !args.all_tags {
+        if args.implicit {
+            eprintln!("Status: {status} for {reference}");
+        } else if args.quiet || !args.all_tags {
             println!("{reference}");
         }
     }

@@ -35,6 +35,11 @@ pub use process::{DEFAULT_PATH, INIT_PATH};
 pub use seccomp::SeccompError;
 pub use user::{resolve_user, ResolvedUser, UserError};
 
+/// Every capability this kernel knows (names without `CAP_`), for `exec --privileged`.
+pub fn known_capabilities() -> Vec<&'static str> {
+    caps::all_capabilities()
+}
+
 /// The OCI runtime-spec version the generated config declares.
 pub const OCI_VERSION: &str = "1.2.0";
 

@@ -1,0 +1,469 @@
+//! The container verbs' shared steps: where a container's files are, spawning its monitor,
+//! stopping it, and taking everything down again (mounts, snapshot, anonymous volumes,
+//! records) with errors collected rather than stopping at the first.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::attach::{self, Frame, Hello};
+use super::monitor::{Report, SOCKET};
+use super::record::{Record, Status};
+use super::runtime::Runtime;
+use super::store::ContainerStore;
+use super::ContainerError;
+use crate::snapshot::{self, Backend};
+use crate::volume::{VolumeError, VolumeStore};
+
+type Result<T, E = ContainerError> = std::result::Result<T, E>;
+
+/// Where one container's files live.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub dir: PathBuf,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub pid_file: PathBuf,
+    /// The json-file log (`<id>-json.log`, docker's name).
+    pub log: PathBuf,
+    pub runtime_log: PathBuf,
+    pub monitor_log: PathBuf,
+    /// The `--root` given to the runtime (one per runtime binary name).
+    pub runtime_root: PathBuf,
+}
+
+impl Paths {
+    pub fn new(root: &Path, store: &ContainerStore, record: &Record) -> Self {
+        let dir = store.dir(&record.id);
+        let runtime_name = record
+            .config
+            .runtime_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "runtime".into());
+        Self {
+            bundle: dir.join("bundle"),
+            rootfs: dir.join("bundle").join("rootfs"),
+            pid_file: dir.join("init.pid"),
+            log: dir.join(format!("{}-json.log", record.id)),
+            runtime_log: dir.join("runtime.log"),
+            monitor_log: dir.join("monitor.log"),
+            runtime_root: root.join("runtime").join(runtime_name),
+            dir,
+        }
+    }
+
+    pub fn runtime(&self, record: &Record) -> Runtime {
+        Runtime::new(
+            record.config.runtime_path.clone(),
+            self.runtime_root.clone(),
+        )
+        .with_log(self.runtime_log.clone())
+    }
+}
+
+/// Starts the monitor of container `id` (`berth __monitor`) in its own session with its
+/// stdio on /dev/null and its diagnostics in `monitor.log`, and waits for its first report:
+/// created (when `start` is false) or started.
+pub fn spawn_monitor(root: &Path, paths: &Paths, id: &str, start: bool) -> Result<Report> {
+    let exe = std::env::current_exe().map_err(|source| ContainerError::Io {
+        path: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    let (sync_r, sync_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ContainerError::Monitor {
+            what: "making the sync pipe".into(),
+            source: e.into(),
+        })?;
+    let log = File::create(&paths.monitor_log).map_err(|source| ContainerError::Io {
+        path: paths.monitor_log.clone(),
+        source,
+    })?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root").arg(root).arg("__monitor").arg(id);
+    if start {
+        cmd.arg("--start");
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+    let sync_raw = std::os::fd::AsRawFd::as_raw_fd(&sync_w);
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions (setsid, dup2); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The sync pipe becomes fd 3 without close-on-exec.
+            if libc::dup2(sync_raw, 3) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|source| ContainerError::Monitor {
+        what: "starting the monitor".into(),
+        source,
+    })?;
+    drop(sync_w);
+    drop(cmd);
+    let pid = child.id() as i32;
+    let start_time = proc_start_time(pid).unwrap_or(0);
+    // The monitor outlives us; nobody waits for it here (its parent becomes our reaper).
+    drop(child);
+    let _ = ContainerStore::open(root)?.update(id, |r| {
+        r.state.monitor_pid = pid;
+        r.state.monitor_start = start_time;
+    });
+    let mut line = String::new();
+    BufReader::new(File::from(sync_r))
+        .read_line(&mut line)
+        .map_err(|source| ContainerError::Monitor {
+            what: "reading the monitor's report".into(),
+            source,
+        })?;
+    if line.trim().is_empty() {
+        return Err(ContainerError::MonitorGone {
+            id: id.to_string(),
+            log: paths.monitor_log.clone(),
+        });
+    }
+    serde_json::from_str(line.trim()).map_err(|_| ContainerError::MonitorGone {
+        id: id.to_string(),
+        log: paths.monitor_log.clone(),
+    })
+}
+
+/// Field 22 of /proc/<pid>/stat (proc(5)): the start time, to tell a pid's owner apart from
+/// a later process that got the same pid.
+pub fn proc_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the monitor recorded for the container is still that process.
+pub fn monitor_alive(record: &Record) -> bool {
+    record.state.monitor_pid > 0
+        && proc_start_time(record.state.monitor_pid) == Some(record.state.monitor_start)
+}
+
+/// The record with its status corrected when its monitor died without saying so (killed,
+/// machine rebooted): the container is then reported exited, as docker reports containers
+/// whose daemon lost them.
+pub fn refresh(store: &ContainerStore, record: Record) -> Result<Record> {
+    if !record.state.status.is_active() || monitor_alive(&record) {
+        return Ok(record);
+    }
+    if record.state.status == Status::Created && record.state.monitor_pid == 0 {
+        return Ok(record);
+    }
+    store.update(&record.id, |r| {
+        if r.state.status.is_active() && !monitor_alive(r) {
+            r.state.status = if r.state.started_at.is_empty() {
+                Status::Created
+            } else {
+                Status::Exited
+            };
+            r.state.pid = 0;
+            r.state.monitor_pid = 0;
+            if r.state.finished_at.is_empty() && !r.state.started_at.is_empty() {
+                r.state.finished_at = super::record::now_rfc3339();
+            }
+        }
+    })
+}
+
+/// Waits for the container's monitor to announce an exit; `None` on timeout. When no
+/// monitor is running the container is down already and its recorded status is returned.
+pub fn wait_exit(
+    store: &ContainerStore,
+    id: &str,
+    timeout: Option<Duration>,
+) -> Result<Option<i32>> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let dir = store.dir(id);
+    let mut conn = match attach::connect(&dir, SOCKET) {
+        Ok(c) => c,
+        Err(_) => return wait_by_polling(store, id, deadline),
+    };
+    if Frame::Hello(Hello::default()).write_to(&mut conn).is_err() {
+        return wait_by_polling(store, id, deadline);
+    }
+    loop {
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            conn.set_read_timeout(Some(left))
+                .map_err(|source| ContainerError::Io {
+                    path: dir.join(SOCKET),
+                    source,
+                })?;
+        }
+        match Frame::read_from(&mut conn) {
+            Ok(Some(Frame::Exit(code))) => return Ok(Some(code)),
+            Ok(Some(_)) => {}
+            Ok(None) => return wait_by_polling(store, id, deadline),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(_) => return wait_by_polling(store, id, deadline),
+        }
+    }
+}
+
+fn wait_by_polling(
+    store: &ContainerStore,
+    id: &str,
+    deadline: Option<Instant>,
+) -> Result<Option<i32>> {
+    loop {
+        let r = match store.load(id) {
+            Ok(r) => refresh(store, r)?,
+            // Removed meanwhile (`--rm`): it is down.
+            Err(ContainerError::NotFound { .. }) => return Ok(Some(0)),
+            Err(e) => return Err(e),
+        };
+        if !r.state.status.is_active() || !monitor_alive(&r) {
+            return Ok(Some(r.state.exit_code));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `stop`: the stop signal, then SIGKILL after `timeout`; the restart policy stays off.
+pub fn stop(
+    root: &Path,
+    store: &ContainerStore,
+    record: &Record,
+    signal: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let record = store.update(&record.id, |r| r.state.manually_stopped = true)?;
+    let record = refresh(store, record)?;
+    if !matches!(
+        record.state.status,
+        Status::Running | Status::Paused | Status::Restarting
+    ) {
+        return Ok(());
+    }
+    let paths = Paths::new(root, store, &record);
+    let runtime = paths.runtime(&record);
+    if record.state.status == Status::Restarting {
+        return wait_exit(store, &record.id, Some(Duration::from_secs(70))).map(drop);
+    }
+    let _ = runtime.kill(&record.id, signal, false);
+    if record.state.status == Status::Paused {
+        let _ = runtime.resume(&record.id);
+    }
+    if wait_exit(store, &record.id, Some(timeout))?.is_some() {
+        return Ok(());
+    }
+    let _ = runtime.kill(&record.id, "KILL", true);
+    wait_exit(store, &record.id, Some(Duration::from_secs(30))).map(drop)
+}
+
+/// Whether the container's memory cgroup saw an OOM kill (v1 `memory.oom_control`, v2
+/// `memory.events`). Read before the runtime deletes the cgroup.
+pub fn oom_killed(_paths: &Paths, record: &Record) -> bool {
+    let rel = format!("berth/{}", record.id);
+    let candidates = [
+        (
+            PathBuf::from("/sys/fs/cgroup/memory")
+                .join(&rel)
+                .join("memory.oom_control"),
+            "oom_kill ",
+        ),
+        (
+            PathBuf::from("/sys/fs/cgroup")
+                .join(&rel)
+                .join("memory.events"),
+            "oom_kill ",
+        ),
+    ];
+    candidates.iter().any(|(path, key)| {
+        fs::read_to_string(path).is_ok_and(|text| {
+            text.lines().any(|l| {
+                l.strip_prefix(key)
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
+        })
+    })
+}
+
+/// Whether `path` is a mount point (listed in /proc/self/mountinfo, proc(5)).
+pub fn is_mount_point(path: &Path) -> bool {
+    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| unescape_mountinfo(m) == want)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Mounts the container's writable snapshot on its bundle's rootfs (idempotent).
+pub fn mount_rootfs(root: &Path, paths: &Paths, record: &Record) -> Result<()> {
+    if is_mount_point(&paths.rootfs) {
+        return Ok(());
+    }
+    fs::create_dir_all(&paths.rootfs).map_err(|source| ContainerError::Io {
+        path: paths.rootfs.clone(),
+        source,
+    })?;
+    let backend: Backend = record.snapshotter.parse()?;
+    let sn = backend.open(root)?;
+    let mounts = sn.mounts(&record.id)?;
+    snapshot::mount_all(&mounts, &paths.rootfs)?;
+    Ok(())
+}
+
+/// Undoes what a start set up on the host: the rootfs mount (and, once networking lands,
+/// the network namespace). Idempotent; errors are collected.
+pub fn teardown(_store: &ContainerStore, _record: &Record, paths: &Paths) -> Result<()> {
+    if is_mount_point(&paths.rootfs) {
+        snapshot::unmount(&paths.rootfs)?;
+    }
+    Ok(())
+}
+
+/// Removes everything of a stopped container: host state, its writable snapshot, with
+/// `volumes` its anonymous volumes, and its directory. Every step runs; the first error is
+/// returned with the others reported beside it.
+pub fn remove_files(
+    root: &Path,
+    store: &ContainerStore,
+    record: &Record,
+    volumes: bool,
+) -> Result<()> {
+    let paths = Paths::new(root, store, record);
+    let mut errors: Vec<ContainerError> = Vec::new();
+    let runtime = paths.runtime(record);
+    if runtime.state(&record.id).ok().flatten().is_some() {
+        if let Err(e) = runtime.delete(&record.id, true) {
+            errors.push(e);
+        }
+    }
+    if let Err(e) = teardown(store, record, &paths) {
+        errors.push(e);
+    }
+    match record.snapshotter.parse::<Backend>() {
+        Ok(backend) => match backend.open(root).map(|sn| sn.remove(&record.id)) {
+            Ok(Ok(())) | Ok(Err(snapshot::SnapshotError::NotFound { .. })) => {}
+            Ok(Err(e)) | Err(e) => errors.push(e.into()),
+        },
+        Err(e) => errors.push(e.into()),
+    }
+    if volumes {
+        if let Err(e) = remove_anonymous_volumes(root, record) {
+            errors.push(e);
+        }
+    }
+    {
+        let _names = store.names_lock()?;
+        if let Err(e) = store.remove_dir(&record.id) {
+            errors.push(e);
+        }
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => {
+            let first = errors.remove(0);
+            for e in &errors {
+                eprintln!("also: {e}");
+            }
+            Err(first)
+        }
+    }
+}
+
+/// Removes the container's anonymous volumes that no other container uses.
+fn remove_anonymous_volumes(root: &Path, record: &Record) -> Result<()> {
+    let anonymous: Vec<&str> = record
+        .config
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "volume" && m.anonymous)
+        .map(|m| m.name.as_str())
+        .collect();
+    if anonymous.is_empty() {
+        return Ok(());
+    }
+    let users = super::store::volume_users(root)?;
+    let volumes = VolumeStore::open(root)?;
+    for name in anonymous {
+        let others: Vec<String> = users
+            .get(name)
+            .map(|u| u.iter().filter(|n| **n != record.name).cloned().collect())
+            .unwrap_or_default();
+        match volumes.remove(name, &others) {
+            Ok(()) | Err(VolumeError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Reads at most `limit` bytes of a small file (the monitor log, for error messages).
+pub fn read_small(path: &Path, limit: u64) -> String {
+    let mut s = String::new();
+    if let Ok(f) = File::open(path) {
+        let _ = f.take(limit).read_to_string(&mut s);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo("/a\\040b\\011c"), "/a b\tc");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(unescape_mountinfo("/trailing\\"), "/trailing\\");
+    }
+
+    #[test]
+    fn start_time_belongs_to_a_live_pid() {
+        let me = std::process::id() as i32;
+        assert!(proc_start_time(me).is_some());
+        assert_eq!(proc_start_time(i32::MAX), None);
+    }
+}
