@@ -80,6 +80,14 @@ pub enum ContainerError {
     #[error(transparent)]
     Log(#[from] crate::logs::LogError),
     #[error(transparent)]
+    Attach(#[from] crate::network::AttachError),
+    #[error(transparent)]
+    Netns(#[from] crate::network::NetnsError),
+    #[error(transparent)]
+    NetworkStore(#[from] crate::network::StoreError),
+    #[error(transparent)]
+    Etc(#[from] crate::network::etc::EtcError),
+    #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),
     #[error("the monitor of container {id} exited without a report (see {log})")]
     MonitorGone { id: String, log: PathBuf },

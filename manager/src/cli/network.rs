@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use berth::network::endpoint::{self, EndpointRecord};
@@ -110,12 +109,7 @@ pub struct DisconnectArgs {
     container: String,
 }
 
-/// Where network namespaces live: `$BERTH_RUN_DIR`, else /run/berth.
-fn run_dir() -> PathBuf {
-    std::env::var_os("BERTH_RUN_DIR")
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| PathBuf::from("/run/berth"), PathBuf::from)
-}
+use berth::network::run_dir;
 
 fn open(ctx: &Ctx) -> Result<NetworkStore> {
     Ok(NetworkStore::open(&ctx.settings.root, &run_dir())?)

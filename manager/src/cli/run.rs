@@ -64,9 +64,13 @@ pub struct Flags {
     /// Publish all exposed ports to random ports
     #[arg(short = 'P', long)]
     publish_all: bool,
-    /// Connect a container to a network (none, host; default none)
+    /// Connect a container to a network (bridge, none, host, container:<name|id>, or a
+    /// network's name; default bridge)
     #[arg(long, visible_alias = "net")]
     network: Option<String>,
+    /// Add a network-scoped alias for the container
+    #[arg(long)]
+    network_alias: Vec<String>,
     /// Container host name
     #[arg(short = 'h', long)]
     hostname: Option<String>,
@@ -237,6 +241,13 @@ pub fn run(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
     let (store, record) = create_container(ctx, &args.flags, &args.image, &args.command, args.rm)?;
     let root = ctx.settings.root.clone();
     let paths = Paths::new(&root, &store, &record);
+    let record = match lifecycle::prepare(&root, &store, &record) {
+        Ok(r) => r,
+        Err(e) => {
+            cleanup_failed(&root, &store, &record);
+            return Err(Exit::with_message(125, format!("{e:#}")).into());
+        }
+    };
     if args.detach {
         let report = match lifecycle::spawn_monitor(&root, &paths, &record.id, true) {
             Ok(r) => r,
@@ -431,6 +442,9 @@ struct Plan {
     options: Options,
     health: HealthFlags,
     network: String,
+    publish: Vec<berth::network::PortMapping>,
+    publish_all: bool,
+    aliases: Vec<String>,
     stop_timeout: Option<u64>,
     extra_hosts: Vec<f::ExtraHost>,
     dns: Vec<String>,
@@ -550,21 +564,29 @@ impl Plan {
         options.namespaces.pid = ns_mode("pid", flags.pid.as_deref())?;
         options.namespaces.ipc = ns_mode("ipc", flags.ipc.as_deref())?;
         options.namespaces.uts = ns_mode("uts", flags.uts.as_deref())?;
-        let network = flags.network.clone().unwrap_or_else(|| "none".to_string());
-        match network.as_str() {
-            "none" => options.namespaces.network = NamespaceMode::Private,
-            "host" => {
-                options.namespaces.network = NamespaceMode::Host;
-                if flags.hostname.is_some() {
-                    bail!(
-                        "flag --hostname: conflicting options: hostname and the network mode host"
-                    );
-                }
-            }
-            other => bail!("flag --network: network {other:?} not found (none or host)"),
+        let network = flags
+            .network
+            .clone()
+            .unwrap_or_else(|| berth::network::DEFAULT_NETWORK.to_string());
+        if network.is_empty() {
+            bail!("flag --network: empty network name");
         }
-        if !flags.publish.is_empty() || flags.publish_all {
-            bail!("flag --publish: publishing ports needs a bridge network (--network none and host have none)");
+        let mut publish = Vec::new();
+        for p in &flags.publish {
+            publish.extend(berth::network::parse_publish(p)?);
+        }
+        if network == "host" {
+            if flags.hostname.is_some() {
+                bail!("flag --hostname: conflicting options: hostname and the network mode host");
+            }
+            if !publish.is_empty() || flags.publish_all {
+                eprintln!("WARNING: Published ports are discarded when using host network mode");
+                publish.clear();
+            }
+        } else if (network == "none" || network.starts_with("container:"))
+            && (!publish.is_empty() || flags.publish_all)
+        {
+            bail!("flag --publish: conflicting options: port publishing and the container type network mode");
         }
         options.hostname = flags.hostname.clone();
         options.domainname = flags.domainname.clone();
@@ -624,6 +646,9 @@ impl Plan {
             options,
             health,
             network,
+            publish,
+            publish_all: flags.publish_all,
+            aliases: flags.network_alias.clone(),
             stop_timeout: flags.stop_timeout,
             extra_hosts,
             dns: flags.dns.clone(),
@@ -774,11 +799,88 @@ fn finish_create(
             record.id[..12].to_string()
         }
     });
-    let etc_files = write_etc_files(&paths.dir, &hostname, plan)?;
     let mut options = plan.options.clone();
+    let run_dir = berth::network::run_dir();
+    let etc_dir = paths.dir.clone();
+    if let Some(other) = plan.network.strip_prefix("container:") {
+        // docker: the network namespace, and with it the /etc files, of a running container.
+        let o = containers.find(other)?;
+        let o = lifecycle::refresh(containers, o)?;
+        if o.state.status != berth::container::Status::Running || o.state.pid <= 0 {
+            bail!("flag --network: container {other} is not running");
+        }
+        options.namespaces.network =
+            NamespaceMode::Path(PathBuf::from(format!("/proc/{}/ns/net", o.state.pid)));
+        let odir = containers.dir(&o.id);
+        options.etc_files = ["hosts", "resolv.conf", "hostname"]
+            .iter()
+            .map(|n| (PathBuf::from("/etc").join(n), odir.join(n)))
+            .collect();
+        record.config.network_mode = format!("container:{}", o.id);
+    } else {
+        let host_network = plan.network == "host";
+        let mut extra_hosts = Vec::new();
+        for h in &plan.extra_hosts {
+            let ip = match &h.addr {
+                f::HostAddr::Ip(ip) => *ip,
+                f::HostAddr::HostGateway => {
+                    let nets = berth::network::NetworkStore::open(root, &run_dir)?;
+                    match nets.inspect(&plan.network) {
+                        Ok(n) if !host_network => std::net::IpAddr::V4(n.gateway),
+                        _ => bail!(
+                            "flag --add-host: {}:host-gateway needs a bridge network",
+                            h.name
+                        ),
+                    }
+                }
+            };
+            extra_hosts.push(berth::network::ExtraHost {
+                name: h.name.clone(),
+                ip,
+            });
+        }
+        let etc = berth::network::EtcConfig {
+            dir: etc_dir.clone(),
+            hostname: hostname.clone(),
+            extra_hosts,
+            dns: berth::network::DnsConfig {
+                servers: plan.dns.iter().filter_map(|d| d.parse().ok()).collect(),
+                search: plan.dns_search.clone(),
+                options: plan.dns_option.clone(),
+            },
+            host_network,
+        };
+        berth::network::etc::write_files(&etc, &[], &[])?;
+        options.etc_files = ["hosts", "resolv.conf", "hostname"]
+            .iter()
+            .map(|n| (PathBuf::from("/etc").join(n), etc_dir.join(n)))
+            .collect();
+        if host_network {
+            options.namespaces.network = NamespaceMode::Host;
+        } else {
+            if plan.network != "none" {
+                // The network must exist (the default bridge is made on first use).
+                let nets = berth::network::NetworkStore::open(root, &run_dir)?;
+                nets.inspect(&plan.network)?;
+            }
+            options.namespaces.network =
+                NamespaceMode::Path(berth::network::Netns::path(&run_dir, &record.id));
+        }
+        record.config.etc = Some(etc);
+        record.config.network_mode = plan.network.clone();
+    }
+    let mut publish = plan.publish.clone();
+    if plan.publish_all {
+        let mut exposed = Vec::new();
+        for e in &image.exposed_ports {
+            exposed.extend(berth::network::parse_exposed(e)?);
+        }
+        publish.extend(berth::network::publish_all(&exposed, &publish, None)?);
+    }
+    record.config.publish = publish;
+    record.config.aliases = plan.aliases.clone();
     options.rootfs = paths.rootfs.clone();
     options.mounts = resolved;
-    options.etc_files = etc_files;
     options.hostname = Some(hostname.clone());
     options.process.env = plan.env.clone();
     if !command.is_empty() {
@@ -838,7 +940,6 @@ fn finish_create(
     c.healthcheck = health_config(&plan.health, image);
     c.exposed_ports = image.exposed_ports.iter().cloned().collect();
     c.restart = plan.restart.clone();
-    c.network_mode = plan.network.clone();
     c.read_only = plan.options.security.read_only;
     c.privileged = plan.options.security.privileged;
     c.memory = plan.options.resources.memory.unwrap_or(0) as i64;
@@ -860,71 +961,6 @@ impl Plan {
     fn options_stop_timeout(&self) -> u64 {
         self.stop_timeout.unwrap_or(10)
     }
-}
-
-/// Writes the container's /etc/hostname, /etc/hosts and /etc/resolv.conf into its directory
-/// and returns the (container path, host path) pairs to bind-mount.
-fn write_etc_files(dir: &Path, hostname: &str, plan: &Plan) -> Result<Vec<(PathBuf, PathBuf)>> {
-    let mut hosts = if plan.network == "host" {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-    } else {
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-             ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-        )
-    };
-    for h in &plan.extra_hosts {
-        match &h.addr {
-            f::HostAddr::Ip(ip) => hosts.push_str(&format!("{ip}\t{}\n", h.name)),
-            f::HostAddr::HostGateway => bail!(
-                "flag --add-host: {}:host-gateway needs a bridge network",
-                h.name
-            ),
-        }
-    }
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = resolv_conf(&host_resolv, plan);
-    let mut out = Vec::new();
-    for (name, text) in [
-        ("hostname", format!("{hostname}\n")),
-        ("hosts", hosts),
-        ("resolv.conf", resolv),
-    ] {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        out.push((PathBuf::from("/etc").join(name), path));
-    }
-    Ok(out)
-}
-
-/// The container's resolv.conf: the host's, with --dns, --dns-search and --dns-option
-/// replacing its lines of the same kind (docker's rule).
-fn resolv_conf(host: &str, plan: &Plan) -> String {
-    let mut out = String::new();
-    for line in host.lines() {
-        let word = line.split_whitespace().next().unwrap_or("");
-        let replaced = match word {
-            "nameserver" => !plan.dns.is_empty(),
-            "search" | "domain" => !plan.dns_search.is_empty(),
-            "options" => !plan.dns_option.is_empty(),
-            _ => false,
-        };
-        if !replaced {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    for d in &plan.dns {
-        out.push_str(&format!("nameserver {d}\n"));
-    }
-    if !plan.dns_search.is_empty() {
-        out.push_str(&format!("search {}\n", plan.dns_search.join(" ")));
-    }
-    if !plan.dns_option.is_empty() {
-        out.push_str(&format!("options {}\n", plan.dns_option.join(" ")));
-    }
-    out
 }
 
 /// `-u` for `exec`: resolved in the container's root filesystem (mounted while it runs).

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use berth::container::attach::{self, Hello};
 use berth::container::lifecycle::{self, monitor_alive, Paths};
-use berth::container::monitor::SOCKET;
+use berth::container::monitor::{Report, SOCKET};
 use berth::container::{ContainerStore, Record, Status};
 
 use super::attach::{stream, Attach};
@@ -55,13 +55,37 @@ pub fn start_detached(root: &Path, store: &ContainerStore, r: &Record) -> Result
         let conn = attach::connect(&paths.dir, SOCKET)?;
         return wait_started(conn);
     }
-    lifecycle::mount_rootfs(root, &paths, r)?;
+    let r = lifecycle::prepare(root, store, r)?;
     store.update(&r.id, |r| r.state.manually_stopped = false)?;
-    let report = lifecycle::spawn_monitor(root, &paths, &r.id, true)?;
+    let report = spawned(
+        root,
+        store,
+        &r,
+        lifecycle::spawn_monitor(root, &paths, &r.id, true),
+    )?;
     if !report.ok {
         return Err(Exit::with_message(report.code, report.message).into());
     }
     Ok(())
+}
+
+/// A monitor that could not even start leaves the host setup to undo here.
+pub fn spawned(
+    root: &Path,
+    store: &ContainerStore,
+    r: &Record,
+    result: Result<Report, berth::container::ContainerError>,
+) -> Result<Report> {
+    match result {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            let paths = Paths::new(root, store, r);
+            if let Err(cleanup) = lifecycle::teardown(store, r, &paths) {
+                eprintln!("Error: undoing the setup of {}: {cleanup:#}", r.id);
+            }
+            Err(e.into())
+        }
+    }
 }
 
 fn wait_started(mut conn: std::os::unix::net::UnixStream) -> Result<()> {
@@ -93,9 +117,14 @@ pub fn start_attached(root: &Path, store: &ContainerStore, r: &Record, stdin: bo
     }
     let paths = Paths::new(root, store, r);
     if !monitor_alive(r) {
-        lifecycle::mount_rootfs(root, &paths, r)?;
+        let r = lifecycle::prepare(root, store, r)?;
         store.update(&r.id, |r| r.state.manually_stopped = false)?;
-        let report = lifecycle::spawn_monitor(root, &paths, &r.id, false)?;
+        let report = spawned(
+            root,
+            store,
+            &r,
+            lifecycle::spawn_monitor(root, &paths, &r.id, false),
+        )?;
         if !report.ok {
             return Err(Exit::with_message(report.code, report.message).into());
         }

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use super::attach::{self, Frame, Hello};
 use super::monitor::{Report, SOCKET};
-use super::record::{Record, Status};
+use super::record::{PortBinding, Record, Status};
 use super::runtime::Runtime;
 use super::store::ContainerStore;
 use super::ContainerError;
+use crate::network::{self, Endpoint, Netns, NetworkStore, Request};
 use crate::snapshot::{self, Backend};
 use crate::volume::{VolumeError, VolumeStore};
 
@@ -23,6 +24,8 @@ type Result<T, E = ContainerError> = std::result::Result<T, E>;
 /// Where one container's files live.
 #[derive(Debug, Clone)]
 pub struct Paths {
+    /// The storage root.
+    pub root: PathBuf,
     pub dir: PathBuf,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
@@ -52,6 +55,7 @@ impl Paths {
             runtime_log: dir.join("runtime.log"),
             monitor_log: dir.join("monitor.log"),
             runtime_root: root.join("runtime").join(runtime_name),
+            root: root.to_path_buf(),
             dir,
         }
     }
@@ -353,13 +357,107 @@ pub fn mount_rootfs(root: &Path, paths: &Paths, record: &Record) -> Result<()> {
     Ok(())
 }
 
-/// Undoes what a start set up on the host: the rootfs mount (and, once networking lands,
-/// the network namespace). Idempotent; errors are collected.
-pub fn teardown(_store: &ContainerStore, _record: &Record, paths: &Paths) -> Result<()> {
-    if is_mount_point(&paths.rootfs) {
-        snapshot::unmount(&paths.rootfs)?;
+/// Whether the container gets a network namespace of its own (made and wired by berth).
+pub fn own_netns(record: &Record) -> bool {
+    let mode = record.config.network_mode.as_str();
+    mode != "host" && !mode.starts_with("container:")
+}
+
+/// Sets up what a start needs on the host: the root filesystem mounted, and for a container
+/// with its own network namespace, the namespace made and attached to its networks with its
+/// ports published. Idempotent. On failure whatever this call made is undone.
+pub fn prepare(root: &Path, store: &ContainerStore, record: &Record) -> Result<Record> {
+    let paths = Paths::new(root, store, record);
+    mount_rootfs(root, &paths, record)?;
+    if !own_netns(record) {
+        return Ok(record.clone());
     }
-    Ok(())
+    let attached = (|| -> Result<Record> {
+        let run = network::run_dir();
+        let netns = Netns::path(&run, &record.id);
+        if !network::netns::is_netns(&netns) {
+            Netns::create(&run, &record.id)?;
+        }
+        let nets = NetworkStore::open(root, &run)?;
+        let requests: Vec<Request> = match record.config.network_mode.as_str() {
+            "none" => Vec::new(),
+            name => vec![Request {
+                network: name.to_string(),
+                aliases: record.config.aliases.clone(),
+                ip: None,
+            }],
+        };
+        let ep = Endpoint {
+            container_id: &record.id,
+            container_name: &record.name,
+            netns: &netns,
+            etc: record.config.etc.as_ref(),
+        };
+        let attachments = network::attach(&nets, &ep, &requests, &record.config.publish)?;
+        let published = network::published_ports(&nets, &record.id)?;
+        store.update(&record.id, |r| {
+            r.networks = attachments
+                .iter()
+                .map(|a| {
+                    (
+                        a.network.clone(),
+                        serde_json::json!({
+                            "IPAddress": a.ip.to_string(),
+                            "IPPrefixLen": a.prefix,
+                            "Gateway": a.gateway.to_string(),
+                            "MacAddress": a.mac,
+                            "Aliases": a.aliases,
+                        }),
+                    )
+                })
+                .collect();
+            r.config.ports = published
+                .iter()
+                .map(|p| PortBinding {
+                    host_ip: p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                    host_port: p.host_port,
+                    container_port: p.container_port,
+                    protocol: p.protocol.to_string(),
+                })
+                .collect();
+        })
+    })();
+    match attached {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            if let Err(cleanup) = teardown(store, record, &paths) {
+                eprintln!("also: undoing the setup of {}: {cleanup}", record.id);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Undoes what [`prepare`] set up: the network attachments and namespace, the rootfs mount.
+/// Idempotent; every step runs and the first error is returned.
+pub fn teardown(_store: &ContainerStore, record: &Record, paths: &Paths) -> Result<()> {
+    let mut first: Option<ContainerError> = None;
+    if own_netns(record) {
+        let run = network::run_dir();
+        let detached = NetworkStore::open(&paths.root, &run)
+            .map_err(ContainerError::from)
+            .and_then(|nets| network::detach(&nets, &record.id, None).map_err(Into::into));
+        if let Err(e) = detached {
+            first.get_or_insert(e);
+        }
+        if let Err(e) = Netns::remove(&run, &record.id) {
+            first.get_or_insert(e.into());
+        }
+    }
+    if is_mount_point(&paths.rootfs) {
+        if let Err(e) = snapshot::unmount(&paths.rootfs) {
+            first.get_or_insert(e.into());
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
 }
 
 /// Removes everything of a stopped container: host state, its writable snapshot, with

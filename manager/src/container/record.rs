@@ -168,6 +168,15 @@ pub struct Config {
     pub runtime_path: PathBuf,
     /// `none`, `host`, `bridge`, `container:<id>` or a network name.
     pub network_mode: String,
+    /// Ports as asked for (`-p`, `-P`; host port 0 = any); `ports` holds what was published.
+    #[serde(default)]
+    pub publish: Vec<crate::network::PortMapping>,
+    /// Extra names on user networks (`--network-alias`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// What the generated /etc files are made from.
+    #[serde(default)]
+    pub etc: Option<crate::network::EtcConfig>,
     pub ports: Vec<PortBinding>,
     pub mounts: Vec<MountPoint>,
     pub read_only: bool,

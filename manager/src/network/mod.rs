@@ -20,6 +20,16 @@ pub mod store;
 #[cfg(test)]
 mod live_tests;
 
+use std::path::PathBuf;
+
+/// Where network namespaces are pinned: `$BERTH_RUN_DIR`, else /run/berth (a tmpfs, so
+/// nothing outlives a reboot).
+pub fn run_dir() -> PathBuf {
+    std::env::var_os("BERTH_RUN_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("/run/berth"), PathBuf::from)
+}
+
 pub use attach::{
     attach, attachments, detach, published_ports, recover, refresh_network, AttachError, Endpoint,
     Request,
