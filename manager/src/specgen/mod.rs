@@ -17,7 +17,7 @@ pub mod seccomp;
 mod user;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use oci_spec::runtime::{
     LinuxBuilder, LinuxCapabilitiesBuilder, PosixRlimitBuilder, ProcessBuilder, RootBuilder, Spec,
@@ -126,7 +126,9 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
         );
     }
 
-    let mut proc_b = ProcessBuilder::default()
+    // oci-spec's builders start from its own `Default`s (no_new_privileges on, an NOFILE
+    // rlimit, hostname "youki", ...), so every field docker leaves unset is cleared explicitly.
+    let mut process = ProcessBuilder::default()
         .terminal(opts.process.tty)
         .user(
             UserBuilder::default()
@@ -140,16 +142,15 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
         .env(env)
         .cwd(cwd)
         .capabilities(capabilities)
-        .rlimits(rlimits);
-    if sec.no_new_privileges {
-        proc_b = proc_b.no_new_privileges(true);
-    }
-    let process = proc_b.build().map_err(build_err("process"))?;
+        .build()
+        .map_err(build_err("process"))?;
+    process.set_no_new_privileges(sec.no_new_privileges.then_some(true));
+    process.set_rlimits((!rlimits.is_empty()).then_some(rlimits));
 
     let (mounts, root_propagation) = mounts::mounts(opts)?;
     let linux = linux_section(opts, &cap_names, root_propagation)?;
 
-    let mut spec_b = SpecBuilder::default()
+    let mut spec = SpecBuilder::default()
         .version(OCI_VERSION)
         .root(
             RootBuilder::default()
@@ -160,22 +161,18 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
         )
         .mounts(mounts)
         .process(process)
-        .linux(linux);
-    if let Some(h) = hostname {
-        spec_b = spec_b.hostname(h);
-    }
-    if let Some(d) = &opts.domainname {
-        spec_b = spec_b.domainname(d.clone());
-    }
-    if !opts.annotations.is_empty() {
-        spec_b = spec_b.annotations(
-            opts.annotations
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<std::collections::HashMap<_, _>>(),
-        );
-    }
-    spec_b.build().map_err(build_err("spec"))
+        .linux(linux)
+        .build()
+        .map_err(build_err("spec"))?;
+    spec.set_hostname(hostname);
+    spec.set_domainname(opts.domainname.clone());
+    spec.set_annotations((!opts.annotations.is_empty()).then(|| {
+        opts.annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }));
+    Ok(spec)
 }
 
 fn linux_section(
@@ -235,7 +232,5 @@ fn linux_section(
     b.build().map_err(build_err("linux"))
 }
 
-/// Convenience for callers holding only a path: the rootfs a spec's `root.path` points at.
-pub fn rootfs_of(spec: &Spec) -> Option<&Path> {
-    spec.root().as_ref().map(|r| r.path().as_path())
-}
+#[cfg(test)]
+mod tests;
