@@ -354,7 +354,7 @@ fn resources_and_ulimits() {
     opts.ulimits = vec![parse_ulimit("nofile=1024:2048").unwrap()];
     let spec = gen(&opts);
     let res = spec.linux().as_ref().unwrap().resources().clone().unwrap();
-    let mem = res.memory().clone().unwrap();
+    let mem = res.memory().unwrap();
     assert_eq!(mem.limit(), Some(512 << 20));
     assert_eq!(mem.reservation(), Some(256 << 20));
     let cpu = res.cpu().clone().unwrap();
@@ -364,7 +364,7 @@ fn resources_and_ulimits() {
     );
     assert_eq!(cpu.shares(), Some(512));
     assert_eq!(cpu.cpus().as_deref(), Some("0"));
-    assert_eq!(res.pids().clone().unwrap().limit(), 100);
+    assert_eq!(res.pids().unwrap().limit(), 100);
     let rl = spec.process().as_ref().unwrap().rlimits().clone().unwrap();
     assert_eq!(rl.len(), 1);
     assert_eq!(
