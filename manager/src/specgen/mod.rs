@@ -234,3 +234,6 @@ fn linux_section(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod runtime_tests;
