@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::flags::{parse_signal, FlagError, Signal};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ImageConfigError {
     #[error("parsing image config blob")]
@@ -78,6 +80,15 @@ impl ImageConfig {
         let blob: Blob =
             serde_json::from_slice(blob).map_err(|source| ImageConfigError::Parse { source })?;
         Ok(blob.config)
+    }
+
+    /// The signal that stops the container: the image's StopSignal, SIGTERM when unset.
+    /// (A `--stop-signal` flag, parsed with [`super::flags::parse_stop_signal`], overrides it.)
+    pub fn stop_signal_or_default(&self) -> Result<Signal, FlagError> {
+        match self.stop_signal.as_deref() {
+            None | Some("") => Ok(Signal::TERM),
+            Some(s) => parse_signal("image StopSignal", s),
+        }
     }
 }
 
@@ -169,6 +180,17 @@ mod tests {
         assert_eq!(hc.timeout, None);
         assert_eq!(hc.start_period, Some(Duration::from_secs(90)));
         assert_eq!(hc.retries, Some(3));
+    }
+
+    #[test]
+    fn stop_signal_defaults_to_term() {
+        let mut c = ImageConfig::default();
+        assert_eq!(c.stop_signal_or_default().unwrap(), Signal::TERM);
+        c.stop_signal = Some("SIGQUIT".into());
+        assert_eq!(c.stop_signal_or_default().unwrap(), Signal(3));
+        c.stop_signal = Some("SIGNOPE".into());
+        let err = c.stop_signal_or_default().unwrap_err();
+        assert!(err.to_string().contains("image StopSignal"), "{err}");
     }
 
     #[test]

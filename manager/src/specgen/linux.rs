@@ -98,6 +98,17 @@ pub(crate) fn resources(r: &ResourceOptions) -> Result<LinuxResourcesBuilder, Sp
         }
     }
 
+    if let Some(cpus) = r.cpus {
+        // Docker's bound: no more CPUs than the host (this process's affinity) has.
+        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus.0 > available as u64 * 1_000_000_000 {
+            return Err(SpecGenError::TooManyCpus {
+                requested: cpus,
+                available,
+            });
+        }
+    }
+
     let mut b = LinuxResourcesBuilder::default();
     if r.memory.is_some() || r.memory_reservation.is_some() {
         let mut mem = LinuxMemoryBuilder::default();
@@ -116,7 +127,7 @@ pub(crate) fn resources(r: &ResourceOptions) -> Result<LinuxResourcesBuilder, Sp
     }
     if r.cpus.is_some() || r.cpu_shares.is_some() || r.cpuset_cpus.is_some() {
         let mut cpu = LinuxCpuBuilder::default();
-        if let Some(cpus) = r.cpus {
+        if let Some(cpus) = r.cpus.filter(|c| c.0 > 0) {
             cpu = cpu.quota(cpus.quota(CPU_PERIOD)).period(CPU_PERIOD);
         }
         if let Some(shares) = r.cpu_shares {

@@ -57,6 +57,17 @@ pub enum SpecGenError {
     Seccomp(#[from] SeccompError),
     #[error("invalid resources: {reason}")]
     Resources { reason: &'static str },
+    #[error("invalid resources: {requested} CPUs requested, but only {available} are available")]
+    TooManyCpus {
+        requested: flags::NanoCpus,
+        available: usize,
+    },
+    #[error("bind source path does not exist: {path}")]
+    MissingSource {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("examining device {path}")]
     Device {
         path: PathBuf,
@@ -94,6 +105,8 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
         (Some(_), NamespaceMode::Host) => return Err(SpecGenError::HostnameWithHostUts),
         (h, _) => h.clone(),
     };
+
+    check_sources(opts)?;
 
     let user_spec = opts.process.user.as_deref().unwrap_or(&image.user);
     let user = resolve_user(&opts.rootfs, user_spec)?;
@@ -173,6 +186,23 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
             .collect()
     }));
     Ok(spec)
+}
+
+/// Every host path the spec binds must exist now: the runtime's error would come later and
+/// name no flag. (`-v` creates missing directories; the caller does that before calling.)
+fn check_sources(opts: &Options) -> Result<(), SpecGenError> {
+    let binds = opts.mounts.iter().filter_map(|m| match &m.source {
+        ResolvedSource::Bind { path, .. } => Some(path),
+        ResolvedSource::Tmpfs(_) => None,
+    });
+    let etc = opts.etc_files.iter().map(|(_, host)| host);
+    for path in binds.chain(etc).chain(opts.process.init.iter()) {
+        std::fs::metadata(path).map_err(|source| SpecGenError::MissingSource {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 fn linux_section(

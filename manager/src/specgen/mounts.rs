@@ -68,7 +68,12 @@ fn default_mounts(opts: &Options) -> Result<Vec<Mount>, SpecGenError> {
     };
     let shm_size = format!(
         "size={}k",
-        opts.resources.shm_size.unwrap_or(DEFAULT_SHM_SIZE) / 1024
+        // --shm-size 0 means the default, as in docker.
+        opts.resources
+            .shm_size
+            .filter(|s| *s > 0)
+            .unwrap_or(DEFAULT_SHM_SIZE)
+            / 1024
     );
     // Sharing the host's IPC namespace means sharing its POSIX shared memory too, which lives
     // in the host's /dev/shm rather than in the namespace.

@@ -503,7 +503,9 @@ fn namespace_modes() {
 fn init_wraps_the_command() {
     let root = rootfs();
     let mut opts = options(root.path());
-    opts.process.init = Some("/usr/bin/tini-static".into());
+    let init = root.path().join("tini-static");
+    fs::write(&init, "").unwrap();
+    opts.process.init = Some(init.clone());
     let spec = gen(&opts);
     assert_eq!(
         spec.process().as_ref().unwrap().args().as_deref().unwrap(),
@@ -515,4 +517,49 @@ fn init_wraps_the_command() {
         .unwrap()
         .iter()
         .any(|m| m.destination() == Path::new(INIT_PATH)));
+
+    opts.process.init = Some(root.path().join("no-such-init"));
+    assert!(matches!(
+        generate(&image(&["sh"]), &opts),
+        Err(SpecGenError::MissingSource { .. })
+    ));
+}
+
+#[test]
+fn bind_sources_must_exist() {
+    let root = rootfs();
+    let mut opts = options(root.path());
+    opts.mounts = vec![ResolvedMount {
+        target: "/data".into(),
+        readonly: false,
+        source: ResolvedSource::Bind {
+            path: root.path().join("absent"),
+            propagation: None,
+        },
+    }];
+    let err = generate(&image(&["sh"]), &opts).unwrap_err();
+    assert!(
+        err.to_string().contains("bind source path does not exist"),
+        "{err}"
+    );
+    opts.mounts.clear();
+    opts.etc_files = vec![("/etc/hosts".into(), root.path().join("absent-hosts"))];
+    assert!(matches!(
+        generate(&image(&["sh"]), &opts),
+        Err(SpecGenError::MissingSource { .. })
+    ));
+}
+
+#[test]
+fn cpus_beyond_the_host_are_refused_and_zero_means_unlimited() {
+    let root = rootfs();
+    let mut opts = options(root.path());
+    opts.resources.cpus = Some(parse_cpus("100000").unwrap());
+    let err = generate(&image(&["sh"]), &opts).unwrap_err();
+    assert!(matches!(err, SpecGenError::TooManyCpus { .. }), "{err}");
+    assert!(err.to_string().contains("100000 CPUs"), "{err}");
+    opts.resources.cpus = Some(parse_cpus("0").unwrap());
+    let spec = gen(&opts);
+    let res = spec.linux().as_ref().unwrap().resources().clone().unwrap();
+    assert_eq!(res.cpu().as_ref().and_then(|c| c.quota()), None);
 }

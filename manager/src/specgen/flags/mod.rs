@@ -17,6 +17,7 @@ pub use mounts::{
     parse_device, parse_mount, parse_tmpfs, parse_volume, DeviceRequest, MountKind, MountRequest,
     Propagation, TmpfsOptions,
 };
+pub(crate) use process::parse_signal;
 pub use process::{
     parse_add_host, parse_duration, parse_label, parse_restart, parse_stop_signal, parse_user,
     ExtraHost, HostAddr, RestartPolicy, Signal,

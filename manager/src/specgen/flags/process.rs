@@ -100,8 +100,12 @@ impl Signal {
 /// `--stop-signal` (and the image's StopSignal): a name with or without `SIG`, in any case,
 /// `RTMIN+n`/`RTMAX-n`, or a number.
 pub fn parse_stop_signal(value: &str) -> Result<Signal, FlagError> {
-    const FLAG: &str = "--stop-signal";
-    let bad = || invalid(FLAG, value, "invalid signal");
+    parse_signal("--stop-signal", value)
+}
+
+/// [`parse_stop_signal`] for a value from elsewhere (`flag` names it in errors).
+pub(crate) fn parse_signal(flag: &'static str, value: &str) -> Result<Signal, FlagError> {
+    let bad = || invalid(flag, value, "invalid signal");
     if let Ok(n) = value.parse::<i32>() {
         return if (1..=SIGRTMAX).contains(&n) {
             Ok(Signal(n))
