@@ -33,7 +33,7 @@ pub use options::{
 };
 pub use process::{DEFAULT_PATH, INIT_PATH};
 pub use seccomp::SeccompError;
-pub use user::{resolve_user, ResolvedUser, UserError};
+pub use user::{resolve_groups, resolve_user, ResolvedUser, UserError};
 
 /// Every capability this kernel knows (names without `CAP_`), for `exec --privileged`.
 pub fn known_capabilities() -> Vec<&'static str> {
@@ -109,7 +109,12 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
     check_sources(opts)?;
 
     let user_spec = opts.process.user.as_deref().unwrap_or(&image.user);
-    let user = resolve_user(&opts.rootfs, user_spec)?;
+    let mut user = resolve_user(&opts.rootfs, user_spec)?;
+    for gid in resolve_groups(&opts.rootfs, &opts.process.group_add)? {
+        if !user.additional_gids.contains(&gid) {
+            user.additional_gids.push(gid);
+        }
+    }
     let env = process::env(image, &opts.process, hostname.as_deref(), &user.home);
 
     let sec = &opts.security;

@@ -45,9 +45,13 @@ pub struct ProcessOptions {
     pub env: Vec<String>,
     /// `-u`: `uid`, `uid:gid`, `name`, `name:group`, `uid:group`; the image's User when `None`.
     pub user: Option<String>,
+    /// `--group-add`: extra groups (names from the image's /etc/group, or numeric ids).
+    pub group_add: Vec<String>,
     /// `-w`: the image's WorkingDir when `None`, then "/".
     pub workdir: Option<String>,
     pub tty: bool,
+    /// `-i`: not part of the spec (the caller wires stdin); kept so one struct holds the
+    /// process flags.
     pub stdin_open: bool,
     /// `--init`: host path of an init binary (e.g. /usr/bin/tini-static) mounted read-only at
     /// /sbin/docker-init, which then runs the command as `/sbin/docker-init -- args...`.

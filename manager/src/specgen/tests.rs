@@ -195,6 +195,16 @@ fn user_and_workdir_come_from_image_or_flags() {
     assert_eq!((p.user().uid(), p.user().gid()), (1000, 10));
     assert_eq!(p.cwd(), Path::new("/tmp"));
 
+    opts.process.user = Some("app".to_string());
+    opts.process.group_add = vec!["wheel".to_string(), "audio".to_string(), "777".to_string()];
+    let spec = generate(&img, &opts).unwrap();
+    let p = spec.process().as_ref().unwrap();
+    assert_eq!(
+        p.user().additional_gids().as_deref(),
+        Some(&[29, 10, 777][..])
+    );
+    opts.process.group_add.clear();
+
     opts.process.user = Some("ghost".to_string());
     let err = generate(&img, &opts).unwrap_err();
     assert!(

@@ -60,6 +60,30 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError
     resolve_from(spec, &passwd, &group)
 }
 
+/// Resolves `--group-add` values (group names or numeric ids) against the rootfs's /etc/group.
+pub fn resolve_groups(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>, UserError> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let group = read_in_root(rootfs, "etc/group", "/etc/group")?;
+    groups.iter().map(|g| group_id(&group, g)).collect()
+}
+
+fn group_id(group: &str, name: &str) -> Result<u32, UserError> {
+    if let Some(gid) = parse_group(group).find(|e| e.name == name).map(|e| e.gid) {
+        return Ok(gid);
+    }
+    match name.parse::<u32>() {
+        Ok(gid) if gid < u32::MAX => Ok(gid),
+        Ok(_) => Err(UserError::IdOutOfRange {
+            spec: name.to_string(),
+        }),
+        Err(_) => Err(UserError::NoSuchGroup {
+            group: name.to_string(),
+        }),
+    }
+}
+
 fn resolve_from(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, UserError> {
     let (user_arg, group_arg) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -277,6 +301,19 @@ mod tests {
             user("4294967295"),
             Err(UserError::IdOutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn group_add_resolves_names_and_numbers() {
+        let dir = rootfs();
+        let gids = resolve_groups(dir.path(), &["staff".into(), "4242".into()]).unwrap();
+        assert_eq!(gids, vec![50, 4242]);
+        let err = resolve_groups(dir.path(), &["ghosts".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unable to find group ghosts: no matching entries in group file"
+        );
+        assert!(resolve_groups(dir.path(), &[]).unwrap().is_empty());
     }
 
     #[test]
