@@ -13,6 +13,7 @@ mod security;
 use std::path::PathBuf;
 
 pub use env::{parse_env, parse_env_file, parse_env_file_contents};
+pub(crate) use mounts::clean;
 pub use mounts::{
     parse_device, parse_mount, parse_tmpfs, parse_volume, DeviceRequest, MountKind, MountRequest,
     Propagation, TmpfsOptions,
