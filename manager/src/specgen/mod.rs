@@ -4,7 +4,27 @@
 //! [`ImageConfig`] with [`Options`] into a [`Spec`] with docker's defaults (capabilities,
 //! mounts, masked paths, seccomp profile, device rules). Every step is a function of its inputs
 //! except the user lookup, which reads the image's /etc/passwd and /etc/group from the rootfs,
-//! and a few host facts (cgroup version, known capabilities, host devices for --privileged).
+//! and a few host facts (cgroup version, known capabilities, host devices for --privileged,
+//! that bind sources exist).
+//!
+//! ```no_run
+//! use berth::specgen::{flags, generate, ImageConfig, Options};
+//! # fn blob() -> Vec<u8> { Vec::new() }
+//! # fn volume_dir(_: Option<&str>) -> std::io::Result<std::path::PathBuf> { todo!() }
+//! # fn main() -> anyhow::Result<()> {
+//! let image = ImageConfig::from_blob(&blob())?;
+//! let mut opts = Options {
+//!     rootfs: "/var/lib/berth/containers/c1/rootfs".into(),
+//!     hostname: Some("c1".into()),
+//!     ..Default::default()
+//! };
+//! opts.process.env.extend(flags::parse_env("A=1", |k| std::env::var(k).ok())?);
+//! let request = flags::parse_volume("data:/var/lib/data")?;
+//! opts.mounts.push(request.resolve(|name, _nocopy| volume_dir(name))?);
+//! opts.resources.memory = Some(flags::parse_bytes("--memory", "512m")?);
+//! let spec = generate(&image, &opts)?; // write it as <bundle>/config.json
+//! # let _ = spec; Ok(()) }
+//! ```
 
 mod caps;
 pub mod flags;
