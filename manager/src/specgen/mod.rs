@@ -35,6 +35,7 @@ mod options;
 mod process;
 pub mod seccomp;
 mod user;
+mod workdir;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -54,6 +55,7 @@ pub use options::{
 pub use process::{DEFAULT_PATH, INIT_PATH};
 pub use seccomp::SeccompError;
 pub use user::{resolve_groups, resolve_user, ResolvedUser, UserError};
+pub use workdir::{create_workdir, WorkdirError};
 
 /// Every capability this kernel knows (names without `CAP_`), for `exec --privileged`.
 pub fn known_capabilities() -> Vec<&'static str> {
