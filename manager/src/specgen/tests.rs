@@ -573,3 +573,21 @@ fn cpus_beyond_the_host_are_refused_and_zero_means_unlimited() {
     let res = spec.linux().as_ref().unwrap().resources().clone().unwrap();
     assert_eq!(res.cpu().as_ref().and_then(|c| c.quota()), None);
 }
+
+#[test]
+fn options_round_trip_through_json_for_container_records() {
+    let root = rootfs();
+    let mut opts = options(root.path());
+    opts.security.cap_add = vec![parse_capability("--cap-add", "NET_ADMIN").unwrap()];
+    opts.ulimits = vec![parse_ulimit("nofile=10:20").unwrap()];
+    opts.resources.cpus = Some(parse_cpus("0.5").unwrap());
+    opts.devices = vec![parse_device("/dev/null").unwrap()];
+    opts.namespaces.network = NamespaceMode::Path("/run/netns/x".into());
+    let json = serde_json::to_string(&opts).unwrap();
+    let back: Options = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, opts);
+    // Missing fields take their defaults, so older records still load.
+    let minimal: Options = serde_json::from_str(r#"{"rootfs":"/r"}"#).unwrap();
+    assert_eq!(minimal.rootfs, Path::new("/r"));
+    assert_eq!(minimal.security, SecurityOptions::default());
+}

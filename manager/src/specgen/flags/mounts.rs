@@ -6,7 +6,7 @@ use super::{invalid, parse_bool, parse_bytes, FlagError};
 use crate::specgen::options::{ResolvedMount, ResolvedSource};
 
 /// Mount propagation of a bind mount (mount_namespaces(7)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Propagation {
     Shared,
     Rshared,
@@ -43,7 +43,7 @@ impl Propagation {
 }
 
 /// A tmpfs's size, mode and extra mount flags (`noexec`, `exec`, `nosuid`, ...).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TmpfsOptions {
     pub size: Option<u64>,
     pub mode: Option<u32>,
@@ -52,7 +52,7 @@ pub struct TmpfsOptions {
 }
 
 /// A parsed `-v`, `--mount` or `--tmpfs`, before volumes are resolved to host directories.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MountRequest {
     /// Absolute, cleaned path inside the container.
     pub target: PathBuf,
@@ -60,7 +60,7 @@ pub struct MountRequest {
     pub kind: MountKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MountKind {
     Bind {
         source: PathBuf,
@@ -107,7 +107,7 @@ impl MountRequest {
 }
 
 /// A `--device` request: host device node, path inside the container and cgroup permissions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeviceRequest {
     pub host_path: PathBuf,
     pub container_path: PathBuf,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{invalid, FlagError};
 
 /// `--restart`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RestartPolicy {
     #[default]
     No,
@@ -68,7 +68,7 @@ pub fn parse_restart(value: &str) -> Result<RestartPolicy, FlagError> {
 }
 
 /// A signal number (signal(7), Linux numbering shared by x86 and arm).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Signal(pub i32);
 
 /// Standard signal names by number, index = signal number.
@@ -223,13 +223,13 @@ pub fn parse_label(value: &str) -> Result<(String, String), FlagError> {
 }
 
 /// An `--add-host` entry for /etc/hosts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExtraHost {
     pub name: String,
     pub addr: HostAddr,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HostAddr {
     Ip(IpAddr),
     /// The `host-gateway` literal, which the network code replaces with the host's address.

@@ -5,7 +5,9 @@ use oci_spec::runtime::PosixRlimitType;
 use super::{int, invalid, FlagError};
 
 /// A CPU count in billionths of a CPU (docker's NanoCPUs), so `--cpus 1.5` is exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct NanoCpus(pub u64);
 
 impl std::fmt::Display for NanoCpus {
@@ -29,7 +31,7 @@ impl NanoCpus {
 }
 
 /// `--ulimit name=soft[:hard]`; -1 (unlimited) is stored as `u64::MAX` (RLIM_INFINITY).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ulimit {
     /// Docker's name, e.g. `nofile`.
     pub name: String,
