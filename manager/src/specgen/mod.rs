@@ -28,6 +28,7 @@
 
 mod caps;
 pub mod flags;
+mod health;
 mod image;
 mod linux;
 mod mounts;
@@ -45,6 +46,11 @@ use oci_spec::runtime::{
     SpecBuilder, UserBuilder,
 };
 
+pub use health::{
+    effective_healthcheck, EffectiveHealthcheck, HealthError, HealthOptions,
+    DEFAULT_HEALTH_INTERVAL, DEFAULT_HEALTH_RETRIES, DEFAULT_HEALTH_START_INTERVAL,
+    DEFAULT_HEALTH_TIMEOUT,
+};
 pub use image::{Healthcheck, ImageConfig, ImageConfigError};
 pub use linux::{CPU_PERIOD, MIN_MEMORY};
 pub use mounts::{DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS};
