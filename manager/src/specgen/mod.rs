@@ -10,7 +10,7 @@
 //! ```no_run
 //! use berth::specgen::{flags, generate, ImageConfig, Options};
 //! # fn blob() -> Vec<u8> { Vec::new() }
-//! # fn volume_dir(_: Option<&str>) -> std::io::Result<std::path::PathBuf> { todo!() }
+//! # fn volume_dir(_: Option<&str>) -> std::io::Result<std::path::PathBuf> { Ok("/var/lib/berth/volumes/v".into()) }
 //! # fn main() -> anyhow::Result<()> {
 //! let image = ImageConfig::from_blob(&blob())?;
 //! let mut opts = Options {
@@ -90,6 +90,8 @@ pub enum SpecGenError {
         requested: flags::NanoCpus,
         available: usize,
     },
+    #[error("mount destination {path} must be an absolute path")]
+    RelativeMountTarget { path: PathBuf },
     #[error("bind source path does not exist: {path}")]
     MissingSource {
         path: PathBuf,
@@ -221,9 +223,17 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
     Ok(spec)
 }
 
-/// Every host path the spec binds must exist now: the runtime's error would come later and
+/// Mount destinations must be absolute, and every host path the spec binds must exist now: the runtime's error would come later and
 /// name no flag. (`-v` creates missing directories; the caller does that before calling.)
 fn check_sources(opts: &Options) -> Result<(), SpecGenError> {
+    let targets = opts.mounts.iter().map(|m| &m.target);
+    for target in targets.chain(opts.etc_files.iter().map(|(ctr, _)| ctr)) {
+        if !target.is_absolute() {
+            return Err(SpecGenError::RelativeMountTarget {
+                path: target.clone(),
+            });
+        }
+    }
     let binds = opts.mounts.iter().filter_map(|m| match &m.source {
         ResolvedSource::Bind { path, .. } => Some(path),
         ResolvedSource::Tmpfs(_) => None,

@@ -552,6 +552,11 @@ fn bind_sources_must_exist() {
         err.to_string().contains("bind source path does not exist"),
         "{err}"
     );
+    opts.mounts[0].target = "data".into();
+    assert!(matches!(
+        generate(&image(&["sh"]), &opts),
+        Err(SpecGenError::RelativeMountTarget { .. })
+    ));
     opts.mounts.clear();
     opts.etc_files = vec![("/etc/hosts".into(), root.path().join("absent-hosts"))];
     assert!(matches!(
