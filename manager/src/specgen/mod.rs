@@ -153,6 +153,9 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
         .iter()
         .filter_map(|c| caps::capability(c))
         .collect();
+    // As docker: the same set bounding, effective and permitted, whatever the user; inheritable
+    // stays empty (docker 20.10.14, CVE-2022-24769: a non-empty one let execve of file
+    // capabilities raise privileges) and so does ambient.
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(cap_set.clone())
         .effective(cap_set.clone())
