@@ -73,7 +73,7 @@ impl Bundle {
         fs::copy(BUSYBOX, bin.join("busybox"))
             .expect("copying /bin/busybox (install busybox-static)");
         for applet in [
-            "sh", "id", "cat", "echo", "grep", "hostname", "touch", "pwd", "ls", "unshare",
+            "sh", "id", "cat", "echo", "grep", "hostname", "touch", "pwd", "ls", "unshare", "tr",
         ] {
             symlink("busybox", bin.join(applet)).unwrap();
         }
@@ -254,4 +254,20 @@ fn privileged_and_device_specs_run() {
         out,
         format!("CapBnd:\t{all_caps}\nSeccomp:\t0\n/dev/mynull\n/dev/zero\n1\n")
     );
+}
+
+#[test]
+fn init_runs_as_pid_one_and_execs_the_command() {
+    const TINI: &str = "/usr/bin/tini-static";
+    assert!(
+        Path::new(TINI).exists(),
+        "{TINI} is missing (apt-get install tini)"
+    );
+    let b = Bundle::new();
+    let mut opts = b.options();
+    opts.process.init = Some(TINI.into());
+    let out = b.run(&opts, "tr '\\0' ' ' < /proc/1/cmdline; echo; echo $$");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with(INIT_PATH), "{out}");
+    assert_ne!(lines[1], "1", "the command must not be pid 1 under --init");
 }
