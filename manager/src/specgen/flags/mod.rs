@@ -45,6 +45,12 @@ pub enum FlagError {
         #[source]
         source: std::num::ParseIntError,
     },
+    #[error("creating bind source directory {path}")]
+    CreateHostDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("reading --env-file {path}")]
     ReadEnvFile {
         path: PathBuf,
