@@ -63,7 +63,8 @@ pub use seccomp::SeccompError;
 pub use user::{resolve_groups, resolve_user, ResolvedUser, UserError};
 pub use workdir::{create_workdir, WorkdirError};
 
-/// Every capability this kernel knows (names without `CAP_`), for `exec --privileged`.
+/// Every capability a container can be given (names without `CAP_`): known to the kernel and in
+/// our own bounding set. For `exec --privileged`.
 pub fn known_capabilities() -> Vec<&'static str> {
     caps::all_capabilities()
 }
