@@ -12,16 +12,12 @@ use oci_spec::runtime::{
 
 use super::flags::DeviceRequest;
 use super::options::{NamespaceMode, Options, ResourceOptions};
-use super::SpecGenError;
+use super::{build_err, SpecGenError};
 
 /// CFS period docker uses with --cpus (100 ms).
 pub const CPU_PERIOD: u64 = 100_000;
 /// Docker refuses memory limits below this (smaller containers fail to start at all).
 pub const MIN_MEMORY: u64 = 6 << 20;
-
-fn build_err(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> SpecGenError {
-    move |source| SpecGenError::Build { what, source }
-}
 
 fn namespace(typ: LinuxNamespaceType, path: Option<&Path>) -> Result<LinuxNamespace, SpecGenError> {
     let b = LinuxNamespaceBuilder::default().typ(typ);
