@@ -78,14 +78,32 @@ pub(crate) fn cap_number(name: &str) -> Option<u32> {
     CAP_NAMES.iter().position(|n| *n == name).map(|i| i as u32)
 }
 
-/// Every capability this kernel knows: up to /proc/sys/kernel/cap_last_cap (all of ours when
-/// the file is unreadable, as on kernels before 3.2).
+/// Every capability a container can be given here: those the kernel knows (up to
+/// /proc/sys/kernel/cap_last_cap) that are also in our own bounding set, since a runtime we
+/// start cannot raise a capability we lack (capset fails with EPERM), e.g. when berth itself
+/// runs in a container. Falls back to our full table when /proc cannot be read.
 pub(crate) fn all_capabilities() -> Vec<&'static str> {
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(CAP_NAMES.len() - 1);
-    CAP_NAMES.iter().take(last + 1).copied().collect()
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| bounding_set(&s))
+        .unwrap_or(u64::MAX);
+    CAP_NAMES
+        .iter()
+        .enumerate()
+        .take(last + 1)
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+/// The `CapBnd:` mask of a /proc/<pid>/status text.
+fn bounding_set(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 /// Docker's rule (moby TweakCapabilities): privileged gets everything; `--cap-add ALL` gets
@@ -140,6 +158,21 @@ mod tests {
             assert!(capability(name).is_some(), "{name}");
         }
         assert!(capability("NOPE").is_none());
+    }
+
+    #[test]
+    fn all_capabilities_stay_within_our_bounding_set() {
+        assert_eq!(
+            bounding_set("Name:\tx\nCapBnd:\t000001fffeffffff\n"),
+            Some(0x1fffeffffff)
+        );
+        assert_eq!(bounding_set("Name:\tx\n"), None);
+        let ours = std::fs::read_to_string("/proc/self/status").unwrap();
+        let mask = bounding_set(&ours).unwrap();
+        for name in all_capabilities() {
+            let n = cap_number(name).unwrap();
+            assert!(mask & (1 << n) != 0, "{name} is not in our bounding set");
+        }
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //! spec generation sees plain Rust types.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::flags::{clean, parse_signal, FlagError, Signal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageConfigError {
@@ -78,6 +81,33 @@ impl ImageConfig {
         let blob: Blob =
             serde_json::from_slice(blob).map_err(|source| ImageConfigError::Parse { source })?;
         Ok(blob.config)
+    }
+
+    /// The image's VOLUME paths that none of `targets` (the user's mount destinations) covers:
+    /// each needs an anonymous volume, as docker creates. Paths are cleaned and sorted.
+    pub fn uncovered_volumes<'a>(
+        &self,
+        targets: impl IntoIterator<Item = &'a Path>,
+    ) -> Vec<PathBuf> {
+        let taken: Vec<PathBuf> = targets.into_iter().map(clean).collect();
+        let mut out: Vec<PathBuf> = self
+            .volumes
+            .iter()
+            .map(|v| clean(Path::new(v)))
+            .filter(|v| v != Path::new("/") && !taken.contains(v))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The signal that stops the container: the image's StopSignal, SIGTERM when unset.
+    /// (A `--stop-signal` flag, parsed with [`super::flags::parse_stop_signal`], overrides it.)
+    pub fn stop_signal_or_default(&self) -> Result<Signal, FlagError> {
+        match self.stop_signal.as_deref() {
+            None | Some("") => Ok(Signal::TERM),
+            Some(s) => parse_signal("image StopSignal", s),
+        }
     }
 }
 
@@ -169,6 +199,28 @@ mod tests {
         assert_eq!(hc.timeout, None);
         assert_eq!(hc.start_period, Some(Duration::from_secs(90)));
         assert_eq!(hc.retries, Some(3));
+    }
+
+    #[test]
+    fn uncovered_volumes_skip_user_mounts() {
+        let mut c = ImageConfig::default();
+        for v in ["/data", "/var/lib/db/", "/logs"] {
+            c.volumes.insert(v.to_string());
+        }
+        let user = [Path::new("/data"), Path::new("/var/lib/db")];
+        assert_eq!(c.uncovered_volumes(user), vec![PathBuf::from("/logs")]);
+        assert_eq!(c.uncovered_volumes([]).len(), 3);
+    }
+
+    #[test]
+    fn stop_signal_defaults_to_term() {
+        let mut c = ImageConfig::default();
+        assert_eq!(c.stop_signal_or_default().unwrap(), Signal::TERM);
+        c.stop_signal = Some("SIGQUIT".into());
+        assert_eq!(c.stop_signal_or_default().unwrap(), Signal(3));
+        c.stop_signal = Some("SIGNOPE".into());
+        let err = c.stop_signal_or_default().unwrap_err();
+        assert!(err.to_string().contains("image StopSignal"), "{err}");
     }
 
     #[test]

@@ -12,16 +12,12 @@ use oci_spec::runtime::{
 
 use super::flags::DeviceRequest;
 use super::options::{NamespaceMode, Options, ResourceOptions};
-use super::SpecGenError;
+use super::{build_err, SpecGenError};
 
 /// CFS period docker uses with --cpus (100 ms).
 pub const CPU_PERIOD: u64 = 100_000;
 /// Docker refuses memory limits below this (smaller containers fail to start at all).
 pub const MIN_MEMORY: u64 = 6 << 20;
-
-fn build_err(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> SpecGenError {
-    move |source| SpecGenError::Build { what, source }
-}
 
 fn namespace(typ: LinuxNamespaceType, path: Option<&Path>) -> Result<LinuxNamespace, SpecGenError> {
     let b = LinuxNamespaceBuilder::default().typ(typ);
@@ -98,6 +94,17 @@ pub(crate) fn resources(r: &ResourceOptions) -> Result<LinuxResourcesBuilder, Sp
         }
     }
 
+    if let Some(cpus) = r.cpus {
+        // Docker's bound: no more CPUs than the host (this process's affinity) has.
+        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus.0 > available as u64 * 1_000_000_000 {
+            return Err(SpecGenError::TooManyCpus {
+                requested: cpus,
+                available,
+            });
+        }
+    }
+
     let mut b = LinuxResourcesBuilder::default();
     if r.memory.is_some() || r.memory_reservation.is_some() {
         let mut mem = LinuxMemoryBuilder::default();
@@ -116,7 +123,7 @@ pub(crate) fn resources(r: &ResourceOptions) -> Result<LinuxResourcesBuilder, Sp
     }
     if r.cpus.is_some() || r.cpu_shares.is_some() || r.cpuset_cpus.is_some() {
         let mut cpu = LinuxCpuBuilder::default();
-        if let Some(cpus) = r.cpus {
+        if let Some(cpus) = r.cpus.filter(|c| c.0 > 0) {
             cpu = cpu.quota(cpus.quota(CPU_PERIOD)).period(CPU_PERIOD);
         }
         if let Some(shares) = r.cpu_shares {

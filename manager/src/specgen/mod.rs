@@ -4,10 +4,31 @@
 //! [`ImageConfig`] with [`Options`] into a [`Spec`] with docker's defaults (capabilities,
 //! mounts, masked paths, seccomp profile, device rules). Every step is a function of its inputs
 //! except the user lookup, which reads the image's /etc/passwd and /etc/group from the rootfs,
-//! and a few host facts (cgroup version, known capabilities, host devices for --privileged).
+//! and a few host facts (cgroup version, known capabilities, host devices for --privileged,
+//! that bind sources exist).
+//!
+//! ```no_run
+//! use berth::specgen::{flags, generate, ImageConfig, Options};
+//! # fn blob() -> Vec<u8> { Vec::new() }
+//! # fn volume_dir(_: Option<&str>) -> std::io::Result<std::path::PathBuf> { Ok("/var/lib/berth/volumes/v".into()) }
+//! # fn main() -> anyhow::Result<()> {
+//! let image = ImageConfig::from_blob(&blob())?;
+//! let mut opts = Options {
+//!     rootfs: "/var/lib/berth/containers/c1/rootfs".into(),
+//!     hostname: Some("c1".into()),
+//!     ..Default::default()
+//! };
+//! opts.process.env.extend(flags::parse_env("A=1", |k| std::env::var(k).ok())?);
+//! let request = flags::parse_volume("data:/var/lib/data")?;
+//! opts.mounts.push(request.resolve(|name, _nocopy| volume_dir(name))?);
+//! opts.resources.memory = Some(flags::parse_bytes("--memory", "512m")?);
+//! let spec = generate(&image, &opts)?; // write it as <bundle>/config.json
+//! # let _ = spec; Ok(()) }
+//! ```
 
 mod caps;
 pub mod flags;
+mod health;
 mod image;
 mod linux;
 mod mounts;
@@ -15,15 +36,21 @@ mod options;
 mod process;
 pub mod seccomp;
 mod user;
+mod workdir;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use oci_spec::runtime::{
     LinuxBuilder, LinuxCapabilitiesBuilder, PosixRlimitBuilder, ProcessBuilder, RootBuilder, Spec,
     SpecBuilder, UserBuilder,
 };
 
+pub use health::{
+    effective_healthcheck, EffectiveHealthcheck, HealthError, HealthOptions,
+    DEFAULT_HEALTH_INTERVAL, DEFAULT_HEALTH_RETRIES, DEFAULT_HEALTH_START_INTERVAL,
+    DEFAULT_HEALTH_TIMEOUT,
+};
 pub use image::{Healthcheck, ImageConfig, ImageConfigError};
 pub use linux::{CPU_PERIOD, MIN_MEMORY};
 pub use mounts::{DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS};
@@ -33,9 +60,11 @@ pub use options::{
 };
 pub use process::{DEFAULT_PATH, INIT_PATH};
 pub use seccomp::SeccompError;
-pub use user::{resolve_user, ResolvedUser, UserError};
+pub use user::{resolve_groups, resolve_user, ResolvedUser, UserError};
+pub use workdir::{create_workdir, WorkdirError};
 
-/// Every capability this kernel knows (names without `CAP_`), for `exec --privileged`.
+/// Every capability a container can be given (names without `CAP_`): known to the kernel and in
+/// our own bounding set. For `exec --privileged`.
 pub fn known_capabilities() -> Vec<&'static str> {
     caps::all_capabilities()
 }
@@ -57,6 +86,19 @@ pub enum SpecGenError {
     Seccomp(#[from] SeccompError),
     #[error("invalid resources: {reason}")]
     Resources { reason: &'static str },
+    #[error("invalid resources: {requested} CPUs requested, but only {available} are available")]
+    TooManyCpus {
+        requested: flags::NanoCpus,
+        available: usize,
+    },
+    #[error("mount destination {path} must be an absolute path")]
+    RelativeMountTarget { path: PathBuf },
+    #[error("bind source path does not exist: {path}")]
+    MissingSource {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("examining device {path}")]
     Device {
         path: PathBuf,
@@ -95,8 +137,15 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
         (h, _) => h.clone(),
     };
 
+    check_sources(opts)?;
+
     let user_spec = opts.process.user.as_deref().unwrap_or(&image.user);
-    let user = resolve_user(&opts.rootfs, user_spec)?;
+    let mut user = resolve_user(&opts.rootfs, user_spec)?;
+    for gid in resolve_groups(&opts.rootfs, &opts.process.group_add)? {
+        if !user.additional_gids.contains(&gid) {
+            user.additional_gids.push(gid);
+        }
+    }
     let env = process::env(image, &opts.process, hostname.as_deref(), &user.home);
 
     let sec = &opts.security;
@@ -105,6 +154,9 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
         .iter()
         .filter_map(|c| caps::capability(c))
         .collect();
+    // As docker: the same set bounding, effective and permitted, whatever the user; inheritable
+    // stays empty (docker 20.10.14, CVE-2022-24769: a non-empty one let execve of file
+    // capabilities raise privileges) and so does ambient.
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(cap_set.clone())
         .effective(cap_set.clone())
@@ -126,7 +178,9 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
         );
     }
 
-    let mut proc_b = ProcessBuilder::default()
+    // oci-spec's builders start from its own `Default`s (no_new_privileges on, an NOFILE
+    // rlimit, hostname "youki", ...), so every field docker leaves unset is cleared explicitly.
+    let mut process = ProcessBuilder::default()
         .terminal(opts.process.tty)
         .user(
             UserBuilder::default()
@@ -140,16 +194,15 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
         .env(env)
         .cwd(cwd)
         .capabilities(capabilities)
-        .rlimits(rlimits);
-    if sec.no_new_privileges {
-        proc_b = proc_b.no_new_privileges(true);
-    }
-    let process = proc_b.build().map_err(build_err("process"))?;
+        .build()
+        .map_err(build_err("process"))?;
+    process.set_no_new_privileges(sec.no_new_privileges.then_some(true));
+    process.set_rlimits((!rlimits.is_empty()).then_some(rlimits));
 
     let (mounts, root_propagation) = mounts::mounts(opts)?;
     let linux = linux_section(opts, &cap_names, root_propagation)?;
 
-    let mut spec_b = SpecBuilder::default()
+    let mut spec = SpecBuilder::default()
         .version(OCI_VERSION)
         .root(
             RootBuilder::default()
@@ -160,22 +213,43 @@ pub fn generate(image: &ImageConfig, opts: &Options) -> Result<Spec, SpecGenErro
         )
         .mounts(mounts)
         .process(process)
-        .linux(linux);
-    if let Some(h) = hostname {
-        spec_b = spec_b.hostname(h);
+        .linux(linux)
+        .build()
+        .map_err(build_err("spec"))?;
+    spec.set_hostname(hostname);
+    spec.set_domainname(opts.domainname.clone());
+    spec.set_annotations((!opts.annotations.is_empty()).then(|| {
+        opts.annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }));
+    Ok(spec)
+}
+
+/// Mount destinations must be absolute, and every host path the spec binds must exist now: the runtime's error would come later and
+/// name no flag. (`-v` creates missing directories; the caller does that before calling.)
+fn check_sources(opts: &Options) -> Result<(), SpecGenError> {
+    let targets = opts.mounts.iter().map(|m| &m.target);
+    for target in targets.chain(opts.etc_files.iter().map(|(ctr, _)| ctr)) {
+        if !target.is_absolute() {
+            return Err(SpecGenError::RelativeMountTarget {
+                path: target.clone(),
+            });
+        }
     }
-    if let Some(d) = &opts.domainname {
-        spec_b = spec_b.domainname(d.clone());
+    let binds = opts.mounts.iter().filter_map(|m| match &m.source {
+        ResolvedSource::Bind { path, .. } => Some(path),
+        ResolvedSource::Tmpfs(_) => None,
+    });
+    let etc = opts.etc_files.iter().map(|(_, host)| host);
+    for path in binds.chain(etc).chain(opts.process.init.iter()) {
+        std::fs::metadata(path).map_err(|source| SpecGenError::MissingSource {
+            path: path.clone(),
+            source,
+        })?;
     }
-    if !opts.annotations.is_empty() {
-        spec_b = spec_b.annotations(
-            opts.annotations
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<std::collections::HashMap<_, _>>(),
-        );
-    }
-    spec_b.build().map_err(build_err("spec"))
+    Ok(())
 }
 
 fn linux_section(
@@ -235,7 +309,8 @@ fn linux_section(
     b.build().map_err(build_err("linux"))
 }
 
-/// Convenience for callers holding only a path: the rootfs a spec's `root.path` points at.
-pub fn rootfs_of(spec: &Spec) -> Option<&Path> {
-    spec.root().as_ref().map(|r| r.path().as_path())
-}
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod runtime_tests;

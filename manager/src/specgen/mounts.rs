@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Mount, MountBuilder};
 
 use super::flags::{Propagation, TmpfsOptions};
-use super::options::{Options, ResolvedSource};
+use super::options::{NamespaceMode, Options, ResolvedSource};
 use super::process::INIT_PATH;
 use super::SpecGenError;
 
@@ -68,8 +68,25 @@ fn default_mounts(opts: &Options) -> Result<Vec<Mount>, SpecGenError> {
     };
     let shm_size = format!(
         "size={}k",
-        opts.resources.shm_size.unwrap_or(DEFAULT_SHM_SIZE) / 1024
+        // --shm-size 0 means the default, as in docker.
+        opts.resources
+            .shm_size
+            .filter(|s| *s > 0)
+            .unwrap_or(DEFAULT_SHM_SIZE)
+            / 1024
     );
+    // Sharing the host's IPC namespace means sharing its POSIX shared memory too, which lives
+    // in the host's /dev/shm rather than in the namespace.
+    let shm = if opts.namespaces.ipc == NamespaceMode::Host {
+        mount("/dev/shm", "bind", "/dev/shm", &["rbind", "rprivate", "rw"])?
+    } else {
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm_size],
+        )?
+    };
     Ok(vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
@@ -110,12 +127,7 @@ fn default_mounts(opts: &Options) -> Result<Vec<Mount>, SpecGenError> {
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         )?,
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", &shm_size],
-        )?,
+        shm,
     ])
 }
 

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use super::flags::{CapSpec, DeviceRequest, NanoCpus, Propagation, TmpfsOptions, Ulimit};
 
 /// Everything [`super::generate`] needs besides the image config.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Options {
     /// Host path of the mounted root filesystem (the spec's `root.path`); users and groups are
     /// looked up in its /etc/passwd and /etc/group.
@@ -34,7 +35,8 @@ pub struct Options {
 }
 
 /// The container's main process.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ProcessOptions {
     /// Arguments after the image name (`berth run IMAGE ARGS...`): replace the image's Cmd.
     pub cmd: Option<Vec<String>>,
@@ -45,9 +47,13 @@ pub struct ProcessOptions {
     pub env: Vec<String>,
     /// `-u`: `uid`, `uid:gid`, `name`, `name:group`, `uid:group`; the image's User when `None`.
     pub user: Option<String>,
+    /// `--group-add`: extra groups (names from the image's /etc/group, or numeric ids).
+    pub group_add: Vec<String>,
     /// `-w`: the image's WorkingDir when `None`, then "/".
     pub workdir: Option<String>,
     pub tty: bool,
+    /// `-i`: not part of the spec (the caller wires stdin); kept so one struct holds the
+    /// process flags.
     pub stdin_open: bool,
     /// `--init`: host path of an init binary (e.g. /usr/bin/tini-static) mounted read-only at
     /// /sbin/docker-init, which then runs the command as `/sbin/docker-init -- args...`.
@@ -55,7 +61,8 @@ pub struct ProcessOptions {
 }
 
 /// Capabilities, seccomp and the other confinement switches.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SecurityOptions {
     pub cap_add: Vec<CapSpec>,
     pub cap_drop: Vec<CapSpec>,
@@ -71,7 +78,7 @@ pub struct SecurityOptions {
 }
 
 /// Which seccomp filter the container gets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SeccompMode {
     /// Docker's default profile.
     #[default]
@@ -83,11 +90,14 @@ pub enum SeccompMode {
 }
 
 /// cgroup limits (`linux.resources`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ResourceOptions {
     /// `--memory`, bytes.
     pub memory: Option<u64>,
-    /// `--memory-swap`, bytes of memory plus swap; -1 means unlimited swap.
+    /// `--memory-swap`, bytes of memory plus swap; -1 means unlimited swap. Without it, swap
+    /// is limited to the memory limit (twice --memory in all). Dropped when the kernel does
+    /// not account swap, where docker only warns.
     pub memory_swap: Option<i64>,
     /// `--memory-reservation`, bytes.
     pub memory_reservation: Option<u64>,
@@ -102,7 +112,7 @@ pub struct ResourceOptions {
 }
 
 /// A mount with its source on the host already known.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResolvedMount {
     /// Absolute path inside the container.
     pub target: PathBuf,
@@ -110,7 +120,7 @@ pub struct ResolvedMount {
     pub source: ResolvedSource,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ResolvedSource {
     /// A host file or directory (bind mounts and resolved volumes).
     Bind {
@@ -121,7 +131,8 @@ pub enum ResolvedSource {
 }
 
 /// The namespaces a container may share with the host or another container.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct NamespaceOptions {
     pub network: NamespaceMode,
     pub pid: NamespaceMode,
@@ -129,7 +140,7 @@ pub struct NamespaceOptions {
     pub uts: NamespaceMode,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NamespaceMode {
     /// A new namespace of its own.
     #[default]

@@ -11,7 +11,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
+use rustix::fs::{openat2, FileType, Mode, OFlags, ResolveFlags, CWD};
+
+/// Largest passwd or group file read (bytes).
+const MAX_DB_SIZE: u64 = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
@@ -21,6 +24,8 @@ pub enum UserError {
     NoSuchGroup { group: String },
     #[error("user {spec:?}: ids must be between 0 and {max}", max = u32::MAX - 1)]
     IdOutOfRange { spec: String },
+    #[error("{file} in root filesystem {rootfs} is not a regular file")]
+    NotRegular { rootfs: PathBuf, file: &'static str },
     #[error("reading {file} in root filesystem {rootfs}")]
     Read {
         rootfs: PathBuf,
@@ -58,6 +63,30 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError
     let passwd = read_in_root(rootfs, "etc/passwd", "/etc/passwd")?;
     let group = read_in_root(rootfs, "etc/group", "/etc/group")?;
     resolve_from(spec, &passwd, &group)
+}
+
+/// Resolves `--group-add` values (group names or numeric ids) against the rootfs's /etc/group.
+pub fn resolve_groups(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>, UserError> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let group = read_in_root(rootfs, "etc/group", "/etc/group")?;
+    groups.iter().map(|g| group_id(&group, g)).collect()
+}
+
+fn group_id(group: &str, name: &str) -> Result<u32, UserError> {
+    if let Some(gid) = parse_group(group).find(|e| e.name == name).map(|e| e.gid) {
+        return Ok(gid);
+    }
+    match name.parse::<u32>() {
+        Ok(gid) if gid < u32::MAX => Ok(gid),
+        Ok(_) => Err(UserError::IdOutOfRange {
+            spec: name.to_string(),
+        }),
+        Err(_) => Err(UserError::NoSuchGroup {
+            group: name.to_string(),
+        }),
+    }
 }
 
 fn resolve_from(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, UserError> {
@@ -149,10 +178,11 @@ fn read_in_root(rootfs: &Path, rel: &str, file: &'static str) -> Result<String, 
         ResolveFlags::empty(),
     )
     .map_err(|e| err(e.into()))?;
+    // O_NONBLOCK so a FIFO planted by the image cannot hang us before the type check below.
     let fd = match openat2(
         &root,
         rel,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
         Mode::empty(),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     ) {
@@ -160,8 +190,19 @@ fn read_in_root(rootfs: &Path, rel: &str, file: &'static str) -> Result<String, 
         Err(rustix::io::Errno::NOENT) => return Ok(String::new()),
         Err(e) => return Err(err(e.into())),
     };
+    let stat = rustix::fs::fstat(&fd).map_err(|e| err(e.into()))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(UserError::NotRegular {
+            rootfs: rootfs.to_path_buf(),
+            file,
+        });
+    }
+    // Bounded, so a giant file in an image cannot exhaust memory; real ones are kilobytes.
     let mut text = String::new();
-    File::from(fd).read_to_string(&mut text).map_err(err)?;
+    File::from(fd)
+        .take(MAX_DB_SIZE)
+        .read_to_string(&mut text)
+        .map_err(err)?;
     Ok(text)
 }
 
@@ -280,6 +321,19 @@ mod tests {
     }
 
     #[test]
+    fn group_add_resolves_names_and_numbers() {
+        let dir = rootfs();
+        let gids = resolve_groups(dir.path(), &["staff".into(), "4242".into()]).unwrap();
+        assert_eq!(gids, vec![50, 4242]);
+        let err = resolve_groups(dir.path(), &["ghosts".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unable to find group ghosts: no matching entries in group file"
+        );
+        assert!(resolve_groups(dir.path(), &[]).unwrap().is_empty());
+    }
+
+    #[test]
     fn missing_files_mean_no_entries() {
         let dir = tempfile::tempdir().unwrap();
         let u = resolve_user(dir.path(), "").unwrap();
@@ -311,6 +365,26 @@ mod tests {
         symlink(&rel, root.path().join("etc/passwd")).unwrap();
         let err = resolve_user(root.path(), "evil").unwrap_err();
         assert!(matches!(err, UserError::NoSuchUser { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_fifo_or_directory_passwd_is_refused_without_hanging() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("etc")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.path().join("etc/passwd"),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let err = resolve_user(root.path(), "app").unwrap_err();
+        assert!(matches!(err, UserError::NotRegular { .. }), "{err}");
+        fs::remove_file(root.path().join("etc/passwd")).unwrap();
+        fs::create_dir(root.path().join("etc/passwd")).unwrap();
+        let err = resolve_user(root.path(), "app").unwrap_err();
+        assert!(matches!(err, UserError::NotRegular { .. }), "{err}");
     }
 
     #[test]

@@ -13,10 +13,12 @@ mod security;
 use std::path::PathBuf;
 
 pub use env::{parse_env, parse_env_file, parse_env_file_contents};
+pub(crate) use mounts::clean;
 pub use mounts::{
     parse_device, parse_mount, parse_tmpfs, parse_volume, DeviceRequest, MountKind, MountRequest,
     Propagation, TmpfsOptions,
 };
+pub(crate) use process::parse_signal;
 pub use process::{
     parse_add_host, parse_duration, parse_label, parse_restart, parse_stop_signal, parse_user,
     ExtraHost, HostAddr, RestartPolicy, Signal,
@@ -42,6 +44,12 @@ pub enum FlagError {
         value: String,
         #[source]
         source: std::num::ParseIntError,
+    },
+    #[error("creating bind source directory {path}")]
+    CreateHostDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("reading --env-file {path}")]
     ReadEnvFile {

@@ -6,7 +6,7 @@ use super::{invalid, parse_bool, parse_bytes, FlagError};
 use crate::specgen::options::{ResolvedMount, ResolvedSource};
 
 /// Mount propagation of a bind mount (mount_namespaces(7)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Propagation {
     Shared,
     Rshared,
@@ -43,7 +43,7 @@ impl Propagation {
 }
 
 /// A tmpfs's size, mode and extra mount flags (`noexec`, `exec`, `nosuid`, ...).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TmpfsOptions {
     pub size: Option<u64>,
     pub mode: Option<u32>,
@@ -52,7 +52,7 @@ pub struct TmpfsOptions {
 }
 
 /// A parsed `-v`, `--mount` or `--tmpfs`, before volumes are resolved to host directories.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MountRequest {
     /// Absolute, cleaned path inside the container.
     pub target: PathBuf,
@@ -60,7 +60,7 @@ pub struct MountRequest {
     pub kind: MountKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MountKind {
     Bind {
         source: PathBuf,
@@ -77,6 +77,25 @@ pub enum MountKind {
 }
 
 impl MountRequest {
+    /// Docker's `-v /host:/ctr` creates a missing host directory (`mkdir -p`, mode 0755);
+    /// `--mount type=bind` requires it to exist, and so does [`super::super::generate`]. A
+    /// no-op for everything but such binds.
+    pub fn create_missing_host_dir(&self) -> Result<(), FlagError> {
+        match &self.kind {
+            MountKind::Bind {
+                source,
+                create_missing: true,
+                ..
+            } if !source.exists() => {
+                std::fs::create_dir_all(source).map_err(|e| FlagError::CreateHostDir {
+                    path: source.clone(),
+                    source: e,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Turns the request into a [`ResolvedMount`], asking `volume` for the host directory of a
     /// named (`Some(name)`) or anonymous (`None`) volume; `nocopy` is passed along.
     pub fn resolve<E>(
@@ -107,7 +126,7 @@ impl MountRequest {
 }
 
 /// A `--device` request: host device node, path inside the container and cgroup permissions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeviceRequest {
     pub host_path: PathBuf,
     pub container_path: PathBuf,
@@ -650,6 +669,25 @@ mod tests {
             let err = parse_device(bad).unwrap_err();
             assert!(err.to_string().contains("--device"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn volume_binds_create_missing_host_dirs_but_mount_binds_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("a/b");
+        let v = parse_volume(&format!("{}:/c", host.display())).unwrap();
+        v.create_missing_host_dir().unwrap();
+        assert!(host.is_dir());
+        let other = dir.path().join("x");
+        let m = parse_mount(&format!("type=bind,src={},dst=/c", other.display())).unwrap();
+        m.create_missing_host_dir().unwrap();
+        assert!(!other.exists());
+        let blocked = parse_volume(&format!("{}:/c", dir.path().join("f/sub").display())).unwrap();
+        std::fs::write(dir.path().join("f"), "").unwrap();
+        assert!(matches!(
+            blocked.create_missing_host_dir(),
+            Err(FlagError::CreateHostDir { .. })
+        ));
     }
 
     #[test]

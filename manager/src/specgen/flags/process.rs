@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{invalid, FlagError};
 
 /// `--restart`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RestartPolicy {
     #[default]
     No,
@@ -68,7 +68,7 @@ pub fn parse_restart(value: &str) -> Result<RestartPolicy, FlagError> {
 }
 
 /// A signal number (signal(7), Linux numbering shared by x86 and arm).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Signal(pub i32);
 
 /// Standard signal names by number, index = signal number.
@@ -100,8 +100,12 @@ impl Signal {
 /// `--stop-signal` (and the image's StopSignal): a name with or without `SIG`, in any case,
 /// `RTMIN+n`/`RTMAX-n`, or a number.
 pub fn parse_stop_signal(value: &str) -> Result<Signal, FlagError> {
-    const FLAG: &str = "--stop-signal";
-    let bad = || invalid(FLAG, value, "invalid signal");
+    parse_signal("--stop-signal", value)
+}
+
+/// [`parse_stop_signal`] for a value from elsewhere (`flag` names it in errors).
+pub(crate) fn parse_signal(flag: &'static str, value: &str) -> Result<Signal, FlagError> {
+    let bad = || invalid(flag, value, "invalid signal");
     if let Ok(n) = value.parse::<i32>() {
         return if (1..=SIGRTMAX).contains(&n) {
             Ok(Signal(n))
@@ -219,13 +223,13 @@ pub fn parse_label(value: &str) -> Result<(String, String), FlagError> {
 }
 
 /// An `--add-host` entry for /etc/hosts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExtraHost {
     pub name: String,
     pub addr: HostAddr,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HostAddr {
     Ip(IpAddr),
     /// The `host-gateway` literal, which the network code replaces with the host's address.

@@ -5,8 +5,22 @@ use oci_spec::runtime::PosixRlimitType;
 use super::{int, invalid, FlagError};
 
 /// A CPU count in billionths of a CPU (docker's NanoCPUs), so `--cpus 1.5` is exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct NanoCpus(pub u64);
+
+impl std::fmt::Display for NanoCpus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (whole, frac) = (self.0 / 1_000_000_000, self.0 % 1_000_000_000);
+        if frac == 0 {
+            write!(f, "{whole}")
+        } else {
+            let frac = format!("{frac:09}");
+            write!(f, "{whole}.{}", frac.trim_end_matches('0'))
+        }
+    }
+}
 
 impl NanoCpus {
     /// The CFS quota for `period` microseconds (`cpus * period`).
@@ -17,7 +31,7 @@ impl NanoCpus {
 }
 
 /// `--ulimit name=soft[:hard]`; -1 (unlimited) is stored as `u64::MAX` (RLIM_INFINITY).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ulimit {
     /// Docker's name, e.g. `nofile`.
     pub name: String,
@@ -78,7 +92,7 @@ pub fn parse_memory_swap(value: &str) -> Result<i64, FlagError> {
     i64::try_from(bytes).map_err(|_| invalid("--memory-swap", value, "size is too large"))
 }
 
-/// `--cpus`: a decimal CPU count with at most nine fractional digits.
+/// `--cpus`: a decimal CPU count with at most nine fractional digits; 0 means no limit.
 pub fn parse_cpus(value: &str) -> Result<NanoCpus, FlagError> {
     const FLAG: &str = "--cpus";
     let (whole, frac) = value.split_once('.').unwrap_or((value, ""));
@@ -103,8 +117,9 @@ pub fn parse_cpus(value: &str) -> Result<NanoCpus, FlagError> {
         .checked_mul(1_000_000_000)
         .and_then(|n| n.checked_add(frac_nanos))
         .ok_or_else(|| invalid(FLAG, value, "value is too large"))?;
-    if nanos == 0 {
-        return Err(invalid(FLAG, value, "must be greater than 0"));
+    // Zero means "no limit", as in docker; anything else below a hundredth of a CPU is a typo.
+    if nanos != 0 && nanos < 10_000_000 {
+        return Err(invalid(FLAG, value, "range of CPUs starts at 0.01"));
     }
     Ok(NanoCpus(nanos))
 }
@@ -238,7 +253,11 @@ mod tests {
         assert_eq!(parse_cpus("2").unwrap(), NanoCpus(2_000_000_000));
         assert_eq!(parse_cpus(".5").unwrap(), NanoCpus(500_000_000));
         assert_eq!(parse_cpus("1.5").unwrap().quota(100_000), 150_000);
-        for bad in ["", ".", "abc", "-1", "1.2.3", "0", "0.0000000001"] {
+        assert_eq!(parse_cpus("1.50").unwrap().to_string(), "1.5");
+        assert_eq!(parse_cpus("3").unwrap().to_string(), "3");
+        assert_eq!(parse_cpus("0.05").unwrap().to_string(), "0.05");
+        assert_eq!(parse_cpus("0").unwrap(), NanoCpus(0));
+        for bad in ["", ".", "abc", "-1", "1.2.3", "0.001", "0.0000000001"] {
             assert!(parse_cpus(bad).is_err(), "{bad}");
         }
     }

@@ -7,7 +7,7 @@ use crate::specgen::caps::CAP_NAMES;
 use crate::specgen::options::{SeccompMode, SecurityOptions};
 
 /// One `--cap-add`/`--cap-drop` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CapSpec {
     All,
     /// A known capability, upper case, without the CAP_ prefix (`NET_ADMIN`).

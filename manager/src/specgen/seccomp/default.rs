@@ -17,6 +17,7 @@ use super::SeccompError;
 
 const EPERM: u32 = 1;
 const ENOSYS: u32 = 38;
+const AF_VSOCK: u64 = 40;
 
 /// CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
 /// CLONE_NEWNET (sched.h): the namespace-creating clone flags.
@@ -327,7 +328,6 @@ const ALLOWED: &[&str] = &[
     "signalfd4",
     "sigprocmask",
     "sigreturn",
-    "socket",
     "socketcall",
     "socketpair",
     "splice",
@@ -500,6 +500,11 @@ pub fn docker_default() -> Profile {
     );
     ptrace.includes.min_kernel = Some("4.8".to_string());
     syscalls.push(ptrace);
+    // Any socket but AF_VSOCK (40), whose sockets reach the hypervisor host, not the container's
+    // network namespace.
+    let mut socket = rule(&["socket"], Act::ScmpActAllow);
+    socket.args = vec![arg(0, AF_VSOCK, 0, Op::ScmpCmpNe)];
+    syscalls.push(socket);
     for &persona in PERSONALITIES {
         let mut r = rule(&["personality"], Act::ScmpActAllow);
         r.args = vec![arg(0, persona, 0, Op::ScmpCmpEq)];
@@ -600,6 +605,9 @@ mod tests {
         ] {
             assert!(rules_for(&s, name).is_empty(), "{name}");
         }
+        let socket = rules_for(&s, "socket");
+        let args = socket[0].args().clone().unwrap();
+        assert_eq!((args[0].value(), args[0].op()), (AF_VSOCK, Op::ScmpCmpNe));
         // CAP_SYS_CHROOT is a default capability, so chroot is allowed.
         assert!(!rules_for(&s, "chroot").is_empty());
     }
