@@ -889,6 +889,8 @@ fn finish_create(
     options.cgroups_path = Some(PathBuf::from(format!("/berth/{}", record.id)));
     let spec = specgen::generate(image, &options)?;
     let process = spec.process().clone().unwrap_or_default();
+    // docker makes a missing working directory (the runtime would fail to chdir).
+    specgen::create_workdir(&paths.rootfs, process.cwd())?;
     std::fs::create_dir_all(&paths.bundle)?;
     let spec_path = paths.bundle.join("config.json");
     std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec)?)
