@@ -2,6 +2,7 @@
 //! CLI, and the per-container monitor.
 
 pub mod attach;
+pub mod health;
 pub mod lifecycle;
 pub mod monitor;
 pub mod names;

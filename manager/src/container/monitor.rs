@@ -16,6 +16,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -26,6 +27,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::attach::{self, Frame, Hello};
+use super::health;
 use super::lifecycle::{self, Paths};
 use super::record::{now_rfc3339, Record, Status};
 use super::store::ContainerStore;
@@ -266,7 +268,21 @@ fn run_once(
         let _ = Frame::Started.write_to(&mut c);
     }
     report(sync, true, 0, "");
+    let stop = Arc::new(AtomicBool::new(false));
+    let health = record.config.healthcheck.clone().map(|check| {
+        let (store, id, runtime, stop) = (
+            store.clone(),
+            record.id.clone(),
+            runtime.clone(),
+            stop.clone(),
+        );
+        thread::spawn(move || health::run(&store, &id, &runtime, &check, &stop))
+    });
     let code = reap(pid);
+    stop.store(true, Ordering::SeqCst);
+    if let Some(h) = health {
+        let _ = h.join();
+    }
     finish(store, record, paths, &runtime, code, pumps, true);
     Ok(code)
 }
@@ -306,12 +322,6 @@ fn finish(
         r.state.exit_code = code;
         r.state.pid = 0;
         r.state.oom_killed = oom;
-        if let Some(h) = &mut r.state.health {
-            h.status = "unhealthy".into();
-        }
-        if r.state.health.is_some() && !started {
-            r.state.health = None;
-        }
     });
 }
 
