@@ -107,8 +107,10 @@ pub struct LogWriter {
     file: File,
     size: u64,
     opts: LogOptions,
-    /// Output after the last newline, per stream (stdout, stderr).
+    /// Output after the last newline, per stream (stdout, stderr), and when its first byte
+    /// was read: like dockerd, a line is stamped with the time it started.
     pending: [Vec<u8>; 2],
+    pending_since: [SystemTime; 2],
 }
 
 impl LogWriter {
@@ -128,11 +130,13 @@ impl LogWriter {
             size,
             opts,
             pending: [Vec::new(), Vec::new()],
+            pending_since: [SystemTime::UNIX_EPOCH; 2],
         })
     }
 
     /// Logs a chunk of output: every complete line becomes an entry now, stamped with the
-    /// current time; a trailing partial line waits for its end (or [`flush`](Self::flush)).
+    /// time its first byte was read; a trailing partial line waits for its end (or
+    /// [`flush`](Self::flush)).
     pub fn write(&mut self, stream: Stream, data: &[u8]) -> Result<()> {
         self.write_at(stream, data, SystemTime::now())
     }
@@ -141,34 +145,42 @@ impl LogWriter {
     pub fn write_at(&mut self, stream: Stream, data: &[u8], time: SystemTime) -> Result<()> {
         let idx = stream as usize;
         let mut buf = std::mem::take(&mut self.pending[idx]);
+        // The first line out of this chunk may have started in an earlier one.
+        let mut line_time = if buf.is_empty() {
+            time
+        } else {
+            self.pending_since[idx]
+        };
         buf.extend_from_slice(data);
         let mut start = 0;
         let mut out = Vec::new();
         while let Some(nl) = buf[start..].iter().position(|b| *b == b'\n') {
             let end = start + nl + 1;
-            Self::entries(&mut out, stream, &buf[start..end], time);
+            Self::entries(&mut out, stream, &buf[start..end], line_time);
+            line_time = time;
             start = end;
         }
         // A long line without a newline goes out in 16 KiB pieces, so memory stays bounded.
         while buf.len() - start >= MAX_MESSAGE {
             let end = start + MAX_MESSAGE;
-            Self::entries(&mut out, stream, &buf[start..end], time);
+            Self::entries(&mut out, stream, &buf[start..end], line_time);
+            line_time = time;
             start = end;
         }
         buf.drain(..start);
         self.pending[idx] = buf;
+        self.pending_since[idx] = line_time;
         self.append(&out)
     }
 
     /// Writes pending partial lines as they are (no newline added): call when the container
     /// exits.
     pub fn flush(&mut self) -> Result<()> {
-        let now = SystemTime::now();
         let mut out = Vec::new();
         for stream in [Stream::Stdout, Stream::Stderr] {
             let buf = std::mem::take(&mut self.pending[stream as usize]);
             if !buf.is_empty() {
-                Self::entries(&mut out, stream, &buf, now);
+                Self::entries(&mut out, stream, &buf, self.pending_since[stream as usize]);
             }
         }
         self.append(&out)

@@ -43,8 +43,10 @@ fn round_trip_keeps_streams_order_partial_lines_and_odd_bytes() {
         ]
     );
     assert_eq!(all[0].time, at(10));
-    // The line completed by the third write is stamped when it completed.
-    assert_eq!(all[2].time, at(12));
+    // A line is stamped with the time its first part was read (dockerd's copier), and
+    // the partial line flushed at the end with the time it began.
+    assert_eq!(all[2].time, at(10));
+    assert_eq!(all[3].time, at(12));
     let only_err = LogReader::new(
         &path,
         ReadOptions {
@@ -209,4 +211,54 @@ fn follow_sees_lines_from_another_thread_across_rotation_and_ends_after_exit() {
     expect.push("last words".into());
     assert_eq!(got, expect);
     assert!(rotated(&path, 1).exists(), "the test must cross a rotation");
+}
+
+#[test]
+fn print_logs_splits_streams_and_prefixes_fixed_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.log");
+    let mut w = LogWriter::create(&path, LogOptions::default()).unwrap();
+    w.write_at(
+        Stream::Stdout,
+        b"out1\n",
+        UNIX_EPOCH + Duration::new(5, 500_000_000),
+    )
+    .unwrap();
+    w.write_at(Stream::Stderr, b"err1\n", at(6)).unwrap();
+    w.write_at(Stream::Stdout, b"no newline", at(7)).unwrap();
+    drop(w);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    crate::logs::print_logs(
+        &path,
+        ReadOptions::default(),
+        true,
+        None,
+        &mut out,
+        &mut err,
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "1970-01-01T00:00:05.500000000Z out1\n1970-01-01T00:00:07.000000000Z no newline"
+    );
+    assert_eq!(
+        String::from_utf8(err).unwrap(),
+        "1970-01-01T00:00:06.000000000Z err1\n"
+    );
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let exited = || true;
+    crate::logs::print_logs(
+        &path,
+        ReadOptions {
+            tail: Some(1),
+            ..Default::default()
+        },
+        false,
+        Some(&exited),
+        &mut out,
+        &mut err,
+    )
+    .unwrap();
+    assert_eq!(out, b"no newline");
+    assert!(err.is_empty());
 }
