@@ -142,7 +142,9 @@ fn bad_names_and_options_are_refused() -> Result<()> {
         assert!(err.contains(want), "{name}: {err}");
     }
     let err = berth.fail(&["volume", "create", "--opt", "colour=red", "okname"])?;
-    assert!(err.contains("invalid option key"), "{err}");
+    assert!(err.contains("invalid option: \"colour\""), "{err}");
+    let err = berth.fail(&["volume", "create", "--opt", "type=tmpfs", "okname"])?;
+    assert!(err.contains("missing required option: \"device\""), "{err}");
     let err = berth.fail(&["volume", "create", "--driver", "nfs", "okname"])?;
     assert!(err.contains("--driver"), "{err}");
     assert_eq!(berth.ok(&["volume", "ls", "-q"])?, "");

@@ -39,7 +39,7 @@ fn create_is_idempotent_and_records_everything() {
         .create(
             Some("data"),
             labels(&[("team", "a")]),
-            labels(&[("type", "tmpfs")]),
+            labels(&[("type", "tmpfs"), ("device", "tmpfs")]),
         )
         .unwrap();
     assert_eq!(v.mountpoint, dir.path().join("volumes/data/_data"));
@@ -64,7 +64,7 @@ fn create_is_idempotent_and_records_everything() {
     ));
     assert!(matches!(
         s.create(Some("ok"), BTreeMap::new(), labels(&[("bogus", "1")])),
-        Err(VolumeError::InvalidOption { .. })
+        Err(VolumeError::InvalidOptions { .. })
     ));
     assert!(matches!(s.get("nope"), Err(VolumeError::NotFound { .. })));
 }
@@ -361,4 +361,58 @@ fn populate_from_rootfs_resolves_symlinks_inside_the_root() {
         std::fs::read(v.mountpoint.join("conf")).unwrap(),
         b"config\n"
     );
+}
+
+#[test]
+fn volumes_with_mount_options_mount_once_and_unmount_on_removal() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root (mount)");
+        return;
+    }
+    let (_dir, s) = store();
+    let v = s
+        .create(
+            Some("fast"),
+            BTreeMap::new(),
+            labels(&[
+                ("type", "tmpfs"),
+                ("device", "tmpfs"),
+                ("o", "size=1m,mode=0750"),
+            ]),
+        )
+        .unwrap();
+    assert!(!mount::is_mounted(&v.mountpoint).unwrap());
+    let path = s.mount(&v).unwrap();
+    assert_eq!(path, v.mountpoint);
+    assert!(mount::is_mounted(&path).unwrap());
+    let fs = rustix::fs::statfs(&path).unwrap();
+    assert_eq!(fs.f_type as i64, 0x0102_1994, "tmpfs magic");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, 0o750);
+    std::fs::write(path.join("f"), b"x").unwrap();
+    // A second user finds it mounted and does not stack another tmpfs.
+    s.mount(&v).unwrap();
+    assert_eq!(std::fs::read(path.join("f")).unwrap(), b"x");
+    s.remove("fast", &[]).unwrap();
+    assert!(!path.exists());
+
+    // A bind of a host directory: removing the volume unmounts and leaves the host files.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("keep"), b"host").unwrap();
+    let b = s
+        .create(
+            Some("bound"),
+            BTreeMap::new(),
+            labels(&[
+                ("type", "none"),
+                ("device", host.path().to_str().unwrap()),
+                ("o", "bind,ro"),
+            ]),
+        )
+        .unwrap();
+    let path = s.mount(&b).unwrap();
+    assert_eq!(std::fs::read(path.join("keep")).unwrap(), b"host");
+    assert!(std::fs::write(path.join("new"), b"x").is_err(), "ro bind");
+    s.remove("bound", &[]).unwrap();
+    assert_eq!(std::fs::read(host.path().join("keep")).unwrap(), b"host");
 }
