@@ -7,6 +7,7 @@
 
 mod json;
 mod reader;
+mod tail;
 mod time;
 mod writer;
 
@@ -44,10 +45,11 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
-    #[error("log file {path}: line {line} is not a json-file log entry")]
+    #[error("log file {path} holds a line that is not a json-file log entry: {line:?}")]
     Parse {
         path: PathBuf,
-        line: u64,
+        /// The start of the offending line.
+        line: String,
         #[source]
         source: serde_json::Error,
     },

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -258,9 +259,11 @@ pub(super) fn rotated(path: &Path, n: u32) -> PathBuf {
 }
 
 fn open_append(path: &Path) -> Result<File> {
+    // 0640 as dockerd creates its logs: container output is not for every local user.
     OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o640)
         .open(path)
         .map_err(|source| LogError::Open {
             path: path.to_path_buf(),

@@ -262,3 +262,69 @@ fn print_logs_splits_streams_and_prefixes_fixed_timestamps() {
     assert_eq!(out, b"no newline");
     assert!(err.is_empty());
 }
+
+#[test]
+fn follow_stops_at_until_even_while_the_container_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.log");
+    let mut w = LogWriter::create(&path, LogOptions::default()).unwrap();
+    w.write(Stream::Stdout, b"now\n").unwrap();
+    let running = || false;
+    let opts = ReadOptions {
+        until: Some(SystemTime::now() + Duration::from_millis(200)),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let got: Vec<String> = LogReader::new(&path, opts)
+        .follow(&running)
+        .unwrap()
+        .map(|e| e.unwrap().line)
+        .collect();
+    assert_eq!(got, ["now\n"]);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+}
+
+#[test]
+fn tail_then_follow_picks_up_an_entry_caught_mid_write() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.log");
+    let mut w = LogWriter::create(&path, LogOptions::default()).unwrap();
+    for i in 0..5 {
+        w.write_at(Stream::Stdout, format!("{i}\n").as_bytes(), at(i))
+            .unwrap();
+    }
+    drop(w);
+    // Half of an entry, as a reader may see while the writer is in write(2).
+    let whole = r#"{"log":"late\n","stream":"stderr","time":"1970-01-01T00:00:09Z"}"#;
+    let (head, rest) = whole.split_at(20);
+    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(head.as_bytes()).unwrap();
+    let f = std::cell::RefCell::new(f);
+    let done = std::cell::Cell::new(false);
+    let exited = || {
+        if !done.get() {
+            f.borrow_mut()
+                .write_all(format!("{rest}\n").as_bytes())
+                .unwrap();
+            done.set(true);
+            return false;
+        }
+        true
+    };
+    let opts = ReadOptions {
+        tail: Some(2),
+        ..Default::default()
+    };
+    let got: Vec<String> = LogReader::new(&path, opts)
+        .follow(&exited)
+        .unwrap()
+        .map(|e| e.unwrap().line)
+        .collect();
+    assert_eq!(got, ["3\n", "4\n", "late\n"]);
+}
