@@ -369,7 +369,21 @@ fn volumes_with_mount_options_mount_once_and_unmount_on_removal() {
         eprintln!("skipped: needs root (mount)");
         return;
     }
-    let (_dir, s) = store();
+    /// Unmounts what the test mounted even when an assertion fails, so no mount outlives
+    /// the temp dirs.
+    struct Unmount(Vec<PathBuf>);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = mount::unmount_all(p);
+            }
+        }
+    }
+    let (dir, s) = store();
+    let _guard = Unmount(vec![
+        dir.path().join("volumes/fast/_data"),
+        dir.path().join("volumes/bound/_data"),
+    ]);
     let v = s
         .create(
             Some("fast"),
