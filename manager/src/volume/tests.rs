@@ -430,3 +430,54 @@ fn volumes_with_mount_options_mount_once_and_unmount_on_removal() {
     s.remove("bound", &[]).unwrap();
     assert_eq!(std::fs::read(host.path().join("keep")).unwrap(), b"host");
 }
+
+#[test]
+fn a_failed_copy_leaves_the_volume_empty_for_the_next_try() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root (chown, mknod, mount)");
+        return;
+    }
+    let rootfs = Rootfs::new();
+    let app = rootfs.root().join("srv/app");
+    // Sorted after the small entries, so the copy fails part-way.
+    std::fs::write(app.join("zz-big"), vec![1u8; 512 * 1024]).unwrap();
+    let (dir, s) = store();
+    let data = dir.path().join("volumes/small/_data");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = mount::unmount_all(&self.0);
+        }
+    }
+    let _guard = Unmount(data.clone());
+    // A 256 KiB tmpfs: the big file does not fit.
+    let v = s
+        .create(
+            Some("small"),
+            BTreeMap::new(),
+            labels(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=256k")]),
+        )
+        .unwrap();
+    s.mount(&v).unwrap();
+    let err = s.populate(&v, &app).unwrap_err();
+    let chain = format!("{:?}", error_chain(&err));
+    assert!(chain.contains("zz-big"), "{chain}");
+    assert!(
+        std::fs::read_dir(&data).unwrap().next().is_none(),
+        "partial copy left behind"
+    );
+    // With room, the next start copies everything.
+    std::fs::remove_file(app.join("zz-big")).unwrap();
+    assert!(s.populate(&v, &app).unwrap());
+    assert_eq!(std::fs::read(data.join("conf")).unwrap(), b"config\n");
+}
+
+fn error_chain(e: &dyn std::error::Error) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push(c.to_string());
+        cur = c.source();
+    }
+    out
+}
