@@ -213,15 +213,18 @@ impl LogWriter {
     }
 
     /// `<path>.N-1` → `<path>.N`, ..., `<path>` → `<path>.1`, new `<path>`; with max-file 1
-    /// the file is truncated instead. A reader following the log keeps its open file (now
-    /// `<path>.1`), drains it, then reopens `<path>`.
+    /// the file is unlinked and made anew. A reader following the log keeps its open file
+    /// (now `<path>.1`, or unlinked), drains it, then goes on with the next file. (Unlink
+    /// rather than truncate: a follower cannot tell a truncated file that has grown again
+    /// past its read position from one that was never truncated.)
     fn rotate(&mut self) -> Result<()> {
         let err = |source| LogError::Rotate {
             path: self.path.clone(),
             source,
         };
         if self.opts.max_file <= 1 {
-            self.file.set_len(0).map_err(err)?;
+            fs::remove_file(&self.path).map_err(err)?;
+            self.file = open_append(&self.path)?;
             self.size = 0;
             return Ok(());
         }

@@ -174,9 +174,12 @@ fn follow_sees_lines_from_another_thread_across_rotation_and_ends_after_exit() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.log");
+    // Enough files that none is deleted however late the follower thread gets scheduled
+    // (a follower slower than max-file rotations loses lines, as with dockerd); several
+    // rotations still happen between two polls.
     let opts = LogOptions {
         max_size: Some(300),
-        max_file: 5,
+        max_file: 100,
     };
     let mut w = LogWriter::create(&path, opts).unwrap();
     w.write(Stream::Stdout, b"before\n").unwrap();
@@ -210,7 +213,7 @@ fn follow_sees_lines_from_another_thread_across_rotation_and_ends_after_exit() {
     expect.extend((0..30).map(|i| format!("n{i}\n")));
     expect.push("last words".into());
     assert_eq!(got, expect);
-    assert!(rotated(&path, 1).exists(), "the test must cross a rotation");
+    assert!(rotated(&path, 3).exists(), "the test must cross rotations");
 }
 
 #[test]
@@ -327,4 +330,50 @@ fn tail_then_follow_picks_up_an_entry_caught_mid_write() {
         .map(|e| e.unwrap().line)
         .collect();
     assert_eq!(got, ["3\n", "4\n", "late\n"]);
+}
+
+#[test]
+fn follow_keeps_up_with_max_file_1_rotations() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.log");
+    let opts = LogOptions {
+        max_size: Some(100),
+        max_file: 1,
+    };
+    let mut w = LogWriter::create(&path, opts).unwrap();
+    let received = Arc::new(AtomicUsize::new(0));
+    let exited = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (received, exited) = (received.clone(), exited.clone());
+        std::thread::spawn(move || {
+            for i in 0..20 {
+                w.write(Stream::Stdout, format!("line {i:02}\n").as_bytes())
+                    .unwrap();
+                // Each line is seen before the next one (and its rotation) is written.
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while received.load(Ordering::SeqCst) <= i && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            exited.store(true, Ordering::SeqCst);
+        })
+    };
+    let is_exited = || exited.load(Ordering::SeqCst);
+    let mut got = Vec::new();
+    for e in LogReader::new(&path, ReadOptions::default())
+        .follow(&is_exited)
+        .unwrap()
+    {
+        got.push(e.unwrap().line);
+        received.fetch_add(1, Ordering::SeqCst);
+    }
+    writer.join().unwrap();
+    let expect: Vec<String> = (0..20).map(|i| format!("line {i:02}\n")).collect();
+    assert_eq!(got, expect);
+    assert!(!rotated(&path, 1).exists());
+    // Only what was written since the last rotation is left.
+    assert!(fs::metadata(&path).unwrap().len() < 200);
 }
