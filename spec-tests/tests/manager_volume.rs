@@ -123,6 +123,18 @@ fn create_inspect_and_list_named_volumes() -> Result<()> {
         ])?,
         "data1 web {\"device\":\"tmpfs\",\"o\":\"size=1m\",\"type\":\"tmpfs\"}\n"
     );
+    let table = berth.ok(&[
+        "volume",
+        "ls",
+        "--filter",
+        "label=team",
+        "--format",
+        "table {{.Name}}\\t{{.Labels}}\\t{{.Scope}}",
+    ])?;
+    assert_eq!(
+        table,
+        "VOLUME NAME   LABELS           SCOPE\ndata1         team=web,tier=   local\n"
+    );
     let err = berth.fail(&["volume", "ls", "--filter", "colour=red"])?;
     assert!(err.contains("invalid filter"), "{err}");
     Ok(())
