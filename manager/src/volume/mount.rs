@@ -129,13 +129,17 @@ pub(super) fn is_mounted(path: &Path) -> Result<bool> {
         target: path.to_path_buf(),
         source,
     };
-    let st = rustix::fs::statx(
+    let st = match rustix::fs::statx(
         CWD,
         path,
         AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT,
         StatxFlags::BASIC_STATS,
-    )
-    .map_err(|e| check(e.into()))?;
+    ) {
+        Ok(st) => st,
+        // Nothing there (a damaged volume whose data went missing): nothing mounted.
+        Err(e) if e == rustix::io::Errno::NOENT => return Ok(false),
+        Err(e) => return Err(check(e.into())),
+    };
     if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) {
         return Ok(st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT));
     }

@@ -134,6 +134,12 @@ fn remove_refuses_volumes_in_use_and_missing_ones() {
         s.remove("busy", &[]),
         Err(VolumeError::NotFound { .. })
     ));
+    // A volume whose data directory went missing can still be removed.
+    s.create(Some("damaged"), BTreeMap::new(), BTreeMap::new())
+        .unwrap();
+    std::fs::remove_dir(dir.path().join("volumes/damaged/_data")).unwrap();
+    s.remove("damaged", &[]).unwrap();
+    assert!(!dir.path().join("volumes/damaged").exists());
 }
 
 #[test]
