@@ -16,6 +16,8 @@ fn docker_format(template: &str) -> Option<String> {
         .args(["version", "--format", template])
         .env("DOCKER_HOST", "unix:///nonexistent/berth-oracle.sock")
         .env_remove("DOCKER_CONTEXT")
+        // Never the user's contexts or credentials.
+        .env("DOCKER_CONFIG", "/nonexistent/berth-oracle-docker-config")
         .output()
         .ok()?;
     let s = String::from_utf8(out.stdout).ok()?;
@@ -62,7 +64,8 @@ fn templates_render_exactly_as_go_text_template() {
         r#"{{printf "%v %v" true (split "" ",")}} {{len (split "" ",")}}"#,
         r#"{{range $i, $e := split "x,y" ","}}{{if $i}},{{end}}{{$e}}{{end}}"#,
         r#"{{range $e := split "x,y" ","}}<{{$e}}>{{end}}"#,
-        r#"{{with $x := .Client.Os}}{{$x}}{{end}}{{with ""}}a{{else with "b"}}{{.}}{{end}}"#,
+        // (`{{else with}}` is Go 1.23: older docker CLIs refuse it.)
+        r#"{{with $x := .Client.Os}}{{$x}}{{end}}{{with ""}}a{{else}}b{{end}}"#,
         r#"{{eq 2 2}} {{eq "a" "b"}} {{ne 1 2}} {{lt "abc" "abd"}}"#,
         r#"{{title ""}}|{{upper ""}}|{{join (split "a" ",") ","}}"#,
     ];
