@@ -1,13 +1,14 @@
 //! Go's text/template itself as the oracle: the docker CLI evaluates `docker version
 //! --format` client-side, even without a daemon, over its client info. Each template is run
 //! by docker and by us over the same data, and the outputs must match byte for byte.
+//! Tables are compared the same way through `docker context ls`, also client-side.
 //! Skipped where the docker CLI is not installed (hack/setup installs it).
 
 use std::process::Command;
 
 use serde_json::{json, Value};
 
-use super::Template;
+use super::{default_header, Format, Template};
 
 /// `docker version --format T` with no daemon reachable: the template's output on stdout
 /// (docker adds a newline), the "cannot connect" complaint on stderr.
@@ -80,6 +81,66 @@ fn templates_render_exactly_as_go_text_template() {
             .unwrap_or_else(|e| format!("ERROR {e}"));
         if got != want {
             failures.push(format!("{t}\n  go:    {want:?}\n  berth: {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn tables_align_exactly_as_docker_prints_them() {
+    let config = tempfile::tempdir().unwrap();
+    let docker = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_CONFIG", config.path())
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    if docker(&["--version"]).is_none() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    // Contexts live in DOCKER_CONFIG: rows of different widths, no daemon needed.
+    for (name, desc) in [
+        ("a-rather-long-context-name", "short"),
+        ("mid-size", "a much longer description than the others"),
+        ("xy", ""),
+    ] {
+        docker(&[
+            "context",
+            "create",
+            name,
+            "--description",
+            desc,
+            "--docker",
+            "host=unix:///nonexistent/berth.sock",
+        ])
+        .expect("docker context create");
+    }
+    let rows: Vec<Value> = docker(&["context", "ls", "--format", "{{json .}}"])
+        .expect("docker context ls")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("context row"))
+        .collect();
+    assert_eq!(rows.len(), 4);
+    let mut failures = Vec::new();
+    for t in [
+        "table {{.Name}}\t{{.Description}}\t{{.DockerEndpoint}}",
+        "table {{.DockerEndpoint}}\t{{.Name}}",
+        "table {{.Name}}",
+        "table {{.Description}}\t{{.Name}}:{{.Name}}\t",
+        "{{.Name}}\t{{.Description}}",
+    ] {
+        let want = docker(&["context", "ls", "--format", t]).expect("docker context ls");
+        let got = Format::parse(t, "")
+            .and_then(|f| f.render(&rows, &default_header))
+            .unwrap_or_else(|e| format!("ERROR {e}"));
+        if got != want {
+            failures.push(format!("{t}\n--- docker:\n{want}--- berth:\n{got}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
