@@ -377,3 +377,52 @@ fn follow_keeps_up_with_max_file_1_rotations() {
     // Only what was written since the last rotation is left.
     assert!(fs::metadata(&path).unwrap().len() < 200);
 }
+
+#[test]
+fn reads_a_log_dockerd_wrote() {
+    // Verbatim from dockerd 20.10 (json-file) for a container printing odd bytes to both
+    // streams and ending without a newline.
+    let docker = concat!(
+        r#"{"log":"café \ufffd\ufffd \u2028 end\n","stream":"stderr","time":"2026-11-22T09:31:23.656445918Z"}"#,
+        "\n",
+        r#"{"log":"a\"b\\c\u0009\u003cx\u003e\u0026\u0001\u001b[0m\r\n","stream":"stdout","time":"2026-11-22T09:31:23.656532678Z"}"#,
+        "\n",
+        r#"{"log":"partial","stream":"stdout","time":"2026-11-22T09:31:23.711183879Z"}"#,
+        "\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c-json.log");
+    fs::write(&path, docker).unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    crate::logs::print_logs(
+        &path,
+        ReadOptions::default(),
+        false,
+        None,
+        &mut out,
+        &mut err,
+    )
+    .unwrap();
+    assert_eq!(out, b"a\"b\\c\t<x>&\x01\x1b[0m\r\npartial");
+    assert_eq!(
+        String::from_utf8(err).unwrap(),
+        "café \u{fffd}\u{fffd} \u{2028} end\n"
+    );
+    // And our writer produces the same bytes for the same output (times aside).
+    let mut w = LogWriter::create(&dir.path().join("ours2.log"), LogOptions::default()).unwrap();
+    w.write(Stream::Stderr, b"caf\xc3\xa9 \xff\xfe \xe2\x80\xa8 end\n")
+        .unwrap();
+    w.write(Stream::Stdout, b"a\"b\\c\t<x>&\x01\x1b[0m\r\n")
+        .unwrap();
+    w.write(Stream::Stdout, b"partial").unwrap();
+    drop(w);
+    let strip_time = |s: &str| -> Vec<String> {
+        s.lines()
+            .map(|l| l[..l.find(r#","time":"#).unwrap()].to_string())
+            .collect()
+    };
+    assert_eq!(
+        strip_time(&fs::read_to_string(dir.path().join("ours2.log")).unwrap()),
+        strip_time(docker)
+    );
+}
