@@ -113,6 +113,24 @@ fn create_inspect_and_list_named_volumes() -> Result<()> {
         .collect::<Result<_, _>>()?;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["Name"], "data1");
+    // The fields dockerd 20.10's `volume ls --format '{{json .}}'` prints.
+    let keys: Vec<&String> = rows[0]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        keys,
+        [
+            "Driver",
+            "Labels",
+            "Links",
+            "Mountpoint",
+            "Name",
+            "Scope",
+            "Size"
+        ]
+    );
+    assert_eq!(rows[0]["Labels"], "team=web,tier=");
     assert_eq!(
         berth.ok(&[
             "volume",

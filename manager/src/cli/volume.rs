@@ -131,7 +131,8 @@ fn create(store: &VolumeStore, a: CreateArgs) -> Result<()> {
     Ok(())
 }
 
-/// One row of `volume ls`, as docker's formatter exposes it: labels as `k=v,...`.
+/// One row of `volume ls`, with the fields docker's formatter exposes (labels as
+/// `k=v,...`; size and links are only computed by `system df`).
 fn row(v: &Volume) -> Value {
     let labels: Vec<String> = v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     json!({
@@ -140,7 +141,6 @@ fn row(v: &Volume) -> Value {
         "Mountpoint": v.mountpoint,
         "Scope": "local",
         "Labels": labels.join(","),
-        "CreatedAt": v.created_at,
         "Links": "N/A",
         "Size": "N/A",
     })

@@ -91,7 +91,7 @@ pub enum VolumeError {
     },
     #[error("reading random bytes for an anonymous volume name")]
     Random(#[source] io::Error),
-    #[error("get {name}: no such volume")]
+    #[error("no such volume: {name}")]
     NotFound { name: String },
     #[error("remove {name}: volume is in use - [{}]", users.join(", "))]
     InUse { name: String, users: Vec<String> },
