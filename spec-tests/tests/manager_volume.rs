@@ -262,3 +262,111 @@ fn concurrent_commands_share_the_store_safely() -> Result<()> {
     );
     Ok(())
 }
+
+/// An image layer with owners set (as every real image has): busybox for the runtime, and
+/// /data with content to copy up: a file of another owner, a symlink pointing out of the
+/// root, a subdirectory.
+fn data_layer() -> Result<Vec<u8>> {
+    let busybox = std::fs::read("/bin/busybox")?;
+    let mut b = tar::Builder::new(Vec::new());
+    let header = |kind: tar::EntryType, mode: u32, size: u64, uid: u64| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        h.set_mtime(1_000_000);
+        h
+    };
+    for dir in ["bin", "etc", "data", "data/sub"] {
+        let mut h = header(tar::EntryType::Directory, 0o755, 0, 0);
+        b.append_data(&mut h, dir, &[][..])?;
+    }
+    let mut h = header(tar::EntryType::Regular, 0o755, busybox.len() as u64, 0);
+    b.append_data(&mut h, "bin/busybox", &busybox[..])?;
+    let mut h = header(tar::EntryType::Symlink, 0o777, 0, 0);
+    b.append_link(&mut h, "bin/sh", "busybox")?;
+    let passwd = b"root:x:0:0:root:/root:/bin/sh\n";
+    let mut h = header(tar::EntryType::Regular, 0o644, passwd.len() as u64, 0);
+    b.append_data(&mut h, "etc/passwd", &passwd[..])?;
+    let mut h = header(tar::EntryType::Regular, 0o640, 5, 1000);
+    b.append_data(&mut h, "data/owned", &b"owned"[..])?;
+    let mut h = header(tar::EntryType::Symlink, 0o777, 0, 0);
+    b.append_link(&mut h, "data/escape", "/etc/berth-test-host-only")?;
+    let mut h = header(tar::EntryType::Regular, 0o600, 2, 0);
+    b.append_data(&mut h, "data/sub/f", &b"f\n"[..])?;
+    Ok(b.into_inner()?)
+}
+
+/// A container using volumes: copy-up of the image's content into a fresh named volume,
+/// `rm` refused while the container exists, `dangling` and `prune` skipping it.
+#[test]
+fn volumes_used_by_containers_are_populated_and_protected() -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+
+    use spec_tests::manager::images::{Compression, Layout};
+    use spec_tests::manager::registry::Registry;
+
+    let reg = Registry::plain()?;
+    let dir = tempfile::tempdir()?;
+    let mut layout = Layout::create(&dir.path().join("layout"))?;
+    let built = layout.image("amd64", &[(data_layer()?, Compression::Gzip)])?;
+    layout.tag("v1", &built)?;
+    let image = format!("{}/vol/data:v1", reg.host());
+    layout.push("v1", &image, &[])?;
+    let berth = Berth::new()?;
+    berth.ok(&["pull", "-q", &image])?;
+    berth.ok(&["volume", "create", "kept"])?;
+    berth.ok(&[
+        "create",
+        "--name",
+        "user1",
+        "-v",
+        "kept:/data",
+        "-v",
+        "fresh:/etc",
+        "-v",
+        "empty:/data/sub:nocopy",
+        &image,
+        "true",
+    ])?;
+    // Copy-up: the empty named volumes took the image's /data and /etc, owners, modes and
+    // symlinks as they are; nocopy left its volume empty.
+    let kept = berth.root().join("volumes/kept/_data");
+    let owned = std::fs::symlink_metadata(kept.join("owned"))?;
+    assert_eq!(
+        (owned.uid(), owned.gid(), owned.mode() & 0o7777),
+        (1000, 1000, 0o640)
+    );
+    assert_eq!(std::fs::read(kept.join("owned"))?, b"owned");
+    assert_eq!(
+        std::fs::read_link(kept.join("escape"))?,
+        std::path::Path::new("/etc/berth-test-host-only")
+    );
+    assert_eq!(std::fs::read(kept.join("sub/f"))?, b"f\n");
+    assert!(berth.root().join("volumes/fresh/_data/passwd").is_file());
+    assert!(std::fs::read_dir(berth.root().join("volumes/empty/_data"))?
+        .next()
+        .is_none());
+
+    let err = berth.fail(&["volume", "rm", "kept"])?;
+    assert!(err.contains("volume is in use - [user1]"), "{err}");
+    assert_eq!(
+        berth.ok(&["volume", "ls", "-q", "--filter", "dangling=true"])?,
+        ""
+    );
+    assert_eq!(
+        names(&berth.ok(&["volume", "ls", "-q", "--filter", "dangling=false"])?),
+        ["empty", "fresh", "kept"]
+    );
+    let out = berth.ok(&["volume", "prune", "-a", "-f"])?;
+    assert_eq!(out, "Total reclaimed space: 0B\n");
+
+    berth.ok(&["rm", "user1"])?;
+    assert_eq!(berth.ok(&["volume", "rm", "kept"])?, "kept\n");
+    let out = berth.ok(&["volume", "prune", "-a", "-f"])?;
+    assert!(out.starts_with("Deleted Volumes:\n"), "{out}");
+    assert_eq!(berth.ok(&["volume", "ls", "-q"])?, "");
+    Ok(())
+}

@@ -91,17 +91,16 @@ pub fn run(ctx: &mut Ctx, cmd: Command) -> Result<()> {
     let store = VolumeStore::open(&ctx.settings.root)?;
     match cmd {
         Command::Create(a) => create(&store, a),
-        Command::Ls(a) => ls(&store, a),
+        Command::Ls(a) => ls(&store, &users(ctx)?, a),
         Command::Inspect(a) => inspect(&store, a),
-        Command::Rm(a) => rm(&store, a),
-        Command::Prune(a) => prune(&store, a),
+        Command::Rm(a) => rm(&store, &users(ctx)?, a),
+        Command::Prune(a) => prune(&store, &users(ctx)?, a),
     }
 }
 
-/// Which containers use each volume. No container records exist yet, so nothing is in use;
-/// this becomes `berth::container::volume_users` once containers land.
-fn users() -> HashMap<String, Vec<String>> {
-    HashMap::new()
+/// Which containers use each volume (names), from the container records.
+fn users(ctx: &Ctx) -> Result<HashMap<String, Vec<String>>> {
+    Ok(berth::container::volume_users(&ctx.settings.root)?)
 }
 
 fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
@@ -153,9 +152,9 @@ fn header(field: &str) -> String {
     }
 }
 
-fn ls(store: &VolumeStore, a: LsArgs) -> Result<()> {
+fn ls(store: &VolumeStore, users: &HashMap<String, Vec<String>>, a: LsArgs) -> Result<()> {
     let filter = VolumeFilter::parse(&a.filters)?;
-    let vols = store.list(&filter, &users())?;
+    let vols = store.list(&filter, users)?;
     if a.quiet {
         for v in &vols {
             println!("{}", v.name);
@@ -208,8 +207,7 @@ fn pretty(v: &Value) -> Result<String> {
     Ok(String::from_utf8(buf)?)
 }
 
-fn rm(store: &VolumeStore, a: RmArgs) -> Result<()> {
-    let users = users();
+fn rm(store: &VolumeStore, users: &HashMap<String, Vec<String>>, a: RmArgs) -> Result<()> {
     let mut failed = 0;
     for name in &a.names {
         let in_use = users.get(name).cloned().unwrap_or_default();
@@ -228,7 +226,7 @@ fn rm(store: &VolumeStore, a: RmArgs) -> Result<()> {
     Ok(())
 }
 
-fn prune(store: &VolumeStore, a: PruneArgs) -> Result<()> {
+fn prune(store: &VolumeStore, users: &HashMap<String, Vec<String>>, a: PruneArgs) -> Result<()> {
     let _ = a.force;
     if let Some(bad) = a
         .filters
@@ -238,7 +236,7 @@ fn prune(store: &VolumeStore, a: PruneArgs) -> Result<()> {
         bail!("flag --filter: invalid filter {bad:?} for prune (use label= or label!=)");
     }
     let filter = VolumeFilter::parse(&a.filters)?;
-    let report = store.prune(a.all, &filter, &users())?;
+    let report = store.prune(a.all, &filter, users)?;
     if !report.deleted.is_empty() {
         println!("Deleted Volumes:");
         for name in &report.deleted {
