@@ -318,8 +318,12 @@ fn volumes_used_by_containers_are_populated_and_protected() -> Result<()> {
     let berth = Berth::new()?;
     berth.ok(&["pull", "-q", &image])?;
     berth.ok(&["volume", "create", "kept"])?;
+    // No network: the test is about volumes, and the default bridge may clash with
+    // another berth's on a shared host.
     berth.ok(&[
         "create",
+        "--network",
+        "none",
         "--name",
         "user1",
         "-v",
