@@ -1,11 +1,13 @@
 //! `berth images` / `berth image ls`.
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use berth::image::{ImageRecord, ImageStore};
 use berth::reference::Reference;
+use berth::template::{default_header, Format};
 use serde::Serialize;
+use serde_json::Value;
 
-use super::format::{human_age, human_size, print_table};
+use super::format::{human_age, human_size};
 use super::Ctx;
 
 #[derive(Debug, clap::Args)]
@@ -21,7 +23,7 @@ pub struct Args {
     /// Don't truncate output
     #[arg(long)]
     no_trunc: bool,
-    /// Output format: table (default) or json (one object per line)
+    /// Output format: table, table TEMPLATE, json (one object per line) or a Go template
     #[arg(long, default_value = "table")]
     format: String,
 }
@@ -42,13 +44,33 @@ struct Row {
     size_bytes: u64,
 }
 
+const DEFAULT_TABLE: &str =
+    "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+const DIGESTS_TABLE: &str =
+    "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+
+/// Column titles of `images` tables, as docker names them.
+fn header(field: &str) -> String {
+    match field {
+        "ID" => "IMAGE ID".into(),
+        "CreatedSince" => "CREATED".into(),
+        other => default_header(other),
+    }
+}
+
 pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
-    // docker spells machine output `--format '{{json .}}'` (one object per line) too.
-    let json = match args.format.as_str() {
-        "table" => false,
-        "json" | "{{json .}}" => true,
-        other => bail!("flag --format: unknown format {other:?} (use table or json)"),
+    // `{{json .}}` keeps the full-ID machine output it always had (same as `json`).
+    let format_arg = if args.format == "{{json .}}" {
+        "json"
+    } else {
+        args.format.as_str()
     };
+    let default = if args.digests {
+        DIGESTS_TABLE
+    } else {
+        DEFAULT_TABLE
+    };
+    let format = Format::parse(format_arg, default).context("flag --format")?;
     let filter = args
         .repository
         .as_deref()
@@ -85,29 +107,19 @@ pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
         }
         return Ok(());
     }
-    if json {
-        for r in &rows {
-            println!("{}", serde_json::to_string(r)?);
-        }
-        return Ok(());
-    }
-    let table: Vec<Vec<String>> = rows
+    let values = rows
         .iter()
         .map(|r| {
-            let mut cells = vec![r.repository.clone(), r.tag.clone()];
-            if args.digests {
-                cells.push(r.digest.clone());
+            let mut v = serde_json::to_value(r)?;
+            // Tables and templates show the ID as docker does (short unless --no-trunc);
+            // `json` keeps the full digest for machines.
+            if !matches!(format, Format::Json) {
+                v["ID"] = Value::String(short(&r.id));
             }
-            cells.extend([short(&r.id), r.created_since.clone(), r.size.clone()]);
-            cells
+            Ok(v)
         })
-        .collect();
-    let mut header = vec!["REPOSITORY", "TAG"];
-    if args.digests {
-        header.push("DIGEST");
-    }
-    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-    print_table(&header, &table);
+        .collect::<Result<Vec<Value>>>()?;
+    print!("{}", format.render(&values, &header)?);
     Ok(())
 }
 

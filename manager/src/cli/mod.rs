@@ -29,6 +29,7 @@ mod start;
 mod stop;
 mod tag;
 mod top;
+mod volume;
 mod wait;
 
 use std::path::PathBuf;
@@ -121,6 +122,9 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(network::Command),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -275,5 +279,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Port(a) | Command::Container(container::Command::Port(a)) => port::run(&ctx, a),
         Command::Container(container::Command::Prune(a)) => container::prune(&ctx, a),
         Command::Monitor(a) => monitor::run(&ctx, a),
+        Command::Volume(c) => volume::run(&mut ctx, c),
     }
 }

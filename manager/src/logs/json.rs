@@ -19,10 +19,11 @@ pub(super) fn encode(out: &mut Vec<u8>, stream: Stream, chunk: &[u8], time: Syst
     out.extend_from_slice(b"\"}\n");
 }
 
-/// Go's encoding/json string escaping, which dockerd's json-file driver follows: `"` and `\`
-/// escaped, `\n` `\r` `\t` short forms, other control characters and the HTML-sensitive
-/// `<` `>` `&` as `\u00XX`, U+2028/U+2029 as `\u2028`/`\u2029`, and every byte of invalid
-/// UTF-8 replaced by `\ufffd` (so the file is always valid JSON).
+/// dockerd's json-file string escaping (its own encoder, not Go's encoding/json): `"` and
+/// `\` escaped, `\n` and `\r` short forms, every other control character (tab included)
+/// and the HTML-sensitive `<` `>` `&` as `\u00XX`, U+2028/U+2029 as `\u2028`/`\u2029`, and
+/// every byte of invalid UTF-8 replaced by `\ufffd` (so the file is always valid JSON).
+/// Checked byte for byte against dockerd 20.10's log of the same output.
 pub(super) fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
@@ -31,7 +32,6 @@ pub(super) fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
                 '\\' => out.extend_from_slice(b"\\\\"),
                 '\n' => out.extend_from_slice(b"\\n"),
                 '\r' => out.extend_from_slice(b"\\r"),
-                '\t' => out.extend_from_slice(b"\\t"),
                 '\u{2028}' | '\u{2029}' | '<' | '>' | '&' | '\0'..='\u{1f}' => {
                     let mut s = String::new();
                     // Writing to a String cannot fail.
@@ -102,8 +102,9 @@ mod tests {
             "{\"log\":\"hello\\n\",\"stream\":\"stdout\",\"time\":\"2023-11-14T22:13:20.12Z\"}\n"
         );
         assert_eq!(
-            enc(b"a\"b\\c\t<x>&\x01\x1b[0m\r"),
-            "{\"log\":\"a\\\"b\\\\c\\t\\u003cx\\u003e\\u0026\\u0001\\u001b[0m\\r\",\"stream\":\"stdout\",\"time\":\"2023-11-14T22:13:20.12Z\"}\n"
+            enc(b"a\"b\\c\t<x>&\x01\x1b[0m\r\n"),
+            // dockerd 20.10 wrote exactly this "log" for the same bytes.
+            "{\"log\":\"a\\\"b\\\\c\\u0009\\u003cx\\u003e\\u0026\\u0001\\u001b[0m\\r\\n\",\"stream\":\"stdout\",\"time\":\"2023-11-14T22:13:20.12Z\"}\n"
         );
     }
 

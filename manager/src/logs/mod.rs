@@ -7,11 +7,12 @@
 
 mod json;
 mod reader;
+mod tail;
 mod time;
 mod writer;
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 pub use reader::{Follow, LogReader, ReadOptions};
@@ -44,10 +45,11 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
-    #[error("log file {path}: line {line} is not a json-file log entry")]
+    #[error("log file {path} holds a line that is not a json-file log entry: {line:?}")]
     Parse {
         path: PathBuf,
-        line: u64,
+        /// The start of the offending line.
+        line: String,
         #[source]
         source: serde_json::Error,
     },
@@ -57,6 +59,8 @@ pub enum LogError {
     UnknownOption { key: String },
     #[error("invalid time value {value:?}: use RFC 3339, a Unix timestamp or a duration like 10m")]
     InvalidTime { value: String },
+    #[error("writing log output")]
+    Output(#[source] io::Error),
 }
 
 type Result<T, E = LogError> = std::result::Result<T, E>;
@@ -79,6 +83,41 @@ impl Stream {
 
 /// One logged chunk: a line with its `\n`, or a partial line (flushed at exit, or cut at
 /// docker's 16 KiB message limit) without one.
+/// `berth logs`: prints the log at `path` selected by `opts` to `stdout` / `stderr` by
+/// stream; with `follow`, keeps printing new output (flushed entry by entry) until the
+/// closure reports the container gone and the rest is drained.
+pub fn print_logs(
+    path: &Path,
+    opts: ReadOptions,
+    timestamps: bool,
+    follow: Option<&dyn Fn() -> bool>,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<()> {
+    let reader = LogReader::new(path, opts);
+    match follow {
+        None => {
+            for e in reader.read()? {
+                e.print(timestamps, stdout, stderr)
+                    .map_err(LogError::Output)?;
+            }
+        }
+        Some(exited) => {
+            for e in reader.follow(exited)? {
+                let e = e?;
+                e.print(timestamps, stdout, stderr)
+                    .map_err(LogError::Output)?;
+                // Whoever reads a followed log wants each line as it comes, even through
+                // a pipe.
+                stdout.flush().map_err(LogError::Output)?;
+                stderr.flush().map_err(LogError::Output)?;
+            }
+        }
+    }
+    stdout.flush().map_err(LogError::Output)?;
+    stderr.flush().map_err(LogError::Output)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
     pub stream: Stream,

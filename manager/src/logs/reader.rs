@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::json::{decode, DecodeError};
+use super::tail::last_lines;
 use super::writer::rotated;
 use super::{LogEntry, LogError, Result, Stream};
 
@@ -110,26 +111,53 @@ impl LogReader {
             old.push(p);
             n += 1;
         }
-        let mut entries: VecDeque<LogEntry> = VecDeque::new();
-        let keep = |e: LogEntry, entries: &mut VecDeque<LogEntry>| {
-            entries.push_back(e);
-            if self.opts.tail.is_some_and(|t| entries.len() > t) {
-                entries.pop_front();
+        let entries: Vec<LogEntry> = match self.opts.tail {
+            None => {
+                let mut entries = Vec::new();
+                for p in old.iter().rev() {
+                    let Some(mut f) = LiveFile::open(p)? else {
+                        continue; // rotated away meanwhile
+                    };
+                    while let Some(e) = f.next_entry()? {
+                        entries.push(e);
+                    }
+                }
+                if let Some(f) = live.as_mut() {
+                    while let Some(e) = f.next_entry()? {
+                        entries.push(e);
+                    }
+                }
+                entries
+            }
+            // Newest file first, each read backwards, until enough lines are found.
+            Some(n) => {
+                let mut per_file: Vec<(PathBuf, Vec<Vec<u8>>)> = Vec::new();
+                let mut need = n;
+                if let Some(f) = live.as_mut() {
+                    let lines = f.skip_to_tail(need)?;
+                    need -= lines.len();
+                    per_file.push((self.path.clone(), lines));
+                }
+                for p in &old {
+                    if need == 0 {
+                        break;
+                    }
+                    let Some(mut f) = LiveFile::open(p)? else {
+                        continue;
+                    };
+                    let lines = f.skip_to_tail(need)?;
+                    need -= lines.len();
+                    per_file.push((p.clone(), lines));
+                }
+                let mut entries = Vec::new();
+                for (path, lines) in per_file.into_iter().rev() {
+                    for line in lines {
+                        entries.push(decode_line(&path, &line)?);
+                    }
+                }
+                entries
             }
         };
-        for p in old.iter().rev() {
-            let Some(mut f) = LiveFile::open(p)? else {
-                continue; // rotated away meanwhile
-            };
-            while let Some(e) = f.next_entry()? {
-                keep(e, &mut entries);
-            }
-        }
-        if let Some(f) = live.as_mut() {
-            while let Some(e) = f.next_entry()? {
-                keep(e, &mut entries);
-            }
-        }
         let mut out = VecDeque::new();
         for e in entries {
             if self.opts.past_until(&e) {
@@ -143,6 +171,21 @@ impl LogReader {
     }
 }
 
+fn decode_line(path: &Path, line: &[u8]) -> Result<LogEntry> {
+    let bad = |source| LogError::Parse {
+        path: path.to_path_buf(),
+        line: String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned(),
+        source,
+    };
+    match decode(line) {
+        Ok(e) => Ok(e),
+        Err(DecodeError::Json(source)) => Err(bad(source)),
+        Err(DecodeError::Field(field)) => {
+            Err(bad(serde::de::Error::custom(format!("bad {field}"))))
+        }
+    }
+}
+
 /// One log file read line by line; a line still being written (no newline yet) is held
 /// back until it is complete.
 #[derive(Debug)]
@@ -151,7 +194,6 @@ struct LiveFile {
     reader: BufReader<File>,
     id: (u64, u64),
     pos: u64,
-    line_no: u64,
     partial: Vec<u8>,
 }
 
@@ -176,7 +218,6 @@ impl LiveFile {
             reader: BufReader::new(file),
             id: (md.dev(), md.ino()),
             pos: 0,
-            line_no: 0,
             partial: Vec::new(),
         }))
     }
@@ -195,26 +236,29 @@ impl LiveFile {
             if self.partial.last() != Some(&b'\n') {
                 return Ok(None);
             }
-            self.line_no += 1;
             let line = std::mem::take(&mut self.partial);
             let trimmed = &line[..line.len() - 1];
             if trimmed.is_empty() {
                 continue;
             }
-            return match decode(trimmed) {
-                Ok(e) => Ok(Some(e)),
-                Err(DecodeError::Json(source)) => Err(LogError::Parse {
-                    path: self.path.clone(),
-                    line: self.line_no,
-                    source,
-                }),
-                Err(DecodeError::Field(field)) => Err(LogError::Parse {
-                    path: self.path.clone(),
-                    line: self.line_no,
-                    source: serde::de::Error::custom(format!("bad {field}")),
-                }),
-            };
+            return decode_line(&self.path, trimmed).map(Some);
         }
+    }
+
+    /// The last `n` complete lines before the current end of the file; the reader moves
+    /// past them (a line still being written is left for [`next_entry`](Self::next_entry)).
+    fn skip_to_tail(&mut self, n: usize) -> Result<Vec<Vec<u8>>> {
+        let read = |source| LogError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        let file = self.reader.get_ref();
+        let end = file.metadata().map_err(read)?.len();
+        let (lines, complete) = last_lines(file, end, n).map_err(read)?;
+        self.reader.seek(SeekFrom::Start(complete)).map_err(read)?;
+        self.pos = complete;
+        self.partial.clear();
+        Ok(lines)
     }
 
     /// Whether the live log `live` now names another file than ours (rotated; ours may
@@ -323,6 +367,11 @@ impl Follow<'_> {
             }
             if self.draining {
                 self.done = true;
+                continue;
+            }
+            // Past --until nothing more can qualify: stop once what is there is read.
+            if self.opts.until.is_some_and(|u| SystemTime::now() > u) {
+                self.draining = true;
                 continue;
             }
             // Read once more after the container is seen gone: its last lines may have

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -107,8 +108,10 @@ pub struct LogWriter {
     file: File,
     size: u64,
     opts: LogOptions,
-    /// Output after the last newline, per stream (stdout, stderr).
+    /// Output after the last newline, per stream (stdout, stderr), and when its first byte
+    /// was read: like dockerd, a line is stamped with the time it started.
     pending: [Vec<u8>; 2],
+    pending_since: [SystemTime; 2],
 }
 
 impl LogWriter {
@@ -128,11 +131,13 @@ impl LogWriter {
             size,
             opts,
             pending: [Vec::new(), Vec::new()],
+            pending_since: [SystemTime::UNIX_EPOCH; 2],
         })
     }
 
     /// Logs a chunk of output: every complete line becomes an entry now, stamped with the
-    /// current time; a trailing partial line waits for its end (or [`flush`](Self::flush)).
+    /// time its first byte was read; a trailing partial line waits for its end (or
+    /// [`flush`](Self::flush)).
     pub fn write(&mut self, stream: Stream, data: &[u8]) -> Result<()> {
         self.write_at(stream, data, SystemTime::now())
     }
@@ -141,34 +146,42 @@ impl LogWriter {
     pub fn write_at(&mut self, stream: Stream, data: &[u8], time: SystemTime) -> Result<()> {
         let idx = stream as usize;
         let mut buf = std::mem::take(&mut self.pending[idx]);
+        // The first line out of this chunk may have started in an earlier one.
+        let mut line_time = if buf.is_empty() {
+            time
+        } else {
+            self.pending_since[idx]
+        };
         buf.extend_from_slice(data);
         let mut start = 0;
         let mut out = Vec::new();
         while let Some(nl) = buf[start..].iter().position(|b| *b == b'\n') {
             let end = start + nl + 1;
-            Self::entries(&mut out, stream, &buf[start..end], time);
+            Self::entries(&mut out, stream, &buf[start..end], line_time);
+            line_time = time;
             start = end;
         }
         // A long line without a newline goes out in 16 KiB pieces, so memory stays bounded.
         while buf.len() - start >= MAX_MESSAGE {
             let end = start + MAX_MESSAGE;
-            Self::entries(&mut out, stream, &buf[start..end], time);
+            Self::entries(&mut out, stream, &buf[start..end], line_time);
+            line_time = time;
             start = end;
         }
         buf.drain(..start);
         self.pending[idx] = buf;
+        self.pending_since[idx] = line_time;
         self.append(&out)
     }
 
     /// Writes pending partial lines as they are (no newline added): call when the container
     /// exits.
     pub fn flush(&mut self) -> Result<()> {
-        let now = SystemTime::now();
         let mut out = Vec::new();
         for stream in [Stream::Stdout, Stream::Stderr] {
             let buf = std::mem::take(&mut self.pending[stream as usize]);
             if !buf.is_empty() {
-                Self::entries(&mut out, stream, &buf, now);
+                Self::entries(&mut out, stream, &buf, self.pending_since[stream as usize]);
             }
         }
         self.append(&out)
@@ -200,15 +213,18 @@ impl LogWriter {
     }
 
     /// `<path>.N-1` → `<path>.N`, ..., `<path>` → `<path>.1`, new `<path>`; with max-file 1
-    /// the file is truncated instead. A reader following the log keeps its open file (now
-    /// `<path>.1`), drains it, then reopens `<path>`.
+    /// the file is unlinked and made anew. A reader following the log keeps its open file
+    /// (now `<path>.1`, or unlinked), drains it, then goes on with the next file. (Unlink
+    /// rather than truncate: a follower cannot tell a truncated file that has grown again
+    /// past its read position from one that was never truncated.)
     fn rotate(&mut self) -> Result<()> {
         let err = |source| LogError::Rotate {
             path: self.path.clone(),
             source,
         };
         if self.opts.max_file <= 1 {
-            self.file.set_len(0).map_err(err)?;
+            fs::remove_file(&self.path).map_err(err)?;
+            self.file = open_append(&self.path)?;
             self.size = 0;
             return Ok(());
         }
@@ -246,9 +262,11 @@ pub(super) fn rotated(path: &Path, n: u32) -> PathBuf {
 }
 
 fn open_append(path: &Path) -> Result<File> {
+    // 0640 as dockerd creates its logs: container output is not for every local user.
     OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o640)
         .open(path)
         .map_err(|source| LogError::Open {
             path: path.to_path_buf(),

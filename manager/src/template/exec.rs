@@ -191,16 +191,16 @@ impl State<'_> {
 
     fn arg(&mut self, pipe: &Pipeline, arg: &Arg, dot: &Value) -> Result<Value> {
         match arg {
-            Arg::Dot(chain) => self.fields(pipe, dot.clone(), chain),
+            Arg::Dot(chain) => self.fields(pipe, dot, chain),
             Arg::Var(name, chain) => {
                 let base = if name == "$" {
-                    self.root.clone()
+                    self.root
                 } else {
                     self.vars
                         .iter()
                         .rev()
                         .find(|(n, _)| n == name)
-                        .map(|(_, v)| v.clone())
+                        .map(|(_, v)| v)
                         .ok_or_else(|| exec_err(pipe, format!("undefined variable: {name}")))?
                 };
                 self.fields(pipe, base, chain)
@@ -213,20 +213,22 @@ impl State<'_> {
                 .map_err(|m| exec_err(pipe, format!("error calling {name}: {m}"))),
             Arg::Sub(inner, chain) => {
                 let v = self.commands(inner, dot)?;
-                self.fields(pipe, v, chain)
+                self.fields(pipe, &v, chain)
             }
         }
     }
 
     /// Follows a chain of fields: a missing key of a map is null (Go prints `<no value>`),
     /// a field of null or of a non-map is an error, as in Go over `map[string]interface{}`.
-    fn fields(&self, pipe: &Pipeline, mut v: Value, chain: &[String]) -> Result<Value> {
+    fn fields(&self, pipe: &Pipeline, v: &Value, chain: &[String]) -> Result<Value> {
         if let (Some(header), Some(last)) = (self.header, chain.last()) {
             return Ok(Value::String(header(last)));
         }
+        // Walk by reference: only the value reached is copied, not the whole dot.
+        let mut cur = v;
         for f in chain {
-            v = match v {
-                Value::Object(mut m) => m.remove(f).unwrap_or(Value::Null),
+            cur = match cur {
+                Value::Object(m) => m.get(f).unwrap_or(&Value::Null),
                 Value::Null => {
                     return Err(exec_err(
                         pipe,
@@ -236,11 +238,11 @@ impl State<'_> {
                 other => {
                     return Err(exec_err(
                         pipe,
-                        format!("can't evaluate field {f} in type {}", go_type(&other)),
+                        format!("can't evaluate field {f} in type {}", go_type(other)),
                     ))
                 }
             };
         }
-        Ok(v)
+        Ok(cur.clone())
     }
 }

@@ -27,14 +27,11 @@ pub(super) fn truth(v: &Value) -> bool {
     }
 }
 
-/// Go's json.Marshal output, which escapes `<`, `>` and `&` (docker's `{{json .}}` prints
-/// `"\u003cnone\u003e"`).
+/// JSON as docker's `json` function writes it: Go's encoder with HTML escaping off (so `<`
+/// stays `<`), which still escapes U+2028 and U+2029.
 pub(super) fn to_json(v: &Value) -> String {
     let s = serde_json::to_string(v).unwrap_or_else(|_| "null".to_string());
-    s.replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-        .replace('\u{2028}', "\\u2028")
+    s.replace('\u{2028}', "\\u2028")
         .replace('\u{2029}', "\\u2029")
 }
 

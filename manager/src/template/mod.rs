@@ -156,4 +156,6 @@ pub fn default_header(field: &str) -> String {
 }
 
 #[cfg(test)]
+mod oracle_tests;
+#[cfg(test)]
 mod tests;

@@ -155,7 +155,9 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
             'x' | 'X' => {
                 let s = match arg {
                     Value::String(s) => s.bytes().map(|b| format!("{b:02x}")).collect(),
+                    // Go prints a sign and the magnitude, not two's complement.
                     _ => match arg.as_i64() {
+                        Some(i) if i < 0 => format!("-{:x}", i.unsigned_abs()),
                         Some(i) => format!("{i:x}"),
                         None => bad(),
                     },

@@ -40,6 +40,13 @@ pub enum CopyError {
         #[source]
         source: io::Error,
     },
+    #[error("copy into {path} failed and the partial copy could not be removed ({cleanup})")]
+    Incomplete {
+        path: PathBuf,
+        cleanup: io::Error,
+        #[source]
+        cause: Box<CopyError>,
+    },
     #[error("copying {path}")]
     Entry {
         /// Relative to the source directory.
@@ -107,14 +114,42 @@ pub(super) fn populate(
         let path = path.to_path_buf();
         move |source: io::Error| CopyError::Entry { path, source }
     };
-    copier
+    let copied = copier
         .copy_dir(&src, &dst, Path::new(""))
-        .map_err(|(path, source)| CopyError::Entry { path, source })?;
-    // The volume's root takes the source directory's owner, mode, xattrs and times (docker's
-    // copyOwnership), so e.g. a postgres data directory stays owned by postgres.
-    let st = rfs::fstat(&src).map_err(|e| at(Path::new("."))(e.into()))?;
-    apply_fd_metadata(&src, &dst, &st).map_err(at(Path::new(".")))?;
+        .map_err(|(path, source)| CopyError::Entry { path, source })
+        .and_then(|()| {
+            // The volume's root takes the source directory's owner, mode, xattrs and times
+            // (docker's copyOwnership), so e.g. a postgres data directory stays owned by
+            // postgres.
+            let st = rfs::fstat(&src).map_err(|e| at(Path::new("."))(e.into()))?;
+            apply_fd_metadata(&src, &dst, &st).map_err(at(Path::new(".")))
+        });
+    if let Err(e) = copied {
+        // A half-copied volume is not empty, so it would never be completed: empty it, so
+        // the next container start copies again.
+        return Err(match clear_dir(data) {
+            Ok(()) => e,
+            Err(cleanup) => CopyError::Incomplete {
+                path: data.to_path_buf(),
+                cleanup,
+                cause: Box::new(e),
+            },
+        });
+    }
     Ok(true)
+}
+
+/// Removes everything inside `dir` (never following symlinks: remove_dir_all does not).
+fn clear_dir(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn is_empty(dir: &OwnedFd) -> io::Result<bool> {

@@ -7,6 +7,7 @@
 //! volume either without a record (not yet created: skipped) or with a complete one.
 
 mod copy;
+mod mount;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::lock::{FileLock, LockError};
 
 pub use copy::CopyError;
+pub use mount::MountError;
 
 const VOLUMES_DIR: &str = "volumes";
 // Starts with a dot: no volume can be called that.
@@ -30,10 +32,6 @@ const DATA_DIR: &str = "_data";
 /// The label docker (23+) puts on anonymous volumes; `volume prune` without `--all` removes
 /// only volumes carrying it.
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
-
-/// Options the local driver understands (`docker volume create --opt`): a filesystem to mount
-/// on the data directory instead of using it as a plain directory.
-const LOCAL_OPTIONS: [&str; 4] = ["type", "device", "o", "size"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
@@ -79,11 +77,21 @@ pub enum VolumeError {
     NameTooShort { name: String },
     #[error("create {name}: {name:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed")]
     InvalidName { name: String },
-    #[error("create {name}: invalid option key: {key:?}")]
-    InvalidOption { name: String, key: String },
+    #[error("create {name}")]
+    InvalidOptions {
+        name: String,
+        #[source]
+        source: MountError,
+    },
+    #[error("volume {name}")]
+    Mount {
+        name: String,
+        #[source]
+        source: MountError,
+    },
     #[error("reading random bytes for an anonymous volume name")]
     Random(#[source] io::Error),
-    #[error("get {name}: no such volume")]
+    #[error("no such volume: {name}")]
     NotFound { name: String },
     #[error("remove {name}: volume is in use - [{}]", users.join(", "))]
     InUse { name: String, users: Vec<String> },
@@ -250,14 +258,8 @@ impl VolumeStore {
             }
             None => (random_name()?, true),
         };
-        if let Some(key) = options
-            .keys()
-            .find(|k| !LOCAL_OPTIONS.contains(&k.as_str()))
-        {
-            return Err(VolumeError::InvalidOption {
-                name,
-                key: key.clone(),
-            });
+        if let Err(source) = mount::parse(&options) {
+            return Err(VolumeError::InvalidOptions { name, source });
         }
         let _lock = self.lock()?;
         if let Some(existing) = self.read(&name)? {
@@ -355,6 +357,12 @@ impl VolumeStore {
 
     fn remove_dir(&self, name: &str) -> Result<()> {
         let dir = self.volume_dir(name);
+        // Unmount first, and stop if that fails: removing the tree with a filesystem still
+        // mounted on it would delete the device's (or a bound host directory's) content.
+        mount::unmount_all(&dir.join(DATA_DIR)).map_err(|source| VolumeError::Mount {
+            name: name.to_string(),
+            source,
+        })?;
         // The record goes first: if removing the data fails half-way, the volume is gone
         // for every reader and the leftovers are plain files, not a damaged volume.
         let record = dir.join(RECORD_FILE);
@@ -385,6 +393,24 @@ impl VolumeStore {
             report.deleted.push(v.name);
         }
         Ok(report)
+    }
+
+    /// Makes the volume ready for a container and returns the directory to bind: for a
+    /// volume created with `--opt type=... device=... [o=...]`, mounts that filesystem on the
+    /// data directory unless it is mounted already (it stays mounted, shared by every
+    /// container using the volume, until the volume is removed). Call before
+    /// [`populate`](Self::populate).
+    pub fn mount(&self, volume: &Volume) -> Result<PathBuf> {
+        let err = |source| VolumeError::Mount {
+            name: volume.name.clone(),
+            source,
+        };
+        if let Some(spec) = mount::parse(&volume.options).map_err(err)? {
+            // Two containers starting at once must not both mount.
+            let _lock = self.lock()?;
+            mount::mount(&spec, &volume.mountpoint).map_err(err)?;
+        }
+        Ok(volume.mountpoint.clone())
     }
 
     /// Docker's copy-up: if the volume is empty, copies the directory `source` (inside a

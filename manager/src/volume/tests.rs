@@ -39,7 +39,7 @@ fn create_is_idempotent_and_records_everything() {
         .create(
             Some("data"),
             labels(&[("team", "a")]),
-            labels(&[("type", "tmpfs")]),
+            labels(&[("type", "tmpfs"), ("device", "tmpfs")]),
         )
         .unwrap();
     assert_eq!(v.mountpoint, dir.path().join("volumes/data/_data"));
@@ -64,7 +64,7 @@ fn create_is_idempotent_and_records_everything() {
     ));
     assert!(matches!(
         s.create(Some("ok"), BTreeMap::new(), labels(&[("bogus", "1")])),
-        Err(VolumeError::InvalidOption { .. })
+        Err(VolumeError::InvalidOptions { .. })
     ));
     assert!(matches!(s.get("nope"), Err(VolumeError::NotFound { .. })));
 }
@@ -134,6 +134,12 @@ fn remove_refuses_volumes_in_use_and_missing_ones() {
         s.remove("busy", &[]),
         Err(VolumeError::NotFound { .. })
     ));
+    // A volume whose data directory went missing can still be removed.
+    s.create(Some("damaged"), BTreeMap::new(), BTreeMap::new())
+        .unwrap();
+    std::fs::remove_dir(dir.path().join("volumes/damaged/_data")).unwrap();
+    s.remove("damaged", &[]).unwrap();
+    assert!(!dir.path().join("volumes/damaged").exists());
 }
 
 #[test]
@@ -361,4 +367,123 @@ fn populate_from_rootfs_resolves_symlinks_inside_the_root() {
         std::fs::read(v.mountpoint.join("conf")).unwrap(),
         b"config\n"
     );
+}
+
+#[test]
+fn volumes_with_mount_options_mount_once_and_unmount_on_removal() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root (mount)");
+        return;
+    }
+    /// Unmounts what the test mounted even when an assertion fails, so no mount outlives
+    /// the temp dirs.
+    struct Unmount(Vec<PathBuf>);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = mount::unmount_all(p);
+            }
+        }
+    }
+    let (dir, s) = store();
+    let _guard = Unmount(vec![
+        dir.path().join("volumes/fast/_data"),
+        dir.path().join("volumes/bound/_data"),
+    ]);
+    let v = s
+        .create(
+            Some("fast"),
+            BTreeMap::new(),
+            labels(&[
+                ("type", "tmpfs"),
+                ("device", "tmpfs"),
+                ("o", "size=1m,mode=0750"),
+            ]),
+        )
+        .unwrap();
+    assert!(!mount::is_mounted(&v.mountpoint).unwrap());
+    let path = s.mount(&v).unwrap();
+    assert_eq!(path, v.mountpoint);
+    assert!(mount::is_mounted(&path).unwrap());
+    let fs = rustix::fs::statfs(&path).unwrap();
+    assert_eq!(fs.f_type as i64, 0x0102_1994, "tmpfs magic");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, 0o750);
+    std::fs::write(path.join("f"), b"x").unwrap();
+    // A second user finds it mounted and does not stack another tmpfs.
+    s.mount(&v).unwrap();
+    assert_eq!(std::fs::read(path.join("f")).unwrap(), b"x");
+    s.remove("fast", &[]).unwrap();
+    assert!(!path.exists());
+
+    // A bind of a host directory: removing the volume unmounts and leaves the host files.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("keep"), b"host").unwrap();
+    let b = s
+        .create(
+            Some("bound"),
+            BTreeMap::new(),
+            labels(&[
+                ("type", "none"),
+                ("device", host.path().to_str().unwrap()),
+                ("o", "bind,ro"),
+            ]),
+        )
+        .unwrap();
+    let path = s.mount(&b).unwrap();
+    assert_eq!(std::fs::read(path.join("keep")).unwrap(), b"host");
+    assert!(std::fs::write(path.join("new"), b"x").is_err(), "ro bind");
+    s.remove("bound", &[]).unwrap();
+    assert_eq!(std::fs::read(host.path().join("keep")).unwrap(), b"host");
+}
+
+#[test]
+fn a_failed_copy_leaves_the_volume_empty_for_the_next_try() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root (chown, mknod, mount)");
+        return;
+    }
+    let rootfs = Rootfs::new();
+    let app = rootfs.root().join("srv/app");
+    // Sorted after the small entries, so the copy fails part-way.
+    std::fs::write(app.join("zz-big"), vec![1u8; 512 * 1024]).unwrap();
+    let (dir, s) = store();
+    let data = dir.path().join("volumes/small/_data");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = mount::unmount_all(&self.0);
+        }
+    }
+    let _guard = Unmount(data.clone());
+    // A 256 KiB tmpfs: the big file does not fit.
+    let v = s
+        .create(
+            Some("small"),
+            BTreeMap::new(),
+            labels(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=256k")]),
+        )
+        .unwrap();
+    s.mount(&v).unwrap();
+    let err = s.populate(&v, &app).unwrap_err();
+    let chain = format!("{:?}", error_chain(&err));
+    assert!(chain.contains("zz-big"), "{chain}");
+    assert!(
+        std::fs::read_dir(&data).unwrap().next().is_none(),
+        "partial copy left behind"
+    );
+    // With room, the next start copies everything.
+    std::fs::remove_file(app.join("zz-big")).unwrap();
+    assert!(s.populate(&v, &app).unwrap());
+    assert_eq!(std::fs::read(data.join("conf")).unwrap(), b"config\n");
+}
+
+fn error_chain(e: &dyn std::error::Error) -> Vec<String> {
+    let mut out = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push(c.to_string());
+        cur = c.source();
+    }
+    out
 }

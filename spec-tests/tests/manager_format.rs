@@ -1,0 +1,75 @@
+//! `--format` on `berth images`: docker's table/json keywords and Go templates.
+
+use anyhow::Result;
+use spec_tests::manager::berth::Berth;
+use spec_tests::manager::images::{busybox_image, Compression, Layout};
+use spec_tests::manager::registry::Registry;
+
+#[test]
+fn images_format_accepts_go_templates_tables_and_json() -> Result<()> {
+    let reg = Registry::plain()?;
+    let dir = tempfile::tempdir()?;
+    let mut layout = Layout::create(&dir.path().join("layout"))?;
+    let built = busybox_image(&mut layout, "v1", Compression::Gzip)?;
+    let image = format!("{}/fmt/bb:v1", reg.host());
+    layout.push("v1", &image, &[])?;
+    let berth = Berth::new()?;
+    berth.ok(&["pull", &image])?;
+    let other = format!("{}/fmt/bb:Second", reg.host());
+    berth.ok(&["tag", &image, &other])?;
+    let repo = format!("{}/fmt/bb", reg.host());
+    let config = built.config.map(|c| c.digest).unwrap_or_default();
+    let short_id = &config["sha256:".len().."sha256:".len() + 12];
+
+    let out = berth.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])?;
+    assert_eq!(
+        out,
+        format!("{repo}:Second {short_id}\n{repo}:v1 {short_id}\n")
+    );
+    let out = berth.ok(&["images", "--no-trunc", "--format", "{{.ID}}"])?;
+    assert_eq!(out.lines().next(), Some(config.as_str()));
+    let out = berth.ok(&[
+        "images",
+        "--format",
+        r#"{{if eq .Tag "v1"}}first{{else}}{{lower .Tag}}{{end}}|{{printf "%.3s" .Size | upper}}"#,
+    ])?;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("second|"), "{out}");
+    assert!(lines[1].starts_with("first|"), "{out}");
+
+    // A table template: header from the field names, columns aligned as docker's tabwriter
+    // (at least 10 wide, 3 spaces of padding); `\t` typed literally as shells pass it.
+    let out = berth.ok(&[
+        "images",
+        "--format",
+        "table {{.Tag}}\\t{{.ID}}\\t{{.Repository}}",
+    ])?;
+    assert_eq!(
+        out,
+        format!(
+            "TAG       IMAGE ID       REPOSITORY\nSecond    {short_id}   {repo}\nv1        {short_id}   {repo}\n"
+        )
+    );
+    // `table` alone is the default table.
+    let out = berth.ok(&["images", "--format", "table"])?;
+    assert!(out.starts_with("REPOSITORY"), "{out}");
+    assert!(
+        out.lines().next().unwrap_or("").contains("IMAGE ID"),
+        "{out}"
+    );
+
+    // json and {{json .}}: one object per line with the full ID.
+    for f in ["json", "{{json .}}"] {
+        let out = berth.ok(&["images", "--format", f])?;
+        for line in out.lines() {
+            let row: serde_json::Value = serde_json::from_str(line)?;
+            assert_eq!(row["ID"], config.as_str(), "{f}");
+        }
+    }
+    let err = berth.fail(&["images", "--format", "{{.Tag"])?;
+    assert!(err.contains("template parsing error"), "{err}");
+    let err = berth.fail(&["images", "--format", "{{nosuchfunc .Tag}}"])?;
+    assert!(err.contains("function \"nosuchfunc\" not defined"), "{err}");
+    Ok(())
+}
