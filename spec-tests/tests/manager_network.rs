@@ -465,3 +465,54 @@ fn generated_etc_files_carry_hostname_add_host_and_dns_flags() -> Result<()> {
     assert!(out.contains("options ndots:3"), "{out}");
     s.check_clean()
 }
+
+#[test]
+fn connect_and_disconnect_a_running_container() -> Result<()> {
+    let berth = berth_with_busybox()?;
+    let mut s = Scope::new(&berth);
+    let (n1, _) = s.network("con1", &[])?;
+    let (n2, base2) = s.network("con2", &[])?;
+    let c = unique_name("roam");
+    s.run_detached(&c, &["--network", &n1, BUSYBOX, "sleep", "600"])?;
+    berth.ok(&["network", "connect", "--alias", "roamer", &n2, &c])?;
+    let ip2 = s.ip(&c, &n2)?;
+    assert!(ip2.starts_with(&format!("{base2}.")), "{ip2}");
+    let addrs = berth.ok(&["exec", &c, "busybox", "ip", "-o", "-4", "addr"])?;
+    assert!(addrs.contains(&ip2) && addrs.contains("eth1"), "{addrs}");
+    let shown = inspect(&berth, &n2)?;
+    assert_eq!(
+        shown["Containers"].as_object().map(|m| m.len()),
+        Some(1),
+        "{shown}"
+    );
+    // Reachable on the new network by its alias.
+    let out = berth.run(&[
+        "run",
+        "--rm",
+        "--network",
+        &n2,
+        BUSYBOX,
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "roamer",
+    ])?;
+    assert!(out.status.success(), "{}", ok_out(&out));
+    let err = berth.fail(&["network", "connect", &n2, &c])?;
+    assert!(err.contains("already connected"), "{err}");
+
+    berth.ok(&["network", "disconnect", &n2, &c])?;
+    let addrs = berth.ok(&["exec", &c, "busybox", "ip", "-o", "-4", "addr"])?;
+    assert!(!addrs.contains(&ip2), "{addrs}");
+    let err = berth.fail(&["network", "disconnect", &n2, &c])?;
+    assert!(err.contains("not attached"), "{err}");
+    // The network it left is free again; the one it is on is not.
+    berth.ok(&["network", "rm", &n2])?;
+    assert!(berth
+        .fail(&["network", "rm", &n1])?
+        .contains("active endpoints"));
+    s.check_clean()
+}

@@ -178,6 +178,9 @@ impl<'a> Scope<'a> {
         args.push(&name);
         self.berth.ok(&args)?;
         self.networks.push(name.clone());
+        if let Some(b) = inspect(self.berth, &name)?["Options"]["berth.bridge"].as_str() {
+            self.bridges.push(b.to_string());
+        }
         Ok((name, subnet.trim_end_matches(".0/24").to_string()))
     }
 
@@ -265,11 +268,6 @@ impl<'a> Scope<'a> {
             let _ = self.berth.run(&["rm", "-f", &c]);
         }
         for n in self.networks.drain(..) {
-            if let Ok(v) = inspect(self.berth, &n) {
-                if let Some(b) = v["Options"]["berth.bridge"].as_str() {
-                    self.bridges.push(b.to_string());
-                }
-            }
             let _ = self.berth.run(&["network", "rm", &n]);
         }
         ids
