@@ -20,10 +20,12 @@ fn unique() -> u32 {
     COUNTER.fetch_add(1, Ordering::SeqCst)
 }
 
-/// A /24 no other test of this process (or, likely, of a concurrent run) uses.
+/// A /26 of 10.216.0.0/16 no other test of this process uses; the pid spreads concurrent runs
+/// (other worktrees run this suite at the same time) over the 1024 of them.
 fn subnet() -> ipnet::Ipv4Net {
-    let n = (std::process::id() * 7 + unique()) % 250;
-    format!("10.216.{n}.0/24").parse().unwrap()
+    let k = (std::process::id().wrapping_mul(37) + unique()) % 1024;
+    let base = u32::from(Ipv4Addr::new(10, 216, 0, 0)) + k * 64;
+    ipnet::Ipv4Net::new(Ipv4Addr::from(base), 26).unwrap()
 }
 
 struct Fixture {
@@ -502,14 +504,14 @@ fn static_ip_and_ip_range_are_honoured() {
     let mut f = Fixture::new();
     let subnet = subnet();
     let base = u32::from(subnet.network());
-    let range: ipnet::Ipv4Net = format!("{}/28", Ipv4Addr::from(base + 64)).parse().unwrap();
+    let range: ipnet::Ipv4Net = format!("{}/28", Ipv4Addr::from(base + 16)).parse().unwrap();
     let opts = CreateOptions {
         subnet: Some(subnet),
         ip_range: Some(range),
         ..CreateOptions::default()
     };
     let net = f.store.create(&format!("{}-fixed", f.tag), &opts).unwrap();
-    let fixed = Ipv4Addr::from(base + 200);
+    let fixed = Ipv4Addr::from(base + 50);
     let req = Request {
         network: net.name.clone(),
         aliases: Vec::new(),
