@@ -9,8 +9,11 @@ use berth::network::{self, CreateOptions, Endpoint, Network, NetworkStore, Reque
 use ipnet::Ipv4Net;
 use serde_json::{json, Value};
 
+use berth::container::lifecycle;
+use berth::container::{ContainerStore, Record, Status};
+
 use super::format::print_table;
-use super::Ctx;
+use super::{ctr, Ctx};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -92,7 +95,7 @@ pub struct PruneArgs {
 #[derive(Debug, clap::Args)]
 pub struct ConnectArgs {
     network: String,
-    /// Container (name or ID) already attached to some network
+    /// Running container (name or ID)
     container: String,
     /// Extra name the container is known by on this network (repeatable)
     #[arg(long = "alias")]
@@ -123,8 +126,8 @@ pub fn run(ctx: &mut Ctx, cmd: Command) -> Result<()> {
         Command::Inspect(a) => inspect(&store, a),
         Command::Rm(a) => rm(&store, a),
         Command::Prune(a) => prune(&store, a),
-        Command::Connect(a) => connect(&store, a),
-        Command::Disconnect(a) => disconnect(&store, a),
+        Command::Connect(a) => connect(ctx, &store, a),
+        Command::Disconnect(a) => disconnect(ctx, &store, a),
     }
 }
 
@@ -284,45 +287,78 @@ fn prune(store: &NetworkStore, _a: PruneArgs) -> Result<()> {
     Ok(())
 }
 
-/// A container known to the network layer: by full id, name, or unique id prefix.
-fn find_container(store: &NetworkStore, what: &str) -> Result<EndpointRecord> {
-    let records = endpoint::load_all(store)?;
-    if let Some(r) = records
-        .iter()
-        .find(|r| r.container_id == what || r.container_name == what)
-    {
-        return Ok(r.clone());
+/// A running container with a network namespace of its own, and its endpoint record.
+fn find_container(
+    ctx: &Ctx,
+    store: &NetworkStore,
+    what: &str,
+) -> Result<(ContainerStore, Record, EndpointRecord)> {
+    let (containers, record) = ctr::find(&ctx.settings.root, what)?;
+    if !lifecycle::own_netns(&record) {
+        bail!(
+            "container {what} shares a network namespace (--network {}): it cannot be connected or disconnected",
+            record.config.network_mode
+        );
     }
-    let hits: Vec<&EndpointRecord> = records
-        .iter()
-        .filter(|r| r.container_id.starts_with(what))
-        .collect();
-    match hits.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => bail!("no container {what:?} with networking (is it running?)"),
-        _ => bail!("container id prefix {what:?} is ambiguous"),
+    if !matches!(record.state.status, Status::Running | Status::Paused) {
+        bail!("container {what} is not running");
     }
+    let Some(ep) = endpoint::load(store, &record.id)? else {
+        bail!("container {what} has no network namespace set up by berth");
+    };
+    Ok((containers, record, ep))
 }
 
-fn connect(store: &NetworkStore, a: ConnectArgs) -> Result<()> {
-    let rec = find_container(store, &a.container)?;
+/// Writes the container's attachments into its record (`inspect`'s NetworkSettings).
+fn record_attachments(containers: &ContainerStore, store: &NetworkStore, id: &str) -> Result<()> {
+    let attachments = network::attachments(store, id)?;
+    containers.update(id, |r| {
+        r.networks = attachments
+            .iter()
+            .map(|a| {
+                (
+                    a.network.clone(),
+                    json!({
+                        "IPAddress": a.ip.to_string(),
+                        "IPPrefixLen": a.prefix,
+                        "Gateway": a.gateway.to_string(),
+                        "MacAddress": a.mac,
+                        "Aliases": a.aliases,
+                    }),
+                )
+            })
+            .collect();
+    })?;
+    Ok(())
+}
+
+fn connect(ctx: &Ctx, store: &NetworkStore, a: ConnectArgs) -> Result<()> {
+    let (containers, record, rec) = find_container(ctx, store, &a.container)?;
+    let net = store.inspect(&a.network)?;
+    if rec.networks.iter().any(|n| n.network == net.name) {
+        bail!(
+            "container {} is already connected to network {}",
+            a.container,
+            net.name
+        );
+    }
     let ep = Endpoint {
-        container_id: &rec.container_id,
-        container_name: &rec.container_name,
+        container_id: &record.id,
+        container_name: &record.name,
         netns: &rec.netns,
         etc: rec.etc.as_ref(),
     };
     let req = Request {
-        network: a.network,
+        network: net.name,
         aliases: a.aliases,
         ip: a.ip,
     };
     network::attach(store, &ep, &[req], &[])?;
-    Ok(())
+    record_attachments(&containers, store, &record.id)
 }
 
-fn disconnect(store: &NetworkStore, a: DisconnectArgs) -> Result<()> {
-    let rec = find_container(store, &a.container)?;
-    network::detach(store, &rec.container_id, Some(&a.network))?;
-    Ok(())
+fn disconnect(ctx: &Ctx, store: &NetworkStore, a: DisconnectArgs) -> Result<()> {
+    let (containers, record, _) = find_container(ctx, store, &a.container)?;
+    network::detach(store, &record.id, Some(&a.network))?;
+    record_attachments(&containers, store, &record.id)
 }

@@ -208,7 +208,7 @@ fn attach_one(
     req: &Request,
     ports: &[PortMapping],
 ) -> Result<Option<String>, AttachError> {
-    let net = store.inspect(&req.network)?;
+    let net = store.inspect_locked(&req.network)?;
     if rec.networks.iter().any(|n| n.network == net.name) {
         return Ok(None);
     }
@@ -225,6 +225,7 @@ fn attach_one(
             });
         }
     }
+    firewall::save_forwarding()?;
     let interface = (0..)
         .map(|i| format!("eth{i}"))
         .find(|n| !rec.networks.iter().any(|e| &e.interface == n))
@@ -238,7 +239,7 @@ fn attach_one(
     } else {
         &[]
     };
-    let conflist = conflist(store, &net, first_external, publish);
+    let conflist = conflist(store, &net, first_external, publish, req.ip.is_none());
     let args: Vec<(String, String)> = req
         .ip
         .map(|ip| vec![("IP".to_string(), ip.to_string())])
@@ -305,15 +306,20 @@ fn attach_one(
 }
 
 /// The plugin list of one attachment: bridge with host-local IPAM, portmap when ports are
-/// published, and the firewall plugin.
+/// published, and the firewall plugin. `dynamic`: the address is host-local's pick.
 fn conflist(
     store: &NetworkStore,
     net: &Network,
     default_route: bool,
     ports: &[PortMapping],
+    dynamic: bool,
 ) -> ConfList {
     let mut range = json!({"subnet": net.subnet.to_string(), "gateway": net.gateway.to_string()});
-    if let Some(r) = net.ip_range {
+    // --ip-range limits the addresses handed out, not those asked for with --ip (as in
+    // docker); host-local refuses a requested address outside its range, so a static
+    // attachment's list spans the whole subnet. The leases are the same files either way.
+    let ip_range = net.ip_range.filter(|_| dynamic);
+    if let Some(r) = ip_range {
         let first = r
             .network()
             .max(Ipv4Addr::from(u32::from(net.subnet.network()) + 1));
@@ -338,7 +344,7 @@ fn conflist(
             "type": "host-local",
             "ranges": [[range]],
             "routes": routes,
-            "dataDir": store.ipam_dir().display().to_string(),
+            "dataDir": store.ipam_dir(net).display().to_string(),
         },
     })];
     if !ports.is_empty() {
@@ -424,7 +430,7 @@ pub fn detach(
     let _host = firewall::host_lock()?;
     let plugins = Plugins::default();
     if let Some(name) = network {
-        let net = store.inspect(name)?;
+        let net = store.inspect_locked(name)?;
         let rec = endpoint::load(store, container_id)?;
         if !rec.is_some_and(|r| r.networks.iter().any(|n| n.network == net.name)) {
             return Err(AttachError::NotAttached {
@@ -456,10 +462,18 @@ fn detach_locked(
         .rev()
         .cloned()
         .collect();
+    // With the namespace gone (or only its empty mount point left), DEL runs without one, as
+    // the spec allows: the plugins then release what lives outside it (leases, host rules).
+    let alive = netns::is_netns(&rec.netns);
+    let netns_arg = if alive {
+        rec.netns.as_path()
+    } else {
+        Path::new("")
+    };
     for n in chosen {
         let target = Target {
             container_id,
-            netns: &rec.netns,
+            netns: netns_arg,
             ifname: &n.interface,
             args: &n.args,
         };
@@ -516,15 +530,17 @@ fn teardown_idle(store: &NetworkStore) -> Result<Vec<AttachError>, AttachError> 
         if used.contains(net.name.as_str()) {
             continue;
         }
-        if firewall::link_exists(&net.bridge) {
+        // Another root's containers may be on the same bridge (the default network's is
+        // host-wide): a bridge with ports left is in use.
+        if firewall::link_exists(&net.bridge) && !firewall::bridge_has_ports(&net.bridge) {
             errors.extend(
                 firewall::remove_network(&net.bridge, net.internal)
                     .into_iter()
                     .map(AttachError::from),
             );
         }
-        let leases = store.ipam_dir().join(&net.name);
-        if leases.exists() {
+        let leases = store.ipam_dir(&net).join(&net.name);
+        if leases.exists() && store.ipam_dir(&net) == store.ipam_dir_of_root() {
             if let Err(source) = std::fs::remove_dir_all(&leases) {
                 errors.push(AttachError::Store(StoreError::Remove {
                     path: leases,
@@ -663,7 +679,7 @@ fn peer_entries(
 ) -> Result<Vec<HostEntry>, AttachError> {
     let mut out: Vec<HostEntry> = Vec::new();
     for mine in rec.attachments() {
-        let net = match store.inspect(&mine.network) {
+        let net = match store.inspect_locked(&mine.network) {
             Ok(n) => n,
             Err(StoreError::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),

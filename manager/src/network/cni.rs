@@ -1,10 +1,11 @@
 //! Running CNI plugins (spec 1.0.0): plugin lookup, the CNI_* environment, the network config on
 //! stdin, `prevResult` chaining through a plugin list, and the result or error on stdout.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -40,6 +41,12 @@ pub enum CniError {
         status: std::process::ExitStatus,
         stderr: String,
     },
+    #[error("cni plugin {plugin} {command} did not finish within {seconds}s and was killed")]
+    Timeout {
+        plugin: String,
+        command: &'static str,
+        seconds: u64,
+    },
     #[error("parsing the result of cni plugin {plugin}")]
     Result {
         plugin: String,
@@ -54,6 +61,46 @@ fn details_suffix(details: &str) -> String {
     } else {
         format!(" ({details})")
     }
+}
+
+/// How long one plugin may run. Attach and detach hold the host-wide network lock while
+/// plugins run, so a hung plugin (say, stuck behind someone else's xtables lock) must not
+/// stall every berth on the host; the slowest normal run is well under a second.
+const PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits for `child` at most `limit`, collecting its output; `None` (child killed) on timeout.
+fn wait_bounded(mut child: Child, limit: Duration) -> std::io::Result<Option<Output>> {
+    // Readers drain the pipes meanwhile, so a chatty plugin never blocks on a full pipe.
+    fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    Ok(status.map(|status| Output {
+        status,
+        stdout,
+        stderr,
+    }))
 }
 
 /// The error object a plugin prints on failure.
@@ -184,10 +231,17 @@ impl Plugins {
             // broken pipe here adds nothing to it.
             let _ = stdin.write_all(input.as_bytes());
         }
-        let out = child.wait_with_output().map_err(|source| CniError::Spawn {
+        let out = wait_bounded(child, PLUGIN_TIMEOUT).map_err(|source| CniError::Spawn {
             path: path.clone(),
             source,
         })?;
+        let Some(out) = out else {
+            return Err(CniError::Timeout {
+                plugin,
+                command: op.as_str(),
+                seconds: PLUGIN_TIMEOUT.as_secs(),
+            });
+        };
         if !out.status.success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&out.stdout) {
                 Ok(body) => CniError::Plugin {
@@ -322,6 +376,24 @@ mod tests {
             }
             other => panic!("expected a plugin error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_plugin_outliving_its_time_is_killed() {
+        let spawn = |args: &[&str]| {
+            Command::new(args[0])
+                .args(&args[1..])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let started = Instant::now();
+        let out = wait_bounded(spawn(&["sleep", "30"]), Duration::from_millis(200)).unwrap();
+        assert!(out.is_none());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let out = wait_bounded(spawn(&["echo", "hi"]), Duration::from_secs(5)).unwrap();
+        assert_eq!(out.unwrap().stdout, b"hi\n");
     }
 
     #[test]

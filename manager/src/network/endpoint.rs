@@ -88,7 +88,8 @@ fn path(store: &NetworkStore, container_id: &str) -> PathBuf {
     store.endpoints_dir().join(format!("{container_id}.json"))
 }
 
-pub(crate) fn load(
+/// The endpoint record of one container, if it has one.
+pub fn load(
     store: &NetworkStore,
     container_id: &str,
 ) -> Result<Option<EndpointRecord>, StoreError> {

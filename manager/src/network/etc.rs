@@ -105,6 +105,18 @@ pub fn render_hosts(cfg: &EtcConfig, own: &[HostEntry], peers: &[HostEntry]) -> 
     out
 }
 
+/// `/etc/hosts` for `--network host`: the host's file, then the extra hosts.
+pub fn render_host_network_hosts(cfg: &EtcConfig, host_hosts: &str) -> String {
+    let mut out = host_hosts.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    for h in &cfg.extra_hosts {
+        out.push_str(&format!("{}\t{}\n", h.ip, h.name));
+    }
+    out
+}
+
 /// Fallback resolvers when the host has none a container could reach (docker's choice).
 const FALLBACK_DNS: &[&str] = &["8.8.8.8", "8.8.4.4"];
 
@@ -168,7 +180,14 @@ pub fn write_files(
         source,
     })?;
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write_in_place(&cfg.dir.join("hosts"), &render_hosts(cfg, own, peers))?;
+    let hosts = if cfg.host_network {
+        // On the host's network the host's names are the container's, as in docker.
+        let host_hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
+        render_host_network_hosts(cfg, &host_hosts)
+    } else {
+        render_hosts(cfg, own, peers)
+    };
+    write_in_place(&cfg.dir.join("hosts"), &hosts)?;
     write_in_place(
         &cfg.dir.join("resolv.conf"),
         &render_resolv(cfg, &host_resolv),
@@ -246,6 +265,16 @@ mod tests {
         assert!(render_resolv(&c, host).contains("nameserver 127.0.0.53\n"));
         let only_loopback = "nameserver 127.0.0.1\n";
         assert!(render_resolv(&cfg(), only_loopback).contains("nameserver 8.8.8.8\n"));
+    }
+
+    #[test]
+    fn host_network_hosts_is_the_hosts_file_of_the_host_plus_extra_hosts() {
+        let mut c = cfg();
+        c.host_network = true;
+        c.extra_hosts
+            .push(parse_add_host("extra:192.0.2.5").unwrap());
+        let h = render_host_network_hosts(&c, "127.0.0.1 localhost\n192.0.2.2 vm");
+        assert_eq!(h, "127.0.0.1 localhost\n192.0.2.2 vm\n192.0.2.5\textra\n");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::lock::{FileLock, LockError};
 const ISOLATION_1: &str = "BERTH-ISOLATION-1";
 const ISOLATION_2: &str = "BERTH-ISOLATION-2";
 /// The lock and saved host state shared by all berth stores on the host.
-const HOST_DIR: &str = "/run/berth-network";
+pub(crate) const HOST_DIR: &str = "/run/berth-network";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
@@ -146,7 +146,6 @@ const DNAT_RETURN: &[&str] = &["-m", "conntrack", "--ctstate", "DNAT", "-j", "RE
 /// the jump into our chain can be put in front of the firewall plugin's ACCEPTs.
 pub fn add_network(bridge: &str, internal: bool) -> Result<(), FirewallError> {
     if !chain_exists("filter", ISOLATION_1) {
-        save_forwarding()?;
         ipt("filter", &["-N", ISOLATION_1])?;
     }
     if !chain_exists("filter", ISOLATION_2) {
@@ -277,12 +276,23 @@ pub(crate) fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
+/// Whether any interface is enslaved to `bridge` (sysfs lists them under `brif/`).
+pub(crate) fn bridge_has_ports(bridge: &str) -> bool {
+    fs::read_dir(Path::new("/sys/class/net").join(bridge).join("brif"))
+        .is_ok_and(|mut d| d.next().is_some())
+}
+
 const FORWARDING: &str = "/proc/sys/net/ipv4/ip_forward";
 
-/// Remembers whether IPv4 forwarding was off before berth's first network came up (the
-/// bridge plugin turns it on for gateways), so the last network's removal can turn it off.
-fn save_forwarding() -> Result<(), FirewallError> {
+/// Remembers whether IPv4 forwarding was off before berth's first network comes up (the
+/// bridge plugin turns it on for gateways), so the last network's removal can turn it off
+/// again. Called before every ADD; only the first one, with no berth network on the host yet,
+/// records anything, and an earlier record (from a run that crashed) is kept.
+pub fn save_forwarding() -> Result<(), FirewallError> {
     let saved = Path::new(HOST_DIR).join("ip_forward");
+    if chain_exists("filter", ISOLATION_1) || saved.exists() {
+        return Ok(());
+    }
     let now = fs::read_to_string(FORWARDING).unwrap_or_default();
     fs::write(&saved, now.trim()).map_err(|source| FirewallError::Sysctl {
         path: saved,

@@ -20,10 +20,12 @@ fn unique() -> u32 {
     COUNTER.fetch_add(1, Ordering::SeqCst)
 }
 
-/// A /24 no other test of this process (or, likely, of a concurrent run) uses.
+/// A /26 of 10.216.0.0/16 no other test of this process uses; the pid spreads concurrent runs
+/// (other worktrees run this suite at the same time) over the 1024 of them.
 fn subnet() -> ipnet::Ipv4Net {
-    let n = (std::process::id() * 7 + unique()) % 250;
-    format!("10.216.{n}.0/24").parse().unwrap()
+    let k = (std::process::id().wrapping_mul(37) + unique()) % 1024;
+    let base = u32::from(Ipv4Addr::new(10, 216, 0, 0)) + k * 64;
+    ipnet::Ipv4Net::new(Ipv4Addr::from(base), 26).unwrap()
 }
 
 struct Fixture {
@@ -237,7 +239,7 @@ fn assert_no_leftovers(store: &NetworkStore, net: &Network, ids: &[&str], veths:
             "record of {id} left"
         );
     }
-    let leases = store.ipam_dir().join(&net.name);
+    let leases = store.ipam_dir(net).join(&net.name);
     assert!(!leases.exists(), "leases {} left", leases.display());
 }
 
@@ -495,4 +497,64 @@ fn netns_is_a_pinned_namespace_removed_without_leaving_mounts() {
     let nsdir = f.run_dir().join("netns");
     rustix::mount::unmount(&nsdir, rustix::mount::UnmountFlags::DETACH).unwrap();
     assert_no_mounts(&f.run_dir());
+}
+
+#[test]
+fn static_ip_and_ip_range_are_honoured() {
+    let mut f = Fixture::new();
+    let subnet = subnet();
+    let base = u32::from(subnet.network());
+    let range: ipnet::Ipv4Net = format!("{}/28", Ipv4Addr::from(base + 16)).parse().unwrap();
+    let opts = CreateOptions {
+        subnet: Some(subnet),
+        ip_range: Some(range),
+        ..CreateOptions::default()
+    };
+    let net = f.store.create(&format!("{}-fixed", f.tag), &opts).unwrap();
+    let fixed = Ipv4Addr::from(base + 50);
+    let req = Request {
+        network: net.name.clone(),
+        aliases: Vec::new(),
+        ip: Some(fixed),
+    };
+    let (_, _, _, a) = f.attach("fixed", &[req], &[]);
+    assert_eq!(a[0].ip, fixed);
+    let (_, _, _, b) = f.attach("ranged", &[Request::new(&net.name)], &[]);
+    assert!(range.contains(&b[0].ip), "{} outside {range}", b[0].ip);
+    let bad = Request {
+        network: net.name.clone(),
+        aliases: Vec::new(),
+        ip: Some(net.gateway),
+    };
+    let (id, ns, _) = f.container("bad");
+    let ep = Endpoint {
+        container_id: &id,
+        container_name: "bad",
+        netns: &ns,
+        etc: None,
+    };
+    assert!(matches!(
+        attach(&f.store, &ep, &[bad], &[]),
+        Err(AttachError::BadStaticIp { .. })
+    ));
+    // The refused attach left no record behind.
+    assert!(endpoint::load(&f.store, &id).unwrap().is_none());
+}
+
+#[test]
+fn default_network_is_shared_by_two_roots_without_address_clashes() {
+    let mut f1 = Fixture::new();
+    let mut f2 = Fixture::new();
+    let (a_id, a_ns, _, a) = f1.attach("a", &[Request::new(DEFAULT_NETWORK)], &[]);
+    let (_, b_ns, _, b) = f2.attach("b", &[Request::new(DEFAULT_NETWORK)], &[]);
+    assert_eq!(
+        f1.store.inspect(DEFAULT_NETWORK).unwrap().bridge,
+        DEFAULT_BRIDGE
+    );
+    assert_ne!(a[0].ip, b[0].ip);
+    assert!(ping(&a_ns, &b[0].ip.to_string()));
+    // The first root's last container leaving must not take the bridge from the second's.
+    detach(&f1.store, &a_id, None).unwrap();
+    assert!(firewall::link_exists(DEFAULT_BRIDGE));
+    assert!(ping(&b_ns, &a[0].gateway.to_string()));
 }

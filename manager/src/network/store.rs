@@ -167,8 +167,20 @@ impl NetworkStore {
         &self.run_dir
     }
 
-    /// host-local's `dataDir`: leases live under the berth root, so they are berth's alone.
-    pub fn ipam_dir(&self) -> PathBuf {
+    /// host-local's `dataDir` for `net`: the leases of user networks live under the berth
+    /// root, so they are this store's alone. The default network's bridge (`berth0`) is one
+    /// per host whatever the root, so its leases are host-wide too (in berth's host directory,
+    /// next to the host lock): two roots on one host must not hand out the same address.
+    pub fn ipam_dir(&self, net: &Network) -> PathBuf {
+        if net.name == DEFAULT_NETWORK && net.bridge == DEFAULT_BRIDGE {
+            PathBuf::from(super::firewall::HOST_DIR).join("ipam")
+        } else {
+            self.dir.join("ipam")
+        }
+    }
+
+    /// The leases directory of this root's own networks.
+    pub(crate) fn ipam_dir_of_root(&self) -> PathBuf {
         self.dir.join("ipam")
     }
 
@@ -210,7 +222,7 @@ impl NetworkStore {
         let subnet = match opts.subnet {
             Some(s) => {
                 let s = s.trunc();
-                check_free(s, &existing, &routes)?;
+                check_free(s, &existing, &routes, bridge)?;
                 s
             }
             None => pick_subnet(&existing, &routes)?,
@@ -254,16 +266,7 @@ impl NetworkStore {
             return Ok(n);
         }
         let _lock = self.lock()?;
-        match self.read(&self.record_path(DEFAULT_NETWORK)) {
-            Ok(n) => Ok(n),
-            Err(_) => {
-                let opts = CreateOptions {
-                    subnet: DEFAULT_SUBNET.parse().ok(),
-                    ..CreateOptions::default()
-                };
-                self.create_locked(DEFAULT_NETWORK, &opts, Some(DEFAULT_BRIDGE))
-            }
-        }
+        self.inspect_locked(DEFAULT_NETWORK)
     }
 
     /// Every network, sorted by name.
@@ -297,6 +300,31 @@ impl NetworkStore {
         if name_or_id == DEFAULT_NETWORK {
             return self.default_network();
         }
+        self.find(name_or_id)
+    }
+
+    /// [`inspect`](Self::inspect) for callers already holding [`lock`](Self::lock): flock
+    /// locks belong to open files, so taking it again from the same process would wait on
+    /// ourselves.
+    pub(crate) fn inspect_locked(&self, name_or_id: &str) -> Result<Network, StoreError> {
+        if name_or_id == DEFAULT_NETWORK {
+            return match self.read(&self.record_path(DEFAULT_NETWORK)) {
+                Ok(n) => Ok(n),
+                Err(_) => self.create_default_locked(),
+            };
+        }
+        self.find(name_or_id)
+    }
+
+    fn create_default_locked(&self) -> Result<Network, StoreError> {
+        let opts = CreateOptions {
+            subnet: DEFAULT_SUBNET.parse().ok(),
+            ..CreateOptions::default()
+        };
+        self.create_locked(DEFAULT_NETWORK, &opts, Some(DEFAULT_BRIDGE))
+    }
+
+    fn find(&self, name_or_id: &str) -> Result<Network, StoreError> {
         let nets = self.list_unlocked()?;
         if let Some(n) = nets
             .iter()
@@ -358,14 +386,17 @@ impl NetworkStore {
                 }
             });
         }
-        self.inspect(name_or_id)
+        self.find(name_or_id)
     }
 
     fn delete_record(&self, net: &Network) -> Result<(), StoreError> {
         let path = self.record_path(&net.name);
         fs::remove_file(&path).map_err(|source| StoreError::Remove { path, source })?;
         // host-local keeps a directory per network name (lock and last-reserved marker).
-        let ipam = self.ipam_dir().join(&net.name);
+        if self.ipam_dir(net) != self.ipam_dir_of_root() {
+            return Ok(());
+        }
+        let ipam = self.ipam_dir(net).join(&net.name);
         match fs::remove_dir_all(&ipam) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -484,7 +515,14 @@ fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
-fn check_free(subnet: Ipv4Net, nets: &[Network], routes: &[HostRoute]) -> Result<(), StoreError> {
+/// Checks `subnet` against this store's networks and the host's routes, except routes through
+/// `own_bridge` (the default network's bridge may be up for another root's containers).
+fn check_free(
+    subnet: Ipv4Net,
+    nets: &[Network],
+    routes: &[HostRoute],
+    own_bridge: Option<&str>,
+) -> Result<(), StoreError> {
     if let Some(n) = nets.iter().find(|n| overlaps(n.subnet, subnet)) {
         return Err(StoreError::Overlap {
             subnet,
@@ -494,7 +532,12 @@ fn check_free(subnet: Ipv4Net, nets: &[Network], routes: &[HostRoute]) -> Result
     }
     // A route through one of our own bridges belongs to a network checked above (or to one
     // whose record is gone while its bridge lingers, which the next teardown removes).
-    if let Some(r) = routes.iter().find(|r| overlaps(r.dest, subnet)) {
+    let foreign = |r: &&HostRoute| own_bridge != Some(r.device.as_str());
+    if let Some(r) = routes
+        .iter()
+        .filter(foreign)
+        .find(|r| overlaps(r.dest, subnet))
+    {
         return Err(StoreError::HostRoute {
             subnet,
             route: r.dest,
@@ -510,7 +553,7 @@ fn pick_subnet(nets: &[Network], routes: &[HostRoute]) -> Result<Ipv4Net, StoreE
         return Err(StoreError::PoolExhausted { pool });
     };
     candidates
-        .find(|s| check_free(*s, nets, routes).is_ok())
+        .find(|s| check_free(*s, nets, routes, None).is_ok())
         .ok_or(StoreError::PoolExhausted { pool })
 }
 

@@ -5,6 +5,7 @@
 
 pub mod berth;
 pub mod images;
+pub mod network;
 pub mod proxy;
 pub mod registry;
 pub mod tls;
