@@ -775,6 +775,8 @@ fn finish_create(
         }
         let r = m.resolve(|name, nocopy| -> Result<PathBuf> {
             let vol = volumes.create(name, BTreeMap::new(), BTreeMap::new())?;
+            // A volume made with `--opt type=...` gets its filesystem mounted on first use.
+            volumes.mount(&vol)?;
             if !nocopy {
                 volumes.populate_from_rootfs(&vol, &paths.rootfs, &target)?;
             }
