@@ -47,6 +47,8 @@ pub enum Command {
     Rename(super::rename::Args),
     /// List port mappings of a container
     Port(super::port::Args),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(super::cp::Args),
     /// Remove all stopped containers
     Prune(PruneArgs),
 }

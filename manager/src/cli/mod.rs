@@ -2,6 +2,7 @@
 
 mod attach;
 mod container;
+mod cp;
 mod ctr;
 mod exec;
 mod format;
@@ -92,6 +93,8 @@ enum Command {
     Rename(rename::Args),
     /// List port mappings of a container
     Port(port::Args),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::Args),
     /// Manage containers
     #[command(subcommand)]
     Container(container::Command),
@@ -277,6 +280,7 @@ pub fn run(cli: Cli) -> Result<()> {
             rename::run(&ctx, a)
         }
         Command::Port(a) | Command::Container(container::Command::Port(a)) => port::run(&ctx, a),
+        Command::Cp(a) | Command::Container(container::Command::Cp(a)) => cp::run(&ctx, a),
         Command::Container(container::Command::Prune(a)) => container::prune(&ctx, a),
         Command::Monitor(a) => monitor::run(&ctx, a),
         Command::Volume(c) => volume::run(&mut ctx, c),
