@@ -5,15 +5,19 @@
 //!
 //! ```text
 //!   parent (create)                               init (child)
-//!   clone3 ───────────────────────────────────►  waits for Continue
-//!   cgroup.procs, uid_map/gid_map
-//!   Continue ─────────────────────────────────►  join/unshare namespaces, mounts
+//!   clone3 ───────────────────────────────────►  joins/unshares namespaces, mounts the
+//!   cgroup.procs, uid_map/gid_map                  rootfs (*)
+//!   Continue ─────────────────────────────────►  waits for Continue
 //!                    ◄────────────────────────── RuntimeHooks   (only when prestart or
 //!   run prestart + createRuntime hooks                             createRuntime hooks exist)
 //!   HooksDone ────────────────────────────────►  createContainer hooks, pivot_root,
 //!                                                 console, masked paths, process setup
 //!                    ◄────────────────────────── Ready | Error(message)
 //!   write state.json and pid file, exit           blocks opening exec.fifo until `start`
+//!
+//!   (*) in parallel with the parent's cgroup move, whose first v1 write waits for an RCU
+//!       grace period; with a new user or cgroup namespace the init waits for Continue
+//!       first instead (Plan::child_waits_first).
 //! ```
 
 use std::os::fd::{AsRawFd, OwnedFd};

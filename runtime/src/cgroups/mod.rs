@@ -232,9 +232,10 @@ impl CgroupPaths {
 
     /// Moves a process into the container's cgroup in every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        let pid = pid.to_string();
         for dir in self.dirs.values() {
             let procs = dir.join("cgroup.procs");
-            fs::write(&procs, pid.to_string()).map_err(|source| CgroupError::Io {
+            fs::write(&procs, &pid).map_err(|source| CgroupError::Io {
                 action: "adding process to",
                 path: procs,
                 source,
@@ -404,6 +405,13 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
 }
 
 fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    // Most containers have no sub-cgroups and no process left: one rmdir does it, without
+    // listing a directory of a dozen control files first.
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {

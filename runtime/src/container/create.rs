@@ -226,7 +226,12 @@ fn create_in(
     if plan.new_user {
         write_id_maps(pid, &linux)?;
     }
-    parent_end.send(&Message::Continue)?;
+    if let Err(e) = parent_end.send(&Message::Continue) {
+        // The init may have failed already (it builds its rootfs while we work above, see
+        // init.rs): its own message says why better than our broken pipe.
+        drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
+        return Err(e.into());
+    }
     drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
 
     let stat = proc::stat(pid.as_raw()).ok_or_else(|| Error::InitDied {
@@ -234,10 +239,9 @@ fn create_in(
     })?;
     state.pid = pid.as_raw();
     state.pid_start_time = stat.start_time;
-    dir.save(&state)?;
-    // `exec` needs the container's process defaults, namespaces and security settings; keep
-    // the validated config with the state, since the bundle may change or vanish.
-    dir.save_config(spec)?;
+    // `exec` needs the container's process defaults, namespaces and security settings; the
+    // validated config is kept with the state, since the bundle may change or vanish.
+    dir.save(&state, &bundle.raw)?;
     if let Some(path) = &opts.pid_file {
         write_pid_file(path, pid.as_raw())?;
     }

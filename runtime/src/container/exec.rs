@@ -32,14 +32,13 @@ pub struct ExecOptions {
 /// Loads what exec needs from a container: its config (for process defaults) and status.
 pub fn container_config(root: &Path, id: &str) -> Result<Spec, Error> {
     let dir = ContainerDir::open(root, id)?;
-    Ok(dir.load_config()?)
+    Ok(dir.load_with_config()?.1)
 }
 
 /// Runs `process` in the container and returns the new process's pid once it has exec'd.
 pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
     let dir = ContainerDir::open(&opts.root, &opts.id)?;
-    let state = dir.load()?;
-    let spec = dir.load_config()?;
+    let (state, spec) = dir.load_with_config()?;
     let status = state.status(&dir.path);
     match status {
         Status::Created | Status::Running => {}

@@ -80,7 +80,15 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     // (exec'd later, or already there when joining) from opening /proc/<pid>/exe or ptracing
     // it (the CVE-2019-5736 class). execve resets this.
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
-    a.channel.expect(Message::Continue, "continue")?;
+    // On cgroup v1 the parent's first write to a cgroup.procs file waits for an RCU grace
+    // period (the kernel's cgroup_threadgroup_rwsem; 7-16 ms measured here): unless we need
+    // the parent first, build the root filesystem meanwhile and wait for it afterwards,
+    // before anything that must happen inside the container's cgroup (hooks, the user's
+    // program). Until then this process only mounts in its own new mount namespace.
+    let waits_first = a.plan.child_waits_first();
+    if waits_first {
+        a.channel.expect(Message::Continue, "continue")?;
+    }
 
     a.plan.enter_in_child()?;
     if a.plan.new_user {
@@ -123,6 +131,10 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         rootfs::create_devices(&ctx, &root)?;
         Some(root)
     };
+
+    if !waits_first {
+        a.channel.expect(Message::Continue, "continue")?;
+    }
 
     let spec_hooks = spec.hooks().as_ref();
     if !hooks::of_kind(spec_hooks, "prestart").is_empty()
