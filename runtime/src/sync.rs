@@ -5,19 +5,20 @@
 //!
 //! ```text
 //!   parent (create)                               init (child)
-//!   clone3 ───────────────────────────────────►  joins/unshares namespaces, mounts the
-//!   cgroup.procs, uid_map/gid_map                  rootfs (*)
-//!   Continue ─────────────────────────────────►  waits for Continue
+//!   clone3 ───────────────────────────────────►  joins/unshares namespaces, builds the
+//!   cgroup.procs, uid_map/gid_map                  rootfs, pivot_root, masks (*)
+//!   Continue ─────────────────────────────────►  waits for Continue before any hook
 //!                    ◄────────────────────────── RuntimeHooks   (only when prestart or
 //!   run prestart + createRuntime hooks                             createRuntime hooks exist)
-//!   HooksDone ────────────────────────────────►  createContainer hooks, pivot_root,
-//!                                                 console, masked paths, process setup
+//!   HooksDone ────────────────────────────────►  createContainer hooks, scheduler,
+//!                                                 seccomp, process setup
 //!                    ◄────────────────────────── Ready | Error(message)
 //!   write state.json and pid file, exit           blocks opening exec.fifo until `start`
 //!
-//!   (*) in parallel with the parent's cgroup move, whose first v1 write waits for an RCU
-//!       grace period; with a new user or cgroup namespace the init waits for Continue
-//!       first instead (Plan::child_waits_first).
+//!   (*) in parallel with the parent's cgroup move, which can wait for an RCU grace period
+//!       (cgroups::AttachWarmup). The init waits for Continue before the first thing that
+//!       must happen inside the cgroup (init.rs, CgroupJoin); with a new user or cgroup
+//!       namespace it waits first instead (Plan::child_waits_first).
 //! ```
 
 use std::os::fd::{AsRawFd, OwnedFd};

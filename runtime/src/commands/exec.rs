@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use berth_runtime::container::{self, ExecOptions};
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
-use super::foreground::{receive_master, supervise, Forwarder};
+use super::foreground::{hold_signals, receive_master, supervise, Forwarder};
 use crate::Global;
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +70,7 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, args: Args) -> Result<u8> {
+    hold_signals()?;
     let spec = container::container_config(&g.root, &args.id)?;
     let process = build_process(&args, spec.process().clone())?;
     let own_tty = process.terminal().unwrap_or(false) && args.console_socket.is_none();

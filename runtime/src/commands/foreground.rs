@@ -5,6 +5,7 @@ use std::io::{IoSliceMut, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::sys::termios;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -23,6 +24,27 @@ const FORWARDED: &[i32] = &[
     SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGCONT, SIGTSTP, SIGTTIN,
     SIGTTOU, SIGVTALRM, SIGPROF, SIGURG, SIGIO,
 ];
+
+/// The forwarded signals as a set, for sigprocmask(2).
+fn forwarded_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for &sig in FORWARDED {
+        if let Ok(s) = Signal::try_from(sig) {
+            set.add(s);
+        }
+    }
+    set
+}
+
+/// Holds the forwarded signals pending from the start of a foreground `run` or `exec` until
+/// [`Forwarder::install`]: otherwise a SIGTERM or SIGINT arriving while the container is being
+/// created kills the runtime halfway and leaves the container behind, with nobody to forward
+/// to or reap it. Called while the process is single-threaded, so the mask covers everything
+/// it becomes; the container's processes start with an empty mask (reset_inherited).
+pub fn hold_signals() -> Result<()> {
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_set()), None)
+        .context("blocking signals until they can be forwarded")
+}
 
 /// A thread that forwards our signals to `pid` (and window size changes to the pty).
 pub struct Forwarder {
@@ -47,6 +69,9 @@ impl Forwarder {
                 }
             }
         });
+        // Signals held since hold_signals (pending ones now) reach the handlers from here on.
+        sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&forwarded_set()), None)
+            .context("unblocking forwarded signals")?;
         Ok(Forwarder { handle, thread })
     }
 

@@ -9,7 +9,7 @@ use berth_runtime::container;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use super::foreground::{receive_master, supervise, Forwarder};
+use super::foreground::{hold_signals, receive_master, supervise, Forwarder};
 
 use crate::Global;
 
@@ -27,6 +27,7 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, args: Args) -> Result<u8> {
+    hold_signals()?;
     let id = args.create.id.clone();
     let detach = args.detach;
     let socket_given = args.create.console_socket.is_some();

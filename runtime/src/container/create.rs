@@ -54,6 +54,9 @@ pub fn create(opts: CreateOptions) -> Result<Created, Error> {
     }
     // Open namespace paths before anything exists, so a bad path leaves nothing behind.
     let plan = Plan::new(&linux)?;
+    let host = cgroups::Host::read()?;
+    // Reaped when create returns, by then long done (see AttachWarmup).
+    let _warmup = host.warm_up_attach();
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
     let mut built = Built {
         dir: Some(dir),
@@ -61,7 +64,7 @@ pub fn create(opts: CreateOptions) -> Result<Created, Error> {
         child: None,
         poststop: None,
     };
-    match create_in(&opts, &bundle, &plan, &mut built) {
+    match create_in(&opts, &bundle, &plan, &host, &mut built) {
         Ok(state) => Ok(Created {
             terminal: bundle
                 .spec
@@ -119,6 +122,7 @@ fn create_in(
     opts: &CreateOptions,
     bundle: &Bundle,
     plan: &Plan,
+    host: &cgroups::Host,
     built: &mut Built,
 ) -> Result<State, Error> {
     let Some(dir) = built.dir.as_ref() else {
@@ -147,7 +151,7 @@ fn create_in(
     })?;
 
     let limits = cgroups::Limits::from_spec(&linux)?;
-    let cgroup = CgroupPaths::create(linux.cgroups_path().as_deref(), &opts.id)?;
+    let cgroup = CgroupPaths::create(host, linux.cgroups_path().as_deref(), &opts.id)?;
     built.cgroup = Some(cgroup.clone());
     // Limits (the device list above all) are in force before the init joins the cgroup.
     cgroup.apply(&limits)?;

@@ -2,6 +2,7 @@
 //! it replaces itself with the user's program. It builds the container from inside, reports
 //! to the parent over the sync channel, then waits at the exec fifo for `start`.
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
@@ -80,14 +81,16 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     // (exec'd later, or already there when joining) from opening /proc/<pid>/exe or ptracing
     // it (the CVE-2019-5736 class). execve resets this.
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
-    // On cgroup v1 the parent's first write to a cgroup.procs file waits for an RCU grace
-    // period (the kernel's cgroup_threadgroup_rwsem; 7-16 ms measured here): unless we need
-    // the parent first, build the root filesystem meanwhile and wait for it afterwards,
-    // before anything that must happen inside the container's cgroup (hooks, the user's
-    // program). Until then this process only mounts in its own new mount namespace.
-    let waits_first = a.plan.child_waits_first();
-    if waits_first {
-        a.channel.expect(Message::Continue, "continue")?;
+    // The parent's move of this process into the container's cgroup can wait for an RCU
+    // grace period (see cgroups::AttachWarmup): unless we need the parent first, build the
+    // container meanwhile and wait for it only before what must happen inside the cgroup:
+    // hooks, RT scheduling, the seccomp filter, and the user's program.
+    let joined = CgroupJoin {
+        channel: &a.channel,
+        done: Cell::new(false),
+    };
+    if a.plan.child_waits_first() {
+        joined.wait()?;
     }
 
     a.plan.enter_in_child()?;
@@ -132,19 +135,17 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         Some(root)
     };
 
-    if !waits_first {
-        a.channel.expect(Message::Continue, "continue")?;
-    }
-
     let spec_hooks = spec.hooks().as_ref();
     if !hooks::of_kind(spec_hooks, "prestart").is_empty()
         || !hooks::of_kind(spec_hooks, "createRuntime").is_empty()
     {
+        joined.wait()?;
         a.channel.send(&Message::RuntimeHooks)?;
         a.channel.expect(Message::HooksDone, "hooks done")?;
     }
     let create_hooks = hooks::of_kind(spec_hooks, "createContainer");
     if !create_hooks.is_empty() {
+        joined.wait()?;
         hooks::run(
             "createContainer",
             create_hooks,
@@ -215,6 +216,9 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         join_session_keyring()?;
     }
     security::set_personality(linux.and_then(|l| l.personality().as_ref()))?;
+    // An RT policy must be set inside the cgroup: the kernel refuses to move an RT task into
+    // a v1 cpu cgroup without RT runtime, but checks a task already there at sched_setattr.
+    joined.wait()?;
     // RT scheduling and I/O classes need CAP_SYS_NICE / CAP_SYS_ADMIN: before caps drop.
     security::set_scheduler(process)?;
     security::set_io_priority(process)?;
@@ -258,6 +262,23 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         }
         Ok(())
     }))
+}
+
+/// The parent's Continue, waited for once: from then on this process is in the container's
+/// cgroup (and, in a new user namespace, has its id maps).
+struct CgroupJoin<'a> {
+    channel: &'a Channel,
+    done: Cell<bool>,
+}
+
+impl CgroupJoin<'_> {
+    fn wait(&self) -> Result<(), SetupError> {
+        if !self.done.get() {
+            self.channel.expect(Message::Continue, "continue")?;
+            self.done.set(true);
+        }
+        Ok(())
+    }
 }
 
 /// Installs the filters; with NOTIFY rules, hands the listener fd and the container state to
