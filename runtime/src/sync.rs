@@ -16,7 +16,7 @@
 //!   write state.json and pid file, exit           blocks opening exec.fifo until `start`
 //!
 //!   (*) in parallel with the parent's cgroup move, which can wait for an RCU grace period
-//!       (cgroups::AttachWarmup). The init waits for Continue before the first thing that
+//!       (see init.rs). The init waits for Continue before the first thing that
 //!       must happen inside the cgroup (init.rs, CgroupJoin); with a new user or cgroup
 //!       namespace it waits first instead (Plan::child_waits_first).
 //! ```

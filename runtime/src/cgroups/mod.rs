@@ -161,61 +161,6 @@ impl Host {
             p.strip_prefix(&h.mount_root).unwrap_or(p).to_path_buf()
         })
     }
-
-    /// Starts the RCU grace period that the first cgroup.procs write of this command will
-    /// otherwise wait for, so it runs while we do other work; see [`AttachWarmup`].
-    pub fn warm_up_attach(&self) -> Option<AttachWarmup> {
-        let h = self.hierarchies.first()?;
-        let own = self.own_path(h)?;
-        let procs = h
-            .mount_point
-            .join(own.strip_prefix("/").unwrap_or(&own))
-            .join("cgroup.procs");
-        AttachWarmup::start(&procs)
-    }
-}
-
-/// A helper process that moves itself into the cgroup it already is in.
-///
-/// Moving any process into a cgroup takes the kernel's global cgroup_threadgroup_rwsem for
-/// writing, and unless the hierarchy is mounted with `favordynmods` the first writer waits for
-/// an RCU grace period first (rcu_sync_enter in kernel/rcu/sync.c): 8-24 ms measured on this
-/// host, longer than the rest of a `run`. Writers that come while that grace period is under
-/// way wait only for its remainder, and writers shortly after it (until another grace period
-/// passes with no writer) do not wait at all. So the runtime forks this helper first thing;
-/// its no-op move ("0" is the writer itself, cgroup-v1 and cgroup-v2 docs) starts the grace
-/// period while the runtime reads the bundle, makes the cgroups and clones the init, and the
-/// init's real move finds it (nearly) over. A forked helper rather than a thread: the init is
-/// cloned without exec later, which must not happen while another thread may hold a libc
-/// lock. If the write fails nothing is lost but the head start.
-pub struct AttachWarmup {
-    pid: libc::pid_t,
-}
-
-impl AttachWarmup {
-    fn start(procs: &Path) -> Option<AttachWarmup> {
-        let file = fs::OpenOptions::new().write(true).open(procs).ok()?;
-        match crate::linux::clone::fork_with_namespaces(0) {
-            Ok(Some(pid)) => Some(AttachWarmup { pid: pid.as_raw() }),
-            Ok(None) => {
-                use std::os::fd::AsRawFd;
-                // SAFETY: the child of a fork of a single-threaded process: write(2) and
-                // _exit(2) are async-signal-safe and touch only this buffer and descriptor.
-                unsafe {
-                    libc::write(file.as_raw_fd(), b"0".as_ptr().cast(), 1);
-                    libc::_exit(0)
-                }
-            }
-            Err(_) => None,
-        }
-    }
-}
-
-impl Drop for AttachWarmup {
-    /// Reaps the helper (done within one grace period of its start).
-    fn drop(&mut self) {
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
-    }
 }
 
 impl CgroupPaths {

@@ -55,8 +55,6 @@ pub fn create(opts: CreateOptions) -> Result<Created, Error> {
     // Open namespace paths before anything exists, so a bad path leaves nothing behind.
     let plan = Plan::new(&linux)?;
     let host = cgroups::Host::read()?;
-    // Reaped when create returns, by then long done (see AttachWarmup).
-    let _warmup = host.warm_up_attach();
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
     let mut built = Built {
         dir: Some(dir),

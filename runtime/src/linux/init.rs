@@ -81,10 +81,15 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     // (exec'd later, or already there when joining) from opening /proc/<pid>/exe or ptracing
     // it (the CVE-2019-5736 class). execve resets this.
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
-    // The parent's move of this process into the container's cgroup can wait for an RCU
-    // grace period (see cgroups::AttachWarmup): unless we need the parent first, build the
-    // container meanwhile and wait for it only before what must happen inside the cgroup:
-    // hooks, RT scheduling, the seccomp filter, and the user's program.
+    // The parent's move of this process into the container's cgroup can take long: on cgroup
+    // v1 the first write to a cgroup.procs file takes the kernel's global
+    // cgroup_threadgroup_rwsem for writing, which first waits for an RCU grace period
+    // (rcu_sync_enter in kernel/rcu/sync.c; 8-24 ms on the benchmark host, more than the rest
+    // of a `run`). Unless we need the parent first, build the container meanwhile and wait
+    // only before what must happen inside the cgroup: hooks, RT scheduling, the seccomp
+    // filter and the user's program. (A process started earlier to begin that grace period
+    // does not help: it holds cgroup_mutex while it waits, which the parent's cgroup mkdirs
+    // need.)
     let joined = CgroupJoin {
         channel: &a.channel,
         done: Cell::new(false),
