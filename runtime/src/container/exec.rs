@@ -132,7 +132,12 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
     let fail = |e: Error| {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(pid, None);
-        e
+        // The child sets itself up while we place it in the cgroup and may have failed
+        // first: its own message (queued before it exited) says why better than ours.
+        match parent_end.recv() {
+            Ok(Some(Message::Error(message))) => Error::Init { message },
+            _ => e,
+        }
     };
     let placed = match &opts.sub_cgroup {
         Some(sub) => add_to_sub_cgroup(&state.cgroup, pid.as_raw(), sub),
