@@ -112,7 +112,22 @@ impl Channel {
 
     /// Receives one message; `None` when the peer has closed its end.
     pub fn recv(&self) -> Result<Option<Message>, SyncError> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // SOCK_SEQPACKET keeps message boundaries: peek at the next message's full length
+        // (MSG_TRUNC, unix(7)) and read it into a buffer of that size, rather than zeroing a
+        // 64 KiB buffer for every one-byte message (16 pages of memory per create).
+        let len = loop {
+            let peek = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC;
+            match recv(self.fd.as_raw_fd(), &mut [], peek) {
+                Err(Errno::EINTR) => continue,
+                Err(source) => return Err(SyncError::Socket { op: "recv", source }),
+                Ok(n) => break n,
+            }
+        };
+        // Every message has a tag byte, so zero bytes is the peer's end-of-file.
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; len];
         loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Err(Errno::EINTR) => continue,
@@ -159,5 +174,15 @@ mod tests {
         }
         drop(a);
         assert_eq!(b.recv().expect("recv"), None);
+    }
+
+    #[test]
+    fn a_long_error_message_arrives_whole() {
+        let (a, b) = channel_pair().expect("pair");
+        let long = "x".repeat(100_000);
+        a.send(&Message::Error(long.clone())).expect("send");
+        a.send(&Message::Ready).expect("send");
+        assert_eq!(b.recv().expect("recv"), Some(Message::Error(long)));
+        assert_eq!(b.recv().expect("recv"), Some(Message::Ready));
     }
 }
