@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use berth_runtime::container::{self, ExecOptions};
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
-use super::foreground::{hold_signals, receive_master, supervise, Forwarder};
+use super::foreground::{hold_signals, receive_master, supervise};
 use crate::Global;
 
 #[derive(Debug, clap::Args)]
@@ -98,10 +98,11 @@ pub fn run(g: &Global, args: Args) -> Result<u8> {
     if args.detach {
         return Ok(0);
     }
-    let forwarder = Forwarder::install(pid, master.as_ref().map(|m| m.as_raw_fd()))?;
-    let code = supervise(pid, master);
-    forwarder.finish();
-    Ok(code)
+    supervise(pid, master).inspect_err(|_| {
+        // Nobody would forward signals to the process or reap it: take it down.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+    })
 }
 
 /// The process to run: a process.json, or the container's process with the flags applied.
