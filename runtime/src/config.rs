@@ -114,25 +114,16 @@ pub fn parse(data: &[u8], path: &Path) -> Result<Spec, ConfigError> {
     Ok(spec)
 }
 
-/// Deserialises the spec with plain serde_json; only a document that fails is parsed again
-/// with serde_path_to_error, for the JSON path of the problem. The path-tracking
-/// deserializer is ~700 KiB of monomorphised code, a fifth of the binary's text: off the
-/// success path, those pages stay out of every `create`'s memory.
+/// Deserialises the spec; a failure names the JSON path of the problem (see jsonpath.rs).
 fn parse_spec(data: &[u8], path: &Path) -> Result<Spec, ConfigError> {
-    let plain = match serde_json::from_slice(data) {
-        Ok(spec) => return Ok(spec),
-        Err(e) => e,
-    };
-    let mut de = serde_json::Deserializer::from_slice(data);
-    let (field, source) = match serde_path_to_error::deserialize::<_, Spec>(&mut de) {
-        Err(e) => (e.path().to_string(), e.into_inner()),
-        // Only trailing data after the document fails the plain parse but not this one.
-        Ok(_) => (".".to_string(), plain),
-    };
-    Err(ConfigError::Parse {
+    crate::jsonpath::from_slice(data).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
-        field,
-        source,
+        field: if e.field.is_empty() {
+            ".".to_string()
+        } else {
+            e.field
+        },
+        source: e.source,
     })
 }
 

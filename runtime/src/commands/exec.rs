@@ -110,8 +110,7 @@ fn build_process(args: &Args, base: Option<Process>) -> Result<Process> {
     if let Some(path) = &args.process {
         let text =
             std::fs::read(path).with_context(|| format!("reading --process {}", path.display()))?;
-        let mut de = serde_json::Deserializer::from_slice(&text);
-        let p: Process = serde_path_to_error::deserialize(&mut de)
+        let p: Process = berth_runtime::jsonpath::from_slice(&text)
             .with_context(|| format!("parsing --process {}", path.display()))?;
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
             bail!("--process {}: args must not be empty", path.display());
