@@ -4,11 +4,11 @@
 //! created, so bad input fails without leaving anything behind.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, BufReader};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde_json::value::RawValue;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -51,6 +51,9 @@ pub struct Bundle {
     pub dir: PathBuf,
     pub rootfs: PathBuf,
     pub spec: Spec,
+    /// The config.json text `spec` was parsed from, kept verbatim with the container's state
+    /// for `exec` (cheaper than serialising the spec again, and exactly what was validated).
+    pub raw: Box<RawValue>,
 }
 
 impl Bundle {
@@ -61,7 +64,7 @@ impl Bundle {
             source,
         })?;
         let path = dir.join("config.json");
-        let file = File::open(&path).map_err(|source| {
+        let data = std::fs::read(&path).map_err(|source| {
             if source.kind() == io::ErrorKind::NotFound {
                 ConfigError::Missing {
                     bundle: dir.clone(),
@@ -73,15 +76,12 @@ impl Bundle {
                 }
             }
         })?;
-        let mut de = serde_json::Deserializer::from_reader(BufReader::new(file));
-        let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let field = e.path().to_string();
-            ConfigError::Parse {
-                path,
-                field,
-                source: e.into_inner(),
-            }
-        })?;
+        let spec = parse_spec(&data, &path)?;
+        // The document parsed, so it is one valid JSON value and UTF-8.
+        let raw = String::from_utf8(data)
+            .ok()
+            .and_then(|text| RawValue::from_string(text).ok())
+            .ok_or_else(|| invalid("config.json", "not a single UTF-8 JSON document"))?;
         let rootfs = match spec.root() {
             Some(root) if root.path().is_absolute() => root.path().clone(),
             Some(root) => dir.join(root.path()),
@@ -97,24 +97,34 @@ impl Bundle {
             path: rootfs.clone(),
             source,
         })?;
-        Ok(Bundle { dir, rootfs, spec })
+        Ok(Bundle {
+            dir,
+            rootfs,
+            spec,
+            raw,
+        })
     }
 }
 
 /// Parses config.json text and validates it, as `Bundle::load` does for the file (used by
 /// the fuzz target, runtime/fuzz). `path` only names the document in errors.
 pub fn parse(data: &[u8], path: &Path) -> Result<Spec, ConfigError> {
-    let mut de = serde_json::Deserializer::from_slice(data);
-    let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = e.path().to_string();
-        ConfigError::Parse {
-            path: path.to_path_buf(),
-            field,
-            source: e.into_inner(),
-        }
-    })?;
+    let spec = parse_spec(data, path)?;
     validate(&spec)?;
     Ok(spec)
+}
+
+/// Deserialises the spec; a failure names the JSON path of the problem (see jsonpath.rs).
+fn parse_spec(data: &[u8], path: &Path) -> Result<Spec, ConfigError> {
+    crate::jsonpath::from_slice(data).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        field: if e.field.is_empty() {
+            ".".to_string()
+        } else {
+            e.field
+        },
+        source: e.source,
+    })
 }
 
 /// Checks the parts of the spec that serde cannot: required fields and consistency.

@@ -7,6 +7,7 @@ pub mod cgroups;
 pub mod config;
 pub mod container;
 pub mod hooks;
+pub mod jsonpath;
 pub mod linux;
 pub mod logging;
 pub mod signal;

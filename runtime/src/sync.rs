@@ -5,15 +5,20 @@
 //!
 //! ```text
 //!   parent (create)                               init (child)
-//!   clone3 ───────────────────────────────────►  waits for Continue
-//!   cgroup.procs, uid_map/gid_map
-//!   Continue ─────────────────────────────────►  join/unshare namespaces, mounts
+//!   clone3 ───────────────────────────────────►  joins/unshares namespaces, builds the
+//!   cgroup.procs, uid_map/gid_map                  rootfs, pivot_root, masks (*)
+//!   Continue ─────────────────────────────────►  waits for Continue before any hook
 //!                    ◄────────────────────────── RuntimeHooks   (only when prestart or
 //!   run prestart + createRuntime hooks                             createRuntime hooks exist)
-//!   HooksDone ────────────────────────────────►  createContainer hooks, pivot_root,
-//!                                                 console, masked paths, process setup
+//!   HooksDone ────────────────────────────────►  createContainer hooks, scheduler,
+//!                                                 seccomp, process setup
 //!                    ◄────────────────────────── Ready | Error(message)
 //!   write state.json and pid file, exit           blocks opening exec.fifo until `start`
+//!
+//!   (*) in parallel with the parent's cgroup move, which can wait for an RCU grace period
+//!       (see init.rs). The init waits for Continue before the first thing that
+//!       must happen inside the cgroup (init.rs, CgroupJoin); with a new user or cgroup
+//!       namespace it waits first instead (Plan::child_waits_first).
 //! ```
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -107,7 +112,22 @@ impl Channel {
 
     /// Receives one message; `None` when the peer has closed its end.
     pub fn recv(&self) -> Result<Option<Message>, SyncError> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // SOCK_SEQPACKET keeps message boundaries: peek at the next message's full length
+        // (MSG_TRUNC, unix(7)) and read it into a buffer of that size, rather than zeroing a
+        // 64 KiB buffer for every one-byte message (16 pages of memory per create).
+        let len = loop {
+            let peek = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC;
+            match recv(self.fd.as_raw_fd(), &mut [], peek) {
+                Err(Errno::EINTR) => continue,
+                Err(source) => return Err(SyncError::Socket { op: "recv", source }),
+                Ok(n) => break n,
+            }
+        };
+        // Every message has a tag byte, so zero bytes is the peer's end-of-file.
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; len];
         loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Err(Errno::EINTR) => continue,
@@ -154,5 +174,15 @@ mod tests {
         }
         drop(a);
         assert_eq!(b.recv().expect("recv"), None);
+    }
+
+    #[test]
+    fn a_long_error_message_arrives_whole() {
+        let (a, b) = channel_pair().expect("pair");
+        let long = "x".repeat(100_000);
+        a.send(&Message::Error(long.clone())).expect("send");
+        a.send(&Message::Ready).expect("send");
+        assert_eq!(b.recv().expect("recv"), Some(Message::Error(long)));
+        assert_eq!(b.recv().expect("recv"), Some(Message::Ready));
     }
 }

@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
@@ -177,15 +177,41 @@ fn invalid(field: String, value: impl ToString, reason: &'static str) -> CgroupE
 
 /// v1: one write per rule, in order (Documentation/admin-guide/cgroup-v1/devices.rst).
 /// Writing `a` to devices.deny empties the list and denies by default; `a` to devices.allow
-/// allows everything again.
+/// allows everything again. The kernel parses each write(2) as one rule, so both files are
+/// opened once and written once per rule (a default container has a dozen rules; kernfs
+/// opens are not free).
 pub(crate) fn apply_v1(dir: &Path, rules: &[DeviceRule]) -> Result<(), CgroupError> {
+    let mut allow: Option<File> = None;
+    let mut deny: Option<File> = None;
     for r in rules {
-        let file = if r.allow {
-            "devices.allow"
+        let (name, slot) = if r.allow {
+            ("devices.allow", &mut allow)
         } else {
-            "devices.deny"
+            ("devices.deny", &mut deny)
         };
-        super::write_file("linux.resources.devices", &dir.join(file), &r.to_string())?;
+        let path = dir.join(name);
+        let value = r.to_string();
+        let failed = |source| CgroupError::Write {
+            field: "linux.resources.devices".to_string(),
+            path: path.clone(),
+            value: value.clone(),
+            source,
+        };
+        let file = match slot {
+            Some(f) => f,
+            None => slot.insert(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(failed)?,
+            ),
+        };
+        // One write(2) per rule: write_all could split a rule over two writes.
+        match file.write(value.as_bytes()) {
+            Ok(n) if n == value.len() => {}
+            Ok(_) => return Err(failed(io::ErrorKind::WriteZero.into())),
+            Err(e) => return Err(failed(e)),
+        }
     }
     Ok(())
 }

@@ -136,23 +136,45 @@ pub fn check_systemd(cgroups_path: Option<&Path>) -> Result<(), CgroupError> {
     Ok(())
 }
 
-impl CgroupPaths {
-    /// Creates the container's directory in every mounted hierarchy.
-    /// On failure, removes whatever it created.
-    pub fn create(spec_path: Option<&Path>, id: &str) -> Result<CgroupPaths, CgroupError> {
-        let mountinfo = read("/proc/self/mountinfo")?;
-        let own = hierarchy::own_cgroups_from(&read("/proc/self/cgroup")?);
-        let hierarchies = hierarchy::hierarchies_from(&mountinfo);
+/// The runtime's own view of the host's cgroups: the mounted hierarchies and the cgroup this
+/// process is in within each (/proc/self/mountinfo and /proc/self/cgroup), read once.
+#[derive(Debug, Clone)]
+pub struct Host {
+    hierarchies: Vec<hierarchy::Hierarchy>,
+    own: BTreeMap<String, PathBuf>,
+}
+
+impl Host {
+    pub fn read() -> Result<Host, CgroupError> {
+        let hierarchies = hierarchy::hierarchies_from(&read("/proc/self/mountinfo")?);
         if hierarchies.is_empty() {
             return Err(CgroupError::NoHierarchy);
         }
+        let own = hierarchy::own_cgroups_from(&read("/proc/self/cgroup")?);
+        Ok(Host { hierarchies, own })
+    }
+
+    /// Our own cgroup in hierarchy `h`, relative to that hierarchy's mount.
+    fn own_path(&self, h: &hierarchy::Hierarchy) -> Option<PathBuf> {
+        self.own.get(&h.key).map(|p| {
+            // Our cgroup as seen from this mount's root.
+            p.strip_prefix(&h.mount_root).unwrap_or(p).to_path_buf()
+        })
+    }
+}
+
+impl CgroupPaths {
+    /// Creates the container's directory in every mounted hierarchy.
+    /// On failure, removes whatever it created.
+    pub fn create(
+        host: &Host,
+        spec_path: Option<&Path>,
+        id: &str,
+    ) -> Result<CgroupPaths, CgroupError> {
         // Resolve every path before creating anything, so a bad path leaves nothing behind.
         let mut planned = Vec::new();
-        for h in hierarchies {
-            let own_path = own.get(&h.key).map(|p| {
-                // Our cgroup as seen from this mount's root.
-                p.strip_prefix(&h.mount_root).unwrap_or(p).to_path_buf()
-            });
+        for h in &host.hierarchies {
+            let own_path = host.own_path(h);
             let rel = hierarchy::resolve(spec_path, id, own_path.as_deref())?;
             planned.push((h, rel));
         }
@@ -232,9 +254,10 @@ impl CgroupPaths {
 
     /// Moves a process into the container's cgroup in every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        let pid = pid.to_string();
         for dir in self.dirs.values() {
             let procs = dir.join("cgroup.procs");
-            fs::write(&procs, pid.to_string()).map_err(|source| CgroupError::Io {
+            fs::write(&procs, &pid).map_err(|source| CgroupError::Io {
                 action: "adding process to",
                 path: procs,
                 source,
@@ -404,6 +427,13 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
 }
 
 fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    // Most containers have no sub-cgroups and no process left: one rmdir does it, without
+    // listing a directory of a dozen control files first.
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {

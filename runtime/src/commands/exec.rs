@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use berth_runtime::container::{self, ExecOptions};
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
-use super::foreground::{receive_master, supervise, Forwarder};
+use super::foreground::{hold_signals, receive_master, supervise};
 use crate::Global;
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +70,7 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, args: Args) -> Result<u8> {
+    hold_signals()?;
     let spec = container::container_config(&g.root, &args.id)?;
     let process = build_process(&args, spec.process().clone())?;
     let own_tty = process.terminal().unwrap_or(false) && args.console_socket.is_none();
@@ -97,10 +98,11 @@ pub fn run(g: &Global, args: Args) -> Result<u8> {
     if args.detach {
         return Ok(0);
     }
-    let forwarder = Forwarder::install(pid, master.as_ref().map(|m| m.as_raw_fd()))?;
-    let code = supervise(pid, master);
-    forwarder.finish();
-    Ok(code)
+    supervise(pid, master).inspect_err(|_| {
+        // Nobody would forward signals to the process or reap it: take it down.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+    })
 }
 
 /// The process to run: a process.json, or the container's process with the flags applied.
@@ -108,8 +110,7 @@ fn build_process(args: &Args, base: Option<Process>) -> Result<Process> {
     if let Some(path) = &args.process {
         let text =
             std::fs::read(path).with_context(|| format!("reading --process {}", path.display()))?;
-        let mut de = serde_json::Deserializer::from_slice(&text);
-        let p: Process = serde_path_to_error::deserialize(&mut de)
+        let p: Process = berth_runtime::jsonpath::from_slice(&text)
             .with_context(|| format!("parsing --process {}", path.display()))?;
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
             bail!("--process {}: args must not be empty", path.display());

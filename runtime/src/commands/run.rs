@@ -6,10 +6,11 @@ use std::os::unix::net::UnixStream;
 
 use anyhow::{bail, Context, Result};
 use berth_runtime::container;
+use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use super::foreground::{receive_master, supervise, Forwarder};
+use super::foreground::{hold_signals, receive_master, supervise};
 
 use crate::Global;
 
@@ -27,6 +28,7 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, args: Args) -> Result<u8> {
+    hold_signals()?;
     let id = args.create.id.clone();
     let detach = args.detach;
     let socket_given = args.create.console_socket.is_some();
@@ -50,18 +52,24 @@ pub fn run(g: &Global, args: Args) -> Result<u8> {
     };
     drop(ours);
 
-    let forwarder = Forwarder::install(pid, master.as_ref().map(|m| m.as_raw_fd()))?;
     if let Err(e) = container::start(&g.root, &id) {
         let _ = container::delete(&g.root, &id, true);
         let _ = waitpid(pid, None);
         return Err(e.into());
     }
     if detach {
-        forwarder.finish();
         return Ok(0);
     }
-    let code = supervise(pid, master);
-    forwarder.finish();
+    let code = match supervise(pid, master) {
+        Ok(code) => code,
+        Err(e) => {
+            // Nobody would forward signals to the container or reap it: take it down.
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = container::delete(&g.root, &id, true);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+    };
     if !args.keep {
         container::delete(&g.root, &id, true)
             .with_context(|| format!("deleting container {id} after it exited"))?;

@@ -146,8 +146,7 @@ pub fn run(g: &Global, args: Args) -> Result<u8> {
                 text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
             }
-            let de = &mut serde_json::Deserializer::from_str(&text);
-            serde_path_to_error::deserialize(de)
+            berth_runtime::jsonpath::from_slice(text.as_bytes())
                 .with_context(|| format!("parsing resources {}", path.display()))?
         }
         None => serde_json::from_value(from_flags(&args)?).context("building resources")?,

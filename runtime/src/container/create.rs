@@ -54,6 +54,7 @@ pub fn create(opts: CreateOptions) -> Result<Created, Error> {
     }
     // Open namespace paths before anything exists, so a bad path leaves nothing behind.
     let plan = Plan::new(&linux)?;
+    let host = cgroups::Host::read()?;
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
     let mut built = Built {
         dir: Some(dir),
@@ -61,7 +62,7 @@ pub fn create(opts: CreateOptions) -> Result<Created, Error> {
         child: None,
         poststop: None,
     };
-    match create_in(&opts, &bundle, &plan, &mut built) {
+    match create_in(&opts, &bundle, &plan, &host, &mut built) {
         Ok(state) => Ok(Created {
             terminal: bundle
                 .spec
@@ -119,6 +120,7 @@ fn create_in(
     opts: &CreateOptions,
     bundle: &Bundle,
     plan: &Plan,
+    host: &cgroups::Host,
     built: &mut Built,
 ) -> Result<State, Error> {
     let Some(dir) = built.dir.as_ref() else {
@@ -147,7 +149,7 @@ fn create_in(
     })?;
 
     let limits = cgroups::Limits::from_spec(&linux)?;
-    let cgroup = CgroupPaths::create(linux.cgroups_path().as_deref(), &opts.id)?;
+    let cgroup = CgroupPaths::create(host, linux.cgroups_path().as_deref(), &opts.id)?;
     built.cgroup = Some(cgroup.clone());
     // Limits (the device list above all) are in force before the init joins the cgroup.
     cgroup.apply(&limits)?;
@@ -226,7 +228,12 @@ fn create_in(
     if plan.new_user {
         write_id_maps(pid, &linux)?;
     }
-    parent_end.send(&Message::Continue)?;
+    if let Err(e) = parent_end.send(&Message::Continue) {
+        // The init may have failed already (it builds its rootfs while we work above, see
+        // init.rs): its own message says why better than our broken pipe.
+        drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
+        return Err(e.into());
+    }
     drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
 
     let stat = proc::stat(pid.as_raw()).ok_or_else(|| Error::InitDied {
@@ -234,10 +241,9 @@ fn create_in(
     })?;
     state.pid = pid.as_raw();
     state.pid_start_time = stat.start_time;
-    dir.save(&state)?;
-    // `exec` needs the container's process defaults, namespaces and security settings; keep
-    // the validated config with the state, since the bundle may change or vanish.
-    dir.save_config(spec)?;
+    // `exec` needs the container's process defaults, namespaces and security settings; the
+    // validated config is kept with the state, since the bundle may change or vanish.
+    dir.save(&state, &bundle.raw)?;
     if let Some(path) = &opts.pid_file {
         write_pid_file(path, pid.as_raw())?;
     }

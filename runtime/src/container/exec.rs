@@ -32,14 +32,13 @@ pub struct ExecOptions {
 /// Loads what exec needs from a container: its config (for process defaults) and status.
 pub fn container_config(root: &Path, id: &str) -> Result<Spec, Error> {
     let dir = ContainerDir::open(root, id)?;
-    Ok(dir.load_config()?)
+    Ok(dir.load_with_config()?.1)
 }
 
 /// Runs `process` in the container and returns the new process's pid once it has exec'd.
 pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
     let dir = ContainerDir::open(&opts.root, &opts.id)?;
-    let state = dir.load()?;
-    let spec = dir.load_config()?;
+    let (state, spec) = dir.load_with_config()?;
     let status = state.status(&dir.path);
     match status {
         Status::Created | Status::Running => {}
@@ -133,7 +132,12 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
     let fail = |e: Error| {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(pid, None);
-        e
+        // The child sets itself up while we place it in the cgroup and may have failed
+        // first: its own message (queued before it exited) says why better than ours.
+        match parent_end.recv() {
+            Ok(Some(Message::Error(message))) => Error::Init { message },
+            _ => e,
+        }
     };
     let placed = match &opts.sub_cgroup {
         Some(sub) => add_to_sub_cgroup(&state.cgroup, pid.as_raw(), sub),

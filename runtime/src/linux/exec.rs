@@ -50,7 +50,6 @@ fn setup_and_exec(a: &ExecArgs) -> Result<Never, SetupError> {
     // Until execve this process runs the runtime binary inside the container: keep the
     // container's processes from opening /proc/<pid>/exe or ptracing it (CVE-2019-5736).
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
-    a.channel.expect(Message::Continue, "continue")?;
     let process = a.process;
     // Host paths first, before the mount namespace changes what they name: the LSM exec
     // label files (CVE-2019-16884) and a seccomp agent's socket.
@@ -83,6 +82,9 @@ fn setup_and_exec(a: &ExecArgs) -> Result<Never, SetupError> {
     process::set_rlimits(process)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     let launch = Launch::resolve(process)?;
+    // Everything above ran while the parent moved us into the container's cgroup, which can
+    // wait for an RCU grace period (see init.rs); the filter and the program come after it.
+    a.channel.expect(Message::Continue, "continue")?;
     let install = |f: &seccomp::Filters| -> Result<(), SetupError> {
         let listener = f.install()?;
         if let (Some(stream), Some(fd), Some(path)) = (&agent, &listener, f.listener_path()) {

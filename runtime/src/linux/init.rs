@@ -2,6 +2,7 @@
 //! it replaces itself with the user's program. It builds the container from inside, reports
 //! to the parent over the sync channel, then waits at the exec fifo for `start`.
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
@@ -80,7 +81,22 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     // (exec'd later, or already there when joining) from opening /proc/<pid>/exe or ptracing
     // it (the CVE-2019-5736 class). execve resets this.
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
-    a.channel.expect(Message::Continue, "continue")?;
+    // The parent's move of this process into the container's cgroup can take long: on cgroup
+    // v1 the first write to a cgroup.procs file takes the kernel's global
+    // cgroup_threadgroup_rwsem for writing, which first waits for an RCU grace period
+    // (rcu_sync_enter in kernel/rcu/sync.c; 8-24 ms on the benchmark host, more than the rest
+    // of a `run`). Unless we need the parent first, build the container meanwhile and wait
+    // only before what must happen inside the cgroup: hooks, RT scheduling, the seccomp
+    // filter and the user's program. (A process started earlier to begin that grace period
+    // does not help: it holds cgroup_mutex while it waits, which the parent's cgroup mkdirs
+    // need.)
+    let joined = CgroupJoin {
+        channel: &a.channel,
+        done: Cell::new(false),
+    };
+    if a.plan.child_waits_first() {
+        joined.wait()?;
+    }
 
     a.plan.enter_in_child()?;
     if a.plan.new_user {
@@ -128,11 +144,13 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     if !hooks::of_kind(spec_hooks, "prestart").is_empty()
         || !hooks::of_kind(spec_hooks, "createRuntime").is_empty()
     {
+        joined.wait()?;
         a.channel.send(&Message::RuntimeHooks)?;
         a.channel.expect(Message::HooksDone, "hooks done")?;
     }
     let create_hooks = hooks::of_kind(spec_hooks, "createContainer");
     if !create_hooks.is_empty() {
+        joined.wait()?;
         hooks::run(
             "createContainer",
             create_hooks,
@@ -203,6 +221,9 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         join_session_keyring()?;
     }
     security::set_personality(linux.and_then(|l| l.personality().as_ref()))?;
+    // An RT policy must be set inside the cgroup: the kernel refuses to move an RT task into
+    // a v1 cpu cgroup without RT runtime, but checks a task already there at sched_setattr.
+    joined.wait()?;
     // RT scheduling and I/O classes need CAP_SYS_NICE / CAP_SYS_ADMIN: before caps drop.
     security::set_scheduler(process)?;
     security::set_io_priority(process)?;
@@ -246,6 +267,23 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         }
         Ok(())
     }))
+}
+
+/// The parent's Continue, waited for once: from then on this process is in the container's
+/// cgroup (and, in a new user namespace, has its id maps).
+struct CgroupJoin<'a> {
+    channel: &'a Channel,
+    done: Cell<bool>,
+}
+
+impl CgroupJoin<'_> {
+    fn wait(&self) -> Result<(), SetupError> {
+        if !self.done.get() {
+            self.channel.expect(Message::Continue, "continue")?;
+            self.done.set(true);
+        }
+        Ok(())
+    }
 }
 
 /// Installs the filters; with NOTIFY rules, hands the listener fd and the container state to

@@ -4,6 +4,7 @@
 pub mod clone;
 pub mod exec;
 pub mod init;
+pub mod inroot;
 pub mod mount;
 pub mod namespaces;
 pub mod proc;
@@ -41,6 +42,12 @@ pub enum SetupError {
         path: PathBuf,
         #[source]
         source: pathrs::error::Error,
+    },
+    #[error("resolving {path} inside the container root")]
+    InRootSys {
+        path: PathBuf,
+        #[source]
+        source: Errno,
     },
     #[error("mounts[{index}] ({destination}): {reason}")]
     MountConfig {

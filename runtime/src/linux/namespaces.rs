@@ -176,6 +176,20 @@ impl Plan {
         Ok(())
     }
 
+    /// Whether the child must wait for the parent before it changes anything: for the id maps
+    /// of a new user namespace (and, conservatively, whenever a user namespace is involved),
+    /// and for the cgroup move before it unshares a cgroup namespace, which is rooted at the
+    /// cgroup the child is in at that moment. Otherwise the child builds its root filesystem
+    /// while the parent moves it into the container's cgroup (see sync.rs).
+    pub fn child_waits_first(&self) -> bool {
+        self.new_user
+            || self.new_cgroup
+            || self
+                .child_joins
+                .iter()
+                .any(|j| j.kind == LinuxNamespaceType::User)
+    }
+
     /// Child side, once it sits in the container's cgroup.
     pub fn enter_cgroup_namespace(&self) -> Result<(), SetupError> {
         if self.new_cgroup {

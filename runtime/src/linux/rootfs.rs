@@ -17,10 +17,10 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, chroot, fchdir, pivot_root};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
-use pathrs::{flags::OpenFlags, Handle, InodeType, Root};
+use pathrs::{Handle, InodeType, Root};
 
 use super::mount::{parse, propagation_flag, Options};
-use super::{sys, SetupError};
+use super::{inroot, sys, SetupError};
 use crate::cgroups::CgroupPaths;
 
 /// What the rootfs builder needs to know beyond the spec.
@@ -291,24 +291,10 @@ fn remount(handle: &Handle, flags: MsFlags, dest: &Path) -> Result<(), SetupErro
 
 /// Creates the mount point inside the root: a directory, or an empty file for file binds.
 fn make_target(root: &Root, dest: &Path, is_file: bool) -> Result<Handle, SetupError> {
-    let perm = fs::Permissions::from_mode(0o755);
-    if !is_file {
-        return root.mkdir_all(dest, &perm).map_err(in_root(dest));
-    }
-    if let Some(parent) = dest.parent() {
-        root.mkdir_all(parent, &perm).map_err(in_root(dest))?;
-    }
-    match root.resolve(dest) {
-        Ok(h) => Ok(h),
-        Err(_) => {
-            root.create_file(
-                dest,
-                OpenFlags::O_CLOEXEC | OpenFlags::O_WRONLY,
-                &fs::Permissions::from_mode(0o644),
-            )
-            .map_err(in_root(dest))?;
-            root.resolve(dest).map_err(in_root(dest))
-        }
+    if is_file {
+        inroot::create_file(root, dest)
+    } else {
+        inroot::mkdir_all(root, dest, 0o755)
     }
 }
 
@@ -522,8 +508,7 @@ pub fn create_devices(ctx: &Context, root: &Root) -> Result<(), SetupError> {
 fn create_device(ctx: &Context, root: &Root, node: &DeviceNode) -> Result<(), SetupError> {
     let path = &node.path;
     if let Some(parent) = path.parent() {
-        root.mkdir_all(parent, &fs::Permissions::from_mode(0o755))
-            .map_err(in_root(path))?;
+        inroot::mkdir_all(root, parent, 0o755)?;
     }
     if ctx.new_user {
         let target = make_target(root, path, true)?;
@@ -544,7 +529,7 @@ fn create_device(ctx: &Context, root: &Root, node: &DeviceNode) -> Result<(), Se
         _ => InodeType::CharacterDevice(perm, dev),
     };
     // A node left by the image (or an earlier mount) is replaced, as runc does.
-    if root.resolve_nofollow(path).is_ok() {
+    if inroot::resolve_nofollow(root, path)?.is_some() {
         root.remove_file(path).map_err(in_root(path))?;
     }
     root.create(path, &inode).map_err(in_root(path))?;
@@ -572,7 +557,8 @@ pub fn mask_paths(spec: &Spec, root: &Root) -> Result<(), SetupError> {
         .and_then(|l| l.masked_paths().as_ref());
     for p in paths.into_iter().flatten() {
         let path = Path::new(p);
-        let Ok(handle) = root.resolve(path) else {
+        // Masking what the image does not have (or cannot be resolved) is a no-op.
+        let Ok(Some(handle)) = inroot::resolve(root, path) else {
             continue;
         };
         let is_dir = handle_is_dir(&handle);
@@ -607,7 +593,7 @@ pub fn readonly_paths(spec: &Spec, root: &Root) -> Result<(), SetupError> {
         .and_then(|l| l.readonly_paths().as_ref());
     for p in paths.into_iter().flatten() {
         let path = Path::new(p);
-        let Ok(handle) = root.resolve(path) else {
+        let Ok(Some(handle)) = inroot::resolve(root, path) else {
             continue;
         };
         let fdp = fd_path(&handle);
