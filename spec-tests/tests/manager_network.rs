@@ -516,3 +516,46 @@ fn connect_and_disconnect_a_running_container() -> Result<()> {
         .contains("active endpoints"));
     s.check_clean()
 }
+
+#[test]
+fn networking_left_by_a_crash_is_cleaned_by_the_next_command() -> Result<()> {
+    let berth = berth_with_busybox()?;
+    let mut s = Scope::new(&berth);
+    let (net, _) = s.network("crash", &[])?;
+    let c = unique_name("victim");
+    let id = s.run_detached(
+        &c,
+        &[
+            "--network",
+            &net,
+            "-p",
+            "127.0.0.1::80",
+            BUSYBOX,
+            "sleep",
+            "600",
+        ],
+    )?;
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(
+        berth
+            .root()
+            .join("containers")
+            .join(&id)
+            .join("container.json"),
+    )?)?;
+    let monitor = record["state"]["monitor_pid"].as_i64().unwrap_or(0) as i32;
+    let init = record["state"]["pid"].as_i64().unwrap_or(0) as i32;
+    assert!(monitor > 0 && init > 0, "{record}");
+    assert!(!spec_tests::manager::network::rules_mentioning(&id).is_empty());
+    // berth dies, and the namespace's pin goes with the machine's state (as after a crash
+    // and cleanup of /run): nobody runs the teardown.
+    for pid in [monitor, init] {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)?;
+    }
+    let pin = std::path::Path::new("/run/berth/netns").join(&id);
+    nix::mount::umount2(&pin, nix::mount::MntFlags::MNT_DETACH)?;
+    // The next network command finishes the teardown before deciding the network is unused.
+    berth.ok(&["network", "rm", &net])?;
+    let rules = spec_tests::manager::network::rules_mentioning(&id);
+    assert!(rules.is_empty(), "{rules:?}");
+    s.check_clean()
+}
