@@ -526,13 +526,21 @@ fn teardown_idle(store: &NetworkStore) -> Result<Vec<AttachError>, AttachError> 
         .flat_map(|r| r.networks.iter().map(|n| n.network.as_str()))
         .collect();
     let mut errors = Vec::new();
+    // Read once: an idle network whose bridge someone else deleted may still have rules.
+    let with_rules = firewall::bridges_with_rules();
     for net in store.list()? {
         if used.contains(net.name.as_str()) {
             continue;
         }
         // Another root's containers may be on the same bridge (the default network's is
         // host-wide): a bridge with ports left is in use.
-        if firewall::link_exists(&net.bridge) && !firewall::bridge_has_ports(&net.bridge) {
+        let link = firewall::link_exists(&net.bridge);
+        let leftover = if link {
+            !firewall::bridge_has_ports(&net.bridge)
+        } else {
+            with_rules.contains(&net.bridge)
+        };
+        if leftover {
             errors.extend(
                 firewall::remove_network(&net.bridge, net.internal)
                     .into_iter()

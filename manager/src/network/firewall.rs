@@ -272,6 +272,19 @@ fn remove_cni_scaffolding() {
     }
 }
 
+/// Bridges named by berth's isolation rules (their `berth:<bridge>` comments).
+pub(crate) fn bridges_with_rules() -> std::collections::BTreeSet<String> {
+    [ISOLATION_1, ISOLATION_2]
+        .iter()
+        .flat_map(|c| chain_rules("filter", c))
+        .filter_map(|l| {
+            let at = l.find("berth:")?;
+            let rest = &l[at + "berth:".len()..];
+            Some(rest.split(['"', ' ']).next()?.to_string())
+        })
+        .collect()
+}
+
 pub(crate) fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
@@ -367,6 +380,18 @@ pub fn sweep_masquerade(network: &str, container_id: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn isolation_rules_of_a_bridge_without_a_link_are_found_and_removed() {
+        // A bridge name no real network has; its rules are made and removed here.
+        let bridge = format!("bx{}", std::process::id() % 10_000_000);
+        let _host = host_lock().unwrap();
+        add_network(&bridge, true).unwrap();
+        assert!(bridges_with_rules().contains(&bridge));
+        assert!(remove_network(&bridge, true).is_empty());
+        assert!(!bridges_with_rules().contains(&bridge));
+        assert!(rules_mentioning(&format!("berth:{bridge}")).is_empty());
+    }
 
     #[test]
     fn masquerade_chain_name_matches_the_bridge_plugin() {
