@@ -559,3 +559,47 @@ fn networking_left_by_a_crash_is_cleaned_by_the_next_command() -> Result<()> {
     assert!(rules.is_empty(), "{rules:?}");
     s.check_clean()
 }
+
+#[test]
+fn publish_all_maps_exposed_ports_and_container_mode_shares_the_namespace() -> Result<()> {
+    let berth = berth_with_busybox()?;
+    let mut s = Scope::new(&berth);
+    let (net, _) = s.network("pall", &[])?;
+    let web = unique_name("exposed");
+    s.web(&web, &["--network", &net, "-P"], "exposed-port")?;
+    // EXPOSE 80 became a random host port on every address; loopback is one of them.
+    let port = berth.ok(&["port", &web, "80/tcp"])?;
+    let host_port = port
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert!(host_port.parse::<u16>().is_ok_and(|p| p > 0), "{port}");
+    let curl = std::process::Command::new("curl")
+        .args(["-s", "-m", "5", &format!("http://127.0.0.1:{host_port}/")])
+        .output()?;
+    assert_eq!(
+        String::from_utf8_lossy(&curl.stdout).trim(),
+        "exposed-port",
+        "{}",
+        ok_out(&curl)
+    );
+    // --network container:<name>: the same namespace, so the server is on its loopback.
+    let mode = format!("container:{web}");
+    let out = berth.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &mode,
+        BUSYBOX,
+        "busybox",
+        "wget",
+        "-q",
+        "-O-",
+        "http://127.0.0.1/",
+    ])?;
+    assert_eq!(out.trim(), "exposed-port");
+    s.check_clean()
+}

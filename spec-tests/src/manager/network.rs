@@ -91,7 +91,7 @@ pub fn mounts_under(dir: &std::path::Path) -> Vec<String> {
 /// A `berth` with the busybox test image loaded as [`BUSYBOX`] (through an oci-archive made by
 /// skopeo from a layout built here).
 pub fn berth_with_busybox() -> Result<Berth> {
-    use super::images::{Compression, Layout};
+    use super::images::{compress, Blob, Built, Compression, Layout, OCI_CONFIG, OCI_MANIFEST};
     let berth = Berth::new()?;
     let dir = berth
         .root()
@@ -99,7 +99,31 @@ pub fn berth_with_busybox() -> Result<Berth> {
         .context("berth root has a parent")?
         .join("image");
     let mut layout = Layout::create(&dir.join("layout"))?;
-    let built = layout.image("amd64", &[(busybox_rootfs()?, Compression::Gzip)])?;
+    // Built by hand rather than with Layout::image for the config: EXPOSE 80 (for -P).
+    let rootfs = busybox_rootfs()?;
+    let layer = layout.blob(
+        &compress(&rootfs, Compression::Gzip)?,
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    )?;
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"], "ExposedPorts": {"80/tcp": {}}},
+        "rootfs": {"type": "layers", "diff_ids": [super::sha256(&rootfs)]},
+    });
+    let config = layout.blob(&serde_json::to_vec(&config)?, OCI_CONFIG)?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": [layer.descriptor()],
+    });
+    let manifest: Blob = layout.blob(&serde_json::to_vec(&manifest)?, OCI_MANIFEST)?;
+    let built = Built {
+        manifest,
+        config: Some(config),
+        layers: vec![layer],
+    };
     layout.tag("net", &built)?;
     let tar = dir.join("busybox.tar");
     super::skopeo(&[
