@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use berth::network::endpoint::{self, EndpointRecord};
 use berth::network::{self, CreateOptions, Endpoint, Network, NetworkStore, Request};
 use ipnet::Ipv4Net;
@@ -261,7 +261,7 @@ fn inspect_json(n: &Network, records: &[EndpointRecord]) -> Value {
 
 fn rm(store: &NetworkStore, a: RmArgs) -> Result<()> {
     // Endpoints a crash left behind must not keep a network "in use".
-    network::recover(store).context("finishing interrupted network teardowns")?;
+    network::recover(store)?;
     let mut failed = Vec::new();
     for what in &a.networks {
         match store.remove(what) {
@@ -276,7 +276,7 @@ fn rm(store: &NetworkStore, a: RmArgs) -> Result<()> {
 }
 
 fn prune(store: &NetworkStore, _a: PruneArgs) -> Result<()> {
-    network::recover(store).context("finishing interrupted network teardowns")?;
+    network::recover(store)?;
     let removed = store.prune()?;
     if !removed.is_empty() {
         println!("Deleted Networks:");

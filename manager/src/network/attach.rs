@@ -70,6 +70,8 @@ pub enum AttachError {
         cause: Box<AttachError>,
         cleanup: Vec<AttachError>,
     },
+    #[error("finishing interrupted network teardowns: {}", join(.errors))]
+    Recovery { errors: Vec<AttachError> },
     #[error("tearing down the networking of container {container_id}: {}", join(.errors))]
     Teardown {
         container_id: String,
@@ -587,12 +589,10 @@ fn recover_locked(store: &NetworkStore) -> Result<(), AttachError> {
         }
     }
     errors.extend(teardown_idle(store)?);
-    match errors.len() {
-        0 => Ok(()),
-        _ => Err(AttachError::Teardown {
-            container_id: "(recovery)".into(),
-            errors,
-        }),
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AttachError::Recovery { errors })
     }
 }
 
