@@ -68,6 +68,8 @@ pub enum ContainerError {
         #[source]
         source: io::Error,
     },
+    #[error("Bind for {addr} failed: port is already allocated")]
+    PortAllocated { addr: String },
     #[error("pid file {path} does not hold a pid")]
     PidFile { path: PathBuf },
     #[error("container {id} is {status}: {hint}")]

@@ -348,17 +348,31 @@ fn connect(ctx: &Ctx, store: &NetworkStore, a: ConnectArgs) -> Result<()> {
         netns: &rec.netns,
         etc: rec.etc.as_ref(),
     };
+    let name = net.name.clone();
     let req = Request {
         network: net.name,
         aliases: a.aliases,
         ip: a.ip,
     };
     network::attach(store, &ep, &[req], &[])?;
+    // Remembered, so the next start joins it again (docker keeps connected networks).
+    containers.update(&record.id, |r| {
+        if r.config.network_mode != name && !r.config.extra_networks.contains(&name) {
+            r.config.extra_networks.push(name.clone());
+        }
+    })?;
     record_attachments(&containers, store, &record.id)
 }
 
 fn disconnect(ctx: &Ctx, store: &NetworkStore, a: DisconnectArgs) -> Result<()> {
     let (containers, record, _) = find_container(ctx, store, &a.container)?;
     network::detach(store, &record.id, Some(&a.network))?;
+    let name = store
+        .inspect(&a.network)
+        .map(|n| n.name)
+        .unwrap_or(a.network);
+    containers.update(&record.id, |r| {
+        r.config.extra_networks.retain(|n| *n != name)
+    })?;
     record_attachments(&containers, store, &record.id)
 }

@@ -379,7 +379,8 @@ pub fn prepare(root: &Path, store: &ContainerStore, record: &Record) -> Result<R
             Netns::create(&run, &record.id)?;
         }
         let nets = NetworkStore::open(root, &run)?;
-        let requests: Vec<Request> = match record.config.network_mode.as_str() {
+        check_ports_free(&nets, &record.id, &record.config.publish)?;
+        let mut requests: Vec<Request> = match record.config.network_mode.as_str() {
             "none" => Vec::new(),
             name => vec![Request {
                 network: name.to_string(),
@@ -387,6 +388,7 @@ pub fn prepare(root: &Path, store: &ContainerStore, record: &Record) -> Result<R
                 ip: None,
             }],
         };
+        requests.extend(record.config.extra_networks.iter().map(|n| Request::new(n)));
         let ep = Endpoint {
             container_id: &record.id,
             container_name: &record.name,
@@ -431,6 +433,36 @@ pub fn prepare(root: &Path, store: &ContainerStore, record: &Record) -> Result<R
             Err(e)
         }
     }
+}
+
+/// docker refuses a host port another container publishes or a host process listens on
+/// ("port is already allocated"); CNI's portmap would silently install a second DNAT rule.
+fn check_ports_free(nets: &NetworkStore, id: &str, publish: &[network::PortMapping]) -> Result<()> {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+    let taken: Vec<network::PortMapping> = network::endpoint::load_all(nets)?
+        .into_iter()
+        .filter(|e| e.container_id != id)
+        .flat_map(|e| e.ports)
+        .collect();
+    for m in publish.iter().filter(|m| m.host_port != 0) {
+        let ip = m.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let clash = taken.iter().any(|t| {
+            t.host_port == m.host_port
+                && t.protocol == m.protocol
+                && (t.host_ip.is_none() || m.host_ip.is_none() || t.host_ip == m.host_ip)
+        });
+        let addr = SocketAddr::new(ip, m.host_port);
+        let in_use = match m.protocol {
+            network::Protocol::Tcp => TcpListener::bind(addr).is_err(),
+            network::Protocol::Udp => UdpSocket::bind(addr).is_err(),
+        };
+        if clash || in_use {
+            return Err(ContainerError::PortAllocated {
+                addr: addr.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Undoes what [`prepare`] set up: the network attachments and namespace, the rootfs mount.

@@ -171,6 +171,9 @@ pub struct Config {
     /// Ports as asked for (`-p`, `-P`; host port 0 = any); `ports` holds what was published.
     #[serde(default)]
     pub publish: Vec<crate::network::PortMapping>,
+    /// Networks joined later with `network connect`, attached again at every start.
+    #[serde(default)]
+    pub extra_networks: Vec<String>,
     /// Extra names on user networks (`--network-alias`).
     #[serde(default)]
     pub aliases: Vec<String>,
