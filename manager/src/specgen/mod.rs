@@ -69,8 +69,9 @@ pub fn known_capabilities() -> Vec<&'static str> {
     caps::all_capabilities()
 }
 
-/// The OCI runtime-spec version the generated config declares.
-pub const OCI_VERSION: &str = "1.2.0";
+/// The OCI runtime-spec version the generated config declares: 1.1.0, the newest that
+/// Debian 12's crun (1.8) and runc (1.1) accept ("unknown version specified" otherwise).
+pub const OCI_VERSION: &str = "1.1.0";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecGenError {
