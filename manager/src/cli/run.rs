@@ -228,7 +228,23 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
+/// docker's CLI exits 125 when `run`/`create` fail before the container runs.
+fn as_125(e: anyhow::Error) -> anyhow::Error {
+    if e.downcast_ref::<Exit>().is_some() {
+        return e;
+    }
+    Exit::with_message(125, format!("{e:#}")).into()
+}
+
 pub fn create(ctx: &mut Ctx, args: CreateArgs) -> Result<()> {
+    create_inner(ctx, args).map_err(as_125)
+}
+
+pub fn run(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
+    run_inner(ctx, args).map_err(as_125)
+}
+
+fn create_inner(ctx: &mut Ctx, args: CreateArgs) -> Result<()> {
     let (store, record) = create_container(ctx, &args.flags, &args.image, &args.command, false)?;
     // `create` only prepares: the root filesystem is mounted again by `start`.
     let paths = Paths::new(&ctx.settings.root, &store, &record);
@@ -237,7 +253,7 @@ pub fn create(ctx: &mut Ctx, args: CreateArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn run(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
+fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
     let (store, record) = create_container(ctx, &args.flags, &args.image, &args.command, args.rm)?;
     let root = ctx.settings.root.clone();
     let paths = Paths::new(&root, &store, &record);

@@ -192,6 +192,8 @@ pub fn busybox_layer() -> Result<Vec<u8>> {
         h.set_mode(0o755);
         h.set_size(0);
         h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
         b.append_data(&mut h, dir, &[][..])?;
     }
     file(&mut b, "bin/busybox", &busybox, 0o755)?;
@@ -201,6 +203,8 @@ pub fn busybox_layer() -> Result<Vec<u8>> {
         h.set_mode(0o777);
         h.set_size(0);
         h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
         b.append_link(&mut h, format!("bin/{applet}"), "busybox")?;
     }
     file(
@@ -239,6 +243,8 @@ fn file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) -> Re
     h.set_mode(mode);
     h.set_size(data.len() as u64);
     h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
     b.append_data(&mut h, path, data)?;
     Ok(())
 }
