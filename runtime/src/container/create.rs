@@ -149,10 +149,9 @@ fn create_in(
     })?;
 
     let limits = cgroups::Limits::from_spec(&linux)?;
-    let cgroup = CgroupPaths::create(host, linux.cgroups_path().as_deref(), &opts.id)?;
-    built.cgroup = Some(cgroup.clone());
-    // Limits (the device list above all) are in force before the init joins the cgroup.
-    cgroup.apply(&limits)?;
+    // Only the paths for now: the init is cloned first and builds its rootfs while the
+    // directories are made (below), so their mkdirs are off the critical path.
+    let cgroup = CgroupPaths::plan(host, linux.cgroups_path().as_deref(), &opts.id)?;
 
     let terminal = spec
         .process()
@@ -224,16 +223,24 @@ fn create_in(
     drop(child_end);
     drop(console);
 
+    let send = |msg: Message| -> Result<(), Error> {
+        parent_end.send(&msg).or_else(|e| {
+            // The init may have failed already (it builds its rootfs while we work here, see
+            // init.rs): its own message says why better than our broken pipe.
+            drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
+            Err(e.into())
+        })
+    };
+    built.cgroup = Some(cgroup.clone());
+    cgroup.make()?;
+    // Limits (the device list above all) are in force before the init joins the cgroup.
+    cgroup.apply(&limits)?;
+    send(Message::CgroupReady)?;
     cgroup.add_pid(pid.as_raw())?;
     if plan.new_user {
         write_id_maps(pid, &linux)?;
     }
-    if let Err(e) = parent_end.send(&Message::Continue) {
-        // The init may have failed already (it builds its rootfs while we work above, see
-        // init.rs): its own message says why better than our broken pipe.
-        drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
-        return Err(e.into());
-    }
+    send(Message::Continue)?;
     drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
 
     let stat = proc::stat(pid.as_raw()).ok_or_else(|| Error::InitDied {
