@@ -18,7 +18,8 @@
 //!   write state.json and pid file, exit           blocks opening exec.fifo until `start`
 //!
 //!   (*) in parallel with the parent's cgroup work, whose first cgroup.procs write can wait
-//!       for an RCU grace period (see init.rs). The init waits for CgroupReady only to mount
+//!       for an RCU grace period (see init.rs). On a cgroup v2 host the directory is made
+//!       before clone3 and the init is born in it (CLONE_INTO_CGROUP): no cgroup.procs write. The init waits for CgroupReady only to mount
 //!       the cgroup directories and for Continue before the first thing that must happen
 //!       inside the cgroup (init.rs, CgroupJoin); with a new user or cgroup namespace it
 //!       waits for both first (Plan::child_waits_first).
