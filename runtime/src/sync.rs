@@ -5,8 +5,10 @@
 //!
 //! ```text
 //!   parent (create)                               init (child)
-//!   clone3 ───────────────────────────────────►  joins/unshares namespaces, builds the
-//!   cgroup.procs, uid_map/gid_map                  rootfs, pivot_root, masks (*)
+//!   clone3 ───────────────────────────────────►  joins/unshares namespaces, mounts (*)
+//!   mkdir the cgroups, write the limits
+//!   CgroupReady ──────────────────────────────►  (waited for before a cgroup mount)
+//!   cgroup.procs, uid_map/gid_map                 devices, masks, pivot_root (*)
 //!   Continue ─────────────────────────────────►  waits for Continue before any hook
 //!                    ◄────────────────────────── RuntimeHooks   (only when prestart or
 //!   run prestart + createRuntime hooks                             createRuntime hooks exist)
@@ -15,10 +17,12 @@
 //!                    ◄────────────────────────── Ready | Error(message)
 //!   write state.json and pid file, exit           blocks opening exec.fifo until `start`
 //!
-//!   (*) in parallel with the parent's cgroup move, which can wait for an RCU grace period
-//!       (see init.rs). The init waits for Continue before the first thing that
-//!       must happen inside the cgroup (init.rs, CgroupJoin); with a new user or cgroup
-//!       namespace it waits first instead (Plan::child_waits_first).
+//!   (*) in parallel with the parent's cgroup work, whose first cgroup.procs write can wait
+//!       for an RCU grace period (see init.rs). On a cgroup v2 host the directory is made
+//!       before clone3 and the init is born in it (CLONE_INTO_CGROUP): no cgroup.procs write. The init waits for CgroupReady only to mount
+//!       the cgroup directories and for Continue before the first thing that must happen
+//!       inside the cgroup (init.rs, CgroupJoin); with a new user or cgroup namespace it
+//!       waits for both first (Plan::child_waits_first).
 //! ```
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -45,6 +49,8 @@ pub enum SyncError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// The container's cgroup directories exist (the init may bind-mount them).
+    CgroupReady,
     Continue,
     RuntimeHooks,
     HooksDone,
@@ -59,6 +65,7 @@ impl Message {
             Message::RuntimeHooks => vec![2],
             Message::HooksDone => vec![3],
             Message::Ready => vec![4],
+            Message::CgroupReady => vec![6],
             Message::Error(m) => {
                 let mut v = vec![5];
                 v.extend_from_slice(m.as_bytes());
@@ -74,6 +81,7 @@ impl Message {
             3 => Message::HooksDone,
             4 => Message::Ready,
             5 => Message::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
+            6 => Message::CgroupReady,
             _ => return None,
         })
     }
@@ -163,6 +171,7 @@ mod tests {
     fn messages_round_trip() {
         let (a, b) = channel_pair().expect("pair");
         for m in [
+            Message::CgroupReady,
             Message::Continue,
             Message::RuntimeHooks,
             Message::HooksDone,

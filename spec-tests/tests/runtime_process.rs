@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use spec_tests::runtime::{
-    cap_mask, read_pty_until, read_pty_until_eof, status_field, ConsoleSocket, CreateOpts, RunOpts,
-    Runtime,
+    cap_mask, is_berth, read_pty_until, read_pty_until_eof, status_field, ConsoleSocket,
+    CreateOpts, RunOpts, Runtime,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -363,6 +363,11 @@ fn run_in_the_foreground_with_a_terminal_relays_the_pty() {
 /// at spread-out moments of the runtime's start-up; every outcome must leave nothing behind.
 #[test]
 fn sigterm_during_run_start_up_is_forwarded_not_fatal() {
+    if !is_berth() {
+        // runc 1.1 dies of such a signal and leaves the container behind (seen: state dir and
+        // cgroups left): a guarantee of berth's, not of the runc command line.
+        return;
+    }
     let rt = Runtime::new().unwrap();
     for i in 0..24u64 {
         let mut b = rt.bundle().unwrap();

@@ -164,52 +164,55 @@ impl Host {
 }
 
 impl CgroupPaths {
-    /// Creates the container's directory in every mounted hierarchy.
-    /// On failure, removes whatever it created.
-    pub fn create(
+    /// Where the container's directory goes in every mounted hierarchy. Nothing is created
+    /// yet ([`CgroupPaths::make`]): a bad path fails here, before anything exists, and the
+    /// init can be cloned knowing the paths while the directories are being made.
+    pub fn plan(
         host: &Host,
         spec_path: Option<&Path>,
         id: &str,
     ) -> Result<CgroupPaths, CgroupError> {
-        // Resolve every path before creating anything, so a bad path leaves nothing behind.
-        let mut planned = Vec::new();
-        for h in &host.hierarchies {
-            let own_path = host.own_path(h);
-            let rel = hierarchy::resolve(spec_path, id, own_path.as_deref())?;
-            planned.push((h, rel));
-        }
-        let unified_only = planned
-            .iter()
-            .all(|(h, _)| h.key.is_empty() || h.key.starts_with("name="));
         let mut paths = CgroupPaths::default();
-        for (h, rel) in planned {
-            let dir = h.mount_point.join(rel);
-            if let Err(source) = fs::create_dir_all(&dir) {
-                let _ = paths.remove();
-                return Err(CgroupError::Io {
-                    action: "creating cgroup",
-                    path: dir,
-                    source,
-                });
-            }
+        for h in &host.hierarchies {
+            let rel = hierarchy::resolve(spec_path, id, host.own_path(h).as_deref())?;
             paths
                 .mount_points
                 .insert(h.key.clone(), h.mount_point.clone());
-            paths.dirs.insert(h.key.clone(), dir.clone());
-            let prepared = if h.key.split(',').any(|c| c == "cpuset") {
-                v1::inherit_cpuset(&h.mount_point, &dir)
-            } else if h.key.is_empty() && unified_only {
-                v2::enable_controllers(&h.mount_point, &dir);
+            paths.dirs.insert(h.key.clone(), h.mount_point.join(rel));
+        }
+        Ok(paths)
+    }
+
+    /// Creates the planned directories, with cpuset values (v1) and controllers (v2) ready
+    /// for processes. On failure, removes what it created.
+    pub fn make(&self) -> Result<(), CgroupError> {
+        let unified_only = self.is_v2();
+        for (key, dir) in &self.dirs {
+            let Some(mount_point) = self.mount_points.get(key) else {
+                continue;
+            };
+            if let Err(source) = fs::create_dir_all(dir) {
+                let _ = self.remove();
+                return Err(CgroupError::Io {
+                    action: "creating cgroup",
+                    path: dir.clone(),
+                    source,
+                });
+            }
+            let prepared = if key.split(',').any(|c| c == "cpuset") {
+                v1::inherit_cpuset(mount_point, dir)
+            } else if key.is_empty() && unified_only {
+                v2::enable_controllers(mount_point, dir);
                 Ok(())
             } else {
                 Ok(())
             };
             if let Err(e) = prepared {
-                let _ = paths.remove();
+                let _ = self.remove();
                 return Err(e);
             }
         }
-        Ok(paths)
+        Ok(())
     }
 
     /// True on a unified (v2-only) host: the cgroup2 hierarchy holds the controllers.

@@ -2,10 +2,11 @@
 //! namespaces and drive it to the start barrier.
 
 use std::fs;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
@@ -149,10 +150,9 @@ fn create_in(
     })?;
 
     let limits = cgroups::Limits::from_spec(&linux)?;
-    let cgroup = CgroupPaths::create(host, linux.cgroups_path().as_deref(), &opts.id)?;
-    built.cgroup = Some(cgroup.clone());
-    // Limits (the device list above all) are in force before the init joins the cgroup.
-    cgroup.apply(&limits)?;
+    // Only the paths for now: on v1 and hybrid hosts the init is cloned first and builds its
+    // rootfs while the directories are made (below), so their mkdirs are off the critical path.
+    let cgroup = CgroupPaths::plan(host, linux.cgroups_path().as_deref(), &opts.id)?;
 
     let terminal = spec
         .process()
@@ -190,14 +190,49 @@ fn create_in(
         serde_json::to_vec(&s.oci(status)).unwrap_or_default()
     };
 
+    // On a cgroup v2 host the init is born in its cgroup (CLONE_INTO_CGROUP), which then has
+    // to exist, with its limits, first; elsewhere it is made while the init builds its rootfs.
+    let born_inside = cgroup.is_v2();
+    let mut cgroup_dir = None;
+    if born_inside {
+        built.cgroup = Some(cgroup.clone());
+        cgroup.make()?;
+        cgroup.apply(&limits)?;
+        if let Some(dir) = cgroup.unified_dir() {
+            let fd = open(
+                dir,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::Io {
+                action: "opening",
+                path: dir.to_path_buf(),
+                source: e.into(),
+            })?;
+            cgroup_dir = Some(fd);
+        }
+    }
+
     let (parent_end, child_end) = channel_pair()?;
     let restore = plan.enter_in_parent(&linux)?;
-    let child = clone::fork_with_namespaces(plan.clone_flags.bits() as u64).map_err(|source| {
-        Error::Sys {
-            call: "clone3",
-            source,
-        }
-    })?;
+    let flags = plan.clone_flags.bits() as u64;
+    let clone_err = |source| Error::Sys {
+        call: "clone3",
+        source,
+    };
+    let (child, in_cgroup) = match cgroup_dir
+        .as_ref()
+        .map(|fd| clone::fork_into_cgroup(flags, fd.as_fd()))
+    {
+        Some(Ok(child)) => (child, true),
+        // A kernel before 5.7: fork, then move the init like on v1.
+        Some(Err(Errno::EINVAL | Errno::E2BIG | Errno::ENOSYS)) | None => (
+            clone::fork_with_namespaces(flags).map_err(clone_err)?,
+            false,
+        ),
+        Some(Err(e)) => return Err(clone_err(e)),
+    };
+    drop(cgroup_dir);
     let Some(pid) = child else {
         drop(parent_end);
         init::run(init::InitArgs {
@@ -224,16 +259,28 @@ fn create_in(
     drop(child_end);
     drop(console);
 
-    cgroup.add_pid(pid.as_raw())?;
+    let send = |msg: Message| -> Result<(), Error> {
+        parent_end.send(&msg).or_else(|e| {
+            // The init may have failed already (it builds its rootfs while we work here, see
+            // init.rs): its own message says why better than our broken pipe.
+            drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
+            Err(e.into())
+        })
+    };
+    if !born_inside {
+        built.cgroup = Some(cgroup.clone());
+        cgroup.make()?;
+        // Limits (the device list above all) are in force before the init joins the cgroup.
+        cgroup.apply(&limits)?;
+    }
+    send(Message::CgroupReady)?;
+    if !in_cgroup {
+        cgroup.add_pid(pid.as_raw())?;
+    }
     if plan.new_user {
         write_id_maps(pid, &linux)?;
     }
-    if let Err(e) = parent_end.send(&Message::Continue) {
-        // The init may have failed already (it builds its rootfs while we work above, see
-        // init.rs): its own message says why better than our broken pipe.
-        drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
-        return Err(e.into());
-    }
+    send(Message::Continue)?;
     drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
 
     let stat = proc::stat(pid.as_raw()).ok_or_else(|| Error::InitDied {

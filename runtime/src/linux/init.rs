@@ -92,7 +92,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     // need.)
     let joined = CgroupJoin {
         channel: &a.channel,
-        done: Cell::new(false),
+        stage: Cell::new(Stage::Nothing),
     };
     if a.plan.child_waits_first() {
         joined.wait()?;
@@ -130,6 +130,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         cgroup: a.cgroup,
         new_user: a.plan.new_user,
         new_cgroup_ns: a.plan.new_cgroup,
+        cgroup_ready: &|| joined.ready(),
     };
     let root = if a.plan.joins_mount {
         None
@@ -269,18 +270,35 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     }))
 }
 
-/// The parent's Continue, waited for once: from then on this process is in the container's
-/// cgroup (and, in a new user namespace, has its id maps).
+/// The parent's progress with the container's cgroup, each message waited for once.
 struct CgroupJoin<'a> {
     channel: &'a Channel,
-    done: Cell<bool>,
+    stage: Cell<Stage>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Nothing,
+    /// CgroupReady: the directories exist, with their limits.
+    Made,
+    /// Continue: this process is in the cgroup (and, in a new user namespace, has its maps).
+    Joined,
 }
 
 impl CgroupJoin<'_> {
+    fn ready(&self) -> Result<(), SetupError> {
+        if self.stage.get() < Stage::Made {
+            self.channel.expect(Message::CgroupReady, "cgroup ready")?;
+            self.stage.set(Stage::Made);
+        }
+        Ok(())
+    }
+
     fn wait(&self) -> Result<(), SetupError> {
-        if !self.done.get() {
+        self.ready()?;
+        if self.stage.get() < Stage::Joined {
             self.channel.expect(Message::Continue, "continue")?;
-            self.done.set(true);
+            self.stage.set(Stage::Joined);
         }
         Ok(())
     }

@@ -31,6 +31,9 @@ pub struct Context<'a> {
     pub cgroup: &'a CgroupPaths,
     pub new_user: bool,
     pub new_cgroup_ns: bool,
+    /// Waits until the parent has made the container's cgroup directories (the rootfs is
+    /// built while it makes them); called before a cgroup mount binds them.
+    pub cgroup_ready: &'a dyn Fn() -> Result<(), SetupError>,
 }
 
 fn in_root(path: &Path) -> impl FnOnce(pathrs::error::Error) -> SetupError + '_ {
@@ -307,6 +310,7 @@ fn mount_cgroups(
     dest: &Path,
     opts: &Options,
 ) -> Result<(), SetupError> {
+    (ctx.cgroup_ready)()?;
     let flags = opts.flags - MsFlags::MS_RDONLY;
     let ro = opts.flags.contains(MsFlags::MS_RDONLY);
     let dirs = &ctx.cgroup.dirs;
