@@ -820,3 +820,88 @@ fn parallel_runs_share_one_store_safely() -> Result<()> {
     env.assert_clean(&[]);
     Ok(())
 }
+
+#[test]
+fn signals_sent_to_a_foreground_run_reach_the_container() -> Result<()> {
+    let env = Env::new()?;
+    let child = env
+        .berth
+        .cmd(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 5' TERM; echo ready; while true; do sleep 0.05; done",
+        ])?
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = child.id() as i32;
+    let mut child = scopeguard(child);
+    let mut stdout = child.0.stdout.take().context("stdout")?;
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout, &mut first)?;
+    assert_eq!(&first, b"ready\n");
+    // SAFETY: kill(2) on the berth process this test spawned.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.0.wait()?;
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest)?;
+    assert_eq!(rest, "got-term\n");
+    assert_eq!(status.code(), Some(5));
+    env.assert_clean(&[]);
+    Ok(())
+}
+
+#[test]
+fn a_tty_run_gets_a_terminal_of_its_own() -> Result<()> {
+    let env = Env::new()?;
+    // script(1) gives berth a terminal, as an interactive user has.
+    let cmd = env.berth.cmd(&[
+        "run",
+        "--rm",
+        "-t",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "tty; exit 3",
+    ])?;
+    let line = format!(
+        "{} {}",
+        cmd.get_program().to_string_lossy(),
+        cmd.get_args()
+            .map(|a| format!("'{}'", a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("DOCKER_CONFIG", env.berth.docker_config())
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    env.assert_clean(&[]);
+    Ok(())
+}
+
+/// Kills the child on drop unless it was waited for.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn scopeguard(c: std::process::Child) -> Guard {
+    Guard(c)
+}
