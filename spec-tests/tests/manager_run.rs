@@ -905,3 +905,47 @@ impl Drop for Guard {
 fn scopeguard(c: std::process::Child) -> Guard {
     Guard(c)
 }
+
+#[test]
+fn an_image_a_container_uses_is_kept_until_forced_and_its_snapshots_go_with_it() -> Result<()> {
+    let env = Env::new()?;
+    let snapshots = |env: &Env| -> usize {
+        std::fs::read_dir(env.berth.root().join("snapshots/overlay/snapshots"))
+            .map(|rd| rd.count())
+            .unwrap_or(0)
+    };
+    let id = env.ok(&["create", "--network", "none", BUSYBOX, "sh", "-c", "exit 6"])?;
+    let id = id.trim();
+    let err = env.berth.fail(&["rmi", BUSYBOX])?;
+    assert!(
+        err.contains("conflict: unable to remove repository reference") && err.contains(&id[..12]),
+        "{err}"
+    );
+    assert!(env
+        .ok(&["images", "--format", "{{.Repository}}"])?
+        .contains("busybox"));
+    // -f untags; the container keeps its image and still starts.
+    env.ok(&["rmi", "-f", BUSYBOX])?;
+    env.ok(&["start", id])?;
+    assert_eq!(env.ok(&["wait", id])?.trim(), "6");
+    assert!(
+        snapshots(&env) >= 2,
+        "the image layer and the container's own"
+    );
+    env.ok(&["image", "prune", "-a"])?;
+    assert_eq!(
+        env.ok(&["images", "-q"])?.lines().count(),
+        1,
+        "in use: not pruned"
+    );
+    env.ok(&["rm", id])?;
+    env.ok(&["image", "prune", "-a"])?;
+    assert_eq!(env.ok(&["images", "-q"])?.trim(), "");
+    assert_eq!(
+        snapshots(&env),
+        0,
+        "every snapshot goes with the last image"
+    );
+    env.assert_clean(&[id.to_string()]);
+    Ok(())
+}
