@@ -514,7 +514,9 @@ fn named_volumes_outlive_containers_and_anonymous_ones_go_with_rm_v() -> Result<
         "-v",
         "/scratch2",
         BUSYBOX,
-        "true",
+        "sh",
+        "-c",
+        "exit 0",
     ])?;
     assert_eq!(env.ok(&["volume", "ls", "-q"])?.trim(), "");
     // A read-only bind mount.
