@@ -273,10 +273,10 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
             }
         };
         if !report.ok {
-            if !args.rm {
-                return Err(Exit::with_message(report.code, report.message).into());
+            lifecycle::reap_monitor(report.monitor_pid);
+            if args.rm {
+                cleanup_failed(&root, &store, &record);
             }
-            cleanup_failed(&root, &store, &record);
             return Err(Exit::with_message(report.code, report.message).into());
         }
         println!("{}", record.id);
@@ -290,6 +290,7 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
         }
     };
     if !report.ok {
+        lifecycle::reap_monitor(report.monitor_pid);
         if args.rm {
             cleanup_failed(&root, &store, &record);
         }
@@ -305,7 +306,7 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
     };
     let sig_proxy =
         (args.sig_proxy && !args.flags.tty).then(|| (paths.runtime(&record), record.id.clone()));
-    let code = stream(
+    let streamed = stream(
         conn,
         hello,
         Attach {
@@ -313,7 +314,9 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
             tty: args.flags.tty,
             sig_proxy,
         },
-    )?;
+    );
+    lifecycle::reap_monitor(report.monitor_pid);
+    let code = streamed?;
     if code != 0 {
         return Err(Exit::silent(code).into());
     }

@@ -116,6 +116,7 @@ pub fn start_attached(root: &Path, store: &ContainerStore, r: &Record, stdin: bo
         _ => {}
     }
     let paths = Paths::new(root, store, r);
+    let mut monitor_pid = 0;
     if !monitor_alive(r) {
         let r = lifecycle::prepare(root, store, r)?;
         store.update(&r.id, |r| r.state.manually_stopped = false)?;
@@ -126,8 +127,10 @@ pub fn start_attached(root: &Path, store: &ContainerStore, r: &Record, stdin: bo
             lifecycle::spawn_monitor(root, &paths, &r.id, false),
         )?;
         if !report.ok {
+            lifecycle::reap_monitor(report.monitor_pid);
             return Err(Exit::with_message(report.code, report.message).into());
         }
+        monitor_pid = report.monitor_pid;
     }
     let conn = attach::connect(&paths.dir, SOCKET)?;
     let hello = Hello {
@@ -136,7 +139,7 @@ pub fn start_attached(root: &Path, store: &ContainerStore, r: &Record, stdin: bo
         stderr: true,
         start: true,
     };
-    stream(
+    let streamed = stream(
         conn,
         hello,
         Attach {
@@ -144,5 +147,7 @@ pub fn start_attached(root: &Path, store: &ContainerStore, r: &Record, stdin: bo
             tty: r.config.tty,
             sig_proxy: Some((paths.runtime(r), r.id.clone())),
         },
-    )
+    );
+    lifecycle::reap_monitor(monitor_pid);
+    streamed
 }

@@ -136,10 +136,30 @@ pub fn spawn_monitor(root: &Path, paths: &Paths, id: &str, start: bool) -> Resul
             log: paths.monitor_log.clone(),
         });
     }
-    serde_json::from_str(line.trim()).map_err(|_| ContainerError::MonitorGone {
-        id: id.to_string(),
-        log: paths.monitor_log.clone(),
-    })
+    let mut report: Report =
+        serde_json::from_str(line.trim()).map_err(|_| ContainerError::MonitorGone {
+            id: id.to_string(),
+            log: paths.monitor_log.clone(),
+        })?;
+    report.monitor_pid = pid;
+    Ok(report)
+}
+
+/// Waits (at most 10 s) for a monitor this process spawned to exit, so a foreground `run`
+/// returns only once everything of the container, its monitor included, is gone.
+pub fn reap_monitor(pid: i32) {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    if pid <= 0 {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(2)),
+            // Exited, or not our child (nothing to wait for).
+            _ => return,
+        }
+    }
 }
 
 /// Field 22 of /proc/<pid>/stat (proc(5)): the start time, to tell a pid's owner apart from

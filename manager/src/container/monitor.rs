@@ -47,6 +47,9 @@ pub struct Report {
     pub code: i32,
     #[serde(default)]
     pub message: String,
+    /// The monitor's pid (filled in by the spawner, which is its parent).
+    #[serde(skip)]
+    pub monitor_pid: i32,
 }
 
 /// A client attached to the monitor's socket.
@@ -541,6 +544,7 @@ fn report(sync: &mut Option<File>, ok: bool, code: i32, message: &str) {
             ok,
             code,
             message: message.to_string(),
+            monitor_pid: 0,
         };
         if let Ok(mut line) = serde_json::to_vec(&r) {
             line.push(b'\n');
