@@ -951,3 +951,35 @@ fn an_image_a_container_uses_is_kept_until_forced_and_its_snapshots_go_with_it()
     env.assert_clean(&[id.to_string()]);
     Ok(())
 }
+
+#[test]
+fn pull_leaves_the_image_unpacked_and_ready_to_run() -> Result<()> {
+    let env = Env::new()?;
+    let committed = |env: &Env| -> usize {
+        std::fs::read_dir(env.berth.root().join("snapshots/overlay/snapshots"))
+            .map(|rd| rd.count())
+            .unwrap_or(0)
+    };
+    let before = committed(&env);
+    let dir = tempfile::tempdir()?;
+    let mut layout = Layout::create(&dir.path().join("layout"))?;
+    busybox_image(&mut layout, "ready", Compression::Gzip)?;
+    let reg = Registry::plain()?;
+    let image = format!("{}/test/busybox:ready", reg.host());
+    layout.push("ready", &image, &[])?;
+    env.ok(&["pull", &image])?;
+    // Two layers, two committed snapshots, made by the pull itself.
+    assert_eq!(committed(&env), before + 2);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "cat",
+        "/etc/motd",
+    ])?;
+    assert_eq!(out, "hello from ready\n");
+    assert_eq!(committed(&env), before + 2, "run unpacked nothing again");
+    Ok(())
+}

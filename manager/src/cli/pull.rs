@@ -5,6 +5,8 @@ use berth::distribution::pull::{list_tags, pull, PullOptions};
 use berth::platform::Platform;
 use berth::progress::Progress;
 use berth::reference::Reference;
+use berth::snapshot::Backend;
+use berth::unpack::unpack_image;
 
 use super::{registry, Ctx};
 
@@ -24,6 +26,10 @@ pub struct Args {
     /// Number of layers downloaded at once (default 3)
     #[arg(long)]
     pub max_concurrent_downloads: Option<usize>,
+    /// Snapshotter the layers are unpacked into: overlay or copy (default: overlay when the
+    /// kernel has it)
+    #[arg(long, env = "BERTH_SNAPSHOTTER")]
+    snapshotter: Option<String>,
     /// A pull on behalf of `run`/`create`: stdout stays the caller's (docker prints such
     /// pulls on stderr).
     #[arg(skip)]
@@ -39,6 +45,7 @@ impl Args {
             quiet: true,
             platform: None,
             max_concurrent_downloads: None,
+            snapshotter: std::env::var("BERTH_SNAPSHOTTER").ok(),
             implicit: true,
         }
     }
@@ -73,6 +80,11 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
     };
     let reg = registry::connect(&ctx.settings, name_only.registry()).await?;
     let progress = Progress::new(args.quiet);
+    let backend = match &args.snapshotter {
+        Some(b) => b.parse::<Backend>().context("flag --snapshotter")?,
+        None => Backend::detect(),
+    };
+    let root = ctx.settings.root.clone();
     let store = ctx.store()?.clone();
     for reference in &references {
         let pin = reference
@@ -82,6 +94,22 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
         let pulled = pull(&store, reg.clone(), reference, &opts, &progress)
             .await
             .with_context(|| format!("pulling {reference}"))?;
+        // Unpacked before `pull` returns, as containerd does, so the image is ready to run.
+        {
+            let store = store.clone();
+            let root = root.clone();
+            let record = pulled.record.clone();
+            let name = reference.to_string();
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                let info = store.image(&record)?;
+                let sn = backend.open(&root)?;
+                unpack_image(&store, &info, &name, &*sn)?;
+                Ok(())
+            })
+            .await
+            .context("unpacking thread")?
+            .with_context(|| format!("unpacking {reference}"))?;
+        }
         progress.status(&format!("Digest: {}", pulled.resolved));
         let status = if pulled.downloaded {
             "Downloaded newer image"
