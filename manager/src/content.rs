@@ -96,6 +96,11 @@ impl ContentStore {
         Ok(store)
     }
 
+    /// Where the ingest of `digest` is written while it downloads (`ingest/sha256-<hex>`).
+    pub fn ingest_path(&self, digest: &Digest) -> PathBuf {
+        self.ingest.join(format!("sha256-{}", digest.digest()))
+    }
+
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.blobs.join(digest.digest())
     }
@@ -162,7 +167,7 @@ impl ContentStore {
                 digest: expected.clone(),
             });
         }
-        let path = self.ingest.join(format!("sha256-{}", expected.digest()));
+        let path = self.ingest_path(expected);
         loop {
             if self.contains(expected) {
                 return Ok(None);

@@ -983,3 +983,67 @@ fn pull_leaves_the_image_unpacked_and_ready_to_run() -> Result<()> {
     assert_eq!(committed(&env), before + 2, "run unpacked nothing again");
     Ok(())
 }
+
+#[test]
+fn pull_unpacks_a_layer_while_the_next_one_downloads() -> Result<()> {
+    use spec_tests::manager::images::{file_layer, noise};
+    let env = Env::new()?;
+    let dir = tempfile::tempdir()?;
+    let mut layout = Layout::create(&dir.path().join("layout"))?;
+    // Layer 2 is 3 MB of noise: through the throttling proxy (~3 MB/s) it takes about a
+    // second, long enough to see layer 1 committed while layer 2 is still an ingest.
+    let built = layout.image(
+        "amd64",
+        &[
+            (
+                spec_tests::manager::images::busybox_layer()?,
+                Compression::Gzip,
+            ),
+            (file_layer("big", &noise(3 << 20, 7))?, Compression::None),
+        ],
+    )?;
+    layout.tag("slow", &built)?;
+    let reg = Registry::plain()?;
+    layout.push("slow", &format!("{}/test/slow:1", reg.host()), &[])?;
+    let port: u16 = reg.host().rsplit(':').next().context("port")?.parse()?;
+    let proxy = spec_tests::manager::proxy::Proxy::start(port)?;
+    let image = format!("{}/test/slow:1", proxy.host());
+    let mut child = scopeguard(
+        env.berth
+            .cmd(&["pull", "-q", "--max-concurrent-downloads", "1", &image])?
+            .stdout(std::process::Stdio::null())
+            .spawn()?,
+    );
+    let snapshots = env.berth.root().join("snapshots/overlay/snapshots");
+    let ingest = env.berth.root().join("ingest");
+    let count = |p: &Path| std::fs::read_dir(p).map(|rd| rd.count()).unwrap_or(0);
+    let mut overlapped = false;
+    while child.0.try_wait()?.is_none() {
+        // A committed snapshot (not an extract in progress) while a blob is still downloading.
+        let committed = std::fs::read_dir(env.berth.root().join("snapshots/overlay")).is_ok()
+            && count(&snapshots) >= 1
+            && std::fs::read_to_string(env.berth.root().join("snapshots/overlay/metadata.json"))
+                .is_ok_and(|m| m.contains("committed"));
+        if committed && count(&ingest) > 0 {
+            overlapped = true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(child.0.wait()?.success());
+    assert!(
+        overlapped,
+        "layer 1 was not unpacked while layer 2 downloaded"
+    );
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "echo $(wc -c < /big)",
+    ])?;
+    assert_eq!(out.trim(), (3u64 << 20).to_string());
+    Ok(())
+}

@@ -1,5 +1,7 @@
 //! `berth pull`.
 
+use std::sync::Arc;
+
 use anyhow::{bail, Context, Result};
 use berth::distribution::pull::{list_tags, pull, PullOptions};
 use berth::platform::Platform;
@@ -91,7 +93,8 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
             .tag()
             .map_or_else(|| reference.manifest_reference(), str::to_string);
         progress.status(&format!("{pin}: Pulling from {}", reference.repository()));
-        let pulled = pull(&store, reg.clone(), reference, &opts, &progress)
+        let sn: Arc<dyn berth::snapshot::Snapshotter> = Arc::from(backend.open(&root)?);
+        let pulled = pull(&store, reg.clone(), reference, &opts, &progress, Some(sn))
             .await
             .with_context(|| format!("pulling {reference}"))?;
         // Unpacked before `pull` returns, as containerd does, so the image is ready to run.

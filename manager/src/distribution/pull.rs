@@ -4,6 +4,8 @@
 //! once size and digest match. The image record is written last; a failed pull removes the
 //! blobs it committed that nothing references.
 
+use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +25,9 @@ use crate::manifest::{self, Kind, ACCEPT};
 use crate::platform::Platform;
 use crate::progress::{BlobProgress, Progress};
 use crate::reference::Reference;
+use crate::snapshot::{chain_id, Kind as SnapshotKind, Snapshotter};
+use crate::unpack::stream::{Progress as StreamProgress, Tail};
+use crate::unpack::unpack_layer_from;
 
 type Result<T, E = DistributionError> = std::result::Result<T, E>;
 
@@ -139,12 +144,16 @@ pub async fn fetch_manifest(
 }
 
 /// Pulls `reference` into `store` and records it.
+/// Pulls `reference` into `store` and records it. With `unpack`, each layer is also unpacked
+/// into that snapshotter while it downloads (see [`stream_unpack`]); what that could not do
+/// is left to the caller's `unpack_image`, which skips the layers already committed.
 pub async fn pull(
     store: &ImageStore,
     reg: Arc<Registry>,
     reference: &Reference,
     opts: &PullOptions,
     progress: &Progress,
+    unpack: Option<Arc<dyn Snapshotter>>,
 ) -> Result<Pulled> {
     let repo = reference.repository();
     let display = reference.to_string();
@@ -193,22 +202,39 @@ pub async fn pull(
                 fresh.push(m.digest.clone());
             }
         }
-        let mut blobs: Vec<Descriptor> = parsed.layers().to_vec();
+        let blobs: Vec<Descriptor> = parsed.layers().to_vec();
+        // The config first (small): its diffIDs let layers unpack while they download, and
+        // for a single-platform image it says which platform it is, checked before
+        // downloading layers that cannot be used.
+        let config = vec![parsed.config().clone()];
+        fetch_blobs(
+            store.content(),
+            &reg,
+            repo,
+            config,
+            1,
+            progress,
+            &mut fresh,
+            &HashMap::new(),
+        )
+        .await?;
         if opts.explicit_platform && index.is_none() {
-            // A single-platform image: its config says which platform it is. Check before
-            // downloading layers that cannot be used.
-            let config = vec![parsed.config().clone()];
-            fetch_blobs(store.content(), &reg, repo, config, 1, progress, &mut fresh).await?;
             check_platform(
                 store.content(),
                 parsed.config().digest(),
                 &display,
                 &opts.platform,
             )?;
-        } else {
-            blobs.insert(0, parsed.config().clone());
         }
-        fetch_blobs(
+        let feeds: HashMap<Digest, Arc<StreamProgress>> = blobs
+            .iter()
+            .map(|d| (d.digest().clone(), StreamProgress::new()))
+            .collect();
+        let unpacker = match &unpack {
+            Some(sn) => stream_unpack(store, parsed.config().digest(), &blobs, &feeds, sn.clone()),
+            None => None,
+        };
+        let fetched = fetch_blobs(
             store.content(),
             &reg,
             repo,
@@ -216,8 +242,20 @@ pub async fn pull(
             opts.concurrency,
             progress,
             &mut fresh,
+            &feeds,
         )
-        .await
+        .await;
+        if fetched.is_err() {
+            // Transfers that were cancelled never said so: release their readers.
+            for f in feeds.values() {
+                f.fail();
+            }
+        }
+        if let Some(u) = unpacker {
+            // Its failures are not the pull's: the caller's unpack_image redoes what is missing.
+            let _ = tokio::task::spawn_blocking(move || u.join()).await;
+        }
+        fetched
     }
     .await;
     match result {
@@ -301,6 +339,8 @@ fn check_platform(
 
 /// Fetches blobs with at most `concurrency` transfers at once; digests newly committed are
 /// appended to `fresh`, also when another blob fails.
+// The transfer's inputs and its three outputs (progress bars, fresh digests, reader feeds).
+#[allow(clippy::too_many_arguments)]
 async fn fetch_blobs(
     content: &ContentStore,
     reg: &Arc<Registry>,
@@ -309,6 +349,7 @@ async fn fetch_blobs(
     concurrency: usize,
     progress: &Progress,
     fresh: &mut Vec<Digest>,
+    feeds: &HashMap<Digest, Arc<StreamProgress>>,
 ) -> Result<()> {
     let semaphore = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
@@ -321,12 +362,18 @@ async fn fetch_blobs(
             repo.to_string(),
             semaphore.clone(),
         );
+        let feed = feeds.get(desc.digest()).cloned();
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
             let digest = desc.digest().clone();
-            fetch_blob(&content, &reg, &repo, &desc, &bar)
-                .await
-                .map(|new| new.then_some(digest))
+            let result = fetch_blob(&content, &reg, &repo, &desc, &bar, feed.as_deref()).await;
+            if let Some(f) = &feed {
+                match &result {
+                    Ok(_) => f.finish(),
+                    Err(_) => f.fail(),
+                }
+            }
+            result.map(|new| new.then_some(digest))
         });
     }
     let mut first_err = None;
@@ -355,6 +402,7 @@ async fn fetch_blob(
     repo: &str,
     desc: &Descriptor,
     bar: &BlobProgress,
+    feed: Option<&StreamProgress>,
 ) -> Result<bool> {
     let Some(mut ingest) = content.ingest(desc.digest()).await? else {
         bar.finish("Already exists");
@@ -363,7 +411,7 @@ async fn fetch_blob(
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
-        match download(reg, repo, desc, &mut ingest, bar).await {
+        match download(reg, repo, desc, &mut ingest, bar, feed).await {
             Ok(()) => break,
             Err(e) if e.is_retryable() && attempt < BLOB_ATTEMPTS => {
                 ingest.flush()?;
@@ -396,11 +444,20 @@ async fn download(
     desc: &Descriptor,
     ingest: &mut Ingest,
     bar: &BlobProgress,
+    feed: Option<&StreamProgress>,
 ) -> Result<()> {
     let digest = desc.digest();
     let size = desc.size();
-    if ingest.offset() > size {
+    // A reset voids what a reader of the ingest consumed.
+    let reset = |ingest: &mut Ingest| -> Result<()> {
+        if let Some(f) = feed {
+            f.restart();
+        }
         ingest.reset()?;
+        Ok(())
+    };
+    if ingest.offset() > size {
+        reset(ingest)?;
     }
     let offset = ingest.offset();
     if offset == size && size > 0 {
@@ -421,7 +478,7 @@ async fn download(
         StatusCode::OK => {
             if offset > 0 {
                 bar.message("Registry ignored the range; restarting");
-                ingest.reset()?;
+                reset(ingest)?;
             }
         }
         StatusCode::PARTIAL_CONTENT => {
@@ -440,7 +497,7 @@ async fn download(
             bar.message(&format!("Resuming download at byte {offset}"));
         }
         StatusCode::RANGE_NOT_SATISFIABLE => {
-            ingest.reset()?;
+            reset(ingest)?;
             return Err(DistributionError::Status {
                 registry: reg.name().to_string(),
                 what: format!("blob {digest}"),
@@ -473,9 +530,85 @@ async fn download(
             source,
         })?;
         ingest.write(&chunk)?;
+        if let Some(f) = feed {
+            // The reader may only see bytes that reached the file.
+            ingest.flush()?;
+            f.advance(ingest.offset());
+        }
         bar.inc(chunk.len() as u64);
     }
     Ok(())
+}
+
+/// Starts a thread that unpacks `layers` bottom-up into `sn` as they download: each layer is
+/// read from its ingest file behind the download ([`Tail`]), or from the content store when
+/// the blob is already there. It stops at the first problem (a restarted or failed download,
+/// a layer that does not match its diffID); the caller's `unpack_image` finishes the job.
+fn stream_unpack(
+    store: &ImageStore,
+    config: &Digest,
+    layers: &[Descriptor],
+    feeds: &HashMap<Digest, Arc<StreamProgress>>,
+    sn: Arc<dyn Snapshotter>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let bytes = store.content().read_metadata(config).ok()?;
+    let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&bytes).ok()?;
+    let diff_ids: Vec<Digest> = config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| Digest::from_str(d))
+        .collect::<std::result::Result<_, _>>()
+        .ok()?;
+    if diff_ids.len() != layers.len() {
+        return None;
+    }
+    let plan: Vec<(Digest, Digest, Arc<StreamProgress>)> = layers
+        .iter()
+        .zip(diff_ids)
+        .filter_map(|(l, d)| Some((l.digest().clone(), d, feeds.get(l.digest())?.clone())))
+        .collect();
+    let content = store.content().clone();
+    Some(std::thread::spawn(move || {
+        let mut parent: Option<Digest> = None;
+        for (blob, diff, feed) in plan {
+            let chain = chain_id(parent.as_ref(), &diff);
+            let done = sn
+                .stat(chain.as_ref())
+                .is_ok_and(|i| i.kind == SnapshotKind::Committed);
+            if !done {
+                let Some(reader) = open_layer(&content, &blob, &feed) else {
+                    return;
+                };
+                let reader = std::io::BufReader::with_capacity(1 << 20, reader);
+                if unpack_layer_from(&*sn, reader, &blob, &diff, parent.as_ref()).is_err() {
+                    return;
+                }
+            }
+            parent = Some(chain);
+        }
+    }))
+}
+
+/// The bytes of a layer: the committed blob, or its ingest followed while it downloads.
+/// `None` once the download failed without the blob arriving.
+fn open_layer(
+    content: &ContentStore,
+    blob: &Digest,
+    feed: &Arc<StreamProgress>,
+) -> Option<Box<dyn std::io::Read + Send>> {
+    loop {
+        if let Ok(f) = content.open_blob(blob) {
+            return Some(Box::new(f));
+        }
+        if let Ok(t) = Tail::open(&content.ingest_path(blob), feed.clone()) {
+            return Some(Box::new(t));
+        }
+        if feed.has_ended() && !content.contains(blob) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[derive(Deserialize)]

@@ -67,6 +67,15 @@ impl Progress {
         self.update(|s| s.end = End::Restarted);
     }
 
+    /// Whether the writer is done (finished, failed or restarted).
+    pub fn has_ended(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .end
+            != End::Open
+    }
+
     fn update(&self, f: impl FnOnce(&mut State)) {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut s);
