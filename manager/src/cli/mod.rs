@@ -25,6 +25,7 @@ mod rename;
 mod rm;
 mod rmi;
 mod run;
+mod run_flags;
 mod save;
 mod start;
 mod stop;
