@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use rustix::mount::{mount_bind, mount_change, unmount, MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
 
+use crate::snapshot::is_mount_point;
+
 /// `statfs(2)` type of the nsfs filesystem that backs `/proc/<pid>/ns/*` (linux/magic.h).
 const NSFS_MAGIC: i64 = 0x6e73_6673;
 
@@ -142,7 +144,8 @@ impl Netns {
     /// is left in it.
     pub fn remove(run_dir: &Path, container_id: &str) -> Result<(), NetnsError> {
         let path = Self::path(run_dir, container_id);
-        remove_path(&path)
+        remove_path(&path)?;
+        release_shared_dir(&run_dir.join("netns"))
     }
 }
 
@@ -171,6 +174,20 @@ pub fn is_netns(path: &Path) -> bool {
     rustix::fs::statfs(path).is_ok_and(|s| s.f_type == NSFS_MAGIC)
 }
 
+/// Undoes [`ensure_shared_dir`] once no namespace is pinned in `dir`, so nothing of berth
+/// stays mounted when no container has a namespace. A create racing with this re-makes the
+/// mount ([`ensure_shared_dir`] runs on every create).
+fn release_shared_dir(dir: &Path) -> Result<(), NetnsError> {
+    let empty = fs::read_dir(dir).is_ok_and(|mut rd| rd.next().is_none());
+    if empty && is_mount_point(dir) {
+        unmount(dir, UnmountFlags::DETACH).map_err(|e| NetnsError::Unmount {
+            path: dir.to_path_buf(),
+            source: e.into(),
+        })?;
+    }
+    Ok(())
+}
+
 /// Makes `dir` a shared mount point of its own, as `ip netns` does for /run/netns: mount
 /// namespaces copied from ours later (a runtime's, before pivot_root) then see our unmounts,
 /// instead of keeping a copy of the bind mount that would hold the namespace alive.
@@ -193,50 +210,4 @@ fn ensure_shared_dir(dir: &Path) -> Result<(), NetnsError> {
         source: e.into(),
     })?;
     shared(MountPropagationFlags::SHARED | MountPropagationFlags::REC)
-}
-
-/// Whether /proc/self/mountinfo lists `dir` as a mount point (a bind mount of a directory onto
-/// itself keeps the device number, so comparing devices with the parent would miss it).
-fn is_mount_point(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(canon) = dir.canonicalize() else {
-        return false;
-    };
-    let Ok(info) = fs::read("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = canon.as_os_str().as_bytes();
-    info.split(|&c| c == b'\n')
-        .filter_map(|l| l.split(|&c| c == b' ').nth(4))
-        .any(|mp| unescape_mountinfo(mp) == want)
-}
-
-/// mountinfo escapes space, tab, newline and backslash as a backslash and three octal digits.
-fn unescape_mountinfo(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'\\' && i + 4 <= s.len() {
-            let digits = std::str::from_utf8(&s[i + 1..i + 4]).ok();
-            if let Some(v) = digits.and_then(|d| u8::from_str_radix(d, 8).ok()) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(s[i]);
-        i += 1;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mountinfo_octal_escapes_are_decoded() {
-        assert_eq!(unescape_mountinfo(br"/a\040b\134c"), b"/a b\\c".to_vec());
-        assert_eq!(unescape_mountinfo(br"/plain\0"), b"/plain\\0".to_vec());
-    }
 }

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 pub use copy::CopySnapshotter;
-pub use mount::{mount_all, unmount};
+pub use mount::{is_mount_point, mount_all, unmount};
 pub use overlay::OverlaySnapshotter;
 
 use crate::lock::LockError;

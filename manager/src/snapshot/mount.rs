@@ -8,6 +8,18 @@ use rustix::mount::{self as rmount, MountFlags, UnmountFlags};
 
 use super::{Mount, Result, SnapshotError};
 
+/// Whether `path` is a mount point in this process's mount namespace, as
+/// /proc/self/mountinfo lists them (proc(5)). A bind mount of a directory onto itself keeps
+/// the device number, so comparing `st_dev` with the parent would miss it.
+pub fn is_mount_point(path: &Path) -> bool {
+    let Ok(canon) = path.canonicalize() else {
+        return false;
+    };
+    procfs::process::Process::myself()
+        .and_then(|p| p.mountinfo())
+        .is_ok_and(|infos| infos.into_iter().any(|m| m.mount_point == canon))
+}
+
 /// Mounts each of `mounts` on `target`, in order.
 pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<()> {
     for m in mounts {
