@@ -304,26 +304,19 @@ pub fn stop(
 
 /// Whether the container's memory cgroup saw an OOM kill (v1 `memory.oom_control`, v2
 /// `memory.events`). Read before the runtime deletes the cgroup.
-pub fn oom_killed(_paths: &Paths, record: &Record) -> bool {
-    let rel = format!("berth/{}", record.id);
+pub fn oom_killed(record: &Record) -> bool {
+    let rel = record.cgroup();
+    let rel = rel.strip_prefix("/").unwrap_or(&rel);
     let candidates = [
-        (
-            PathBuf::from("/sys/fs/cgroup/memory")
-                .join(&rel)
-                .join("memory.oom_control"),
-            "oom_kill ",
-        ),
-        (
-            PathBuf::from("/sys/fs/cgroup")
-                .join(&rel)
-                .join("memory.events"),
-            "oom_kill ",
-        ),
+        Path::new("/sys/fs/cgroup/memory")
+            .join(rel)
+            .join("memory.oom_control"),
+        Path::new("/sys/fs/cgroup").join(rel).join("memory.events"),
     ];
-    candidates.iter().any(|(path, key)| {
+    candidates.iter().any(|path| {
         fs::read_to_string(path).is_ok_and(|text| {
             text.lines().any(|l| {
-                l.strip_prefix(key)
+                l.strip_prefix("oom_kill ")
                     .and_then(|n| n.trim().parse::<u64>().ok())
                     .is_some_and(|n| n > 0)
             })
@@ -331,35 +324,7 @@ pub fn oom_killed(_paths: &Paths, record: &Record) -> bool {
     })
 }
 
-/// Whether `path` is a mount point (listed in /proc/self/mountinfo, proc(5)).
-pub fn is_mount_point(path: &Path) -> bool {
-    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|m| unescape_mountinfo(m) == want)
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
-fn unescape_mountinfo(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub use crate::snapshot::is_mount_point;
 
 /// Mounts the container's writable snapshot on its bundle's rootfs (idempotent).
 pub fn mount_rootfs(root: &Path, paths: &Paths, record: &Record) -> Result<()> {
@@ -602,13 +567,6 @@ pub fn read_small(path: &Path, limit: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape_mountinfo("/a\\040b\\011c"), "/a b\tc");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
-        assert_eq!(unescape_mountinfo("/trailing\\"), "/trailing\\");
-    }
 
     #[test]
     fn start_time_belongs_to_a_live_pid() {
