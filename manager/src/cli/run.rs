@@ -95,25 +95,9 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
             return Err(Exit::with_message(125, format!("{e:#}")).into());
         }
     };
-    if args.detach {
-        let report = match lifecycle::spawn_monitor(&root, &paths, &record.id, true) {
-            Ok(r) => r,
-            Err(e) => {
-                cleanup_failed(&root, &store, &record);
-                return Err(Exit::with_message(125, format!("{e:#}")).into());
-            }
-        };
-        if !report.ok {
-            lifecycle::reap_monitor(report.monitor_pid);
-            if args.rm {
-                cleanup_failed(&root, &store, &record);
-            }
-            return Err(Exit::with_message(report.code, report.message).into());
-        }
-        println!("{}", record.id);
-        return Ok(());
-    }
-    let report = match lifecycle::spawn_monitor(&root, &paths, &record.id, false) {
+    // Detached, the monitor starts the container at once; in the foreground it waits for
+    // this command to attach, so no output is missed.
+    let report = match lifecycle::spawn_monitor(&root, &paths, &record.id, args.detach) {
         Ok(r) => r,
         Err(e) => {
             cleanup_failed(&root, &store, &record);
@@ -126,6 +110,10 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
             cleanup_failed(&root, &store, &record);
         }
         return Err(Exit::with_message(report.code, report.message).into());
+    }
+    if args.detach {
+        println!("{}", record.id);
+        return Ok(());
     }
     let conn = attach::connect(&paths.dir, SOCKET)
         .with_context(|| format!("connecting to the monitor of {}", record.id))?;
@@ -466,7 +454,7 @@ fn finish_create(
     if !command.is_empty() {
         options.process.cmd = Some(command.to_vec());
     }
-    options.cgroups_path = Some(PathBuf::from(format!("/berth/{}", record.id)));
+    options.cgroups_path = Some(record.cgroup());
     let spec = specgen::generate(image, &options)?;
     let process = spec.process().clone().unwrap_or_default();
     // docker makes a missing working directory (the runtime would fail to chdir).

@@ -1,10 +1,11 @@
 //! `berth stop`, `berth restart` and `berth kill`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use berth::container::lifecycle;
-use berth::container::Status;
+use berth::container::{ContainerStore, Status};
 
 use super::{ctr, start, Ctx};
 
@@ -38,42 +39,33 @@ fn timeout(args: &StopArgs, default: u64) -> Duration {
     }
 }
 
+/// Stops one container with its own stop signal and timeout unless the flags say otherwise.
+fn stop_one(root: &Path, args: &StopArgs, c: &str) -> Result<(ContainerStore, String)> {
+    let (store, r) = ctr::find(root, c)?;
+    let signal = args
+        .signal
+        .clone()
+        .unwrap_or_else(|| r.config.stop_signal.clone());
+    lifecycle::stop(
+        root,
+        &store,
+        &r,
+        &signal,
+        timeout(args, r.config.stop_timeout),
+    )?;
+    Ok((store, r.id))
+}
+
 pub fn stop(ctx: &Ctx, args: StopArgs) -> Result<()> {
     let root = &ctx.settings.root;
-    ctr::each(&args.containers, |c| {
-        let (store, r) = ctr::find(root, c)?;
-        let signal = args
-            .signal
-            .clone()
-            .unwrap_or_else(|| r.config.stop_signal.clone());
-        lifecycle::stop(
-            root,
-            &store,
-            &r,
-            &signal,
-            timeout(&args, r.config.stop_timeout),
-        )?;
-        Ok(())
-    })
+    ctr::each(&args.containers, |c| stop_one(root, &args, c).map(drop))
 }
 
 pub fn restart(ctx: &Ctx, args: StopArgs) -> Result<()> {
     let root = &ctx.settings.root;
     ctr::each(&args.containers, |c| {
-        let (store, r) = ctr::find(root, c)?;
-        let signal = args
-            .signal
-            .clone()
-            .unwrap_or_else(|| r.config.stop_signal.clone());
-        lifecycle::stop(
-            root,
-            &store,
-            &r,
-            &signal,
-            timeout(&args, r.config.stop_timeout),
-        )?;
-        let r = store.load(&r.id)?;
-        start::start_detached(root, &store, &r)
+        let (store, id) = stop_one(root, &args, c)?;
+        start::start_detached(root, &store, &store.load(&id)?)
     })
 }
 

@@ -1,12 +1,11 @@
-//! `berth top CONTAINER [ps OPTIONS]`: the host's `ps` output restricted to the container's
-//! processes (as docker does it).
-
-use std::process::Command;
+//! `berth top CONTAINER [ps OPTIONS]`: the container's processes as the host's `ps` shows
+//! them. The runtime's `ps` verb does exactly this (runc's, and berth-runtime's), so it is
+//! passed through.
 
 use anyhow::{bail, Context, Result};
 use berth::container::Status;
 
-use super::{ctr, Ctx};
+use super::{ctr, Ctx, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,38 +21,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
     if !matches!(r.state.status, Status::Running | Status::Paused) {
         bail!("container {} is not running", r.id);
     }
-    let pids = ctr::runtime(root, &store, &r).pids(&r.id)?;
-    let ps_args = if args.ps_args.is_empty() {
-        vec!["-ef".to_string()]
-    } else {
-        args.ps_args.clone()
-    };
-    let out = Command::new("ps")
-        .args(&ps_args)
-        .output()
-        .context("running ps")?;
-    if !out.status.success() {
-        bail!(
-            "ps {}: {}",
-            ps_args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    let Some(col) = header.split_whitespace().position(|h| h == "PID") else {
-        bail!("ps {}: the output has no PID column", ps_args.join(" "));
-    };
-    println!("{header}");
-    for line in lines {
-        let pid = line
-            .split_whitespace()
-            .nth(col)
-            .and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|p| pids.contains(&p)) {
-            println!("{line}");
-        }
+    let runtime = ctr::runtime(root, &store, &r);
+    let mut cmd = runtime.command("ps");
+    cmd.arg(&r.id).args(&args.ps_args);
+    let status = cmd
+        .status()
+        .with_context(|| format!("running {} ps", runtime.path.display()))?;
+    if !status.success() {
+        return Err(Exit::silent(status.code().unwrap_or(1)).into());
     }
     Ok(())
 }

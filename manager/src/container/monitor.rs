@@ -234,7 +234,7 @@ fn run_once(
             if let Ok(status) = waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
                 if status != WaitStatus::StillAlive {
                     let code = exit_code(status);
-                    finish(store, record, paths, &runtime, code, pumps, false);
+                    finish(store, record, &runtime, code, pumps, false);
                     return Ok(code);
                 }
             }
@@ -286,7 +286,7 @@ fn run_once(
     if let Some(h) = health {
         let _ = h.join();
     }
-    finish(store, record, paths, &runtime, code, pumps, true);
+    finish(store, record, &runtime, code, pumps, true);
     Ok(code)
 }
 
@@ -294,7 +294,6 @@ fn run_once(
 fn finish(
     store: &ContainerStore,
     record: &Record,
-    paths: &Paths,
     runtime: &super::runtime::Runtime,
     code: i32,
     pumps: Vec<JoinHandle<()>>,
@@ -311,7 +310,7 @@ fn finish(
             let _ = p.join();
         }
     }
-    let oom = lifecycle::oom_killed(paths, record);
+    let oom = lifecycle::oom_killed(record);
     let _ = runtime.delete(&record.id, true);
     let _ = store.update(&record.id, |r| {
         r.state.status = if started {

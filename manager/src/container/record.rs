@@ -237,6 +237,11 @@ impl Record {
     pub fn short_id(&self) -> &str {
         &self.id[..12.min(self.id.len())]
     }
+
+    /// The container's cgroup, relative to each hierarchy's root (the spec's cgroupsPath).
+    pub fn cgroup(&self) -> PathBuf {
+        PathBuf::from("/berth").join(&self.id)
+    }
 }
 
 /// Now as RFC 3339 with nanoseconds in UTC, the form docker records times in.
