@@ -4,6 +4,7 @@
 //! private storage root. Everything started is stopped by PID on drop, even when a test fails.
 
 pub mod berth;
+pub mod containers;
 pub mod images;
 pub mod network;
 pub mod proxy;
