@@ -81,6 +81,10 @@ fn main() -> ExitCode {
         eprintln!("berth-runtime: opening log file: {e}");
         return ExitCode::FAILURE;
     }
+    // Every command's `run` is `#[inline(never)]`: inlined here, all of them made one 80 KiB
+    // function whose pages every invocation touched. Apart, the link order
+    // (runtime/link/symbol-order.txt, hack/order-runtime) keeps what a `run` never executes out
+    // of the pages it does.
     let result = match cli.command {
         Command::Create(a) => commands::create::run(g, a),
         Command::Start(a) => commands::start::run(g, a),

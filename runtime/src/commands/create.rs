@@ -46,6 +46,7 @@ impl Args {
     }
 }
 
+#[inline(never)] // see main()
 pub fn run(g: &Global, args: Args) -> Result<u8> {
     container::create(args.options(g))?;
     Ok(0)

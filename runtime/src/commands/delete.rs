@@ -12,6 +12,7 @@ pub struct Args {
     pub force: bool,
 }
 
+#[inline(never)] // see main()
 pub fn run(g: &Global, args: Args) -> Result<u8> {
     match container::delete(&g.root, &args.id, args.force) {
         // runc: `delete --force` of a container that does not exist succeeds.

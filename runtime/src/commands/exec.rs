@@ -69,6 +69,7 @@ pub struct Args {
     pub ignore_paused: bool,
 }
 
+#[inline(never)] // see main()
 pub fn run(g: &Global, args: Args) -> Result<u8> {
     hold_signals()?;
     let spec = container::container_config(&g.root, &args.id)?;

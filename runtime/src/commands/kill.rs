@@ -15,6 +15,7 @@ pub struct Args {
     pub all: bool,
 }
 
+#[inline(never)] // see main()
 pub fn run(g: &Global, args: Args) -> Result<u8> {
     let sig = signal::parse(&args.signal)?;
     container::kill(&g.root, &args.id, sig, args.all)?;

@@ -14,6 +14,7 @@ pub struct Args {
     pub quiet: bool,
 }
 
+#[inline(never)] // see main()
 pub fn run(g: &Global, args: Args) -> Result<u8> {
     let all = state::list(&g.root)?;
     // Like runc, the OWNER is the user owning the container's state directory.

@@ -9,6 +9,7 @@ pub struct Args {
     pub id: String,
 }
 
+#[inline(never)] // see main()
 pub fn run(g: &Global, args: Args) -> Result<u8> {
     container::pause(&g.root, &args.id)?;
     Ok(0)

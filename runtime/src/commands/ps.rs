@@ -22,6 +22,7 @@ pub struct Args {
     pub format: Format,
 }
 
+#[inline(never)] // see main()
 pub fn run(g: &Global, args: Args) -> Result<u8> {
     let dir = ContainerDir::open(&g.root, &args.id)?;
     let state = dir.load()?;

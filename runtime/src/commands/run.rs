@@ -27,6 +27,7 @@ pub struct Args {
     pub keep: bool,
 }
 
+#[inline(never)] // see main()
 pub fn run(g: &Global, args: Args) -> Result<u8> {
     hold_signals()?;
     let id = args.create.id.clone();

@@ -89,6 +89,7 @@ pub fn default_config(rootless: bool) -> Value {
     })
 }
 
+#[inline(never)] // see main()
 pub fn run(args: Args) -> Result<u8> {
     let path = args.bundle.join("config.json");
     let mut f = OpenOptions::new()

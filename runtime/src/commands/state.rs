@@ -9,6 +9,7 @@ pub struct Args {
     pub id: String,
 }
 
+#[inline(never)] // see main()
 pub fn run(g: &Global, args: Args) -> Result<u8> {
     let dir = ContainerDir::open(&g.root, &args.id)?;
     let state = dir.load()?;

@@ -134,6 +134,7 @@ fn from_flags(a: &Args) -> Result<Value> {
     Ok(Value::Object(res))
 }
 
+#[inline(never)] // see main()
 pub fn run(g: &Global, args: Args) -> Result<u8> {
     let res: LinuxResources = match &args.resources {
         Some(path) => {
