@@ -507,3 +507,115 @@ fn a_tty_run_gets_a_terminal_of_its_own() -> Result<()> {
     env.assert_clean(&[]);
     Ok(())
 }
+
+/// Reads what is available on a non-blocking pty master until `want` shows up in everything read
+/// so far, or `deadline` passes (returns what was read either way).
+fn read_master_until(master: &std::fs::File, seen: &mut String, want: &str, deadline: Instant) {
+    let mut buf = [0u8; 4096];
+    while !seen.contains(want) && Instant::now() < deadline {
+        match std::io::Read::read(&mut &*master, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(_) => break, // EIO: every slave end is closed
+        }
+    }
+}
+
+#[test]
+fn an_interactive_tty_run_takes_the_terminal_size_and_follows_resizes() -> Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let env = Env::new()?;
+    let size = |rows, cols| libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // berth gets a terminal of its own (24x80) as its controlling terminal, like a user's shell.
+    let pty = nix::pty::openpty(Some(&size(24, 80)), None)?;
+    let master = std::fs::File::from(pty.master);
+    nix::fcntl::fcntl(
+        &master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )?;
+    let mut cmd = env.berth.cmd(&[
+        "run",
+        "--rm",
+        "-it",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "busybox stty size; while read line; do busybox stty size; done",
+    ])?;
+    cmd.stdin(pty.slave.try_clone()?)
+        .stdout(pty.slave.try_clone()?)
+        .stderr(pty.slave.try_clone()?);
+    // SAFETY: between fork and exec only async-signal-safe calls: setsid(2) and ioctl(2) on fd 0
+    // (the pty slave) to make it the new session's controlling terminal.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = Guard(cmd.spawn()?);
+    drop(pty.slave);
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    read_master_until(&master, &mut seen, "24 80", deadline);
+    assert!(
+        seen.contains("24 80"),
+        "the container's terminal did not start at 24x80: {seen:?}"
+    );
+
+    // Resize the outer terminal: the kernel sends berth SIGWINCH; the container's pty must
+    // follow. Each newline makes the shell print its size again, until the new one shows.
+    // SAFETY: TIOCSWINSZ on the pty master this test owns, with a valid winsize.
+    assert_eq!(
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size(40, 132)) },
+        0
+    );
+    while !seen.contains("40 132") && Instant::now() < deadline {
+        std::io::Write::write_all(&mut &master, b"\n")?;
+        read_master_until(
+            &master,
+            &mut seen,
+            "40 132",
+            Instant::now() + Duration::from_millis(300),
+        );
+    }
+    assert!(
+        seen.contains("40 132"),
+        "the resize did not reach the container: {seen:?}"
+    );
+
+    // End of input (^D at the start of a line) ends the shell, and with it `run`.
+    std::io::Write::write_all(&mut &master, b"\x04")?;
+    let mut child = child;
+    let status = loop {
+        if let Some(status) = child.0.try_wait()? {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run did not end after ^D: {seen:?}"
+        );
+        read_master_until(
+            &master,
+            &mut seen,
+            "\u{0}",
+            Instant::now() + Duration::from_millis(100),
+        );
+    };
+    assert_eq!(status.code(), Some(0), "{seen:?}");
+    env.assert_clean(&[]);
+    Ok(())
+}

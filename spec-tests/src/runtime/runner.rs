@@ -16,10 +16,22 @@ use anyhow::{bail, Context, Result};
 
 use super::{leaks, COMMAND_TIMEOUT};
 
-/// The runtime binary under test: `$BERTH_TEST_RUNTIME` or the workspace's debug build.
+/// The runtime binary under test: `$BERTH_TEST_RUNTIME` (a path, or a command name looked up
+/// in `PATH`, so engines that want a path get one) or the workspace's debug build.
 pub fn runtime_binary() -> PathBuf {
     match std::env::var_os("BERTH_TEST_RUNTIME") {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
+        Some(v) if !v.is_empty() => {
+            let named = PathBuf::from(&v);
+            if named.components().count() > 1 {
+                return named;
+            }
+            std::env::var_os("PATH")
+                .iter()
+                .flat_map(std::env::split_paths)
+                .map(|dir| dir.join(&named))
+                .find(|p| p.is_file())
+                .unwrap_or(named)
+        }
         _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/berth-runtime"),
     }
 }
