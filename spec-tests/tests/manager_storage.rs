@@ -256,14 +256,16 @@ fn an_image_from_a_registry_is_pulled_on_first_run() -> Result<()> {
     Ok(())
 }
 
+/// How many snapshots the overlay snapshotter holds (none before its first use).
+fn overlay_snapshots(env: &Env) -> usize {
+    std::fs::read_dir(env.berth.root().join("snapshots/overlay/snapshots"))
+        .map(|rd| rd.count())
+        .unwrap_or(0)
+}
+
 #[test]
 fn an_image_a_container_uses_is_kept_until_forced_and_its_snapshots_go_with_it() -> Result<()> {
     let env = Env::new()?;
-    let snapshots = |env: &Env| -> usize {
-        std::fs::read_dir(env.berth.root().join("snapshots/overlay/snapshots"))
-            .map(|rd| rd.count())
-            .unwrap_or(0)
-    };
     let id = env.ok(&["create", "--network", "none", BUSYBOX, "sh", "-c", "exit 6"])?;
     let id = id.trim();
     let err = env.berth.fail(&["rmi", BUSYBOX])?;
@@ -279,7 +281,7 @@ fn an_image_a_container_uses_is_kept_until_forced_and_its_snapshots_go_with_it()
     env.ok(&["start", id])?;
     assert_eq!(env.ok(&["wait", id])?.trim(), "6");
     assert!(
-        snapshots(&env) >= 2,
+        overlay_snapshots(&env) >= 2,
         "the image layer and the container's own"
     );
     env.ok(&["image", "prune", "-a"])?;
@@ -292,7 +294,7 @@ fn an_image_a_container_uses_is_kept_until_forced_and_its_snapshots_go_with_it()
     env.ok(&["image", "prune", "-a"])?;
     assert_eq!(env.ok(&["images", "-q"])?.trim(), "");
     assert_eq!(
-        snapshots(&env),
+        overlay_snapshots(&env),
         0,
         "every snapshot goes with the last image"
     );
@@ -303,12 +305,7 @@ fn an_image_a_container_uses_is_kept_until_forced_and_its_snapshots_go_with_it()
 #[test]
 fn pull_leaves_the_image_unpacked_and_ready_to_run() -> Result<()> {
     let env = Env::new()?;
-    let committed = |env: &Env| -> usize {
-        std::fs::read_dir(env.berth.root().join("snapshots/overlay/snapshots"))
-            .map(|rd| rd.count())
-            .unwrap_or(0)
-    };
-    let before = committed(&env);
+    let before = overlay_snapshots(&env);
     let dir = tempfile::tempdir()?;
     let mut layout = Layout::create(&dir.path().join("layout"))?;
     busybox_image(&mut layout, "ready", Compression::Gzip)?;
@@ -317,7 +314,7 @@ fn pull_leaves_the_image_unpacked_and_ready_to_run() -> Result<()> {
     layout.push("ready", &image, &[])?;
     env.ok(&["pull", &image])?;
     // Two layers, two committed snapshots, made by the pull itself.
-    assert_eq!(committed(&env), before + 2);
+    assert_eq!(overlay_snapshots(&env), before + 2);
     let out = env.ok(&[
         "run",
         "--rm",
@@ -328,7 +325,11 @@ fn pull_leaves_the_image_unpacked_and_ready_to_run() -> Result<()> {
         "/etc/motd",
     ])?;
     assert_eq!(out, "hello from ready\n");
-    assert_eq!(committed(&env), before + 2, "run unpacked nothing again");
+    assert_eq!(
+        overlay_snapshots(&env),
+        before + 2,
+        "run unpacked nothing again"
+    );
     Ok(())
 }
 
