@@ -29,20 +29,6 @@ fn probe_bundle(rt: &Runtime) -> Bundle {
     b
 }
 
-/// The runtime under test as a file (BERTH_TEST_RUNTIME may name a command on PATH).
-fn runtime_file() -> std::path::PathBuf {
-    let bin = runtime_binary();
-    if bin.is_absolute() {
-        return bin;
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(&bin))
-        .find(|p| p.is_file())
-        .unwrap_or(bin)
-}
-
 fn sha256(path: &Path) -> String {
     hex::encode(Sha256::digest(fs::read(path).unwrap()))
 }
@@ -71,7 +57,7 @@ fn rel(p: &Path) -> String {
 fn cve_2019_5736_the_runtime_binary_cannot_be_overwritten_through_proc_exe() {
     let scratch = tempfile::tempdir().unwrap();
     let copy = scratch.path().join("berth-runtime-copy");
-    fs::copy(runtime_file(), &copy).unwrap();
+    fs::copy(runtime_binary(), &copy).unwrap();
     fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
     let before = sha256(&copy);
     let rt = Runtime::with_binary(copy.clone()).unwrap();
@@ -169,7 +155,7 @@ fn cve_2024_21626_only_stdio_and_preserved_fds_reach_the_container() {
                     extra_fds: vec![
                         (3, open_fd(Path::new("/"))),
                         (4, open_fd(rt.tmp())),
-                        (9, open_fd(&runtime_file())),
+                        (9, open_fd(&runtime_binary())),
                     ],
                     ..CreateOpts::default()
                 },
