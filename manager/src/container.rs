@@ -94,4 +94,50 @@ pub enum ContainerError {
     Volume(#[from] crate::volume::VolumeError),
     #[error("the monitor of container {id} exited without a report (see {log})")]
     MonitorGone { id: String, log: PathBuf },
+    /// The error, and lines about what undoing its work reported (shown before it).
+    #[error(transparent)]
+    Undo(Box<Undo>),
+}
+
+/// An error with what its cleanup reported beside it (see [`ContainerError::Undo`]).
+#[derive(Debug)]
+pub struct Undo {
+    pub error: ContainerError,
+    pub also: Vec<String>,
+}
+
+impl std::fmt::Display for Undo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for Undo {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
+    }
+}
+
+impl ContainerError {
+    /// Adds lines about a cleanup that followed the error; nothing when there are none.
+    pub fn with_also(self, also: Vec<String>) -> Self {
+        if also.is_empty() {
+            return self;
+        }
+        match self {
+            ContainerError::Undo(mut u) => {
+                u.also.extend(also);
+                ContainerError::Undo(u)
+            }
+            error => ContainerError::Undo(Box::new(Undo { error, also })),
+        }
+    }
+
+    /// What cleanup reported beside this error.
+    pub fn also(&self) -> Vec<String> {
+        match self {
+            ContainerError::Undo(u) => u.also.clone(),
+            _ => Vec::new(),
+        }
+    }
 }

@@ -1,5 +1,7 @@
-//! Berth's manager: image references, the content store and image records, and the registry
-//! client. The `berth` binary (main.rs and cli/) is a thin layer over this library.
+//! Berth's manager. [`ops`] is the operations layer every front end (the `berth` CLI in
+//! main.rs and cli/, and the coming API service, compose and build) calls; the modules below
+//! it hold the stores, the registry client, spec generation, networking and the container
+//! lifecycle. [`render`] has the renderers front ends share.
 
 pub mod archive;
 pub mod config;
@@ -12,9 +14,11 @@ pub mod lock;
 pub mod logs;
 pub mod manifest;
 pub mod network;
+pub mod ops;
 pub mod platform;
 pub mod progress;
 pub mod reference;
+pub mod render;
 pub mod snapshot;
 pub mod specgen;
 pub mod template;

@@ -10,17 +10,12 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => match e.downcast_ref::<cli::Exit>() {
-            Some(exit) => {
-                if let Some(m) = &exit.message {
-                    eprintln!("Error: {m}");
-                }
-                ExitCode::from(exit.code.clamp(0, 255) as u8)
+        Err(e) => {
+            cli::report(&e);
+            match e.downcast_ref::<cli::Exit>() {
+                Some(exit) => ExitCode::from(exit.code.clamp(0, 255) as u8),
+                None => ExitCode::FAILURE,
             }
-            None => {
-                eprintln!("Error: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }

@@ -3,24 +3,14 @@
 //! forwarded to the container (docker's `--sig-proxy`).
 
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
 use std::thread;
 
 use anyhow::{Context, Result};
-use berth::container::attach::{Frame, Hello};
-use berth::container::runtime::Runtime;
+use berth::ops::containers::{Attached, Output};
+use berth::ops::OpsError;
 use nix::sys::termios;
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
 use signal_hook::iterator::Signals;
-
-/// How to attach.
-pub struct Attach {
-    pub stdin: bool,
-    pub tty: bool,
-    /// Forward our signals to the container through the runtime.
-    pub sig_proxy: Option<(Runtime, String)>,
-}
 
 /// The terminal's mode, restored on drop.
 struct RawMode(termios::Termios);
@@ -51,57 +41,51 @@ fn window_size() -> Option<(u16, u16)> {
     (rc == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
 }
 
-/// Sends `hello` and streams until the container exits; returns its exit status. A Failed
-/// frame (the start failed) becomes an error carrying docker's exit status.
-pub fn stream(conn: UnixStream, hello: Hello, opts: Attach) -> Result<i32> {
-    let writer = Arc::new(Mutex::new(conn.try_clone().context("cloning the socket")?));
-    Frame::Hello(hello)
-        .write_to(&mut *lock(&writer))
-        .context("talking to the container's monitor")?;
-    let terminal = opts.tty && io::stdin().is_terminal();
+/// Streams an attached container to this terminal until it exits; returns its exit status.
+/// A failed start becomes an error carrying docker's exit status. With `sig_proxy`, the
+/// signals this process gets are sent to the container.
+pub fn stream(mut attached: Attached, sig_proxy: bool) -> Result<i32> {
+    let input = attached.input();
+    let tty = attached.tty();
+    let terminal = tty && io::stdin().is_terminal();
     let _raw = if terminal { make_raw() } else { None };
-    if opts.tty {
+    if tty {
         if let Some((rows, cols)) = window_size() {
-            let _ = Frame::Resize { rows, cols }.write_to(&mut *lock(&writer));
+            let _ = input.resize(rows, cols);
         }
     }
     let mut signals = Signals::new([SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2])
         .context("installing signal handlers")?;
     let handle = signals.handle();
     {
-        let writer = writer.clone();
-        let proxy = opts.sig_proxy;
-        let tty = opts.tty;
+        let input = input.clone();
         thread::spawn(move || {
             for sig in signals.forever() {
                 if sig == SIGWINCH {
                     if let (true, Some((rows, cols))) = (tty, window_size()) {
-                        let _ = Frame::Resize { rows, cols }.write_to(&mut *lock(&writer));
+                        let _ = input.resize(rows, cols);
                     }
                     continue;
                 }
-                if let Some((runtime, id)) = &proxy {
-                    let _ = runtime.kill(id, &sig.to_string(), false);
+                if sig_proxy {
+                    let _ = input.signal(&sig.to_string());
                 }
             }
         });
     }
-    if opts.stdin {
-        let writer = writer.clone();
+    if attached.stdin() {
+        let input = input.clone();
         thread::spawn(move || {
             let mut buf = [0u8; 16 * 1024];
             let mut stdin = io::stdin();
             loop {
                 match stdin.read(&mut buf) {
                     Ok(0) | Err(_) => {
-                        let _ = Frame::StdinEof.write_to(&mut *lock(&writer));
+                        let _ = input.close_stdin();
                         break;
                     }
                     Ok(n) => {
-                        if Frame::Stdin(buf[..n].to_vec())
-                            .write_to(&mut *lock(&writer))
-                            .is_err()
-                        {
+                        if input.stdin(&buf[..n]).is_err() {
                             break;
                         }
                     }
@@ -109,40 +93,40 @@ pub fn stream(conn: UnixStream, hello: Hello, opts: Attach) -> Result<i32> {
             }
         });
     }
-    let result = pump(conn);
+    let result = pump(&mut attached);
     handle.close();
+    drop(attached);
     result
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn pump(mut conn: UnixStream) -> Result<i32> {
+fn pump(attached: &mut Attached) -> Result<i32> {
     let mut out = io::stdout().lock();
     loop {
-        match Frame::read_from(&mut conn).context("reading from the container's monitor")? {
-            Some(Frame::Stdout(d)) => {
-                out.write_all(&d)?;
-                out.flush()?;
-            }
-            Some(Frame::Stderr(d)) => {
-                let mut e = io::stderr().lock();
-                e.write_all(&d)?;
-                e.flush()?;
-            }
-            Some(Frame::Exit(code)) => return Ok(code),
-            Some(Frame::Failed { code, message }) => {
+        let next = match attached.next_output() {
+            Ok(o) => o,
+            Err(OpsError::StartFailed { code, message }) => {
                 return Err(super::Exit::with_message(code, message).into())
             }
-            Some(_) => {}
-            None => {
+            Err(OpsError::MonitorGone) => {
                 return Err(super::Exit::with_message(
                     125,
                     "the container's monitor went away".into(),
                 )
                 .into())
             }
+            Err(e) => return Err(e.into()),
+        };
+        match next {
+            Output::Stdout(d) => {
+                out.write_all(&d)?;
+                out.flush()?;
+            }
+            Output::Stderr(d) => {
+                let mut e = io::stderr().lock();
+                e.write_all(&d)?;
+                e.flush()?;
+            }
+            Output::Exit(code) => return Ok(code),
         }
     }
 }

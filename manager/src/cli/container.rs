@@ -7,7 +7,7 @@ use berth::container::{ContainerError, ContainerStore, Record, Status};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::{ctr, ps, rm, Ctx};
+use super::{ctr, ps, Ctx};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -240,7 +240,7 @@ pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<()> {
         if !wanted {
             continue;
         }
-        match rm::remove(root, &store, &r, false, false) {
+        match berth::ops::containers::remove(&ctx.engine, &r.id, Default::default()) {
             Ok(()) => println!("{}", r.id),
             Err(e) => {
                 eprintln!("Error: {e:#}");

@@ -1,24 +1,7 @@
 //! Helpers shared by the container verbs.
 
-use std::path::Path;
-
 use anyhow::Result;
-use berth::container::lifecycle::{refresh, Paths};
-use berth::container::runtime::Runtime;
-use berth::container::{ContainerStore, Record};
-
-/// The container store and a container found by name or id, its status refreshed.
-pub fn find(root: &Path, what: &str) -> Result<(ContainerStore, Record)> {
-    let store = ContainerStore::open(root)?;
-    let record = store.find(what)?;
-    let record = refresh(&store, record)?;
-    Ok((store, record))
-}
-
-/// The runtime as the container was created with.
-pub fn runtime(root: &Path, store: &ContainerStore, record: &Record) -> Runtime {
-    Paths::new(root, store, record).runtime(record)
-}
+use berth::ops::OpsError;
 
 /// Runs `f` for every named container, printing each name as docker does on success and
 /// each error on stderr; fails at the end when any failed.
@@ -28,7 +11,7 @@ pub fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<(
         match f(n) {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                super::report(&e);
                 failed += 1;
             }
         }
@@ -37,4 +20,23 @@ pub fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<(
         return Err(super::Exit::silent(1).into());
     }
     Ok(())
+}
+
+/// A start's error: a failed start exits with docker's status for it.
+pub fn start_error(e: OpsError) -> anyhow::Error {
+    match e {
+        OpsError::StartFailed { code, message } => super::Exit::with_message(code, message).into(),
+        e => e.into(),
+    }
+}
+
+/// The container store and a container found by name or id, its status refreshed.
+pub fn find(
+    root: &std::path::Path,
+    what: &str,
+) -> Result<(berth::container::ContainerStore, berth::container::Record)> {
+    let store = berth::container::ContainerStore::open(root)?;
+    let record = store.find(what)?;
+    let record = berth::container::lifecycle::refresh(&store, record)?;
+    Ok((store, record))
 }

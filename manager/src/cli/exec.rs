@@ -1,12 +1,12 @@
 //! `berth exec`: runs a command in a running container through the runtime's `exec`, with
 //! this terminal as its stdio (the runtime proxies a pty for `-t` and forwards signals).
 
-use std::process::{Command, Stdio};
+use anyhow::Result;
+use berth::ops::containers::{self, ExecStdio};
+use berth::ops::models::ExecConfig;
+use berth::ops::OpsError;
 
-use anyhow::{bail, Context, Result};
-use berth::container::Status;
-
-use super::{ctr, Ctx, Exit};
+use super::{Ctx, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,57 +37,34 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let root = &ctx.settings.root;
-    let (store, r) = ctr::find(root, &args.container)?;
-    match r.state.status {
-        Status::Running => {}
-        Status::Paused => bail!(
-            "container {} is paused, unpause the container before exec",
-            r.id
-        ),
-        _ => bail!("container {} is not running", r.id),
-    }
-    let runtime = ctr::runtime(root, &store, &r);
-    let mut cmd: Command = runtime.command("exec");
-    if args.tty {
-        cmd.arg("--tty");
-    }
-    if args.detach {
-        cmd.arg("--detach");
-    }
-    if let Some(w) = &args.workdir {
-        cmd.arg("--cwd").arg(w);
-    }
-    for e in &args.env {
-        let kv = if e.contains('=') {
-            e.clone()
-        } else {
-            match std::env::var(e) {
-                Ok(v) => format!("{e}={v}"),
-                Err(_) => continue,
+    // `-e KEY` takes KEY's value from here, and is dropped when it has none (docker).
+    let env = args
+        .env
+        .iter()
+        .filter_map(|e| {
+            if e.contains('=') {
+                Some(e.clone())
+            } else {
+                std::env::var(e).ok().map(|v| format!("{e}={v}"))
             }
-        };
-        cmd.arg("--env").arg(kv);
-    }
-    if let Some(u) = &args.user {
-        let (uid, gid, groups) = super::run::resolve_user(&store.dir(&r.id), u)?;
-        cmd.arg("--user").arg(format!("{uid}:{gid}"));
-        for g in groups {
-            cmd.arg("--additional-gids").arg(g.to_string());
-        }
-    }
-    if args.privileged {
-        for cap in super::run::all_capabilities() {
-            cmd.arg("--cap").arg(cap);
-        }
-    }
-    cmd.arg(&r.id).args(&args.command);
-    if !args.interactive {
-        cmd.stdin(Stdio::null());
-    }
-    let status = cmd
-        .status()
-        .with_context(|| format!("running {}", runtime.path.display()))?;
+        })
+        .collect();
+    let config = ExecConfig {
+        attach_stdin: args.interactive,
+        attach_stdout: true,
+        attach_stderr: true,
+        detach: args.detach,
+        tty: args.tty,
+        env,
+        cmd: args.command,
+        user: args.user.unwrap_or_default(),
+        working_dir: args.workdir.unwrap_or_default(),
+        privileged: args.privileged,
+    };
+    let mut child = containers::exec(&ctx.engine, &args.container, &config, ExecStdio::Inherit)?;
+    let status = child
+        .wait()
+        .map_err(|e| OpsError::io("waiting for the exec", e))?;
     let code = status.code().unwrap_or(128 + 9);
     if code != 0 {
         // The runtime already printed why when the command could not run.

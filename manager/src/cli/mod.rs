@@ -39,6 +39,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use berth::config::Settings;
 use berth::image::ImageStore;
+use berth::ops::{Engine, OpsError};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -160,8 +161,10 @@ enum ImageCommand {
     Unmount(mount::UnmountArgs),
 }
 
-/// What every verb gets: validated settings and the store (opened on first use).
+/// What every verb gets: the engine the operations run on, validated settings and the
+/// store (opened on first use).
 pub struct Ctx {
+    pub engine: Engine,
     pub settings: Settings,
     store: Option<ImageStore>,
 }
@@ -213,6 +216,41 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
+/// Prints what an operation's cleanup reported, each line on stderr, before its error.
+pub fn print_also(e: &OpsError) {
+    for line in e.also() {
+        eprintln!("{line}");
+    }
+}
+
+/// Prints an error as docker does (`Error: ...`), after the lines its cleanup reported.
+pub fn report(e: &anyhow::Error) {
+    if let Some(ops) = e.downcast_ref::<OpsError>() {
+        print_also(ops);
+    }
+    match e.downcast_ref::<Exit>() {
+        Some(Exit {
+            message: Some(m), ..
+        }) => eprintln!("Error: {m}"),
+        Some(Exit { message: None, .. }) => {}
+        None => eprintln!("Error: {e:#}"),
+    }
+}
+
+/// Progress of a pull or push on stdout: bars on a terminal, `id: state` lines otherwise,
+/// nothing with `--quiet`.
+pub fn progress_for(quiet: bool) -> berth::ops::Progress {
+    use std::io::IsTerminal;
+    use std::sync::Arc;
+    if quiet {
+        berth::ops::Progress::discard()
+    } else if std::io::stdout().is_terminal() {
+        berth::ops::Progress::new(Arc::new(berth::render::Terminal::stdout()))
+    } else {
+        berth::ops::Progress::new(Arc::new(berth::render::Lines::stdout()))
+    }
+}
+
 /// Runs an async verb on a runtime made for it (most verbs never need one).
 pub fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_multi_thread()
@@ -229,6 +267,7 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     let settings = Settings::load(cli.root, cli.config_dir, concurrency)?;
     let mut ctx = Ctx {
+        engine: Engine::with_settings(settings.clone()),
         settings,
         store: None,
     };

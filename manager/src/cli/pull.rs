@@ -5,7 +5,6 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use berth::distribution::pull::{list_tags, pull, PullOptions};
 use berth::platform::Platform;
-use berth::progress::Progress;
 use berth::reference::Reference;
 use berth::snapshot::Backend;
 use berth::unpack::unpack_image;
@@ -81,7 +80,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
         concurrency: ctx.settings.registries.max_concurrent_downloads,
     };
     let reg = registry::connect(&ctx.settings, name_only.registry()).await?;
-    let progress = Progress::new(args.quiet);
+    let progress = super::progress_for(args.quiet);
     let backend = match &args.snapshotter {
         Some(b) => b.parse::<Backend>().context("flag --snapshotter")?,
         None => Backend::detect(),

@@ -2,7 +2,6 @@
 
 use anyhow::{bail, Context, Result};
 use berth::distribution::push::push;
-use berth::progress::Progress;
 use berth::reference::Reference;
 
 use super::{registry, Ctx};
@@ -58,7 +57,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
         vec![rec]
     };
     let reg = registry::connect(&ctx.settings, name_only.registry()).await?;
-    let progress = Progress::new(args.quiet);
+    let progress = super::progress_for(args.quiet);
     progress.status(&format!(
         "The push refers to repository [{}]",
         name_only.name()

@@ -1,13 +1,19 @@
-//! The flags `create` and `run` share, and their parsing into a [`Plan`]: every value is
-//! checked here, before anything is made, so bad input leaves nothing behind.
+//! The flags `create` and `run` share, and their translation into the create request
+//! `POST /containers/create` carries (docker's `Config` + `HostConfig` +
+//! `NetworkingConfig`), as docker's CLI translates them: values docker's CLI parses (sizes,
+//! durations, ports, `--mount`, env files) are parsed here; the rest travels as text and is
+//! checked by the operation.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Result};
-use berth::container::record::{HealthConfig, RestartPolicy};
-use berth::specgen::flags::{self as f, MountRequest};
-use berth::specgen::{self, ImageConfig, NamespaceMode, Options};
+use anyhow::{bail, Result};
+use berth::ops::containers::CreateOptions;
+use berth::ops::models::{
+    ContainerConfig, ContainerCreateRequest, EndpointSettings, HealthConfig, HostConfig, LogConfig,
+    NetworkingConfig,
+};
+use berth::ops::parse;
 
 /// The flags `create` and `run` share (docker's names).
 #[derive(Debug, Clone, clap::Args)]
@@ -177,280 +183,186 @@ pub struct Flags {
     pub(super) tty: bool,
 }
 
-/// The parsed flags.
-pub(super) struct Plan {
-    pub(super) env: Vec<String>,
-    pub(super) mounts: Vec<MountRequest>,
-    pub(super) restart: RestartPolicy,
-    pub(super) labels: BTreeMap<String, String>,
-    pub(super) stop_signal: Option<String>,
-    pub(super) options: Options,
-    pub(super) health: HealthFlags,
-    pub(super) network: String,
-    pub(super) publish: Vec<berth::network::PortMapping>,
-    pub(super) publish_all: bool,
-    pub(super) aliases: Vec<String>,
-    pub(super) stop_timeout: Option<u64>,
-    pub(super) extra_hosts: Vec<f::ExtraHost>,
-    pub(super) dns: Vec<String>,
-    pub(super) dns_search: Vec<String>,
-    pub(super) dns_option: Vec<String>,
-    pub(super) log_max_size: u64,
-    pub(super) log_max_file: u32,
+/// The parsed flags: the request and the create's options.
+pub(super) struct Translated {
+    pub(super) request: ContainerCreateRequest,
+    pub(super) options: CreateOptions,
 }
 
-pub(super) struct HealthFlags {
-    pub(super) cmd: Option<String>,
-    pub(super) interval: Option<std::time::Duration>,
-    pub(super) timeout: Option<std::time::Duration>,
-    pub(super) start_period: Option<std::time::Duration>,
-    pub(super) retries: Option<u32>,
-    pub(super) disabled: bool,
-}
-
-pub(super) fn ns_mode(flag: &str, value: Option<&str>) -> Result<NamespaceMode> {
-    match value {
-        None | Some("") | Some("private") => Ok(NamespaceMode::Private),
-        Some("host") => Ok(NamespaceMode::Host),
-        Some(v) => bail!("flag --{flag}: unsupported mode {v:?} (host or private)"),
-    }
-}
-
-impl Plan {
-    pub(super) fn parse(flags: &Flags) -> Result<Plan> {
+impl Flags {
+    /// The create request for `image` running `command` (empty: the image's).
+    pub(super) fn translate(
+        &self,
+        image: &str,
+        command: &[String],
+        auto_remove: bool,
+    ) -> Result<Translated> {
         let lookup = |k: &str| std::env::var(k).ok();
         let mut env = Vec::new();
-        for file in &flags.env_file {
-            env.extend(f::parse_env_file(file, lookup)?);
+        for file in &self.env_file {
+            env.extend(parse::parse_env_file(file, lookup)?);
         }
-        for e in &flags.env {
-            if let Some(kv) = f::parse_env(e, lookup)? {
+        for e in &self.env {
+            if let Some(kv) = parse::parse_env(e, lookup)? {
                 env.push(kv);
             }
         }
-        let mut mounts = Vec::new();
-        for v in &flags.volume {
-            mounts.push(f::parse_volume(v)?);
-        }
-        for m in &flags.mount {
-            mounts.push(f::parse_mount(m)?);
-        }
-        for t in &flags.tmpfs {
-            mounts.push(f::parse_tmpfs(t)?);
-        }
-        let restart = match f::parse_restart(&flags.restart)? {
-            f::RestartPolicy::No => RestartPolicy::No,
-            f::RestartPolicy::Always => RestartPolicy::Always,
-            f::RestartPolicy::UnlessStopped => RestartPolicy::UnlessStopped,
-            f::RestartPolicy::OnFailure { max_retries } => RestartPolicy::OnFailure {
-                max_retries: max_retries.unwrap_or(0),
-            },
-        };
         let mut labels = BTreeMap::new();
-        for l in &flags.label {
-            let (k, v) = f::parse_label(l)?;
+        for l in &self.label {
+            let (k, v) = parse::parse_label(l)?;
             labels.insert(k, v);
         }
-        let stop_signal = match &flags.stop_signal {
-            Some(s) => Some(f::parse_stop_signal(s)?.name()),
-            None => None,
+        let mut config = ContainerConfig {
+            hostname: self.hostname.clone().unwrap_or_default(),
+            domainname: self.domainname.clone().unwrap_or_default(),
+            user: self.user.clone().unwrap_or_default(),
+            attach_stdin: self.interactive,
+            attach_stdout: true,
+            attach_stderr: true,
+            tty: self.tty,
+            open_stdin: self.interactive,
+            stdin_once: self.interactive,
+            env,
+            cmd: (!command.is_empty()).then(|| command.to_vec()),
+            healthcheck: self.healthcheck()?,
+            image: image.to_string(),
+            working_dir: self.workdir.clone().unwrap_or_default(),
+            entrypoint: self.entrypoint.as_ref().map(|e| vec![e.clone()]),
+            labels,
+            stop_signal: self.stop_signal.clone().unwrap_or_default(),
+            stop_timeout: self
+                .stop_timeout
+                .map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+            ..ContainerConfig::default()
         };
-        let mut options = Options::default();
-        let mut security = specgen::SecurityOptions {
-            privileged: flags.privileged,
-            read_only: flags.read_only,
-            ..Default::default()
+        let host = self.host_config(auto_remove, &mut config)?;
+        let network = match &self.network {
+            Some(n) if n.is_empty() => bail!("flag --network: empty network name"),
+            Some(n) => n.clone(),
+            None => "bridge".to_string(),
         };
-        for c in &flags.cap_add {
-            security.cap_add.push(f::parse_capability("--cap-add", c)?);
+        let mut networking = NetworkingConfig::default();
+        if !self.network_alias.is_empty() {
+            networking.endpoints_config.insert(
+                network,
+                EndpointSettings {
+                    aliases: self.network_alias.clone(),
+                    ..EndpointSettings::default()
+                },
+            );
         }
-        for c in &flags.cap_drop {
-            security
-                .cap_drop
-                .push(f::parse_capability("--cap-drop", c)?);
-        }
-        for s in &flags.security_opt {
-            if let Some(warning) = f::parse_security_opt(s)?.apply(&mut security) {
-                eprintln!("WARNING: {warning}");
-            }
-        }
-        options.security = security;
-        let r = &mut options.resources;
-        if let Some(m) = &flags.memory {
-            r.memory = Some(f::parse_bytes("--memory", m)?);
-        }
-        if let Some(m) = &flags.memory_swap {
-            r.memory_swap = Some(f::parse_memory_swap(m)?);
-        }
-        if let Some(m) = &flags.memory_reservation {
-            r.memory_reservation = Some(f::parse_bytes("--memory-reservation", m)?);
-        }
-        if let Some(c) = &flags.cpus {
-            r.cpus = Some(f::parse_cpus(c)?);
-        }
-        if let Some(c) = &flags.cpu_shares {
-            r.cpu_shares = Some(f::parse_cpu_shares(c)?);
-        }
-        if let Some(c) = &flags.cpuset_cpus {
-            r.cpuset_cpus = Some(f::parse_cpuset(c)?);
-        }
-        if let Some(p) = &flags.pids_limit {
-            r.pids_limit = Some(f::parse_pids_limit(p)?);
-        }
-        if let Some(s) = &flags.shm_size {
-            r.shm_size = Some(f::parse_bytes("--shm-size", s)?);
-        }
-        for u in &flags.ulimit {
-            options.ulimits.push(f::parse_ulimit(u)?);
-        }
-        for d in &flags.device {
-            options.devices.push(f::parse_device(d)?);
-        }
-        options.namespaces.pid = ns_mode("pid", flags.pid.as_deref())?;
-        options.namespaces.ipc = ns_mode("ipc", flags.ipc.as_deref())?;
-        options.namespaces.uts = ns_mode("uts", flags.uts.as_deref())?;
-        let network = flags
-            .network
-            .clone()
-            .unwrap_or_else(|| berth::network::DEFAULT_NETWORK.to_string());
-        if network.is_empty() {
-            bail!("flag --network: empty network name");
-        }
-        let mut publish = Vec::new();
-        for p in &flags.publish {
-            publish.extend(berth::network::parse_publish(p)?);
-        }
-        if network == "host" {
-            if flags.hostname.is_some() {
-                bail!("flag --hostname: conflicting options: hostname and the network mode host");
-            }
-            if !publish.is_empty() || flags.publish_all {
-                eprintln!("WARNING: Published ports are discarded when using host network mode");
-                publish.clear();
-            }
-        } else if (network == "none" || network.starts_with("container:"))
-            && (!publish.is_empty() || flags.publish_all)
-        {
-            bail!("flag --publish: conflicting options: port publishing and the container type network mode");
-        }
-        options.hostname = flags.hostname.clone();
-        options.domainname = flags.domainname.clone();
-        options.process.user = match &flags.user {
-            Some(u) => Some(f::parse_user(u)?),
-            None => None,
+        Ok(Translated {
+            request: ContainerCreateRequest {
+                config,
+                host_config: host,
+                networking_config: networking,
+            },
+            options: CreateOptions {
+                name: self.name.clone(),
+                snapshotter: self.snapshotter.clone(),
+            },
+        })
+    }
+
+    fn host_config(&self, auto_remove: bool, config: &mut ContainerConfig) -> Result<HostConfig> {
+        let mut h = HostConfig {
+            binds: self.volume.clone(),
+            network_mode: self.network.clone().unwrap_or_default(),
+            restart_policy: parse::restart(&self.restart)?,
+            auto_remove,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            dns: self.dns.clone(),
+            dns_options: self.dns_option.clone(),
+            dns_search: self.dns_search.clone(),
+            extra_hosts: self.add_host.clone(),
+            ipc_mode: self.ipc.clone().unwrap_or_default(),
+            pid_mode: self.pid.clone().unwrap_or_default(),
+            uts_mode: self.uts.clone().unwrap_or_default(),
+            privileged: self.privileged,
+            publish_all_ports: self.publish_all,
+            readonly_rootfs: self.read_only,
+            security_opt: self.security_opt.clone(),
+            runtime: self.runtime.clone(),
+            cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
+            init: self.init.then_some(true),
+            ..HostConfig::default()
         };
-        options.process.workdir = flags.workdir.clone();
-        options.process.tty = flags.tty;
-        options.process.stdin_open = flags.interactive;
-        if flags.init {
-            options.process.init = Some(init_binary()?);
+        for m in &self.mount {
+            h.mounts.push(parse::mount(m)?);
         }
-        let dur = |flag: &'static str, v: &Option<String>| -> Result<Option<std::time::Duration>> {
-            Ok(match v {
-                Some(v) => Some(f::parse_duration(flag, v)?),
-                None => None,
-            })
-        };
-        let health = HealthFlags {
-            cmd: flags.health_cmd.clone(),
-            interval: dur("--health-interval", &flags.health_interval)?,
-            timeout: dur("--health-timeout", &flags.health_timeout)?,
-            start_period: dur("--health-start-period", &flags.health_start_period)?,
-            retries: flags.health_retries,
-            disabled: flags.no_healthcheck,
-        };
-        let mut log_opts = BTreeMap::new();
-        for o in &flags.log_opt {
+        for t in &self.tmpfs {
+            let (target, opts) = parse::tmpfs(t);
+            h.tmpfs.insert(target, opts);
+        }
+        if let Some(m) = &self.memory {
+            h.memory = parse::bytes("--memory", m)?;
+        }
+        if let Some(m) = &self.memory_swap {
+            h.memory_swap = parse::memory_swap(m)?;
+        }
+        if let Some(m) = &self.memory_reservation {
+            h.memory_reservation = parse::bytes("--memory-reservation", m)?;
+        }
+        if let Some(c) = &self.cpus {
+            h.nano_cpus = parse::nano_cpus(c)?;
+        }
+        if let Some(c) = &self.cpu_shares {
+            h.cpu_shares = parse::cpu_shares(c)?;
+        }
+        if let Some(p) = &self.pids_limit {
+            h.pids_limit = Some(parse::pids_limit(p)?);
+        }
+        if let Some(s) = &self.shm_size {
+            h.shm_size = parse::bytes("--shm-size", s)?;
+        }
+        for u in &self.ulimit {
+            h.ulimits.push(parse::ulimit(u)?);
+        }
+        for d in &self.device {
+            h.devices.push(parse::device(d)?);
+        }
+        for p in &self.publish {
+            parse::publish(p, &mut config.exposed_ports, &mut h.port_bindings)?;
+        }
+        let mut log = LogConfig::default();
+        for o in &self.log_opt {
             let Some((k, v)) = o.split_once('=') else {
                 bail!("flag --log-opt: invalid log opt {o:?} (key=value)");
             };
-            log_opts.insert(k.to_string(), v.to_string());
+            log.config.insert(k.to_string(), v.to_string());
         }
-        let log = berth::logs::LogOptions::from_opts(&log_opts)?;
-        let mut extra_hosts = Vec::new();
-        for h in &flags.add_host {
-            extra_hosts.push(f::parse_add_host(h)?);
+        h.log_config = log;
+        Ok(h)
+    }
+
+    /// `--health-*` and `--no-healthcheck` as docker's HealthConfig (`None`: the image's).
+    fn healthcheck(&self) -> Result<Option<HealthConfig>> {
+        if self.no_healthcheck {
+            return Ok(Some(HealthConfig {
+                test: vec!["NONE".into()],
+                ..HealthConfig::default()
+            }));
         }
-        for d in &flags.dns {
-            d.parse::<std::net::IpAddr>()
-                .map_err(|_| anyhow!("flag --dns: {d:?} is not an IP address"))?;
-        }
-        options.process.entrypoint = flags.entrypoint.as_ref().map(|e| {
-            if e.is_empty() {
-                Vec::new()
-            } else {
-                vec![e.clone()]
+        let dur = |flag: &'static str, v: &Option<String>| -> Result<i64> {
+            match v {
+                Some(v) => Ok(parse::duration_nanos(flag, v)?),
+                None => Ok(0),
             }
-        });
-        Ok(Plan {
-            env,
-            mounts,
-            restart,
-            labels,
-            stop_signal,
-            options,
-            health,
-            network,
-            publish,
-            publish_all: flags.publish_all,
-            aliases: flags.network_alias.clone(),
-            stop_timeout: flags.stop_timeout,
-            extra_hosts,
-            dns: flags.dns.clone(),
-            dns_search: flags.dns_search.clone(),
-            dns_option: flags.dns_option.clone(),
-            log_max_size: log.max_size.unwrap_or(0),
-            log_max_file: log.max_file,
-        })
+        };
+        let h = HealthConfig {
+            test: match &self.health_cmd {
+                Some(c) => vec!["CMD-SHELL".into(), c.clone()],
+                None => Vec::new(),
+            },
+            interval: dur("--health-interval", &self.health_interval)?,
+            timeout: dur("--health-timeout", &self.health_timeout)?,
+            start_period: dur("--health-start-period", &self.health_start_period)?,
+            retries: self.health_retries.map(i64::from).unwrap_or(0),
+        };
+        Ok((h != HealthConfig::default()).then_some(h))
     }
 }
 
-/// The host's init binary for `--init` (Debian's tini).
-pub(super) fn init_binary() -> Result<PathBuf> {
-    [
-        "/usr/bin/tini-static",
-        "/usr/bin/docker-init",
-        "/usr/libexec/docker/docker-init",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file())
-    .ok_or_else(|| anyhow!("flag --init: no init binary found (install tini)"))
-}
-
-/// The health check: flags over the image's HEALTHCHECK, docker's defaults for the rest.
-pub(super) fn health_config(h: &HealthFlags, image: &ImageConfig) -> Option<HealthConfig> {
-    if h.disabled {
-        return None;
-    }
-    let from_image = image.healthcheck.clone().unwrap_or_default();
-    let test = match &h.cmd {
-        Some(c) => vec!["CMD-SHELL".to_string(), c.clone()],
-        None => from_image.test.clone(),
-    };
-    if test.is_empty() || test[0] == "NONE" {
-        return None;
-    }
-    let ms = |d: Option<std::time::Duration>, default: u64| {
-        d.filter(|d| !d.is_zero())
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(default)
-    };
-    Some(HealthConfig {
-        test,
-        interval_ms: ms(h.interval.or(from_image.interval), 30_000),
-        timeout_ms: ms(h.timeout.or(from_image.timeout), 30_000),
-        start_period_ms: ms(h.start_period.or(from_image.start_period), 0),
-        retries: h
-            .retries
-            .or(from_image.retries)
-            .filter(|r| *r > 0)
-            .unwrap_or(3),
-    })
-}
-
-impl Plan {
-    pub(super) fn options_stop_timeout(&self) -> u64 {
-        self.stop_timeout.unwrap_or(10)
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,13 @@
 //! `berth top CONTAINER [ps OPTIONS]`: the container's processes as the host's `ps` shows
-//! them. The runtime's `ps` verb does exactly this (runc's, and berth-runtime's), so it is
-//! passed through.
+//! them (the runtime's `ps` verb, passed through).
 
-use anyhow::{bail, Context, Result};
-use berth::container::Status;
+use std::io::Write;
 
-use super::{ctr, Ctx, Exit};
+use anyhow::Result;
+use berth::ops::containers;
+use berth::ops::OpsError;
+
+use super::{Ctx, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,19 +18,16 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let root = &ctx.settings.root;
-    let (store, r) = ctr::find(root, &args.container)?;
-    if !matches!(r.state.status, Status::Running | Status::Paused) {
-        bail!("container {} is not running", r.id);
+    match containers::top(&ctx.engine, &args.container, &args.ps_args) {
+        Ok(top) => {
+            std::io::stdout().write_all(&top.raw)?;
+            Ok(())
+        }
+        // The runtime's own words, and its exit status.
+        Err(OpsError::RuntimePs { code, stderr }) => {
+            eprint!("{stderr}");
+            Err(Exit::silent(code).into())
+        }
+        Err(e) => Err(e.into()),
     }
-    let runtime = ctr::runtime(root, &store, &r);
-    let mut cmd = runtime.command("ps");
-    cmd.arg(&r.id).args(&args.ps_args);
-    let status = cmd
-        .status()
-        .with_context(|| format!("running {} ps", runtime.path.display()))?;
-    if !status.success() {
-        return Err(Exit::silent(status.code().unwrap_or(1)).into());
-    }
-    Ok(())
 }

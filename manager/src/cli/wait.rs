@@ -1,9 +1,11 @@
 //! `berth wait CONTAINER...`: blocks until each container stops and prints its exit code.
 
 use anyhow::Result;
-use berth::container::lifecycle::wait_exit;
+use berth::ops::containers;
+use berth::ops::models::WaitCondition;
+use berth::ops::Cancel;
 
-use super::{ctr, Ctx};
+use super::Ctx;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,13 +15,13 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let mut failed = false;
+    // Nothing cancels a CLI wait but the user's ^C, which ends the process.
+    let cancel = Cancel::new();
     for c in &args.containers {
-        let result = ctr::find(&ctx.settings.root, c)
-            .and_then(|(store, r)| Ok(wait_exit(&store, &r.id, None)?.unwrap_or(-1)));
-        match result {
-            Ok(code) => println!("{code}"),
+        match containers::wait(&ctx.engine, c, WaitCondition::NotRunning, &cancel) {
+            Ok(w) => println!("{}", w.status_code),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                super::report(&e.into());
                 failed = true;
             }
         }

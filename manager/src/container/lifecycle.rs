@@ -210,40 +210,55 @@ pub fn wait_exit(
     id: &str,
     timeout: Option<Duration>,
 ) -> Result<Option<i32>> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    wait_exit_until(store, id, timeout.map(|t| Instant::now() + t), &|| false)
+}
+
+/// [`wait_exit`] until a deadline, also giving up (`None`) once `stop()` says so (checked
+/// every 100 ms): a caller's cancellation.
+pub fn wait_exit_until(
+    store: &ContainerStore,
+    id: &str,
+    deadline: Option<Instant>,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<i32>> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    const SLICE: Duration = Duration::from_millis(100);
     let dir = store.dir(id);
     let mut conn = match attach::connect(&dir, SOCKET) {
         Ok(c) => c,
-        Err(_) => return wait_by_polling(store, id, deadline),
+        Err(_) => return wait_by_polling(store, id, deadline, stop),
     };
     if Frame::Hello(Hello::default()).write_to(&mut conn).is_err() {
-        return wait_by_polling(store, id, deadline);
+        return wait_by_polling(store, id, deadline, stop);
     }
     loop {
-        if let Some(d) = deadline {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
+        if stop() {
+            return Ok(None);
+        }
+        let slice = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                left.min(SLICE)
             }
-            conn.set_read_timeout(Some(left))
-                .map_err(|source| ContainerError::Io {
-                    path: dir.join(SOCKET),
-                    source,
-                })?;
+            None => SLICE,
+        };
+        // Poll first, so that a timeout never cuts a frame in half: the monitor writes each
+        // frame whole, and a readable socket has one coming.
+        let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
+        let ms = u16::try_from(slice.as_millis().max(1)).unwrap_or(u16::MAX);
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => return wait_by_polling(store, id, deadline, stop),
         }
         match Frame::read_from(&mut conn) {
             Ok(Some(Frame::Exit(code))) => return Ok(Some(code)),
             Ok(Some(_)) => {}
-            Ok(None) => return wait_by_polling(store, id, deadline),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(None)
-            }
-            Err(_) => return wait_by_polling(store, id, deadline),
+            Ok(None) | Err(_) => return wait_by_polling(store, id, deadline, stop),
         }
     }
 }
@@ -252,8 +267,12 @@ fn wait_by_polling(
     store: &ContainerStore,
     id: &str,
     deadline: Option<Instant>,
+    stop: &dyn Fn() -> bool,
 ) -> Result<Option<i32>> {
     loop {
+        if stop() {
+            return Ok(None);
+        }
         let r = match store.load(id) {
             Ok(r) => refresh(store, r)?,
             // Removed meanwhile (`--rm`): it is down.
@@ -344,7 +363,11 @@ pub fn mount_rootfs(root: &Path, paths: &Paths, record: &Record) -> Result<()> {
 
 /// Whether the container gets a network namespace of its own (made and wired by berth).
 pub fn own_netns(record: &Record) -> bool {
-    let mode = record.config.network_mode.as_str();
+    is_own_netns_mode(&record.config.network_mode)
+}
+
+/// Whether a network mode gives the container a network namespace of its own.
+pub fn is_own_netns_mode(mode: &str) -> bool {
     mode != "host" && !mode.starts_with("container:")
 }
 
@@ -365,15 +388,30 @@ pub fn prepare(root: &Path, store: &ContainerStore, record: &Record) -> Result<R
         }
         let nets = NetworkStore::open(root, &run)?;
         check_ports_free(&nets, &record.id, &record.config.publish)?;
+        let endpoint = |name: &str| {
+            record
+                .config
+                .endpoints
+                .get(name)
+                .cloned()
+                .unwrap_or_default()
+        };
         let mut requests: Vec<Request> = match record.config.network_mode.as_str() {
             "none" => Vec::new(),
-            name => vec![Request {
-                network: name.to_string(),
-                aliases: record.config.aliases.clone(),
-                ip: None,
-            }],
+            name => {
+                let mut r = Request::new(name);
+                r.aliases = record.config.aliases.clone();
+                r.ip = endpoint(name).ip;
+                vec![r]
+            }
         };
-        requests.extend(record.config.extra_networks.iter().map(|n| Request::new(n)));
+        requests.extend(record.config.extra_networks.iter().map(|n| {
+            let e = endpoint(n);
+            let mut r = Request::new(n);
+            r.aliases = e.aliases;
+            r.ip = e.ip;
+            r
+        }));
         let ep = Endpoint {
             container_id: &record.id,
             container_name: &record.name,
@@ -412,10 +450,14 @@ pub fn prepare(root: &Path, store: &ContainerStore, record: &Record) -> Result<R
     match attached {
         Ok(r) => Ok(r),
         Err(e) => {
-            if let Err(cleanup) = teardown(store, record, &paths) {
-                eprintln!("also: undoing the setup of {}: {cleanup}", record.id);
-            }
-            Err(e)
+            let also = match teardown(store, record, &paths) {
+                Ok(()) => Vec::new(),
+                Err(cleanup) => vec![format!(
+                    "also: undoing the setup of {}: {cleanup}",
+                    record.id
+                )],
+            };
+            Err(e.with_also(also))
         }
     }
 }
@@ -520,10 +562,8 @@ pub fn remove_files(
         1 => Err(errors.remove(0)),
         _ => {
             let first = errors.remove(0);
-            for e in &errors {
-                eprintln!("also: {e}");
-            }
-            Err(first)
+            let also = errors.iter().map(|e| format!("also: {e}")).collect();
+            Err(first.with_also(also))
         }
     }
 }

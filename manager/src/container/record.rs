@@ -140,6 +140,15 @@ pub struct PortBinding {
     pub protocol: String,
 }
 
+/// What a container asks of one network besides joining it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct EndpointConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+}
+
 /// How the container was asked to be: fixed at create, shown by `inspect` as Config and
 /// HostConfig.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -177,6 +186,10 @@ pub struct Config {
     /// Extra names on user networks (`--network-alias`).
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Aliases and fixed addresses asked for per network (create's endpoint settings,
+    /// `network connect --alias/--ip`), applied at every start.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, EndpointConfig>,
     /// What the generated /etc files are made from.
     #[serde(default)]
     pub etc: Option<crate::network::EtcConfig>,

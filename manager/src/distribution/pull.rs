@@ -23,7 +23,7 @@ use crate::content::{sha256_of, ContentStore, Ingest, MAX_METADATA_SIZE};
 use crate::image::{ImageRecord, ImageStore};
 use crate::manifest::{self, Kind, ACCEPT};
 use crate::platform::Platform;
-use crate::progress::{BlobProgress, Progress};
+use crate::progress::{BlobProgress, BlobState, Progress};
 use crate::reference::Reference;
 use crate::snapshot::{chain_id, Kind as SnapshotKind, Snapshotter};
 use crate::unpack::stream::{Progress as StreamProgress, Tail};
@@ -355,7 +355,7 @@ async fn fetch_blobs(
     let mut tasks = JoinSet::new();
     for desc in blobs {
         let bar = progress.blob(desc.digest(), desc.size());
-        bar.message("Waiting");
+        bar.state(BlobState::Waiting);
         let (content, reg, repo, semaphore) = (
             content.clone(),
             reg.clone(),
@@ -405,7 +405,7 @@ async fn fetch_blob(
     feed: Option<&StreamProgress>,
 ) -> Result<bool> {
     let Some(mut ingest) = content.ingest(desc.digest()).await? else {
-        bar.finish("Already exists");
+        bar.state(BlobState::AlreadyExists);
         return Ok(false);
     };
     let mut backoff = FIRST_BACKOFF;
@@ -415,11 +415,10 @@ async fn fetch_blob(
             Ok(()) => break,
             Err(e) if e.is_retryable() && attempt < BLOB_ATTEMPTS => {
                 ingest.flush()?;
-                bar.message(&format!(
-                    "Retrying in {} ms after error: {}",
-                    backoff.as_millis(),
-                    chain(&e)
-                ));
+                bar.state(BlobState::Retrying {
+                    after_ms: backoff.as_millis(),
+                    error: chain(&e),
+                });
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 attempt += 1;
@@ -431,9 +430,9 @@ async fn fetch_blob(
             }
         }
     }
-    bar.message("Verifying Checksum");
+    bar.state(BlobState::VerifyingChecksum);
     ingest.commit(Some(desc.size()))?;
-    bar.finish("Pull complete");
+    bar.state(BlobState::PullComplete);
     Ok(true)
 }
 
@@ -477,7 +476,7 @@ async fn download(
     match resp.status() {
         StatusCode::OK => {
             if offset > 0 {
-                bar.message("Registry ignored the range; restarting");
+                bar.state(BlobState::RangeIgnored);
                 reset(ingest)?;
             }
         }
@@ -494,7 +493,7 @@ async fn download(
                     got: range.to_string(),
                 });
             }
-            bar.message(&format!("Resuming download at byte {offset}"));
+            bar.state(BlobState::Resuming { offset });
         }
         StatusCode::RANGE_NOT_SATISFIABLE => {
             reset(ingest)?;
@@ -521,7 +520,7 @@ async fn download(
             })
         }
     }
-    bar.message("Downloading");
+    bar.state(BlobState::Downloading);
     bar.set_position(ingest.offset());
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {

@@ -17,7 +17,7 @@ use super::client::{error_message, pull_scope, push_scope, Registry};
 use super::DistributionError;
 use crate::content::ContentStore;
 use crate::image::{ImageRecord, ImageStore};
-use crate::progress::{BlobProgress, Progress};
+use crate::progress::{BlobProgress, BlobState, Progress};
 use crate::reference::Reference;
 
 type Result<T, E = DistributionError> = std::result::Result<T, E>;
@@ -74,7 +74,7 @@ pub async fn push(
     let mut tasks = JoinSet::new();
     for desc in blobs {
         let bar = progress.blob(desc.digest(), desc.size());
-        bar.message("Preparing");
+        bar.state(BlobState::Preparing);
         let from = sources.get(desc.digest()).cloned().unwrap_or_default();
         let (content, reg, repo, scopes, semaphore) = (
             store.content().clone(),
@@ -160,7 +160,7 @@ async fn push_blob(
     let head = reg.get(Method::HEAD, scopes, &blob_path, None).await?;
     match head.status() {
         s if s.is_success() => {
-            bar.finish("Layer already exists");
+            bar.state(BlobState::LayerAlreadyExists);
             return Ok(BlobOutcome::Existed);
         }
         StatusCode::NOT_FOUND => {}
@@ -179,7 +179,9 @@ async fn push_blob(
             .await?;
         match resp.status() {
             StatusCode::CREATED => {
-                bar.finish(&format!("Mounted from {source}"));
+                bar.state(BlobState::MountedFrom {
+                    repository: source.clone(),
+                });
                 return Ok(BlobOutcome::Mounted {
                     from: source.clone(),
                 });
@@ -205,7 +207,7 @@ async fn push_blob(
             upload_location(reg, &resp, repo)?
         }
     };
-    bar.message("Pushing");
+    bar.state(BlobState::Pushing);
     let sep = if location.contains('?') { '&' } else { '?' };
     let url = format!("{location}{sep}digest={digest}");
     let path = content.blob_path(digest);
@@ -225,7 +227,7 @@ async fn push_blob(
         })
         .await?;
     check(reg, resp, &format!("blob {digest}")).await?;
-    bar.finish("Pushed");
+    bar.state(BlobState::Pushed);
     Ok(BlobOutcome::Uploaded)
 }
 

@@ -29,7 +29,7 @@ impl Propagation {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "shared" => Propagation::Shared,
             "rshared" => Propagation::Rshared,

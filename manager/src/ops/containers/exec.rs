@@ -1,0 +1,103 @@
+//! `exec` and `top`: processes in a running container through the runtime's `exec` and
+//! `ps` verbs (runc's, and berth-runtime's).
+
+use std::process::{Child, Command, Stdio};
+
+use crate::container::Status;
+use crate::ops::error::{OpsError, Result};
+use crate::ops::models::{ContainerTopResponse, ExecConfig};
+use crate::ops::Engine;
+use crate::specgen;
+
+/// Where an exec's stdio goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecStdio {
+    /// This process's own stdio (a terminal's `-t` is proxied by the runtime); stdin only
+    /// with `AttachStdin`.
+    Inherit,
+    /// Pipes the caller reads and writes through the returned child.
+    Piped,
+}
+
+/// Starts `config.cmd` in the container; the caller waits for the child, whose exit status
+/// is the command's (the runtime prints why when the command cannot run).
+pub fn exec(engine: &Engine, what: &str, config: &ExecConfig, stdio: ExecStdio) -> Result<Child> {
+    let (store, r) = super::find(engine, what)?;
+    match r.state.status {
+        Status::Running => {}
+        Status::Paused => return Err(OpsError::ExecPaused { id: r.id }),
+        _ => return Err(OpsError::NotRunning { id: r.id }),
+    }
+    let runtime = super::runtime(engine, &store, &r);
+    let mut cmd: Command = runtime.command("exec");
+    if config.tty {
+        cmd.arg("--tty");
+    }
+    if config.detach {
+        cmd.arg("--detach");
+    }
+    if !config.working_dir.is_empty() {
+        cmd.arg("--cwd").arg(&config.working_dir);
+    }
+    for kv in &config.env {
+        cmd.arg("--env").arg(kv);
+    }
+    if !config.user.is_empty() {
+        // Resolved in the container's root filesystem, mounted while it runs.
+        let rootfs = store.dir(&r.id).join("bundle").join("rootfs");
+        let u = specgen::resolve_user(&rootfs, &config.user)?;
+        cmd.arg("--user").arg(format!("{}:{}", u.uid, u.gid));
+        for g in u.additional_gids {
+            cmd.arg("--additional-gids").arg(g.to_string());
+        }
+    }
+    if config.privileged {
+        for cap in specgen::known_capabilities() {
+            cmd.arg("--cap").arg(format!("CAP_{cap}"));
+        }
+    }
+    cmd.arg(&r.id).args(&config.cmd);
+    match stdio {
+        ExecStdio::Inherit => {
+            if !config.attach_stdin {
+                cmd.stdin(Stdio::null());
+            }
+        }
+        ExecStdio::Piped => {
+            cmd.stdin(if config.attach_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        }
+    }
+    cmd.spawn().map_err(|source| OpsError::RuntimeExec {
+        path: runtime.path.clone(),
+        source,
+    })
+}
+
+/// `GET /containers/{id}/top`: the container's processes as the host's `ps` shows them
+/// (`ps_args`, default `-ef`), through the runtime's `ps`.
+pub fn top(engine: &Engine, what: &str, ps_args: &[String]) -> Result<ContainerTopResponse> {
+    let (store, r) = super::find(engine, what)?;
+    if !matches!(r.state.status, Status::Running | Status::Paused) {
+        return Err(OpsError::NotRunning { id: r.id });
+    }
+    let runtime = super::runtime(engine, &store, &r);
+    let mut cmd = runtime.command("ps");
+    cmd.arg(&r.id).args(ps_args).stdin(Stdio::null());
+    let out = cmd.output().map_err(|source| OpsError::RuntimeExec {
+        path: runtime.path.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(OpsError::RuntimePs {
+            code: out.status.code().unwrap_or(1),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(ContainerTopResponse::parse(out.stdout))
+}

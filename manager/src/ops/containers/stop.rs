@@ -1,0 +1,219 @@
+//! Stopping, killing, waiting for, removing, pausing and renaming containers.
+
+use std::time::{Duration, Instant};
+
+use crate::container::lifecycle::{self, monitor_alive, wait_exit_until};
+use crate::container::store::valid_name;
+use crate::container::{ContainerError, ContainerStore, Record, Status};
+use crate::ops::cancel::{check, Cancel};
+use crate::ops::error::{OpsError, Result};
+use crate::ops::models::{ContainerWaitResponse, WaitCondition};
+use crate::ops::Engine;
+
+/// How to stop; `None` takes the container's own setting (`--stop-signal`,
+/// `--stop-timeout`), else SIGTERM and 10 seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StopOptions {
+    pub signal: Option<String>,
+    /// Seconds before SIGKILL; negative waits forever.
+    pub timeout: Option<i64>,
+}
+
+fn timeout(opts: &StopOptions, default: u64) -> Duration {
+    match opts.timeout {
+        Some(t) => crate::ops::parse::stop_timeout(t),
+        None => Duration::from_secs(default),
+    }
+}
+
+/// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the timeout; the
+/// restart policy stays off. Returns the container's id.
+pub fn stop(engine: &Engine, what: &str, opts: &StopOptions) -> Result<String> {
+    let (store, r) = super::find(engine, what)?;
+    let signal = opts
+        .signal
+        .clone()
+        .unwrap_or_else(|| r.config.stop_signal.clone());
+    lifecycle::stop(
+        engine.root(),
+        &store,
+        &r,
+        &signal,
+        timeout(opts, r.config.stop_timeout),
+    )?;
+    Ok(r.id)
+}
+
+/// `POST /containers/{id}/restart`: stop, then start in the background.
+pub fn restart(engine: &Engine, what: &str, opts: &StopOptions) -> Result<()> {
+    let id = stop(engine, what, opts)?;
+    let store = engine.containers()?;
+    let r = store.load(&id)?;
+    super::start::start_record(engine, &store, &r)
+}
+
+/// `POST /containers/{id}/kill`: a signal (name or number, with or without `SIG`) to the
+/// container's process. KILL, TERM and INT keep the restart policy from restarting it.
+pub fn kill(engine: &Engine, what: &str, signal: &str) -> Result<()> {
+    let (store, r) = super::find(engine, what)?;
+    if !matches!(r.state.status, Status::Running | Status::Paused) {
+        return Err(OpsError::KillNotRunning {
+            what: what.to_string(),
+            id: r.id,
+        });
+    }
+    let signal = signal.trim_start_matches("SIG").to_string();
+    if matches!(signal.as_str(), "KILL" | "9" | "TERM" | "15" | "INT" | "2") {
+        store.update(&r.id, |r| r.state.manually_stopped = true)?;
+    }
+    super::runtime(engine, &store, &r).kill(&r.id, &signal, false)?;
+    Ok(())
+}
+
+/// How to remove.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoveOptions {
+    /// Kill a running container first.
+    pub force: bool,
+    /// Remove its anonymous volumes too.
+    pub volumes: bool,
+}
+
+/// `DELETE /containers/{id}`.
+pub fn remove(engine: &Engine, what: &str, opts: RemoveOptions) -> Result<()> {
+    let (store, r) = super::find(engine, what)?;
+    remove_record(engine, &store, &r, opts)
+}
+
+pub(crate) fn remove_record(
+    engine: &Engine,
+    store: &ContainerStore,
+    r: &Record,
+    opts: RemoveOptions,
+) -> Result<()> {
+    let running = matches!(
+        r.state.status,
+        Status::Running | Status::Paused | Status::Restarting
+    );
+    if running && !opts.force {
+        return Err(OpsError::RemoveActive {
+            id: r.id.clone(),
+            status: r.state.status.as_str().to_string(),
+        });
+    }
+    if monitor_alive(r) {
+        let r = store.update(&r.id, |r| r.state.manually_stopped = true)?;
+        let runtime = super::runtime(engine, store, &r);
+        let _ = runtime.kill(&r.id, "KILL", true);
+        if r.state.status == Status::Paused {
+            let _ = runtime.resume(&r.id);
+        }
+        lifecycle::wait_exit(store, &r.id, Some(Duration::from_secs(30)))?;
+    }
+    let r = match store.load(&r.id) {
+        Ok(r) => r,
+        // Its monitor removed it (`--rm`).
+        Err(ContainerError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    lifecycle::remove_files(engine.root(), store, &r, opts.volumes)?;
+    Ok(())
+}
+
+/// `POST /containers/{id}/wait`: blocks until the condition holds and returns the exit
+/// status (-1 when the container vanished without one). Cancellable.
+pub fn wait(
+    engine: &Engine,
+    what: &str,
+    condition: WaitCondition,
+    cancel: &Cancel,
+) -> Result<ContainerWaitResponse> {
+    let (store, r) = super::find(engine, what)?;
+    let stop = || cancel.is_cancelled();
+    let code = match condition {
+        WaitCondition::NotRunning => wait_exit_until(&store, &r.id, None, &stop)?,
+        WaitCondition::NextExit => {
+            // A stopped container: wait for it to run again first.
+            while !monitor_alive(&super::load_fresh(&store, &r.id)?) {
+                check(cancel)?;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            wait_exit_until(&store, &r.id, None, &stop)?
+        }
+        WaitCondition::Removed => {
+            let code = wait_exit_until(&store, &r.id, None, &stop)?;
+            loop {
+                check(cancel)?;
+                match store.load(&r.id) {
+                    Err(ContainerError::NotFound { .. }) => break code,
+                    Err(e) => return Err(e.into()),
+                    Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+    };
+    check(cancel)?;
+    Ok(ContainerWaitResponse {
+        status_code: i64::from(code.unwrap_or(-1)),
+        error: None,
+    })
+}
+
+/// Waits at most `timeout` for the container to stop; `None` when it still runs.
+pub fn wait_timeout(engine: &Engine, what: &str, timeout: Duration) -> Result<Option<i32>> {
+    let (store, r) = super::find(engine, what)?;
+    let deadline = Instant::now() + timeout;
+    Ok(wait_exit_until(&store, &r.id, Some(deadline), &|| false)?)
+}
+
+/// `POST /containers/{id}/pause`: freezes every process (cgroup freezer, by the runtime).
+pub fn pause(engine: &Engine, what: &str) -> Result<()> {
+    let (store, r) = super::find(engine, what)?;
+    match r.state.status {
+        Status::Running => {}
+        Status::Paused => return Err(OpsError::AlreadyPaused { id: r.id }),
+        _ => return Err(OpsError::NotRunning { id: r.id }),
+    }
+    super::runtime(engine, &store, &r).pause(&r.id)?;
+    store.update(&r.id, |r| r.state.status = Status::Paused)?;
+    Ok(())
+}
+
+/// `POST /containers/{id}/unpause`.
+pub fn unpause(engine: &Engine, what: &str) -> Result<()> {
+    let (store, r) = super::find(engine, what)?;
+    if r.state.status != Status::Paused {
+        return Err(OpsError::NotPaused { id: r.id });
+    }
+    super::runtime(engine, &store, &r).resume(&r.id)?;
+    store.update(&r.id, |r| {
+        if r.state.status == Status::Paused {
+            r.state.status = Status::Running;
+        }
+    })?;
+    Ok(())
+}
+
+/// `POST /containers/{id}/rename`.
+pub fn rename(engine: &Engine, what: &str, new_name: &str) -> Result<()> {
+    let (store, r) = super::find(engine, what)?;
+    let name = new_name.strip_prefix('/').unwrap_or(new_name);
+    if !valid_name(name) {
+        return Err(ContainerError::BadName {
+            name: name.to_string(),
+        }
+        .into());
+    }
+    let _names = store.names_lock()?;
+    if let Some(other) = store.list()?.into_iter().find(|o| o.name == name) {
+        if other.id != r.id {
+            return Err(ContainerError::NameInUse {
+                name: name.to_string(),
+                id: other.id,
+            }
+            .into());
+        }
+    }
+    store.update(&r.id, |r| r.name = name.to_string())?;
+    Ok(())
+}

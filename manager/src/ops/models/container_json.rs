@@ -1,0 +1,254 @@
+//! What the container operations report: docker's `ContainerJSON` (inspect) and the
+//! `ContainerSummary` of a list, with the fields berth fills.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::container::{Empty, EndpointSettings, HealthConfig, PortBinding, RestartPolicy};
+use super::serde_helpers::is_false;
+
+/// `GET /containers/{id}/json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerInspect {
+    pub id: String,
+    /// RFC 3339 with nanoseconds.
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: ContainerState,
+    /// The image's id (config digest).
+    pub image: String,
+    pub log_path: PathBuf,
+    /// `/name`.
+    pub name: String,
+    pub restart_count: u32,
+    /// The snapshotter of the container's root filesystem.
+    pub driver: String,
+    pub host_config: InspectHostConfig,
+    pub mounts: Vec<MountPoint>,
+    pub config: InspectConfig,
+    pub network_settings: NetworkSettings,
+}
+
+/// `State` of a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerState {
+    /// `created`, `running`, `paused`, `restarting`, `exited` or `dead`.
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    pub restarting: bool,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    pub dead: bool,
+    pub pid: i32,
+    pub exit_code: i32,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub health: Option<Health>,
+}
+
+/// `State.Health`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    pub failing_streak: u32,
+    pub log: Vec<HealthLog>,
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthLog {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i32,
+    pub output: String,
+}
+
+/// The `HostConfig` fields inspect reports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectHostConfig {
+    pub runtime: String,
+    pub network_mode: String,
+    pub restart_policy: RestartPolicy,
+    pub auto_remove: bool,
+    pub readonly_rootfs: bool,
+    pub privileged: bool,
+    pub memory: i64,
+    pub nano_cpus: i64,
+    pub pids_limit: i64,
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+}
+
+/// The `Config` fields inspect reports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectConfig {
+    pub hostname: String,
+    pub user: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub env: Vec<String>,
+    pub cmd: Vec<String>,
+    pub entrypoint: Vec<String>,
+    /// The image as the user named it.
+    pub image: String,
+    pub working_dir: String,
+    pub labels: BTreeMap<String, String>,
+    pub stop_signal: String,
+    pub stop_timeout: u64,
+    pub healthcheck: Option<HealthConfig>,
+    pub exposed_ports: BTreeMap<String, Empty>,
+}
+
+/// `NetworkSettings`: the networks joined and the published ports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkSettings {
+    pub networks: BTreeMap<String, EndpointSettings>,
+    pub ports: BTreeMap<String, Vec<PortBinding>>,
+}
+
+/// A mount of the container (`Mounts` of inspect and of a list entry).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MountPoint {
+    /// `bind`, `volume` or `tmpfs`.
+    pub r#type: String,
+    /// The volume's name, for volumes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub source: String,
+    pub destination: String,
+    #[serde(rename = "RW")]
+    pub rw: bool,
+    /// An anonymous volume, removed with the container by `rm -v` and `--rm`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub anonymous: bool,
+}
+
+/// One entry of `GET /containers/json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerSummary {
+    pub id: String,
+    /// `/name`.
+    pub names: Vec<String>,
+    /// The image as the user named it.
+    pub image: String,
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    /// The process's arguments joined by spaces.
+    pub command: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub ports: Vec<Port>,
+    pub labels: BTreeMap<String, String>,
+    pub state: String,
+    /// docker's human status: `Up 5 seconds (healthy)`, `Exited (0) 2 minutes ago`, ...
+    pub status: String,
+    pub host_config: SummaryHostConfig,
+    pub network_settings: SummaryNetworkSettings,
+    pub mounts: Vec<MountPoint>,
+    /// The creation time as recorded (RFC 3339 with nanoseconds), for renderers that show
+    /// it; not part of docker's JSON.
+    #[serde(skip)]
+    pub created_at: String,
+}
+
+/// A published port of a list entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Port {
+    /// The host address; empty for all addresses.
+    #[serde(rename = "IP", default, skip_serializing_if = "String::is_empty")]
+    pub ip: String,
+    pub private_port: u16,
+    #[serde(default)]
+    pub public_port: u16,
+    /// `tcp` or `udp`.
+    pub r#type: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SummaryHostConfig {
+    pub network_mode: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SummaryNetworkSettings {
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+/// `GET /containers/{id}/top`: the process table; `raw` is the runtime's `ps` output as
+/// printed (what `berth top` shows).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerTopResponse {
+    pub titles: Vec<String>,
+    pub processes: Vec<Vec<String>>,
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+}
+
+impl ContainerTopResponse {
+    /// Splits `ps` output into titles and rows: the last column (the command) keeps its
+    /// spaces, as docker parses it.
+    pub fn parse(raw: Vec<u8>) -> Self {
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let titles: Vec<String> = lines
+            .next()
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        let n = titles.len().max(1);
+        let processes = lines
+            .map(|l| {
+                let mut row: Vec<String> = Vec::with_capacity(n);
+                let mut rest = l.trim_start();
+                while row.len() + 1 < n {
+                    match rest.split_once(char::is_whitespace) {
+                        Some((field, tail)) => {
+                            row.push(field.to_string());
+                            rest = tail.trim_start();
+                        }
+                        None => break,
+                    }
+                }
+                row.push(rest.to_string());
+                row
+            })
+            .collect();
+        Self {
+            titles,
+            processes,
+            raw,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_output_splits_into_titles_and_rows_with_the_command_whole() {
+        let raw =
+            b"UID  PID  PPID  CMD\nroot 10   1     sleep 60\nroot 11 10 sh -c echo a b\n".to_vec();
+        let t = ContainerTopResponse::parse(raw);
+        assert_eq!(t.titles, ["UID", "PID", "PPID", "CMD"]);
+        assert_eq!(t.processes[0], ["root", "10", "1", "sleep 60"]);
+        assert_eq!(t.processes[1], ["root", "11", "10", "sh -c echo a b"]);
+    }
+}

@@ -1,0 +1,123 @@
+//! List filters as docker's API carries them: `{"label": ["a=b"], "status": ["running"]}`
+//! (older clients send `{"label": {"a=b": true}}`, also accepted); the CLI's
+//! `--filter key=value` flags build the same map.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Filter terms by key; a key's values are alternatives or conjunctions depending on the
+/// key, as docker defines them per list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Filters(BTreeMap<String, Vec<String>>);
+
+/// A `--filter` value without `=`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad format of filter {term:?} (expected name=value)")]
+pub struct FilterSyntax {
+    pub term: String,
+}
+
+impl Filters {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `key=value` terms as the CLI's `--filter` takes them.
+    pub fn parse(terms: &[String]) -> Result<Self, FilterSyntax> {
+        let mut f = Self::new();
+        for term in terms {
+            let (k, v) = term
+                .split_once('=')
+                .ok_or_else(|| FilterSyntax { term: term.clone() })?;
+            f.add(k, v);
+        }
+        Ok(f)
+    }
+
+    pub fn add(&mut self, key: &str, value: &str) -> &mut Self {
+        self.0
+            .entry(key.to_string())
+            .or_default()
+            .push(value.to_string());
+        self
+    }
+
+    /// The values given for `key`.
+    pub fn get(&self, key: &str) -> &[String] {
+        self.0.get(key).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every `(key, value)` term.
+    pub fn terms(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.as_str(), v.as_str())))
+    }
+
+    /// The terms as `key=value` strings again.
+    pub fn to_terms(&self) -> Vec<String> {
+        self.terms().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for Filters {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Values {
+            List(Vec<String>),
+            Set(BTreeMap<String, bool>),
+        }
+        let raw = Option::<BTreeMap<String, Values>>::deserialize(d)?.unwrap_or_default();
+        Ok(Self(
+            raw.into_iter()
+                .map(|(k, v)| {
+                    let values = match v {
+                        Values::List(l) => l,
+                        Values::Set(s) => s
+                            .into_iter()
+                            .filter(|(_, on)| *on)
+                            .map(|(v, _)| v)
+                            .collect(),
+                    };
+                    (k, values)
+                })
+                .collect(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_terms_and_both_json_forms_give_the_same_filters() {
+        let cli = Filters::parse(&["label=a=b".into(), "status=running".into()]).unwrap();
+        let list: Filters =
+            serde_json::from_str(r#"{"label":["a=b"],"status":["running"]}"#).unwrap();
+        let set: Filters =
+            serde_json::from_str(r#"{"label":{"a=b":true},"status":{"running":true}}"#).unwrap();
+        assert_eq!(cli, list);
+        assert_eq!(cli, set);
+        assert_eq!(cli.get("label"), ["a=b"]);
+        assert!(cli.get("name").is_empty());
+        assert_eq!(
+            serde_json::to_string(&cli).unwrap(),
+            r#"{"label":["a=b"],"status":["running"]}"#
+        );
+        assert_eq!(
+            Filters::parse(&["nokey".into()]).unwrap_err().to_string(),
+            "bad format of filter \"nokey\" (expected name=value)"
+        );
+    }
+}

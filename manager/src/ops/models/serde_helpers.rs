@@ -1,0 +1,42 @@
+//! Deserialisation helpers for docker's JSON, which is lenient in ways serde's defaults are
+//! not: `null` for empty collections, and strings where a list of strings is expected.
+
+use serde::{Deserialize, Deserializer};
+
+/// `null` (or a missing field, with `#[serde(default)]`) as the type's default.
+pub fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Docker's `StrSlice`: `null`, one string or a list of strings (`Cmd`, `Entrypoint`,
+/// `Healthcheck.Test`).
+pub fn str_slice<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => None,
+        Some(OneOrMany::One(s)) => Some(vec![s]),
+        Some(OneOrMany::Many(v)) => Some(v),
+    })
+}
+
+/// `serde(skip_serializing_if)` for `false`.
+pub fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `serde(skip_serializing_if)` for zero numbers.
+pub fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
