@@ -35,8 +35,10 @@ pub enum StateError {
     InvalidId { id: String },
     #[error("container with id {id} already exists")]
     Exists { id: String },
-    #[error("container {id} does not exist")]
-    NotFound { id: String },
+    // runc's text: containerd's shim (kill, delete) and podman match "does not exist", dockerd
+    // matches "container does not exist" (libcontainerd wrapError) to report "no such container".
+    #[error("container does not exist")]
+    NotFound,
     #[error("{action} {path}")]
     Io {
         action: &'static str,
@@ -244,13 +246,13 @@ impl ContainerDir {
         let path = root.join(id);
         let lock = match lock_dir(&path) {
             Err(StateError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                return Err(StateError::NotFound { id: id.to_string() })
+                return Err(StateError::NotFound)
             }
             other => other?,
         };
         // A concurrent `delete` may have removed the directory while we waited for the lock.
         if !path.join(STATE_FILE).exists() {
-            return Err(StateError::NotFound { id: id.to_string() });
+            return Err(StateError::NotFound);
         }
         Ok(ContainerDir {
             id: id.to_string(),

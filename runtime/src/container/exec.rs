@@ -77,9 +77,7 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
     }
     if !proc::stat(state.pid).is_some_and(|s| s.start_time == state.pid_start_time && !s.is_dead())
     {
-        return Err(Error::NotRunning {
-            id: opts.id.clone(),
-        });
+        return Err(Error::NotRunning);
     }
     drop(dir);
 

@@ -20,15 +20,14 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), Error> {
     let state = dir.load()?;
     let status = state.status(&dir.path);
     if all {
-        let pids = state.cgroup.pids();
-        if pids.is_empty() && !status.can_kill() {
-            return Err(Error::NotRunning { id: id.into() });
-        }
+        // As runc: `kill --all` signals whatever is left in the cgroup, and succeeds when
+        // nothing is (a stopped container). containerd's shim sends it to every stopped
+        // container it deletes and takes a failure as a reason to try again.
         signal_all(&state.cgroup, sig);
         return Ok(());
     }
     if !status.can_kill() {
-        return Err(Error::NotRunning { id: id.into() });
+        return Err(Error::NotRunning);
     }
     match signal(state.pid, sig) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),

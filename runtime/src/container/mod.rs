@@ -50,8 +50,10 @@ pub enum Error {
         action: &'static str,
         status: Status,
     },
-    #[error("container {id} is not running")]
-    NotRunning { id: String },
+    // runc's text, which containerd's runc shim matches (pkg/process checkKillError) to take
+    // a failed kill as "already exited" instead of retrying it forever.
+    #[error("container not running")]
+    NotRunning,
     #[error("{action} {path}")]
     Io {
         action: &'static str,

@@ -43,14 +43,14 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
         match poll(&mut fds, PollTimeout::from(100u16)) {
             Ok(0) => {
                 if state.status(&dir.path) == Status::Stopped {
-                    return Err(Error::NotRunning { id: id.into() });
+                    return Err(Error::NotRunning);
                 }
             }
             Ok(_) => {
                 let mut buf = [0u8; 1];
                 match fifo.read(&mut buf) {
                     Ok(1) => break,
-                    Ok(_) => return Err(Error::NotRunning { id: id.into() }),
+                    Ok(_) => return Err(Error::NotRunning),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     Err(e) => return Err(io_err("reading", &fifo_path)(e)),
                 }
