@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use serde_json::{json, Value};
 use spec_tests::runtime::Runtime;
 
 const T: Duration = Duration::from_secs(10);
@@ -63,6 +64,47 @@ fn verbs_on_a_missing_container_say_container_does_not_exist() {
         assert!(
             out.stderr.contains("container does not exist"),
             "{verb:?}: {out}"
+        );
+    }
+}
+
+/// dockerd turns a failed create into an exit status by what the error says, lower-cased
+/// (daemon/errors.go `translateContainerdStartErr`): "executable file not found" and "no such
+/// file or directory" are 127, "permission denied" (or, since Go 1.20, "is a directory") 126,
+/// "not a directory" (a file mounted onto a directory) 127.
+#[test]
+fn create_failures_name_the_errno_dockerd_maps_to_an_exit_status() {
+    let rt = Runtime::new().unwrap();
+    let cases: [(&str, Value, &[&str]); 5] = [
+        ("args", json!(["no-such-command"]), &["executable file not found"]),
+        ("args", json!(["/no/such/file"]), &["no such file or directory"]),
+        ("args", json!(["/etc/passwd"]), &["permission denied"]),
+        ("args", json!(["/etc"]), &["permission denied", "is a directory"]),
+        (
+            "mount",
+            json!({"destination": "/etc", "type": "bind", "source": "/etc/hostname",
+                   "options": ["bind"]}),
+            &["not a directory"],
+        ),
+    ];
+    for (what, value, want) in cases {
+        let mut b = rt.bundle().unwrap();
+        if what == "mount" {
+            b.sh("true").add_mount(value.clone());
+        } else {
+            b.config["process"]["args"] = value.clone();
+        }
+        let err = match rt.create(&b) {
+            Ok(c) => {
+                // runc reports a missing executable at create; so must we.
+                let _ = c.delete_force();
+                panic!("create with {what} {value} succeeded");
+            }
+            Err(e) => format!("{e:#}").to_lowercase(),
+        };
+        assert!(
+            want.iter().any(|w| err.contains(w)),
+            "{what} {value}: want one of {want:?} in {err}"
         );
     }
 }
