@@ -159,6 +159,45 @@ fn pod_lifecycle_in(e: &CriContainerd, handler: &str) -> Result<()> {
         "exec timeout took too long"
     );
 
+    // Resource updates reach the container's cgroup (the shim calls `update --resources -`).
+    c.update_container_resources(
+        &web,
+        LinuxContainerResources {
+            cpu_period: 100_000,
+            cpu_quota: 50_000,
+            memory_limit_in_bytes: 96 << 20,
+            ..Default::default()
+        },
+    )?;
+    let mem = e.cgroup_file(&web, "memory", "memory.limit_in_bytes", "memory.max")?;
+    ensure!(
+        mem == (96u64 << 20).to_string(),
+        "memory limit after update: {mem}"
+    );
+    let cpu = e.cgroup_file(&web, "cpu", "cpu.cfs_quota_us", "cpu.max")?;
+    ensure!(
+        cpu == "50000" || cpu == "50000 100000",
+        "cpu quota after update: {cpu}"
+    );
+
+    // A container over its memory limit is OOM-killed, and the CRI says so.
+    let mut hog = container(
+        "hog",
+        &e.busybox,
+        "a=0123456789abcdef; while :; do a=$a$a; done",
+    );
+    hog.linux = Some(LinuxContainerConfig {
+        resources: Some(LinuxContainerResources {
+            memory_limit_in_bytes: 16 << 20,
+            ..Default::default()
+        }),
+    });
+    let hog = c.create_container(&pod, hog, &sandbox)?;
+    c.start_container(&hog)?;
+    let st = wait_state(&c, &hog, CONTAINER_EXITED)?;
+    ensure!(st.reason == "OOMKilled" && st.exit_code == 137, "{st:?}");
+    c.remove_container(&hog)?;
+
     // A container that exits on its own: containerd's shim then kills and deletes an exited
     // container, which is where a runtime's wrong error texts made it retry forever.
     let done = c.create_container(&pod, container("done", &e.busybox, "exit 7"), &sandbox)?;

@@ -76,10 +76,22 @@ fn verbs_on_a_missing_container_say_container_does_not_exist() {
 fn create_failures_name_the_errno_dockerd_maps_to_an_exit_status() {
     let rt = Runtime::new().unwrap();
     let cases: [(&str, Value, &[&str]); 5] = [
-        ("args", json!(["no-such-command"]), &["executable file not found"]),
-        ("args", json!(["/no/such/file"]), &["no such file or directory"]),
+        (
+            "args",
+            json!(["no-such-command"]),
+            &["executable file not found"],
+        ),
+        (
+            "args",
+            json!(["/no/such/file"]),
+            &["no such file or directory"],
+        ),
         ("args", json!(["/etc/passwd"]), &["permission denied"]),
-        ("args", json!(["/etc"]), &["permission denied", "is a directory"]),
+        (
+            "args",
+            json!(["/etc"]),
+            &["permission denied", "is a directory"],
+        ),
         (
             "mount",
             json!({"destination": "/etc", "type": "bind", "source": "/etc/hostname",

@@ -206,6 +206,22 @@ impl CriClient {
         .map(drop)
     }
 
+    pub fn update_container_resources(
+        &self,
+        id: &str,
+        linux: LinuxContainerResources,
+    ) -> Result<()> {
+        self.call::<_, Empty>(
+            "RuntimeService",
+            "UpdateContainerResources",
+            UpdateContainerResourcesRequest {
+                container_id: id.into(),
+                linux: Some(linux),
+            },
+        )
+        .map(drop)
+    }
+
     pub fn remove_container(&self, id: &str) -> Result<()> {
         self.call::<_, Empty>("RuntimeService", "RemoveContainer", container_id(id))
             .map(drop)

@@ -250,6 +250,25 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         out
     }
 
+    /// A cgroup file of container `id` as the host sees it: `v1` in the named controller's
+    /// hierarchy on cgroup v1 (and hybrid), `v2` in the unified one on a pure v2 host.
+    pub fn cgroup_file(&self, id: &str, controller: &str, v1: &str, v2: &str) -> Result<String> {
+        let rel = Path::new(&self.cgroup_parent).join(id);
+        let v1_path = Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(&rel)
+            .join(v1);
+        let path = if Path::new("/sys/fs/cgroup").join(controller).is_dir() {
+            v1_path
+        } else {
+            Path::new("/sys/fs/cgroup").join(&rel).join(v2)
+        };
+        Ok(fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim()
+            .to_string())
+    }
+
     /// The cgroups below the pods' parent (the parent itself is ours to remove).
     fn pod_cgroups(&self) -> Vec<PathBuf> {
         cleanup::cgroup_tree(&self.cgroup_parent)
@@ -306,10 +325,21 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         if !left.is_empty() {
             leaks.push(format!("cgroups that cannot be removed {left:?}"));
         }
-        // A shim removes its socket when it exits; one nobody listens on is a leak.
+        // A shim removes its socket when it exits; one nobody listens on is a leak. Only
+        // sockets idle for a while: another test's shim may be between closing its listener
+        // and removing the file.
         let listening = fs::read_to_string("/proc/net/unix").unwrap_or_default();
+        let idle = |s: &Path| {
+            fs::symlink_metadata(s)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(10))
+        };
         for s in shim_sockets() {
-            if !self.shim_sockets_before.contains(&s) && !listening.contains(&*s.to_string_lossy())
+            if !self.shim_sockets_before.contains(&s)
+                && !listening.contains(&*s.to_string_lossy())
+                && idle(&s)
             {
                 leaks.push(format!("shim socket {}", s.display()));
                 let _ = fs::remove_file(&s);

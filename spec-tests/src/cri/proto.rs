@@ -127,6 +127,32 @@ pub struct KeyValue {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
+pub struct LinuxContainerResources {
+    #[prost(int64, tag = "1")]
+    pub cpu_period: i64,
+    #[prost(int64, tag = "2")]
+    pub cpu_quota: i64,
+    #[prost(int64, tag = "3")]
+    pub cpu_shares: i64,
+    #[prost(int64, tag = "4")]
+    pub memory_limit_in_bytes: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LinuxContainerConfig {
+    #[prost(message, optional, tag = "1")]
+    pub resources: Option<LinuxContainerResources>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateContainerResourcesRequest {
+    #[prost(string, tag = "1")]
+    pub container_id: String,
+    #[prost(message, optional, tag = "2")]
+    pub linux: Option<LinuxContainerResources>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
 pub struct ContainerConfig {
     #[prost(message, optional, tag = "1")]
     pub metadata: Option<ContainerMetadata>,
@@ -140,6 +166,8 @@ pub struct ContainerConfig {
     pub envs: Vec<KeyValue>,
     #[prost(string, tag = "11")]
     pub log_path: String,
+    #[prost(message, optional, tag = "15")]
+    pub linux: Option<LinuxContainerConfig>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
