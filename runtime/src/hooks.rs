@@ -84,6 +84,16 @@ pub fn of_kind<'a>(hooks: Option<&'a Hooks>, kind: &str) -> &'a [Hook] {
         .unwrap_or_default()
 }
 
+/// The longest time `hooks` may take in all: the sum of their timeouts, or `None` (no bound)
+/// if one of them has none, which the runtime-spec leaves to the hook's author. Whoever waits
+/// for a process running hooks adds this to its own bound.
+pub fn time_budget(hooks: &[Hook]) -> Option<Duration> {
+    hooks.iter().try_fold(Duration::ZERO, |sum, h| {
+        h.timeout()
+            .map(|t| sum + Duration::from_secs(u64::try_from(t).unwrap_or(0)))
+    })
+}
+
 /// Runs each hook in order with `state` on stdin; stops at the first failure.
 pub fn run(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), HookError> {
     for (index, hook) in hooks.iter().enumerate() {

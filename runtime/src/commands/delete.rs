@@ -16,7 +16,9 @@ pub struct Args {
 pub fn run(g: &Global, args: Args) -> Result<u8> {
     match container::delete(&g.root, &args.id, args.force) {
         // runc: `delete --force` of a container that does not exist succeeds.
-        Err(container::Error::State(berth_runtime::state::StateError::NotFound)) if args.force => {
+        Err(container::Error::State(berth_runtime::state::StateError::NotFound { .. }))
+            if args.force =>
+        {
             Ok(0)
         }
         other => {

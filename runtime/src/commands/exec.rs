@@ -61,7 +61,7 @@ pub struct Args {
     /// Pass this many fds beyond stdio to the process
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Put the process in this sub-cgroup ([controller:]path, repeatable like runc; the last wins)
+    /// Put the process in this sub-cgroup: path, or controller[,controller]:path (repeatable)
     #[arg(long)]
     pub cgroup: Vec<String>,
     /// Allow exec in a paused container
@@ -87,7 +87,7 @@ pub fn run(g: &Global, args: Args) -> Result<u8> {
         console_fd: Some(theirs.into()),
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
-        sub_cgroup: args.cgroup.last().cloned(),
+        sub_cgroups: args.cgroup.clone(),
     };
     let pid = container::exec(opts, &process)?;
     let master = if own_tty {

@@ -28,7 +28,7 @@ fn load(root: &Path, id: &str) -> Result<(State, Status), Error> {
 pub fn stats(root: &Path, id: &str, out: &mut dyn Write) -> Result<(), Error> {
     let (state, status) = load(root, id)?;
     if status == Status::Stopped {
-        return Err(Error::NotRunning);
+        return Err(Error::NotRunning { id: id.into() });
     }
     emit(out, "stats", id, Some(&state.cgroup.stats()))
 }
@@ -38,7 +38,7 @@ pub fn stats(root: &Path, id: &str, out: &mut dyn Write) -> Result<(), Error> {
 pub fn stream(root: &Path, id: &str, interval: Duration, out: &mut dyn Write) -> Result<(), Error> {
     let (state, status) = load(root, id)?;
     if status == Status::Stopped {
-        return Err(Error::NotRunning);
+        return Err(Error::NotRunning { id: id.into() });
     }
     let mut oom = OomWatch::new(&state.cgroup);
     let state_dir = root.join(id);

@@ -20,14 +20,13 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), Error> {
     let state = dir.load()?;
     let status = state.status(&dir.path);
     if all {
-        // As runc: `kill --all` signals whatever is left in the cgroup, and succeeds when
-        // nothing is (a stopped container). containerd's shim sends it to every stopped
-        // container it deletes and takes a failure as a reason to try again.
+        // As runc: `kill --all` of a stopped container succeeds (whatever is left in its
+        // cgroup gets the signal; nothing at all is fine).
         signal_all(&state.cgroup, sig);
         return Ok(());
     }
     if !status.can_kill() {
-        return Err(Error::NotRunning);
+        return Err(Error::NotRunning { id: id.into() });
     }
     match signal(state.pid, sig) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::Path;
+use std::time::Instant;
 
 use nix::fcntl::{open, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -38,19 +39,35 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
         source: e.into(),
     })?;
     let mut fifo = File::from(fd);
+    // The init answers once its startContainer hooks are done: bounded like every wait for
+    // it (sync.rs), and a frozen cgroup fails at once rather than at the deadline.
+    let budget = hooks::time_budget(hooks::of_kind(state.hooks.as_ref(), "startContainer"))
+        .map(|b| crate::sync::STEP_TIMEOUT + b);
+    let started = Instant::now();
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(100u16)) {
             Ok(0) => {
                 if state.status(&dir.path) == Status::Stopped {
-                    return Err(Error::NotRunning);
+                    return Err(Error::NotRunning { id: id.into() });
+                }
+                if state.cgroup.is_frozen() {
+                    return Err(Error::Frozen {
+                        path: state.cgroup.freezer_file(),
+                    });
+                }
+                if budget.is_some_and(|b| started.elapsed() > b) {
+                    return Err(Error::Sync(crate::sync::SyncError::Timeout {
+                        expected: "the init to pass the start barrier",
+                        waited: started.elapsed(),
+                    }));
                 }
             }
             Ok(_) => {
                 let mut buf = [0u8; 1];
                 match fifo.read(&mut buf) {
                     Ok(1) => break,
-                    Ok(_) => return Err(Error::NotRunning),
+                    Ok(_) => return Err(Error::NotRunning { id: id.into() }),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     Err(e) => return Err(io_err("reading", &fifo_path)(e)),
                 }

@@ -12,7 +12,7 @@ pub fn update(root: &Path, id: &str, limits: &Limits) -> Result<(), Error> {
     let state = dir.load()?;
     let status = state.status(&dir.path);
     if status == Status::Stopped {
-        return Err(Error::NotRunning);
+        return Err(Error::NotRunning { id: id.into() });
     }
     let limits = Limits {
         devices: Vec::new(),

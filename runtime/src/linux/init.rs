@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{openat, OFlag};
@@ -24,6 +24,9 @@ use crate::sync::{Channel, Message};
 /// Everything the init needs; it was prepared by the parent before clone and is shared with
 /// the child as a copy of the parent's memory.
 pub struct InitArgs<'a> {
+    /// The parent's descriptor of the locked state directory, inherited through clone; closed
+    /// at once so the lock never outlives the command that took it.
+    pub inherited_lock: Option<RawFd>,
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
@@ -43,6 +46,17 @@ pub struct InitArgs<'a> {
 /// Runs the init and never returns: either execve succeeds or the process exits after
 /// telling the parent why it failed.
 pub fn run(args: InitArgs) -> ! {
+    if let Some(fd) = args.inherited_lock {
+        // SAFETY: our copy of the parent's lock descriptor, which nothing in this process
+        // uses; closing it leaves the parent's lock in place (flock(2) locks belong to the
+        // open file, released when its last descriptor closes).
+        unsafe { libc::close(fd) };
+    }
+    die_with_parent(&args.channel);
+    crate::logging::stage(
+        "child process in init()",
+        "building the container inside its namespaces",
+    );
     let err = match setup_and_exec(&args) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -55,6 +69,20 @@ pub fn run(args: InitArgs) -> ! {
     // SAFETY: _exit ends the process without running the parent's atexit handlers or
     // destructors, which belong to the parent's copy of this memory.
     unsafe { libc::_exit(1) }
+}
+
+/// Makes this process die with the `create` that cloned it, until the handover (sync.rs): a
+/// `create` killed halfway must not leave an init behind, holding mounts and a cgroup.
+/// Credential changes clear the setting (prctl(2), PR_SET_PDEATHSIG), so it is armed again
+/// after each.
+pub(crate) fn die_with_parent(channel: &Channel) {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    // A parent that died before the signal was armed would never send it: look.
+    if channel.peer_gone() {
+        // SAFETY: ends this copy of the process without the parent's destructors.
+        unsafe { libc::_exit(1) }
+    }
 }
 
 /// The error and its sources on one line, for the parent to report.
@@ -105,6 +133,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
             .map_err(sys("setresgid", 0))?;
         setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .map_err(sys("setresuid", 0))?;
+        die_with_parent(&a.channel);
     }
     a.plan.enter_cgroup_namespace()?;
     setsid().map_err(sys("setsid", ""))?;
@@ -184,6 +213,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     if let Some(root) = root.as_ref() {
         rootfs::readonly_paths(spec, root)?;
         rootfs::mask_paths(spec, root)?;
+        rootfs::readonly_dev(spec, root)?;
         if spec
             .root()
             .as_ref()
@@ -237,8 +267,17 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         install_seccomp(f, agent.as_ref(), my_pid, &state)?;
     }
     launch.drop_privileges(process, a.plan.new_user)?;
+    die_with_parent(&a.channel);
 
+    crate::logging::stage(
+        "init: closing the pipe to signal completion",
+        "container ready, waiting at exec.fifo for start",
+    );
     a.channel.send(&Message::Ready)?;
+    a.channel.expect(Message::Handover, "handover")?;
+    // SAFETY: prctl with integer arguments only: the container now outlives `create`.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0 as libc::c_ulong) };
+    a.channel.send(&Message::HandoverDone)?;
     // Blocks until `start` opens the other end; `start` then waits for our byte, which we
     // write only after the startContainer hooks, so its poststart hooks come after them.
     let mut barrier = wait_for_start(&fd_dir, a.fifo)?;

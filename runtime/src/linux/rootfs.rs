@@ -168,20 +168,35 @@ fn mount_one(ctx: &Context, root: &Root, index: usize, m: &Mount) -> Result<(), 
             let mounted = root.resolve(dest).map_err(in_root(dest))?;
             remount(&mounted, opts.remount_flags() | MsFlags::MS_BIND, dest)?;
         }
+        set_recursive_attrs(root, dest, &opts)?;
         apply_propagation(root, dest, &opts)?;
         return Ok(());
     }
     match fstype {
         "cgroup" | "cgroup2" => mount_cgroups(ctx, root, dest, &opts),
         _ => {
+            let existing_mode = (fstype == "tmpfs").then(|| dir_mode(root, dest)).flatten();
             let target = make_target(root, dest, false)?;
             let source = m
                 .source()
                 .as_ref()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| fstype.to_string());
-            let flags = opts.flags;
-            let data = opts.data();
+            let mut flags = opts.flags;
+            if is_dev(dest) {
+                // A read-only /dev is made read-only only once its device nodes, symlinks
+                // and console are in place (readonly_dev).
+                flags -= MsFlags::MS_RDONLY;
+            }
+            let mut data = opts.data();
+            // A tmpfs over an existing directory keeps that directory's mode (set-id and
+            // sticky bits included) unless the mount names one.
+            if let Some(mode) =
+                existing_mode.filter(|_| !opts.data.iter().any(|d| d.starts_with("mode=")))
+            {
+                let mode = format!("mode={mode:o}");
+                data = Some(data.map_or(mode.clone(), |d| format!("{d},{mode}")));
+            }
             let res = mount(
                 Some(source.as_str()),
                 fd_path(&target).as_str(),
@@ -234,9 +249,88 @@ fn mount_one(ctx: &Context, root: &Root, index: usize, m: &Mount) -> Result<(), 
                     )(e))
                 }
             }
+            set_recursive_attrs(root, dest, &opts)?;
             apply_propagation(root, dest, &opts)
         }
     }
+}
+
+fn is_dev(dest: &Path) -> bool {
+    dest.components().eq(Path::new("/dev").components())
+}
+
+/// The permission bits of an existing directory at `dest` in the root.
+fn dir_mode(root: &Root, dest: &Path) -> Option<u32> {
+    let handle = inroot::resolve(root, dest).ok().flatten()?;
+    let st = nix::sys::stat::fstat(handle.as_fd()).ok()?;
+    (st.st_mode & libc::S_IFMT == libc::S_IFDIR).then_some(st.st_mode & 0o7777)
+}
+
+/// Applies `rro`, `rnosuid`, ... to the mount at `dest` and every mount below it
+/// (mount_setattr(2) with AT_RECURSIVE, Linux 5.12).
+fn set_recursive_attrs(root: &Root, dest: &Path, opts: &Options) -> Result<(), SetupError> {
+    if opts.recursive.is_empty() {
+        return Ok(());
+    }
+    let mounted = root.resolve(dest).map_err(in_root(dest))?;
+    let attr = libc::mount_attr {
+        attr_set: opts.recursive.set,
+        attr_clr: opts.recursive.clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `size` bytes of a valid mount_attr; the path is a static
+    // empty string, used with AT_EMPTY_PATH on our O_PATH descriptor.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mounted.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r < 0 {
+        return Err(sys(
+            "mount_setattr",
+            format!("{} (recursive options)", dest.display()),
+        )(Errno::last()));
+    }
+    Ok(())
+}
+
+/// Makes a `ro` /dev read-only, now that it is complete (see mount_one).
+pub fn readonly_dev(spec: &Spec, root: &Root) -> Result<(), SetupError> {
+    let Some(m) = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .rfind(|m| is_dev(m.destination()))
+    else {
+        return Ok(());
+    };
+    let opts = parse(m.options().as_deref().unwrap_or_default()).map_err(|reason| {
+        SetupError::MountConfig {
+            index: 0,
+            destination: m.destination().clone(),
+            reason,
+        }
+    })?;
+    if opts.is_bind() || !opts.flags.contains(MsFlags::MS_RDONLY) {
+        return Ok(());
+    }
+    let dev = Path::new("/dev");
+    let mounted = root.resolve(dev).map_err(in_root(dev))?;
+    let target = fd_path(&mounted);
+    do_mount(
+        None,
+        &target,
+        None,
+        opts.flags | MsFlags::MS_REMOUNT,
+        opts.data().as_deref(),
+        &"remount /dev read-only",
+    )
 }
 
 fn apply_propagation(root: &Root, dest: &Path, opts: &Options) -> Result<(), SetupError> {
@@ -552,13 +646,16 @@ fn create_device(ctx: &Context, root: &Root, node: &DeviceNode) -> Result<(), Se
     Ok(())
 }
 
-/// Masks paths: a directory gets an empty read-only tmpfs, anything else /dev/null on top.
-/// Paths that do not exist in the image are skipped.
+/// Masks paths: a directory gets an empty read-only tmpfs, anything else the container's own
+/// /dev/null on top (as runc: the mask then lives on the container's devices, not the host's
+/// devtmpfs). Paths that do not exist in the image are skipped.
 pub fn mask_paths(spec: &Spec, root: &Root) -> Result<(), SetupError> {
     let paths = spec
         .linux()
         .as_ref()
         .and_then(|l| l.masked_paths().as_ref());
+    // Looked up on the first file to mask: Some(None) means the host's /dev/null.
+    let mut null: Option<Option<Handle>> = None;
     for p in paths.into_iter().flatten() {
         let path = Path::new(p);
         // Masking what the image does not have (or cannot be resolved) is a no-op.
@@ -576,8 +673,12 @@ pub fn mask_paths(spec: &Spec, root: &Root) -> Result<(), SetupError> {
                 &path.display(),
             )?;
         } else {
+            let source = match null.get_or_insert_with(|| container_null(root)) {
+                Some(h) => fd_path(&*h),
+                None => "/dev/null".to_string(),
+            };
             do_mount(
-                Some("/dev/null"),
+                Some(&source),
                 &fd_path(&handle),
                 None,
                 MsFlags::MS_BIND,
@@ -587,6 +688,17 @@ pub fn mask_paths(spec: &Spec, root: &Root) -> Result<(), SetupError> {
         }
     }
     Ok(())
+}
+
+/// The container's /dev/null, if it is the null device (else the host's is used).
+fn container_null(root: &Root) -> Option<Handle> {
+    let handle = inroot::resolve(root, Path::new("/dev/null"))
+        .ok()
+        .flatten()?;
+    let is_null = nix::sys::stat::fstat(handle.as_fd()).is_ok_and(|st| {
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == nix::sys::stat::makedev(1, 3)
+    });
+    is_null.then_some(handle)
 }
 
 /// Makes paths read-only: bind each onto itself, then remount read-only.
@@ -695,8 +807,12 @@ pub fn apply_root_propagation(spec: &Spec) -> Result<(), SetupError> {
 
 /// `--no-pivot`: move the rootfs mount over / and chroot into it (for ramdisk roots where
 /// pivot_root is impossible). Weaker: the old root stays reachable to a process that can
-/// escape the chroot.
+/// escape the chroot, and stays in the mount namespace. So first the host's full procfs and
+/// sysfs mounts go: the kernel lets a new user namespace mount procfs or sysfs only while a
+/// fully visible one exists in its mount namespace (fs/namespace.c, mount_too_revealing), and
+/// without pivot_root the host's would be that one, unmasked.
 pub fn move_root(rootfs: &Path) -> Result<(), SetupError> {
+    hide_host_proc_and_sys(rootfs)?;
     chdir(rootfs).map_err(sys("chdir", rootfs.display()))?;
     do_mount(
         Some(&rootfs.to_string_lossy()),
@@ -708,6 +824,81 @@ pub fn move_root(rootfs: &Path) -> Result<(), SetupError> {
     )?;
     chroot(".").map_err(sys("chroot", rootfs.display()))?;
     chdir("/").map_err(sys("chdir", "/"))
+}
+
+/// Detaches every mount of a whole procfs or sysfs outside `rootfs` (or covers it with an
+/// empty tmpfs where it cannot be detached), as mountinfo lists them before any goes.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<(), SetupError> {
+    let info = fs::read_to_string("/proc/self/mountinfo").map_err(|source| SetupError::Io {
+        action: "reading",
+        path: "/proc/self/mountinfo".into(),
+        source,
+    })?;
+    let mut targets = Vec::new();
+    for line in info.lines() {
+        // mountinfo: id parent maj:min root mountpoint options [optional...] - fstype ...
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        let (Some(root), Some(mp), Some(fstype)) =
+            (fields.get(3), fields.get(4), fields.get(dash + 1))
+        else {
+            continue;
+        };
+        let mp = PathBuf::from(unescape_mountinfo(mp));
+        if *root == "/" && matches!(*fstype, "proc" | "sysfs") && !mp.starts_with(rootfs) {
+            targets.push(mp);
+        }
+    }
+    for mp in targets {
+        let path = mp.to_string_lossy().into_owned();
+        // The unmount must not propagate to the host.
+        match mount(
+            None::<&str>,
+            path.as_str(),
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            // Gone with a parent detached before it.
+            Err(Errno::ENOENT) => continue,
+            other => other.map_err(sys("mount", format!("{path} rslave")))?,
+        }
+        match umount2(path.as_str(), MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(Errno::EINVAL | Errno::EPERM) => do_mount(
+                Some("tmpfs"),
+                &path,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None,
+                &mp.display(),
+            )?,
+            Err(e) => return Err(sys("umount2", &path)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo (proc(5)).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Opens `/proc/self/fd` of the host's procfs as a directory handle, so the init can reopen
