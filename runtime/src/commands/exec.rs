@@ -111,6 +111,7 @@ fn build_process(args: &Args, base: Option<Process>) -> Result<Process> {
     if let Some(path) = &args.process {
         let text =
             std::fs::read(path).with_context(|| format!("reading --process {}", path.display()))?;
+        let text = with_default_user(text);
         let p: Process = berth_runtime::jsonpath::from_slice(&text)
             .with_context(|| format!("parsing --process {}", path.display()))?;
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
@@ -186,6 +187,19 @@ fn build_process(args: &Args, base: Option<Process>) -> Result<Process> {
         p.set_selinux_label(Some(l.clone()));
     }
     Ok(p)
+}
+
+/// runc reads a process.json without `user` as uid 0, gid 0 (Go's zero value); the
+/// runtime-spec types want the field, so it is added when missing. Text that is not a JSON
+/// object is left for the parser to report.
+fn with_default_user(text: Vec<u8>) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(mut map)) if !map.contains_key("user") => {
+            map.insert("user".into(), serde_json::json!({ "uid": 0, "gid": 0 }));
+            serde_json::to_vec(&map).unwrap_or(text)
+        }
+        _ => text,
+    }
 }
 
 fn empty_caps() -> LinuxCapabilities {

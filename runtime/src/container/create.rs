@@ -242,6 +242,11 @@ fn create_in(
         }
     }
 
+    let bind_sources = if plan.new_user {
+        crate::linux::rootfs::open_bind_sources(spec, &bundle.dir)?
+    } else {
+        Vec::new()
+    };
     let (parent_end, child_end) = channel_pair()?;
     let restore = plan.enter_in_parent(&linux)?;
     let flags = plan.clone_flags.bits() as u64;
@@ -277,6 +282,7 @@ fn create_in(
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,
             preserve_fds: opts.preserve_fds,
+            bind_sources: &bind_sources,
             hook_state: &hook_state,
         });
     };
@@ -292,6 +298,7 @@ fn create_in(
     restore.restore()?;
     drop(child_end);
     drop(console);
+    drop(bind_sources);
 
     let waiter = Waiter {
         ch: &parent_end,

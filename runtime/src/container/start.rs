@@ -12,6 +12,7 @@ use nix::sys::stat::Mode;
 
 use super::{io_err, Error};
 use crate::hooks;
+use crate::linux::init::{START_FAILED, START_OK};
 use crate::state::{ContainerDir, Status, EXEC_FIFO};
 
 pub fn start(root: &Path, id: &str) -> Result<(), Error> {
@@ -64,9 +65,15 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
                 }
             }
             Ok(_) => {
-                let mut buf = [0u8; 1];
+                let mut buf = [0u8; libc::PIPE_BUF];
                 match fifo.read(&mut buf) {
-                    Ok(1) => break,
+                    Ok(n) if n > 0 && buf[..n] == *START_OK => break,
+                    // The init's startContainer hooks failed: its message says why.
+                    Ok(n) if n > 0 && buf[0] == START_FAILED => {
+                        return Err(Error::Init {
+                            message: String::from_utf8_lossy(&buf[1..n]).into_owned(),
+                        })
+                    }
                     Ok(_) => return Err(Error::NotRunning { id: id.into() }),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     Err(e) => return Err(io_err("reading", &fifo_path)(e)),

@@ -202,22 +202,28 @@ impl CapSets {
 }
 
 /// Switches to the configured user, keeping the permitted capabilities across the change.
-pub fn switch_user(process: &Process, in_new_userns: bool) -> Result<(), SetupError> {
+/// `groups_of_user`: the groups /etc/group lists the user in (user::lookup); they come
+/// before `additionalGids`, as with runc.
+pub fn switch_user(
+    process: &Process,
+    groups_of_user: &[u32],
+    in_new_userns: bool,
+) -> Result<(), SetupError> {
     let user = process.user();
     let uid = Uid::from_raw(user.uid());
     let gid = Gid::from_raw(user.gid());
     nix::sys::prctl::set_keepcaps(true).map_err(sys("prctl", "PR_SET_KEEPCAPS"))?;
-    let groups: Vec<Gid> = user
-        .additional_gids()
+    let groups: Vec<Gid> = groups_of_user
         .iter()
-        .flatten()
+        .chain(user.additional_gids().iter().flatten())
         .map(|g| Gid::from_raw(*g))
         .collect();
-    // setgroups(2) may be denied in a user namespace whose setgroups file says "deny"; an
-    // empty list is then the only thing that could be asked, so skip it.
-    match setgroups(&groups) {
-        Err(Errno::EPERM) if in_new_userns && groups.is_empty() => {}
-        other => other.map_err(sys("setgroups", format!("{groups:?}")))?,
+    // setgroups(2) is refused in a user namespace whose setgroups file says "deny" (since
+    // Linux 3.19): there is nothing to do about the groups then, and runc skips them too.
+    let denied = in_new_userns
+        && std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    if !denied {
+        setgroups(&groups).map_err(sys("setgroups", format!("{groups:?}")))?;
     }
     setresgid(gid, gid, gid).map_err(sys("setresgid", gid))?;
     setresuid(uid, uid, uid).map_err(sys("setresuid", uid))?;
@@ -231,6 +237,10 @@ pub struct Launch {
     exe: PathBuf,
     args: Vec<String>,
     env: Vec<String>,
+    /// Supplementary groups from the container's /etc/group.
+    groups_of_user: Vec<u32>,
+    /// The cwd could not be entered as root: enter it as the user.
+    cwd_as_user: bool,
     caps: CapSets,
     /// What the trampoline restores after its own execve (see CapSets::trampoline_hop).
     hop: Option<CapHop>,
@@ -243,9 +253,20 @@ impl Launch {
     /// so a missing binary or cwd fails before the container is reported ready).
     pub fn resolve(process: &Process) -> Result<Launch, SetupError> {
         let cwd = process.cwd();
-        enter_cwd(cwd)?;
+        // As root first: a cwd only the runtime may enter works (runc does the same). One the
+        // runtime may not enter (a volume owned by the container user, root squashed) is
+        // entered again as the user, in drop_privileges.
+        let cwd_as_user = match enter_cwd(cwd) {
+            Ok(()) => false,
+            Err(SetupError::Syscall {
+                source: Errno::EACCES | Errno::EPERM,
+                ..
+            }) => true,
+            Err(e) => return Err(e),
+        };
         let args = process.args().clone().unwrap_or_default();
-        let env = process.env().clone().unwrap_or_default();
+        let user = super::user::lookup(process.user().uid());
+        let env = super::user::with_home(process.env().clone().unwrap_or_default(), &user);
         let arg0 = args.first().cloned().unwrap_or_default();
         let exe = find_executable(&arg0, &env, cwd)?;
         let caps = CapSets::from_spec(process.capabilities().as_ref())?;
@@ -255,6 +276,8 @@ impl Launch {
             exe,
             args,
             env,
+            groups_of_user: user.groups,
+            cwd_as_user,
             caps,
             hop,
             guard,
@@ -270,10 +293,10 @@ impl Launch {
         let user = process.user();
         chown_stdio(user.uid())?;
         self.caps.apply_bounding()?;
-        switch_user(process, in_new_userns)?;
-        // Again as the user: permission to enter cwd is checked with the new credentials.
-        let cwd = process.cwd();
-        enter_cwd(cwd)?;
+        switch_user(process, &self.groups_of_user, in_new_userns)?;
+        if self.cwd_as_user {
+            enter_cwd(process.cwd())?;
+        }
         self.caps.apply(self.hop.as_ref())?;
         if process.no_new_privileges().unwrap_or(false) {
             nix::sys::prctl::set_no_new_privs().map_err(sys("prctl", "PR_SET_NO_NEW_PRIVS"))?;
@@ -290,14 +313,23 @@ impl Launch {
         self.exec_with(preserve_fds, || Ok(()))
     }
 
-    /// Like `exec`, with `last` run right before the execve (the seccomp filter with
-    /// noNewPrivileges, LSM exec labels: as late as possible).
+    /// Like `exec`, with `last` run right before the execve (LSM exec labels; for `exec`,
+    /// the seccomp filter with noNewPrivileges: as late as possible).
     pub fn exec_with(
         &self,
         preserve_fds: u32,
         last: impl FnOnce() -> Result<(), SetupError>,
     ) -> SetupError {
-        if let Err(e) = reset_inherited(preserve_fds).and_then(|()| last()) {
+        if let Err(e) = reset_inherited(preserve_fds) {
+            return e;
+        }
+        self.exec_prepared(last)
+    }
+
+    /// Like `exec_with` for a caller that already called [`reset_inherited`] (before a
+    /// seccomp filter that might refuse what it does).
+    pub fn exec_prepared(&self, last: impl FnOnce() -> Result<(), SetupError>) -> SetupError {
+        if let Err(e) = last() {
             return e;
         }
         self.guard.exec(&self.exe, &self.args, &self.env).into()
@@ -400,7 +432,12 @@ pub fn reset_inherited(preserve_fds: u32) -> Result<(), SetupError> {
             let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
         }
     }
-    let first = 3 + preserve_fds;
+    cloexec_from(3 + preserve_fds)
+}
+
+/// Flags every descriptor from `first` up close-on-exec: what the runtime's caller left open
+/// reaches neither hooks nor the container's program.
+pub fn cloexec_from(first: u32) -> Result<(), SetupError> {
     // SAFETY: close_range only flags descriptors close-on-exec; no memory is touched.
     let ret = unsafe {
         libc::syscall(

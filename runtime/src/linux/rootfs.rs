@@ -7,7 +7,7 @@
 //! which we trust — is still the one at /proc.
 
 use std::fs::{self, File};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -34,6 +34,102 @@ pub struct Context<'a> {
     /// Waits until the parent has made the container's cgroup directories (the rootfs is
     /// built while it makes them); called before a cgroup mount binds them.
     pub cgroup_ready: &'a dyn Fn() -> Result<(), SetupError>,
+    /// Bind-mount sources opened before clone, by mount index (see [`open_bind_sources`]).
+    pub bind_sources: &'a [Option<OwnedFd>],
+}
+
+/// Clones the source of every bind mount into a detached mount (open_tree(2) with
+/// OPEN_TREE_CLONE, recursive for rbind), for a container with a new user namespace. Its
+/// init is born in that namespace, where it has no rights on host files its ids do not own:
+/// a source directory only host root may enter would be out of its reach. Cloned here,
+/// before clone, by the runtime; the init attaches the copy with move_mount(2), which a
+/// mount namespace of its own allows (runc passes its init descriptors for the same reason).
+/// Kernels without open_tree (before 5.2) leave the source to the init, as before.
+pub fn open_bind_sources(spec: &Spec, bundle: &Path) -> Result<Vec<Option<OwnedFd>>, SetupError> {
+    let mut out = Vec::new();
+    for (index, m) in spec.mounts().iter().flatten().enumerate() {
+        let opts = parse(m.options().as_deref().unwrap_or_default()).map_err(|reason| {
+            SetupError::MountConfig {
+                index,
+                destination: m.destination().clone(),
+                reason,
+            }
+        })?;
+        let source = match m.source() {
+            Some(src) if m.typ().as_deref() == Some("bind") || opts.is_bind() => {
+                if src.is_absolute() {
+                    src.clone()
+                } else {
+                    bundle.join(src)
+                }
+            }
+            _ => {
+                out.push(None);
+                continue;
+            }
+        };
+        let c_source =
+            std::ffi::CString::new(source.as_os_str().as_encoded_bytes()).map_err(|_| {
+                SetupError::MountConfig {
+                    index,
+                    destination: m.destination().clone(),
+                    reason: format!("source {}: contains a NUL byte", source.display()),
+                }
+            })?;
+        let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+        if opts.flags.contains(MsFlags::MS_REC)
+            || m.typ().as_deref() != Some("bind") && !opts.is_bind()
+        {
+            flags |= libc::AT_RECURSIVE as libc::c_uint;
+        }
+        // SAFETY: open_tree reads a NUL-terminated path; it returns a new descriptor or -1.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                c_source.as_ptr(),
+                flags,
+            )
+        };
+        match fd {
+            -1 if Errno::last() == Errno::ENOSYS => out.push(None),
+            -1 => {
+                return Err(SetupError::MountConfig {
+                    index,
+                    destination: m.destination().clone(),
+                    reason: format!("source {}: {}", source.display(), Errno::last().desc()),
+                })
+            }
+            // SAFETY: a fresh descriptor that nothing else owns.
+            fd => out.push(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })),
+        }
+    }
+    Ok(out)
+}
+
+/// open_tree(2) flag (linux/mount.h).
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// move_mount(2) flags (linux/mount.h).
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// Attaches a detached mount (from [`open_bind_sources`]) on `target`.
+fn attach_tree(tree: &OwnedFd, target: &Handle, dest: &Path) -> Result<(), SetupError> {
+    // SAFETY: move_mount with two descriptors and static empty paths.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(sys("move_mount", dest.display())(Errno::last()));
+    }
+    Ok(())
 }
 
 fn in_root(path: &Path) -> impl FnOnce(pathrs::error::Error) -> SetupError + '_ {
@@ -144,26 +240,31 @@ fn mount_one(ctx: &Context, root: &Root, index: usize, m: &Mount) -> Result<(), 
             .source()
             .as_ref()
             .ok_or_else(|| cfg_err("a bind mount needs a source".into()))?;
-        let source = if source.is_absolute() {
-            source.clone()
-        } else {
-            ctx.bundle.join(source)
+        let tree = ctx.bind_sources.get(index).and_then(Option::as_ref);
+        let source = match tree {
+            Some(fd) => PathBuf::from(fd_path(fd)),
+            None if source.is_absolute() => source.clone(),
+            None => ctx.bundle.join(source),
         };
         let meta = fs::metadata(&source)
             .map_err(|e| cfg_err(format!("source {}: {e}", source.display())))?;
         let target = make_target(root, dest, !meta.is_dir())?;
-        let mut flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-        if fstype != "bind" && !opts.is_bind() {
-            flags |= MsFlags::MS_REC;
+        if let Some(tree) = tree {
+            attach_tree(tree, &target, dest)?;
+        } else {
+            let mut flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+            if fstype != "bind" && !opts.is_bind() {
+                flags |= MsFlags::MS_REC;
+            }
+            do_mount(
+                Some(&source.to_string_lossy()),
+                &fd_path(&target),
+                None,
+                flags,
+                None,
+                &dest.display(),
+            )?;
         }
-        do_mount(
-            Some(&source.to_string_lossy()),
-            &fd_path(&target),
-            None,
-            flags,
-            None,
-            &dest.display(),
-        )?;
         if !opts.remount_flags().is_empty() {
             let mounted = root.resolve(dest).map_err(in_root(dest))?;
             remount(&mounted, opts.remount_flags() | MsFlags::MS_BIND, dest)?;
