@@ -26,8 +26,11 @@
 pub mod cancel;
 pub mod containers;
 pub mod error;
+pub mod images;
 pub mod models;
+pub mod networks;
 pub mod parse;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -70,6 +73,11 @@ impl Engine {
     pub fn open(opts: EngineOptions) -> Result<Self> {
         let settings = Settings::load(opts.root, opts.config_dir, opts.max_concurrent_downloads)?;
         Ok(Self::with_settings(settings))
+    }
+
+    /// Where docker's `config.json` (registry credentials) is read and written.
+    pub fn docker_config_dir(&self) -> &Path {
+        &self.inner.settings.docker_config_dir
     }
 
     pub fn with_settings(settings: Settings) -> Self {
