@@ -251,6 +251,7 @@ pub fn run(cli: Cli) -> Result<()> {
         root: cli.root,
         config_dir: cli.config_dir,
         max_concurrent_downloads: concurrency,
+        ..EngineOptions::default()
     })?;
     let mut ctx = Ctx { engine };
     match cli.command {

@@ -28,8 +28,8 @@ pub use logs::{logs, LogEntry, Logs, LogsOptions, Stream};
 pub use plan::check;
 pub use start::{run, start, start_attached, RunMode, Running};
 pub use stop::{
-    kill, pause, remove, rename, restart, stop, unpause, wait, wait_timeout, RemoveOptions,
-    StopOptions,
+    kill, pause, remove, rename, restart, stop, unpause, wait, wait_healthy, wait_timeout,
+    RemoveOptions, StopOptions,
 };
 
 /// The container store and a container found by name, id or unique id prefix, its status
