@@ -37,7 +37,7 @@ pub mod volumes;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-pub use crate::progress::{BlobState, Event, Progress, ProgressSink};
+pub use crate::progress::{BlobState, ChannelSink, Discard, Event, Progress, ProgressSink};
 pub use cancel::Cancel;
 pub use error::{ErrorClass, OpsError, Result};
 
