@@ -175,7 +175,9 @@ fn generated_spec_runs_under_berth_runtime() {
     fs::write(&hosts, "127.0.0.1 localhost\n10.1.2.3 db\n").unwrap();
 
     let volume = parse_volume(&format!("{}:/data:ro", host_data.display())).unwrap();
-    let tmpfs = parse_tmpfs("/scratch:size=1m").unwrap();
+    // runc (and so docker) gives a tmpfs the mode of the directory it covers (0755 here) unless
+    // `mode=` says otherwise: the unprivileged user needs 1777 to write.
+    let tmpfs = parse_tmpfs("/scratch:size=1m,mode=1777").unwrap();
     let mut opts = b.options();
     opts.etc_files = vec![("/etc/hosts".into(), hosts)];
     opts.ulimits = vec![parse_ulimit("nofile=100:200").unwrap()];
