@@ -1,12 +1,12 @@
 //! `berth network create/ls/inspect/rm/prune/connect/disconnect`.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::{bail, Result};
 use berth::network::endpoint::{self, EndpointRecord};
 use berth::network::{self, CreateOptions, Endpoint, Network, NetworkStore, Request};
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use serde_json::{json, Value};
 
 use berth::container::lifecycle;
@@ -41,12 +41,18 @@ pub struct CreateArgs {
     /// Driver (only bridge)
     #[arg(short, long, default_value = "bridge")]
     driver: String,
-    /// Subnet in CIDR form (default: a free /24 from berth's pool)
+    /// Subnet in CIDR form, IPv4 and/or IPv6 (default: a free /24, and /64 with --ipv6)
     #[arg(long)]
-    subnet: Option<Ipv4Net>,
-    /// Gateway address inside the subnet (default: its first address)
+    subnet: Vec<IpNet>,
+    /// Gateway address inside a subnet (default: the subnet's first address)
     #[arg(long)]
-    gateway: Option<Ipv4Addr>,
+    gateway: Vec<IpAddr>,
+    /// Dual stack: an IPv6 subnet besides the IPv4 one
+    #[arg(long)]
+    ipv6: bool,
+    /// How containers are wired: native (in-process, default) or cni (the CNI plugins)
+    #[arg(long, default_value = "native")]
+    network_backend: String,
     /// Allocate container addresses from this sub-range only
     #[arg(long)]
     ip_range: Option<Ipv4Net>,
@@ -146,13 +152,15 @@ fn create(store: &NetworkStore, a: CreateArgs) -> Result<()> {
         }
         labels.insert(k.to_string(), v.to_string());
     }
-    let opts = CreateOptions {
-        subnet: a.subnet,
-        gateway: a.gateway,
+    let mut opts = CreateOptions {
         ip_range: a.ip_range,
         internal: a.internal,
         labels,
+        ipv6: a.ipv6,
+        backend: a.network_backend.parse()?,
+        ..CreateOptions::default()
     };
+    opts.set_addresses(&a.subnet, &a.gateway)?;
     let net = store.create(&a.name, &opts)?;
     println!("{}", net.id);
     Ok(())
@@ -235,6 +243,7 @@ fn inspect_json(n: &Network, records: &[EndpointRecord]) -> Value {
                     "Name": r.container_name,
                     "MacAddress": att.mac,
                     "IPv4Address": format!("{}/{}", att.ip, att.prefix),
+                    "IPv6Address": att.ipv6.map(|a| format!("{a}/{}", att.prefix6)).unwrap_or_default(),
                     "Aliases": att.aliases,
                 }),
             );
@@ -244,17 +253,21 @@ fn inspect_json(n: &Network, records: &[EndpointRecord]) -> Value {
     if let Some(r) = n.ip_range {
         ipam["IPRange"] = json!(r.to_string());
     }
+    let mut configs = vec![ipam];
+    if let Some(v6) = n.ipv6 {
+        configs.push(json!({"Subnet": v6.subnet.to_string(), "Gateway": v6.gateway.to_string()}));
+    }
     json!({
         "Name": n.name,
         "Id": n.id,
         "Created": n.created,
         "Scope": "local",
         "Driver": n.driver,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Config": [ipam]},
+        "EnableIPv6": n.ipv6.is_some(),
+        "IPAM": {"Driver": "default", "Config": configs},
         "Internal": n.internal,
         "Containers": containers,
-        "Options": {"berth.bridge": n.bridge},
+        "Options": {"berth.bridge": n.bridge, "berth.backend": n.backend.to_string()},
         "Labels": n.labels,
     })
 }
@@ -315,18 +328,7 @@ fn record_attachments(containers: &ContainerStore, store: &NetworkStore, id: &st
     containers.update(id, |r| {
         r.networks = attachments
             .iter()
-            .map(|a| {
-                (
-                    a.network.clone(),
-                    json!({
-                        "IPAddress": a.ip.to_string(),
-                        "IPPrefixLen": a.prefix,
-                        "Gateway": a.gateway.to_string(),
-                        "MacAddress": a.mac,
-                        "Aliases": a.aliases,
-                    }),
-                )
-            })
+            .map(|a| (a.network.clone(), a.settings_json()))
             .collect();
     })?;
     Ok(())
