@@ -399,6 +399,10 @@ pub fn detach(
     container_id: &str,
     network: Option<&str>,
 ) -> Result<(), AttachError> {
+    if network.is_none() && endpoint::load(store, container_id)?.is_none() {
+        // Nothing attached (a second teardown): no lock file made for nothing.
+        return Ok(());
+    }
     let _me = endpoint_lock(store, container_id)?;
     if let Some(name) = network {
         let rec = endpoint::load(store, container_id)?;

@@ -26,6 +26,8 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 const TCP_IDLE: Duration = Duration::from_secs(10);
 /// How often the resolver checks whether its network still has containers.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
+/// How old a directory time must be before a load that saw it is trusted (see `refresh`).
+const STAMP_SETTLE: Duration = Duration::from_millis(50);
 /// How long binding may keep failing with EADDRINUSE: a resolver that just decided to exit
 /// may still hold the port for a moment.
 const BIND_RETRY: Duration = Duration::from_secs(2);
@@ -90,12 +92,21 @@ impl State {
         if !force && stamp.is_some() && stamp == self.stamp {
             return;
         }
+        let loaded_at = SystemTime::now();
         if let Ok(records) = endpoint::load_all(&self.store) {
             self.members = records
                 .iter()
                 .any(|r| r.networks.iter().any(|n| n.network == self.net.name));
             self.table = Table::from_records(&records);
-            self.stamp = stamp;
+            // Directory times come from the kernel's coarse clock (a tick of up to 10 ms):
+            // a change in the same tick as this load would keep the same time. A time that
+            // recent is not trusted; the next query loads again.
+            let settled = stamp.is_some_and(|t| {
+                loaded_at
+                    .duration_since(t)
+                    .is_ok_and(|age| age > STAMP_SETTLE)
+            });
+            self.stamp = if settled { stamp } else { None };
         }
     }
 }
