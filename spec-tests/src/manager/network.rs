@@ -274,6 +274,11 @@ impl<'a> Scope<'a> {
         Ok((name, subnet.trim_end_matches(".0/24").to_string()))
     }
 
+    /// Registers a container started by the test itself, so it is removed with the scope.
+    pub fn adopt(&mut self, name: &str) {
+        self.containers.push(name.to_string());
+    }
+
     /// `run -d` a container named `name`; returns its id.
     pub fn run_detached(&mut self, name: &str, args: &[&str]) -> Result<String> {
         let mut full = vec!["run", "-d", "--name", name];
