@@ -59,7 +59,7 @@ pub enum AttachError {
         container_id: String,
         network: String,
         #[source]
-        source: NativeError,
+        source: Box<NativeError>,
     },
     #[error("detaching container {container_id} from network {network}: {}", join(.errors))]
     Del {
@@ -148,6 +148,19 @@ impl Request {
             ..Self::default()
         }
     }
+}
+
+/// What one attachment asks of a backend.
+pub struct AddRequest<'a> {
+    pub container_id: &'a str,
+    pub netns: &'a Path,
+    pub interface: &'a str,
+    pub aliases: &'a [String],
+    pub static_ip: Option<Ipv4Addr>,
+    /// This network carries the container's default routes.
+    pub default_route: bool,
+    /// Ports published through this network.
+    pub publish: &'a [PortMapping],
 }
 
 fn endpoint_lock(store: &NetworkStore, container_id: &str) -> Result<FileLock, AttachError> {
@@ -310,33 +323,24 @@ fn attach_one(
     let Some(entry) = rec.networks.last_mut() else {
         return Ok(None);
     };
+    let r = AddRequest {
+        container_id: &id,
+        netns: &netns,
+        interface: &interface,
+        aliases: &req.aliases,
+        static_ip: req.ip,
+        default_route: first_external,
+        publish,
+    };
     let made = match net.backend {
         Backend::Native => {
-            let r = native::AddRequest {
-                container_id: &id,
-                netns: &netns,
-                interface: &interface,
-                aliases: &req.aliases,
-                static_ip: req.ip,
-                default_route: first_external,
-                publish,
-            };
             native::add(store, &net, entry, &r).map_err(|source| AttachError::Native {
                 container_id: id.clone(),
                 network: net.name.clone(),
-                source,
+                source: Box::new(source),
             })
         }
-        Backend::Cni => cni_backend::add(
-            store,
-            &net,
-            entry,
-            &id,
-            &netns,
-            req.ip,
-            first_external,
-            publish,
-        ),
+        Backend::Cni => cni_backend::add(store, &net, entry, &r),
     };
     match made {
         Ok(attachment) => {
@@ -559,7 +563,7 @@ pub(crate) fn teardown_network(store: &NetworkStore, net: &Network) -> Vec<Attac
             AttachError::Native {
                 container_id: String::new(),
                 network: net.name.clone(),
-                source,
+                source: Box::new(source),
             }
         })),
         Backend::Cni => {
@@ -582,7 +586,7 @@ pub(crate) fn teardown_network(store: &NetworkStore, net: &Network) -> Vec<Attac
             errors.push(AttachError::Native {
                 container_id: String::new(),
                 network: net.name.clone(),
-                source: e.into(),
+                source: Box::new(e.into()),
             });
         }
     }

@@ -10,7 +10,7 @@ use std::path::Path;
 use ipnet::Ipv4Net;
 use serde_json::{json, Value};
 
-use super::attach::AttachError;
+use super::attach::{AddRequest, AttachError};
 use super::cni::{self, CniError, ConfList, Plugins, Target, CNI_VERSION};
 use super::endpoint::{self, Attachment, NetworkEndpoint};
 use super::firewall;
@@ -18,34 +18,36 @@ use super::ports::PortMapping;
 use super::store::{Backend, Network, NetworkStore, StoreError};
 
 /// Attaches through the plugins; `ep` (saved as `Adding`) gets the list and result DEL needs.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn add(
     store: &NetworkStore,
     net: &Network,
     ep: &mut NetworkEndpoint,
-    container_id: &str,
-    netns: &Path,
-    static_ip: Option<Ipv4Addr>,
-    default_route: bool,
-    publish: &[PortMapping],
+    req: &AddRequest<'_>,
 ) -> Result<Attachment, AttachError> {
     let _host = firewall::host_lock()?;
     firewall::save_forwarding()?;
-    let list = conflist(store, net, default_route, publish, static_ip.is_none());
-    let args: Vec<(String, String)> = static_ip
+    let list = conflist(
+        store,
+        net,
+        req.default_route,
+        req.publish,
+        req.static_ip.is_none(),
+    );
+    let args: Vec<(String, String)> = req
+        .static_ip
         .map(|ip| vec![("IP".to_string(), ip.to_string())])
         .unwrap_or_default();
     ep.conflist = Some(list.clone());
     ep.args = args.clone();
-    ep.ports = publish.to_vec();
+    ep.ports = req.publish.to_vec();
     let target = Target {
-        container_id,
-        netns,
+        container_id: req.container_id,
+        netns: req.netns,
         ifname: &ep.interface,
         args: &args,
     };
     let add_err = |source| AttachError::Add {
-        container_id: container_id.into(),
+        container_id: req.container_id.into(),
         network: net.name.clone(),
         source: Box::new(source),
     };
@@ -53,7 +55,7 @@ pub(crate) fn add(
         .add_list(&list, &target)
         .map_err(add_err)?;
     ep.result = result.clone();
-    let attachment = attachment_from(container_id, net, &ep.interface, &ep.aliases, &result)?;
+    let attachment = attachment_from(req.container_id, net, &ep.interface, &ep.aliases, &result)?;
     firewall::add_network(&net.bridge, net.internal)?;
     Ok(attachment)
 }

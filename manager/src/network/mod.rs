@@ -9,6 +9,7 @@
 //! `host` needs neither, only [`etc::write_files`]. Any command may call [`recover`] first to
 //! finish teardowns a crash interrupted.
 
+mod addressing;
 pub mod attach;
 pub mod cni;
 mod cni_backend;

@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::attach::AddRequest;
 use super::endpoint::{Attachment, NetworkEndpoint, Phase};
 use super::firewall::{self, FirewallError, HOST_DIR};
 use super::ipam::{IpamError, Leases, Pool};
 use super::netlink::{self, NetlinkError, VethSpec};
-use super::ports::PortMapping;
 use super::rules::{self, Family, NetSpec};
 use super::store::{Network, NetworkStore};
 
@@ -122,6 +122,9 @@ pub fn ensure_network(net: &Network) -> Result<(), NativeError> {
         },
     )?;
     if let Some(v6) = net.ipv6 {
+        // Routing containers' IPv6 needs forwarding, as IPv4 does. Note the kernel ignores
+        // router advertisements on interfaces of a forwarding host (accept_ra=1), as with
+        // docker's --ipv6: a host that takes its own IPv6 route from RAs needs accept_ra=2.
         save_sysctl("ip6_forward", IP6_FORWARDING)?;
         sysctl(IP6_FORWARDING, "1")?;
         rules::setup_network(
@@ -200,19 +203,6 @@ pub fn host_link(container_id: &str, network: &str) -> String {
 fn mac_of(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
-}
-
-/// What one native attachment asks for.
-pub struct AddRequest<'a> {
-    pub container_id: &'a str,
-    pub netns: &'a Path,
-    pub interface: &'a str,
-    pub aliases: &'a [String],
-    pub static_ip: Option<Ipv4Addr>,
-    /// This network carries the container's default routes.
-    pub default_route: bool,
-    /// Ports published through this network.
-    pub publish: &'a [PortMapping],
 }
 
 /// Attaches the container to `net`: addresses, veth, addresses and routes inside, port

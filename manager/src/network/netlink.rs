@@ -42,7 +42,7 @@ pub enum NetlinkError {
     Request {
         what: String,
         #[source]
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     #[error("link {name} not found")]
     NoLink { name: String },
@@ -65,7 +65,10 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
 
 fn req(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
     let what = what.into();
-    move |source| NetlinkError::Request { what, source }
+    move |source| NetlinkError::Request {
+        what,
+        source: Box::new(source),
+    }
 }
 
 /// Runs `f` with a netlink handle on a thread of its own, in the namespace pinned at `netns`

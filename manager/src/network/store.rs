@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
-use super::subnets::{self, Clash};
+use super::addressing;
 use crate::lock::{FileLock, LockError};
 
 /// The network containers join when no `--network` is given.
@@ -365,39 +365,7 @@ impl NetworkStore {
             return Err(StoreError::Exists { name: name.into() });
         }
         let existing = self.list_unlocked()?;
-        let routes = subnets::host_routes();
-        let taken: Vec<(String, IpNet)> = existing
-            .iter()
-            .flat_map(|n| {
-                let v6 = n.ipv6.map(|c| (n.name.clone(), IpNet::V6(c.subnet)));
-                std::iter::once((n.name.clone(), IpNet::V4(n.subnet))).chain(v6)
-            })
-            .collect();
-        let subnet = match opts.subnet {
-            Some(s) => {
-                let s = s.trunc();
-                subnets::check_free(IpNet::V4(s), &taken, &routes, bridge)
-                    .map_err(|c| clash(IpNet::V4(s), c))?;
-                s
-            }
-            None => pick4(&taken, &routes)?,
-        };
-        if subnet.prefix_len() > 30 {
-            return Err(StoreError::SubnetTooSmall { subnet });
-        }
-        let gateway = match opts.gateway {
-            Some(g) if !subnet.contains(&g) || g == subnet.network() || g == subnet.broadcast() => {
-                return Err(StoreError::GatewayOutside { gateway: g, subnet })
-            }
-            Some(g) => g,
-            None => first_host(subnet),
-        };
-        if let Some(r) = opts.ip_range {
-            if !subnet.contains(&r) {
-                return Err(StoreError::RangeOutside { range: r, subnet });
-            }
-        }
-        let ipv6 = self.ipv6_config(opts, &taken, &routes)?;
+        let a = addressing::choose(opts, &existing, bridge)?;
         let id = random_id()?;
         let bridge = bridge.map_or_else(|| format!("berth{}", &id[..10]), str::to_string);
         let net = Network {
@@ -406,63 +374,16 @@ impl NetworkStore {
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             driver: "bridge".into(),
             bridge,
-            subnet,
-            gateway,
-            ip_range: opts.ip_range.map(|r| r.trunc()),
+            subnet: a.subnet,
+            gateway: a.gateway,
+            ip_range: a.ip_range,
             internal: opts.internal,
             labels: opts.labels.clone(),
-            ipv6,
+            ipv6: a.ipv6,
             backend: opts.backend,
         };
         write_json(&path, &net)?;
         Ok(net)
-    }
-
-    /// The IPv6 half of a new network, checked like the IPv4 one.
-    fn ipv6_config(
-        &self,
-        opts: &CreateOptions,
-        taken: &[(String, IpNet)],
-        routes: &[subnets::HostRoute],
-    ) -> Result<Option<Ipv6Config>, StoreError> {
-        if !opts.ipv6 {
-            if let Some(subnet) = opts.subnet6 {
-                return Err(StoreError::Ipv6NotEnabled { subnet });
-            }
-            if let Some(g) = opts.gateway6 {
-                return Err(StoreError::GatewayWithoutSubnet { gateway: g.into() });
-            }
-            return Ok(None);
-        }
-        if opts.backend == Backend::Cni {
-            return Err(StoreError::Ipv6Backend);
-        }
-        let subnet = match opts.subnet6 {
-            Some(s) => {
-                let s = s.trunc();
-                subnets::check_free(IpNet::V6(s), taken, routes, None)
-                    .map_err(|c| clash(IpNet::V6(s), c))?;
-                s
-            }
-            None => {
-                let pool: IpNet = USER_POOL6.parse().unwrap_or_default();
-                match subnets::pick(pool, 64, taken, routes) {
-                    Some(IpNet::V6(s)) => s,
-                    _ => return Err(StoreError::PoolExhausted { pool }),
-                }
-            }
-        };
-        if subnet.prefix_len() > 120 {
-            return Err(StoreError::Subnet6TooSmall { subnet });
-        }
-        let gateway = match opts.gateway6 {
-            Some(g) if !subnet.contains(&g) || g == subnet.network() => {
-                return Err(StoreError::Gateway6Outside { gateway: g, subnet })
-            }
-            Some(g) => g,
-            None => Ipv6Addr::from(u128::from(subnet.network()) + 1),
-        };
-        Ok(Some(Ipv6Config { subnet, gateway }))
     }
 
     /// The default network, created on first use.
@@ -717,10 +638,6 @@ fn validate_name(name: &str) -> Result<(), StoreError> {
     }
 }
 
-fn first_host(subnet: Ipv4Net) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(subnet.network()) + 1)
-}
-
 fn random_id() -> Result<String, StoreError> {
     let mut buf = [0u8; 32];
     fs::File::open("/dev/urandom")
@@ -729,34 +646,9 @@ fn random_id() -> Result<String, StoreError> {
     Ok(hex::encode(buf))
 }
 
-fn clash(subnet: IpNet, c: Clash) -> StoreError {
-    match c {
-        Clash::Network {
-            name,
-            subnet: other,
-        } => StoreError::Overlap {
-            subnet,
-            other: name,
-            other_subnet: other,
-        },
-        Clash::Route { dest, device } => StoreError::HostRoute {
-            subnet,
-            route: dest,
-            device,
-        },
-    }
-}
-
-fn pick4(taken: &[(String, IpNet)], routes: &[subnets::HostRoute]) -> Result<Ipv4Net, StoreError> {
-    let pool: IpNet = USER_POOL.parse().unwrap_or_default();
-    match subnets::pick(pool, 24, taken, routes) {
-        Some(IpNet::V4(s)) => Ok(s),
-        _ => Err(StoreError::PoolExhausted { pool }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::addressing::first_host;
     use super::*;
 
     fn store() -> (tempfile::TempDir, NetworkStore) {

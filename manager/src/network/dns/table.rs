@@ -116,7 +116,7 @@ impl Table {
             let matches = |m: &Membership| {
                 candidates.iter().any(|n| {
                     *n == c.name
-                        || (n.len() >= 12 && c.id.starts_with(n.as_str()) && n.len() == 12)
+                        || (n.len() == 12 && c.id.starts_with(n.as_str()))
                         || *n == c.id
                         || m.aliases.contains(n)
                 })
