@@ -181,7 +181,9 @@ pub fn attach(
     requests: &[Request],
     ports: &[PortMapping],
 ) -> Result<Vec<Attachment>, AttachError> {
-    recover(store)?;
+    // Someone else's leftovers must not stop this start: what recovery cannot undo now is
+    // reported by the commands that need it done (`network rm`, `network prune`).
+    let _ = recover(store);
     let _me = endpoint_lock(store, ep.container_id)?;
     let mut rec = endpoint::load(store, ep.container_id)?.unwrap_or_else(|| EndpointRecord {
         container_id: ep.container_id.into(),
@@ -209,11 +211,9 @@ pub fn attach(
         // A native attachment brings loopback up with the container's link; otherwise (no
         // network, or CNI ones only) it is done here.
         if !rec.networks.iter().any(|n| n.backend == Backend::Native) {
-            netlink::configure_container(ep.netns, None, &[], &[]).map_err(|source| {
-                AttachError::Loopback {
-                    netns: ep.netns.display().to_string(),
-                    source,
-                }
+            netlink::loopback_up(ep.netns).map_err(|source| AttachError::Loopback {
+                netns: ep.netns.display().to_string(),
+                source,
             })?;
         }
         write_etc(store, &rec)?;

@@ -233,13 +233,6 @@ pub fn add(
     };
     ep.host_link = host_link(req.container_id, &net.name);
     let mac = mac_of(ip);
-    netlink::add_veth(&VethSpec {
-        host: &ep.host_link,
-        bridge: &net.bridge,
-        netns: req.netns,
-        peer: req.interface,
-        mac,
-    })?;
     let mut addrs = vec![(IpAddr::V4(ip), net.subnet.prefix_len())];
     let mut gateways = Vec::new();
     if req.default_route {
@@ -251,7 +244,14 @@ pub fn add(
             gateways.push(IpAddr::V6(v6.gateway));
         }
     }
-    netlink::configure_container(req.netns, Some(req.interface), &addrs, &gateways)?;
+    let spec = VethSpec {
+        host: &ep.host_link,
+        bridge: &net.bridge,
+        netns: req.netns,
+        peer: req.interface,
+        mac,
+    };
+    netlink::add_container_link(&spec, &addrs, &gateways)?;
     if !req.publish.is_empty() {
         ep.ports = req.publish.to_vec();
         rules::add_ports(req.container_id, IpAddr::V4(ip), req.publish)?;

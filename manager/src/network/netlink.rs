@@ -189,39 +189,60 @@ pub struct VethSpec<'a> {
     pub mac: [u8; 6],
 }
 
-/// Creates the veth pair in one request: the host end enslaved to the bridge and up, the peer
-/// made directly inside the container's namespace under its final name (so no name of the
-/// container's can clash with a host interface).
-pub fn add_veth(spec: &VethSpec<'_>) -> Result<(), NetlinkError> {
+fn runtime() -> Result<tokio::runtime::Runtime, NetlinkError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(NetlinkError::Connect)
+}
+
+async fn connect() -> Result<Handle, NetlinkError> {
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+fn enter(ns: &File, path: &Path) -> Result<(), NetlinkError> {
+    rustix::thread::move_into_link_name_space(
+        ns.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .map_err(|e| NetlinkError::Setns {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+/// Gives a container its link on a bridge, all on one short-lived thread: the veth pair is
+/// created in one request from the host's namespace (the host end enslaved to the bridge and
+/// up, the peer made directly inside the container's namespace under its final name, so no
+/// name of the container's can clash with a host interface); then the thread enters the
+/// container's namespace and brings loopback and the link up with `addrs` and default routes
+/// through `gateways`.
+pub fn add_container_link(
+    spec: &VethSpec<'_>,
+    addrs: &[(IpAddr, u8)],
+    gateways: &[IpAddr],
+) -> Result<(), NetlinkError> {
     let ns = File::open(spec.netns).map_err(|source| NetlinkError::OpenNetns {
         path: spec.netns.to_path_buf(),
         source,
     })?;
-    let ns_fd = ns.as_raw_fd();
-    with_handle(None, |h| async move {
-        let bridge = index_of(&h, spec.bridge)
-            .await?
-            .ok_or_else(|| NetlinkError::NoLink {
-                name: spec.bridge.into(),
-            })?;
-        let peer: LinkMessage = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(spec.peer.to_string())
-            .address(spec.mac.to_vec())
-            .append_extra_attribute(LinkAttribute::NetNsFd(ns_fd))
-            .build();
-        let msg = LinkVeth::new(spec.host, spec.peer)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-            .controller(bridge)
-            .up()
-            .build();
-        h.link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(req(format!("creating veth {}", spec.host)))
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            runtime()?.block_on(async {
+                let host = connect().await?;
+                create_veth(&host, spec, ns.as_raw_fd()).await?;
+                // The host connection's socket stays in the host's namespace; this thread,
+                // and sockets it opens from now on, are in the container's.
+                enter(&ns, spec.netns)?;
+                let inside = connect().await?;
+                configure(&inside, Some(spec.peer), addrs, gateways).await
+            })
+        })
+        .join()
+        .map_err(|_| NetlinkError::Panicked)?
     })?;
-    // The namespace file must stay open until the kernel has taken its reference.
-    drop(ns);
     // Hairpin mode lets a container reach its own published port through the host.
     let hairpin = Path::new("/sys/class/net")
         .join(spec.host)
@@ -230,51 +251,80 @@ pub fn add_veth(spec: &VethSpec<'_>) -> Result<(), NetlinkError> {
     Ok(())
 }
 
-/// Inside a container's namespace: loopback up, and for `link` (when given) its addresses, the
-/// link up, and default routes through `gateways`.
-pub fn configure_container(
-    netns: &Path,
+async fn create_veth(h: &Handle, spec: &VethSpec<'_>, ns_fd: i32) -> Result<(), NetlinkError> {
+    let bridge = index_of(h, spec.bridge)
+        .await?
+        .ok_or_else(|| NetlinkError::NoLink {
+            name: spec.bridge.into(),
+        })?;
+    let peer: LinkMessage = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(spec.peer.to_string())
+        .address(spec.mac.to_vec())
+        .append_extra_attribute(LinkAttribute::NetNsFd(ns_fd))
+        .build();
+    let msg = LinkVeth::new(spec.host, spec.peer)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .controller(bridge)
+        .up()
+        .build();
+    h.link()
+        .add(msg)
+        .execute()
+        .await
+        .map_err(req(format!("creating veth {}", spec.host)))
+}
+
+/// Loopback up, and for `link` (when given) its addresses, the link up, and default routes
+/// through `gateways`; in the namespace of the handle's socket.
+async fn configure(
+    h: &Handle,
     link: Option<&str>,
     addrs: &[(IpAddr, u8)],
     gateways: &[IpAddr],
 ) -> Result<(), NetlinkError> {
-    with_handle(Some(netns), |h| async move {
-        h.link()
-            .set(LinkUnspec::new_with_name("lo").up().build())
-            .execute()
-            .await
-            .map_err(req("bringing up lo"))?;
-        let Some(link) = link else {
-            return Ok(());
+    h.link()
+        .set(LinkUnspec::new_with_name("lo").up().build())
+        .execute()
+        .await
+        .map_err(req("bringing up lo"))?;
+    let Some(link) = link else {
+        return Ok(());
+    };
+    let index = index_of(h, link)
+        .await?
+        .ok_or_else(|| NetlinkError::NoLink { name: link.into() })?;
+    for &(addr, prefix) in addrs {
+        add_address(h, index, link, addr, prefix).await?;
+    }
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(req(format!("bringing up {link}")))?;
+    for gw in gateways {
+        let msg = match gw {
+            IpAddr::V4(g) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                .gateway(*g)
+                .output_interface(index)
+                .build(),
+            IpAddr::V6(g) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                .gateway(*g)
+                .output_interface(index)
+                .build(),
         };
-        let index = index_of(&h, link)
-            .await?
-            .ok_or_else(|| NetlinkError::NoLink { name: link.into() })?;
-        for &(addr, prefix) in addrs {
-            add_address(&h, index, link, addr, prefix).await?;
+        match h.route().add(msg).execute().await {
+            Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+            r => r.map_err(req(format!("adding the default route via {gw}")))?,
         }
-        h.link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(req(format!("bringing up {link}")))?;
-        for gw in gateways {
-            let msg = match gw {
-                IpAddr::V4(g) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-                    .gateway(*g)
-                    .output_interface(index)
-                    .build(),
-                IpAddr::V6(g) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
-                    .gateway(*g)
-                    .output_interface(index)
-                    .build(),
-            };
-            match h.route().add(msg).execute().await {
-                Err(e) if errno(&e) == Some(libc::EEXIST) => {}
-                r => r.map_err(req(format!("adding the default route via {gw}")))?,
-            }
-        }
-        Ok(())
+    }
+    Ok(())
+}
+
+/// Inside a container's namespace: loopback up (a container without networks, or on CNI
+/// networks only).
+pub fn loopback_up(netns: &Path) -> Result<(), NetlinkError> {
+    with_handle(Some(netns), |h| async move {
+        configure(&h, None, &[], &[]).await
     })
 }
 
