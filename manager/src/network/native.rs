@@ -9,7 +9,8 @@
 //! container's namespace takes 2-5 ms and configuring the container side about 1 ms, while
 //! deleting a veth takes 20-35 ms (the kernel waits for RCU grace periods). So a container's
 //! teardown does not delete its veth: it goes with the namespace, whose destruction the kernel
-//! does asynchronously once `Netns::remove` drops the last reference.
+//! does asynchronously once `Netns::remove` drops the last reference. (A container sharing
+//! the namespace, `--network container:`, keeps it, and the veth, until it stops too.)
 
 use std::fs;
 use std::io;
