@@ -98,6 +98,15 @@ fn create_refuses_bad_input_naming_the_flag_at_fault() -> Result<()> {
         (vec!["-bad"], "unexpected argument"),
         (vec!["bad/name"], "invalid network name"),
         (vec!["--subnet", "not-a-cidr", "x"], "--subnet"),
+        (vec!["--subnet", "fd5b:e7a1:9cfe::/64", "v6"], "add --ipv6"),
+        (
+            vec!["--ipv6", "--network-backend", "cni", "v6cni"],
+            "native network backend",
+        ),
+        (
+            vec!["--network-backend", "bogus", "be"],
+            "unknown network backend",
+        ),
     ];
     for (args, needle) in cases {
         let mut full = vec!["network", "create"];
@@ -210,11 +219,12 @@ fn containers_on_a_user_network_ping_and_fetch_each_other_by_name_and_alias() ->
         assert!(out.status.success(), "{host}: {}", ok_out(&out));
         assert!(String::from_utf8_lossy(&out.stdout).contains("hello-by-name"));
     }
-    // A container joining later is written into the running one's hosts file.
+    // A container joining later is found by the running one at once (the embedded DNS).
     let late = unique_name("late");
     s.run_detached(&late, &["--network", &net, BUSYBOX, "sleep", "600"])?;
-    let hosts = berth.ok(&["exec", &web, "cat", "/etc/hosts"])?;
-    assert!(hosts.contains(&late), "{hosts}");
+    let late_ip = s.ip(&late, &net)?;
+    let out = berth.ok(&["exec", &web, "busybox", "ping", "-c", "1", "-W", "2", &late])?;
+    assert!(out.contains(&late_ip), "{out}");
     s.check_clean()
 }
 
@@ -460,8 +470,29 @@ fn generated_etc_files_carry_hostname_add_host_and_dns_flags() -> Result<()> {
     assert!(out.starts_with("box1\n"), "{out}");
     assert!(out.contains("192.0.2.10\tdb.test"), "{out}");
     assert!(out.contains("\tbox1"), "{out}");
-    assert!(out.contains("nameserver 192.0.2.53"), "{out}");
+    // On a user network the embedded resolver (on the gateway) is the nameserver; --dns
+    // servers become its upstream for this container (as docker's 127.0.0.11).
+    let gw = inspect(&berth, &net)?["IPAM"]["Config"][0]["Gateway"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(out.contains(&format!("nameserver {gw}\n")), "{out}");
+    assert!(!out.contains("192.0.2.53"), "{out}");
     assert!(out.contains("search corp.test"), "{out}");
+    assert!(out.contains("options ndots:3"), "{out}");
+    // On the default network the --dns servers are written as they are.
+    let out = berth.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "192.0.2.53",
+        "--dns-option",
+        "ndots:3",
+        BUSYBOX,
+        "cat",
+        "/etc/resolv.conf",
+    ])?;
+    assert!(out.contains("nameserver 192.0.2.53\n"), "{out}");
     assert!(out.contains("options ndots:3"), "{out}");
     s.check_clean()
 }

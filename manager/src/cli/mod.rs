@@ -4,6 +4,7 @@ mod attach;
 mod container;
 mod cp;
 mod ctr;
+mod dns;
 mod exec;
 mod format;
 mod images;
@@ -100,6 +101,9 @@ enum Command {
     /// The monitor of one container (started by berth itself)
     #[command(name = "__monitor", hide = true)]
     Monitor(monitor::Args),
+    /// The embedded DNS resolver of one network (started by berth itself)
+    #[command(name = "__dns", hide = true)]
+    Dns(dns::Args),
     /// Download an image from a registry
     Pull(pull::Args),
     /// Upload an image to a registry
@@ -304,6 +308,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cp(a) | Command::Container(container::Command::Cp(a)) => cp::run(&ctx, a),
         Command::Container(container::Command::Prune(a)) => container::prune(&ctx, a),
         Command::Monitor(a) => monitor::run(&ctx, a),
+        Command::Dns(a) => dns::run(&ctx, a),
         Command::Volume(c) => volume::run(&mut ctx, c),
     }
 }

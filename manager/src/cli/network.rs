@@ -1,15 +1,16 @@
 //! `berth network create/ls/inspect/rm/prune/connect/disconnect`.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use anyhow::{bail, Result};
 use berth::ops::models::{
     EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest,
     NetworkCreateRequest, NetworkInspect,
 };
+use berth::ops::networks::BACKEND_OPTION;
 use berth::ops::{networks, Engine};
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use serde_json::{json, Value};
 
 use super::format::print_table;
@@ -41,12 +42,18 @@ pub struct CreateArgs {
     /// Driver (only bridge)
     #[arg(short, long, default_value = "bridge")]
     driver: String,
-    /// Subnet in CIDR form (default: a free /24 from berth's pool)
+    /// Subnet in CIDR form, IPv4 and/or IPv6 (default: a free /24, and /64 with --ipv6)
     #[arg(long)]
-    subnet: Option<Ipv4Net>,
-    /// Gateway address inside the subnet (default: its first address)
+    subnet: Vec<IpNet>,
+    /// Gateway address inside a subnet (default: the subnet's first address)
     #[arg(long)]
-    gateway: Option<Ipv4Addr>,
+    gateway: Vec<IpAddr>,
+    /// Dual stack: an IPv6 subnet besides the IPv4 one
+    #[arg(long)]
+    ipv6: bool,
+    /// How containers are wired: native (in-process, default) or cni (the CNI plugins)
+    #[arg(long, default_value = "native")]
+    network_backend: String,
     /// Allocate container addresses from this sub-range only
     #[arg(long)]
     ip_range: Option<Ipv4Net>,
@@ -102,7 +109,7 @@ pub struct ConnectArgs {
     aliases: Vec<String>,
     /// Fixed IPv4 address on this network
     #[arg(long)]
-    ip: Option<Ipv4Addr>,
+    ip: Option<std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,21 +141,51 @@ fn create(engine: &Engine, a: CreateArgs) -> Result<()> {
         }
         labels.insert(k.to_string(), v.to_string());
     }
+    // docker's CLI: one IPAM config per subnet, each with the gateway and range inside it.
     let show = |v: Option<String>| v.unwrap_or_default();
+    let config = if a.subnet.is_empty() {
+        vec![IpamConfig {
+            gateway: show(a.gateway.first().map(|g| g.to_string())),
+            ip_range: show(a.ip_range.map(|r| r.to_string())),
+            ..IpamConfig::default()
+        }]
+    } else {
+        a.subnet
+            .iter()
+            .map(|net| IpamConfig {
+                subnet: net.to_string(),
+                gateway: show(
+                    a.gateway
+                        .iter()
+                        .find(|g| net.contains(*g))
+                        .map(|g| g.to_string()),
+                ),
+                ip_range: show(
+                    a.ip_range
+                        .filter(|r| net.contains(&IpNet::V4(*r)))
+                        .map(|r| r.to_string()),
+                ),
+            })
+            .collect()
+    };
+    if let Some(g) = a
+        .gateway
+        .iter()
+        .find(|g| !a.subnet.is_empty() && !a.subnet.iter().any(|n| n.contains(*g)))
+    {
+        bail!("flag --gateway: {g} is in none of the --subnet values");
+    }
     let req = NetworkCreateRequest {
         name: a.name,
         driver: a.driver,
         internal: a.internal,
+        enable_ipv6: a.ipv6,
         ipam: Ipam {
             driver: String::new(),
-            config: vec![IpamConfig {
-                subnet: show(a.subnet.map(|s| s.to_string())),
-                gateway: show(a.gateway.map(|g| g.to_string())),
-                ip_range: show(a.ip_range.map(|r| r.to_string())),
-            }],
+            config,
         },
         labels,
-        ..NetworkCreateRequest::default()
+        options: BTreeMap::from([(BACKEND_OPTION.to_string(), a.network_backend)]),
     };
     let created = networks::create(engine, &req)?;
     println!("{}", created.id);

@@ -426,18 +426,7 @@ pub fn prepare(root: &Path, store: &ContainerStore, record: &Record) -> Result<R
         store.update(&record.id, |r| {
             r.networks = attachments
                 .iter()
-                .map(|a| {
-                    (
-                        a.network.clone(),
-                        serde_json::json!({
-                            "IPAddress": a.ip.to_string(),
-                            "IPPrefixLen": a.prefix,
-                            "Gateway": a.gateway.to_string(),
-                            "MacAddress": a.mac,
-                            "Aliases": a.aliases,
-                        }),
-                    )
-                })
+                .map(|a| (a.network.clone(), a.settings_json()))
                 .collect();
             r.config.ports = published
                 .iter()

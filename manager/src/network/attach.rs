@@ -1,24 +1,31 @@
-//! Attaching a container's network namespace to networks (CNI ADD) and detaching it (CNI DEL),
-//! with crash recovery and the teardown of whatever the last user of a network leaves.
+//! Attaching a container's network namespace to networks and detaching it, with crash
+//! recovery; each network's backend (native or CNI) does the wiring.
 //!
-//! Every change holds the store lock (records) and the host lock (bridges and iptables rules
-//! shared by every berth store on the host), so a crashed command's leftovers are always seen
-//! whole by the next one: an endpoint still `adding` under the lock belongs to a dead process.
+//! Locks, narrowest first: a container's endpoint record is changed only under its own lock
+//! (`endpoints/<id>.lock`), so recovery can tell a record whose owner died (lock free) from one
+//! being worked on; an attach holds its network's lock shared (other starts run beside it,
+//! `network rm` waits); the host lock is taken only to set a network up the first time and by
+//! the CNI backend, whose plugins share host-wide chains.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use ipnet::Ipv4Net;
-use serde_json::{json, Value};
 
-use super::cni::{self, CniError, ConfList, Op, Plugins, Target, CNI_VERSION};
+use super::cni::CniError;
+use super::cni_backend;
+use super::dns::{self, DnsError};
 use super::endpoint::{self, Attachment, EndpointRecord, NetworkEndpoint, Phase};
 use super::etc::{self, EtcConfig, EtcError, HostEntry};
 use super::firewall::{self, FirewallError};
+use super::ipam::Leases;
+use super::native::{self, NativeError};
+use super::netlink::{self, NetlinkError};
 use super::netns;
 use super::ports::{assign_host_ports, PortError, PortMapping};
-use super::store::{Network, NetworkStore, StoreError};
+use super::store::{Backend, Network, NetworkStore, StoreError, DEFAULT_NETWORK};
+use crate::lock::{self, FileLock, LockError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -30,11 +37,15 @@ pub enum AttachError {
     Etc(#[from] EtcError),
     #[error(transparent)]
     Port(#[from] PortError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Dns(#[from] DnsError),
     #[error("setting up loopback in {netns}")]
     Loopback {
         netns: String,
         #[source]
-        source: Box<CniError>,
+        source: NetlinkError,
     },
     #[error("attaching container {container_id} to network {network}")]
     Add {
@@ -43,11 +54,24 @@ pub enum AttachError {
         #[source]
         source: Box<CniError>,
     },
+    #[error("attaching container {container_id} to network {network}")]
+    Native {
+        container_id: String,
+        network: String,
+        #[source]
+        source: Box<NativeError>,
+    },
     #[error("detaching container {container_id} from network {network}: {}", join(.errors))]
     Del {
         container_id: String,
         network: String,
         errors: Vec<CniError>,
+    },
+    #[error("detaching container {container_id} from network {network}: {}", join(.errors))]
+    NativeDel {
+        container_id: String,
+        network: String,
+        errors: Vec<NativeError>,
     },
     #[error("network {network} returned no IPv4 address for container {container_id}")]
     NoAddress {
@@ -80,7 +104,7 @@ pub enum AttachError {
 }
 
 /// Each error with its chain of causes, `; `-separated.
-fn join<E: std::error::Error>(errors: &[E]) -> String {
+pub(crate) fn join<E: std::error::Error>(errors: &[E]) -> String {
     errors.iter().map(chain).collect::<Vec<_>>().join("; ")
 }
 
@@ -126,34 +150,41 @@ impl Request {
     }
 }
 
+/// What one attachment asks of a backend.
+pub struct AddRequest<'a> {
+    pub container_id: &'a str,
+    pub netns: &'a Path,
+    pub interface: &'a str,
+    pub aliases: &'a [String],
+    pub static_ip: Option<Ipv4Addr>,
+    /// This network carries the container's default routes.
+    pub default_route: bool,
+    /// Ports published through this network.
+    pub publish: &'a [PortMapping],
+}
+
+fn endpoint_lock(store: &NetworkStore, container_id: &str) -> Result<FileLock, AttachError> {
+    Ok(FileLock::exclusive(
+        &store.endpoint_lock_path(container_id),
+    )?)
+}
+
 /// Brings up loopback in `ep.netns` and attaches it to every requested network it is not on
 /// yet; publishes `ports` (host port 0 = a free one, see `assign_host_ports`) on the first
-/// non-internal network. Writes the container's etc files and rewrites the hosts files of its
-/// peers. Idempotent: networks already attached are kept. On error, the networks this call
-/// attached are detached again before the error returns.
+/// non-internal network. Writes the container's etc files and starts the embedded DNS
+/// resolver of each name-resolving network that has none running. Idempotent: networks
+/// already attached are kept. On error, the networks this call attached are detached again
+/// before the error returns.
 pub fn attach(
     store: &NetworkStore,
     ep: &Endpoint<'_>,
     requests: &[Request],
     ports: &[PortMapping],
 ) -> Result<Vec<Attachment>, AttachError> {
-    let _lock = store.lock()?;
-    let _host = firewall::host_lock()?;
-    recover_locked(store)?;
-    let plugins = Plugins::default();
-    let lo = json!({"cniVersion": CNI_VERSION, "name": "loopback", "type": "loopback"});
-    let lo_target = Target {
-        container_id: ep.container_id,
-        netns: ep.netns,
-        ifname: "lo",
-        args: &[],
-    };
-    plugins
-        .exec(Op::Add, &lo_target, &lo)
-        .map_err(|source| AttachError::Loopback {
-            netns: ep.netns.display().to_string(),
-            source: Box::new(source),
-        })?;
+    // Someone else's leftovers must not stop this start: what recovery cannot undo now is
+    // reported by the commands that need it done (`network rm`, `network prune`).
+    let _ = recover(store);
+    let _me = endpoint_lock(store, ep.container_id)?;
     let mut rec = endpoint::load(store, ep.container_id)?.unwrap_or_else(|| EndpointRecord {
         container_id: ep.container_id.into(),
         container_name: ep.container_name.into(),
@@ -169,48 +200,77 @@ pub fn attach(
     assign_host_ports(&mut ports)?;
     let mut added = Vec::new();
     for req in requests {
-        match attach_one(store, &plugins, &mut rec, req, &ports) {
-            Ok(Some(name)) => added.push(name),
+        match attach_one(store, &mut rec, req, &ports) {
+            Ok(Some(net)) => added.push(net),
             Ok(None) => {}
-            Err(cause) => {
-                let mut cleanup = Vec::new();
-                for name in added.iter().rev() {
-                    if let Err(e) = detach_locked(store, &plugins, ep.container_id, Some(name)) {
-                        cleanup.push(e);
-                    }
-                }
-                let empty = endpoint::load(store, ep.container_id)
-                    .map(|r| r.is_some_and(|r| r.networks.is_empty()))
-                    .unwrap_or(false);
-                if empty {
-                    if let Err(e) = endpoint::delete(store, ep.container_id) {
-                        cleanup.push(e.into());
-                    }
-                }
-                if cleanup.is_empty() {
-                    return Err(cause);
-                }
-                return Err(AttachError::Undo {
-                    cause: Box::new(cause),
-                    cleanup,
-                });
-            }
+            Err(cause) => return Err(undo_all(store, &mut rec, &added, cause)),
         }
     }
     endpoint::save(store, &rec)?;
-    refresh_hosts(store, ep.container_id)?;
-    Ok(rec.attachments())
+    let ready = (|| -> Result<(), AttachError> {
+        // A native attachment brings loopback up with the container's link; otherwise (no
+        // network, or CNI ones only) it is done here.
+        if !rec.networks.iter().any(|n| n.backend == Backend::Native) {
+            netlink::loopback_up(ep.netns).map_err(|source| AttachError::Loopback {
+                netns: ep.netns.display().to_string(),
+                source,
+            })?;
+        }
+        write_etc(store, &rec)?;
+        for net in added.iter().filter(|n| n.resolves_names()) {
+            dns::ensure(store, net)?;
+        }
+        Ok(())
+    })();
+    match ready {
+        Ok(()) => Ok(rec.attachments()),
+        Err(cause) => Err(undo_all(store, &mut rec, &added, cause)),
+    }
 }
 
-/// Attaches `rec` to one network; `Some(name)` when it did, `None` when already attached.
+/// Detaches the networks this attach added, after `cause` stopped it.
+fn undo_all(
+    store: &NetworkStore,
+    rec: &mut EndpointRecord,
+    added: &[Network],
+    cause: AttachError,
+) -> AttachError {
+    let mut cleanup = Vec::new();
+    for net in added.iter().rev() {
+        let Some(n) = rec.networks.iter().find(|n| n.network == net.name).cloned() else {
+            continue;
+        };
+        match detach_entry(store, rec, &n, true) {
+            Ok(()) => rec.networks.retain(|e| e.network != net.name),
+            Err(e) => cleanup.push(e),
+        }
+    }
+    let saved = if rec.networks.is_empty() {
+        endpoint::delete(store, &rec.container_id)
+    } else {
+        endpoint::save(store, rec)
+    };
+    if let Err(e) = saved {
+        cleanup.push(e.into());
+    }
+    if cleanup.is_empty() {
+        cause
+    } else {
+        AttachError::Undo {
+            cause: Box::new(cause),
+            cleanup,
+        }
+    }
+}
+
+/// Attaches `rec` to one network; `Some(network)` when it did, `None` when already attached.
 fn attach_one(
     store: &NetworkStore,
-    plugins: &Plugins,
     rec: &mut EndpointRecord,
     req: &Request,
     ports: &[PortMapping],
-) -> Result<Option<String>, AttachError> {
-    let net = store.inspect_locked(&req.network)?;
+) -> Result<Option<Network>, AttachError> {
+    let net = store.inspect(&req.network)?;
     if rec.networks.iter().any(|n| n.network == net.name) {
         return Ok(None);
     }
@@ -227,7 +287,9 @@ fn attach_one(
             });
         }
     }
-    firewall::save_forwarding()?;
+    let _net_lock = store.network_lock(&net.name, false)?;
+    // Removed between the lookup and the lock?
+    let net = store.inspect(&net.name)?;
     let interface = (0..)
         .map(|i| format!("eth{i}"))
         .find(|n| !rec.networks.iter().any(|e| &e.interface == n))
@@ -235,220 +297,146 @@ fn attach_one(
     // One default route only (a second would fail with EEXIST): the first non-internal network
     // gets it, and the published ports with it.
     let first_external = !net.internal && !rec.networks.iter().any(|n| !n.internal);
-    let publish = if first_external && !ports.is_empty() {
-        rec.ports = ports.to_vec();
+    let publish: &[PortMapping] = if first_external && !ports.is_empty() {
         ports
     } else {
         &[]
     };
-    let conflist = conflist(store, &net, first_external, publish, req.ip.is_none());
-    let args: Vec<(String, String)> = req
-        .ip
-        .map(|ip| vec![("IP".to_string(), ip.to_string())])
-        .unwrap_or_default();
     rec.networks.push(NetworkEndpoint {
         network: net.name.clone(),
         bridge: net.bridge.clone(),
         internal: net.internal,
         interface: interface.clone(),
         phase: Phase::Adding,
-        conflist: conflist.clone(),
-        args: args.clone(),
-        result: Value::Null,
+        backend: net.backend,
+        conflist: None,
+        args: Vec::new(),
+        result: serde_json::Value::Null,
+        host_link: String::new(),
+        ports: Vec::new(),
         attachment: None,
         aliases: req.aliases.clone(),
     });
-    // Recorded before the plugins run: if berth dies during ADD, recovery runs DEL.
+    // Recorded before anything is made: if berth dies half-way, recovery undoes it.
     endpoint::save(store, rec)?;
-    let target = Target {
-        container_id: &rec.container_id,
-        netns: &rec.netns,
-        ifname: &interface,
-        args: &args,
+    let (id, netns) = (rec.container_id.clone(), rec.netns.clone());
+    let Some(entry) = rec.networks.last_mut() else {
+        return Ok(None);
     };
-    let result = plugins
-        .add_list(&conflist, &target)
-        .map_err(|source| AttachError::Add {
-            container_id: rec.container_id.clone(),
-            network: net.name.clone(),
-            source: Box::new(source),
-        });
-    let attachment = result.and_then(|r| {
-        let a = attachment_from(&rec.container_id, &net, &interface, &req.aliases, &r)?;
-        firewall::add_network(&net.bridge, net.internal)?;
-        Ok((r, a))
-    });
-    match attachment {
-        Ok((result, attachment)) => {
-            if let Some(e) = rec.networks.last_mut() {
-                e.phase = Phase::Ready;
-                e.result = result;
-                e.attachment = Some(attachment);
+    let r = AddRequest {
+        container_id: &id,
+        netns: &netns,
+        interface: &interface,
+        aliases: &req.aliases,
+        static_ip: req.ip,
+        default_route: first_external,
+        publish,
+    };
+    let made = match net.backend {
+        Backend::Native => {
+            native::add(store, &net, entry, &r).map_err(|source| AttachError::Native {
+                container_id: id.clone(),
+                network: net.name.clone(),
+                source: Box::new(source),
+            })
+        }
+        Backend::Cni => cni_backend::add(store, &net, entry, &r),
+    };
+    match made {
+        Ok(attachment) => {
+            entry.phase = Phase::Ready;
+            entry.attachment = Some(attachment);
+            if !publish.is_empty() {
+                rec.ports = publish.to_vec();
             }
             endpoint::save(store, rec)?;
-            Ok(Some(net.name))
+            Ok(Some(net))
         }
         Err(cause) => {
-            // Undo this network's partial ADD now rather than leaving it to recovery.
-            let cleanup = match detach_locked(store, plugins, &rec.container_id, Some(&net.name)) {
-                Ok(()) => Vec::new(),
-                Err(e) => vec![e],
-            };
+            // Undo this network's partial attachment now rather than leaving it to recovery.
+            let failed = entry.clone();
+            let cleanup = detach_entry(store, rec, &failed, true);
             rec.networks.retain(|n| n.network != net.name);
-            if cleanup.is_empty() {
-                Err(cause)
-            } else {
-                Err(AttachError::Undo {
+            match cleanup {
+                Ok(()) => Err(cause),
+                Err(e) => Err(AttachError::Undo {
                     cause: Box::new(cause),
-                    cleanup,
+                    cleanup: vec![e],
+                }),
+            }
+        }
+    }
+}
+
+/// Undoes one network's attachment, by its backend. `delete_link`: the namespace stays (a
+/// disconnect), so the container's link must be deleted; otherwise it goes with the namespace.
+fn detach_entry(
+    store: &NetworkStore,
+    rec: &EndpointRecord,
+    n: &NetworkEndpoint,
+    delete_link: bool,
+) -> Result<(), AttachError> {
+    match n.backend {
+        Backend::Native => {
+            let net = store.get(&n.network).ok();
+            let errors = native::del(store, net.as_ref(), n, &rec.container_id, delete_link);
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(AttachError::NativeDel {
+                    container_id: rec.container_id.clone(),
+                    network: n.network.clone(),
+                    errors,
                 })
             }
         }
+        Backend::Cni => cni_backend::del(&rec.container_id, &rec.netns, n),
     }
 }
 
-/// The plugin list of one attachment: bridge with host-local IPAM, portmap when ports are
-/// published, and the firewall plugin. `dynamic`: the address is host-local's pick.
-fn conflist(
-    store: &NetworkStore,
-    net: &Network,
-    default_route: bool,
-    ports: &[PortMapping],
-    dynamic: bool,
-) -> ConfList {
-    let mut range = json!({"subnet": net.subnet.to_string(), "gateway": net.gateway.to_string()});
-    // --ip-range limits the addresses handed out, not those asked for with --ip (as in
-    // docker); host-local refuses a requested address outside its range, so a static
-    // attachment's list spans the whole subnet. The leases are the same files either way.
-    let ip_range = net.ip_range.filter(|_| dynamic);
-    if let Some(r) = ip_range {
-        let first = r
-            .network()
-            .max(Ipv4Addr::from(u32::from(net.subnet.network()) + 1));
-        let last = r
-            .broadcast()
-            .min(Ipv4Addr::from(u32::from(net.subnet.broadcast()) - 1));
-        range["rangeStart"] = json!(first.to_string());
-        range["rangeEnd"] = json!(last.to_string());
-    }
-    let routes = if default_route {
-        json!([{"dst": "0.0.0.0/0"}])
-    } else {
-        json!([])
-    };
-    let mut plugins = vec![json!({
-        "type": "bridge",
-        "bridge": net.bridge,
-        "isGateway": true,
-        "ipMasq": !net.internal,
-        "hairpinMode": true,
-        "ipam": {
-            "type": "host-local",
-            "ranges": [[range]],
-            "routes": routes,
-            "dataDir": store.ipam_dir(net).display().to_string(),
-        },
-    })];
-    if !ports.is_empty() {
-        let mappings: Vec<Value> = ports
-            .iter()
-            .map(|p| {
-                let mut m = json!({
-                    "hostPort": p.host_port,
-                    "containerPort": p.container_port,
-                    "protocol": p.protocol.to_string(),
-                });
-                if let Some(ip) = p.host_ip {
-                    m["hostIP"] = json!(ip.to_string());
-                }
-                m
-            })
-            .collect();
-        plugins.push(json!({
-            "type": "portmap",
-            "capabilities": {"portMappings": true},
-            "runtimeConfig": {"portMappings": mappings},
-        }));
-    }
-    plugins.push(json!({"type": "firewall", "backend": "iptables"}));
-    ConfList {
-        cni_version: CNI_VERSION.into(),
-        name: net.name.clone(),
-        plugins,
-    }
-}
-
-fn attachment_from(
-    container_id: &str,
-    net: &Network,
-    interface: &str,
-    aliases: &[String],
-    result: &Value,
-) -> Result<Attachment, AttachError> {
-    let parsed = cni::parse_result("bridge", result).map_err(|source| AttachError::Add {
-        container_id: container_id.into(),
-        network: net.name.clone(),
-        source: Box::new(source),
-    })?;
-    let no_address = || AttachError::NoAddress {
-        container_id: container_id.into(),
-        network: net.name.clone(),
-    };
-    let (ip, cfg) = parsed
-        .ips
-        .iter()
-        .find_map(|c| c.address.parse::<Ipv4Net>().ok().map(|ip| (ip, c)))
-        .ok_or_else(no_address)?;
-    let mac = cfg
-        .interface
-        .and_then(|i| parsed.interfaces.get(i))
-        .or_else(|| parsed.interfaces.iter().find(|i| i.sandbox.is_some()))
-        .map(|i| i.mac.clone())
-        .unwrap_or_default();
-    Ok(Attachment {
-        network: net.name.clone(),
-        interface: interface.into(),
-        ip: ip.addr(),
-        prefix: ip.prefix_len(),
-        gateway: match cfg.gateway {
-            Some(std::net::IpAddr::V4(g)) => g,
-            _ => net.gateway,
-        },
-        mac,
-        aliases: aliases.to_vec(),
-    })
-}
-
-/// Detaches the container from `network` (every network when `None`): CNI DEL in reverse, the
-/// record updated, peers' hosts files rewritten, and networks left without users torn down.
-/// Idempotent: nothing attached is nothing to do. Leaves the namespace itself to the caller
-/// (`Netns::remove`, after this).
+/// Detaches the container from `network`, or from every network when `None` (its teardown:
+/// the caller removes the namespace right after, with `Netns::remove`, and the container's
+/// links go with it). The record is updated, the container's resolv.conf rewritten after a
+/// disconnect. Idempotent: nothing attached is nothing to do.
 pub fn detach(
     store: &NetworkStore,
     container_id: &str,
     network: Option<&str>,
 ) -> Result<(), AttachError> {
-    let _lock = store.lock()?;
-    let _host = firewall::host_lock()?;
-    let plugins = Plugins::default();
+    if network.is_none() && endpoint::load(store, container_id)?.is_none() {
+        // Nothing attached (a second teardown): no lock file made for nothing.
+        return Ok(());
+    }
+    let _me = endpoint_lock(store, container_id)?;
     if let Some(name) = network {
-        let net = store.inspect_locked(name)?;
         let rec = endpoint::load(store, container_id)?;
-        if !rec.is_some_and(|r| r.networks.iter().any(|n| n.network == net.name)) {
+        let attached = rec.as_ref().and_then(|r| {
+            r.networks
+                .iter()
+                .find(|n| n.network == name)
+                .map(|n| n.network.clone())
+                .or_else(|| {
+                    let net = store.inspect(name).ok()?;
+                    r.networks
+                        .iter()
+                        .any(|n| n.network == net.name)
+                        .then_some(net.name)
+                })
+        });
+        let Some(name) = attached else {
             return Err(AttachError::NotAttached {
                 container_id: container_id.into(),
-                network: net.name,
+                network: name.into(),
             });
-        }
-        return detach_locked(store, &plugins, container_id, Some(&net.name));
+        };
+        return detach_locked(store, container_id, Some(&name));
     }
-    detach_locked(store, &plugins, container_id, None)
+    detach_locked(store, container_id, None)
 }
 
-/// Detach with the locks held; errors of every step are collected.
+/// Detach with the container's lock held; errors of every step are collected.
 fn detach_locked(
     store: &NetworkStore,
-    plugins: &Plugins,
     container_id: &str,
     network: Option<&str>,
 ) -> Result<(), AttachError> {
@@ -456,7 +444,6 @@ fn detach_locked(
         return Ok(());
     };
     let mut errors = Vec::new();
-    let mut touched = BTreeSet::new();
     let chosen: Vec<NetworkEndpoint> = rec
         .networks
         .iter()
@@ -464,51 +451,31 @@ fn detach_locked(
         .rev()
         .cloned()
         .collect();
-    // With the namespace gone (or only its empty mount point left), DEL runs without one, as
-    // the spec allows: the plugins then release what lives outside it (leases, host rules).
-    let alive = netns::is_netns(&rec.netns);
-    let netns_arg = if alive {
-        rec.netns.as_path()
-    } else {
-        Path::new("")
-    };
+    let mut cni = false;
     for n in chosen {
-        let target = Target {
-            container_id,
-            netns: netns_arg,
-            ifname: &n.interface,
-            args: &n.args,
-        };
-        // A DEL after the namespace is gone cannot find the address the bridge plugin's
-        // masquerade rules are keyed on; remove those by their chain name as well.
-        let del = plugins.del_list(&n.conflist, &target, &n.result);
-        firewall::sweep_masquerade(&n.network, container_id);
-        match del {
-            Ok(()) => {
-                rec.networks.retain(|e| e.network != n.network);
-                touched.insert(n.network.clone());
-            }
-            Err(errs) => errors.push(AttachError::Del {
-                container_id: container_id.into(),
-                network: n.network.clone(),
-                errors: errs,
-            }),
+        cni |= n.backend == Backend::Cni;
+        match detach_entry(store, &rec, &n, network.is_some()) {
+            Ok(()) => rec.networks.retain(|e| e.network != n.network),
+            Err(e) => errors.push(e),
         }
     }
     if rec.networks.is_empty() {
         endpoint::delete(store, container_id)?;
+        let _ = std::fs::remove_file(store.endpoint_lock_path(container_id));
     } else {
         if rec.networks.iter().all(|n| n.internal) {
             rec.ports.clear();
         }
         endpoint::save(store, &rec)?;
-    }
-    for name in &touched {
-        if let Err(e) = refresh_network(store, name) {
-            errors.push(e);
+        if network.is_some() {
+            if let Err(e) = write_etc(store, &rec) {
+                errors.push(e);
+            }
         }
     }
-    errors.extend(teardown_idle(store)?);
+    if cni {
+        errors.extend(cni_backend::teardown_idle(store)?);
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -519,81 +486,111 @@ fn detach_locked(
     }
 }
 
-/// Removes the bridge and rules of every network of this store with no endpoint left, and the
-/// leases directory host-local keeps for it.
-fn teardown_idle(store: &NetworkStore) -> Result<Vec<AttachError>, AttachError> {
-    let records = endpoint::load_all(store)?;
-    let used: BTreeSet<&str> = records
-        .iter()
-        .flat_map(|r| r.networks.iter().map(|n| n.network.as_str()))
-        .collect();
-    let mut errors = Vec::new();
-    // Read once: an idle network whose bridge someone else deleted may still have rules.
-    let with_rules = firewall::bridges_with_rules();
-    for net in store.list()? {
-        if used.contains(net.name.as_str()) {
-            continue;
-        }
-        // Another root's containers may be on the same bridge (the default network's is
-        // host-wide): a bridge with ports left is in use.
-        let link = firewall::link_exists(&net.bridge);
-        let leftover = if link {
-            !firewall::bridge_has_ports(&net.bridge)
-        } else {
-            with_rules.contains(&net.bridge)
-        };
-        if leftover {
-            errors.extend(
-                firewall::remove_network(&net.bridge, net.internal)
-                    .into_iter()
-                    .map(AttachError::from),
-            );
-        }
-        let leases = store.ipam_dir(&net).join(&net.name);
-        if leases.exists() && store.ipam_dir(&net) == store.ipam_dir_of_root() {
-            if let Err(source) = std::fs::remove_dir_all(&leases) {
-                errors.push(AttachError::Store(StoreError::Remove {
-                    path: leases,
-                    source,
-                }));
-            }
-        }
-    }
-    Ok(errors)
-}
-
-/// Finishes what crashed commands left: endpoints still `adding` (ADD interrupted) and records
-/// whose namespace is gone (the container's teardown was interrupted, or the host rebooted)
-/// are run through DEL, then idle networks are torn down.
+/// Finishes what crashed commands left: attachments still `adding` whose owner is gone, and
+/// records whose namespace is gone (the container's teardown was interrupted, or the host
+/// rebooted). Records whose lock is held belong to a live command and are skipped.
 pub fn recover(store: &NetworkStore) -> Result<(), AttachError> {
-    let _lock = store.lock()?;
-    let _host = firewall::host_lock()?;
-    recover_locked(store)
-}
-
-fn recover_locked(store: &NetworkStore) -> Result<(), AttachError> {
-    let plugins = Plugins::default();
     let mut errors = Vec::new();
+    let mut cni = false;
     for rec in endpoint::load_all(store)? {
         let gone = !netns::is_netns(&rec.netns);
-        if gone {
-            if let Err(e) = detach_locked(store, &plugins, &rec.container_id, None) {
+        let adding = rec.networks.iter().any(|n| n.phase == Phase::Adding);
+        if !gone && !adding {
+            continue;
+        }
+        let Some(_lock) = try_endpoint_lock(store, &rec.container_id)? else {
+            continue;
+        };
+        // Read again under the lock: the owner may have finished meanwhile.
+        let Some(rec) = endpoint::load(store, &rec.container_id)? else {
+            continue;
+        };
+        cni |= rec.networks.iter().any(|n| n.backend == Backend::Cni);
+        if !netns::is_netns(&rec.netns) {
+            if let Err(e) = detach_locked(store, &rec.container_id, None) {
                 errors.push(e);
             }
             continue;
         }
         for n in rec.networks.iter().filter(|n| n.phase == Phase::Adding) {
-            if let Err(e) = detach_locked(store, &plugins, &rec.container_id, Some(&n.network)) {
+            if let Err(e) = detach_locked(store, &rec.container_id, Some(&n.network)) {
                 errors.push(e);
             }
         }
     }
-    errors.extend(teardown_idle(store)?);
+    if cni {
+        errors.extend(cni_backend::teardown_idle(store)?);
+    }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(AttachError::Recovery { errors })
     }
+}
+
+/// The container's endpoint lock if nobody holds it.
+fn try_endpoint_lock(
+    store: &NetworkStore,
+    container_id: &str,
+) -> Result<Option<std::fs::File>, AttachError> {
+    let path = store.endpoint_lock_path(container_id);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| LockError::Open {
+            path: path.clone(),
+            source,
+        })?;
+    match lock::try_lock_exclusive(&file) {
+        Ok(true) => Ok(Some(file)),
+        Ok(false) => Ok(None),
+        Err(source) => Err(LockError::Lock { path, source }.into()),
+    }
+}
+
+/// Removes what `net` has on the host: its resolver, the bridge and rules (native: made once
+/// for the network; CNI: left by the plugins) and its leases. Called by `network rm` with the
+/// network's lock held and no endpoint left; errors are collected.
+pub(crate) fn teardown_network(store: &NetworkStore, net: &Network) -> Vec<AttachError> {
+    let mut errors = Vec::new();
+    if let Err(e) = dns::stop(store, net) {
+        errors.push(e.into());
+    }
+    match net.backend {
+        Backend::Native => errors.extend(native::remove_network(net).into_iter().map(|source| {
+            AttachError::Native {
+                container_id: String::new(),
+                network: net.name.clone(),
+                source: Box::new(source),
+            }
+        })),
+        Backend::Cni => {
+            let idle =
+                !firewall::link_exists(&net.bridge) || !firewall::bridge_has_ports(&net.bridge);
+            if idle {
+                match firewall::host_lock() {
+                    Ok(_host) => errors.extend(
+                        firewall::remove_network(&net.bridge, net.internal)
+                            .into_iter()
+                            .map(AttachError::from),
+                    ),
+                    Err(e) => errors.push(e.into()),
+                }
+            }
+        }
+    }
+    if store.ipam_dir(net) == store.ipam_dir_of_root() {
+        if let Err(e) = Leases::new(&store.ipam_dir(net), &net.name).remove_all() {
+            errors.push(AttachError::Native {
+                container_id: String::new(),
+                network: net.name.clone(),
+                source: Box::new(e.into()),
+            });
+        }
+    }
+    errors
 }
 
 /// The ports published for a container (host ports resolved).
@@ -616,102 +613,37 @@ pub fn attachments(
         .unwrap_or_default())
 }
 
-/// Rewrites the hosts file of every container on `network` (a container joined or left).
-pub fn refresh_network(store: &NetworkStore, network: &str) -> Result<(), AttachError> {
-    let records = endpoint::load_all(store)?;
-    for rec in records
-        .iter()
-        .filter(|r| r.networks.iter().any(|n| n.network == network))
-    {
-        write_etc(store, rec, &records, false)?;
-    }
-    Ok(())
-}
-
-/// Writes the etc files of `container_id` and rewrites its peers' hosts files.
-fn refresh_hosts(store: &NetworkStore, container_id: &str) -> Result<(), AttachError> {
-    let records = endpoint::load_all(store)?;
-    let Some(me) = records.iter().find(|r| r.container_id == container_id) else {
-        return Ok(());
-    };
-    write_etc(store, me, &records, true)?;
-    let mine: BTreeSet<&str> = me.networks.iter().map(|n| n.network.as_str()).collect();
-    for peer in records.iter().filter(|r| {
-        r.container_id != container_id
-            && r.networks.iter().any(|n| mine.contains(n.network.as_str()))
-    }) {
-        write_etc(store, peer, &records, false)?;
-    }
-    Ok(())
-}
-
-fn write_etc(
-    store: &NetworkStore,
-    rec: &EndpointRecord,
-    all: &[EndpointRecord],
-    every_file: bool,
-) -> Result<(), AttachError> {
+/// Writes the container's hosts (itself; other containers are found through the embedded
+/// DNS), resolv.conf (the resolvers of its name-resolving networks, else the host's servers)
+/// and hostname.
+fn write_etc(store: &NetworkStore, rec: &EndpointRecord) -> Result<(), AttachError> {
     let Some(cfg) = &rec.etc else {
         return Ok(());
     };
-    let own = own_entries(cfg, rec);
-    let peers = peer_entries(store, rec, all)?;
-    if every_file {
-        etc::write_files(cfg, &own, &peers)?;
-    } else {
-        etc::write_hosts(cfg, &own, &peers)?;
-    }
-    Ok(())
-}
-
-fn own_entries(cfg: &EtcConfig, rec: &EndpointRecord) -> Vec<HostEntry> {
     let mut names = vec![cfg.hostname.clone()];
     if rec.container_name != cfg.hostname && !rec.container_name.is_empty() {
         names.push(rec.container_name.clone());
     }
-    rec.attachments()
+    let own: Vec<HostEntry> = rec
+        .attachments()
         .into_iter()
         .take(1)
-        .map(|a| HostEntry {
-            ip: a.ip.into(),
+        .flat_map(|a| a.ips())
+        .map(|ip| HostEntry {
+            ip,
             names: names.clone(),
         })
-        .collect()
-}
-
-/// Containers sharing a name-resolving network with `rec`, by name and per-network aliases.
-fn peer_entries(
-    store: &NetworkStore,
-    rec: &EndpointRecord,
-    all: &[EndpointRecord],
-) -> Result<Vec<HostEntry>, AttachError> {
-    let mut out: Vec<HostEntry> = Vec::new();
-    for mine in rec.attachments() {
-        let net = match store.inspect_locked(&mine.network) {
-            Ok(n) => n,
-            Err(StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        if !net.resolves_names() {
-            continue;
-        }
-        for other in all.iter().filter(|o| o.container_id != rec.container_id) {
-            for a in other
-                .attachments()
-                .into_iter()
-                .filter(|a| a.network == mine.network)
-            {
-                let mut names = vec![other.container_name.clone()];
-                names.extend(a.aliases.iter().cloned());
-                names.retain(|n| !n.is_empty());
-                if !out.iter().any(|e| e.ip == std::net::IpAddr::V4(a.ip)) {
-                    out.push(HostEntry {
-                        ip: a.ip.into(),
-                        names,
-                    });
-                }
+        .collect();
+    let mut resolvers: Vec<IpAddr> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for a in rec.attachments() {
+        if a.network != DEFAULT_NETWORK && seen.insert(a.network.clone()) {
+            // Only networks with a resolver (a store where DNS is off has none).
+            if store.resolver_program().is_some() {
+                resolvers.push(IpAddr::V4(a.gateway));
             }
         }
     }
-    Ok(out)
+    etc::write_files(cfg, &own, &resolvers)?;
+    Ok(())
 }

@@ -1,19 +1,20 @@
-//! Endpoint records: what one container is attached to, written before each CNI ADD and
-//! updated after it, so a command that crashed half-way leaves enough behind for the next one
-//! to run the matching DEL (`attach::recover`).
+//! Endpoint records: what one container is attached to, written before each attachment is
+//! made and updated after it, so a command that crashed half-way leaves enough behind for the
+//! next one to undo it (`attach::recover`). The embedded DNS resolvers read them too: they
+//! are the table of names.
 
 use std::fs;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::cni::ConfList;
 use super::etc::EtcConfig;
 use super::ports::PortMapping;
-use super::store::{read_json, write_json, NetworkStore, StoreError};
+use super::store::{read_json, write_json_volatile, Backend, NetworkStore, StoreError};
 
 /// A container's attachment to one network, as the caller sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,15 +28,49 @@ pub struct Attachment {
     pub mac: String,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The IPv6 address on a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prefix6: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
-/// Where an ADD got to.
+fn is_zero(v: &u8) -> bool {
+    *v == 0
+}
+
+impl Attachment {
+    /// The addresses of this attachment (IPv4 first).
+    pub fn ips(&self) -> Vec<IpAddr> {
+        std::iter::once(IpAddr::V4(self.ip))
+            .chain(self.ipv6.map(IpAddr::V6))
+            .collect()
+    }
+
+    /// Docker's `NetworkSettings.Networks.<name>` entry of `inspect`.
+    pub fn settings_json(&self) -> Value {
+        json!({
+            "IPAddress": self.ip.to_string(),
+            "IPPrefixLen": self.prefix,
+            "Gateway": self.gateway.to_string(),
+            "GlobalIPv6Address": self.ipv6.map(|a| a.to_string()).unwrap_or_default(),
+            "GlobalIPv6PrefixLen": self.prefix6,
+            "IPv6Gateway": self.gateway6.map(|a| a.to_string()).unwrap_or_default(),
+            "MacAddress": self.mac,
+            "Aliases": self.aliases,
+        })
+    }
+}
+
+/// Where an attachment got to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
-    /// ADD started; the plugins may have done any part of it.
+    /// Started; any part of it may have been made.
     Adding,
-    /// ADD finished; `result` holds the list's result.
+    /// Finished; `attachment` says what the container got.
     Ready,
 }
 
@@ -47,13 +82,23 @@ pub struct NetworkEndpoint {
     pub internal: bool,
     pub interface: String,
     pub phase: Phase,
-    /// The exact list ADD ran; DEL runs it again in reverse.
-    pub conflist: ConfList,
-    /// `CNI_ARGS` given to ADD (a static address).
     #[serde(default)]
+    pub backend: Backend,
+    /// CNI: the exact list ADD ran; DEL runs it again in reverse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflist: Option<ConfList>,
+    /// CNI: `CNI_ARGS` given to ADD (a static address).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<(String, String)>,
-    #[serde(default)]
+    /// CNI: the list's result.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub result: Value,
+    /// Native: the host end of the container's veth.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host_link: String,
+    /// Native: the ports published through this network (DNAT rules to its addresses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachment: Option<Attachment>,
     #[serde(default)]
@@ -101,7 +146,7 @@ pub fn load(
 }
 
 pub(crate) fn save(store: &NetworkStore, rec: &EndpointRecord) -> Result<(), StoreError> {
-    write_json(&path(store, &rec.container_id), rec)
+    write_json_volatile(&path(store, &rec.container_id), rec)
 }
 
 pub(crate) fn delete(store: &NetworkStore, container_id: &str) -> Result<(), StoreError> {
@@ -128,7 +173,13 @@ pub fn load_all(store: &NetworkStore) -> Result<Vec<EndpointRecord>, StoreError>
         })?;
         let p = e.path();
         if p.extension().is_some_and(|x| x == "json") {
-            out.push(read_json(&p)?);
+            match read_json(&p) {
+                Ok(r) => out.push(r),
+                // Deleted by its owner between the listing and the read.
+                Err(StoreError::Read { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
     }
     out.sort_by(|a: &EndpointRecord, b| a.container_id.cmp(&b.container_id));

@@ -87,7 +87,7 @@ pub struct HostEntry {
 }
 
 /// Renders `/etc/hosts`: localhost, the extra hosts, the container's own addresses (first the
-/// hostname), then `peers` (other containers on its user networks, by name and aliases).
+/// hostname), then `peers`.
 pub fn render_hosts(cfg: &EtcConfig, own: &[HostEntry], peers: &[HostEntry]) -> String {
     let mut out = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
@@ -122,8 +122,11 @@ const FALLBACK_DNS: &[&str] = &["8.8.8.8", "8.8.4.4"];
 
 /// Renders `/etc/resolv.conf` from the host's (`host_resolv`): loopback nameservers are dropped
 /// unless on the host network (they would point at the container itself), and `--dns*`
-/// replace the matching host lines.
-pub fn render_resolv(cfg: &EtcConfig, host_resolv: &str) -> String {
+/// replace the matching host lines. With `resolvers` (the embedded DNS of the container's
+/// user networks) those are the nameservers instead: they answer the container names and
+/// forward the rest to the `--dns` servers or the host's. Their `ndots:0` (as docker's)
+/// makes a container name be asked as it is first, not after every search domain.
+pub fn render_resolv(cfg: &EtcConfig, host_resolv: &str, resolvers: &[IpAddr]) -> String {
     let mut servers = Vec::new();
     let mut search = Vec::new();
     let mut options = Vec::new();
@@ -156,6 +159,13 @@ pub fn render_resolv(cfg: &EtcConfig, host_resolv: &str) -> String {
     if !cfg.dns.options.is_empty() {
         options = cfg.dns.options.clone();
     }
+    if !resolvers.is_empty() {
+        // resolv.conf takes three nameservers; more would only be ignored.
+        servers = resolvers.iter().take(3).map(IpAddr::to_string).collect();
+        if !options.iter().any(|o| o.starts_with("ndots:")) {
+            options.insert(0, "ndots:0".into());
+        }
+    }
     let mut out = String::new();
     if !search.is_empty() && search != ["."] {
         out.push_str(&format!("search {}\n", search.join(" ")));
@@ -169,11 +179,12 @@ pub fn render_resolv(cfg: &EtcConfig, host_resolv: &str) -> String {
     out
 }
 
-/// Writes all three files for a container.
+/// Writes all three files for a container: `own` are its addresses, `resolvers` the embedded
+/// DNS servers of its user networks (see [`render_resolv`]).
 pub fn write_files(
     cfg: &EtcConfig,
     own: &[HostEntry],
-    peers: &[HostEntry],
+    resolvers: &[IpAddr],
 ) -> Result<(), EtcError> {
     fs::create_dir_all(&cfg.dir).map_err(|source| EtcError::CreateDir {
         path: cfg.dir.clone(),
@@ -185,23 +196,14 @@ pub fn write_files(
         let host_hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
         render_host_network_hosts(cfg, &host_hosts)
     } else {
-        render_hosts(cfg, own, peers)
+        render_hosts(cfg, own, &[])
     };
     write_in_place(&cfg.dir.join("hosts"), &hosts)?;
     write_in_place(
         &cfg.dir.join("resolv.conf"),
-        &render_resolv(cfg, &host_resolv),
+        &render_resolv(cfg, &host_resolv, resolvers),
     )?;
     write_in_place(&cfg.dir.join("hostname"), &format!("{}\n", cfg.hostname))
-}
-
-/// Rewrites only the hosts file (a peer joined or left).
-pub fn write_hosts(
-    cfg: &EtcConfig,
-    own: &[HostEntry],
-    peers: &[HostEntry],
-) -> Result<(), EtcError> {
-    write_in_place(&cfg.dir.join("hosts"), &render_hosts(cfg, own, peers))
 }
 
 /// Replaces the contents of `path` keeping its inode (see the module comment).
@@ -255,16 +257,16 @@ mod tests {
     fn resolv_drops_loopback_servers_except_on_the_host_network() {
         let host =
             "search example.com\nnameserver 127.0.0.53\nnameserver 192.0.2.53\noptions ndots:2\n";
-        let r = render_resolv(&cfg(), host);
+        let r = render_resolv(&cfg(), host, &[]);
         assert_eq!(
             r,
             "search example.com\nnameserver 192.0.2.53\noptions ndots:2\n"
         );
         let mut c = cfg();
         c.host_network = true;
-        assert!(render_resolv(&c, host).contains("nameserver 127.0.0.53\n"));
+        assert!(render_resolv(&c, host, &[]).contains("nameserver 127.0.0.53\n"));
         let only_loopback = "nameserver 127.0.0.1\n";
-        assert!(render_resolv(&cfg(), only_loopback).contains("nameserver 8.8.8.8\n"));
+        assert!(render_resolv(&cfg(), only_loopback, &[]).contains("nameserver 8.8.8.8\n"));
     }
 
     #[test]
@@ -285,11 +287,26 @@ mod tests {
             search: vec!["a.test".into(), "b.test".into()],
             options: vec!["ndots:5".into()],
         };
-        let r = render_resolv(&c, "search x\nnameserver 192.0.2.9\noptions rotate\n");
+        let r = render_resolv(&c, "search x\nnameserver 192.0.2.9\noptions rotate\n", &[]);
         assert_eq!(
             r,
             "search a.test b.test\nnameserver 192.0.2.1\noptions ndots:5\n"
         );
+    }
+
+    #[test]
+    fn embedded_resolvers_replace_the_servers_and_default_to_ndots_0() {
+        let mut c = cfg();
+        c.dns.servers = vec!["192.0.2.1".parse().unwrap()];
+        c.dns.search = vec!["corp.test".into()];
+        let gw: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "10.0.1.1".parse().unwrap()];
+        let r = render_resolv(&c, "nameserver 192.0.2.9\noptions rotate\n", &gw);
+        assert_eq!(
+            r,
+            "search corp.test\nnameserver 10.0.0.1\nnameserver 10.0.1.1\noptions ndots:0 rotate\n"
+        );
+        c.dns.options = vec!["ndots:3".into()];
+        assert!(render_resolv(&c, "", &gw).ends_with("options ndots:3\n"));
     }
 
     #[test]
@@ -313,15 +330,15 @@ mod tests {
         write_files(&c, &[], &[]).unwrap();
         let hosts = dir.path().join("hosts");
         let before = fs::metadata(&hosts).unwrap().ino();
-        let peer = [HostEntry {
+        let own = [HostEntry {
             ip: "10.0.0.9".parse().unwrap(),
-            names: vec!["late".into()],
+            names: vec!["web1".into()],
         }];
-        write_hosts(&c, &[], &peer).unwrap();
+        write_files(&c, &own, &[]).unwrap();
         assert_eq!(fs::metadata(&hosts).unwrap().ino(), before);
         assert!(fs::read_to_string(&hosts)
             .unwrap()
-            .contains("10.0.0.9\tlate\n"));
+            .contains("10.0.0.9\tweb1\n"));
         assert_eq!(
             fs::read_to_string(dir.path().join("hostname")).unwrap(),
             "web1\n"

@@ -20,8 +20,8 @@ use std::process::Command;
 
 use crate::lock::{FileLock, LockError};
 
-const ISOLATION_1: &str = "BERTH-ISOLATION-1";
-const ISOLATION_2: &str = "BERTH-ISOLATION-2";
+pub(crate) const ISOLATION_1: &str = "BERTH-ISOLATION-1";
+pub(crate) const ISOLATION_2: &str = "BERTH-ISOLATION-2";
 /// The lock and saved host state shared by all berth stores on the host.
 pub(crate) const HOST_DIR: &str = "/run/berth-network";
 
@@ -313,7 +313,7 @@ pub fn save_forwarding() -> Result<(), FirewallError> {
     })
 }
 
-fn restore_forwarding() -> Result<(), FirewallError> {
+pub(crate) fn restore_forwarding() -> Result<(), FirewallError> {
     let saved = Path::new(HOST_DIR).join("ip_forward");
     let Ok(before) = fs::read_to_string(&saved) else {
         return Ok(());

@@ -1,7 +1,8 @@
-//! Networking against the real kernel and the real CNI plugins: namespaces made by `Netns`,
-//! attached with `attach`, probed with busybox inside them. Run as root (the suite's normal
-//! setting); every test uses its own store, run dir, networks, subnets and container ids, and a
-//! guard that detaches and unmounts everything even when an assertion fails.
+//! Networking against the real kernel (and, for the CNI backend, the real plugins): namespaces
+//! made by `Netns`, attached with `attach`, probed with busybox inside them. Run as root (the
+//! suite's normal setting); every test uses its own store, run dir, networks, subnets and
+//! container ids, and a guard that detaches, unmounts and removes everything even when an
+//! assertion fails. The embedded DNS needs the berth binary: spec-tests cover it.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::endpoint;
 use super::etc::EtcConfig;
 use super::firewall;
+use super::store::Backend;
 use super::*;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -33,6 +35,7 @@ struct Fixture {
     store: NetworkStore,
     tag: String,
     containers: Vec<String>,
+    networks: Vec<String>,
     children: Vec<Child>,
     links: Vec<String>,
     extra_netns: Vec<PathBuf>,
@@ -41,12 +44,15 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = NetworkStore::open(&dir.path().join("root"), &dir.path().join("run")).unwrap();
+        let mut store =
+            NetworkStore::open(&dir.path().join("root"), &dir.path().join("run")).unwrap();
+        store.set_resolver_program(None);
         Self {
             dir,
             store,
             tag: format!("t{}x{}", std::process::id(), unique()),
             containers: Vec::new(),
+            networks: Vec::new(),
             children: Vec::new(),
             links: Vec::new(),
             extra_netns: Vec::new(),
@@ -57,15 +63,24 @@ impl Fixture {
         self.dir.path().join("run")
     }
 
-    fn network(&self, suffix: &str, internal: bool) -> Network {
-        let opts = CreateOptions {
-            subnet: Some(subnet()),
-            internal,
-            ..CreateOptions::default()
-        };
-        self.store
+    fn network(&mut self, suffix: &str, internal: bool) -> Network {
+        self.network_with(
+            suffix,
+            CreateOptions {
+                subnet: Some(subnet()),
+                internal,
+                ..CreateOptions::default()
+            },
+        )
+    }
+
+    fn network_with(&mut self, suffix: &str, opts: CreateOptions) -> Network {
+        let net = self
+            .store
             .create(&format!("{}-{suffix}", self.tag), &opts)
-            .unwrap()
+            .unwrap();
+        self.networks.push(net.name.clone());
+        net
     }
 
     /// A namespace for a "container" (registered for cleanup) and its etc config.
@@ -129,17 +144,33 @@ impl Fixture {
     }
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
+impl Fixture {
+    /// Ends the processes the test started in namespaces (a namespace, and the veths in it,
+    /// lives as long as any process is in it).
+    fn stop_children(&mut self) {
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
         }
+        self.children.clear();
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.stop_children();
         for id in &self.containers {
             if let Err(e) = detach(&self.store, id, None) {
                 eprintln!("cleanup: detaching {id}: {e}");
             }
             let _ = Netns::remove(&self.run_dir(), id);
+        }
+        for n in &self.networks {
+            if let Err(e) = self.store.remove(n) {
+                if !matches!(e, StoreError::NotFound { .. }) {
+                    eprintln!("cleanup: removing network {n}: {e}");
+                }
+            }
         }
         for ns in &self.extra_netns {
             let _ = netns::remove_path(ns);
@@ -194,7 +225,8 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// The host-side veths of a container's attachments (from the plugins' results).
+/// The host-side veths of a container's attachments (native: recorded by name; CNI: from
+/// the plugins' results).
 fn host_veths(store: &NetworkStore, id: &str) -> Vec<String> {
     endpoint::load(store, id)
         .unwrap()
@@ -202,36 +234,55 @@ fn host_veths(store: &NetworkStore, id: &str) -> Vec<String> {
             r.networks
                 .iter()
                 .flat_map(|n| {
-                    n.result["interfaces"]
+                    let cni: Vec<String> = n.result["interfaces"]
                         .as_array()
                         .cloned()
                         .unwrap_or_default()
+                        .into_iter()
+                        .filter(|i| i.get("sandbox").is_none())
+                        .filter_map(|i| i["name"].as_str().map(str::to_string))
+                        .filter(|n| n.starts_with("veth"))
+                        .collect();
+                    std::iter::once(n.host_link.clone())
+                        .filter(|l| !l.is_empty())
+                        .chain(cni)
                 })
-                .filter(|i| i.get("sandbox").is_none())
-                .filter_map(|i| i["name"].as_str().map(str::to_string))
-                .filter(|n| n.starts_with("veth"))
                 .collect()
         })
         .unwrap_or_default()
 }
 
-/// Asserts nothing of `net` or of containers `ids` is left on the host.
+/// Waits (bounded) until none of `links` exists: the veths of a container whose namespace was
+/// removed go with it, asynchronously.
+fn wait_links_gone(links: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while links.iter().any(|l| firewall::link_exists(l)) {
+        assert!(Instant::now() < deadline, "links left: {links:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Removes `net` and asserts nothing of it or of containers `ids` is left on the host.
 fn assert_no_leftovers(store: &NetworkStore, net: &Network, ids: &[&str], veths: &[String]) {
+    wait_links_gone(veths);
+    store.remove(&net.name).unwrap();
     assert!(
         !firewall::link_exists(&net.bridge),
         "bridge {} left",
         net.bridge
     );
-    for v in veths {
-        assert!(!firewall::link_exists(v), "veth {v} left");
-    }
     assert_eq!(
         firewall::rules_mentioning(&format!("berth:{}", net.bridge)),
         Vec::<String>::new()
     );
     for id in ids {
-        let by_id = firewall::rules_mentioning(&format!("id: \\\"{id}\\\""));
-        assert_eq!(by_id, Vec::<String>::new(), "rules of {id} left");
+        assert_eq!(
+            firewall::rules_mentioning(&format!("berth:{id}")),
+            Vec::<String>::new(),
+            "rules of {id} left"
+        );
+        let cni_dnat = firewall::rules_mentioning(&format!("id: \\\"{id}\\\""));
+        assert_eq!(cni_dnat, Vec::<String>::new(), "rules of {id} left");
         let chain = firewall::masquerade_chain(&net.name, id);
         assert_eq!(firewall::rules_mentioning(&chain), Vec::<String>::new());
         assert!(
@@ -253,7 +304,7 @@ fn assert_no_mounts(dir: &Path) {
 }
 
 #[test]
-fn two_containers_on_a_user_network_reach_each_other_by_name_and_alias() {
+fn two_containers_on_a_user_network_reach_each_other() {
     let mut f = Fixture::new();
     let net = f.network("app", false);
     let req = |alias: &str| Request {
@@ -261,37 +312,138 @@ fn two_containers_on_a_user_network_reach_each_other_by_name_and_alias() {
         aliases: vec![alias.into()],
         ip: None,
     };
-    let (web_id, web_ns, _web_etc, web) = f.attach("web", &[req("www")], &[]);
+    let (web_id, web_ns, web_etc, web) = f.attach("web", &[req("www")], &[]);
     let (cli_id, cli_ns, cli_etc, cli) = f.attach("client", &[req("cl")], &[]);
     assert_eq!(web[0].interface, "eth0");
     assert!(net.subnet.contains(&web[0].ip) && net.subnet.contains(&cli[0].ip));
+    assert_ne!(web[0].ip, cli[0].ip);
     assert_eq!(web[0].gateway, net.gateway);
+    // docker's MAC scheme: 02:42 and the address.
+    let o = web[0].ip.octets();
+    assert_eq!(
+        web[0].mac,
+        format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+    );
     assert!(ping(&cli_ns, &web[0].ip.to_string()));
     assert!(ping(&web_ns, &cli[0].ip.to_string()));
 
     f.httpd(&web_ns, "hello from web\n");
-    for host in ["web", "www"] {
-        let o = in_container(
-            &cli_ns,
-            &cli_etc,
-            &format!("busybox ping -c 1 -W 2 {host} && busybox wget -q -O- http://{host}/"),
-        );
-        assert!(o.status.success(), "{host}: {}", text(&o));
-        assert!(String::from_utf8_lossy(&o.stdout).contains("hello from web"));
-    }
+    let url = format!("http://{}/", web[0].ip);
+    let o = in_container(&cli_ns, &cli_etc, &format!("busybox wget -q -O- {url}"));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("hello from web"));
+    // Each hosts file names the container itself; the others come from the embedded DNS.
+    let hosts = std::fs::read_to_string(web_etc.dir.join("hosts")).unwrap();
+    assert!(hosts.contains(&format!("{}\tweb", web[0].ip)), "{hosts}");
+    assert!(!hosts.contains("client"), "{hosts}");
 
     let veths = [host_veths(&f.store, &web_id), host_veths(&f.store, &cli_id)].concat();
     assert_eq!(veths.len(), 2, "{veths:?}");
+    f.stop_children();
     detach(&f.store, &web_id, None).unwrap();
-    // The peer's hosts file forgot the container that left.
-    let hosts = std::fs::read_to_string(cli_etc.dir.join("hosts")).unwrap();
-    assert!(!hosts.contains("www"), "{hosts}");
     detach(&f.store, &cli_id, None).unwrap();
     detach(&f.store, &cli_id, None).unwrap(); // idempotent
     for id in [&web_id, &cli_id] {
         Netns::remove(&f.run_dir(), id).unwrap();
     }
     assert_no_leftovers(&f.store, &net, &[&web_id, &cli_id], &veths);
+}
+
+#[test]
+fn cni_backend_attaches_through_the_plugins_and_tears_down() {
+    let mut f = Fixture::new();
+    let net = f.network_with(
+        "cni",
+        CreateOptions {
+            subnet: Some(subnet()),
+            backend: Backend::Cni,
+            ..CreateOptions::default()
+        },
+    );
+    let (a_id, a_ns, _, a) = f.attach("a", &[Request::new(&net.name)], &[]);
+    let (b_id, b_ns, _, b) = f.attach("b", &[Request::new(&net.name)], &[]);
+    assert!(
+        endpoint::load(&f.store, &a_id).unwrap().unwrap().networks[0]
+            .conflist
+            .is_some()
+    );
+    assert!(ping(&a_ns, &b[0].ip.to_string()));
+    assert!(ping(&b_ns, &a[0].ip.to_string()));
+    let links = in_ns(&a_ns, &["ip", "-o", "link"]);
+    assert!(String::from_utf8_lossy(&links.stdout).contains("lo: <LOOPBACK,UP"));
+    let veths = [host_veths(&f.store, &a_id), host_veths(&f.store, &b_id)].concat();
+    for id in [&a_id, &b_id] {
+        detach(&f.store, id, None).unwrap();
+        Netns::remove(&f.run_dir(), id).unwrap();
+    }
+    assert_no_leftovers(&f.store, &net, &[&a_id, &b_id], &veths);
+}
+
+#[test]
+fn parallel_attaches_get_distinct_addresses() {
+    let mut f = Fixture::new();
+    let net = f.network("par", false);
+    let spaces: Vec<(String, PathBuf)> = (0..20)
+        .map(|i| {
+            let (id, ns, _) = f.container(&format!("p{i}"));
+            (id, ns)
+        })
+        .collect();
+    let store = f.store.clone();
+    let ips: Vec<Ipv4Addr> = std::thread::scope(|s| {
+        let handles: Vec<_> = spaces
+            .iter()
+            .map(|(id, ns)| {
+                let (store, name) = (&store, net.name.clone());
+                s.spawn(move || {
+                    let ep = Endpoint {
+                        container_id: id,
+                        container_name: id,
+                        netns: ns,
+                        etc: None,
+                    };
+                    attach(store, &ep, &[Request::new(&name)], &[]).unwrap()[0].ip
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut unique_ips = ips.clone();
+    unique_ips.sort();
+    unique_ips.dedup();
+    assert_eq!(unique_ips.len(), 20, "{ips:?}");
+    assert!(ping(&spaces[0].1, &ips[19].to_string()));
+}
+
+#[test]
+fn dual_stack_network_gives_both_addresses_and_ipv6_reaches_peers() {
+    let mut f = Fixture::new();
+    let k = (std::process::id().wrapping_mul(31) + unique()) % 0xffff;
+    let subnet6: ipnet::Ipv6Net = format!("fd5b:e7a1:9cff:{k:x}::/64").parse().unwrap();
+    let net = f.network_with(
+        "v6",
+        CreateOptions {
+            subnet: Some(subnet()),
+            ipv6: true,
+            subnet6: Some(subnet6),
+            ..CreateOptions::default()
+        },
+    );
+    let v6 = net.ipv6.unwrap();
+    assert_eq!(v6.subnet, subnet6);
+    let (_, a_ns, _, a) = f.attach("a", &[Request::new(&net.name)], &[]);
+    let (_, b_ns, _, b) = f.attach("b", &[Request::new(&net.name)], &[]);
+    let (a6, b6) = (a[0].ipv6.unwrap(), b[0].ipv6.unwrap());
+    assert!(subnet6.contains(&a6) && subnet6.contains(&b6) && a6 != b6);
+    assert_eq!(a[0].gateway6, Some(v6.gateway));
+    assert!(ping(&a_ns, &b6.to_string()), "a cannot reach b over IPv6");
+    assert!(ping(&b_ns, &v6.gateway.to_string()));
+    let routes = in_ns(&a_ns, &["ip", "-6", "route"]);
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(
+        routes.contains(&format!("default via {}", v6.gateway)),
+        "{routes}"
+    );
 }
 
 #[test]
@@ -323,8 +475,9 @@ fn published_port_answers_on_loopback_and_from_a_container_on_another_network() 
     assert_eq!(String::from_utf8_lossy(&o.stdout), "published\n");
 
     let veths = host_veths(&f.store, &srv_id);
+    f.stop_children();
     detach(&f.store, &srv_id, None).unwrap();
-    let dnat = firewall::rules_mentioning(&format!("id: \\\"{srv_id}\\\""));
+    let dnat = firewall::rules_mentioning(&format!("berth:{srv_id}"));
     assert_eq!(dnat, Vec::<String>::new());
     let o = Command::new("curl")
         .args([

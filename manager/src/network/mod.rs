@@ -1,5 +1,6 @@
-//! Container networking: network records, per-container network namespaces and the CNI plugins
-//! that wire them.
+//! Container networking: network records, per-container network namespaces, the backends that
+//! wire them (native: in-process netlink and one rule batch per network; CNI: the standard
+//! plugins), and each user network's embedded DNS resolver.
 //!
 //! The container code uses it in this order: [`Netns::create`] a namespace, [`attach`] it to
 //! the networks (`bridge` by default) with the published ports, hand the namespace path to the
@@ -8,14 +9,22 @@
 //! `host` needs neither, only [`etc::write_files`]. Any command may call [`recover`] first to
 //! finish teardowns a crash interrupted.
 
+mod addressing;
 pub mod attach;
 pub mod cni;
+mod cni_backend;
+pub mod dns;
 pub mod endpoint;
 pub mod etc;
 pub mod firewall;
+pub mod ipam;
+pub mod native;
+pub mod netlink;
 pub mod netns;
 pub mod ports;
+pub mod rules;
 pub mod store;
+mod subnets;
 
 #[cfg(test)]
 mod live_tests;
@@ -31,8 +40,7 @@ pub fn run_dir() -> PathBuf {
 }
 
 pub use attach::{
-    attach, attachments, detach, published_ports, recover, refresh_network, AttachError, Endpoint,
-    Request,
+    attach, attachments, detach, published_ports, recover, AttachError, Endpoint, Request,
 };
 pub use endpoint::Attachment;
 pub use etc::{DnsConfig, EtcConfig, ExtraHost};
@@ -41,5 +49,6 @@ pub use ports::{
     assign_host_ports, parse_exposed, parse_publish, publish_all, PortError, PortMapping, Protocol,
 };
 pub use store::{
-    CreateOptions, Network, NetworkStore, StoreError, DEFAULT_BRIDGE, DEFAULT_NETWORK,
+    Backend, CreateOptions, Ipv6Config, Network, NetworkStore, StoreError, DEFAULT_BRIDGE,
+    DEFAULT_NETWORK,
 };

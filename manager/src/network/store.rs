@@ -8,13 +8,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
+use super::addressing;
 use crate::lock::{FileLock, LockError};
 
 /// The network containers join when no `--network` is given.
@@ -26,6 +27,9 @@ pub const DEFAULT_BRIDGE: &str = "berth0";
 pub const DEFAULT_SUBNET: &str = "10.213.0.0/16";
 /// Where subnets of user networks are picked from, one /24 each.
 pub const USER_POOL: &str = "10.214.0.0/15";
+/// Where IPv6 subnets of `--ipv6` networks are picked from, one /64 each: a unique local
+/// prefix (RFC 4193) of berth's own.
+pub const USER_POOL6: &str = "fd5b:e7a1:9c00::/48";
 /// Names that are network modes, never networks.
 const RESERVED: &[&str] = &["host", "none", "default"];
 
@@ -81,18 +85,32 @@ pub enum StoreError {
     SubnetTooSmall { subnet: Ipv4Net },
     #[error("--subnet {subnet} overlaps network {other} ({other_subnet})")]
     Overlap {
-        subnet: Ipv4Net,
+        subnet: IpNet,
         other: String,
-        other_subnet: Ipv4Net,
+        other_subnet: IpNet,
     },
     #[error("--subnet {subnet} overlaps the host's route to {route} on {device}")]
     HostRoute {
-        subnet: Ipv4Net,
-        route: Ipv4Net,
+        subnet: IpNet,
+        route: IpNet,
         device: String,
     },
+    #[error("--subnet {subnet} is too small for containers (at most /120)")]
+    Subnet6TooSmall { subnet: Ipv6Net },
+    #[error("--gateway {gateway} is not inside --subnet {subnet}")]
+    Gateway6Outside { gateway: Ipv6Addr, subnet: Ipv6Net },
+    #[error("--subnet {subnet} is IPv6: add --ipv6")]
+    Ipv6NotEnabled { subnet: Ipv6Net },
+    #[error("--ipv6 needs the native network backend (--network-backend cni is IPv4 only)")]
+    Ipv6Backend,
+    #[error("--subnet given twice for IPv{family}")]
+    DuplicateSubnet { family: u8 },
+    #[error("--gateway {gateway} has no --subnet of its address family")]
+    GatewayWithoutSubnet { gateway: std::net::IpAddr },
+    #[error("unknown network backend {name:?} (use native or cni)")]
+    UnknownBackend { name: String },
     #[error("no free subnet left in {pool}")]
-    PoolExhausted { pool: Ipv4Net },
+    PoolExhausted { pool: IpNet },
     #[error("{name} is a pre-defined network and cannot be removed")]
     Predefined { name: String },
     #[error("network {name} has active endpoints: {containers:?}")]
@@ -102,6 +120,11 @@ pub enum StoreError {
     },
     #[error("reading random bytes for a network id")]
     Random(#[source] io::Error),
+    #[error("tearing down network {name}: {}", super::attach::join(.errors))]
+    Teardown {
+        name: String,
+        errors: Vec<super::AttachError>,
+    },
 }
 
 /// A network as `berth network inspect` shows it.
@@ -122,6 +145,51 @@ pub struct Network {
     pub internal: bool,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Dual stack (`--ipv6`): the IPv6 subnet and gateway besides the IPv4 ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Config>,
+    /// What wires containers to it.
+    #[serde(default)]
+    pub backend: Backend,
+}
+
+/// The IPv6 half of a dual-stack network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ipv6Config {
+    pub subnet: Ipv6Net,
+    pub gateway: Ipv6Addr,
+}
+
+/// How containers are wired to a network (`network create --network-backend`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// In-process: netlink for links and addresses, the network's rules made once.
+    #[default]
+    Native,
+    /// The standard CNI plugins (bridge, host-local, portmap, firewall), run per start.
+    Cni,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "native" => Ok(Backend::Native),
+            "cni" => Ok(Backend::Cni),
+            other => Err(StoreError::UnknownBackend { name: other.into() }),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Native => "native",
+            Backend::Cni => "cni",
+        })
+    }
 }
 
 impl Network {
@@ -140,6 +208,37 @@ pub struct CreateOptions {
     pub ip_range: Option<Ipv4Net>,
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
+    /// Dual stack; the IPv6 subnet is picked from [`USER_POOL6`] when `subnet6` is `None`.
+    pub ipv6: bool,
+    pub subnet6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
+    pub backend: Backend,
+}
+
+impl CreateOptions {
+    /// Sorts `--subnet` and `--gateway` values (docker's flags take either family, each at
+    /// most once per family) into the typed fields.
+    pub fn set_addresses(
+        &mut self,
+        subnets: &[IpNet],
+        gateways: &[std::net::IpAddr],
+    ) -> Result<(), StoreError> {
+        for s in subnets {
+            match s {
+                IpNet::V4(n) if self.subnet.is_none() => self.subnet = Some(*n),
+                IpNet::V6(n) if self.subnet6.is_none() => self.subnet6 = Some(*n),
+                IpNet::V4(_) => return Err(StoreError::DuplicateSubnet { family: 4 }),
+                IpNet::V6(_) => return Err(StoreError::DuplicateSubnet { family: 6 }),
+            }
+        }
+        for g in gateways {
+            match g {
+                std::net::IpAddr::V4(a) => self.gateway = Some(*a),
+                std::net::IpAddr::V6(a) => self.gateway6 = Some(*a),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The network records of one storage root.
@@ -147,6 +246,9 @@ pub struct CreateOptions {
 pub struct NetworkStore {
     dir: PathBuf,
     run_dir: PathBuf,
+    /// The program run as `<program> --root <root> __dns <network>` for a network's embedded
+    /// DNS resolver: berth itself; `None` turns the resolvers off (library tests).
+    resolver: Option<PathBuf>,
 }
 
 impl NetworkStore {
@@ -154,17 +256,33 @@ impl NetworkStore {
     /// state lost at reboot go under `run_dir`.
     pub fn open(root: &Path, run_dir: &Path) -> Result<Self, StoreError> {
         let dir = root.join("networks");
-        for d in [dir.join("nets"), dir.join("endpoints"), dir.join("ipam")] {
+        for d in [
+            dir.join("nets"),
+            dir.join("endpoints"),
+            dir.join("ipam"),
+            dir.join("locks"),
+        ] {
             fs::create_dir_all(&d).map_err(|source| StoreError::CreateDir { path: d, source })?;
         }
         Ok(Self {
             dir,
             run_dir: run_dir.to_path_buf(),
+            resolver: std::env::current_exe().ok(),
         })
     }
 
     pub fn run_dir(&self) -> &Path {
         &self.run_dir
+    }
+
+    /// The resolver program (see the field); `None` when name resolution is off.
+    pub fn resolver_program(&self) -> Option<&Path> {
+        self.resolver.as_deref()
+    }
+
+    /// Replaces the resolver program; `None` turns the embedded DNS off.
+    pub fn set_resolver_program(&mut self, program: Option<PathBuf>) {
+        self.resolver = program;
     }
 
     /// host-local's `dataDir` for `net`: the leases of user networks live under the berth
@@ -188,9 +306,38 @@ impl NetworkStore {
         self.dir.join("endpoints")
     }
 
-    /// The store-wide lock every change holds.
+    /// The store-wide lock held while network records are made and removed.
     pub fn lock(&self) -> Result<FileLock, StoreError> {
         Ok(FileLock::exclusive(&self.dir.join("lock"))?)
+    }
+
+    /// The lock of one network: shared by every attach to it (they run side by side),
+    /// exclusive by its removal, so a network is never removed under a container joining it.
+    pub(crate) fn network_lock(&self, name: &str, exclusive: bool) -> Result<FileLock, StoreError> {
+        let path = self.dir.join("locks").join(format!("{name}.lock"));
+        Ok(if exclusive {
+            FileLock::exclusive(&path)?
+        } else {
+            FileLock::shared(&path)?
+        })
+    }
+
+    /// The lock file of one container's endpoint record, held by whoever changes it; recovery
+    /// skips records whose lock is held (their owner is alive and working).
+    pub(crate) fn endpoint_lock_path(&self, container_id: &str) -> PathBuf {
+        self.dir
+            .join("endpoints")
+            .join(format!("{container_id}.lock"))
+    }
+
+    /// Where the embedded DNS resolvers of this store's networks keep their lock, pid and log.
+    pub(crate) fn dns_dir(&self) -> PathBuf {
+        self.dir.join("dns")
+    }
+
+    /// The storage root this store belongs to.
+    pub fn root(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
     }
 
     fn record_path(&self, name: &str) -> PathBuf {
@@ -218,30 +365,7 @@ impl NetworkStore {
             return Err(StoreError::Exists { name: name.into() });
         }
         let existing = self.list_unlocked()?;
-        let routes = host_routes();
-        let subnet = match opts.subnet {
-            Some(s) => {
-                let s = s.trunc();
-                check_free(s, &existing, &routes, bridge)?;
-                s
-            }
-            None => pick_subnet(&existing, &routes)?,
-        };
-        if subnet.prefix_len() > 30 {
-            return Err(StoreError::SubnetTooSmall { subnet });
-        }
-        let gateway = match opts.gateway {
-            Some(g) if !subnet.contains(&g) || g == subnet.network() || g == subnet.broadcast() => {
-                return Err(StoreError::GatewayOutside { gateway: g, subnet })
-            }
-            Some(g) => g,
-            None => first_host(subnet),
-        };
-        if let Some(r) = opts.ip_range {
-            if !subnet.contains(&r) {
-                return Err(StoreError::RangeOutside { range: r, subnet });
-            }
-        }
+        let a = addressing::choose(opts, &existing, bridge)?;
         let id = random_id()?;
         let bridge = bridge.map_or_else(|| format!("berth{}", &id[..10]), str::to_string);
         let net = Network {
@@ -250,11 +374,13 @@ impl NetworkStore {
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             driver: "bridge".into(),
             bridge,
-            subnet,
-            gateway,
-            ip_range: opts.ip_range.map(|r| r.trunc()),
+            subnet: a.subnet,
+            gateway: a.gateway,
+            ip_range: a.ip_range,
             internal: opts.internal,
             labels: opts.labels.clone(),
+            ipv6: a.ipv6,
+            backend: opts.backend,
         };
         write_json(&path, &net)?;
         Ok(net)
@@ -324,7 +450,22 @@ impl NetworkStore {
         self.create_locked(DEFAULT_NETWORK, &opts, Some(DEFAULT_BRIDGE))
     }
 
+    /// The network named exactly `name` (one record read, no listing).
+    pub fn get(&self, name: &str) -> Result<Network, StoreError> {
+        match self.read(&self.record_path(name)) {
+            Err(StoreError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound { name: name.into() })
+            }
+            r => r,
+        }
+    }
+
     fn find(&self, name_or_id: &str) -> Result<Network, StoreError> {
+        if validate_name(name_or_id).is_ok() {
+            if let Ok(n) = self.get(name_or_id) {
+                return Ok(n);
+            }
+        }
         let nets = self.list_unlocked()?;
         if let Some(n) = nets
             .iter()
@@ -346,13 +487,15 @@ impl NetworkStore {
         }
     }
 
-    /// Removes a network no container is attached to.
+    /// Removes a network no container is attached to, with everything it has on the host
+    /// (its resolver, bridge, rules and leases).
     pub fn remove(&self, name_or_id: &str) -> Result<Network, StoreError> {
         let _lock = self.lock()?;
         let net = self.inspect_existing(name_or_id)?;
         if net.name == DEFAULT_NETWORK {
             return Err(StoreError::Predefined { name: net.name });
         }
+        let _net_lock = self.network_lock(&net.name, true)?;
         let users = self.users_locked(&net.name)?;
         if !users.is_empty() {
             return Err(StoreError::InUse {
@@ -360,7 +503,7 @@ impl NetworkStore {
                 containers: users,
             });
         }
-        self.delete_record(&net)?;
+        self.remove_unused(&net)?;
         Ok(net)
     }
 
@@ -369,12 +512,31 @@ impl NetworkStore {
         let _lock = self.lock()?;
         let mut removed = Vec::new();
         for net in self.list_unlocked()? {
-            if net.name != DEFAULT_NETWORK && self.users_locked(&net.name)?.is_empty() {
-                self.delete_record(&net)?;
+            if net.name == DEFAULT_NETWORK {
+                continue;
+            }
+            let _net_lock = self.network_lock(&net.name, true)?;
+            if self.users_locked(&net.name)?.is_empty() {
+                self.remove_unused(&net)?;
                 removed.push(net.name);
             }
         }
         Ok(removed)
+    }
+
+    /// Tears down what `net` has on the host, then deletes its record; with the network's
+    /// lock held and no endpoint left. On failure the record stays, so `rm` can be retried.
+    fn remove_unused(&self, net: &Network) -> Result<(), StoreError> {
+        let errors = super::attach::teardown_network(self, net);
+        if !errors.is_empty() {
+            return Err(StoreError::Teardown {
+                name: net.name.clone(),
+                errors,
+            });
+        }
+        self.delete_record(net)?;
+        let _ = fs::remove_file(self.dir.join("locks").join(format!("{}.lock", net.name)));
+        Ok(())
     }
 
     /// Like [`inspect`](Self::inspect) but never creates the default network.
@@ -438,8 +600,19 @@ pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, 
     })
 }
 
-/// Writes through a temp file and rename, so a crash leaves the old record or the new one.
+/// Writes through a temp file and rename, so a crash leaves the old record or the new one;
+/// synced to disk, for records that must outlive a reboot.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
+    write_json_with(path, value, true)
+}
+
+/// [`write_json`] without the sync, for records of state a reboot ends anyway (endpoints:
+/// their namespaces, links and leases go with it); rename still makes the update atomic.
+pub(crate) fn write_json_volatile<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
+    write_json_with(path, value, false)
+}
+
+fn write_json_with<T: Serialize>(path: &Path, value: &T, sync: bool) -> Result<(), StoreError> {
     let tmp = path.with_extension("json.tmp");
     let err = |source| StoreError::Write {
         path: path.to_path_buf(),
@@ -448,7 +621,7 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Sto
     let text = serde_json::to_vec_pretty(value).map_err(|e| err(e.into()))?;
     let mut f = fs::File::create(&tmp).map_err(err)?;
     f.write_all(&text)
-        .and_then(|()| f.sync_all())
+        .and_then(|()| if sync { f.sync_all() } else { Ok(()) })
         .map_err(err)?;
     fs::rename(&tmp, path).map_err(err)
 }
@@ -465,10 +638,6 @@ fn validate_name(name: &str) -> Result<(), StoreError> {
     }
 }
 
-fn first_host(subnet: Ipv4Net) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(subnet.network()) + 1)
-}
-
 fn random_id() -> Result<String, StoreError> {
     let mut buf = [0u8; 32];
     fs::File::open("/dev/urandom")
@@ -477,106 +646,15 @@ fn random_id() -> Result<String, StoreError> {
     Ok(hex::encode(buf))
 }
 
-/// An IPv4 route of the host: destination and device.
-#[derive(Debug, Clone)]
-pub(crate) struct HostRoute {
-    pub dest: Ipv4Net,
-    pub device: String,
-}
-
-/// The host's IPv4 routes except default routes, from /proc/net/route (hex, little-endian).
-pub(crate) fn host_routes() -> Vec<HostRoute> {
-    let Ok(text) = fs::read_to_string("/proc/net/route") else {
-        return Vec::new();
-    };
-    parse_routes(&text)
-}
-
-fn parse_routes(text: &str) -> Vec<HostRoute> {
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?.swap_bytes();
-            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?.swap_bytes();
-            let prefix = u8::try_from(mask.count_ones()).ok()?;
-            if prefix == 0 {
-                return None;
-            }
-            Some(HostRoute {
-                dest: Ipv4Net::new(Ipv4Addr::from(dest), prefix).ok()?.trunc(),
-                device: f[0].to_string(),
-            })
-        })
-        .collect()
-}
-
-fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
-}
-
-/// Checks `subnet` against this store's networks and the host's routes, except routes through
-/// `own_bridge` (the default network's bridge may be up for another root's containers).
-fn check_free(
-    subnet: Ipv4Net,
-    nets: &[Network],
-    routes: &[HostRoute],
-    own_bridge: Option<&str>,
-) -> Result<(), StoreError> {
-    if let Some(n) = nets.iter().find(|n| overlaps(n.subnet, subnet)) {
-        return Err(StoreError::Overlap {
-            subnet,
-            other: n.name.clone(),
-            other_subnet: n.subnet,
-        });
-    }
-    // A route through one of our own bridges belongs to a network checked above (or to one
-    // whose record is gone while its bridge lingers, which the next teardown removes).
-    let foreign = |r: &&HostRoute| own_bridge != Some(r.device.as_str());
-    if let Some(r) = routes
-        .iter()
-        .filter(foreign)
-        .find(|r| overlaps(r.dest, subnet))
-    {
-        return Err(StoreError::HostRoute {
-            subnet,
-            route: r.dest,
-            device: r.device.clone(),
-        });
-    }
-    Ok(())
-}
-
-fn pick_subnet(nets: &[Network], routes: &[HostRoute]) -> Result<Ipv4Net, StoreError> {
-    let pool: Ipv4Net = USER_POOL.parse().unwrap_or_default();
-    let Ok(mut candidates) = pool.subnets(24) else {
-        return Err(StoreError::PoolExhausted { pool });
-    };
-    candidates
-        .find(|s| check_free(*s, nets, routes, None).is_ok())
-        .ok_or(StoreError::PoolExhausted { pool })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::addressing::first_host;
     use super::*;
 
     fn store() -> (tempfile::TempDir, NetworkStore) {
         let dir = tempfile::tempdir().unwrap();
         let s = NetworkStore::open(&dir.path().join("root"), &dir.path().join("run")).unwrap();
         (dir, s)
-    }
-
-    #[test]
-    fn proc_net_route_lines_parse_to_networks_without_default_routes() {
-        let text =
-            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
-                    eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
-                    eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
-        let r = parse_routes(text);
-        assert_eq!(r.len(), 1);
-        assert_eq!(r[0].dest, "192.0.2.0/24".parse::<Ipv4Net>().unwrap());
-        assert_eq!(r[0].device, "eth0");
     }
 
     #[test]

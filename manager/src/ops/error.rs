@@ -326,6 +326,8 @@ pub enum OpsError {
     #[error(transparent)]
     Etc(#[from] crate::network::etc::EtcError),
     #[error(transparent)]
+    Dns(#[from] crate::network::dns::DnsError),
+    #[error(transparent)]
     Volume(Box<VolumeError>),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
@@ -521,6 +523,7 @@ impl OpsError {
             Self::Distribution(e) => distribution_class(e),
             Self::Reference(_) => InvalidParameter,
             Self::Network(e) => network_class(e),
+            Self::Dns(crate::network::dns::DnsError::Store(e)) => network_class(e),
             Self::Attach(e) => attach_class(e),
             Self::Port(PortError::NoFreePort { .. }) => Unavailable,
             Self::Port(_) => InvalidParameter,

@@ -3,9 +3,9 @@
 //! docker's models and keeps the container records in step.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 
 use crate::container::lifecycle;
 use crate::container::record::EndpointConfig;
@@ -23,14 +23,17 @@ fn store(engine: &Engine) -> Result<NetworkStore> {
     Ok(NetworkStore::open(engine.root(), &network::run_dir())?)
 }
 
-fn parse<T: std::str::FromStr>(field: &'static str, value: &str) -> Result<Option<T>> {
+/// The driver option naming how containers are wired: `native` (default) or `cni`.
+pub const BACKEND_OPTION: &str = "berth.backend";
+
+fn parse<T: std::str::FromStr>(field: &'static str, value: &str, what: &str) -> Result<Option<T>> {
     if value.is_empty() {
         return Ok(None);
     }
     value.parse().map(Some).map_err(|_| OpsError::InvalidField {
         field,
         value: value.to_string(),
-        reason: "not an IPv4 address or network".into(),
+        reason: format!("not {what}"),
     })
 }
 
@@ -42,17 +45,39 @@ pub fn create(engine: &Engine, req: &NetworkCreateRequest) -> Result<NetworkCrea
             driver: req.driver.clone(),
         });
     }
-    let ipam = req.ipam.config.first().cloned().unwrap_or_default();
+    let mut subnets = Vec::new();
+    let mut gateways = Vec::new();
+    let mut ip_range = None;
+    for c in &req.ipam.config {
+        subnets.extend(parse::<IpNet>(
+            "IPAM.Config.Subnet",
+            &c.subnet,
+            "a network",
+        )?);
+        gateways.extend(parse::<IpAddr>(
+            "IPAM.Config.Gateway",
+            &c.gateway,
+            "an address",
+        )?);
+        if let Some(r) = parse::<Ipv4Net>("IPAM.Config.IPRange", &c.ip_range, "an IPv4 network")? {
+            ip_range = Some(r);
+        }
+    }
+    let backend = match req.options.get(BACKEND_OPTION) {
+        Some(b) => b.parse()?,
+        None => Default::default(),
+    };
     // Options the network module adds later keep their defaults here.
     #[allow(clippy::needless_update)]
-    let opts = CreateOptions {
-        subnet: parse::<Ipv4Net>("IPAM.Config.Subnet", &ipam.subnet)?,
-        gateway: parse::<Ipv4Addr>("IPAM.Config.Gateway", &ipam.gateway)?,
-        ip_range: parse::<Ipv4Net>("IPAM.Config.IPRange", &ipam.ip_range)?,
+    let mut opts = CreateOptions {
+        ip_range,
         internal: req.internal,
         labels: req.labels.clone(),
+        ipv6: req.enable_ipv6,
+        backend,
         ..CreateOptions::default()
     };
+    opts.set_addresses(&subnets, &gateways)?;
     let net = store(engine)?.create(&req.name, &opts)?;
     Ok(NetworkCreateResponse {
         id: net.id,
@@ -70,6 +95,10 @@ fn inspect_model(n: &Network, records: &[EndpointRecord]) -> NetworkInspect {
                     name: r.container_name.clone(),
                     mac_address: att.mac.clone(),
                     ipv4_address: format!("{}/{}", att.ip, att.prefix),
+                    ipv6_address: att
+                        .ipv6
+                        .map(|a| format!("{a}/{}", att.prefix6))
+                        .unwrap_or_default(),
                     aliases: att.aliases.clone(),
                 },
             );
@@ -81,18 +110,27 @@ fn inspect_model(n: &Network, records: &[EndpointRecord]) -> NetworkInspect {
         created: n.created.clone(),
         scope: "local".into(),
         driver: n.driver.clone(),
-        enable_ipv6: false,
+        enable_ipv6: n.ipv6.is_some(),
         ipam: Ipam {
             driver: "default".into(),
-            config: vec![IpamConfig {
+            config: std::iter::once(IpamConfig {
                 subnet: n.subnet.to_string(),
                 gateway: n.gateway.to_string(),
                 ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
-            }],
+            })
+            .chain(n.ipv6.as_ref().map(|v6| IpamConfig {
+                subnet: v6.subnet.to_string(),
+                gateway: v6.gateway.to_string(),
+                ip_range: String::new(),
+            }))
+            .collect(),
         },
         internal: n.internal,
         containers,
-        options: BTreeMap::from([("berth.bridge".to_string(), n.bridge.clone())]),
+        options: BTreeMap::from([
+            ("berth.bridge".to_string(), n.bridge.clone()),
+            (BACKEND_OPTION.to_string(), n.backend.to_string()),
+        ]),
         labels: n.labels.clone(),
     }
 }
@@ -123,6 +161,13 @@ pub fn remove(engine: &Engine, what: &str) -> Result<()> {
     // Endpoints a crash left behind must not keep a network "in use".
     network::recover(&store)?;
     store.remove(what)?;
+    Ok(())
+}
+
+/// The embedded DNS resolver of one network (`berth __dns`): serves until the network's
+/// last container has left.
+pub fn serve_dns(engine: &Engine, network_name: &str) -> Result<()> {
+    network::dns::serve(engine.root(), network_name)?;
     Ok(())
 }
 
@@ -167,18 +212,7 @@ fn record_attachments(containers: &ContainerStore, store: &NetworkStore, id: &st
     containers.update(id, |r| {
         r.networks = attachments
             .iter()
-            .map(|a| {
-                (
-                    a.network.clone(),
-                    serde_json::json!({
-                        "IPAddress": a.ip.to_string(),
-                        "IPPrefixLen": a.prefix,
-                        "Gateway": a.gateway.to_string(),
-                        "MacAddress": a.mac,
-                        "Aliases": a.aliases,
-                    }),
-                )
-            })
+            .map(|a| (a.network.clone(), a.settings_json()))
             .collect();
     })?;
     Ok(())
@@ -209,7 +243,7 @@ pub fn connect(engine: &Engine, network_name: &str, req: &NetworkConnectRequest)
     } = req.endpoint_config.clone();
     let ip = match ipam_config.as_ref().map(|i| i.ipv4_address.as_str()) {
         None | Some("") => None,
-        Some(a) => parse::<Ipv4Addr>("IPAMConfig.IPv4Address", a)?,
+        Some(a) => parse::<std::net::Ipv4Addr>("IPAMConfig.IPv4Address", a, "an IPv4 address")?,
     };
     let name = net.name.clone();
     let request = Request {

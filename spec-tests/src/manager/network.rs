@@ -76,6 +76,70 @@ pub fn rules_mentioning(needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// The interfaces enslaved to `bridge` (sysfs lists them under `brif/`).
+pub fn bridge_ports(bridge: &str) -> Vec<String> {
+    std::fs::read_dir(
+        std::path::Path::new("/sys/class/net")
+            .join(bridge)
+            .join("brif"),
+    )
+    .map(|rd| {
+        rd.flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Polls `done` every 20 ms until it holds or `limit` passes.
+pub fn wait_until(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "not done within {limit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// The embedded DNS resolvers (`berth --root ROOT __dns NETWORK`) running for a storage root:
+/// (pid, network).
+pub fn resolvers_of(root: &std::path::Path) -> Vec<(i32, String)> {
+    let root = root.to_string_lossy().into_owned();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmd
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let at = args.iter().position(|a| a == "__dns")?;
+            let ours = args.windows(2).any(|w| w[0] == "--root" && w[1] == root);
+            ours.then(|| (pid, args.get(at + 1).cloned().unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// The pid of the resolver of `network` under `root`, waiting up to 5 s for it.
+pub fn resolver_pid(root: &std::path::Path, network: &str) -> Result<i32> {
+    let mut pid = None;
+    wait_until(std::time::Duration::from_secs(5), || {
+        pid = resolvers_of(root)
+            .into_iter()
+            .find(|(_, n)| n == network)
+            .map(|(p, _)| p);
+        pid.is_some()
+    })
+    .with_context(|| format!("no resolver for {network}"))?;
+    pid.context("no resolver")
+}
+
 /// Mount points under `dir` (from /proc/self/mountinfo).
 pub fn mounts_under(dir: &std::path::Path) -> Vec<String> {
     let needle = dir.display().to_string();
@@ -157,7 +221,9 @@ fn busybox_rootfs() -> Result<Vec<u8>> {
     }
     let mut h = header(tar::EntryType::Regular, 0o755, busybox.len() as u64);
     b.append_data(&mut h, "bin/busybox", &busybox[..])?;
-    for applet in ["sh", "cat", "echo", "sleep", "mkdir", "ip", "ping", "wget"] {
+    for applet in [
+        "sh", "cat", "echo", "sleep", "mkdir", "ip", "ping", "ping6", "wget", "nslookup",
+    ] {
         let mut h = header(tar::EntryType::Symlink, 0o777, 0);
         b.append_link(&mut h, format!("bin/{applet}"), "busybox")?;
     }
@@ -206,6 +272,11 @@ impl<'a> Scope<'a> {
             self.bridges.push(b.to_string());
         }
         Ok((name, subnet.trim_end_matches(".0/24").to_string()))
+    }
+
+    /// Registers a container started by the test itself, so it is removed with the scope.
+    pub fn adopt(&mut self, name: &str) {
+        self.containers.push(name.to_string());
     }
 
     /// `run -d` a container named `name`; returns its id.
@@ -260,9 +331,13 @@ impl<'a> Scope<'a> {
             .with_context(|| format!("no address of {container} on {network}: {out}"))
     }
 
-    /// Removes everything and checks nothing is left: the networks' bridges, iptables rules
-    /// naming the containers, their namespaces, and the networks' leases.
+    /// Removes everything and checks nothing is left: the networks' bridges, the containers'
+    /// veths, iptables rules naming either, the containers' namespaces, the networks' leases,
+    /// and their DNS resolvers (processes and files).
     pub fn check_clean(mut self) -> Result<()> {
+        // The containers' veths are the bridges' ports; they go with the containers'
+        // namespaces, which the kernel destroys asynchronously.
+        let veths: Vec<String> = self.bridges.iter().flat_map(|b| bridge_ports(b)).collect();
         let ids = self.remove_all();
         let bridges = self.bridges.clone();
         for b in &bridges {
@@ -270,6 +345,14 @@ impl<'a> Scope<'a> {
             let rules = rules_mentioning(&format!("berth:{b}"));
             anyhow::ensure!(rules.is_empty(), "rules of {b} left: {rules:?}");
         }
+        wait_until(std::time::Duration::from_secs(10), || {
+            veths.iter().all(|v| !link_exists(v))
+        })
+        .with_context(|| format!("veths left: {veths:?}"))?;
+        let resolvers = resolvers_of(&self.berth.root());
+        anyhow::ensure!(resolvers.is_empty(), "resolvers left: {resolvers:?}");
+        let dns = super::files_under(&self.berth.root().join("networks/dns"));
+        anyhow::ensure!(dns.is_empty(), "resolver files left: {dns:?}");
         for id in &ids {
             let rules = rules_mentioning(id);
             anyhow::ensure!(rules.is_empty(), "rules of {id} left: {rules:?}");
@@ -279,6 +362,8 @@ impl<'a> Scope<'a> {
         let leases = self.berth.root().join("networks/ipam");
         let left = super::files_under(&leases);
         anyhow::ensure!(left.is_empty(), "leases left: {left:?}");
+        let endpoints = super::files_under(&self.berth.root().join("networks/endpoints"));
+        anyhow::ensure!(endpoints.is_empty(), "endpoint records left: {endpoints:?}");
         Ok(())
     }
 
@@ -310,6 +395,7 @@ impl Drop for Scope<'_> {
 /// pid, which takes the veth pair with it.
 pub struct Outside {
     child: std::process::Child,
+    dns: Option<std::process::Child>,
     host_end: String,
     /// The outside address containers try to reach.
     pub addr: String,
@@ -326,6 +412,7 @@ impl Outside {
         let host_end = format!("bo{}x{n}", std::process::id() % 100_000);
         let me = Self {
             child,
+            dns: None,
             host_end,
             addr: format!("10.218.{octet}.2"),
         };
@@ -350,8 +437,49 @@ impl Outside {
     }
 }
 
+impl Outside {
+    /// Serves DNS on the outside address (port 53) with dnsmasq, answering `name` with `ip`
+    /// and nothing else (no upstream, no hosts file): a stand-in for the world's resolvers.
+    pub fn serve_dns(&mut self, name: &str, ip: &str) -> Result<()> {
+        let pid = self.child.id();
+        let server = Command::new("nsenter")
+            .arg(format!("--net=/proc/{pid}/ns/net"))
+            .args([
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--port=53",
+                "--user=root",
+                "--pid-file=",
+                &format!("--listen-address={}", self.addr),
+                &format!("--address=/{name}/{ip}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting dnsmasq (package dnsmasq-base)")?;
+        self.dns = Some(server);
+        // Up when it answers.
+        let addr = self.addr.clone();
+        wait_until(std::time::Duration::from_secs(5), || {
+            Command::new("nsenter")
+                .arg(format!("--net=/proc/{pid}/ns/net"))
+                .args(["busybox", "nslookup", "-type=a", name, &addr])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .context("dnsmasq did not answer")
+    }
+}
+
 impl Drop for Outside {
     fn drop(&mut self) {
+        if let Some(d) = self.dns.as_mut() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = Command::new("ip")

@@ -326,6 +326,12 @@ pub struct EndpointSettings {
     pub ip_prefix_len: u8,
     #[serde(deserialize_with = "null_default")]
     pub gateway: String,
+    #[serde(rename = "IPv6Gateway", deserialize_with = "null_default")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "GlobalIPv6Address", deserialize_with = "null_default")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
     #[serde(deserialize_with = "null_default")]
     pub mac_address: String,
 }

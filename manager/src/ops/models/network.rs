@@ -16,6 +16,8 @@ pub struct NetworkCreateRequest {
     #[serde(deserialize_with = "null_default")]
     pub driver: String,
     pub internal: bool,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
     #[serde(rename = "IPAM", deserialize_with = "null_default")]
     pub ipam: Ipam,
     #[serde(deserialize_with = "null_default")]
@@ -86,6 +88,8 @@ pub struct NetworkContainer {
     pub mac_address: String,
     #[serde(rename = "IPv4Address")]
     pub ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
     pub aliases: Vec<String>,
 }
 
