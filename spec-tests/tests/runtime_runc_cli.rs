@@ -101,7 +101,10 @@ fn exec_exits_with_the_process_status_or_255() -> Result<()> {
         "true",
     ])?;
     assert_eq!(out.code, Some(255), "{out}");
-    assert_eq!(rt.cmd(&["exec", "no_such_container", "true"])?.code, Some(255));
+    assert_eq!(
+        rt.cmd(&["exec", "no_such_container", "true"])?.code,
+        Some(255)
+    );
     c.delete_force()
 }
 
@@ -121,7 +124,10 @@ fn exec_into_a_paused_container_is_refused_unless_asked_to_wait() -> Result<()> 
         "{out}"
     );
     // --ignore-paused waits until the container is resumed.
-    let waiting = rt.spawn(&["exec", "--ignore-paused", &c.id, "echo", "ok"], RunOpts::default())?;
+    let waiting = rt.spawn(
+        &["exec", "--ignore-paused", &c.id, "echo", "ok"],
+        RunOpts::default(),
+    )?;
     std::thread::sleep(Duration::from_millis(500));
     c.verb(&["resume"], &[])?.ok()?;
     let out = waiting.wait(T)?.ok()?;
@@ -198,17 +204,26 @@ fn exec_cgroup_takes_runc_s_forms_and_refusals() -> Result<()> {
         .filter(|m| m["type"] == "cgroup")
         .for_each(|m| m["options"] = json!(["nosuid", "noexec", "nodev", "relatime"]));
     let c = sleeper(&rt, &mut b)?;
-    let out = rt.cmd(&["exec", "--cgroup", "..", &c.id, "true"])?.failed()?;
+    let out = rt
+        .cmd(&["exec", "--cgroup", "..", &c.id, "true"])?
+        .failed()?;
     assert!(out.stderr.contains(" .. is not a sub cgroup path"), "{out}");
-    let out = rt.cmd(&["exec", "--cgroup", "nonexistent", &c.id, "true"])?.failed()?;
+    let out = rt
+        .cmd(&["exec", "--cgroup", "nonexistent", &c.id, "true"])?
+        .failed()?;
     assert!(
         out.stderr.contains(" adding pid ")
-            && out.stderr.contains("/nonexistent/cgroup.procs: no such file "),
+            && out
+                .stderr
+                .contains("/nonexistent/cgroup.procs: no such file "),
         "{out}"
     );
-    let out = rt.cmd(&["exec", "--cgroup", "whaaat:/", &c.id, "true"])?.failed()?;
+    let out = rt
+        .cmd(&["exec", "--cgroup", "whaaat:/", &c.id, "true"])?
+        .failed()?;
     assert!(out.stderr.contains("unknown controller "), "{out}");
-    rt.cmd(&["exec", &c.id, "mkdir", "/sys/fs/cgroup/memory/submem"])?.ok()?;
+    rt.cmd(&["exec", &c.id, "mkdir", "/sys/fs/cgroup/memory/submem"])?
+        .ok()?;
     let out = rt
         .cmd(&[
             "exec",
@@ -249,8 +264,7 @@ fn foreground_run_with_a_terminal_relays_plain_newlines() -> Result<()> {
     b.write_config()?;
     let pty = nix::pty::openpty(None, None)?;
     let mut t = nix::sys::termios::tcgetattr(&pty.slave)?;
-    t.output_flags
-        .remove(nix::sys::termios::OutputFlags::ONLCR);
+    t.output_flags.remove(nix::sys::termios::OutputFlags::ONLCR);
     nix::sys::termios::tcsetattr(&pty.slave, nix::sys::termios::SetArg::TCSANOW, &t)?;
     let dir = b.dir.display().to_string();
     let run = rt.spawn(

@@ -202,20 +202,15 @@ impl CapSets {
 }
 
 /// Switches to the configured user, keeping the permitted capabilities across the change.
-/// `groups_of_user`: the groups /etc/group lists the user in (user::lookup); they come
-/// before `additionalGids`, as with runc.
-pub fn switch_user(
-    process: &Process,
-    groups_of_user: &[u32],
-    in_new_userns: bool,
-) -> Result<(), SetupError> {
+pub fn switch_user(process: &Process, in_new_userns: bool) -> Result<(), SetupError> {
     let user = process.user();
     let uid = Uid::from_raw(user.uid());
     let gid = Gid::from_raw(user.gid());
     nix::sys::prctl::set_keepcaps(true).map_err(sys("prctl", "PR_SET_KEEPCAPS"))?;
-    let groups: Vec<Gid> = groups_of_user
+    let groups: Vec<Gid> = user
+        .additional_gids()
         .iter()
-        .chain(user.additional_gids().iter().flatten())
+        .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
     // setgroups(2) is refused in a user namespace whose setgroups file says "deny" (since
@@ -237,8 +232,6 @@ pub struct Launch {
     exe: PathBuf,
     args: Vec<String>,
     env: Vec<String>,
-    /// Supplementary groups from the container's /etc/group.
-    groups_of_user: Vec<u32>,
     /// The cwd could not be entered as root: enter it as the user.
     cwd_as_user: bool,
     caps: CapSets,
@@ -265,8 +258,8 @@ impl Launch {
             Err(e) => return Err(e),
         };
         let args = process.args().clone().unwrap_or_default();
-        let user = super::user::lookup(process.user().uid());
-        let env = super::user::with_home(process.env().clone().unwrap_or_default(), &user);
+        let home = super::user::home(process.user().uid());
+        let env = super::user::with_home(process.env().clone().unwrap_or_default(), &home);
         let arg0 = args.first().cloned().unwrap_or_default();
         let exe = find_executable(&arg0, &env, cwd)?;
         let caps = CapSets::from_spec(process.capabilities().as_ref())?;
@@ -276,7 +269,6 @@ impl Launch {
             exe,
             args,
             env,
-            groups_of_user: user.groups,
             cwd_as_user,
             caps,
             hop,
@@ -293,7 +285,7 @@ impl Launch {
         let user = process.user();
         chown_stdio(user.uid())?;
         self.caps.apply_bounding()?;
-        switch_user(process, &self.groups_of_user, in_new_userns)?;
+        switch_user(process, in_new_userns)?;
         if self.cwd_as_user {
             enter_cwd(process.cwd())?;
         }
