@@ -45,7 +45,9 @@ pub enum StateError {
     InvalidId { id: String },
     #[error("container with id {id} already exists")]
     Exists { id: String },
-    #[error("container {id} does not exist")]
+    // runc's text: containerd's shim (kill, delete) and podman match "does not exist", dockerd
+    // matches "container does not exist" (libcontainerd wrapError) to report "no such container".
+    #[error("container does not exist")]
     NotFound { id: String },
     #[error("container {id} is busy: its state directory {path} is still locked{} after {waited:?}", holder_suffix(.holder))]
     Busy {

@@ -202,6 +202,7 @@ impl CapSets {
 }
 
 /// Switches to the configured user, keeping the permitted capabilities across the change.
+/// The supplementary groups are exactly `additionalGids`, as with runc (see user.rs).
 pub fn switch_user(process: &Process, in_new_userns: bool) -> Result<(), SetupError> {
     let user = process.user();
     let uid = Uid::from_raw(user.uid());
