@@ -417,3 +417,39 @@ fn a_container_in_a_non_empty_cgroup_is_warned_about() -> Result<()> {
     })?;
     c1.delete_force()
 }
+
+/// `tmpcopyup`: the tmpfs starts with a copy of the directory it covers (files, links,
+/// directories with their modes and owners); writes stay in the tmpfs. runc 1.1.5 reduces the
+/// copied modes by its umask (runc issue 3991), hence berth only for the mode.
+#[test]
+fn tmpcopyup_fills_the_tmpfs_with_what_it_covers() -> Result<()> {
+    let rt = Runtime::new()?;
+    let mut b = rt.bundle()?;
+    let dir = b.rootfs().join("dir1");
+    fs::create_dir_all(dir.join("dir2"))?;
+    fs::set_permissions(dir.join("dir2"), fs::Permissions::from_mode(0o777))?;
+    fs::write(dir.join("file"), "content")?;
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("link"))?;
+    std::os::unix::fs::chown(dir.join("file"), Some(1000), Some(100))?;
+    b.add_mount(
+        json!({ "source": "tmpfs", "destination": "/dir1", "type": "tmpfs",
+        "options": ["tmpcopyup"] }),
+    );
+    b.sh(
+        "stat -c '%a' /dir1/dir2; cat /dir1/file; echo; stat -c '%u:%g' /dir1/file; \
+          readlink /dir1/link; grep -q '^tmpfs /dir1 ' /proc/mounts && echo tmpfs; \
+          touch /dir1/new",
+    );
+    let out = run_ok(&rt, &b)?;
+    let lines: Vec<&str> = out.lines().collect();
+    if is_berth() {
+        assert_eq!(lines[0], "777", "{out}");
+    }
+    assert_eq!(
+        lines[1..],
+        ["content", "1000:100", "/etc/passwd", "tmpfs"],
+        "{out}"
+    );
+    assert!(!dir.join("new").exists(), "a write reached the image");
+    Ok(())
+}

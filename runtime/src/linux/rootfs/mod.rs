@@ -19,6 +19,7 @@ use super::mount::{parse, propagation_flag, Options};
 use super::{inroot, sys, SetupError};
 use crate::cgroups::CgroupPaths;
 
+mod copyup;
 mod devices;
 mod finish;
 
@@ -290,15 +291,20 @@ fn mount_one(ctx: &Context, root: &Root, index: usize, m: &Mount) -> Result<(), 
             }
             let existing_mode = (fstype == "tmpfs").then(|| dir_mode(root, dest)).flatten();
             let target = make_target(root, dest, false)?;
+            // tmpcopyup: the covered directory stays reachable through a descriptor opened
+            // before the mount hides it.
+            let covered = (fstype == "tmpfs" && opts.copy_up && existing_mode.is_some())
+                .then(|| copyup::open_dir(&target, dest))
+                .transpose()?;
             let source = m
                 .source()
                 .as_ref()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| fstype.to_string());
             let mut flags = opts.flags;
-            if is_dev(dest) {
+            if is_dev(dest) || covered.is_some() {
                 // A read-only /dev is made read-only only once its device nodes, symlinks
-                // and console are in place (readonly_dev).
+                // and console are in place (readonly_dev); a copied-up tmpfs once filled.
                 flags -= MsFlags::MS_RDONLY;
             }
             let mut data = opts.data();
@@ -360,6 +366,13 @@ fn mount_one(ctx: &Context, root: &Root, index: usize, m: &Mount) -> Result<(), 
                         "mount",
                         format!("{} on {} type {fstype}", source, dest.display()),
                     )(e))
+                }
+            }
+            if let Some(covered) = covered {
+                let mounted = root.resolve(dest).map_err(in_root(dest))?;
+                copyup::copy_tree(&covered, &copyup::open_dir(&mounted, dest)?, dest)?;
+                if opts.flags.contains(MsFlags::MS_RDONLY) {
+                    remount(&mounted, opts.flags, dest)?;
                 }
             }
             set_recursive_attrs(root, dest, &opts)?;
