@@ -164,7 +164,11 @@ impl Channel {
         let len = loop {
             let peek = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC;
             match recv(self.fd.as_raw_fd(), &mut [], peek) {
-                Err(Errno::EINTR) => continue,
+                // A peer that exited with messages of ours unread leaves ECONNRESET pending on
+                // our end (af_unix.c, unix_release_sock), reported by the next recv *before*
+                // the messages it sent first, its error report among them. Reporting it
+                // cleared it: read on.
+                Err(Errno::EINTR | Errno::ECONNRESET) => continue,
                 Err(source) => return Err(SyncError::Socket { op: "recv", source }),
                 Ok(n) => break n,
             }
@@ -297,6 +301,20 @@ mod tests {
             .recv_bounded("ready", None, &|| Some("cgroup frozen".into()))
             .unwrap_err();
         assert_eq!(err.to_string(), "cgroup frozen (while waiting for ready)");
+    }
+
+    #[test]
+    fn a_peer_that_died_with_our_messages_unread_still_has_its_last_word_read() {
+        let (parent, init) = channel_pair().expect("pair");
+        parent.send(&Message::Continue).expect("send");
+        init.send(&Message::Error("setup failed".into()))
+            .expect("send");
+        drop(init);
+        assert_eq!(
+            parent.recv().expect("the reset is skipped"),
+            Some(Message::Error("setup failed".into()))
+        );
+        assert_eq!(parent.recv().expect("eof"), None);
     }
 
     #[test]

@@ -466,7 +466,12 @@ fn unified_keys_are_written_on_v2_and_refused_on_v1() {
         drop(rt);
         create_fails_cleanly(
             |c| c["linux"]["resources"]["unified"] = json!({"memory.high": "50331648"}),
-            &["linux.resources.unified", "memory.high", "cgroup v2"],
+            &[
+                "invalid configuration",
+                "linux.resources.unified",
+                "memory.high",
+                "cgroup v2",
+            ],
         );
     }
 }
@@ -604,4 +609,72 @@ fn hugepage_limits_are_written_or_refused_clearly() {
     assert_eq!(v, "4194304");
     assert!(controller_dir(&c.id, "hugetlb").unwrap().is_dir());
     c.delete_force().unwrap();
+}
+
+/// v1 limits that depend on each other, updated in the order the kernel accepts (runc's):
+/// lifting the memory limit (-1) lifts the memory+swap limit with it, and a shorter cfs
+/// period that the parent's quota refuses on its own is written again after the quota.
+#[test]
+fn update_orders_dependent_v1_limits_as_the_kernel_needs() {
+    if is_v2() {
+        return;
+    }
+    let rt = Runtime::new().unwrap();
+    let mut b = rt.bundle().unwrap();
+    b.sh("sleep 100");
+    // A pod-like parent with a 50% quota: /berth-test/<id>/ctr, the parent being <id>.
+    let parent_cpu = controller_dir(&b.id, "cpu").unwrap();
+    fs::create_dir_all(&parent_cpu).unwrap();
+    fs::write(parent_cpu.join("cpu.cfs_quota_us"), "50000").unwrap();
+    b.config["linux"]["cgroupsPath"] = json!(format!("/berth-test/{}/ctr", b.id));
+    let swap = controller_dir(&b.id, "memory").is_some_and(|d| {
+        d.parent()
+            .is_some_and(|p| p.join("memory.memsw.limit_in_bytes").exists())
+    });
+    b.config["linux"]["resources"]["memory"] = if swap {
+        json!({"limit": 32 << 20, "swap": 64 << 20})
+    } else {
+        json!({"limit": 32 << 20})
+    };
+    let c = rt.create(&b).unwrap();
+    c.start().unwrap();
+    let dir = |ctl: &str| controller_dir(&b.id, ctl).unwrap().join("ctr");
+    let read = |ctl: &str, f: &str| {
+        fs::read_to_string(dir(ctl).join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+
+    c.verb(&["update", "--memory", "-1"], &[])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let unlimited: u64 = read("memory", "memory.limit_in_bytes").parse().unwrap();
+    assert!(unlimited > 1 << 50, "{unlimited}");
+    if swap {
+        let sw: u64 = read("memory", "memory.memsw.limit_in_bytes")
+            .parse()
+            .unwrap();
+        assert!(sw > 1 << 50, "{sw}");
+    }
+    // 60% of the default period is over the parent's 50%: refused.
+    let out = c.verb(&["update", "--cpu-quota", "60000"], &[]).unwrap();
+    assert_eq!(out.code, Some(1), "{out}");
+    c.verb(
+        &["update", "--cpu-period", "10000", "--cpu-quota", "3000"],
+        &[],
+    )
+    .unwrap()
+    .ok()
+    .unwrap();
+    assert_eq!(read("cpu", "cpu.cfs_period_us"), "10000");
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "3000");
+    // The parent is ours to remove, after the runtime removed the container's cgroup.
+    rt.cmd(&["delete", "--force", &b.id]).unwrap().ok().unwrap();
+    drop(c);
+    for d in cgroup_dirs(&b.id) {
+        let _ = fs::remove_dir(d);
+    }
+    rt.assert_no_leaks(&b.id, &b.dir, &[]).unwrap();
 }

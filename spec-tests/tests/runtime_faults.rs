@@ -14,7 +14,9 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::json;
-use spec_tests::runtime::{cgroups, is_berth, Bundle, RunOpts, Runtime, Spawned, CGROUP_PARENT};
+use spec_tests::runtime::{
+    cgroups, is_berth, reap, Bundle, ProcessId, RunOpts, Runtime, Spawned, CGROUP_PARENT,
+};
 
 /// How long `delete --force` may take after any fault (a lock held by a stuck command is
 /// waited for 10 s at most, see runtime/src/container/delete.rs).
@@ -79,15 +81,31 @@ fn processes_naming(id: &str) -> Vec<i32> {
     found
 }
 
-/// Reaps whatever this process (a child subreaper, see the harness) adopted and is dead.
-fn reap_adopted() {
-    while let Ok(status) = nix::sys::wait::waitpid(
-        Pid::from_raw(-1),
-        Some(nix::sys::wait::WaitPidFlag::WNOHANG | nix::sys::wait::WaitPidFlag::__WALL),
-    ) {
-        if status == nix::sys::wait::WaitStatus::StillAlive {
-            break;
-        }
+/// The direct children of `pid` (/proc/<pid>/task/*/children, proc(5)).
+fn children_of(pid: i32) -> Vec<ProcessId> {
+    let mut out = Vec::new();
+    for task in fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .filter_map(ProcessId::of),
+        );
+    }
+    out
+}
+
+/// Reaps the processes a killed command left to this process (a child subreaper, see the
+/// harness): its init or exec child. Only these pids: waitpid(-1) would steal the exit
+/// status of commands other tests are waiting for.
+fn reap_orphans(orphans: &[ProcessId]) {
+    for p in orphans {
+        reap(*p, Duration::from_secs(5));
     }
 }
 
@@ -118,12 +136,14 @@ fn force_delete_leaves_nothing(rt: &Runtime, b: &Bundle, what: &str) -> Result<(
         .with_context(|| format!("{what} (delete --force took {:?})", started.elapsed()))
 }
 
-/// Kills a spawned command after `delay` (if it has not finished) and waits for it.
-fn kill_after(cmd: Spawned, delay: Duration) -> Result<()> {
+/// Kills a spawned command after `delay` (if it has not finished) and waits for it; returns
+/// the children it had (an init or exec child that is now ours to reap).
+fn kill_after(cmd: Spawned, delay: Duration) -> Result<Vec<ProcessId>> {
     std::thread::sleep(delay);
+    let orphans = children_of(cmd.pid());
     let _ = kill(Pid::from_raw(cmd.pid()), Signal::SIGKILL);
     cmd.wait(Duration::from_secs(10))?;
-    Ok(())
+    Ok(orphans)
 }
 
 fn create_args(b: &Bundle) -> [String; 4] {
@@ -169,7 +189,7 @@ fn sigkill_at_random_moments_then_delete_force_leaves_nothing() -> Result<()> {
             "round {rounds}: kill during {} after {delay:?}",
             ["create", "start", "exec", "delete"][phase as usize]
         );
-        match phase {
+        let orphans = match phase {
             0 => kill_after(spawn(&rt, &create_args(&b))?, delay)?,
             _ => {
                 rt.cmd(
@@ -194,11 +214,11 @@ fn sigkill_at_random_moments_then_delete_force_leaves_nothing() -> Result<()> {
                         vec!["delete".into(), "--force".into(), b.id.clone()]
                     }
                 };
-                kill_after(spawn(&rt, &cmd)?, delay)?;
+                kill_after(spawn(&rt, &cmd)?, delay)?
             }
-        }
+        };
         force_delete_leaves_nothing(&rt, &b, &what)?;
-        reap_adopted();
+        reap_orphans(&orphans);
         let _ = fs::remove_dir_all(&b.dir);
     }
     eprintln!("{rounds} rounds in {:?}", started.elapsed());
@@ -239,12 +259,13 @@ fn delete_force_wins_against_a_stuck_create() -> Result<()> {
     let took = started.elapsed();
     // The stuck create is not ours to clean up: end it (its hook goes with its group).
     let create_pid = create.pid();
+    let orphans = children_of(create_pid);
     drop(create);
     let _ = kill(Pid::from_raw(-create_pid), Signal::SIGKILL);
     out.ok()?;
     assert!(took < DELETE_BOUND, "delete --force took {took:?}");
     force_delete_leaves_nothing(&rt, &b, "after the stuck create")?;
-    reap_adopted();
+    reap_orphans(&orphans);
     Ok(())
 }
 

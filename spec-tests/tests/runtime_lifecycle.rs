@@ -523,7 +523,17 @@ fn features_describes_what_is_supported() {
     }
     let opts = list(&f["mountOptions"]);
     for o in [
-        "ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec", "relatime",
+        "ro",
+        "rw",
+        "bind",
+        "rbind",
+        "nosuid",
+        "nodev",
+        "noexec",
+        "relatime",
+        "rro",
+        "rnosuid",
+        "tmpcopyup",
     ] {
         assert!(opts.iter().any(|x| x == o), "mountOptions lack {o}");
     }

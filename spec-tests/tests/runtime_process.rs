@@ -402,3 +402,63 @@ fn sigterm_during_run_start_up_is_forwarded_not_fatal() {
         );
     }
 }
+
+/// A non-root user owns its terminal, whose group stays devpts' gid= (the tty group), as
+/// under runc; for the container's process and for an exec'd one.
+#[test]
+fn the_terminal_belongs_to_the_user_and_the_tty_group() {
+    let rt = Runtime::new().unwrap();
+    let mut b = rt.bundle().unwrap();
+    b.config["process"]["terminal"] = json!(true);
+    b.config["process"]["user"] = json!({ "uid": 1000, "gid": 100 });
+    b.sh("stat -c 'owner %u:%g' $(tty); sleep 100");
+    let console = ConsoleSocket::new(rt.tmp()).unwrap();
+    let c = rt
+        .create_with(
+            &b,
+            CreateOpts {
+                console_socket: Some(console.path.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let master = console.receive(T).unwrap();
+    c.start().unwrap();
+    // The whole line: up to the newline after the marker.
+    let line_after = |pty: &std::os::fd::OwnedFd, marker: &str| {
+        let mut out = read_pty_until(pty, marker, T).unwrap();
+        while !out[out.find(marker).unwrap_or(0)..].contains('\n') {
+            out += &read_pty_until(pty, "\n", T).unwrap();
+        }
+        out
+    };
+    let out = line_after(&master, "owner ");
+    assert!(out.contains("owner 1000:5\r\n"), "{out:?}");
+    std::fs::create_dir_all(rt.tmp().join("x")).unwrap();
+    let exec_console = ConsoleSocket::new(&rt.tmp().join("x")).unwrap();
+    // Not detached: `exec` itself waits for (and reaps) its process. (runc wants a terminal
+    // of its own for that, so this half is berth's.)
+    if !is_berth() {
+        return c.delete_force().unwrap();
+    }
+    let exec = rt
+        .spawn(
+            &[
+                "exec",
+                "-t",
+                "--console-socket",
+                exec_console.path.to_str().unwrap(),
+                &c.id,
+                "sh",
+                "-c",
+                "stat -c 'exec %u:%g' $(tty)",
+            ],
+            RunOpts::default(),
+        )
+        .unwrap();
+    let exec_master = exec_console.receive(T).unwrap();
+    let out = line_after(&exec_master, "exec ");
+    exec.wait(T).unwrap().ok().unwrap();
+    assert!(out.contains("exec 1000:5\r\n"), "{out:?}");
+    c.delete_force().unwrap();
+}

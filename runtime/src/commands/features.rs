@@ -49,13 +49,16 @@ pub fn run() -> Result<u8> {
     if std::path::Path::new("/proc/self/ns/time").exists() {
         namespaces.push("time");
     }
+    let mut mount_options: Vec<&str> = MOUNT_OPTIONS.to_vec();
+    mount_options.extend_from_slice(berth_runtime::linux::mount::RECURSIVE_OPTIONS);
+    mount_options.sort_unstable();
     let mut caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     caps.sort();
     let features = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": MOUNT_OPTIONS,
+        "mountOptions": mount_options,
         "linux": {
             "namespaces": namespaces,
             "capabilities": caps,

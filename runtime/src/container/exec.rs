@@ -189,7 +189,9 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
         }
     }
     if let Some(path) = &opts.pid_file {
-        super::create::write_pid_file(path, pid.as_raw())?;
+        // Nobody could find the process without its pid file: take it down and reap it (an
+        // orphan would stay a zombie in the container's pid namespace until its reaper acts).
+        super::create::write_pid_file(path, pid.as_raw()).map_err(fail)?;
     }
     Ok(pid)
 }

@@ -14,6 +14,9 @@ pub struct Options {
     /// Recursive mount attributes (`rro`, `rnosuid`, ...: runc's names), set and cleared on
     /// the whole mount tree with mount_setattr(2) AT_RECURSIVE after the mount.
     pub recursive: RecursiveAttrs,
+    /// `tmpcopyup` (runc's extension for tmpfs): the new tmpfs starts with a copy of what
+    /// the directory it covers holds.
+    pub copy_up: bool,
 }
 
 /// `struct mount_attr`'s attr_set / attr_clr (linux/mount.h).
@@ -97,6 +100,7 @@ impl Default for Options {
             propagation: Vec::new(),
             data: Vec::new(),
             recursive: RecursiveAttrs::default(),
+            copy_up: false,
         }
     }
 }
@@ -166,9 +170,10 @@ pub fn parse(options: &[String]) -> Result<Options, String> {
             "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
             "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
             "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
-            // runc extension for tmpfs: copy the image's content up; accepted, not needed for
-            // correctness of the mount itself.
-            "tmpcopyup" => (MsFlags::empty(), MsFlags::empty()),
+            "tmpcopyup" => {
+                o.copy_up = true;
+                continue;
+            }
             "idmap" | "ridmap" => {
                 return Err(format!(
                     "option {opt:?} (id-mapped mounts) is not supported"

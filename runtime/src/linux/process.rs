@@ -169,22 +169,29 @@ impl CapSets {
     }
 
     /// What the exec trampoline (security::ExecGuard) must restore for the program's execve
-    /// to run with the credentials it would have without it; `None` when its own execve
+    /// to pass the permission checks it would pass without it; `None` when its own execve
     /// changes nothing that matters. `uid` is the process's user in its user namespace.
     ///
-    /// - Non-root: an execve keeps only the ambient capabilities, so effective ones that are
-    ///   not ambient (CAP_DAC_OVERRIDE to run a file without the exec bit for the user) would
-    ///   be gone at the program's execve: they cross in the ambient set and are lowered again.
-    /// - Root: an execve makes the effective set the whole permitted set, inheritable plus
+    /// Only CAP_DAC_OVERRIDE (run a file without the exec bit for the user) and
+    /// CAP_DAC_READ_SEARCH (search directories on its path) take part in execve's permission
+    /// checks; the capabilities the program ends up with do not depend on the effective set
+    /// at execve at all. So the hop, which needs capset(2) and prctl(2) under a seccomp
+    /// profile installed before it, happens only when one of those two would differ:
+    /// - non-root: an execve keeps only the ambient capabilities, so effective ones that are
+    ///   not ambient would be gone at the program's execve: they cross in the ambient set and
+    ///   are lowered again;
+    /// - root: an execve makes the effective set the whole permitted set, inheritable plus
     ///   bounding; the trampoline narrows it back to the configured effective set.
     pub fn trampoline_hop(&self, uid: u32) -> Option<CapHop> {
         let mask = |set: &CapsHashSet| set.iter().fold(0u64, |m, c| m | (1u64 << c.index()));
+        let exec_checks =
+            (1u64 << Cap::CAP_DAC_OVERRIDE.index()) | (1u64 << Cap::CAP_DAC_READ_SEARCH.index());
         let effective = mask(&self.effective);
         let inheritable = mask(&self.inheritable);
         if uid != 0 {
             let ambient = mask(&self.effective_ambient());
             let carried = effective & !ambient;
-            return (carried != 0).then_some(CapHop {
+            return (carried & exec_checks != 0).then_some(CapHop {
                 effective,
                 permitted: ambient | carried,
                 inheritable,
@@ -192,7 +199,7 @@ impl CapSets {
             });
         }
         let after_exec = inheritable | mask(&self.bounding);
-        (effective != after_exec).then_some(CapHop {
+        ((after_exec ^ effective) & exec_checks != 0).then_some(CapHop {
             effective: effective & after_exec,
             permitted: after_exec,
             inheritable,
@@ -259,8 +266,8 @@ impl Launch {
             Err(e) => return Err(e),
         };
         let args = process.args().clone().unwrap_or_default();
-        let user = super::user::lookup(process.user().uid());
-        let env = super::user::with_home(process.env().clone().unwrap_or_default(), &user);
+        let home = super::user::home(process.user().uid());
+        let env = super::user::with_home(process.env().clone().unwrap_or_default(), &home);
         let arg0 = args.first().cloned().unwrap_or_default();
         let exe = find_executable(&arg0, &env, cwd)?;
         let caps = CapSets::from_spec(process.capabilities().as_ref())?;
@@ -505,11 +512,16 @@ mod tests {
     }
 
     #[test]
-    fn no_hop_when_the_trampoline_changes_nothing() {
+    fn no_hop_when_the_trampoline_changes_nothing_execve_checks() {
         let same = r#"{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}"#;
         assert_eq!(sets(same).trampoline_hop(0), None);
         let none = r#"{"bounding":["CAP_KILL"],"effective":[],"permitted":[]}"#;
         assert_eq!(sets(none).trampoline_hop(1000), None);
+        // runc's default capabilities for a non-root user: none of them is checked by execve.
+        let default = r#"{"bounding":["CAP_AUDIT_WRITE","CAP_KILL","CAP_NET_BIND_SERVICE"],
+            "effective":["CAP_AUDIT_WRITE","CAP_KILL","CAP_NET_BIND_SERVICE"],
+            "permitted":["CAP_AUDIT_WRITE","CAP_KILL","CAP_NET_BIND_SERVICE"]}"#;
+        assert_eq!(sets(default).trampoline_hop(1000), None);
     }
 
     #[test]

@@ -325,10 +325,11 @@ pub fn set_scheduler(process: &Process) -> Result<(), SecurityError> {
 /// process loses its permitted capabilities at execve (all but the ambient ones), and the
 /// effective set of root becomes everything in its bounding set, so the permission checks of
 /// the second execve (CAP_DAC_OVERRIDE on a file without the exec bit for the user, say)
-/// would differ. When they would, the runtime carries the capabilities across in the ambient
-/// set and the trampoline puts back the exact effective, inheritable and ambient sets
-/// ([`CapHop`]: one capset(2) and a few prctl(2) calls, which a seccomp profile with
-/// noNewPrivileges must then allow, as it must allow execveat).
+/// would differ. When CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH (the two execve's checks
+/// consult) would, the runtime carries the capabilities across in the ambient set and the
+/// trampoline puts back the exact effective, inheritable and ambient sets ([`CapHop`]: one
+/// capset(2) and a few prctl(2) calls, which a seccomp profile with noNewPrivileges must then
+/// allow, as it must allow execveat).
 /// Cost: one 576-byte memfd and one extra execve of a binary with no dynamic loader or
 /// libraries; measured within noise of a whole `run` (see the README's security section).
 pub struct ExecGuard {

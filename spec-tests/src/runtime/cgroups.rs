@@ -32,6 +32,8 @@ pub fn hierarchy_of(controller: &str) -> Option<PathBuf> {
         .find(|p| {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().split(',').any(|c| c == controller))
+                // A hierarchy, not a directory some tool left on the cgroup tmpfs.
+                && p.join("cgroup.procs").exists()
         })
 }
 

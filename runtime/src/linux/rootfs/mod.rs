@@ -6,22 +6,28 @@
 //! (the CVE-2021-30465 class). Everything happens before pivot_root, while the host's /proc —
 //! which we trust — is still the one at /proc.
 
-use std::fs::{self, File};
+use std::fs;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{open, OFlag};
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::Mode;
-use nix::unistd::{chdir, chroot, fchdir, pivot_root};
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::{Mount, Spec};
 use pathrs::{Handle, InodeType, Root};
 
 use super::mount::{parse, propagation_flag, Options};
 use super::{inroot, sys, SetupError};
 use crate::cgroups::CgroupPaths;
+
+mod copyup;
+mod devices;
+mod finish;
+
+pub use devices::create_devices;
+pub use finish::{
+    apply_root_propagation, bind_console, is_char_device, mask_paths, move_root, open_own_fd_dir,
+    pivot, readonly_paths, readonly_root,
+};
 
 /// What the rootfs builder needs to know beyond the spec.
 pub struct Context<'a> {
@@ -132,7 +138,7 @@ fn attach_tree(tree: &OwnedFd, target: &Handle, dest: &Path) -> Result<(), Setup
     Ok(())
 }
 
-fn in_root(path: &Path) -> impl FnOnce(pathrs::error::Error) -> SetupError + '_ {
+pub(super) fn in_root(path: &Path) -> impl FnOnce(pathrs::error::Error) -> SetupError + '_ {
     move |source| SetupError::InRoot {
         path: path.to_path_buf(),
         source,
@@ -140,11 +146,11 @@ fn in_root(path: &Path) -> impl FnOnce(pathrs::error::Error) -> SetupError + '_ 
 }
 
 /// The path through which mount(2) reaches an opened handle.
-fn fd_path(fd: impl AsFd) -> String {
+pub(super) fn fd_path(fd: impl AsFd) -> String {
     format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd())
 }
 
-fn do_mount(
+pub(super) fn do_mount(
     source: Option<&str>,
     target: &str,
     fstype: Option<&str>,
@@ -276,17 +282,29 @@ fn mount_one(ctx: &Context, root: &Root, index: usize, m: &Mount) -> Result<(), 
     match fstype {
         "cgroup" | "cgroup2" => mount_cgroups(ctx, root, dest, &opts),
         _ => {
+            if matches!(fstype, "proc" | "sysfs") && is_symlink(root, dest)? {
+                // As runc: a procfs or sysfs the image redirects elsewhere by a symlink
+                // would not be where the masks and read-only paths expect it.
+                return Err(cfg_err(format!(
+                    "{fstype} must be mounted on ordinary directory, not a symlink"
+                )));
+            }
             let existing_mode = (fstype == "tmpfs").then(|| dir_mode(root, dest)).flatten();
             let target = make_target(root, dest, false)?;
+            // tmpcopyup: the covered directory stays reachable through a descriptor opened
+            // before the mount hides it.
+            let covered = (fstype == "tmpfs" && opts.copy_up && existing_mode.is_some())
+                .then(|| copyup::open_dir(&target, dest))
+                .transpose()?;
             let source = m
                 .source()
                 .as_ref()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| fstype.to_string());
             let mut flags = opts.flags;
-            if is_dev(dest) {
+            if is_dev(dest) || covered.is_some() {
                 // A read-only /dev is made read-only only once its device nodes, symlinks
-                // and console are in place (readonly_dev).
+                // and console are in place (readonly_dev); a copied-up tmpfs once filled.
                 flags -= MsFlags::MS_RDONLY;
             }
             let mut data = opts.data();
@@ -350,6 +368,13 @@ fn mount_one(ctx: &Context, root: &Root, index: usize, m: &Mount) -> Result<(), 
                     )(e))
                 }
             }
+            if let Some(covered) = covered {
+                let mounted = root.resolve(dest).map_err(in_root(dest))?;
+                copyup::copy_tree(&covered, &copyup::open_dir(&mounted, dest)?, dest)?;
+                if opts.flags.contains(MsFlags::MS_RDONLY) {
+                    remount(&mounted, opts.flags, dest)?;
+                }
+            }
             set_recursive_attrs(root, dest, &opts)?;
             apply_propagation(root, dest, &opts)
         }
@@ -358,6 +383,13 @@ fn mount_one(ctx: &Context, root: &Root, index: usize, m: &Mount) -> Result<(), 
 
 fn is_dev(dest: &Path) -> bool {
     dest.components().eq(Path::new("/dev").components())
+}
+
+/// Whether `dest` (its last component) is a symlink in the root.
+fn is_symlink(root: &Root, dest: &Path) -> Result<bool, SetupError> {
+    Ok(inroot::resolve_nofollow(root, dest)?.is_some_and(|h| {
+        nix::sys::stat::fstat(h.as_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+    }))
 }
 
 /// The permission bits of an existing directory at `dest` in the root.
@@ -447,7 +479,7 @@ fn apply_propagation(root: &Root, dest: &Path, opts: &Options) -> Result<(), Set
 
 /// Remounts with new per-mount flags. In a user namespace the kernel keeps flags of the
 /// source mount locked (nosuid, nodev, noexec, atime); retry with them added, as runc does.
-fn remount(handle: &Handle, flags: MsFlags, dest: &Path) -> Result<(), SetupError> {
+pub(super) fn remount(handle: &Handle, flags: MsFlags, dest: &Path) -> Result<(), SetupError> {
     let target = fd_path(handle);
     match mount(
         None::<&str>,
@@ -488,7 +520,7 @@ fn remount(handle: &Handle, flags: MsFlags, dest: &Path) -> Result<(), SetupErro
 }
 
 /// Creates the mount point inside the root: a directory, or an empty file for file binds.
-fn make_target(root: &Root, dest: &Path, is_file: bool) -> Result<Handle, SetupError> {
+pub(super) fn make_target(root: &Root, dest: &Path, is_file: bool) -> Result<Handle, SetupError> {
     if is_file {
         inroot::create_file(root, dest)
     } else {
@@ -598,427 +630,4 @@ fn mount_cgroups(
         remount(&mounted, flags | MsFlags::MS_RDONLY, dest)?;
     }
     Ok(())
-}
-
-/// A device node to create in the container's /dev.
-struct DeviceNode {
-    path: PathBuf,
-    kind: LinuxDeviceType,
-    major: i64,
-    minor: i64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-}
-
-/// The devices every container gets (runtime-spec "Default Devices").
-fn default_devices() -> Vec<DeviceNode> {
-    [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ]
-    .into_iter()
-    .map(|(name, major, minor)| DeviceNode {
-        path: PathBuf::from("/dev").join(name),
-        kind: LinuxDeviceType::C,
-        major,
-        minor,
-        mode: 0o666,
-        uid: 0,
-        gid: 0,
-    })
-    .collect()
-}
-
-fn spec_device(d: &LinuxDevice) -> DeviceNode {
-    DeviceNode {
-        path: d.path().clone(),
-        kind: d.typ(),
-        major: d.major(),
-        minor: d.minor(),
-        mode: d.file_mode().unwrap_or(0o666) & 0o7777,
-        uid: d.uid().unwrap_or(0),
-        gid: d.gid().unwrap_or(0),
-    }
-}
-
-/// Whether /dev is a private tmpfs we must populate (not a bind of the host's /dev).
-fn dev_is_private(spec: &Spec) -> bool {
-    spec.mounts()
-        .iter()
-        .flatten()
-        .rfind(|m| m.destination() == Path::new("/dev"))
-        .is_some_and(|m| {
-            m.typ().as_deref() != Some("bind")
-                && !parse(m.options().as_deref().unwrap_or_default()).is_ok_and(|o| o.is_bind())
-        })
-}
-
-/// Creates default and configured device nodes and the standard /dev symlinks. In a user
-/// namespace mknod(2) is not allowed, so host devices are bind-mounted instead.
-pub fn create_devices(ctx: &Context, root: &Root) -> Result<(), SetupError> {
-    let mut nodes = Vec::new();
-    if dev_is_private(ctx.spec) {
-        nodes.extend(default_devices());
-    }
-    let configured: Vec<DeviceNode> = ctx
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.devices().as_ref())
-        .map(|ds| ds.iter().map(spec_device).collect())
-        .unwrap_or_default();
-    nodes.retain(|n| !configured.iter().any(|c| c.path == n.path));
-    nodes.extend(configured);
-    for node in &nodes {
-        create_device(ctx, root, node)?;
-    }
-    if dev_is_private(ctx.spec) {
-        let mut links = vec![
-            ("/dev/fd", "/proc/self/fd"),
-            ("/dev/stdin", "/proc/self/fd/0"),
-            ("/dev/stdout", "/proc/self/fd/1"),
-            ("/dev/stderr", "/proc/self/fd/2"),
-            ("/dev/ptmx", "pts/ptmx"),
-        ];
-        if Path::new("/proc/kcore").exists() {
-            links.push(("/dev/core", "/proc/kcore"));
-        }
-        for (link, target) in links {
-            match root.create(link, &InodeType::Symlink(PathBuf::from(target))) {
-                Ok(()) => {}
-                Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::EEXIST)) => {}
-                Err(source) => {
-                    return Err(SetupError::InRoot {
-                        path: link.into(),
-                        source,
-                    })
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn create_device(ctx: &Context, root: &Root, node: &DeviceNode) -> Result<(), SetupError> {
-    let path = &node.path;
-    if let Some(parent) = path.parent() {
-        inroot::mkdir_all(root, parent, 0o755)?;
-    }
-    if ctx.new_user {
-        let target = make_target(root, path, true)?;
-        return do_mount(
-            Some(&path.to_string_lossy()),
-            &fd_path(&target),
-            None,
-            MsFlags::MS_BIND,
-            None,
-            &path.display(),
-        );
-    }
-    let dev = nix::sys::stat::makedev(node.major as u64, node.minor as u64);
-    let perm = fs::Permissions::from_mode(node.mode);
-    let inode = match node.kind {
-        LinuxDeviceType::B => InodeType::BlockDevice(perm, dev),
-        LinuxDeviceType::P => InodeType::Fifo(perm),
-        _ => InodeType::CharacterDevice(perm, dev),
-    };
-    // A node left by the image (or an earlier mount) is replaced, as runc does.
-    if inroot::resolve_nofollow(root, path)?.is_some() {
-        root.remove_file(path).map_err(in_root(path))?;
-    }
-    root.create(path, &inode).map_err(in_root(path))?;
-    let handle = root.resolve_nofollow(path).map_err(in_root(path))?;
-    let fd_p = fd_path(&handle);
-    // The mode given to mknod is reduced by the umask; chmod/chown through the handle.
-    nix::unistd::chown(fd_p.as_str(), Some(node.uid.into()), Some(node.gid.into()))
-        .map_err(sys("chown", path.display()))?;
-    nix::sys::stat::fchmodat(
-        nix::fcntl::AT_FDCWD,
-        fd_p.as_str(),
-        Mode::from_bits_truncate(node.mode),
-        nix::sys::stat::FchmodatFlags::FollowSymlink,
-    )
-    .map_err(sys("chmod", path.display()))?;
-    Ok(())
-}
-
-/// Masks paths: a directory gets an empty read-only tmpfs, anything else the container's own
-/// /dev/null on top (as runc: the mask then lives on the container's devices, not the host's
-/// devtmpfs). Paths that do not exist in the image are skipped.
-pub fn mask_paths(spec: &Spec, root: &Root) -> Result<(), SetupError> {
-    let paths = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.masked_paths().as_ref());
-    // Looked up on the first file to mask: Some(None) means the host's /dev/null.
-    let mut null: Option<Option<Handle>> = None;
-    for p in paths.into_iter().flatten() {
-        let path = Path::new(p);
-        // Masking what the image does not have (or cannot be resolved) is a no-op.
-        let Ok(Some(handle)) = inroot::resolve(root, path) else {
-            continue;
-        };
-        let is_dir = handle_is_dir(&handle);
-        if is_dir {
-            do_mount(
-                Some("tmpfs"),
-                &fd_path(&handle),
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY,
-                None,
-                &path.display(),
-            )?;
-        } else {
-            let source = match null.get_or_insert_with(|| container_null(root)) {
-                Some(h) => fd_path(&*h),
-                None => "/dev/null".to_string(),
-            };
-            do_mount(
-                Some(&source),
-                &fd_path(&handle),
-                None,
-                MsFlags::MS_BIND,
-                None,
-                &path.display(),
-            )?;
-        }
-    }
-    Ok(())
-}
-
-/// The container's /dev/null, if it is the null device (else the host's is used).
-fn container_null(root: &Root) -> Option<Handle> {
-    let handle = inroot::resolve(root, Path::new("/dev/null"))
-        .ok()
-        .flatten()?;
-    let is_null = nix::sys::stat::fstat(handle.as_fd()).is_ok_and(|st| {
-        st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == nix::sys::stat::makedev(1, 3)
-    });
-    is_null.then_some(handle)
-}
-
-/// Makes paths read-only: bind each onto itself, then remount read-only.
-pub fn readonly_paths(spec: &Spec, root: &Root) -> Result<(), SetupError> {
-    let paths = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.readonly_paths().as_ref());
-    for p in paths.into_iter().flatten() {
-        let path = Path::new(p);
-        let Ok(Some(handle)) = inroot::resolve(root, path) else {
-            continue;
-        };
-        let fdp = fd_path(&handle);
-        do_mount(
-            Some(&fdp),
-            &fdp,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
-            &path.display(),
-        )?;
-        let mounted = root.resolve(path).map_err(in_root(path))?;
-        remount(
-            &mounted,
-            MsFlags::MS_BIND
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC,
-            path,
-        )?;
-    }
-    Ok(())
-}
-
-fn handle_is_dir(handle: &Handle) -> bool {
-    nix::sys::stat::fstat(handle.as_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-}
-
-/// Remounts the root read-only (`root.readonly`).
-pub fn readonly_root(rootfs: &Path) -> Result<(), SetupError> {
-    let handle = Root::open(rootfs).map_err(in_root(rootfs))?;
-    let h = handle.resolve("/").map_err(in_root(rootfs))?;
-    remount(&h, MsFlags::MS_BIND | MsFlags::MS_RDONLY, Path::new("/"))
-}
-
-/// Binds the console's pty slave onto /dev/console.
-pub fn bind_console(root: &Root, slave: &OwnedFd) -> Result<(), SetupError> {
-    let dest = Path::new("/dev/console");
-    let target = make_target(root, dest, true)?;
-    do_mount(
-        Some(&fd_path(slave)),
-        &fd_path(&target),
-        None,
-        MsFlags::MS_BIND,
-        None,
-        &dest.display(),
-    )
-}
-
-/// Switches the root with pivot_root(2): new and old root are the same directory ("."), then
-/// the old root, now stacked underneath, is made rslave (so the unmount does not propagate
-/// to the host) and lazily detached. No directory for the old root is needed.
-pub fn pivot(rootfs: &Path) -> Result<(), SetupError> {
-    let old = open(
-        "/",
-        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(sys("open", "/"))?;
-    let new = open(
-        rootfs,
-        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(sys("open", rootfs.display()))?;
-    fchdir(&new).map_err(sys("fchdir", rootfs.display()))?;
-    pivot_root(".", ".").map_err(sys("pivot_root", rootfs.display()))?;
-    fchdir(&old).map_err(sys("fchdir", "old root"))?;
-    do_mount(
-        None,
-        ".",
-        None,
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None,
-        &"old root",
-    )?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(sys("umount2", "old root"))?;
-    chdir("/").map_err(sys("chdir", "/"))
-}
-
-/// After pivot_root the new root mount gets the configured `rootfsPropagation` (shared,
-/// slave, ...), as runc does; nothing to do when unset.
-pub fn apply_root_propagation(spec: &Spec) -> Result<(), SetupError> {
-    let flag = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .and_then(propagation_flag);
-    match flag {
-        Some(f) => do_mount(None, "/", None, f, None, &"/ (rootfsPropagation)"),
-        None => Ok(()),
-    }
-}
-
-/// `--no-pivot`: move the rootfs mount over / and chroot into it (for ramdisk roots where
-/// pivot_root is impossible). Weaker: the old root stays reachable to a process that can
-/// escape the chroot, and stays in the mount namespace. So first the host's full procfs and
-/// sysfs mounts go: the kernel lets a new user namespace mount procfs or sysfs only while a
-/// fully visible one exists in its mount namespace (fs/namespace.c, mount_too_revealing), and
-/// without pivot_root the host's would be that one, unmasked.
-pub fn move_root(rootfs: &Path) -> Result<(), SetupError> {
-    hide_host_proc_and_sys(rootfs)?;
-    chdir(rootfs).map_err(sys("chdir", rootfs.display()))?;
-    do_mount(
-        Some(&rootfs.to_string_lossy()),
-        "/",
-        None,
-        MsFlags::MS_MOVE,
-        None,
-        &rootfs.display(),
-    )?;
-    chroot(".").map_err(sys("chroot", rootfs.display()))?;
-    chdir("/").map_err(sys("chdir", "/"))
-}
-
-/// Detaches every mount of a whole procfs or sysfs outside `rootfs` (or covers it with an
-/// empty tmpfs where it cannot be detached), as mountinfo lists them before any goes.
-fn hide_host_proc_and_sys(rootfs: &Path) -> Result<(), SetupError> {
-    let info = fs::read_to_string("/proc/self/mountinfo").map_err(|source| SetupError::Io {
-        action: "reading",
-        path: "/proc/self/mountinfo".into(),
-        source,
-    })?;
-    let mut targets = Vec::new();
-    for line in info.lines() {
-        // mountinfo: id parent maj:min root mountpoint options [optional...] - fstype ...
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(dash) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        let (Some(root), Some(mp), Some(fstype)) =
-            (fields.get(3), fields.get(4), fields.get(dash + 1))
-        else {
-            continue;
-        };
-        let mp = PathBuf::from(unescape_mountinfo(mp));
-        if *root == "/" && matches!(*fstype, "proc" | "sysfs") && !mp.starts_with(rootfs) {
-            targets.push(mp);
-        }
-    }
-    for mp in targets {
-        let path = mp.to_string_lossy().into_owned();
-        // The unmount must not propagate to the host.
-        match mount(
-            None::<&str>,
-            path.as_str(),
-            None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
-        ) {
-            // Gone with a parent detached before it.
-            Err(Errno::ENOENT) => continue,
-            other => other.map_err(sys("mount", format!("{path} rslave")))?,
-        }
-        match umount2(path.as_str(), MntFlags::MNT_DETACH) {
-            Ok(()) => {}
-            Err(Errno::EINVAL | Errno::EPERM) => do_mount(
-                Some("tmpfs"),
-                &path,
-                Some("tmpfs"),
-                MsFlags::empty(),
-                None,
-                &mp.display(),
-            )?,
-            Err(e) => return Err(sys("umount2", &path)(e)),
-        }
-    }
-    Ok(())
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo (proc(5)).
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Opens `/proc/self/fd` of the host's procfs as a directory handle, so the init can reopen
-/// its own descriptors (the exec fifo) after pivot_root even when the container has no /proc.
-pub fn open_own_fd_dir() -> Result<File, SetupError> {
-    let f = File::open("/proc/self/fd").map_err(|source| SetupError::Io {
-        action: "opening",
-        path: "/proc/self/fd".into(),
-        source,
-    })?;
-    if !super::proc::is_procfs(&f) {
-        return Err(SetupError::NotProcfs {
-            path: "/proc/self/fd".into(),
-        });
-    }
-    Ok(f)
-}
-
-/// Is this fd a character device (used to leave /dev/null stdio alone)?
-pub fn is_char_device(meta: &fs::Metadata) -> bool {
-    meta.file_type().is_char_device() && meta.rdev() != 0
 }
