@@ -149,7 +149,12 @@ pub fn inspect(engine: &Engine, what: &str) -> Result<ImageInspect> {
         os: config.os().to_string(),
         variant: config.variant().clone(),
         size: info.size,
-        config: config.config().clone(),
+        config: store
+            .content()
+            .read_metadata(&info.config_digest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| serde_json::from_value(v["config"].clone()).ok()),
         root_fs: RootFs {
             r#type: "layers".into(),
             layers: config.rootfs().diff_ids().clone(),

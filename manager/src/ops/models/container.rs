@@ -83,6 +83,18 @@ pub struct ContainerConfig {
     /// Seconds `stop` waits before SIGKILL (default 10).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+    /// An image's ONBUILD triggers (image inspect; ignored by create).
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub on_build: Vec<String>,
+    /// An image's SHELL (image inspect; ignored by create).
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub shell: Vec<String>,
 }
 
 /// A health check (docker's `HealthConfig`); durations in nanoseconds, 0 = inherit.

@@ -59,7 +59,9 @@ pub struct ImageInspect {
     pub os: String,
     pub variant: Option<String>,
     pub size: u64,
-    pub config: Option<oci_spec::image::Config>,
+    /// The config blob's own `config` object: docker's shape, with the Healthcheck, OnBuild
+    /// and Shell that builds set (the OCI model has no place for them).
+    pub config: Option<super::container::ContainerConfig>,
     #[serde(rename = "RootFS")]
     pub root_fs: RootFs,
     pub manifest: ManifestInfo,
