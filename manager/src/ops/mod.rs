@@ -28,6 +28,7 @@ pub mod containers;
 pub mod error;
 pub mod models;
 pub mod parse;
+pub mod system;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
