@@ -29,6 +29,7 @@ mod run_flags;
 mod save;
 mod start;
 mod stop;
+mod system;
 mod tag;
 mod top;
 mod volume;
@@ -130,6 +131,9 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::Command),
+    /// Manage berth: the Engine API service
+    #[command(subcommand)]
+    System(system::Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -324,5 +328,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Container(container::Command::Prune(a)) => container::prune(&ctx, a),
         Command::Monitor(a) => monitor::run(&ctx, a),
         Command::Volume(c) => volume::run(&mut ctx, c),
+        Command::System(c) => system::run(&ctx, c),
     }
 }
