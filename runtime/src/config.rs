@@ -116,7 +116,7 @@ pub fn parse(data: &[u8], path: &Path) -> Result<Spec, ConfigError> {
 
 /// Deserialises the spec; a failure names the JSON path of the problem (see jsonpath.rs).
 fn parse_spec(data: &[u8], path: &Path) -> Result<Spec, ConfigError> {
-    crate::jsonpath::from_slice(data).map_err(|e| ConfigError::Parse {
+    let mut spec: Spec = crate::jsonpath::from_slice(data).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         field: if e.field.is_empty() {
             ".".to_string()
@@ -124,7 +124,19 @@ fn parse_spec(data: &[u8], path: &Path) -> Result<Spec, ConfigError> {
             e.field
         },
         source: e.source,
-    })
+    })?;
+    // An empty namespace path means no path: a new namespace (runc reads it so, and its
+    // tests write `"path": ""` for the namespaces they do not join).
+    if let Some(linux) = spec.linux_mut() {
+        if let Some(namespaces) = linux.namespaces_mut() {
+            for ns in namespaces.iter_mut() {
+                if ns.path().as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                    ns.set_path(None);
+                }
+            }
+        }
+    }
+    Ok(spec)
 }
 
 /// Checks the parts of the spec that serde cannot: required fields and consistency.

@@ -12,7 +12,7 @@ use oci_spec::runtime::{Hook, Hooks};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
-    #[error("{kind} hook #{index} ({path}): starting it")]
+    #[error("error running hook #{index} ({kind} {path}): starting it")]
     Spawn {
         kind: &'static str,
         index: usize,
@@ -20,14 +20,14 @@ pub enum HookError {
         #[source]
         source: io::Error,
     },
-    #[error("{kind} hook #{index} ({path}) timed out after {secs}s")]
+    #[error("error running hook #{index} ({kind} {path}): timed out after {secs}s")]
     Timeout {
         kind: &'static str,
         index: usize,
         path: PathBuf,
         secs: i64,
     },
-    #[error("{kind} hook #{index} ({path}) failed with {status}{}", output_suffix(.output))]
+    #[error("error running hook #{index} ({kind} {path}): {}{}", describe(.status), output_suffix(.output))]
     Failed {
         kind: &'static str,
         index: usize,
@@ -35,6 +35,28 @@ pub enum HookError {
         status: std::process::ExitStatus,
         output: String,
     },
+}
+
+/// An exit status in the words runc (Go) uses: "exit status 3", "signal: bad system call".
+fn describe(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => {
+            // SAFETY: strsignal returns a pointer to a static (or thread-local) string, or
+            // NULL; it is copied at once.
+            let name = unsafe {
+                let p = libc::strsignal(sig);
+                if p.is_null() {
+                    format!("signal {sig}")
+                } else {
+                    std::ffi::CStr::from_ptr(p).to_string_lossy().to_lowercase()
+                }
+            };
+            format!("signal: {name}")
+        }
+        _ => status.to_string(),
+    }
 }
 
 fn output_suffix(output: &str) -> String {
@@ -82,6 +104,16 @@ pub fn of_kind<'a>(hooks: Option<&'a Hooks>, kind: &str) -> &'a [Hook] {
                 .unwrap_or_default()
         })
         .unwrap_or_default()
+}
+
+/// The longest time `hooks` may take in all: the sum of their timeouts, or `None` (no bound)
+/// if one of them has none, which the runtime-spec leaves to the hook's author. Whoever waits
+/// for a process running hooks adds this to its own bound.
+pub fn time_budget(hooks: &[Hook]) -> Option<Duration> {
+    hooks.iter().try_fold(Duration::ZERO, |sum, h| {
+        h.timeout()
+            .map(|t| sum + Duration::from_secs(u64::try_from(t).unwrap_or(0)))
+    })
 }
 
 /// Runs each hook in order with `state` on stdin; stops at the first failure.
@@ -237,9 +269,18 @@ mod tests {
         let err = run("createRuntime", &[h], b"{}").unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("createRuntime hook #0") && msg.contains("boom"),
+            msg.contains("error running hook #0 (createRuntime /bin/sh)")
+                && msg.contains("exit status 3")
+                && msg.contains("boom"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_hook_killed_by_a_signal_says_which() {
+        let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","kill -SYS $$"]}"#);
+        let msg = run("startContainer", &[h], b"{}").unwrap_err().to_string();
+        assert!(msg.contains("signal: bad system call"), "{msg}");
     }
 
     #[test]

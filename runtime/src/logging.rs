@@ -79,3 +79,18 @@ pub fn warn(msg: &str) {
 pub fn debug(msg: &str) {
     write("debug", msg);
 }
+
+/// Whether debug lines are written at all (to skip formatting them).
+pub fn debug_enabled() -> bool {
+    LOGGER.get().is_some_and(|l| l.debug)
+}
+
+/// A debug line marking a step of container setup. `stage` is the name runc's own debug log
+/// gives the equivalent step ("nsexec container setup", "child process in init()", ...), so
+/// whoever reads or greps `--debug` output of runc finds the same landmarks here; `detail`
+/// says what berth-runtime does at that step.
+pub fn stage(stage: &str, detail: &str) {
+    if debug_enabled() {
+        write("debug", &format!("{stage}: {detail}"));
+    }
+}

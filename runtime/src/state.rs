@@ -9,13 +9,21 @@
 //! - `exec.fifo`: the start barrier; present from `create` until `start` opened it;
 //! - the directory itself is the lock: every command that changes the container holds an
 //!   exclusive `flock(2)` on it, so concurrent commands on one container are serialised while
-//!   commands on different containers never wait for each other.
+//!   commands on different containers never wait for each other. Waiting for it is bounded
+//!   ([`LOCK_TIMEOUT`]); only the command that took it holds it (the init closes its inherited
+//!   copy at once), so a killed command never leaves it taken.
+//!
+//! `create` writes state.json twice: first with pid 0 (status `creating`) before it makes
+//! anything that would outlive it (cgroups, the init), so that `delete` can remove what a
+//! `create` killed halfway left; then, complete, by an atomic rename.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 use oci_spec::runtime::{Hooks, Spec};
@@ -26,6 +34,8 @@ use crate::cgroups::CgroupPaths;
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// How long a command waits for another command on the same container to finish with it.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where containers created before the config moved into state.json keep it.
 const LEGACY_CONFIG_FILE: &str = "config.json";
 
@@ -35,8 +45,17 @@ pub enum StateError {
     InvalidId { id: String },
     #[error("container with id {id} already exists")]
     Exists { id: String },
-    #[error("container {id} does not exist")]
+    // runc's text: containerd's shim (kill, delete) and podman match "does not exist", dockerd
+    // matches "container does not exist" (libcontainerd wrapError) to report "no such container".
+    #[error("container does not exist")]
     NotFound { id: String },
+    #[error("container {id} is busy: its state directory {path} is still locked{} after {waited:?}", holder_suffix(.holder))]
+    Busy {
+        id: String,
+        path: PathBuf,
+        holder: Option<i32>,
+        waited: Duration,
+    },
     #[error("{action} {path}")]
     Io {
         action: &'static str,
@@ -50,6 +69,10 @@ pub enum StateError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+fn holder_suffix(holder: &Option<i32>) -> String {
+    holder.map(|p| format!(" by pid {p}")).unwrap_or_default()
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError {
@@ -157,7 +180,12 @@ pub struct OciState<'a> {
 
 impl State {
     /// The status now, derived from the kernel rather than stored, so it is never stale.
+    /// Pid 0 is the record `create` writes before the init exists: still being created, or
+    /// a `create` that died halfway (then whoever holds the lock may delete it).
     pub fn status(&self, dir: &Path) -> Status {
+        if self.pid == 0 {
+            return Status::Creating;
+        }
         match crate::linux::proc::stat(self.pid) {
             Some(stat) if stat.start_time == self.pid_start_time && !stat.is_dead() => {
                 if dir.join(EXEC_FIFO).exists() {
@@ -210,7 +238,8 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
 pub struct ContainerDir {
     pub id: String,
     pub path: PathBuf,
-    _lock: Flock<File>,
+    /// `None` only for a forced delete that gave up waiting ([`ContainerDir::open_forced`]).
+    lock: Option<Flock<File>>,
 }
 
 impl ContainerDir {
@@ -230,46 +259,92 @@ impl ContainerDir {
             }
             Err(e) => return Err(io_err("creating state dir", &path)(e)),
         }
-        let lock = lock_dir(&path)?;
+        let lock = lock_dir(id, &path, Duration::ZERO)?;
         Ok(ContainerDir {
             id: id.to_string(),
             path,
-            _lock: lock,
+            lock: Some(lock),
         })
     }
 
     /// Opens and locks the directory of an existing container.
     pub fn open(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
+        let dir = ContainerDir::open_any(root, id, LOCK_TIMEOUT)?;
+        // A concurrent `delete` may have removed the directory while we waited for the lock.
+        if !dir.path.join(STATE_FILE).exists() {
+            return Err(StateError::NotFound { id: id.to_string() });
+        }
+        Ok(dir)
+    }
+
+    /// Opens and locks `root/id` even without a state.json (what a `create` killed before
+    /// its first write leaves), waiting at most `wait` for the lock.
+    pub fn open_any(root: &Path, id: &str, wait: Duration) -> Result<ContainerDir, StateError> {
         validate_id(id)?;
         let path = root.join(id);
-        let lock = match lock_dir(&path) {
+        let lock = match lock_dir(id, &path, wait) {
             Err(StateError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 return Err(StateError::NotFound { id: id.to_string() })
             }
             other => other?,
         };
-        // A concurrent `delete` may have removed the directory while we waited for the lock.
-        if !path.join(STATE_FILE).exists() {
-            return Err(StateError::NotFound { id: id.to_string() });
-        }
         Ok(ContainerDir {
             id: id.to_string(),
             path,
-            _lock: lock,
+            lock: Some(lock),
         })
+    }
+
+    /// For `delete --force`: like [`ContainerDir::open_any`], but a lock still held after
+    /// `wait` (a command stopped or stuck while holding it) does not stop the delete.
+    pub fn open_forced(root: &Path, id: &str, wait: Duration) -> Result<ContainerDir, StateError> {
+        match ContainerDir::open_any(root, id, wait) {
+            Err(StateError::Busy { holder, .. }) => {
+                crate::logging::warn(&format!(
+                    "container {id}: state directory still locked{}; deleting anyway",
+                    holder_suffix(&holder)
+                ));
+                Ok(ContainerDir {
+                    id: id.to_string(),
+                    path: root.join(id),
+                    lock: None,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// The descriptor holding the lock: a process forked while we hold it (the init) closes
+    /// its copy, or the lock would live as long as that process.
+    pub fn lock_fd(&self) -> Option<RawFd> {
+        self.lock.as_ref().map(|l| l.as_raw_fd())
     }
 
     pub fn load(&self) -> Result<State, StateError> {
         read_state(&self.path.join(STATE_FILE))
     }
 
-    /// Writes state.json with the container's config (the bundle's config.json text, already
-    /// validated), once, at create (see the module doc).
-    pub fn save(&self, state: &State, config: &RawValue) -> Result<(), StateError> {
+    /// Writes the first state.json of a new container (pid 0: see the module doc), with its
+    /// config (the bundle's config.json text, already validated).
+    pub fn save_early(&self, state: &State, config: &RawValue) -> Result<(), StateError> {
         let path = self.path.join(STATE_FILE);
+        self.write_state(&path, state, config)
+    }
+
+    /// Replaces state.json with the complete state, atomically (a `create` killed during the
+    /// write leaves the early record, never half a file).
+    pub fn save(&self, state: &State, config: &RawValue) -> Result<(), StateError> {
+        let tmp = self.path.join(".state.json.tmp");
+        let _ = fs::remove_file(&tmp);
+        self.write_state(&tmp, state, config)?;
+        let path = self.path.join(STATE_FILE);
+        fs::rename(&tmp, &path).map_err(io_err("writing", &path))
+    }
+
+    fn write_state(&self, path: &Path, state: &State, config: &RawValue) -> Result<(), StateError> {
         let data = serde_json::to_vec(&StateFile { state, config }).map_err(|source| {
             StateError::Parse {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 source,
             }
         })?;
@@ -277,9 +352,9 @@ impl ContainerDir {
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)
-            .map_err(io_err("writing", &path))?;
-        f.write_all(&data).map_err(io_err("writing", &path))
+            .open(path)
+            .map_err(io_err("writing", path))?;
+        f.write_all(&data).map_err(io_err("writing", path))
     }
 
     /// The state and the config kept for `exec`, from one read of state.json.
@@ -313,12 +388,55 @@ impl ContainerDir {
     }
 }
 
-fn lock_dir(path: &Path) -> Result<Flock<File>, StateError> {
-    let f = File::open(path).map_err(io_err("opening state dir", path))?;
-    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, errno)| StateError::Io {
-        action: "locking state dir",
-        path: path.to_path_buf(),
-        source: errno.into(),
+/// Takes the directory's lock, waiting at most `wait` for a command that holds it.
+fn lock_dir(id: &str, path: &Path, wait: Duration) -> Result<Flock<File>, StateError> {
+    let start = Instant::now();
+    let mut f = File::open(path).map_err(io_err("opening state dir", path))?;
+    let mut delay = Duration::from_millis(1);
+    loop {
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((file, nix::errno::Errno::EWOULDBLOCK | nix::errno::Errno::EINTR)) => {
+                if start.elapsed() >= wait {
+                    return Err(StateError::Busy {
+                        id: id.to_string(),
+                        path: path.to_path_buf(),
+                        holder: lock_holder(&file),
+                        waited: start.elapsed(),
+                    });
+                }
+                f = file;
+            }
+            Err((_, errno)) => {
+                return Err(StateError::Io {
+                    action: "locking state dir",
+                    path: path.to_path_buf(),
+                    source: errno.into(),
+                })
+            }
+        }
+        std::thread::sleep(delay.min(wait.saturating_sub(start.elapsed())));
+        delay = (delay * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// The pid that took the flock on `file`'s inode, from /proc/locks (proc(5)): a line such as
+/// `3: FLOCK  ADVISORY  WRITE 4242 fd:01:123456 0 EOF`, the device in hex.
+fn lock_holder(file: &File) -> Option<i32> {
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    let want = format!(
+        "{:02x}:{:02x}:{}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev),
+        meta.ino()
+    );
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&want.as_str()))
+            .then(|| f.get(4)?.parse().ok())
+            .flatten()
     })
 }
 
@@ -423,6 +541,51 @@ mod tests {
         fs::write(dir.path.join(LEGACY_CONFIG_FILE), CONFIG).expect("config");
         let (_, spec) = dir.load_with_config().expect("load");
         assert_eq!(spec.version(), "1.2.0");
+        dir.remove().expect("remove");
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_a_bounded_time_and_its_holder_named() {
+        let root = TempRoot::new("busy");
+        let held = ContainerDir::create(&root.0, "c3").expect("create");
+        let start = Instant::now();
+        let err = ContainerDir::open_any(&root.0, "c3", Duration::from_millis(200)).unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(2));
+        match &err {
+            // The holder is this very process (flock locks belong to the open file).
+            StateError::Busy { holder, .. } => {
+                assert_eq!(*holder, Some(std::process::id() as i32), "{err}")
+            }
+            other => panic!("expected Busy, got {other}"),
+        }
+        let forced = ContainerDir::open_forced(&root.0, "c3", Duration::ZERO).expect("forced");
+        assert!(forced.lock_fd().is_none());
+        drop(held);
+        let dir = ContainerDir::open_any(&root.0, "c3", Duration::ZERO).expect("free again");
+        dir.remove().expect("remove");
+    }
+
+    #[test]
+    fn the_complete_state_replaces_the_early_record() {
+        let root = TempRoot::new("early");
+        let dir = ContainerDir::create(&root.0, "c4").expect("create");
+        let raw = RawValue::from_string(CONFIG.to_string()).expect("raw");
+        let mut state = sample_state("c4");
+        state.pid = 0;
+        dir.save_early(&state, &raw).expect("early");
+        assert_eq!(
+            dir.load().expect("load").status(&dir.path),
+            Status::Creating
+        );
+        state.pid = 42;
+        dir.save(&state, &raw).expect("final");
+        assert_eq!(dir.load().expect("load").pid, 42);
+        let names: Vec<_> = fs::read_dir(&dir.path)
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(STATE_FILE)]);
         dir.remove().expect("remove");
     }
 

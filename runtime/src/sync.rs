@@ -15,7 +15,10 @@
 //!   HooksDone ────────────────────────────────►  createContainer hooks, scheduler,
 //!                                                 seccomp, process setup
 //!                    ◄────────────────────────── Ready | Error(message)
-//!   write state.json and pid file, exit           blocks opening exec.fifo until `start`
+//!   write state.json and pid file
+//!   Handover ─────────────────────────────────►  clears its parent-death signal
+//!                    ◄────────────────────────── HandoverDone
+//!   exit                                          blocks opening exec.fifo until `start`
 //!
 //!   (*) in parallel with the parent's cgroup work, whose first cgroup.procs write can wait
 //!       for an RCU grace period (see init.rs). On a cgroup v2 host the directory is made
@@ -24,11 +27,28 @@
 //!       inside the cgroup (init.rs, CgroupJoin); with a new user or cgroup namespace it
 //!       waits for both first (Plan::child_waits_first).
 //! ```
+//!
+//! Until the handover the init dies with its parent (PR_SET_PDEATHSIG, init.rs): a `create`
+//! killed halfway leaves no process behind, and the state it had written lets `delete`
+//! remove the rest. The handover is a round trip so that the parent never exits while the
+//! init still has the signal armed. Every wait of the parent is bounded ([`Channel::recv_bounded`]):
+//! a peer that stops answering (a frozen cgroup, a stopped process) becomes an error that
+//! names the message it was waited for.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+
+/// How long the parent waits for one answer of the init or of an exec'd process before it
+/// calls the peer stuck. Setting a container up takes milliseconds; this bound only matters
+/// for a peer that will never answer. Hooks the peer runs add their own timeouts to it.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a bounded wait asks whether the peer can still answer.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -45,6 +65,16 @@ pub enum SyncError {
         got: Message,
         expected: &'static str,
     },
+    #[error("no answer from the container process after {waited:?} while waiting for {expected}")]
+    Timeout {
+        expected: &'static str,
+        waited: Duration,
+    },
+    #[error("{reason} (while waiting for {expected})")]
+    Stuck {
+        expected: &'static str,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +86,10 @@ pub enum Message {
     HooksDone,
     Ready,
     Error(String),
+    /// The parent has written the state: the init may outlive it from now on.
+    Handover,
+    /// The init no longer dies with its parent.
+    HandoverDone,
 }
 
 impl Message {
@@ -66,6 +100,8 @@ impl Message {
             Message::HooksDone => vec![3],
             Message::Ready => vec![4],
             Message::CgroupReady => vec![6],
+            Message::Handover => vec![7],
+            Message::HandoverDone => vec![8],
             Message::Error(m) => {
                 let mut v = vec![5];
                 v.extend_from_slice(m.as_bytes());
@@ -82,6 +118,8 @@ impl Message {
             4 => Message::Ready,
             5 => Message::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
             6 => Message::CgroupReady,
+            7 => Message::Handover,
+            8 => Message::HandoverDone,
             _ => return None,
         })
     }
@@ -150,6 +188,51 @@ impl Channel {
         }
     }
 
+    /// Like [`Channel::recv`], but gives up after `timeout` (`None`: no limit) and asks
+    /// `stuck` every 100 ms whether the peer can still answer at all (`Some(reason)` if not).
+    pub fn recv_bounded(
+        &self,
+        expected: &'static str,
+        timeout: Option<Duration>,
+        stuck: &dyn Fn() -> Option<String>,
+    ) -> Result<Option<Message>, SyncError> {
+        let start = Instant::now();
+        loop {
+            let mut slice = CHECK_EVERY;
+            if let Some(t) = timeout {
+                let left = t.saturating_sub(start.elapsed());
+                if left.is_zero() {
+                    return Err(SyncError::Timeout {
+                        expected,
+                        waited: start.elapsed(),
+                    });
+                }
+                slice = slice.min(left);
+            }
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            let ms = u16::try_from(slice.as_millis()).unwrap_or(u16::MAX).max(1);
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(0) | Err(Errno::EINTR) => {}
+                // Readable, or the peer hung up (POLLHUP): recv tells which.
+                Ok(_) => return self.recv(),
+                Err(source) => return Err(SyncError::Socket { op: "poll", source }),
+            }
+            if let Some(reason) = stuck() {
+                return Err(SyncError::Stuck { expected, reason });
+            }
+        }
+    }
+
+    /// True once the other end is closed (its process died): for the init, which must not
+    /// outlive a parent that died before the handover.
+    pub fn peer_gone(&self) -> bool {
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::empty())];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+    }
+
     /// Waits for exactly `want`; an `Error` message or anything else is an error.
     pub fn expect(&self, want: Message, name: &'static str) -> Result<(), SyncError> {
         match self.recv()? {
@@ -177,12 +260,52 @@ mod tests {
             Message::HooksDone,
             Message::Ready,
             Message::Error("mount /proc: EPERM".into()),
+            Message::Handover,
+            Message::HandoverDone,
         ] {
             a.send(&m).expect("send");
             assert_eq!(b.recv().expect("recv"), Some(m));
         }
         drop(a);
         assert_eq!(b.recv().expect("recv"), None);
+    }
+
+    #[test]
+    fn a_silent_peer_is_a_timeout_naming_what_was_awaited() {
+        let (a, _b) = channel_pair().expect("pair");
+        let start = Instant::now();
+        let err = a
+            .recv_bounded("ready", Some(Duration::from_millis(250)), &|| None)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SyncError::Timeout {
+                    expected: "ready",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_stuck_peer_is_reported_without_waiting_for_the_timeout() {
+        let (a, _b) = channel_pair().expect("pair");
+        let err = a
+            .recv_bounded("ready", None, &|| Some("cgroup frozen".into()))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "cgroup frozen (while waiting for ready)");
+    }
+
+    #[test]
+    fn a_closed_peer_is_seen() {
+        let (a, b) = channel_pair().expect("pair");
+        assert!(!a.peer_gone());
+        drop(b);
+        assert!(a.peer_gone());
+        assert_eq!(a.recv_bounded("x", None, &|| None).expect("eof"), None);
     }
 
     #[test]

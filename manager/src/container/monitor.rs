@@ -260,13 +260,19 @@ fn run_once(
         }
         return Err((code, message));
     }
-    let _ = store.update(&record.id, |r| {
-        r.state.status = Status::Running;
-        r.state.started_at = now_rfc3339();
-        r.state.finished_at.clear();
-        r.state.exit_code = 0;
-        r.state.manually_stopped = false;
-    });
+    // `start` clears `manually_stopped` before it spawns the monitor; a restart never does, so
+    // a `stop` that lands while a restart is under way keeps its flag and wins here.
+    let stopped_meanwhile = store
+        .update(&record.id, |r| {
+            r.state.status = Status::Running;
+            r.state.started_at = now_rfc3339();
+            r.state.finished_at.clear();
+            r.state.exit_code = 0;
+        })
+        .is_ok_and(|r| r.state.manually_stopped);
+    if stopped_meanwhile {
+        let _ = runtime.kill(&record.id, "KILL", true);
+    }
     for mut c in waiting {
         let _ = Frame::Started.write_to(&mut c);
     }

@@ -3,8 +3,10 @@
 //!
 //! Rules apply in order, a later rule overriding an earlier one, as on v1 where each rule is
 //! one write to devices.allow or devices.deny. Like runc, the runtime appends its own rules
-//! after the spec's: the standard /dev nodes every container has and the nodes of
-//! `linux.devices`, so `deny a *:* rwm` alone still leaves a working /dev.
+//! after the spec's: the standard /dev nodes every container has, so `deny a *:* rwm` alone
+//! still leaves a working /dev. The nodes of `linux.devices` get no rule of their own, as
+//! under runc: they exist in the container, and `linux.resources.devices` says whether they
+//! may be used (docker and containerd write an allow rule for each device they add).
 
 use std::fmt;
 use std::fs::File;
@@ -12,7 +14,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
 use super::CgroupError;
 
@@ -91,16 +93,13 @@ const DEFAULT_ALLOWED: [DeviceRule; 10] = [
     DeviceRule::allow(Kind::Char, Some(136), None, ACC_ALL),
 ];
 
-/// The effective rule list: the spec's rules, then the defaults, then one allow rule per
-/// `linux.devices` node. An empty spec list leaves the kernel's (inherited) list alone.
-pub(crate) fn rules(
-    spec: &[LinuxDeviceCgroup],
-    nodes: &[LinuxDevice],
-) -> Result<Vec<DeviceRule>, CgroupError> {
+/// The effective rule list: the spec's rules, then the defaults. An empty spec list leaves
+/// the kernel's (inherited) list alone.
+pub(crate) fn rules(spec: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>, CgroupError> {
     if spec.is_empty() {
         return Ok(Vec::new());
     }
-    let mut out = Vec::with_capacity(spec.len() + DEFAULT_ALLOWED.len() + nodes.len());
+    let mut out = Vec::with_capacity(spec.len() + DEFAULT_ALLOWED.len());
     for (i, r) in spec.iter().enumerate() {
         let field = format!("linux.resources.devices[{i}]");
         let kind = match r.typ() {
@@ -115,20 +114,29 @@ pub(crate) fn rules(
                 ))
             }
         };
+        let letters = r.access().as_deref().unwrap_or("rwm");
         let mut access = 0;
-        for c in r.access().as_deref().unwrap_or("rwm").chars() {
+        for c in letters.chars() {
             access |= match c {
                 'r' => ACC_READ,
                 'w' => ACC_WRITE,
                 'm' => ACC_MKNOD,
-                _ => {
-                    return Err(invalid(
-                        format!("{field}.access"),
-                        r.access().clone().unwrap_or_default(),
-                        "only the letters r, w and m are allowed",
-                    ))
+                // runc ignores letters it does not know (its own tests use "rwa"), so
+                // configs written for it do not fail here; a rule left with none fails.
+                other => {
+                    crate::logging::debug(&format!(
+                        "{field}.access: ignoring unknown permission {other:?}"
+                    ));
+                    0
                 }
             };
+        }
+        if access == 0 && !letters.is_empty() {
+            return Err(invalid(
+                format!("{field}.access"),
+                letters,
+                "no permission among r, w and m",
+            ));
         }
         out.push(DeviceRule {
             allow: r.allow(),
@@ -139,21 +147,6 @@ pub(crate) fn rules(
         });
     }
     out.extend(DEFAULT_ALLOWED);
-    for (i, d) in nodes.iter().enumerate() {
-        let field = format!("linux.devices[{i}]");
-        let kind = match d.typ() {
-            LinuxDeviceType::B => Kind::Block,
-            LinuxDeviceType::C | LinuxDeviceType::U => Kind::Char,
-            // A fifo needs no device-controller permission.
-            _ => continue,
-        };
-        out.push(DeviceRule::allow(
-            kind,
-            number(&format!("{field}.major"), Some(d.major()))?,
-            number(&format!("{field}.minor"), Some(d.minor()))?,
-            ACC_ALL,
-        ));
-    }
     Ok(out)
 }
 
@@ -416,17 +409,17 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_spec_rules_and_print_in_v1_form() {
-        let r = rules(&[deny_all()], &[]).unwrap();
+        let r = rules(&[deny_all()]).unwrap();
         assert_eq!(r[0].to_string(), "a *:* rwm");
         assert!(!r[0].allow);
         assert!(r.iter().any(|d| d.to_string() == "c 1:3 rwm" && d.allow));
         assert!(r.iter().any(|d| d.to_string() == "c 136:* rwm"));
-        assert!(rules(&[], &[]).unwrap().is_empty());
+        assert!(rules(&[]).unwrap().is_empty());
     }
 
     #[test]
     fn program_stops_at_the_last_catch_all_and_jumps_stay_in_their_block() {
-        let r = rules(&[deny_all()], &[]).unwrap();
+        let r = rules(&[deny_all()]).unwrap();
         let p = program(&r);
         // Ends with the deny-all default, and every jump lands inside the program.
         assert_eq!(p[p.len() - 2], insn(ALU64_MOV_K, 0, 0, 0, 0));
@@ -439,10 +432,16 @@ mod tests {
     }
 
     #[test]
-    fn bad_access_letters_are_rejected() {
+    fn unknown_access_letters_are_ignored_as_runc_does_but_not_all_of_them() {
+        let typo: LinuxDeviceCgroup = serde_json::from_str(
+            r#"{"allow":false,"type":"c","major":1,"minor":11,"access":"rwa"}"#,
+        )
+        .unwrap();
+        let r = rules(&[typo]).expect("rwa is rw");
+        assert_eq!(r[0].access, ACC_READ | ACC_WRITE);
         let bad: LinuxDeviceCgroup =
-            serde_json::from_str(r#"{"allow":true,"access":"rwx"}"#).unwrap();
-        let err = rules(&[bad], &[]).unwrap_err().to_string();
+            serde_json::from_str(r#"{"allow":true,"access":"xyz"}"#).unwrap();
+        let err = rules(&[bad]).unwrap_err().to_string();
         assert!(err.contains("linux.resources.devices[0].access"), "{err}");
     }
 }

@@ -70,7 +70,7 @@ pub enum CgroupError {
     },
     #[error("linux.resources.unified: unknown key {key:?} (no such file in {dir}; is its controller enabled?)")]
     UnknownUnifiedKey { key: String, dir: PathBuf },
-    #[error("linux.resources.unified: key {key:?} needs cgroup v2 ({layout})")]
+    #[error("invalid configuration: linux.resources.unified: key {key:?} needs cgroup v2 (this host: {layout})")]
     UnifiedNeedsV2 { key: String, layout: &'static str },
     #[error("{field}: writing {value:?} to {path}")]
     Write {
@@ -285,6 +285,15 @@ impl CgroupPaths {
             collect_pids(dir, &mut out);
         }
         out
+    }
+
+    /// The file that says whether the cgroup is frozen (for messages).
+    pub fn freezer_file(&self) -> PathBuf {
+        match (self.v1_dir("freezer"), self.unified_dir()) {
+            (Some(dir), _) => dir.join("freezer.state"),
+            (None, Some(dir)) => dir.join("cgroup.freeze"),
+            (None, None) => PathBuf::from("(no freezer)"),
+        }
     }
 
     pub fn is_frozen(&self) -> bool {

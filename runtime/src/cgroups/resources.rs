@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use oci_spec::runtime::{LinuxDevice, LinuxResources, LinuxThrottleDevice};
+use oci_spec::runtime::{LinuxResources, LinuxThrottleDevice};
 
 use super::devices::{self, DeviceRule};
 use super::CgroupError;
@@ -99,15 +99,11 @@ impl Limits {
     pub fn from_spec(linux: &oci_spec::runtime::Linux) -> Result<Limits, CgroupError> {
         let empty = LinuxResources::default();
         let res = linux.resources().as_ref().unwrap_or(&empty);
-        let nodes: &[LinuxDevice] = linux.devices().as_deref().unwrap_or(&[]);
-        Limits::from_resources(res, nodes)
+        Limits::from_resources(res)
     }
 
     /// Validates a resources object (the spec's, or `update -r`'s).
-    pub fn from_resources(
-        res: &LinuxResources,
-        nodes: &[LinuxDevice],
-    ) -> Result<Limits, CgroupError> {
+    pub fn from_resources(res: &LinuxResources) -> Result<Limits, CgroupError> {
         let mut l = Limits::default();
         if let Some(m) = res.memory() {
             let f = "linux.resources.memory";
@@ -274,7 +270,7 @@ impl Limits {
             }
             l.unified.insert(k.clone(), v.clone());
         }
-        l.devices = devices::rules(res.devices().as_deref().unwrap_or(&[]), nodes)?;
+        l.devices = devices::rules(res.devices().as_deref().unwrap_or(&[]))?;
         Ok(l)
     }
 }
@@ -317,7 +313,7 @@ mod tests {
 
     fn parse(json: &str) -> Result<Limits, CgroupError> {
         let res: LinuxResources = serde_json::from_str(json).unwrap();
-        Limits::from_resources(&res, &[])
+        Limits::from_resources(&res)
     }
 
     #[test]

@@ -84,37 +84,53 @@ fn cpuset(paths: &CgroupPaths, c: &Cpu) -> Result<(), CgroupError> {
 
 fn cpu(paths: &CgroupPaths, c: &Cpu) -> Result<(), CgroupError> {
     let f = "linux.resources.cpu";
-    let values = [
-        (c.shares.map(|v| v.to_string()), "cpu.shares", "shares"),
-        // The period first: a quota is checked against the period in force.
-        (
-            c.period.map(|v| v.to_string()),
-            "cpu.cfs_period_us",
-            "period",
-        ),
-        (c.quota.map(|v| v.to_string()), "cpu.cfs_quota_us", "quota"),
-        (c.burst.map(|v| v.to_string()), "cpu.cfs_burst_us", "burst"),
-        // sched-rt-group.rst: the runtime must fit the period, so the period goes first.
-        (
-            c.realtime_period.map(|v| v.to_string()),
-            "cpu.rt_period_us",
-            "realtimePeriod",
-        ),
-        (
-            c.realtime_runtime.map(|v| v.to_string()),
-            "cpu.rt_runtime_us",
-            "realtimeRuntime",
-        ),
-        (c.idle.map(|v| v.to_string()), "cpu.idle", "idle"),
-    ];
-    for (value, file, name) in values {
-        if let Some(v) = value {
-            let field = format!("{f}.{name}");
-            let dir = need(paths, "cpu", "linux.resources.cpu")?;
-            write_file(&field, &dir.join(file), &v)?;
+    let s = |v: Option<i64>| v.map(|v| v.to_string());
+    let u = |v: Option<u64>| v.map(|v| v.to_string());
+    let one = |value: Option<String>, file: &str, name: &str| -> Result<(), CgroupError> {
+        match value {
+            Some(v) => {
+                let dir = need(paths, "cpu", "linux.resources.cpu")?;
+                write_file(&format!("{f}.{name}"), &dir.join(file), &v)
+            }
+            None => Ok(()),
+        }
+    };
+    one(u(c.shares), "cpu.shares", "shares")?;
+    // A quota is checked against the period in force and against the parent's limit
+    // (sched-bwc.rst), an RT runtime against its period (sched-rt-group.rst): the period
+    // goes first, and if the kernel refuses it while the other value is being set too,
+    // after it.
+    for [(period, pfile, pname), (other, ofile, oname)] in [
+        [
+            (u(c.period), "cpu.cfs_period_us", "period"),
+            (s(c.quota), "cpu.cfs_quota_us", "quota"),
+        ],
+        [
+            (u(c.realtime_period), "cpu.rt_period_us", "realtimePeriod"),
+            (
+                s(c.realtime_runtime),
+                "cpu.rt_runtime_us",
+                "realtimeRuntime",
+            ),
+        ],
+    ] {
+        match one(period.clone(), pfile, pname) {
+            Err(CgroupError::Write { source, .. })
+                if other.is_some() && source.raw_os_error() == Some(libc::EINVAL) =>
+            {
+                one(other, ofile, oname)?;
+                one(period, pfile, pname)?;
+            }
+            first => {
+                first?;
+                one(other, ofile, oname)?;
+            }
+        }
+        if pname == "period" {
+            one(u(c.burst), "cpu.cfs_burst_us", "burst")?;
         }
     }
-    Ok(())
+    one(s(c.idle), "cpu.idle", "idle")
 }
 
 fn memory(paths: &CgroupPaths, m: &Memory) -> Result<(), CgroupError> {
@@ -132,7 +148,12 @@ fn memory(paths: &CgroupPaths, m: &Memory) -> Result<(), CgroupError> {
             layout: paths.layout(),
         });
     }
-    match (m.limit, m.swap) {
+    // Lifting the memory limit (-1) without a word about swap lifts the swap limit too, as
+    // runc does: the kernel refuses a memory limit above the memory+swap one.
+    let swap = m
+        .swap
+        .or_else(|| (m.limit == Some(-1) && swap_file.exists()).then_some(-1));
+    match (m.limit, swap) {
         (Some(limit), Some(swap)) => {
             // memory.rst: memsw.limit_in_bytes may never be below limit_in_bytes, so the kernel
             // rejects (EINVAL) whichever write would cross them: raise memsw first when it

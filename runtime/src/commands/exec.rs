@@ -61,7 +61,7 @@ pub struct Args {
     /// Pass this many fds beyond stdio to the process
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Put the process in this sub-cgroup ([controller:]path, repeatable like runc; the last wins)
+    /// Put the process in this sub-cgroup: path, or controller[,controller]:path (repeatable)
     #[arg(long)]
     pub cgroup: Vec<String>,
     /// Allow exec in a paused container
@@ -87,7 +87,7 @@ pub fn run(g: &Global, args: Args) -> Result<u8> {
         console_fd: Some(theirs.into()),
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
-        sub_cgroup: args.cgroup.last().cloned(),
+        sub_cgroups: args.cgroup.clone(),
     };
     let pid = container::exec(opts, &process)?;
     let master = if own_tty {
@@ -111,6 +111,7 @@ fn build_process(args: &Args, base: Option<Process>) -> Result<Process> {
     if let Some(path) = &args.process {
         let text =
             std::fs::read(path).with_context(|| format!("reading --process {}", path.display()))?;
+        let text = with_default_user(text);
         let p: Process = berth_runtime::jsonpath::from_slice(&text)
             .with_context(|| format!("parsing --process {}", path.display()))?;
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
@@ -186,6 +187,19 @@ fn build_process(args: &Args, base: Option<Process>) -> Result<Process> {
         p.set_selinux_label(Some(l.clone()));
     }
     Ok(p)
+}
+
+/// runc reads a process.json without `user` as uid 0, gid 0 (Go's zero value); the
+/// runtime-spec types want the field, so it is added when missing. Text that is not a JSON
+/// object is left for the parser to report.
+fn with_default_user(text: Vec<u8>) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(mut map)) if !map.contains_key("user") => {
+            map.insert("user".into(), serde_json::json!({ "uid": 0, "gid": 0 }));
+            serde_json::to_vec(&map).unwrap_or(text)
+        }
+        _ => text,
+    }
 }
 
 fn empty_caps() -> LinuxCapabilities {

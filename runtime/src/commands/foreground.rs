@@ -194,11 +194,22 @@ pub fn receive_master(sock: RawFd) -> Result<OwnedFd> {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(fd) = fds.first() {
                 // SAFETY: the kernel just installed this descriptor for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+                let master = unsafe { OwnedFd::from_raw_fd(*fd) };
+                clear_onlcr(&master);
+                return Ok(master);
             }
         }
     }
     bail!("the container sent no pty master")
+}
+
+/// The container's output is relayed as it is written: without ONLCR the pty does not turn
+/// "\n" into "\r\n" on the way (runc clears it too), so `run` prints what a pipe would.
+fn clear_onlcr(master: &OwnedFd) {
+    if let Ok(mut t) = termios::tcgetattr(master) {
+        t.output_flags.remove(termios::OutputFlags::ONLCR);
+        let _ = termios::tcsetattr(master, termios::SetArg::TCSANOW, &t);
+    }
 }
 
 fn copy_winsize(from: RawFd, to: RawFd) {

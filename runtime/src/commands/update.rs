@@ -152,7 +152,7 @@ pub fn run(g: &Global, args: Args) -> Result<u8> {
         }
         None => serde_json::from_value(from_flags(&args)?).context("building resources")?,
     };
-    let limits = Limits::from_resources(&res, &[])?;
+    let limits = Limits::from_resources(&res)?;
     container::update(&g.root, &args.id, &limits)?;
     Ok(0)
 }

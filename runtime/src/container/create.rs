@@ -5,12 +5,13 @@ use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
-use nix::sys::wait::waitpid;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{mkfifo, Pid};
 
 use super::{io_err, Error};
@@ -19,7 +20,7 @@ use crate::config::Bundle;
 use crate::hooks;
 use crate::linux::{clone, init, namespaces::Plan, proc};
 use crate::state::{ContainerDir, State, Status, EXEC_FIFO};
-use crate::sync::{channel_pair, Channel, Message};
+use crate::sync::{channel_pair, Channel, Message, STEP_TIMEOUT};
 
 #[derive(Debug, Default)]
 pub struct CreateOptions {
@@ -83,6 +84,25 @@ pub fn create(opts: CreateOptions) -> Result<Created, Error> {
     }
 }
 
+/// runc's checks of a cgroup that already exists: processes in it are only warned about
+/// (runc 1.1 still allows sharing a cgroup), but a frozen one would freeze the init halfway
+/// through its setup, so it is refused before anything is made.
+fn check_existing_cgroup(cgroup: &CgroupPaths) -> Result<(), Error> {
+    if cgroup.is_frozen() {
+        return Err(Error::Frozen {
+            path: cgroup.freezer_file(),
+        });
+    }
+    let pids = cgroup.pids();
+    if !pids.is_empty() {
+        crate::logging::warn(&format!(
+            "container's cgroup is not empty: {} process(es) found",
+            pids.len()
+        ));
+    }
+    Ok(())
+}
+
 /// What has been made so far, to be undone if a later step fails.
 struct Built {
     dir: Option<ContainerDir>,
@@ -97,7 +117,12 @@ impl Built {
     fn undo(&mut self) {
         if let Some(pid) = self.child.take() {
             let _ = kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
+            // A frozen init cannot die (the freezer holds even SIGKILL): thaw the cgroup
+            // that is about to go anyway.
+            if let Some(cg) = self.cgroup.as_ref().filter(|cg| cg.is_frozen()) {
+                let _ = cg.thaw();
+            }
+            let _ = reap_within(pid, Duration::from_secs(5));
         }
         if let Some((hooks, state)) = self.poststop.take() {
             for e in hooks::run_all("poststop", &hooks, &state) {
@@ -153,6 +178,7 @@ fn create_in(
     // Only the paths for now: on v1 and hybrid hosts the init is cloned first and builds its
     // rootfs while the directories are made (below), so their mkdirs are off the critical path.
     let cgroup = CgroupPaths::plan(host, linux.cgroups_path().as_deref(), &opts.id)?;
+    check_existing_cgroup(&cgroup)?;
 
     let terminal = spec
         .process()
@@ -184,6 +210,9 @@ fn create_in(
         own_pid_ns,
         hooks: spec.hooks().clone(),
     };
+    // Before anything that could outlive us: what `delete` needs to clean up after a
+    // `create` killed from here on (see state.rs).
+    dir.save_early(&state, &bundle.raw)?;
     let hook_state = |pid: i32, status: Status| -> Vec<u8> {
         let mut s = state.clone();
         s.pid = pid;
@@ -213,6 +242,11 @@ fn create_in(
         }
     }
 
+    let bind_sources = if plan.new_user {
+        crate::linux::rootfs::open_bind_sources(spec, &bundle.dir)?
+    } else {
+        Vec::new()
+    };
     let (parent_end, child_end) = channel_pair()?;
     let restore = plan.enter_in_parent(&linux)?;
     let flags = plan.clone_flags.bits() as u64;
@@ -236,6 +270,7 @@ fn create_in(
     let Some(pid) = child else {
         drop(parent_end);
         init::run(init::InitArgs {
+            inherited_lock: dir.lock_fd(),
             spec,
             rootfs: &bundle.rootfs,
             bundle: &bundle.dir,
@@ -247,10 +282,15 @@ fn create_in(
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,
             preserve_fds: opts.preserve_fds,
+            bind_sources: &bind_sources,
             hook_state: &hook_state,
         });
     };
     built.child = Some(pid);
+    crate::logging::stage(
+        "nsexec container setup",
+        &format!("init cloned as pid {pid} with namespace flags {flags:#x}"),
+    );
     let poststop = hooks::of_kind(spec.hooks().as_ref(), "poststop");
     if !poststop.is_empty() {
         built.poststop = Some((poststop.to_vec(), hook_state(pid.as_raw(), Status::Stopped)));
@@ -258,12 +298,19 @@ fn create_in(
     restore.restore()?;
     drop(child_end);
     drop(console);
+    drop(bind_sources);
 
+    let waiter = Waiter {
+        ch: &parent_end,
+        pid,
+        cgroup: &cgroup,
+        hook_budget: hooks::time_budget(hooks::of_kind(spec.hooks().as_ref(), "createContainer")),
+    };
     let send = |msg: Message| -> Result<(), Error> {
         parent_end.send(&msg).or_else(|e| {
             // The init may have failed already (it builds its rootfs while we work here, see
             // init.rs): its own message says why better than our broken pipe.
-            drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
+            drive_init(&waiter, spec.hooks().as_ref(), &hook_state)?;
             Err(e.into())
         })
     };
@@ -281,7 +328,7 @@ fn create_in(
         write_id_maps(pid, &linux)?;
     }
     send(Message::Continue)?;
-    drive_init(&parent_end, pid, spec.hooks().as_ref(), &hook_state)?;
+    drive_init(&waiter, spec.hooks().as_ref(), &hook_state)?;
 
     let stat = proc::stat(pid.as_raw()).ok_or_else(|| Error::InitDied {
         status: "gone".into(),
@@ -294,19 +341,85 @@ fn create_in(
     if let Some(path) = &opts.pid_file {
         write_pid_file(path, pid.as_raw())?;
     }
+    // Until now the init dies with us; from here on it is the container and `delete` finds
+    // it by the state just written.
+    parent_end.send(&Message::Handover)?;
+    match waiter.recv("the handover", Some(STEP_TIMEOUT))? {
+        Some(Message::HandoverDone) => {}
+        Some(Message::Error(message)) => return Err(Error::Init { message }),
+        other => return Err(waiter.died(other)),
+    }
     built.child = None;
     Ok(state)
 }
 
+/// The parent's side of a bounded wait for the init (see sync.rs).
+struct Waiter<'a> {
+    ch: &'a Channel,
+    pid: Pid,
+    cgroup: &'a CgroupPaths,
+    /// Extra time for the createContainer hooks the init runs; `None`: one has no timeout.
+    hook_budget: Option<Duration>,
+}
+
+impl Waiter<'_> {
+    fn recv(
+        &self,
+        expected: &'static str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Message>, Error> {
+        let stuck = || {
+            self.cgroup
+                .is_frozen()
+                .then(|| "container's cgroup unexpectedly frozen".to_string())
+        };
+        Ok(self.ch.recv_bounded(expected, timeout, &stuck)?)
+    }
+
+    /// The error for an init that hung up (or said something out of turn).
+    fn died(&self, got: Option<Message>) -> Error {
+        match got {
+            Some(other) => Error::Init {
+                message: format!("unexpected message {other:?}"),
+            },
+            None => {
+                let status = reap_within(self.pid, Duration::from_secs(5))
+                    .map(|s| format!("{s:?}"))
+                    .unwrap_or_else(|| "still exiting".into());
+                Error::InitDied { status }
+            }
+        }
+    }
+}
+
+/// Reaps our child, waiting at most `timeout` (a process stuck in the kernel is left to the
+/// system's init to reap once we exit, rather than hanging the command).
+fn reap_within(pid: Pid, timeout: Duration) -> Option<WaitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+            Ok(status) => return Some(status),
+            Err(_) => return None,
+        }
+        if std::time::Instant::now() >= deadline {
+            crate::logging::warn(&format!("container init {pid} has not exited"));
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Serves the init's requests until it is ready or fails.
 fn drive_init(
-    ch: &Channel,
-    pid: Pid,
+    w: &Waiter,
     spec_hooks: Option<&oci_spec::runtime::Hooks>,
     hook_state: &dyn Fn(i32, Status) -> Vec<u8>,
 ) -> Result<(), Error> {
+    let (ch, pid) = (w.ch, w.pid);
+    let timeout = w.hook_budget.map(|b| STEP_TIMEOUT + b);
     loop {
-        match ch.recv()? {
+        match w.recv("the init to be ready", timeout)? {
             Some(Message::RuntimeHooks) => {
                 let state = hook_state(pid.as_raw(), Status::Creating);
                 hooks::run("prestart", hooks::of_kind(spec_hooks, "prestart"), &state)?;
@@ -319,17 +432,7 @@ fn drive_init(
             }
             Some(Message::Ready) => return Ok(()),
             Some(Message::Error(message)) => return Err(Error::Init { message }),
-            Some(other) => {
-                return Err(Error::Init {
-                    message: format!("unexpected message {other:?}"),
-                })
-            }
-            None => {
-                let status = waitpid(pid, None)
-                    .map(|s| format!("{s:?}"))
-                    .unwrap_or_else(|e| e.to_string());
-                return Err(Error::InitDied { status });
-            }
+            other => return Err(w.died(other)),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! `exec`: start another process inside a running container, in all of its namespaces and
 //! its cgroup, with the container's or the caller's process settings.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -13,7 +14,7 @@ use super::{io_err, Error};
 use crate::linux::namespaces::{self, Join};
 use crate::linux::{clone, exec as child, proc};
 use crate::state::{ContainerDir, Status};
-use crate::sync::{channel_pair, Message};
+use crate::sync::{channel_pair, Message, STEP_TIMEOUT};
 
 #[derive(Debug, Default)]
 pub struct ExecOptions {
@@ -25,8 +26,9 @@ pub struct ExecOptions {
     pub console_fd: Option<OwnedFd>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
-    /// `--cgroup`: a sub-cgroup of the container's to put the process in.
-    pub sub_cgroup: Option<String>,
+    /// `--cgroup` arguments (`path`, or `controller[,controller]:path`, repeatable): the
+    /// sub-cgroups of the container's to put the process in.
+    pub sub_cgroups: Vec<String>,
 }
 
 /// Loads what exec needs from a container: its config (for process defaults) and status.
@@ -44,10 +46,14 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
         Status::Created | Status::Running => {}
         Status::Paused if opts.ignore_paused => {}
         _ => {
-            return Err(Error::WrongStatus {
+            return Err(Error::CannotExec {
                 id: opts.id.clone(),
-                action: "exec in",
                 status,
+                hint: if status == Status::Paused {
+                    " (use --ignore-paused to override)"
+                } else {
+                    ""
+                },
             })
         }
     }
@@ -115,6 +121,10 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
     })?;
     let Some(pid) = forked else {
         drop(parent_end);
+        crate::logging::stage(
+            "child process in init()",
+            "joining the container's namespaces",
+        );
         child::run(child::ExecArgs {
             process,
             joins: &child_joins,
@@ -129,9 +139,21 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
     restore.restore()?;
     drop(child_end);
     drop(console);
+    crate::logging::stage(
+        "nsexec container setup",
+        &format!("exec process forked as pid {pid}"),
+    );
     let fail = |e: Error| {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = waitpid(pid, None);
+        // Bounded: a child frozen with its container does not die until it thaws.
+        for _ in 0..1000 {
+            match waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                _ => break,
+            }
+        }
         // The child sets itself up while we place it in the cgroup and may have failed
         // first: its own message (queued before it exited) says why better than ours.
         match parent_end.recv() {
@@ -139,16 +161,25 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
             _ => e,
         }
     };
-    let placed = match &opts.sub_cgroup {
-        Some(sub) => add_to_sub_cgroup(&state.cgroup, pid.as_raw(), sub),
-        None => state.cgroup.add_pid(pid.as_raw()).map_err(Error::from),
+    let placed = if opts.sub_cgroups.is_empty() {
+        state.cgroup.add_pid(pid.as_raw()).map_err(Error::from)
+    } else {
+        add_to_sub_cgroups(&state.cgroup, pid.as_raw(), &opts.sub_cgroups)
     };
     placed.map_err(fail)?;
     parent_end
         .send(&Message::Continue)
         .map_err(|e| fail(e.into()))?;
-    // The child's end is close-on-exec: end-of-file means execve succeeded.
-    match parent_end.recv().map_err(|e| fail(e.into()))? {
+    // The child's end is close-on-exec: end-of-file means execve succeeded. A container
+    // frozen meanwhile would hold the child forever: an error, unless the caller asked to
+    // wait for a paused container (--ignore-paused).
+    let ignore_paused = opts.ignore_paused;
+    let stuck = || {
+        (!ignore_paused && state.cgroup.is_frozen())
+            .then(|| "container's cgroup unexpectedly frozen".to_string())
+    };
+    let answer = parent_end.recv_bounded("the exec'd process to start", Some(STEP_TIMEOUT), &stuck);
+    match answer.map_err(|e| fail(e.into()))? {
         None => {}
         Some(Message::Error(message)) => return Err(fail(Error::Init { message })),
         Some(other) => {
@@ -163,37 +194,108 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
     Ok(pid)
 }
 
-/// `exec --cgroup`: `path` applies to every hierarchy, `controller:path` to the hierarchies
-/// naming that controller; the sub-cgroup must exist inside the container's.
-fn add_to_sub_cgroup(
+/// `exec --cgroup`, as runc: one `path` for every hierarchy, or `controller[,...]:path` per
+/// controller (repeatable); each must stay inside the container's cgroup and exist.
+fn add_to_sub_cgroups(
     cgroup: &crate::cgroups::CgroupPaths,
     pid: i32,
-    spec: &str,
+    args: &[String],
 ) -> Result<(), Error> {
-    use std::path::Component;
-    let (ctrl, sub) = match spec.split_once(':') {
-        Some((c, p)) => (Some(c), p),
-        None => (None, spec),
-    };
-    let sub = Path::new(sub);
-    let bad = || Error::Init {
-        message: format!("--cgroup {spec:?}: must name a sub-cgroup inside the container's"),
-    };
-    if sub
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::RootDir))
-    {
-        return Err(bad());
+    let subs = parse_sub_cgroups(args)?;
+    for ctrl in subs.keys().filter(|c| !c.is_empty()) {
+        if !cgroup.dirs.keys().any(|k| k.split(',').any(|c| c == ctrl)) {
+            return Err(Error::SubCgroup {
+                reason: format!("unknown controller {ctrl}"),
+            });
+        }
     }
-    let rel: PathBuf = sub
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .collect();
     for (key, dir) in &cgroup.dirs {
-        let wanted = ctrl.is_none_or(|c| key.split(',').any(|k| k == c));
-        let target = if wanted { dir.join(&rel) } else { dir.clone() };
+        let sub = subs
+            .get("")
+            .or_else(|| key.split(',').find_map(|c| subs.get(c)));
+        let target = match sub {
+            Some(rel) => dir.join(rel),
+            None => dir.clone(),
+        };
         let procs = target.join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string()).map_err(io_err("adding process to", &procs))?;
+        std::fs::write(&procs, pid.to_string()).map_err(|e| Error::SubCgroup {
+            reason: format!(
+                "adding pid {pid} to {}: {}",
+                procs.display(),
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))
+                    .desc()
+                    .to_lowercase()
+            ),
+        })?;
     }
     Ok(())
+}
+
+/// The `--cgroup` arguments as controller → path below the container's cgroup ("" for all
+/// controllers), each path cleaned like Go's path.Join; one that climbs out is refused.
+fn parse_sub_cgroups(args: &[String]) -> Result<BTreeMap<String, PathBuf>, Error> {
+    let bad = |reason: String| Error::SubCgroup { reason };
+    let mut out = BTreeMap::new();
+    for arg in args {
+        let (ctrls, path) = match arg.split_once(':') {
+            Some((_, p)) if p.contains(':') => {
+                return Err(bad(format!("invalid --cgroup argument: {arg}")))
+            }
+            Some((c, p)) => (Some(c), p),
+            None if args.len() != 1 => {
+                return Err(bad(format!(
+                    "invalid --cgroup argument: {arg} (missing <controller>: prefix)"
+                )))
+            }
+            None => (None, arg.as_str()),
+        };
+        let mut clean = PathBuf::new();
+        for c in Path::new(path).components() {
+            match c {
+                Component::Normal(n) => clean.push(n),
+                Component::ParentDir if clean.pop() => {}
+                Component::ParentDir => {
+                    return Err(bad(format!("{path} is not a sub cgroup path")))
+                }
+                _ => {}
+            }
+        }
+        match ctrls {
+            None => {
+                out.insert(String::new(), clean);
+            }
+            Some(list) => {
+                for ctrl in list.split(',') {
+                    out.insert(ctrl.to_string(), clean.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<BTreeMap<String, PathBuf>, Error> {
+        parse_sub_cgroups(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn sub_cgroups_are_per_controller_and_cleaned() {
+        let m = parse(&["memory:submem", "cpu,cpuacct:a/../subcpu"]).expect("valid");
+        assert_eq!(m["memory"], PathBuf::from("submem"));
+        assert_eq!(m["cpu"], PathBuf::from("subcpu"));
+        assert_eq!(m["cpuacct"], PathBuf::from("subcpu"));
+        assert_eq!(parse(&["/"]).expect("valid")[""], PathBuf::new());
+    }
+
+    #[test]
+    fn a_sub_cgroup_cannot_climb_out() {
+        let err = parse(&[".."]).unwrap_err().to_string();
+        assert!(err.ends_with(" .. is not a sub cgroup path"), "{err}");
+        let err = parse(&["a", "b"]).unwrap_err().to_string();
+        assert!(err.contains("missing <controller>: prefix"), "{err}");
+    }
 }

@@ -20,10 +20,8 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), Error> {
     let state = dir.load()?;
     let status = state.status(&dir.path);
     if all {
-        let pids = state.cgroup.pids();
-        if pids.is_empty() && !status.can_kill() {
-            return Err(Error::NotRunning { id: id.into() });
-        }
+        // As runc: `kill --all` of a stopped container succeeds (whatever is left in its
+        // cgroup gets the signal; nothing at all is fine).
         signal_all(&state.cgroup, sig);
         return Ok(());
     }

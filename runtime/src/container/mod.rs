@@ -42,6 +42,10 @@ pub enum Error {
     Signal(#[from] crate::signal::BadSignal),
     #[error("starting the container process: {message}")]
     Init { message: String },
+    #[error(
+        "container's cgroup unexpectedly frozen ({path}): thaw it or use another linux.cgroupsPath"
+    )]
+    Frozen { path: PathBuf },
     #[error("container init exited before it was ready ({status})")]
     InitDied { status: String },
     #[error("cannot {action} container {id}: it is {status}")]
@@ -50,8 +54,18 @@ pub enum Error {
         action: &'static str,
         status: Status,
     },
-    #[error("container {id} is not running")]
+    /// runc's words: containerd's shim recognises a stopped container by "container not
+    /// running" in the message.
+    #[error("container not running")]
     NotRunning { id: String },
+    #[error("exec --cgroup: {reason}")]
+    SubCgroup { reason: String },
+    #[error("container {id}: cannot exec in a {status} container{hint}")]
+    CannotExec {
+        id: String,
+        status: Status,
+        hint: &'static str,
+    },
     #[error("{action} {path}")]
     Io {
         action: &'static str,

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::Path;
+use std::time::Instant;
 
 use nix::fcntl::{open, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -11,6 +12,7 @@ use nix::sys::stat::Mode;
 
 use super::{io_err, Error};
 use crate::hooks;
+use crate::linux::init::{START_FAILED, START_OK};
 use crate::state::{ContainerDir, Status, EXEC_FIFO};
 
 pub fn start(root: &Path, id: &str) -> Result<(), Error> {
@@ -38,6 +40,11 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
         source: e.into(),
     })?;
     let mut fifo = File::from(fd);
+    // The init answers once its startContainer hooks are done: bounded like every wait for
+    // it (sync.rs), and a frozen cgroup fails at once rather than at the deadline.
+    let budget = hooks::time_budget(hooks::of_kind(state.hooks.as_ref(), "startContainer"))
+        .map(|b| crate::sync::STEP_TIMEOUT + b);
+    let started = Instant::now();
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(100u16)) {
@@ -45,11 +52,28 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
                 if state.status(&dir.path) == Status::Stopped {
                     return Err(Error::NotRunning { id: id.into() });
                 }
+                if state.cgroup.is_frozen() {
+                    return Err(Error::Frozen {
+                        path: state.cgroup.freezer_file(),
+                    });
+                }
+                if budget.is_some_and(|b| started.elapsed() > b) {
+                    return Err(Error::Sync(crate::sync::SyncError::Timeout {
+                        expected: "the init to pass the start barrier",
+                        waited: started.elapsed(),
+                    }));
+                }
             }
             Ok(_) => {
-                let mut buf = [0u8; 1];
+                let mut buf = [0u8; libc::PIPE_BUF];
                 match fifo.read(&mut buf) {
-                    Ok(1) => break,
+                    Ok(n) if n > 0 && buf[..n] == *START_OK => break,
+                    // The init's startContainer hooks failed: its message says why.
+                    Ok(n) if n > 0 && buf[0] == START_FAILED => {
+                        return Err(Error::Init {
+                            message: String::from_utf8_lossy(&buf[1..n]).into_owned(),
+                        })
+                    }
                     Ok(_) => return Err(Error::NotRunning { id: id.into() }),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     Err(e) => return Err(io_err("reading", &fifo_path)(e)),

@@ -47,6 +47,9 @@ pub fn run(args: ExecArgs) -> ! {
 enum Never {}
 
 fn setup_and_exec(a: &ExecArgs) -> Result<Never, SetupError> {
+    // Until it is placed in the container's cgroup, this process dies with the `exec` that
+    // forked it (see init.rs); it clears that right before execve.
+    super::init::die_with_parent(&a.channel);
     // Until execve this process runs the runtime binary inside the container: keep the
     // container's processes from opening /proc/<pid>/exe or ptracing it (CVE-2019-5736).
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
@@ -106,6 +109,9 @@ fn setup_and_exec(a: &ExecArgs) -> Result<Never, SetupError> {
         if let (Some(f), true) = (&filters, nnp) {
             install(f)?;
         }
+        crate::logging::stage("setns_init: about to exec", "execve of the process");
+        // SAFETY: prctl with integer arguments only: the program outlives `exec -d`.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0 as libc::c_ulong) };
         Ok(())
     }))
 }

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{openat, OFlag};
@@ -24,6 +24,9 @@ use crate::sync::{Channel, Message};
 /// Everything the init needs; it was prepared by the parent before clone and is shared with
 /// the child as a copy of the parent's memory.
 pub struct InitArgs<'a> {
+    /// The parent's descriptor of the locked state directory, inherited through clone; closed
+    /// at once so the lock never outlives the command that took it.
+    pub inherited_lock: Option<RawFd>,
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
@@ -36,6 +39,8 @@ pub struct InitArgs<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Bind-mount sources opened by the parent (rootfs::open_bind_sources).
+    pub bind_sources: &'a [Option<OwnedFd>],
     /// The state JSON given to hooks, with `{pid}` to be filled in.
     pub hook_state: &'a dyn Fn(i32, crate::state::Status) -> Vec<u8>,
 }
@@ -43,6 +48,17 @@ pub struct InitArgs<'a> {
 /// Runs the init and never returns: either execve succeeds or the process exits after
 /// telling the parent why it failed.
 pub fn run(args: InitArgs) -> ! {
+    if let Some(fd) = args.inherited_lock {
+        // SAFETY: our copy of the parent's lock descriptor, which nothing in this process
+        // uses; closing it leaves the parent's lock in place (flock(2) locks belong to the
+        // open file, released when its last descriptor closes).
+        unsafe { libc::close(fd) };
+    }
+    die_with_parent(&args.channel);
+    crate::logging::stage(
+        "child process in init()",
+        "building the container inside its namespaces",
+    );
     let err = match setup_and_exec(&args) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -55,6 +71,20 @@ pub fn run(args: InitArgs) -> ! {
     // SAFETY: _exit ends the process without running the parent's atexit handlers or
     // destructors, which belong to the parent's copy of this memory.
     unsafe { libc::_exit(1) }
+}
+
+/// Makes this process die with the `create` that cloned it, until the handover (sync.rs): a
+/// `create` killed halfway must not leave an init behind, holding mounts and a cgroup.
+/// Credential changes clear the setting (prctl(2), PR_SET_PDEATHSIG), so it is armed again
+/// after each.
+pub(crate) fn die_with_parent(channel: &Channel) {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    // A parent that died before the signal was armed would never send it: look.
+    if channel.peer_gone() {
+        // SAFETY: ends this copy of the process without the parent's destructors.
+        unsafe { libc::_exit(1) }
+    }
 }
 
 /// The error and its sources on one line, for the parent to report.
@@ -81,6 +111,9 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     // (exec'd later, or already there when joining) from opening /proc/<pid>/exe or ptracing
     // it (the CVE-2019-5736 class). execve resets this.
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
+    // Descriptors the caller left open must not reach the hooks the init runs either (runc
+    // closes them as early; its tests count a startContainer hook's descriptors).
+    process::cloexec_from(3 + a.preserve_fds)?;
     // The parent's move of this process into the container's cgroup can take long: on cgroup
     // v1 the first write to a cgroup.procs file takes the kernel's global
     // cgroup_threadgroup_rwsem for writing, which first waits for an RCU grace period
@@ -105,6 +138,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
             .map_err(sys("setresgid", 0))?;
         setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .map_err(sys("setresuid", 0))?;
+        die_with_parent(&a.channel);
     }
     a.plan.enter_cgroup_namespace()?;
     setsid().map_err(sys("setsid", ""))?;
@@ -131,6 +165,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         new_user: a.plan.new_user,
         new_cgroup_ns: a.plan.new_cgroup,
         cgroup_ready: &|| joined.ready(),
+        bind_sources: a.bind_sources,
     };
     let root = if a.plan.joins_mount {
         None
@@ -152,6 +187,11 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     let create_hooks = hooks::of_kind(spec_hooks, "createContainer");
     if !create_hooks.is_empty() {
         joined.wait()?;
+        // As runc: createContainer hooks start in the container's root (before pivot_root
+        // it is the rootfs directory), so relative paths in them name the container's files.
+        if root.is_some() {
+            nix::unistd::chdir(a.rootfs).map_err(sys("chdir", a.rootfs.display()))?;
+        }
         hooks::run(
             "createContainer",
             create_hooks,
@@ -184,6 +224,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     if let Some(root) = root.as_ref() {
         rootfs::readonly_paths(spec, root)?;
         rootfs::mask_paths(spec, root)?;
+        rootfs::readonly_dev(spec, root)?;
         if spec
             .root()
             .as_ref()
@@ -207,7 +248,8 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         .and_then(|f| f.listener_path())
         .map(seccomp::connect_listener)
         .transpose()?;
-    if root.is_some() {
+    let own_root = root.is_some();
+    if own_root {
         drop(root);
         if a.no_pivot {
             rootfs::move_root(a.rootfs)?;
@@ -229,7 +271,20 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     security::set_scheduler(process)?;
     security::set_io_priority(process)?;
     let nnp = process.no_new_privileges().unwrap_or(false);
+    // As runc: a process.cwd the image lacks is created (0755). Resolved inside the new root
+    // with no magic links, so a cwd through /proc/self/fd/N cannot create anything in a host
+    // directory a leaked descriptor points at (CVE-2024-21626 class).
+    if own_root && !process.cwd().exists() {
+        let new_root = pathrs::Root::open("/").map_err(|source| SetupError::InRoot {
+            path: "/".into(),
+            source,
+        })?;
+        super::inroot::mkdir_all(&new_root, process.cwd(), 0o755)?;
+    }
     let launch = Launch::resolve(process)?;
+    // What the runtime inherited goes before any seccomp filter, which might refuse the
+    // calls (close_range, rt_sigaction) that shed it.
+    process::reset_inherited(a.preserve_fds)?;
     if let (Some(f), false) = (&filters, nnp) {
         // Without no_new_privs installing a filter needs CAP_SYS_ADMIN, which may be about to
         // go: install it now (seccomp(2)); the rest of the setup then runs under it, as runc.
@@ -237,37 +292,64 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         install_seccomp(f, agent.as_ref(), my_pid, &state)?;
     }
     launch.drop_privileges(process, a.plan.new_user)?;
+    die_with_parent(&a.channel);
 
+    crate::logging::stage(
+        "init: closing the pipe to signal completion",
+        "container ready, waiting at exec.fifo for start",
+    );
     a.channel.send(&Message::Ready)?;
-    // Blocks until `start` opens the other end; `start` then waits for our byte, which we
+    a.channel.expect(Message::Handover, "handover")?;
+    // SAFETY: prctl with integer arguments only: the container now outlives `create`.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0 as libc::c_ulong) };
+    a.channel.send(&Message::HandoverDone)?;
+    if let (Some(f), true) = (&filters, nnp) {
+        // With no_new_privs the filter goes on as late as runc puts it: after everything
+        // but the start barrier, the startContainer hooks (which run under it, as under
+        // runc) and the execve. The profile must allow what those steps call (open and
+        // write of the fifo, the hooks' fork and exec, execveat of the trampoline).
+        let state = (a.hook_state)(my_pid, crate::state::Status::Created);
+        install_seccomp(f, agent.as_ref(), my_pid, &state)?;
+    }
+    // Blocks until `start` opens the other end; `start` then waits for our answer, which we
     // write only after the startContainer hooks, so its poststart hooks come after them.
+    // `create` is gone by now: a failure from here on is told to `start` through the fifo.
     let mut barrier = wait_for_start(&fd_dir, a.fifo)?;
     let start_hooks = hooks::of_kind(spec_hooks, "startContainer");
     if !start_hooks.is_empty() {
-        hooks::run(
-            "startContainer",
-            start_hooks,
-            &(a.hook_state)(my_pid, crate::state::Status::Created),
-        )?;
+        let state = (a.hook_state)(my_pid, crate::state::Status::Created);
+        if let Err(e) = hooks::run("startContainer", start_hooks, &state) {
+            report_to_start(&mut barrier, &e);
+            return Err(e.into());
+        }
     }
-    barrier.write_all(b"0").map_err(|source| SetupError::Io {
-        action: "writing",
-        path: PathBuf::from("exec fifo"),
-        source,
-    })?;
+    barrier
+        .write_all(START_OK)
+        .map_err(|source| SetupError::Io {
+            action: "writing",
+            path: PathBuf::from("exec fifo"),
+            source,
+        })?;
     drop(barrier);
-    Err(launch.exec_with(a.preserve_fds, || {
+    Err(launch.exec_prepared(|| {
         for label in &labels {
             label.apply()?;
         }
-        // With no_new_privs the filter goes on as late as possible, so it constrains only
-        // the user's program (and the trampoline's execve; see security::ExecGuard).
-        if let (Some(f), true) = (&filters, nnp) {
-            let state = (a.hook_state)(my_pid, crate::state::Status::Created);
-            install_seccomp(f, agent.as_ref(), my_pid, &state)?;
-        }
         Ok(())
     }))
+}
+
+/// What the init writes to the exec fifo when the container may run (see container::start).
+pub const START_OK: &[u8] = b"0";
+/// The first byte of a failure report on the exec fifo; the message follows.
+pub const START_FAILED: u8 = b'E';
+
+/// Tells `start` why the container cannot start, in one write (a pipe write of at most
+/// PIPE_BUF bytes is atomic, pipe(7)).
+fn report_to_start(barrier: &mut File, err: &dyn std::error::Error) {
+    let mut msg = vec![START_FAILED];
+    msg.extend(error_chain(err).bytes().take(libc::PIPE_BUF - 1));
+    let _ = barrier.write_all(&msg);
 }
 
 /// The parent's progress with the container's cgroup, each message waited for once.

@@ -13,6 +13,7 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod security;
 pub mod tty;
+pub mod user;
 
 use std::io;
 use std::path::PathBuf;

@@ -11,7 +11,84 @@ pub struct Options {
     pub propagation: Vec<MsFlags>,
     /// Filesystem-specific options, passed as mount(2) data ("size=64m,mode=755").
     pub data: Vec<String>,
+    /// Recursive mount attributes (`rro`, `rnosuid`, ...: runc's names), set and cleared on
+    /// the whole mount tree with mount_setattr(2) AT_RECURSIVE after the mount.
+    pub recursive: RecursiveAttrs,
 }
+
+/// `struct mount_attr`'s attr_set / attr_clr (linux/mount.h).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecursiveAttrs {
+    pub set: u64,
+    pub clear: u64,
+}
+
+impl RecursiveAttrs {
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clear == 0
+    }
+}
+
+// linux/mount.h (Linux 5.12).
+const MOUNT_ATTR_RDONLY: u64 = 0x01;
+const MOUNT_ATTR_NOSUID: u64 = 0x02;
+const MOUNT_ATTR_NODEV: u64 = 0x04;
+const MOUNT_ATTR_NOEXEC: u64 = 0x08;
+const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
+const MOUNT_ATTR_RELATIME: u64 = 0x00;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+
+/// What a recursive option does to `struct mount_attr`.
+enum RecOpt {
+    Set(u64),
+    Clear(u64),
+    /// The atime mode is one field of the kernel's: attr_clr must name all of it
+    /// (MOUNT_ATTR__ATIME) and attr_set the mode wanted. `ratime` and `rnostrictatime` go back
+    /// to the default (relatime); `rnorelatime`, like mount(8)'s norelatime, to strictatime.
+    Atime(u64),
+}
+
+fn recursive_option(name: &str) -> Option<RecOpt> {
+    use RecOpt::{Atime, Clear, Set};
+    Some(match name {
+        "rro" => Set(MOUNT_ATTR_RDONLY),
+        "rrw" => Clear(MOUNT_ATTR_RDONLY),
+        "rnosuid" => Set(MOUNT_ATTR_NOSUID),
+        "rsuid" => Clear(MOUNT_ATTR_NOSUID),
+        "rnodev" => Set(MOUNT_ATTR_NODEV),
+        "rdev" => Clear(MOUNT_ATTR_NODEV),
+        "rnoexec" => Set(MOUNT_ATTR_NOEXEC),
+        "rexec" => Clear(MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => Set(MOUNT_ATTR_NODIRATIME),
+        "rdiratime" => Clear(MOUNT_ATTR_NODIRATIME),
+        "rrelatime" | "ratime" | "rnostrictatime" => Atime(MOUNT_ATTR_RELATIME),
+        "rnoatime" => Atime(MOUNT_ATTR_NOATIME),
+        "rstrictatime" | "rnorelatime" => Atime(MOUNT_ATTR_STRICTATIME),
+        _ => return None,
+    })
+}
+
+/// The recursive option names, for `features`.
+pub const RECURSIVE_OPTIONS: &[&str] = &[
+    "ratime",
+    "rdev",
+    "rdiratime",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rro",
+    "rrelatime",
+    "rrw",
+    "rstrictatime",
+    "rsuid",
+];
 
 impl Default for Options {
     fn default() -> Self {
@@ -19,6 +96,7 @@ impl Default for Options {
             flags: MsFlags::empty(),
             propagation: Vec::new(),
             data: Vec::new(),
+            recursive: RecursiveAttrs::default(),
         }
     }
 }
@@ -97,6 +175,18 @@ pub fn parse(options: &[String]) -> Result<Options, String> {
                 ))
             }
             other => {
+                if let Some(op) = recursive_option(other) {
+                    let r = &mut o.recursive;
+                    match op {
+                        RecOpt::Set(f) => (r.set, r.clear) = (r.set | f, r.clear & !f),
+                        RecOpt::Clear(f) => (r.set, r.clear) = (r.set & !f, r.clear | f),
+                        RecOpt::Atime(mode) => {
+                            r.set = (r.set & !MOUNT_ATTR_ATIME_MASK) | mode;
+                            r.clear |= MOUNT_ATTR_ATIME_MASK;
+                        }
+                    }
+                    continue;
+                }
                 if let Some(p) = propagation_flag(other) {
                     o.propagation.push(p);
                 } else {
@@ -148,6 +238,20 @@ mod tests {
         assert!(o.is_bind());
         assert!(o.flags.contains(MsFlags::MS_REC));
         assert_eq!(o.remount_flags(), MsFlags::MS_RDONLY);
+    }
+
+    #[test]
+    fn recursive_options_become_mount_attributes() {
+        let o = opts(&["rbind", "ro", "rro", "rnosuid"]);
+        assert!(o.flags.contains(MsFlags::MS_RDONLY));
+        assert_eq!(o.recursive.set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID);
+        assert!(o.data.is_empty());
+        let o = opts(&["rro", "rrw"]);
+        assert_eq!(o.recursive.set, 0);
+        assert_eq!(o.recursive.clear, MOUNT_ATTR_RDONLY);
+        let o = opts(&["rnoatime"]);
+        assert_eq!(o.recursive.set, MOUNT_ATTR_NOATIME);
+        assert_eq!(o.recursive.clear, MOUNT_ATTR_ATIME_MASK);
     }
 
     #[test]

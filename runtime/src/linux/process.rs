@@ -16,6 +16,7 @@ use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::{LinuxCapabilities, PosixRlimitType, Process};
 
+use super::security::CapHop;
 use super::{sys, SetupError};
 
 /// Writes a /proc file, refusing anything that is not procfs.
@@ -134,25 +135,74 @@ impl CapSets {
     /// Sets the other four sets, after the uid change (which kept the permitted set thanks to
     /// PR_SET_KEEPCAPS). Order matters: inheritable while permitted is still full, then
     /// effective (must stay a subset of permitted), then permitted, then ambient (each ambient
-    /// capability must be permitted and inheritable).
-    pub fn apply(&self) -> Result<(), SetupError> {
-        caps::set(None, CapSet::Inheritable, &self.inheritable).map_err(caps_err("inheritable"))?;
+    /// capability must be permitted and inheritable). With a `hop`, the capabilities it
+    /// carries across the trampoline's execve are made inheritable and ambient too; the
+    /// trampoline puts the sets back before the program's execve.
+    pub fn apply(&self, hop: Option<&CapHop>) -> Result<(), SetupError> {
+        let carried: CapsHashSet = match hop {
+            Some(h) => caps::all()
+                .into_iter()
+                .filter(|c| h.ambient_lower & (1u64 << c.index()) != 0)
+                .collect(),
+            None => CapsHashSet::new(),
+        };
+        let inheritable: CapsHashSet = self.inheritable.union(&carried).copied().collect();
+        caps::set(None, CapSet::Inheritable, &inheritable).map_err(caps_err("inheritable"))?;
         caps::set(None, CapSet::Effective, &self.effective).map_err(caps_err("effective"))?;
         caps::set(None, CapSet::Permitted, &self.permitted).map_err(caps_err("permitted"))?;
         caps::clear(None, CapSet::Ambient).map_err(caps_err("ambient"))?;
-        for cap in &self.ambient {
-            // The kernel only allows ambient capabilities that are also permitted and
-            // inheritable; like runc, skip the others rather than fail (runc's own default
-            // spec lists ambient capabilities without inheritable ones).
-            if self.permitted.contains(cap) && self.inheritable.contains(cap) {
-                caps::raise(None, CapSet::Ambient, *cap).map_err(caps_err("ambient"))?;
-            }
+        for cap in self.effective_ambient().union(&carried) {
+            caps::raise(None, CapSet::Ambient, *cap).map_err(caps_err("ambient"))?;
         }
         Ok(())
+    }
+
+    /// The ambient capabilities the kernel allows: those also permitted and inheritable. Like
+    /// runc, the others are skipped rather than refused (runc's own default spec lists
+    /// ambient capabilities without inheritable ones).
+    fn effective_ambient(&self) -> CapsHashSet {
+        self.ambient
+            .iter()
+            .filter(|c| self.permitted.contains(c) && self.inheritable.contains(c))
+            .copied()
+            .collect()
+    }
+
+    /// What the exec trampoline (security::ExecGuard) must restore for the program's execve
+    /// to run with the credentials it would have without it; `None` when its own execve
+    /// changes nothing that matters. `uid` is the process's user in its user namespace.
+    ///
+    /// - Non-root: an execve keeps only the ambient capabilities, so effective ones that are
+    ///   not ambient (CAP_DAC_OVERRIDE to run a file without the exec bit for the user) would
+    ///   be gone at the program's execve: they cross in the ambient set and are lowered again.
+    /// - Root: an execve makes the effective set the whole permitted set, inheritable plus
+    ///   bounding; the trampoline narrows it back to the configured effective set.
+    pub fn trampoline_hop(&self, uid: u32) -> Option<CapHop> {
+        let mask = |set: &CapsHashSet| set.iter().fold(0u64, |m, c| m | (1u64 << c.index()));
+        let effective = mask(&self.effective);
+        let inheritable = mask(&self.inheritable);
+        if uid != 0 {
+            let ambient = mask(&self.effective_ambient());
+            let carried = effective & !ambient;
+            return (carried != 0).then_some(CapHop {
+                effective,
+                permitted: ambient | carried,
+                inheritable,
+                ambient_lower: carried,
+            });
+        }
+        let after_exec = inheritable | mask(&self.bounding);
+        (effective != after_exec).then_some(CapHop {
+            effective: effective & after_exec,
+            permitted: after_exec,
+            inheritable,
+            ambient_lower: 0,
+        })
     }
 }
 
 /// Switches to the configured user, keeping the permitted capabilities across the change.
+/// The supplementary groups are exactly `additionalGids`, as with runc (see user.rs).
 pub fn switch_user(process: &Process, in_new_userns: bool) -> Result<(), SetupError> {
     let user = process.user();
     let uid = Uid::from_raw(user.uid());
@@ -164,11 +214,12 @@ pub fn switch_user(process: &Process, in_new_userns: bool) -> Result<(), SetupEr
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    // setgroups(2) may be denied in a user namespace whose setgroups file says "deny"; an
-    // empty list is then the only thing that could be asked, so skip it.
-    match setgroups(&groups) {
-        Err(Errno::EPERM) if in_new_userns && groups.is_empty() => {}
-        other => other.map_err(sys("setgroups", format!("{groups:?}")))?,
+    // setgroups(2) is refused in a user namespace whose setgroups file says "deny" (since
+    // Linux 3.19): there is nothing to do about the groups then, and runc skips them too.
+    let denied = in_new_userns
+        && std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    if !denied {
+        setgroups(&groups).map_err(sys("setgroups", format!("{groups:?}")))?;
     }
     setresgid(gid, gid, gid).map_err(sys("setresgid", gid))?;
     setresuid(uid, uid, uid).map_err(sys("setresuid", uid))?;
@@ -182,7 +233,11 @@ pub struct Launch {
     exe: PathBuf,
     args: Vec<String>,
     env: Vec<String>,
+    /// The cwd could not be entered as root: enter it as the user.
+    cwd_as_user: bool,
     caps: CapSets,
+    /// What the trampoline restores after its own execve (see CapSets::trampoline_hop).
+    hop: Option<CapHop>,
     /// The final execve goes through a sealed trampoline (CVE-2019-5736, see security.rs).
     guard: super::security::ExecGuard,
 }
@@ -192,18 +247,32 @@ impl Launch {
     /// so a missing binary or cwd fails before the container is reported ready).
     pub fn resolve(process: &Process) -> Result<Launch, SetupError> {
         let cwd = process.cwd();
-        enter_cwd(cwd)?;
+        // As root first: a cwd only the runtime may enter works (runc does the same). One the
+        // runtime may not enter (a volume owned by the container user, root squashed) is
+        // entered again as the user, in drop_privileges.
+        let cwd_as_user = match enter_cwd(cwd) {
+            Ok(()) => false,
+            Err(SetupError::Syscall {
+                source: Errno::EACCES | Errno::EPERM,
+                ..
+            }) => true,
+            Err(e) => return Err(e),
+        };
         let args = process.args().clone().unwrap_or_default();
-        let env = process.env().clone().unwrap_or_default();
+        let user = super::user::lookup(process.user().uid());
+        let env = super::user::with_home(process.env().clone().unwrap_or_default(), &user);
         let arg0 = args.first().cloned().unwrap_or_default();
         let exe = find_executable(&arg0, &env, cwd)?;
         let caps = CapSets::from_spec(process.capabilities().as_ref())?;
-        let guard = super::security::ExecGuard::prepare()?;
+        let hop = caps.trampoline_hop(process.user().uid());
+        let guard = super::security::ExecGuard::prepare(hop)?;
         Ok(Launch {
             exe,
             args,
             env,
+            cwd_as_user,
             caps,
+            hop,
             guard,
         })
     }
@@ -215,13 +284,13 @@ impl Launch {
         in_new_userns: bool,
     ) -> Result<(), SetupError> {
         let user = process.user();
-        chown_stdio(user.uid(), user.gid());
+        chown_stdio(user.uid())?;
         self.caps.apply_bounding()?;
         switch_user(process, in_new_userns)?;
-        // Again as the user: permission to enter cwd is checked with the new credentials.
-        let cwd = process.cwd();
-        enter_cwd(cwd)?;
-        self.caps.apply()?;
+        if self.cwd_as_user {
+            enter_cwd(process.cwd())?;
+        }
+        self.caps.apply(self.hop.as_ref())?;
         if process.no_new_privileges().unwrap_or(false) {
             nix::sys::prctl::set_no_new_privs().map_err(sys("prctl", "PR_SET_NO_NEW_PRIVS"))?;
         }
@@ -237,14 +306,23 @@ impl Launch {
         self.exec_with(preserve_fds, || Ok(()))
     }
 
-    /// Like `exec`, with `last` run right before the execve (the seccomp filter with
-    /// noNewPrivileges, LSM exec labels: as late as possible).
+    /// Like `exec`, with `last` run right before the execve (LSM exec labels; for `exec`,
+    /// the seccomp filter with noNewPrivileges: as late as possible).
     pub fn exec_with(
         &self,
         preserve_fds: u32,
         last: impl FnOnce() -> Result<(), SetupError>,
     ) -> SetupError {
-        if let Err(e) = reset_inherited(preserve_fds).and_then(|()| last()) {
+        if let Err(e) = reset_inherited(preserve_fds) {
+            return e;
+        }
+        self.exec_prepared(last)
+    }
+
+    /// Like `exec_with` for a caller that already called [`reset_inherited`] (before a
+    /// seccomp filter that might refuse what it does).
+    pub fn exec_prepared(&self, last: impl FnOnce() -> Result<(), SetupError>) -> SetupError {
+        if let Err(e) = last() {
             return e;
         }
         self.guard.exec(&self.exe, &self.args, &self.env).into()
@@ -270,23 +348,31 @@ fn enter_cwd(cwd: &Path) -> Result<(), SetupError> {
     }
 }
 
-/// A non-root container user must be able to reopen its stdio (/dev/stdout); hand the
-/// descriptors to it like runc does. /dev/null is left alone.
-fn chown_stdio(uid: u32, gid: u32) {
-    if uid == 0 && gid == 0 {
-        return;
-    }
+/// A non-root container user must be able to use its stdio (reopen /dev/stdout, own its
+/// terminal): hand the descriptors to it as runc does. Only the owner changes: the group is
+/// the one the file has (a pty's is devpts' gid=, the tty group). Descriptors that already
+/// belong to the user or are the container's /dev/null are left alone, and so are those we
+/// may not change (an unmapped group in a user namespace: EINVAL; an owner outside it:
+/// EPERM; a read-only /dev: EROFS).
+fn chown_stdio(uid: u32) -> Result<(), SetupError> {
+    let null_rdev = nix::sys::stat::stat("/dev/null")
+        .map(|st| st.st_rdev)
+        .unwrap_or_else(|_| nix::sys::stat::makedev(1, 3));
     for fd in 0..3 {
         // SAFETY: stdio descriptors stay open for the life of the process; borrowed briefly.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        let null = nix::sys::stat::fstat(fd).is_ok_and(|st| {
-            st.st_mode & libc::S_IFMT == libc::S_IFCHR
-                && st.st_rdev == nix::sys::stat::makedev(1, 3)
-        });
-        if !null {
-            let _ = nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        if st.st_uid == uid || st.st_rdev == null_rdev {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(st.st_gid))) {
+            Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
+            Err(e) => return Err(sys("fchown", format!("stdio fd to uid {uid}"))(e)),
         }
     }
+    Ok(())
 }
 
 /// Resolves args[0] like execvp(3), using the container's PATH, so a missing binary fails at
@@ -339,7 +425,12 @@ pub fn reset_inherited(preserve_fds: u32) -> Result<(), SetupError> {
             let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
         }
     }
-    let first = 3 + preserve_fds;
+    cloexec_from(3 + preserve_fds)
+}
+
+/// Flags every descriptor from `first` up close-on-exec: what the runtime's caller left open
+/// reaches neither hooks nor the container's program.
+pub fn cloexec_from(first: u32) -> Result<(), SetupError> {
     // SAFETY: close_range only flags descriptors close-on-exec; no memory is touched.
     let ret = unsafe {
         libc::syscall(
@@ -389,6 +480,48 @@ mod tests {
         let err = find_executable("no-such-program-xyz", &[], Path::new("/")).unwrap_err();
         assert!(err.to_string().contains("no-such-program-xyz"), "{err}");
         assert!(err.to_string().contains("not found"), "{err}");
+    }
+
+    fn sets(json: &str) -> CapSets {
+        let caps: LinuxCapabilities = serde_json::from_str(json).expect("parses");
+        CapSets::from_spec(Some(&caps)).expect("known")
+    }
+
+    #[test]
+    fn a_non_root_user_carries_its_effective_capabilities_over_the_trampoline() {
+        let c = sets(
+            r#"{"bounding":["CAP_DAC_OVERRIDE","CAP_KILL"],"effective":["CAP_DAC_OVERRIDE","CAP_KILL"],
+                "permitted":["CAP_DAC_OVERRIDE","CAP_KILL"],"inheritable":["CAP_KILL"],"ambient":["CAP_KILL"]}"#,
+        );
+        let dac = 1u64 << Cap::CAP_DAC_OVERRIDE.index();
+        let kill = 1u64 << Cap::CAP_KILL.index();
+        let hop = c
+            .trampoline_hop(1000)
+            .expect("DAC_OVERRIDE is effective, not ambient");
+        assert_eq!(hop.effective, dac | kill);
+        assert_eq!(hop.permitted, dac | kill);
+        assert_eq!(hop.inheritable, kill);
+        assert_eq!(hop.ambient_lower, dac);
+    }
+
+    #[test]
+    fn no_hop_when_the_trampoline_changes_nothing() {
+        let same = r#"{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}"#;
+        assert_eq!(sets(same).trampoline_hop(0), None);
+        let none = r#"{"bounding":["CAP_KILL"],"effective":[],"permitted":[]}"#;
+        assert_eq!(sets(none).trampoline_hop(1000), None);
+    }
+
+    #[test]
+    fn root_gets_its_configured_effective_set_back() {
+        let c = sets(
+            r#"{"bounding":["CAP_DAC_OVERRIDE","CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}"#,
+        );
+        let hop = c
+            .trampoline_hop(0)
+            .expect("execve would make DAC_OVERRIDE effective");
+        assert_eq!(hop.effective, 1u64 << Cap::CAP_KILL.index());
+        assert_eq!(hop.ambient_lower, 0);
     }
 
     #[test]

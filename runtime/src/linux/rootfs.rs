@@ -7,7 +7,7 @@
 //! which we trust — is still the one at /proc.
 
 use std::fs::{self, File};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -34,6 +34,102 @@ pub struct Context<'a> {
     /// Waits until the parent has made the container's cgroup directories (the rootfs is
     /// built while it makes them); called before a cgroup mount binds them.
     pub cgroup_ready: &'a dyn Fn() -> Result<(), SetupError>,
+    /// Bind-mount sources opened before clone, by mount index (see [`open_bind_sources`]).
+    pub bind_sources: &'a [Option<OwnedFd>],
+}
+
+/// Clones the source of every bind mount into a detached mount (open_tree(2) with
+/// OPEN_TREE_CLONE, recursive for rbind), for a container with a new user namespace. Its
+/// init is born in that namespace, where it has no rights on host files its ids do not own:
+/// a source directory only host root may enter would be out of its reach. Cloned here,
+/// before clone, by the runtime; the init attaches the copy with move_mount(2), which a
+/// mount namespace of its own allows (runc passes its init descriptors for the same reason).
+/// Kernels without open_tree (before 5.2) leave the source to the init, as before.
+pub fn open_bind_sources(spec: &Spec, bundle: &Path) -> Result<Vec<Option<OwnedFd>>, SetupError> {
+    let mut out = Vec::new();
+    for (index, m) in spec.mounts().iter().flatten().enumerate() {
+        let opts = parse(m.options().as_deref().unwrap_or_default()).map_err(|reason| {
+            SetupError::MountConfig {
+                index,
+                destination: m.destination().clone(),
+                reason,
+            }
+        })?;
+        let source = match m.source() {
+            Some(src) if m.typ().as_deref() == Some("bind") || opts.is_bind() => {
+                if src.is_absolute() {
+                    src.clone()
+                } else {
+                    bundle.join(src)
+                }
+            }
+            _ => {
+                out.push(None);
+                continue;
+            }
+        };
+        let c_source =
+            std::ffi::CString::new(source.as_os_str().as_encoded_bytes()).map_err(|_| {
+                SetupError::MountConfig {
+                    index,
+                    destination: m.destination().clone(),
+                    reason: format!("source {}: contains a NUL byte", source.display()),
+                }
+            })?;
+        let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+        if opts.flags.contains(MsFlags::MS_REC)
+            || m.typ().as_deref() != Some("bind") && !opts.is_bind()
+        {
+            flags |= libc::AT_RECURSIVE as libc::c_uint;
+        }
+        // SAFETY: open_tree reads a NUL-terminated path; it returns a new descriptor or -1.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                c_source.as_ptr(),
+                flags,
+            )
+        };
+        match fd {
+            -1 if Errno::last() == Errno::ENOSYS => out.push(None),
+            -1 => {
+                return Err(SetupError::MountConfig {
+                    index,
+                    destination: m.destination().clone(),
+                    reason: format!("source {}: {}", source.display(), Errno::last().desc()),
+                })
+            }
+            // SAFETY: a fresh descriptor that nothing else owns.
+            fd => out.push(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })),
+        }
+    }
+    Ok(out)
+}
+
+/// open_tree(2) flag (linux/mount.h).
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// move_mount(2) flags (linux/mount.h).
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// Attaches a detached mount (from [`open_bind_sources`]) on `target`.
+fn attach_tree(tree: &OwnedFd, target: &Handle, dest: &Path) -> Result<(), SetupError> {
+    // SAFETY: move_mount with two descriptors and static empty paths.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(sys("move_mount", dest.display())(Errno::last()));
+    }
+    Ok(())
 }
 
 fn in_root(path: &Path) -> impl FnOnce(pathrs::error::Error) -> SetupError + '_ {
@@ -144,44 +240,64 @@ fn mount_one(ctx: &Context, root: &Root, index: usize, m: &Mount) -> Result<(), 
             .source()
             .as_ref()
             .ok_or_else(|| cfg_err("a bind mount needs a source".into()))?;
-        let source = if source.is_absolute() {
-            source.clone()
-        } else {
-            ctx.bundle.join(source)
+        let tree = ctx.bind_sources.get(index).and_then(Option::as_ref);
+        let source = match tree {
+            Some(fd) => PathBuf::from(fd_path(fd)),
+            None if source.is_absolute() => source.clone(),
+            None => ctx.bundle.join(source),
         };
         let meta = fs::metadata(&source)
             .map_err(|e| cfg_err(format!("source {}: {e}", source.display())))?;
         let target = make_target(root, dest, !meta.is_dir())?;
-        let mut flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-        if fstype != "bind" && !opts.is_bind() {
-            flags |= MsFlags::MS_REC;
+        if let Some(tree) = tree {
+            attach_tree(tree, &target, dest)?;
+        } else {
+            let mut flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+            if fstype != "bind" && !opts.is_bind() {
+                flags |= MsFlags::MS_REC;
+            }
+            do_mount(
+                Some(&source.to_string_lossy()),
+                &fd_path(&target),
+                None,
+                flags,
+                None,
+                &dest.display(),
+            )?;
         }
-        do_mount(
-            Some(&source.to_string_lossy()),
-            &fd_path(&target),
-            None,
-            flags,
-            None,
-            &dest.display(),
-        )?;
         if !opts.remount_flags().is_empty() {
             let mounted = root.resolve(dest).map_err(in_root(dest))?;
             remount(&mounted, opts.remount_flags() | MsFlags::MS_BIND, dest)?;
         }
+        set_recursive_attrs(root, dest, &opts)?;
         apply_propagation(root, dest, &opts)?;
         return Ok(());
     }
     match fstype {
         "cgroup" | "cgroup2" => mount_cgroups(ctx, root, dest, &opts),
         _ => {
+            let existing_mode = (fstype == "tmpfs").then(|| dir_mode(root, dest)).flatten();
             let target = make_target(root, dest, false)?;
             let source = m
                 .source()
                 .as_ref()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| fstype.to_string());
-            let flags = opts.flags;
-            let data = opts.data();
+            let mut flags = opts.flags;
+            if is_dev(dest) {
+                // A read-only /dev is made read-only only once its device nodes, symlinks
+                // and console are in place (readonly_dev).
+                flags -= MsFlags::MS_RDONLY;
+            }
+            let mut data = opts.data();
+            // A tmpfs over an existing directory keeps that directory's mode (set-id and
+            // sticky bits included) unless the mount names one.
+            if let Some(mode) =
+                existing_mode.filter(|_| !opts.data.iter().any(|d| d.starts_with("mode=")))
+            {
+                let mode = format!("mode={mode:o}");
+                data = Some(data.map_or(mode.clone(), |d| format!("{d},{mode}")));
+            }
             let res = mount(
                 Some(source.as_str()),
                 fd_path(&target).as_str(),
@@ -234,9 +350,88 @@ fn mount_one(ctx: &Context, root: &Root, index: usize, m: &Mount) -> Result<(), 
                     )(e))
                 }
             }
+            set_recursive_attrs(root, dest, &opts)?;
             apply_propagation(root, dest, &opts)
         }
     }
+}
+
+fn is_dev(dest: &Path) -> bool {
+    dest.components().eq(Path::new("/dev").components())
+}
+
+/// The permission bits of an existing directory at `dest` in the root.
+fn dir_mode(root: &Root, dest: &Path) -> Option<u32> {
+    let handle = inroot::resolve(root, dest).ok().flatten()?;
+    let st = nix::sys::stat::fstat(handle.as_fd()).ok()?;
+    (st.st_mode & libc::S_IFMT == libc::S_IFDIR).then_some(st.st_mode & 0o7777)
+}
+
+/// Applies `rro`, `rnosuid`, ... to the mount at `dest` and every mount below it
+/// (mount_setattr(2) with AT_RECURSIVE, Linux 5.12).
+fn set_recursive_attrs(root: &Root, dest: &Path, opts: &Options) -> Result<(), SetupError> {
+    if opts.recursive.is_empty() {
+        return Ok(());
+    }
+    let mounted = root.resolve(dest).map_err(in_root(dest))?;
+    let attr = libc::mount_attr {
+        attr_set: opts.recursive.set,
+        attr_clr: opts.recursive.clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `size` bytes of a valid mount_attr; the path is a static
+    // empty string, used with AT_EMPTY_PATH on our O_PATH descriptor.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mounted.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r < 0 {
+        return Err(sys(
+            "mount_setattr",
+            format!("{} (recursive options)", dest.display()),
+        )(Errno::last()));
+    }
+    Ok(())
+}
+
+/// Makes a `ro` /dev read-only, now that it is complete (see mount_one).
+pub fn readonly_dev(spec: &Spec, root: &Root) -> Result<(), SetupError> {
+    let Some(m) = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .rfind(|m| is_dev(m.destination()))
+    else {
+        return Ok(());
+    };
+    let opts = parse(m.options().as_deref().unwrap_or_default()).map_err(|reason| {
+        SetupError::MountConfig {
+            index: 0,
+            destination: m.destination().clone(),
+            reason,
+        }
+    })?;
+    if opts.is_bind() || !opts.flags.contains(MsFlags::MS_RDONLY) {
+        return Ok(());
+    }
+    let dev = Path::new("/dev");
+    let mounted = root.resolve(dev).map_err(in_root(dev))?;
+    let target = fd_path(&mounted);
+    do_mount(
+        None,
+        &target,
+        None,
+        opts.flags | MsFlags::MS_REMOUNT,
+        opts.data().as_deref(),
+        &"remount /dev read-only",
+    )
 }
 
 fn apply_propagation(root: &Root, dest: &Path, opts: &Options) -> Result<(), SetupError> {
@@ -552,13 +747,16 @@ fn create_device(ctx: &Context, root: &Root, node: &DeviceNode) -> Result<(), Se
     Ok(())
 }
 
-/// Masks paths: a directory gets an empty read-only tmpfs, anything else /dev/null on top.
-/// Paths that do not exist in the image are skipped.
+/// Masks paths: a directory gets an empty read-only tmpfs, anything else the container's own
+/// /dev/null on top (as runc: the mask then lives on the container's devices, not the host's
+/// devtmpfs). Paths that do not exist in the image are skipped.
 pub fn mask_paths(spec: &Spec, root: &Root) -> Result<(), SetupError> {
     let paths = spec
         .linux()
         .as_ref()
         .and_then(|l| l.masked_paths().as_ref());
+    // Looked up on the first file to mask: Some(None) means the host's /dev/null.
+    let mut null: Option<Option<Handle>> = None;
     for p in paths.into_iter().flatten() {
         let path = Path::new(p);
         // Masking what the image does not have (or cannot be resolved) is a no-op.
@@ -576,8 +774,12 @@ pub fn mask_paths(spec: &Spec, root: &Root) -> Result<(), SetupError> {
                 &path.display(),
             )?;
         } else {
+            let source = match null.get_or_insert_with(|| container_null(root)) {
+                Some(h) => fd_path(&*h),
+                None => "/dev/null".to_string(),
+            };
             do_mount(
-                Some("/dev/null"),
+                Some(&source),
                 &fd_path(&handle),
                 None,
                 MsFlags::MS_BIND,
@@ -587,6 +789,17 @@ pub fn mask_paths(spec: &Spec, root: &Root) -> Result<(), SetupError> {
         }
     }
     Ok(())
+}
+
+/// The container's /dev/null, if it is the null device (else the host's is used).
+fn container_null(root: &Root) -> Option<Handle> {
+    let handle = inroot::resolve(root, Path::new("/dev/null"))
+        .ok()
+        .flatten()?;
+    let is_null = nix::sys::stat::fstat(handle.as_fd()).is_ok_and(|st| {
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == nix::sys::stat::makedev(1, 3)
+    });
+    is_null.then_some(handle)
 }
 
 /// Makes paths read-only: bind each onto itself, then remount read-only.
@@ -695,8 +908,12 @@ pub fn apply_root_propagation(spec: &Spec) -> Result<(), SetupError> {
 
 /// `--no-pivot`: move the rootfs mount over / and chroot into it (for ramdisk roots where
 /// pivot_root is impossible). Weaker: the old root stays reachable to a process that can
-/// escape the chroot.
+/// escape the chroot, and stays in the mount namespace. So first the host's full procfs and
+/// sysfs mounts go: the kernel lets a new user namespace mount procfs or sysfs only while a
+/// fully visible one exists in its mount namespace (fs/namespace.c, mount_too_revealing), and
+/// without pivot_root the host's would be that one, unmasked.
 pub fn move_root(rootfs: &Path) -> Result<(), SetupError> {
+    hide_host_proc_and_sys(rootfs)?;
     chdir(rootfs).map_err(sys("chdir", rootfs.display()))?;
     do_mount(
         Some(&rootfs.to_string_lossy()),
@@ -708,6 +925,81 @@ pub fn move_root(rootfs: &Path) -> Result<(), SetupError> {
     )?;
     chroot(".").map_err(sys("chroot", rootfs.display()))?;
     chdir("/").map_err(sys("chdir", "/"))
+}
+
+/// Detaches every mount of a whole procfs or sysfs outside `rootfs` (or covers it with an
+/// empty tmpfs where it cannot be detached), as mountinfo lists them before any goes.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<(), SetupError> {
+    let info = fs::read_to_string("/proc/self/mountinfo").map_err(|source| SetupError::Io {
+        action: "reading",
+        path: "/proc/self/mountinfo".into(),
+        source,
+    })?;
+    let mut targets = Vec::new();
+    for line in info.lines() {
+        // mountinfo: id parent maj:min root mountpoint options [optional...] - fstype ...
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        let (Some(root), Some(mp), Some(fstype)) =
+            (fields.get(3), fields.get(4), fields.get(dash + 1))
+        else {
+            continue;
+        };
+        let mp = PathBuf::from(unescape_mountinfo(mp));
+        if *root == "/" && matches!(*fstype, "proc" | "sysfs") && !mp.starts_with(rootfs) {
+            targets.push(mp);
+        }
+    }
+    for mp in targets {
+        let path = mp.to_string_lossy().into_owned();
+        // The unmount must not propagate to the host.
+        match mount(
+            None::<&str>,
+            path.as_str(),
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            // Gone with a parent detached before it.
+            Err(Errno::ENOENT) => continue,
+            other => other.map_err(sys("mount", format!("{path} rslave")))?,
+        }
+        match umount2(path.as_str(), MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(Errno::EINVAL | Errno::EPERM) => do_mount(
+                Some("tmpfs"),
+                &path,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None,
+                &mp.display(),
+            )?,
+            Err(e) => return Err(sys("umount2", &path)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo (proc(5)).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Opens `/proc/self/fd` of the host's procfs as a directory handle, so the init can reopen

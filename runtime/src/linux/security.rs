@@ -316,12 +316,20 @@ pub fn set_scheduler(process: &Process) -> Result<(), SecurityError> {
 /// ends up running the host binary as its own process; a second process in the container can
 /// then open /proc/<pid>/exe and, once it exits, write the host binary.
 ///
-/// Instead of execve'ing the program ourselves we execve a 384-byte static trampoline from a
+/// Instead of execve'ing the program ourselves we execve a 576-byte static trampoline from a
 /// sealed memfd, which execve's the program. When binfmt_script resolves `/proc/self/exe`
 /// it then finds the trampoline: a memfd sealed against writes, not the host file. The
 /// trampoline refuses to run unless its argv[0] is its magic (so as an interpreter it just
 /// exits 127), and reports a failed execve as `exec failed: errno N` with status 127.
-/// Cost: one 384-byte memfd and one extra execve of a binary with no dynamic loader or
+/// The trampoline's own execve must not change what the program's execve may do: a non-root
+/// process loses its permitted capabilities at execve (all but the ambient ones), and the
+/// effective set of root becomes everything in its bounding set, so the permission checks of
+/// the second execve (CAP_DAC_OVERRIDE on a file without the exec bit for the user, say)
+/// would differ. When they would, the runtime carries the capabilities across in the ambient
+/// set and the trampoline puts back the exact effective, inheritable and ambient sets
+/// ([`CapHop`]: one capset(2) and a few prctl(2) calls, which a seccomp profile with
+/// noNewPrivileges must then allow, as it must allow execveat).
+/// Cost: one 576-byte memfd and one extra execve of a binary with no dynamic loader or
 /// libraries; measured within noise of a whole `run` (see the README's security section).
 pub struct ExecGuard {
     trampoline: OwnedFd,
@@ -330,24 +338,67 @@ pub struct ExecGuard {
 /// argv[0] the trampoline insists on (compared as 8 bytes).
 const TRAMPOLINE_MAGIC: &str = "berthexe";
 
-/// x86_64 machine code of the trampoline (assembled from the listing below, Intel syntax):
+/// x86_64 machine code of the trampoline (assembled with GNU as from the listing below,
+/// Intel syntax). With argv[0] its magic, it restores the capability state the runtime asked
+/// for (the data block at the end; version 0 there means nothing to restore), then
+/// execve(argv[1], argv + 2, envp); on failure it prints the errno and exits 127.
 ///
 /// ```text
-///     mov  rax, [rsp]              ; argc
+/// _start:
+///     mov  rax, [rsp]
 ///     cmp  rax, 2
 ///     jb   usage
-///     lea  rsi, [rsp+8]            ; argv
-///     lea  rdx, [rsi+rax*8+8]      ; envp
-///     mov  rdi, [rsi]              ; argv[0] must start with "berthexe"
+///     lea  r13, [rsp+8]
+///     lea  r14, [r13+rax*8+8]
+///     mov  rdi, [r13]
 ///     movabs rcx, 0x6578656874726562
 ///     cmp  [rdi], rcx
 ///     jne  usage
-///     mov  rdi, [rsi+8]            ; execve(argv[1], argv + 2, envp)
-///     add  rsi, 16
+///     cmp  dword ptr [rip+caps_hdr], 0
+///     je   run
+///     sub  rsp, 32
+///     mov  rax, [rip+caps_hdr]
+///     mov  [rsp], rax
+///     mov  rax, [rip+caps_data]
+///     mov  [rsp+8], rax
+///     mov  rax, [rip+caps_data+8]
+///     mov  [rsp+16], rax
+///     mov  rax, [rip+caps_data+16]
+///     mov  [rsp+24], rax
+///     mov  rdi, rsp
+///     lea  rsi, [rsp+8]
+///     mov  eax, 126
+///     syscall
+///     add  rsp, 32
+///     test rax, rax
+///     jnz  failed
+///     mov  r12, [rip+ambient_lower]
+///     xor  ebx, ebx
+/// lower:
+///     bt   r12, rbx
+///     jnc  next
+///     mov  edi, 47
+///     mov  esi, 3
+///     mov  rdx, rbx
+///     xor  r10d, r10d
+///     xor  r8d, r8d
+///     mov  eax, 157
+///     syscall
+///     test rax, rax
+///     jnz  failed
+/// next:
+///     inc  ebx
+///     cmp  ebx, 64
+///     jb   lower
+/// run:
+///     mov  rdi, [r13+8]
+///     lea  rsi, [r13+16]
+///     mov  rdx, r14
 ///     mov  eax, 59
 ///     syscall
-///     neg  rax                     ; failed: errno in decimal, backwards below rsp
-///     lea  rsi, [rsp-8]            ; (the red zone: no calls, no signal frames land there)
+/// failed:
+///     neg  rax
+///     lea  rsi, [rsp-8]
 ///     mov  byte ptr [rsi], 10
 ///     mov  ecx, 10
 /// digits:
@@ -359,12 +410,12 @@ const TRAMPOLINE_MAGIC: &str = "berthexe";
 ///     test rax, rax
 ///     jnz  digits
 ///     mov  r12, rsi
-///     mov  edi, 2                  ; write(2, prefix, 34)
+///     mov  edi, 2
 ///     lea  rsi, [rip+prefix]
 ///     mov  edx, 34
 ///     mov  eax, 1
 ///     syscall
-///     mov  edi, 2                  ; write(2, digits, end - digits)
+///     mov  edi, 2
 ///     mov  rsi, r12
 ///     lea  rdx, [rsp-7]
 ///     sub  rdx, r12
@@ -372,38 +423,98 @@ const TRAMPOLINE_MAGIC: &str = "berthexe";
 ///     syscall
 ///     jmp  out
 /// usage:
-///     mov  edi, 2                  ; write(2, umsg, 51)
+///     mov  edi, 2
 ///     lea  rsi, [rip+umsg]
 ///     mov  edx, 51
 ///     mov  eax, 1
 ///     syscall
 /// out:
-///     mov  edi, 127                ; exit_group(127)
+///     mov  edi, 127
 ///     mov  eax, 231
 ///     syscall
 /// prefix: .ascii "berth-runtime: exec failed: errno "
 /// umsg:   .ascii "berth-runtime: exec trampoline: not an interpreter\n"
+/// .balign 8
+/// caps_hdr:      .long 0, 0
+/// caps_data:     .long 0, 0, 0, 0, 0, 0
+/// ambient_lower: .quad 0
 /// ```
 #[cfg(target_arch = "x86_64")]
 const TRAMPOLINE_CODE: &[u8] = &[
-    0x48, 0x8b, 0x04, 0x24, 0x48, 0x83, 0xf8, 0x02, 0x0f, 0x82, 0x81, 0x00, 0x00, 0x00, 0x48, 0x8d,
-    0x74, 0x24, 0x08, 0x48, 0x8d, 0x54, 0xc6, 0x08, 0x48, 0x8b, 0x3e, 0x48, 0xb9, 0x62, 0x65, 0x72,
-    0x74, 0x68, 0x65, 0x78, 0x65, 0x48, 0x39, 0x0f, 0x75, 0x65, 0x48, 0x8b, 0x7e, 0x08, 0x48, 0x83,
-    0xc6, 0x10, 0xb8, 0x3b, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x48, 0xf7, 0xd8, 0x48, 0x8d, 0x74, 0x24,
-    0xf8, 0xc6, 0x06, 0x0a, 0xb9, 0x0a, 0x00, 0x00, 0x00, 0x31, 0xd2, 0x48, 0xf7, 0xf1, 0x80, 0xc2,
-    0x30, 0x48, 0xff, 0xce, 0x88, 0x16, 0x48, 0x85, 0xc0, 0x75, 0xee, 0x49, 0x89, 0xf4, 0xbf, 0x02,
-    0x00, 0x00, 0x00, 0x48, 0x8d, 0x35, 0x49, 0x00, 0x00, 0x00, 0xba, 0x22, 0x00, 0x00, 0x00, 0xb8,
-    0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x02, 0x00, 0x00, 0x00, 0x4c, 0x89, 0xe6, 0x48, 0x8d,
-    0x54, 0x24, 0xf9, 0x4c, 0x29, 0xe2, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0x18, 0xbf,
-    0x02, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x35, 0x3a, 0x00, 0x00, 0x00, 0xba, 0x33, 0x00, 0x00, 0x00,
-    0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x7f, 0x00, 0x00, 0x00, 0xb8, 0xe7, 0x00, 0x00,
-    0x00, 0x0f, 0x05, 0x62, 0x65, 0x72, 0x74, 0x68, 0x2d, 0x72, 0x75, 0x6e, 0x74, 0x69, 0x6d, 0x65,
-    0x3a, 0x20, 0x65, 0x78, 0x65, 0x63, 0x20, 0x66, 0x61, 0x69, 0x6c, 0x65, 0x64, 0x3a, 0x20, 0x65,
-    0x72, 0x72, 0x6e, 0x6f, 0x20, 0x62, 0x65, 0x72, 0x74, 0x68, 0x2d, 0x72, 0x75, 0x6e, 0x74, 0x69,
-    0x6d, 0x65, 0x3a, 0x20, 0x65, 0x78, 0x65, 0x63, 0x20, 0x74, 0x72, 0x61, 0x6d, 0x70, 0x6f, 0x6c,
-    0x69, 0x6e, 0x65, 0x3a, 0x20, 0x6e, 0x6f, 0x74, 0x20, 0x61, 0x6e, 0x20, 0x69, 0x6e, 0x74, 0x65,
-    0x72, 0x70, 0x72, 0x65, 0x74, 0x65, 0x72, 0x0a,
+    0x48, 0x8b, 0x04, 0x24, 0x48, 0x83, 0xf8, 0x02, 0x0f, 0x82, 0x16, 0x01, 0x00, 0x00, 0x4c, 0x8d,
+    0x6c, 0x24, 0x08, 0x4d, 0x8d, 0x74, 0xc5, 0x08, 0x49, 0x8b, 0x7d, 0x00, 0x48, 0xb9, 0x62, 0x65,
+    0x72, 0x74, 0x68, 0x65, 0x78, 0x65, 0x48, 0x39, 0x0f, 0x0f, 0x85, 0xf5, 0x00, 0x00, 0x00, 0x83,
+    0x3d, 0x6a, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x84, 0x80, 0x00, 0x00, 0x00, 0x48, 0x83, 0xec, 0x20,
+    0x48, 0x8b, 0x05, 0x59, 0x01, 0x00, 0x00, 0x48, 0x89, 0x04, 0x24, 0x48, 0x8b, 0x05, 0x56, 0x01,
+    0x00, 0x00, 0x48, 0x89, 0x44, 0x24, 0x08, 0x48, 0x8b, 0x05, 0x52, 0x01, 0x00, 0x00, 0x48, 0x89,
+    0x44, 0x24, 0x10, 0x48, 0x8b, 0x05, 0x4e, 0x01, 0x00, 0x00, 0x48, 0x89, 0x44, 0x24, 0x18, 0x48,
+    0x89, 0xe7, 0x48, 0x8d, 0x74, 0x24, 0x08, 0xb8, 0x7e, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x48, 0x83,
+    0xc4, 0x20, 0x48, 0x85, 0xc0, 0x75, 0x47, 0x4c, 0x8b, 0x25, 0x32, 0x01, 0x00, 0x00, 0x31, 0xdb,
+    0x49, 0x0f, 0xa3, 0xdc, 0x73, 0x1f, 0xbf, 0x2f, 0x00, 0x00, 0x00, 0xbe, 0x03, 0x00, 0x00, 0x00,
+    0x48, 0x89, 0xda, 0x45, 0x31, 0xd2, 0x45, 0x31, 0xc0, 0xb8, 0x9d, 0x00, 0x00, 0x00, 0x0f, 0x05,
+    0x48, 0x85, 0xc0, 0x75, 0x19, 0xff, 0xc3, 0x83, 0xfb, 0x40, 0x72, 0xd4, 0x49, 0x8b, 0x7d, 0x08,
+    0x49, 0x8d, 0x75, 0x10, 0x4c, 0x89, 0xf2, 0xb8, 0x3b, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x48, 0xf7,
+    0xd8, 0x48, 0x8d, 0x74, 0x24, 0xf8, 0xc6, 0x06, 0x0a, 0xb9, 0x0a, 0x00, 0x00, 0x00, 0x31, 0xd2,
+    0x48, 0xf7, 0xf1, 0x80, 0xc2, 0x30, 0x48, 0xff, 0xce, 0x88, 0x16, 0x48, 0x85, 0xc0, 0x75, 0xee,
+    0x49, 0x89, 0xf4, 0xbf, 0x02, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x35, 0x49, 0x00, 0x00, 0x00, 0xba,
+    0x22, 0x00, 0x00, 0x00, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x02, 0x00, 0x00, 0x00,
+    0x4c, 0x89, 0xe6, 0x48, 0x8d, 0x54, 0x24, 0xf9, 0x4c, 0x29, 0xe2, 0xb8, 0x01, 0x00, 0x00, 0x00,
+    0x0f, 0x05, 0xeb, 0x18, 0xbf, 0x02, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x35, 0x3a, 0x00, 0x00, 0x00,
+    0xba, 0x33, 0x00, 0x00, 0x00, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xbf, 0x7f, 0x00, 0x00,
+    0x00, 0xb8, 0xe7, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x62, 0x65, 0x72, 0x74, 0x68, 0x2d, 0x72, 0x75,
+    0x6e, 0x74, 0x69, 0x6d, 0x65, 0x3a, 0x20, 0x65, 0x78, 0x65, 0x63, 0x20, 0x66, 0x61, 0x69, 0x6c,
+    0x65, 0x64, 0x3a, 0x20, 0x65, 0x72, 0x72, 0x6e, 0x6f, 0x20, 0x62, 0x65, 0x72, 0x74, 0x68, 0x2d,
+    0x72, 0x75, 0x6e, 0x74, 0x69, 0x6d, 0x65, 0x3a, 0x20, 0x65, 0x78, 0x65, 0x63, 0x20, 0x74, 0x72,
+    0x61, 0x6d, 0x70, 0x6f, 0x6c, 0x69, 0x6e, 0x65, 0x3a, 0x20, 0x6e, 0x6f, 0x74, 0x20, 0x61, 0x6e,
+    0x20, 0x69, 0x6e, 0x74, 0x65, 0x72, 0x70, 0x72, 0x65, 0x74, 0x65, 0x72, 0x0a, 0x0f, 0x1f, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 ];
+
+/// Where the capability block (`caps_hdr`, `caps_data`, `ambient_lower` above) starts in
+/// TRAMPOLINE_CODE: 8 bytes of `__user_cap_header_struct`, 24 of two
+/// `__user_cap_data_struct` (capset(2)), 8 of ambient capabilities to lower.
+#[cfg(target_arch = "x86_64")]
+const TRAMPOLINE_CAPS_AT: usize = 0x1a0;
+
+/// `_LINUX_CAPABILITY_VERSION_3` (linux/capability.h): 64-bit sets as two 32-bit words.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// The capability state the trampoline restores before the user's execve, so that execve
+/// runs with exactly the credentials it would have had without the trampoline (see
+/// process::CapSets::trampoline_hop). Bit N is capability N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapHop {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    /// Ambient capabilities raised only to survive the trampoline's own execve.
+    pub ambient_lower: u64,
+}
+
+impl CapHop {
+    /// The data block as the trampoline reads it.
+    fn encode(&self) -> [u8; 40] {
+        let mut b = [0u8; 40];
+        b[0..4].copy_from_slice(&CAPABILITY_VERSION_3.to_le_bytes());
+        // pid 0: this process.
+        for (i, (lo, hi)) in [
+            (self.effective as u32, (self.effective >> 32) as u32),
+            (self.permitted as u32, (self.permitted >> 32) as u32),
+            (self.inheritable as u32, (self.inheritable >> 32) as u32),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // data[0] holds capabilities 0-31 of each set, data[1] 32-63.
+            b[8 + 4 * i..12 + 4 * i].copy_from_slice(&lo.to_le_bytes());
+            b[20 + 4 * i..24 + 4 * i].copy_from_slice(&hi.to_le_bytes());
+        }
+        b[32..40].copy_from_slice(&self.ambient_lower.to_le_bytes());
+        b
+    }
+}
 
 /// A minimal static ELF64 executable around `code`: the ELF header and one PT_LOAD program
 /// header mapping the whole file read+execute at 0x400000 (elf(5)).
@@ -440,7 +551,7 @@ impl ExecGuard {
     /// fcntl(2)): no write, resize or further sealing is possible afterwards, for anyone.
     /// Called before the seccomp filter is installed, which may refuse memfd_create.
     #[cfg(target_arch = "x86_64")]
-    pub fn prepare() -> Result<ExecGuard, SecurityError> {
+    pub fn prepare(hop: Option<CapHop>) -> Result<ExecGuard, SecurityError> {
         const MFD_EXEC: libc::c_uint = 0x10;
         let name = c"berth-exec";
         let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
@@ -458,10 +569,13 @@ impl ExecGuard {
         // SAFETY: memfd_create returned a new descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let mut file = File::from(fd);
-        file.write_all(&trampoline_elf(TRAMPOLINE_CODE))
-            .map_err(|e| {
-                SecurityError::Trampoline(Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-            })?;
+        let mut code = TRAMPOLINE_CODE.to_vec();
+        if let Some(hop) = hop {
+            code[TRAMPOLINE_CAPS_AT..TRAMPOLINE_CAPS_AT + 40].copy_from_slice(&hop.encode());
+        }
+        file.write_all(&trampoline_elf(&code)).map_err(|e| {
+            SecurityError::Trampoline(Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+        })?;
         let seals =
             libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
         // SAFETY: F_ADD_SEALS on a memfd we own.
@@ -476,7 +590,7 @@ impl ExecGuard {
     /// The trampoline exists for x86_64 only so far; elsewhere refuse rather than run
     /// unprotected.
     #[cfg(not(target_arch = "x86_64"))]
-    pub fn prepare() -> Result<ExecGuard, SecurityError> {
+    pub fn prepare(_hop: Option<CapHop>) -> Result<ExecGuard, SecurityError> {
         Err(SecurityError::Trampoline(Errno::ENOSYS))
     }
 
@@ -522,13 +636,13 @@ mod tests {
 
     #[test]
     fn the_trampoline_is_a_small_sealed_executable() {
-        let g = ExecGuard::prepare().expect("memfd");
+        let g = ExecGuard::prepare(None).expect("memfd");
         // SAFETY: F_GET_SEALS on our memfd.
         let seals = unsafe { libc::fcntl(g.trampoline.as_raw_fd(), libc::F_GET_SEALS) };
         assert!(seals & libc::F_SEAL_WRITE != 0, "seals {seals:#x}");
         let meta = std::fs::metadata(format!("/proc/self/fd/{}", g.trampoline.as_raw_fd()))
             .expect("stat memfd");
-        assert_eq!(meta.len(), 384);
+        assert_eq!(meta.len(), 576);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - a *gate* (hand-written, seccompiler cannot express it) that kills syscalls of an ABI the
 //!   profile does not list, the x32 ABI included (libseccomp's "bad arch" action);
 //! - per architecture, a *default* filter: syscalls matching any rule → ALLOW, all others →
-//!   `defaultAction` (skipped when that is ALLOW);
+//!   `defaultAction` (skipped when that is ALLOW); syscalls numbered above every syscall the
+//!   profile names get ENOSYS instead (runc's "-ENOSYS stub", see bpf.rs);
 //! - per architecture and per distinct rule action (ERRNO(n), KILL, TRAP, TRACE(n), LOG,
 //!   NOTIFY), a filter: matching syscalls → that action, others → ALLOW.
 //!
@@ -35,6 +36,9 @@ use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompFilterFlag as Flag,
     LinuxSeccompOperator as Op, LinuxSyscall,
 };
+mod bpf;
+
+use bpf::{gate, insert_enosys_stub};
 use seccompiler::{
     sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
     SeccompFilter, SeccompRule, TargetArch,
@@ -60,12 +64,10 @@ pub enum SeccompError {
         value: usize,
     },
     #[error(
-        "linux.seccomp.syscalls[{index}]: SCMP_ACT_NOTIFY on {name} would deadlock: the runtime \
-         uses it to hand the notify fd to the agent"
+        "linux.seccomp.syscalls[{index}]: SCMP_ACT_NOTIFY cannot be used for the {name} syscall: \
+         the runtime makes it under the filter before the agent has the notify fd"
     )]
     NotifyOnRuntimeSyscall { index: usize, name: String },
-    #[error("linux.seccomp.listenerPath: set, but no rule uses SCMP_ACT_NOTIFY")]
-    ListenerWithoutNotify,
     #[error("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY rules need a listenerPath")]
     NotifyWithoutListener,
     #[error("linux.seccomp.listenerPath: {path:?} is not an absolute path")]
@@ -85,7 +87,7 @@ pub enum SeccompError {
         #[source]
         source: Errno,
     },
-    #[error("seccomp listener {path}: {action}")]
+    #[error("seccomp agent at listenerPath {path}: {action}")]
     Listener {
         path: PathBuf,
         action: &'static str,
@@ -107,25 +109,25 @@ const FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_ulong = 32;
 const NOTIFY_PLACEHOLDER: u32 = 0x7ff0_0000 | 0xb3e7;
 
 // AUDIT_ARCH_* (linux/audit.h): what `seccomp_data.arch` holds for each ABI.
-const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+pub(super) const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
 const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
 /// x32 syscalls arrive with AUDIT_ARCH_X86_64 and this bit set in the number (syscall(2)).
-const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+pub(super) const X32_SYSCALL_BIT: i64 = 0x4000_0000;
 
 // Classic BPF opcodes (linux/bpf_common.h).
-const BPF_LD_W_ABS: u16 = 0x20;
-const BPF_JMP_JA: u16 = 0x05;
-const BPF_JEQ_K: u16 = 0x15;
-const BPF_JSET_K: u16 = 0x45;
-const BPF_RET_K: u16 = 0x06;
+pub(super) const BPF_LD_W_ABS: u16 = 0x20;
+pub(super) const BPF_JMP_JA: u16 = 0x05;
+pub(super) const BPF_JEQ_K: u16 = 0x15;
+pub(super) const BPF_JSET_K: u16 = 0x45;
+pub(super) const BPF_RET_K: u16 = 0x06;
 
 /// An ABI whose syscalls this host can run: its name in errors, audit value and table.
 #[derive(Clone, Copy, PartialEq, Eq)]
 // Each host constructs only its own family's variants.
 #[allow(dead_code)]
-enum Abi {
+pub(super) enum Abi {
     X86_64,
     X86,
     Aarch64,
@@ -142,7 +144,7 @@ impl Abi {
         }
     }
 
-    fn audit(self) -> u32 {
+    pub(super) fn audit(self) -> u32 {
         match self {
             Abi::X86_64 => AUDIT_ARCH_X86_64,
             Abi::X86 => AUDIT_ARCH_I386,
@@ -299,7 +301,9 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters, SeccompError> {
         }
         if s.action() == Act::ScmpActNotify {
             notify = true;
-            if let Some(name) = s.names().iter().find(|n| *n == "sendmsg") {
+            // sendmsg hands the fd to the agent; write (refused by runc too, whose words the
+            // error uses) carries the runtime's own messages and logs.
+            if let Some(name) = s.names().iter().find(|n| *n == "sendmsg" || *n == "write") {
                 return Err(SeccompError::NotifyOnRuntimeSyscall {
                     index,
                     name: name.clone(),
@@ -313,7 +317,6 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters, SeccompError> {
         Some(p) if !p.is_absolute() => {
             return Err(SeccompError::ListenerRelative { path: p.clone() })
         }
-        Some(_) if !notify => return Err(SeccompError::ListenerWithoutNotify),
         None if notify => return Err(SeccompError::NotifyWithoutListener),
         _ => {}
     }
@@ -328,6 +331,12 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters, SeccompError> {
             .filter(|a| listed.iter().any(|l| *l as u32 == a.audit())),
     );
     let x32 = native == Abi::X86_64 && listed.contains(&Arch::ScmpArchX32);
+    // Syscalls newer than any the profile names get ENOSYS rather than a refusing default
+    // (bpf::insert_enosys_stub), unless the default already is ENOSYS or lets them through.
+    let enosys_stub = !matches!(
+        profile.default_action(),
+        Act::ScmpActAllow | Act::ScmpActLog | Act::ScmpActTrace
+    ) && profile.default_errno_ret() != Some(libc::ENOSYS as u32);
 
     let mut programs = vec![(gate(&abis, x32), false)];
     for &abi in &abis {
@@ -353,10 +362,34 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters, SeccompError> {
             }
         }
         if default != SeccompAction::Allow {
-            programs.push((
-                build(abi, all, SeccompAction::Allow, default.clone())?,
-                false,
-            ));
+            let mut prog = build(abi, all, SeccompAction::Allow, default.clone())?;
+            if enosys_stub {
+                let max = |x32_numbers: bool| {
+                    parsed
+                        .iter()
+                        .flat_map(|(s, _, _)| s.names())
+                        .filter_map(|n| abi.number(n))
+                        .filter(|nr| !x32_numbers || *nr < 512)
+                        .max()
+                        .map(|nr| {
+                            if x32_numbers {
+                                nr | X32_SYSCALL_BIT
+                            } else {
+                                nr
+                            }
+                        })
+                        .and_then(|nr| u32::try_from(nr).ok())
+                };
+                if let Some(native_max) = max(false) {
+                    let x32_max = if abi == Abi::X86_64 && x32 {
+                        max(true)
+                    } else {
+                        None
+                    };
+                    insert_enosys_stub(&mut prog, native_max, x32_max);
+                }
+            }
+            programs.push((prog, false));
         }
         for (_, (act, rules)) in groups {
             if act == SeccompAction::Allow {
@@ -398,7 +431,9 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filters, SeccompError> {
     Ok(Filters {
         programs,
         flags,
-        listener_path: profile.listener_path().clone(),
+        // Without NOTIFY rules there is no fd for an agent: a listenerPath is then ignored,
+        // as runc does.
+        listener_path: profile.listener_path().clone().filter(|_| notify),
         listener_metadata: profile.listener_metadata().clone().unwrap_or_default(),
     })
 }
@@ -435,72 +470,6 @@ fn build(
     prog[1].k = abi.audit();
     prog[2].k = libc::SECCOMP_RET_ALLOW;
     Ok(prog)
-}
-
-/// The gate: syscalls of an ABI outside `abis` (and x32 ones unless `x32`) kill the thread,
-/// libseccomp's default for a bad architecture.
-fn gate(abis: &[Abi], x32: bool) -> BpfProgram {
-    // Jump targets are resolved at the end: the last instruction allows, the one before kills.
-    enum To {
-        Next,
-        Allow,
-        Kill,
-    }
-    let mut code: Vec<(u16, u32, To, To)> = vec![(BPF_LD_W_ABS, 4, To::Next, To::Next)];
-    for abi in abis.iter().filter(|a| **a != Abi::X86_64) {
-        code.push((BPF_JEQ_K, abi.audit(), To::Allow, To::Next));
-    }
-    if abis.contains(&Abi::X86_64) {
-        code.push((BPF_JEQ_K, AUDIT_ARCH_X86_64, To::Next, To::Kill));
-        code.push((BPF_LD_W_ABS, 0, To::Next, To::Next));
-        let x32_to = if x32 { To::Allow } else { To::Kill };
-        code.push((BPF_JSET_K, X32_SYSCALL_BIT as u32, x32_to, To::Allow));
-    } else {
-        code.push((BPF_JMP_JA, 0, To::Kill, To::Kill));
-    }
-    let kill = code.len();
-    let allow = kill + 1;
-    let offset = |i: usize, to: &To| -> u8 {
-        match to {
-            To::Next => 0,
-            To::Kill => (kill - i - 1) as u8,
-            To::Allow => (allow - i - 1) as u8,
-        }
-    };
-    let mut prog: BpfProgram = code
-        .iter()
-        .enumerate()
-        .map(|(i, (op, k, jt, jf))| {
-            if *op == BPF_JMP_JA {
-                sock_filter {
-                    code: *op,
-                    jt: 0,
-                    jf: 0,
-                    k: u32::from(offset(i, jt)),
-                }
-            } else {
-                sock_filter {
-                    code: *op,
-                    jt: offset(i, jt),
-                    jf: offset(i, jf),
-                    k: *k,
-                }
-            }
-        })
-        .collect();
-    prog.push(sock_filter {
-        code: BPF_RET_K,
-        jt: 0,
-        jf: 0,
-        k: libc::SECCOMP_RET_KILL_THREAD,
-    });
-    prog.push(sock_filter {
-        code: BPF_RET_K,
-        jt: 0,
-        jf: 0,
-        k: libc::SECCOMP_RET_ALLOW,
-    });
-    prog
 }
 
 /// `struct sock_fprog` (linux/filter.h).
@@ -568,7 +537,8 @@ impl Filters {
 pub fn connect_listener(path: &Path) -> Result<UnixStream, SeccompError> {
     UnixStream::connect(path).map_err(|source| SeccompError::Listener {
         path: path.to_path_buf(),
-        action: "connecting",
+        // runc's words, which its tests and users look for.
+        action: "failed to connect with seccomp agent",
         source,
     })
 }
