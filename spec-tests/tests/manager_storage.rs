@@ -396,3 +396,60 @@ fn pull_unpacks_a_layer_while_the_next_one_downloads() -> Result<()> {
     assert_eq!(out.trim(), (3u64 << 20).to_string());
     Ok(())
 }
+
+#[test]
+fn cp_copies_into_and_out_of_stopped_and_running_containers_by_dockers_rules() -> Result<()> {
+    let env = Env::new()?;
+    let host = tempfile::tempdir()?;
+    let h = |p: &str| host.path().join(p).to_string_lossy().into_owned();
+    std::fs::create_dir(host.path().join("dir"))?;
+    std::fs::write(host.path().join("dir/f.txt"), "hello")?;
+    let id = env
+        .ok(&[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            "cpbox",
+            BUSYBOX,
+            "sleep",
+            "600",
+        ])?
+        .trim()
+        .to_string();
+    // A stopped container: into an existing directory, to a new name, a whole directory.
+    env.ok(&["cp", &h("dir/f.txt"), "cpbox:/tmp"])?;
+    env.ok(&["cp", &h("dir/f.txt"), "cpbox:/renamed"])?;
+    env.ok(&["cp", &h("dir"), "cpbox:/copied"])?;
+    let mounts = spec_tests::manager::network::mounts_under(&env.berth.root());
+    assert!(mounts.is_empty(), "a copy left {mounts:?} mounted");
+    env.ok(&["cp", "cpbox:/renamed", &h("out.txt")])?;
+    assert_eq!(std::fs::read_to_string(h("out.txt"))?, "hello");
+    env.ok(&["cp", "cpbox:/copied", &h("back")])?;
+    assert_eq!(std::fs::read_to_string(h("back/f.txt"))?, "hello");
+    let (code, _, err) = env.run(&["cp", "cpbox:/nope", &h("x")])?;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Could not find the file /nope in container"),
+        "{err}"
+    );
+    let (code, _, err) = env.run(&["cp", &h("dir/f.txt"), "cpbox:/no/such/dir/x"])?;
+    assert_ne!(code, 0);
+    assert!(err.contains("no such directory in the container"), "{err}");
+    // A running container sees what was copied, and takes more.
+    env.ok(&["start", "cpbox"])?;
+    env.ok(&["cp", &h("dir/f.txt"), "cpbox:/live"])?;
+    let seen = env.ok(&[
+        "exec",
+        "cpbox",
+        "cat",
+        "/tmp/f.txt",
+        "/renamed",
+        "/copied/f.txt",
+        "/live",
+    ])?;
+    assert_eq!(seen, "hellohellohellohello");
+    env.ok(&["rm", "-f", "cpbox"])?;
+    env.assert_clean(&[id]);
+    Ok(())
+}

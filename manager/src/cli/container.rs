@@ -2,12 +2,12 @@
 //! `container prune`.
 
 use anyhow::Result;
-use berth::container::lifecycle::{self, refresh, Paths};
-use berth::container::{ContainerError, ContainerStore, Record, Status};
+use berth::ops::models::Filters;
+use berth::ops::{containers, images, ErrorClass};
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{ctr, ps, Ctx};
+use super::Ctx;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -72,81 +72,6 @@ pub struct PruneArgs {
     filter: Vec<String>,
 }
 
-/// docker's `inspect` shape for a container.
-pub fn inspect_value(root: &std::path::Path, store: &ContainerStore, r: &Record) -> Value {
-    let paths = Paths::new(root, store, r);
-    let s = &r.state;
-    let c = &r.config;
-    let ports: serde_json::Map<String, Value> = c
-        .ports
-        .iter()
-        .map(|p| {
-            (
-                format!("{}/{}", p.container_port, p.protocol),
-                json!([{"HostIp": p.host_ip, "HostPort": p.host_port.to_string()}]),
-            )
-        })
-        .collect();
-    json!({
-        "Id": r.id,
-        "Created": r.created,
-        "Path": c.args.first().cloned().unwrap_or_default(),
-        "Args": c.args.iter().skip(1).collect::<Vec<_>>(),
-        "State": {
-            "Status": s.status.as_str(),
-            "Running": matches!(s.status, Status::Running | Status::Paused),
-            "Paused": s.status == Status::Paused,
-            "Restarting": s.status == Status::Restarting,
-            "OOMKilled": s.oom_killed,
-            "Dead": s.status == Status::Dead,
-            "Pid": s.pid,
-            "ExitCode": s.exit_code,
-            "Error": s.error,
-            "StartedAt": if s.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { &s.started_at },
-            "FinishedAt": if s.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { &s.finished_at },
-            "Health": s.health,
-        },
-        "Image": r.image_id,
-        "LogPath": paths.log,
-        "Name": format!("/{}", r.name),
-        "RestartCount": s.restart_count,
-        "Driver": r.snapshotter,
-        "HostConfig": {
-            "Runtime": c.runtime,
-            "NetworkMode": c.network_mode,
-            "RestartPolicy": c.restart,
-            "AutoRemove": c.auto_remove,
-            "ReadonlyRootfs": c.read_only,
-            "Privileged": c.privileged,
-            "Memory": c.memory,
-            "NanoCpus": c.nano_cpus,
-            "PidsLimit": c.pids_limit,
-            "PortBindings": ports,
-        },
-        "Mounts": c.mounts,
-        "Config": {
-            "Hostname": c.hostname,
-            "User": c.user,
-            "Tty": c.tty,
-            "OpenStdin": c.open_stdin,
-            "Env": c.env,
-            "Cmd": c.cmd,
-            "Entrypoint": c.entrypoint,
-            "Image": r.image,
-            "WorkingDir": c.working_dir,
-            "Labels": c.labels,
-            "StopSignal": c.stop_signal,
-            "StopTimeout": c.stop_timeout,
-            "Healthcheck": c.healthcheck,
-            "ExposedPorts": c.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),
-        },
-        "NetworkSettings": {
-            "Networks": r.networks,
-            "Ports": ports,
-        },
-    })
-}
-
 fn print_values(values: &[Value], format: Option<&str>) -> Result<()> {
     match format {
         None | Some("json") => println!("{}", serde_json::to_string_pretty(values)?),
@@ -156,14 +81,13 @@ fn print_values(values: &[Value], format: Option<&str>) -> Result<()> {
 }
 
 pub fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<()> {
-    let root = &ctx.settings.root;
     let mut out = Vec::new();
     let mut failed = false;
     for n in &args.names {
-        match ctr::find(root, n) {
-            Ok((store, r)) => out.push(inspect_value(root, &store, &r)),
+        match containers::inspect(&ctx.engine, n) {
+            Ok(c) => out.push(serde_json::to_value(c)?),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                super::report(&e.into());
                 failed = true;
             }
         }
@@ -177,24 +101,23 @@ pub fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<()> {
 
 /// `berth inspect`: a container when one matches, else an image.
 pub fn inspect_any(ctx: &mut Ctx, args: InspectArgs) -> Result<()> {
-    let root = ctx.settings.root.clone();
     let mut out = Vec::new();
     let mut failed = false;
     for n in &args.names {
-        match ctr::find(&root, n) {
-            Ok((store, r)) => {
-                out.push(inspect_value(&root, &store, &r));
+        match containers::inspect(&ctx.engine, n) {
+            Ok(c) => {
+                out.push(serde_json::to_value(c)?);
                 continue;
             }
-            Err(e) if !matches!(e.downcast_ref(), Some(ContainerError::NotFound { .. })) => {
-                eprintln!("Error: {e:#}");
+            Err(e) if e.class() != ErrorClass::NotFound => {
+                super::report(&e.into());
                 failed = true;
                 continue;
             }
             Err(_) => {}
         }
-        match super::inspect::image_value(ctx, n) {
-            Ok(v) => out.push(v),
+        match images::inspect(&ctx.engine, n) {
+            Ok(v) => out.push(serde_json::to_value(v)?),
             Err(_) => {
                 eprintln!("Error: No such object: {n}");
                 failed = true;
@@ -209,48 +132,21 @@ pub fn inspect_any(ctx: &mut Ctx, args: InspectArgs) -> Result<()> {
 }
 
 pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<()> {
-    let root = &ctx.settings.root;
     let _ = args.force;
-    let store = ContainerStore::open(root)?;
-    let mut labels: Vec<(String, Option<String>)> = Vec::new();
-    for f in &args.filter {
-        match f.split_once('=') {
-            Some(("label", l)) => labels.push(match l.split_once('=') {
-                Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                None => (l.to_string(), None),
-            }),
-            _ => anyhow::bail!("flag --filter: invalid filter {f:?} (label=...)"),
-        }
-    }
+    let filters = match Filters::parse(&args.filter) {
+        Ok(f) => f,
+        Err(e) => anyhow::bail!("flag --filter: invalid filter {:?} (label=...)", e.term),
+    };
+    let pruned = containers::prune(&ctx.engine, &filters)?;
     println!("Deleted Containers:");
-    let mut failed = false;
-    for r in store.list()? {
-        let r = refresh(&store, r)?;
-        if !matches!(
-            r.state.status,
-            Status::Exited | Status::Created | Status::Dead
-        ) || lifecycle::monitor_alive(&r)
-        {
-            continue;
-        }
-        let wanted = labels.iter().all(|(k, v)| match v {
-            Some(v) => r.config.labels.get(k) == Some(v),
-            None => r.config.labels.contains_key(k),
-        });
-        if !wanted {
-            continue;
-        }
-        match berth::ops::containers::remove(&ctx.engine, &r.id, Default::default()) {
-            Ok(()) => println!("{}", r.id),
-            Err(e) => {
-                eprintln!("Error: {e:#}");
-                failed = true;
-            }
-        }
+    for id in &pruned.containers_deleted {
+        println!("{id}");
+    }
+    for line in &pruned.errors {
+        eprintln!("{line}");
     }
     println!("\nTotal reclaimed space: 0B");
-    let _ = ps::status_text;
-    if failed {
+    if !pruned.errors.is_empty() {
         return Err(super::Exit::silent(1).into());
     }
     Ok(())

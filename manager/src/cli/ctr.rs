@@ -29,14 +29,3 @@ pub fn start_error(e: OpsError) -> anyhow::Error {
         e => e.into(),
     }
 }
-
-/// The container store and a container found by name or id, its status refreshed.
-pub fn find(
-    root: &std::path::Path,
-    what: &str,
-) -> Result<(berth::container::ContainerStore, berth::container::Record)> {
-    let store = berth::container::ContainerStore::open(root)?;
-    let record = store.find(what)?;
-    let record = berth::container::lifecycle::refresh(&store, record)?;
-    Ok((store, record))
-}

@@ -1,8 +1,8 @@
 //! `berth images` / `berth image ls`.
 
 use anyhow::{Context, Result};
-use berth::image::{ImageRecord, ImageStore};
-use berth::reference::Reference;
+use berth::ops::images;
+use berth::ops::models::ImageSummary;
 use berth::template::{default_header, Format};
 use serde::Serialize;
 use serde_json::Value;
@@ -71,21 +71,9 @@ pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
         DEFAULT_TABLE
     };
     let format = Format::parse(format_arg, default).context("flag --format")?;
-    let filter = args
-        .repository
-        .as_deref()
-        .map(Reference::parse_name_only)
-        .transpose()?;
-    let store = ctx.store()?;
     let mut rows = Vec::new();
-    for rec in store.records()? {
-        if let Some(f) = &filter {
-            let Some(r) = rec.reference() else { continue };
-            if r.name() != f.name() || f.tag().is_some_and(|t| r.tag() != Some(t)) {
-                continue;
-            }
-        }
-        rows.push(row(store, &rec));
+    for summary in images::list(&ctx.engine, args.repository.as_deref())? {
+        rows.extend(image_rows(&summary));
     }
     rows.sort_by(|a, b| (&a.repository, &a.tag).cmp(&(&b.repository, &b.tag)));
     let short = |id: &str| -> String {
@@ -123,40 +111,31 @@ pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
     Ok(())
 }
 
-fn row(store: &ImageStore, rec: &ImageRecord) -> Row {
-    let reference = rec.reference();
-    let repository = reference
-        .as_ref()
-        .map_or_else(|| "<none>".to_string(), Reference::name);
-    let tag = reference
-        .as_ref()
-        .and_then(|r| r.tag().map(str::to_string))
-        .unwrap_or_else(|| "<none>".to_string());
-    let digest = rec.index_digest.as_ref().unwrap_or(&rec.digest).to_string();
-    match store.image(rec) {
-        Ok(info) => {
-            let created = info.config.created().clone();
+/// One row per stored name of the image.
+fn image_rows(s: &ImageSummary) -> Vec<Row> {
+    s.names
+        .iter()
+        .map(|n| {
+            let (created_at, created_since, size) = if s.damaged {
+                // A damaged image still shows up, so that the user can see and remove it.
+                (String::new(), "N/A".to_string(), "N/A".to_string())
+            } else {
+                (
+                    s.created_at.clone().unwrap_or_default(),
+                    human_age(s.created_at.as_deref()),
+                    human_size(s.size.max(0) as u64),
+                )
+            };
             Row {
-                repository,
-                tag,
-                id: info.id().to_string(),
-                digest,
-                created_since: human_age(created.as_deref()),
-                created_at: created.unwrap_or_default(),
-                size: human_size(info.size),
-                size_bytes: info.size,
+                repository: n.repository.clone(),
+                tag: n.tag.clone(),
+                id: s.id.clone(),
+                digest: n.digest.clone(),
+                created_at,
+                created_since,
+                size,
+                size_bytes: s.size.max(0) as u64,
             }
-        }
-        // A damaged image still shows up, so that the user can see and remove it.
-        Err(_) => Row {
-            repository,
-            tag,
-            id: rec.digest.to_string(),
-            digest,
-            created_at: String::new(),
-            created_since: "N/A".into(),
-            size: "N/A".into(),
-            size_bytes: 0,
-        },
-    }
+        })
+        .collect()
 }

@@ -5,7 +5,7 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use berth::archive::load;
+use berth::ops::images;
 
 use super::Ctx;
 
@@ -19,29 +19,21 @@ pub struct Args {
     quiet: bool,
 }
 
-pub async fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
-    let store = ctx.store()?.clone();
-    let input = args.input.clone();
-    // Tar reading and hashing are blocking work.
-    let records = tokio::task::spawn_blocking(move || -> Result<_> {
-        match &input {
-            Some(path) => {
-                let file =
-                    File::open(path).with_context(|| format!("opening {}", path.display()))?;
-                load(&store, BufReader::new(file))
-                    .with_context(|| format!("loading {}", path.display()))
-            }
-            None => {
-                load(&store, BufReader::new(std::io::stdin().lock())).context("loading from stdin")
-            }
+pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
+    let loaded = match &args.input {
+        Some(path) => {
+            let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            images::load(&ctx.engine, BufReader::new(file))
+                .with_context(|| format!("loading {}", path.display()))?
         }
-    })
-    .await??;
+        None => images::load(&ctx.engine, BufReader::new(std::io::stdin().lock()))
+            .context("loading from stdin")?,
+    };
     if !args.quiet {
-        for r in records {
-            match r.name {
+        for image in loaded {
+            match image.name {
                 Some(n) => println!("Loaded image: {n}"),
-                None => println!("Loaded image ID: {}", r.digest),
+                None => println!("Loaded image ID: {}", image.id),
             }
         }
     }

@@ -3,10 +3,7 @@
 use std::io::{IsTerminal, Read};
 
 use anyhow::{bail, Context, Result};
-use berth::config::docker_config_file;
-use berth::credentials::{Credentials, DockerConfig};
-use berth::distribution::client::Registry;
-use berth::reference::{normalise_registry, DOCKER_HUB};
+use berth::ops::images;
 
 use super::Ctx;
 
@@ -32,62 +29,36 @@ pub struct LogoutArgs {
 }
 
 pub async fn login(ctx: &mut Ctx, args: LoginArgs) -> Result<()> {
-    let registry = normalise_registry(args.server.as_deref().unwrap_or(DOCKER_HUB));
-    let path = docker_config_file(&ctx.settings.docker_config_dir);
-    let mut config = DockerConfig::load(&path)?;
     let password = match (args.password, args.password_stdin) {
         (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
         (Some(p), false) => Some(p),
-        (None, true) => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("reading the password from stdin")?;
-            Some(s.trim_end_matches(['\n', '\r']).to_string())
-        }
+        (None, true) => Some(read_stdin()?),
         (None, false) => None,
     };
-    let creds = match (args.username, password) {
-        (Some(username), Some(password)) => Credentials { username, password },
-        (None, None) => match config.get(&registry)? {
-            // Like docker: with stored credentials, `login` re-checks them.
-            Some(c) => c,
-            None => bail!("username and password required: use --username and --password-stdin"),
-        },
-        (None, Some(_)) => bail!("flag --username is required with a password"),
+    let password = match (&args.username, password) {
         (Some(_), None) if std::io::stdin().is_terminal() => {
             bail!("password required: use --password-stdin (interactive prompts are not supported)")
         }
-        (Some(username), None) => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("reading the password from stdin")?;
-            Credentials {
-                username,
-                password: s.trim_end_matches(['\n', '\r']).to_string(),
-            }
-        }
+        (Some(_), None) => Some(read_stdin()?),
+        (_, p) => p,
     };
-    if creds.password.is_empty() {
-        bail!("empty password for {registry}");
-    }
-    let reg = Registry::connect(&registry, &ctx.settings.registries, Some(creds.clone()))
-        .await
-        .with_context(|| format!("login to {registry}"))?;
-    reg.check_login()
-        .await
-        .with_context(|| format!("login to {registry}"))?;
-    config.store(&registry, &creds)?;
+    images::login(&ctx.engine, args.server.as_deref(), args.username, password).await?;
     println!("Login Succeeded");
     Ok(())
 }
 
+/// The password on stdin, without its line end.
+fn read_stdin() -> Result<String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading the password from stdin")?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_string())
+}
+
 pub fn logout(ctx: &mut Ctx, args: LogoutArgs) -> Result<()> {
-    let registry = normalise_registry(args.server.as_deref().unwrap_or(DOCKER_HUB));
-    let path = docker_config_file(&ctx.settings.docker_config_dir);
-    let mut config = DockerConfig::load(&path)?;
-    if config.erase(&registry)? {
+    let (registry, erased) = images::logout(&ctx.engine, args.server.as_deref())?;
+    if erased {
         println!("Removing login credentials for {registry}");
     } else {
         println!("Not logged in to {registry}");

@@ -5,10 +5,10 @@ use std::io::{self, Write};
 use std::time::SystemTime;
 
 use anyhow::{bail, Result};
-use berth::container::lifecycle::{monitor_alive, Paths};
-use berth::logs::{parse_timestamp, LogReader, ReadOptions};
+use berth::ops::containers::{self, LogsOptions};
+use berth::ops::{parse, Cancel};
 
-use super::{ctr, Ctx};
+use super::Ctx;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,47 +31,35 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let root = &ctx.settings.root;
-    let (store, r) = ctr::find(root, &args.container)?;
     let now = SystemTime::now();
-    let tail = match args.tail.as_str() {
-        "all" => None,
-        n => match n.parse::<i64>() {
-            Ok(n) if n < 0 => None,
-            Ok(n) => Some(n as usize),
-            Err(_) => bail!("flag --tail: invalid value {n:?} (a number or \"all\")"),
-        },
+    let Some(tail) = parse::tail(&args.tail) else {
+        bail!(
+            "flag --tail: invalid value {:?} (a number or \"all\")",
+            args.tail
+        );
     };
-    let opts = ReadOptions {
+    let opts = LogsOptions {
+        follow: args.follow,
         tail,
         since: match &args.since {
-            Some(s) => Some(parse_timestamp(s, now)?),
+            Some(s) => Some(parse::log_time(s, now)?),
             None => None,
         },
         until: match &args.until {
-            Some(s) => Some(parse_timestamp(s, now)?),
+            Some(s) => Some(parse::log_time(s, now)?),
             None => None,
         },
         stdout: true,
         stderr: true,
     };
-    let paths = Paths::new(root, &store, &r);
-    let reader = LogReader::new(&paths.log, opts);
+    // Nothing cancels the CLI's follow but ^C, which ends the process.
+    let logs = containers::logs(&ctx.engine, &args.container, &opts, &Cancel::new())?;
     let mut stdout = io::stdout();
     let mut stderr = io::stderr();
-    if args.follow {
-        let id = r.id.clone();
-        let exited = move || match store.load(&id) {
-            Ok(r) => !monitor_alive(&r),
-            Err(_) => true,
-        };
-        for entry in reader.follow(&exited)? {
-            entry?.print(args.timestamps, &mut stdout, &mut stderr)?;
+    for entry in logs {
+        entry?.print(args.timestamps, &mut stdout, &mut stderr)?;
+        if args.follow {
             stdout.flush()?;
-        }
-    } else {
-        for entry in reader.read()? {
-            entry.print(args.timestamps, &mut stdout, &mut stderr)?;
         }
     }
     stdout.flush()?;

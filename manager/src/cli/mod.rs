@@ -20,7 +20,6 @@ mod prune;
 mod ps;
 mod pull;
 mod push;
-mod registry;
 mod rename;
 mod rm;
 mod rmi;
@@ -38,9 +37,7 @@ mod wait;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use berth::config::Settings;
-use berth::image::ImageStore;
-use berth::ops::{Engine, OpsError};
+use berth::ops::{Engine, EngineOptions, OpsError};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -165,24 +162,9 @@ enum ImageCommand {
     Unmount(mount::UnmountArgs),
 }
 
-/// What every verb gets: the engine the operations run on, validated settings and the
-/// store (opened on first use).
+/// What every verb gets: the engine the operations run on.
 pub struct Ctx {
     pub engine: Engine,
-    pub settings: Settings,
-    store: Option<ImageStore>,
-}
-
-impl Ctx {
-    pub fn store(&mut self) -> Result<&ImageStore> {
-        if self.store.is_none() {
-            let store = ImageStore::open(&self.settings.root)?;
-            self.store = Some(store);
-        }
-        self.store.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("image store at {} not open", self.settings.root.display())
-        })
-    }
 }
 
 /// An exit status to leave with (the container's, or docker's 125/126/127), with an optional
@@ -269,12 +251,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => a.max_concurrent_downloads,
         _ => None,
     };
-    let settings = Settings::load(cli.root, cli.config_dir, concurrency)?;
-    let mut ctx = Ctx {
-        engine: Engine::with_settings(settings.clone()),
-        settings,
-        store: None,
-    };
+    let engine = Engine::open(EngineOptions {
+        root: cli.root,
+        config_dir: cli.config_dir,
+        max_concurrent_downloads: concurrency,
+        ..EngineOptions::default()
+    })?;
+    let mut ctx = Ctx { engine };
     match cli.command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
             block_on(pull::run(&mut ctx, a))
@@ -288,9 +271,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Login(a) => block_on(login::login(&mut ctx, a)),
         Command::Logout(a) => login::logout(&mut ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&mut ctx, a),
-        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => {
-            block_on(load::run(&mut ctx, a))
-        }
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&mut ctx, a),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(&mut ctx, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run(&mut ctx, a),
         Command::Image(ImageCommand::Mount(a)) => mount::mount(&mut ctx, a),

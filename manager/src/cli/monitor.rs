@@ -1,4 +1,4 @@
-//! `berth __monitor ID`: the per-container monitor (see `berth::container::monitor`). Not for
+//! `berth __monitor ID`: the per-container monitor (see `berth::ops::containers::monitor`). Not for
 //! users: `run`, `create` and `start` spawn it with the sync pipe on fd 3.
 
 use std::fs::File;
@@ -31,6 +31,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
     } else {
         None
     };
-    berth::container::monitor::run(&ctx.settings.root, &args.id, args.start, sync)?;
+    berth::ops::containers::monitor(&ctx.engine, &args.id, args.start, sync)?;
     Ok(())
 }

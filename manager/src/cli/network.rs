@@ -4,16 +4,16 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use anyhow::{bail, Result};
-use berth::network::endpoint::{self, EndpointRecord};
-use berth::network::{self, CreateOptions, Endpoint, Network, NetworkStore, Request};
+use berth::ops::models::{
+    EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkInspect,
+};
+use berth::ops::{networks, Engine};
 use ipnet::Ipv4Net;
 use serde_json::{json, Value};
 
-use berth::container::lifecycle;
-use berth::container::{ContainerStore, Record, Status};
-
 use super::format::print_table;
-use super::{ctr, Ctx};
+use super::Ctx;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -112,32 +112,20 @@ pub struct DisconnectArgs {
     container: String,
 }
 
-use berth::network::run_dir;
-
-fn open(ctx: &Ctx) -> Result<NetworkStore> {
-    Ok(NetworkStore::open(&ctx.settings.root, &run_dir())?)
-}
-
 pub fn run(ctx: &mut Ctx, cmd: Command) -> Result<()> {
-    let store = open(ctx)?;
+    let engine = &ctx.engine;
     match cmd {
-        Command::Create(a) => create(&store, a),
-        Command::Ls(a) => ls(&store, a),
-        Command::Inspect(a) => inspect(&store, a),
-        Command::Rm(a) => rm(&store, a),
-        Command::Prune(a) => prune(&store, a),
-        Command::Connect(a) => connect(ctx, &store, a),
-        Command::Disconnect(a) => disconnect(ctx, &store, a),
+        Command::Create(a) => create(engine, a),
+        Command::Ls(a) => ls(engine, a),
+        Command::Inspect(a) => inspect(engine, a),
+        Command::Rm(a) => rm(engine, a),
+        Command::Prune(a) => prune(engine, a),
+        Command::Connect(a) => connect(engine, a),
+        Command::Disconnect(a) => Ok(networks::disconnect(engine, &a.network, &a.container)?),
     }
 }
 
-fn create(store: &NetworkStore, a: CreateArgs) -> Result<()> {
-    if a.driver != "bridge" {
-        bail!(
-            "flag --driver: unsupported driver {:?} (only bridge)",
-            a.driver
-        );
-    }
+fn create(engine: &Engine, a: CreateArgs) -> Result<()> {
     let mut labels = BTreeMap::new();
     for l in &a.labels {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
@@ -146,33 +134,47 @@ fn create(store: &NetworkStore, a: CreateArgs) -> Result<()> {
         }
         labels.insert(k.to_string(), v.to_string());
     }
-    let opts = CreateOptions {
-        subnet: a.subnet,
-        gateway: a.gateway,
-        ip_range: a.ip_range,
+    let show = |v: Option<String>| v.unwrap_or_default();
+    let req = NetworkCreateRequest {
+        name: a.name,
+        driver: a.driver,
         internal: a.internal,
+        ipam: Ipam {
+            driver: String::new(),
+            config: vec![IpamConfig {
+                subnet: show(a.subnet.map(|s| s.to_string())),
+                gateway: show(a.gateway.map(|g| g.to_string())),
+                ip_range: show(a.ip_range.map(|r| r.to_string())),
+            }],
+        },
         labels,
+        ..NetworkCreateRequest::default()
     };
-    let net = store.create(&a.name, &opts)?;
-    println!("{}", net.id);
+    let created = networks::create(engine, &req)?;
+    println!("{}", created.id);
     Ok(())
 }
 
-fn ls(store: &NetworkStore, a: LsArgs) -> Result<()> {
+fn ls(engine: &Engine, a: LsArgs) -> Result<()> {
     let json = match a.format.as_str() {
         "table" => false,
         "json" | "{{json .}}" => true,
         other => bail!("flag --format: unknown format {other:?} (use table or json)"),
     };
-    // The default network always shows, as docker's does; listing is a first use.
-    store.default_network()?;
-    let nets = store.list()?;
-    let id = |n: &Network| {
+    let nets = networks::list(engine)?;
+    let id = |n: &NetworkInspect| {
         if a.no_trunc {
             n.id.clone()
         } else {
             n.id.chars().take(12).collect()
         }
+    };
+    let subnet = |n: &NetworkInspect| {
+        n.ipam
+            .config
+            .first()
+            .map(|c| c.subnet.clone())
+            .unwrap_or_default()
     };
     if a.quiet {
         for n in &nets {
@@ -184,7 +186,7 @@ fn ls(store: &NetworkStore, a: LsArgs) -> Result<()> {
         for n in &nets {
             let row = json!({
                 "ID": id(n), "Name": n.name, "Driver": n.driver, "Scope": "local",
-                "Subnet": n.subnet.to_string(), "Internal": n.internal, "CreatedAt": n.created,
+                "Subnet": subnet(n), "Internal": n.internal, "CreatedAt": n.created,
                 "Labels": n.labels,
             });
             println!("{row}");
@@ -199,7 +201,7 @@ fn ls(store: &NetworkStore, a: LsArgs) -> Result<()> {
                 n.name.clone(),
                 n.driver.clone(),
                 "local".into(),
-                n.subnet.to_string(),
+                subnet(n),
             ]
         })
         .collect();
@@ -207,13 +209,12 @@ fn ls(store: &NetworkStore, a: LsArgs) -> Result<()> {
     Ok(())
 }
 
-fn inspect(store: &NetworkStore, a: InspectArgs) -> Result<()> {
-    let records = endpoint::load_all(store)?;
+fn inspect(engine: &Engine, a: InspectArgs) -> Result<()> {
     let mut out = Vec::new();
     let mut failed = Vec::new();
     for what in &a.networks {
-        match store.inspect(what) {
-            Ok(n) => out.push(inspect_json(&n, &records)),
+        match networks::inspect(engine, what) {
+            Ok(n) => out.push(serde_json::to_value(n)?),
             Err(e) => failed.push(e.to_string()),
         }
     }
@@ -224,48 +225,11 @@ fn inspect(store: &NetworkStore, a: InspectArgs) -> Result<()> {
     Ok(())
 }
 
-/// Docker's shape of `network inspect`, with berth's bridge name under Options.
-fn inspect_json(n: &Network, records: &[EndpointRecord]) -> Value {
-    let mut containers = serde_json::Map::new();
-    for r in records {
-        for att in r.attachments().iter().filter(|a| a.network == n.name) {
-            containers.insert(
-                r.container_id.clone(),
-                json!({
-                    "Name": r.container_name,
-                    "MacAddress": att.mac,
-                    "IPv4Address": format!("{}/{}", att.ip, att.prefix),
-                    "Aliases": att.aliases,
-                }),
-            );
-        }
-    }
-    let mut ipam = json!({"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()});
-    if let Some(r) = n.ip_range {
-        ipam["IPRange"] = json!(r.to_string());
-    }
-    json!({
-        "Name": n.name,
-        "Id": n.id,
-        "Created": n.created,
-        "Scope": "local",
-        "Driver": n.driver,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Config": [ipam]},
-        "Internal": n.internal,
-        "Containers": containers,
-        "Options": {"berth.bridge": n.bridge},
-        "Labels": n.labels,
-    })
-}
-
-fn rm(store: &NetworkStore, a: RmArgs) -> Result<()> {
-    // Endpoints a crash left behind must not keep a network "in use".
-    network::recover(store)?;
+fn rm(engine: &Engine, a: RmArgs) -> Result<()> {
     let mut failed = Vec::new();
     for what in &a.networks {
-        match store.remove(what) {
-            Ok(_) => println!("{what}"),
+        match networks::remove(engine, what) {
+            Ok(()) => println!("{what}"),
             Err(e) => failed.push(e.to_string()),
         }
     }
@@ -275,9 +239,8 @@ fn rm(store: &NetworkStore, a: RmArgs) -> Result<()> {
     Ok(())
 }
 
-fn prune(store: &NetworkStore, _a: PruneArgs) -> Result<()> {
-    network::recover(store)?;
-    let removed = store.prune()?;
+fn prune(engine: &Engine, _a: PruneArgs) -> Result<()> {
+    let removed = networks::prune(engine)?.networks_deleted;
     if !removed.is_empty() {
         println!("Deleted Networks:");
         for n in removed {
@@ -287,92 +250,16 @@ fn prune(store: &NetworkStore, _a: PruneArgs) -> Result<()> {
     Ok(())
 }
 
-/// A running container with a network namespace of its own, and its endpoint record.
-fn find_container(
-    ctx: &Ctx,
-    store: &NetworkStore,
-    what: &str,
-) -> Result<(ContainerStore, Record, EndpointRecord)> {
-    let (containers, record) = ctr::find(&ctx.settings.root, what)?;
-    if !lifecycle::own_netns(&record) {
-        bail!(
-            "container {what} shares a network namespace (--network {}): it cannot be connected or disconnected",
-            record.config.network_mode
-        );
-    }
-    if !matches!(record.state.status, Status::Running | Status::Paused) {
-        bail!("container {what} is not running");
-    }
-    let Some(ep) = endpoint::load(store, &record.id)? else {
-        bail!("container {what} has no network namespace set up by berth");
+fn connect(engine: &Engine, a: ConnectArgs) -> Result<()> {
+    let req = NetworkConnectRequest {
+        container: a.container,
+        endpoint_config: EndpointSettings {
+            aliases: a.aliases,
+            ipam_config: a.ip.map(|ip| EndpointIpamConfig {
+                ipv4_address: ip.to_string(),
+            }),
+            ..EndpointSettings::default()
+        },
     };
-    Ok((containers, record, ep))
-}
-
-/// Writes the container's attachments into its record (`inspect`'s NetworkSettings).
-fn record_attachments(containers: &ContainerStore, store: &NetworkStore, id: &str) -> Result<()> {
-    let attachments = network::attachments(store, id)?;
-    containers.update(id, |r| {
-        r.networks = attachments
-            .iter()
-            .map(|a| {
-                (
-                    a.network.clone(),
-                    json!({
-                        "IPAddress": a.ip.to_string(),
-                        "IPPrefixLen": a.prefix,
-                        "Gateway": a.gateway.to_string(),
-                        "MacAddress": a.mac,
-                        "Aliases": a.aliases,
-                    }),
-                )
-            })
-            .collect();
-    })?;
-    Ok(())
-}
-
-fn connect(ctx: &Ctx, store: &NetworkStore, a: ConnectArgs) -> Result<()> {
-    let (containers, record, rec) = find_container(ctx, store, &a.container)?;
-    let net = store.inspect(&a.network)?;
-    if rec.networks.iter().any(|n| n.network == net.name) {
-        bail!(
-            "container {} is already connected to network {}",
-            a.container,
-            net.name
-        );
-    }
-    let ep = Endpoint {
-        container_id: &record.id,
-        container_name: &record.name,
-        netns: &rec.netns,
-        etc: rec.etc.as_ref(),
-    };
-    let name = net.name.clone();
-    let req = Request {
-        network: net.name,
-        aliases: a.aliases,
-        ip: a.ip,
-    };
-    network::attach(store, &ep, &[req], &[])?;
-    // Remembered, so the next start joins it again (docker keeps connected networks).
-    containers.update(&record.id, |r| {
-        if r.config.network_mode != name && !r.config.extra_networks.contains(&name) {
-            r.config.extra_networks.push(name.clone());
-        }
-    })?;
-    record_attachments(&containers, store, &record.id)
-}
-
-fn disconnect(ctx: &Ctx, store: &NetworkStore, a: DisconnectArgs) -> Result<()> {
-    let (containers, record, _) = find_container(ctx, store, &a.container)?;
-    network::detach(store, &record.id, Some(&a.network))?;
-    let name = store
-        .inspect(&a.network)
-        .map(|n| n.name)
-        .unwrap_or(a.network);
-    containers.update(&record.id, |r| {
-        r.config.extra_networks.retain(|n| *n != name)
-    })?;
-    record_attachments(&containers, store, &record.id)
+    Ok(networks::connect(engine, &a.network, &req)?)
 }

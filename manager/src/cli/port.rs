@@ -1,8 +1,10 @@
-//! `berth port CONTAINER [PRIVATE_PORT[/PROTO]]`: the container's published ports.
+//! `berth port CONTAINER [PRIVATE_PORT[/PROTO]]`: the container's published ports, from
+//! its inspect data (as docker's CLI does).
 
 use anyhow::{bail, Result};
+use berth::ops::containers;
 
-use super::{ctr, Ctx};
+use super::Ctx;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -12,31 +14,29 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let (_, r) = ctr::find(&ctx.settings.root, &args.container)?;
+    let c = containers::inspect(&ctx.engine, &args.container)?;
     let want = args.port.as_deref().map(|p| match p.split_once('/') {
-        Some((n, proto)) => (n.to_string(), proto.to_string()),
-        None => (p.to_string(), "tcp".to_string()),
+        Some((n, proto)) => format!("{n}/{proto}"),
+        None => format!("{p}/tcp"),
     });
     let mut found = false;
-    for p in &r.config.ports {
-        let host_ip = if p.host_ip.is_empty() {
-            "0.0.0.0"
-        } else {
-            &p.host_ip
-        };
-        match &want {
-            Some((n, proto)) => {
-                if *n == p.container_port.to_string() && *proto == p.protocol {
-                    println!("{host_ip}:{}", p.host_port);
+    for (port, bindings) in &c.network_settings.ports {
+        for b in bindings {
+            let host_ip = if b.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                &b.host_ip
+            };
+            match &want {
+                Some(w) if w == port => {
+                    println!("{host_ip}:{}", b.host_port);
                     found = true;
                 }
-            }
-            None => {
-                println!(
-                    "{}/{} -> {host_ip}:{}",
-                    p.container_port, p.protocol, p.host_port
-                );
-                found = true;
+                Some(_) => {}
+                None => {
+                    println!("{port} -> {host_ip}:{}", b.host_port);
+                    found = true;
+                }
             }
         }
     }

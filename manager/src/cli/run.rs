@@ -4,6 +4,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use berth::ops::containers::{self, RunMode, Running};
+use berth::ops::images;
 use berth::ops::OpsError;
 
 use super::attach::stream;
@@ -127,7 +128,7 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
 
 /// Makes sure the image is in the store per `--pull`, pulling it like `berth pull` would.
 fn ensure_image(ctx: &mut Ctx, image: &str, policy: &str) -> Result<()> {
-    let present = ctx.store()?.lookup(image).is_ok();
+    let present = images::exists(&ctx.engine, image).map_err(exit_for)?;
     let pull = match policy {
         "always" => true,
         "missing" => !present,

@@ -260,6 +260,7 @@ impl Flags {
             options: CreateOptions {
                 name: self.name.clone(),
                 snapshotter: self.snapshotter.clone(),
+                ..CreateOptions::default()
             },
         })
     }

@@ -5,8 +5,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use berth::archive::{save_docker, save_oci, SaveItem};
-use berth::reference::Reference;
+use berth::ops::images::{self, ArchiveFormat};
 
 use super::Ctx;
 
@@ -24,42 +23,10 @@ pub struct Args {
 }
 
 pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
-    let oci = match args.format.as_str() {
-        "docker-archive" => false,
-        "oci-archive" => true,
-        other => bail!(
-            "flag --format: unknown archive format {other:?} (use docker-archive or oci-archive)"
-        ),
-    };
-    let store = ctx.store()?;
-    let mut items: Vec<SaveItem> = Vec::new();
-    for what in &args.images {
-        let hits = store.lookup(what)?;
-        // A name saves that name; an ID saves the image under all its names.
-        let by_name = Reference::parse(what).ok().is_some_and(|r| {
-            hits.iter()
-                .any(|h| h.name.as_deref() == Some(&r.to_string()))
-        });
-        for hit in hits {
-            let name = hit.reference().filter(|r| r.tag().is_some());
-            match items.iter_mut().find(|i| i.record.digest == hit.digest) {
-                Some(item) => item.names.extend(name),
-                None => items.push(SaveItem {
-                    names: name.into_iter().collect(),
-                    record: hit,
-                }),
-            }
-            if by_name {
-                break;
-            }
-        }
-    }
+    let format: ArchiveFormat = args.format.parse()?;
+    let engine = &ctx.engine;
     let write = |out: &mut dyn Write| -> Result<()> {
-        if oci {
-            save_oci(store, &items, out)?;
-        } else {
-            save_docker(store, &items, out)?;
-        }
+        images::save(engine, &args.images, format, out)?;
         Ok(())
     };
     match &args.output {

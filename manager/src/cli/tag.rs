@@ -1,8 +1,7 @@
 //! `berth tag`.
 
-use anyhow::{bail, Result};
-use berth::image::ImageRecord;
-use berth::reference::Reference;
+use anyhow::Result;
+use berth::ops::images;
 
 use super::Ctx;
 
@@ -15,21 +14,5 @@ pub struct Args {
 }
 
 pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
-    let target = Reference::parse(&args.target)?;
-    if target.digest().is_some() {
-        bail!(
-            "refusing to create a tag with a digest reference: {}",
-            args.target
-        );
-    }
-    let store = ctx.store()?;
-    let hits = store.lookup(&args.source)?;
-    let first = &hits[0];
-    if hits.iter().any(|h| h.digest != first.digest) {
-        bail!("{} is ambiguous: it matches several images", args.source);
-    }
-    let mut record = ImageRecord::new(Some(&target), first.digest.clone(), &first.media_type);
-    record.index_digest = first.index_digest.clone();
-    store.put(record)?;
-    Ok(())
+    Ok(images::tag(&ctx.engine, &args.source, &args.target)?)
 }

@@ -1,10 +1,11 @@
 //! `berth volume create|ls|inspect|rm|prune`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
+use berth::ops::models::{Filters, Volume, VolumeCreateRequest};
+use berth::ops::{volumes, Engine, ErrorClass};
 use berth::template::{default_header, Format, Template};
-use berth::volume::{Volume, VolumeError, VolumeFilter, VolumeStore};
 use serde_json::{json, Value};
 
 use super::format::human_size;
@@ -88,19 +89,14 @@ pub struct PruneArgs {
 const DEFAULT_TABLE: &str = "table {{.Driver}}\t{{.Name}}";
 
 pub fn run(ctx: &mut Ctx, cmd: Command) -> Result<()> {
-    let store = VolumeStore::open(&ctx.settings.root)?;
+    let engine = &ctx.engine;
     match cmd {
-        Command::Create(a) => create(&store, a),
-        Command::Ls(a) => ls(&store, &users(ctx)?, a),
-        Command::Inspect(a) => inspect(&store, a),
-        Command::Rm(a) => rm(&store, &users(ctx)?, a),
-        Command::Prune(a) => prune(&store, &users(ctx)?, a),
+        Command::Create(a) => create(engine, a),
+        Command::Ls(a) => ls(engine, a),
+        Command::Inspect(a) => inspect(engine, a),
+        Command::Rm(a) => rm(engine, a),
+        Command::Prune(a) => prune(engine, a),
     }
-}
-
-/// Which containers use each volume (names), from the container records.
-fn users(ctx: &Ctx) -> Result<HashMap<String, Vec<String>>> {
-    Ok(berth::container::volume_users(&ctx.settings.root)?)
 }
 
 fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
@@ -116,16 +112,25 @@ fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> 
         .collect()
 }
 
-fn create(store: &VolumeStore, a: CreateArgs) -> Result<()> {
+/// `--filter` terms; one without `=` is refused as the volume filters refuse bad terms.
+fn filters(terms: &[String]) -> Result<Filters> {
+    Filters::parse(terms).map_err(|e| anyhow::anyhow!("invalid filter {:?}", e.term))
+}
+
+fn create(engine: &Engine, a: CreateArgs) -> Result<()> {
     if a.driver != "local" {
         bail!(
             "flag --driver: unknown volume driver {:?} (only local)",
             a.driver
         );
     }
-    let labels = key_values("--label", &a.labels)?;
-    let opts = key_values("--opt", &a.opts)?;
-    let v = store.create(a.name.as_deref(), labels, opts)?;
+    let req = VolumeCreateRequest {
+        name: a.name.unwrap_or_default(),
+        driver: a.driver,
+        labels: key_values("--label", &a.labels)?,
+        driver_opts: key_values("--opt", &a.opts)?,
+    };
+    let v = volumes::create(engine, &req)?;
     println!("{}", v.name);
     Ok(())
 }
@@ -133,7 +138,12 @@ fn create(store: &VolumeStore, a: CreateArgs) -> Result<()> {
 /// One row of `volume ls`, with the fields docker's formatter exposes (labels as
 /// `k=v,...`; size and links are only computed by `system df`).
 fn row(v: &Volume) -> Value {
-    let labels: Vec<String> = v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let labels: Vec<String> = v
+        .labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     json!({
         "Driver": v.driver,
         "Name": v.name,
@@ -152,9 +162,8 @@ fn header(field: &str) -> String {
     }
 }
 
-fn ls(store: &VolumeStore, users: &HashMap<String, Vec<String>>, a: LsArgs) -> Result<()> {
-    let filter = VolumeFilter::parse(&a.filters)?;
-    let vols = store.list(&filter, users)?;
+fn ls(engine: &Engine, a: LsArgs) -> Result<()> {
+    let vols = volumes::list(engine, &filters(&a.filters)?)?.volumes;
     if a.quiet {
         for v in &vols {
             println!("{}", v.name);
@@ -167,7 +176,7 @@ fn ls(store: &VolumeStore, users: &HashMap<String, Vec<String>>, a: LsArgs) -> R
     Ok(())
 }
 
-fn inspect(store: &VolumeStore, a: InspectArgs) -> Result<()> {
+fn inspect(engine: &Engine, a: InspectArgs) -> Result<()> {
     let tmpl = a
         .format
         .as_deref()
@@ -178,9 +187,9 @@ fn inspect(store: &VolumeStore, a: InspectArgs) -> Result<()> {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for name in &a.names {
-        match store.get(name) {
-            Ok(v) => found.push(v.inspect_json()),
-            Err(VolumeError::NotFound { .. }) => missing.push(name.clone()),
+        match volumes::inspect(engine, name) {
+            Ok(v) => found.push(serde_json::to_value(v)?),
+            Err(e) if e.class() == ErrorClass::NotFound => missing.push(name.clone()),
             Err(e) => return Err(e.into()),
         }
     }
@@ -207,13 +216,12 @@ fn pretty(v: &Value) -> Result<String> {
     Ok(String::from_utf8(buf)?)
 }
 
-fn rm(store: &VolumeStore, users: &HashMap<String, Vec<String>>, a: RmArgs) -> Result<()> {
+fn rm(engine: &Engine, a: RmArgs) -> Result<()> {
     let mut failed = 0;
     for name in &a.names {
-        let in_use = users.get(name).cloned().unwrap_or_default();
-        match store.remove(name, &in_use) {
+        match volumes::remove(engine, name) {
             Ok(()) => println!("{name}"),
-            Err(VolumeError::NotFound { .. }) if a.force => {}
+            Err(e) if a.force && e.class() == ErrorClass::NotFound => {}
             Err(e) => {
                 eprintln!("Error: {e}");
                 failed += 1;
@@ -226,24 +234,25 @@ fn rm(store: &VolumeStore, users: &HashMap<String, Vec<String>>, a: RmArgs) -> R
     Ok(())
 }
 
-fn prune(store: &VolumeStore, users: &HashMap<String, Vec<String>>, a: PruneArgs) -> Result<()> {
+fn prune(engine: &Engine, a: PruneArgs) -> Result<()> {
     let _ = a.force;
-    if let Some(bad) = a
-        .filters
-        .iter()
-        .find(|f| !(f.starts_with("label=") || f.starts_with("label!=")))
-    {
-        bail!("flag --filter: invalid filter {bad:?} for prune (use label= or label!=)");
-    }
-    let filter = VolumeFilter::parse(&a.filters)?;
-    let report = store.prune(a.all, &filter, users)?;
-    if !report.deleted.is_empty() {
+    let filters = Filters::parse(&a.filters).map_err(|e| {
+        anyhow::anyhow!(
+            "flag --filter: invalid filter {:?} for prune (use label= or label!=)",
+            e.term
+        )
+    })?;
+    let report = volumes::prune(engine, a.all, &filters)?;
+    if !report.volumes_deleted.is_empty() {
         println!("Deleted Volumes:");
-        for name in &report.deleted {
+        for name in &report.volumes_deleted {
             println!("{name}");
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human_size(report.reclaimed));
+    println!(
+        "Total reclaimed space: {}",
+        human_size(report.space_reclaimed)
+    );
     Ok(())
 }

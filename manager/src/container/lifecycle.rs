@@ -69,14 +69,17 @@ impl Paths {
     }
 }
 
-/// Starts the monitor of container `id` (`berth __monitor`) in its own session with its
-/// stdio on /dev/null and its diagnostics in `monitor.log`, and waits for its first report:
-/// created (when `start` is false) or started.
-pub fn spawn_monitor(root: &Path, paths: &Paths, id: &str, start: bool) -> Result<Report> {
-    let exe = std::env::current_exe().map_err(|source| ContainerError::Io {
-        path: PathBuf::from("/proc/self/exe"),
-        source,
-    })?;
+/// Starts the monitor of container `id` (`<berth> __monitor`, `berth` being the binary
+/// `exe`) in its own session with its stdio on /dev/null and its diagnostics in
+/// `monitor.log`, and waits for its first report: created (when `start` is false) or
+/// started.
+pub fn spawn_monitor(
+    root: &Path,
+    paths: &Paths,
+    id: &str,
+    start: bool,
+    exe: &Path,
+) -> Result<Report> {
     let (sync_r, sync_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ContainerError::Monitor {
             what: "making the sync pipe".into(),

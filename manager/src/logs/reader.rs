@@ -83,7 +83,7 @@ impl LogReader {
     /// Once `exited()` returns true (the container is gone, so nothing more will be written)
     /// the follower drains what is left and ends. Rotation is followed: the old file is
     /// read to its end before the new one is opened.
-    pub fn follow<'a>(&self, exited: &'a dyn Fn() -> bool) -> Result<Follow<'a>> {
+    pub fn follow<F: Fn() -> bool>(&self, exited: F) -> Result<Follow<F>> {
         let (backlog, live) = self.history()?;
         Ok(Follow {
             path: self.path.clone(),
@@ -325,17 +325,17 @@ fn next_file(path: &Path, id: (u64, u64)) -> Result<Option<LiveFile>> {
 }
 
 /// A blocking iterator over a followed log (see [`LogReader::follow`]).
-pub struct Follow<'a> {
+pub struct Follow<F> {
     path: PathBuf,
     opts: ReadOptions,
-    exited: &'a dyn Fn() -> bool,
+    exited: F,
     backlog: VecDeque<LogEntry>,
     live: Option<LiveFile>,
     draining: bool,
     done: bool,
 }
 
-impl Follow<'_> {
+impl<F: Fn() -> bool> Follow<F> {
     fn step(&mut self) -> Result<Option<LogEntry>> {
         loop {
             if let Some(e) = self.backlog.pop_front() {
@@ -385,7 +385,7 @@ impl Follow<'_> {
     }
 }
 
-impl Iterator for Follow<'_> {
+impl<F: Fn() -> bool> Iterator for Follow<F> {
     type Item = Result<LogEntry>;
 
     fn next(&mut self) -> Option<Self::Item> {

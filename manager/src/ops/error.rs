@@ -117,6 +117,15 @@ pub enum OpsError {
     ImageAmbiguous { what: String },
     #[error("{dir} already has an image mounted: run `berth image unmount {dir}` first")]
     AlreadyMounted { dir: PathBuf },
+    #[error("image {image} has no layers to mount")]
+    NoLayers { image: String },
+    #[error("removing view {key} also failed: {cleanup}")]
+    MountUndo {
+        key: String,
+        cleanup: String,
+        #[source]
+        source: Box<SnapshotError>,
+    },
 
     // -- invalid parameters
     #[error(transparent)]
@@ -175,8 +184,14 @@ pub enum OpsError {
     CopyBetweenContainers,
     #[error("must specify at least one container source")]
     CopyWithoutContainer,
-    #[error("{what} is not supported by berth")]
-    Unsupported { what: String },
+    #[error("flag --filter: invalid filter {term:?} for prune (use label= or label!=)")]
+    VolumePruneFilter { term: String },
+    #[error("copying into the container at {path}")]
+    CopyIn {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
 
     // -- registries and credentials
     #[error("--password and --password-stdin are mutually exclusive")]
@@ -394,14 +409,15 @@ impl OpsError {
         }
     }
 
-    /// What cleanup reported beside this error, for the front end to show first.
+    /// What cleanup reported beside this error, for the front end to show first: what the
+    /// modules below reported (first, as it happened first), then this layer's cleanup.
     pub fn also(&self) -> Vec<String> {
-        let mut lines = match self {
-            OpsError::Undo(u) => u.also.clone(),
-            _ => Vec::new(),
-        };
-        if let Some(inner) = self.inner_container() {
-            lines.extend(inner.also());
+        let mut lines = self
+            .inner_container()
+            .map(ContainerError::also)
+            .unwrap_or_default();
+        if let OpsError::Undo(u) = self {
+            lines.extend(u.also.iter().cloned());
         }
         lines
     }
@@ -451,6 +467,7 @@ impl OpsError {
             | Self::ImageAmbiguousDelete { .. }
             | Self::ImageInUse { .. }
             | Self::AlreadyMounted { .. } => Conflict,
+            Self::NoLayers { .. } => InvalidParameter,
 
             Self::Flag(_)
             | Self::FilterSyntax(_)
@@ -485,7 +502,7 @@ impl OpsError {
             | Self::Platform(_)
             | Self::Snapshotter(_) => InvalidParameter,
 
-            Self::Unsupported { .. } => InvalidParameter,
+            Self::VolumePruneFilter { .. } => InvalidParameter,
             Self::Cancelled => Cancelled,
             // docker: a command that cannot be found or run is the caller's mistake.
             Self::StartFailed {
@@ -660,3 +677,6 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,20 +20,25 @@
 //!
 //! Container, network and volume operations are synchronous (files, locks and short runtime
 //! calls); registry operations are async. An async server calls the synchronous ones through
-//! `tokio::task::spawn_blocking` ([`Engine`] is cheap to clone and `Send`), a synchronous CLI
-//! drives the async ones on a runtime of its own. Long operations take a [`Cancel`] token.
+//! [`blocking::run`] and turns blocking streams into channels with [`blocking::stream`]
+//! ([`Engine`] is cheap to clone and `Send`); a synchronous CLI drives the async ones on a
+//! runtime of its own. Long operations take a [`Cancel`] token.
 
+pub mod blocking;
 pub mod cancel;
 pub mod containers;
 pub mod error;
+pub mod images;
 pub mod models;
+pub mod networks;
 pub mod parse;
 pub mod system;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-pub use crate::progress::{BlobState, Event, Progress, ProgressSink};
+pub use crate::progress::{BlobState, ChannelSink, Discard, Event, Progress, ProgressSink};
 pub use cancel::Cancel;
 pub use error::{ErrorClass, OpsError, Result};
 
@@ -51,6 +56,9 @@ pub struct EngineOptions {
     pub config_dir: Option<PathBuf>,
     /// Layers downloaded at once by a pull.
     pub max_concurrent_downloads: Option<usize>,
+    /// The `berth` binary whose `__monitor` command watches each container; the running
+    /// executable when `None` (set it when the operations run in another program).
+    pub berth_binary: Option<PathBuf>,
 }
 
 /// The handle every operation runs on: the settings and the stores under one root, opened
@@ -63,6 +71,7 @@ pub struct Engine {
 #[derive(Debug)]
 struct Inner {
     settings: Settings,
+    berth_binary: Option<PathBuf>,
     images: OnceLock<ImageStore>,
 }
 
@@ -70,16 +79,26 @@ impl Engine {
     /// Reads the configuration (config.toml) and prepares the engine; no store is opened yet.
     pub fn open(opts: EngineOptions) -> Result<Self> {
         let settings = Settings::load(opts.root, opts.config_dir, opts.max_concurrent_downloads)?;
-        Ok(Self::with_settings(settings))
+        Ok(Self::new(settings, opts.berth_binary))
     }
 
     pub fn with_settings(settings: Settings) -> Self {
+        Self::new(settings, None)
+    }
+
+    fn new(settings: Settings, berth_binary: Option<PathBuf>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 settings,
+                berth_binary,
                 images: OnceLock::new(),
             }),
         }
+    }
+
+    /// Where docker's `config.json` (registry credentials) is read and written.
+    pub fn docker_config_dir(&self) -> &Path {
+        &self.inner.settings.docker_config_dir
     }
 
     /// The storage root.
@@ -89,6 +108,15 @@ impl Engine {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// The binary that runs container monitors (`berth __monitor`).
+    pub(crate) fn berth_binary(&self) -> Result<PathBuf> {
+        match &self.inner.berth_binary {
+            Some(p) => Ok(p.clone()),
+            None => std::env::current_exe()
+                .map_err(|e| OpsError::io("finding the berth binary (/proc/self/exe)", e)),
+        }
     }
 
     /// The image store (blobs, records), opened on first use.

@@ -32,6 +32,11 @@ pub struct CreateOptions {
     /// The snapshotter of the container's root filesystem: `overlay` or `copy`; the
     /// kernel's best when `None`.
     pub snapshotter: Option<String>,
+    /// Build the container's writable layer on this committed snapshot (of the same
+    /// snapshotter) instead of the image's top layer; the image still gives the defaults
+    /// (environment, user, working directory, command). For a builder's steps, each on the
+    /// snapshot the previous one committed.
+    pub parent_snapshot: Option<String>,
 }
 
 /// `POST /containers/create`: makes the container (stopped, nothing mounted).
@@ -74,7 +79,10 @@ pub(crate) fn create_mounted(
         None => Backend::detect(),
     };
     let sn = backend.open(&root)?;
-    let top = unpack_image(store, &info, image, &*sn)?;
+    let top = match &opts.parent_snapshot {
+        Some(key) => Some(key.clone()),
+        None => unpack_image(store, &info, image, &*sn)?.map(|d| d.to_string()),
+    };
     let containers = engine.containers()?;
     let id = names::random_id().map_err(|source| OpsError::Random { what: "id", source })?;
     let record = {
@@ -129,7 +137,7 @@ pub(crate) fn create_mounted(
         record.clone(),
         &plan,
         &image_config,
-        top.as_ref().map(|d| d.to_string()),
+        top,
         &*sn,
     );
     match made {

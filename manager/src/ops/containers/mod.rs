@@ -1,9 +1,12 @@
 //! Container operations: create, start, run, stop, kill, wait, remove, pause, rename,
 //! attach, and the rest of docker's container verbs.
 
+mod archive;
 mod attach;
 mod create;
 mod exec;
+mod list;
+mod logs;
 pub(crate) mod plan;
 mod start;
 mod stop;
@@ -14,14 +17,19 @@ use crate::container::{ContainerStore, Record};
 use crate::ops::error::Result;
 use crate::ops::Engine;
 
+pub use archive::{
+    archive_get, archive_put, copy_target, split_copy_arg, ArchiveReader, CopyTarget,
+};
 pub use attach::{attach, AttachInput, AttachOptions, Attached, Output};
 pub use create::{create, CreateOptions};
 pub use exec::{exec, top, ExecStdio};
+pub use list::{inspect, list, prune, ContainerPruneResponse, ListOptions};
+pub use logs::{logs, LogEntry, Logs, LogsOptions, Stream};
 pub use plan::check;
 pub use start::{run, start, start_attached, RunMode, Running};
 pub use stop::{
-    kill, pause, remove, rename, restart, stop, unpause, wait, wait_timeout, RemoveOptions,
-    StopOptions,
+    kill, pause, remove, rename, restart, stop, unpause, wait, wait_healthy, wait_timeout,
+    RemoveOptions, StopOptions,
 };
 
 /// The container store and a container found by name, id or unique id prefix, its status
@@ -41,4 +49,16 @@ pub(crate) fn load_fresh(store: &ContainerStore, id: &str) -> Result<Record> {
 /// The runtime as the container was created with.
 pub(crate) fn runtime(engine: &Engine, store: &ContainerStore, record: &Record) -> Runtime {
     Paths::new(engine.root(), store, record).runtime(record)
+}
+
+/// Runs the monitor of container `id` (what `berth __monitor` is): it creates the container
+/// through the runtime, owns its stdio, and lives until the container is down for good.
+/// `sync` is the pipe its spawner waits on.
+pub fn monitor(engine: &Engine, id: &str, start: bool, sync: Option<std::fs::File>) -> Result<()> {
+    Ok(crate::container::monitor::run(
+        engine.root(),
+        id,
+        start,
+        sync,
+    )?)
 }

@@ -44,7 +44,7 @@ pub(crate) fn start_record(engine: &Engine, store: &ContainerStore, r: &Record) 
         engine,
         store,
         &r,
-        lifecycle::spawn_monitor(root, &paths, &r.id, true),
+        lifecycle::spawn_monitor(root, &paths, &r.id, true, &engine.berth_binary()?),
     )?;
     if !report.ok {
         return Err(OpsError::StartFailed {
@@ -118,7 +118,7 @@ pub fn start_attached(engine: &Engine, what: &str, stdin: bool) -> Result<Attach
             engine,
             &store,
             &r,
-            lifecycle::spawn_monitor(root, &paths, &r.id, false),
+            lifecycle::spawn_monitor(root, &paths, &r.id, false, &engine.berth_binary()?),
         )?;
         if !report.ok {
             lifecycle::reap_monitor(report.monitor_pid);
@@ -183,7 +183,14 @@ pub fn run(
         }
     };
     let detach = mode == RunMode::Detached;
-    let report = match lifecycle::spawn_monitor(root, &paths, &record.id, detach) {
+    let exe = match engine.berth_binary() {
+        Ok(exe) => exe,
+        Err(e) => {
+            let also = remove_failed(engine, &store, &record);
+            return Err(e.with_also(also));
+        }
+    };
+    let report = match lifecycle::spawn_monitor(root, &paths, &record.id, detach, &exe) {
         Ok(r) => r,
         Err(e) => {
             let also = remove_failed(engine, &store, &record);

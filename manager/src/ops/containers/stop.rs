@@ -236,3 +236,38 @@ pub fn rename(engine: &Engine, what: &str, new_name: &str) -> Result<()> {
     store.update(&r.id, |r| r.name = name.to_string())?;
     Ok(())
 }
+
+/// Waits until the container's health check says `healthy` (`Ok(true)`); `Ok(false)` when
+/// it reports `unhealthy`, stops running or `timeout` passes. Polls every 100 ms and stops
+/// with [`OpsError::Cancelled`] when `cancel` is cancelled. A container without a
+/// health check is healthy once it runs (compose's `service_healthy` needs a check; this
+/// is for callers that wait on every dependency alike).
+pub fn wait_healthy(
+    engine: &Engine,
+    what: &str,
+    timeout: Option<Duration>,
+    cancel: &Cancel,
+) -> Result<bool> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let (store, r) = super::find(engine, what)?;
+    loop {
+        check(cancel)?;
+        let r = super::load_fresh(&store, &r.id)?;
+        let running = r.state.status == Status::Running;
+        match (&r.state.health, running) {
+            (_, false)
+                if r.state.status != Status::Created && r.state.status != Status::Restarting =>
+            {
+                return Ok(false)
+            }
+            (Some(h), true) if h.status == "healthy" => return Ok(true),
+            (Some(h), _) if h.status == "unhealthy" => return Ok(false),
+            (None, true) => return Ok(true),
+            _ => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

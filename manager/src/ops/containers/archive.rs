@@ -1,0 +1,326 @@
+//! Files in and out of a container's root filesystem as tar streams (docker's
+//! `/containers/{id}/archive`, what `cp` uses). Paths inside the container are resolved in
+//! the root (openat2(2) RESOLVE_IN_ROOT): a symlink in the container can never lead out of
+//! it, and unpacking refuses entries that would land outside (tar's checks). A stopped
+//! container's filesystem is mounted for the copy and unmounted after.
+
+use std::fs::File;
+use std::io::{PipeReader, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+use std::thread::JoinHandle;
+
+use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+
+use crate::container::lifecycle::{self, is_mount_point, Paths};
+use crate::ops::error::{OpsError, Result};
+use crate::ops::Engine;
+
+/// A directory inside the container, opened in-root, reachable through /proc/self/fd.
+struct InRoot {
+    fd: OwnedFd,
+}
+
+impl InRoot {
+    fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+    }
+}
+
+/// Opens the directory holding `path` (the container's view) inside `rootfs`, and returns
+/// it with the final name (`None` for the root itself or a trailing `/.`).
+fn open_parent(rootfs: &Path, path: &str) -> Result<(InRoot, Option<String>)> {
+    let clean: Vec<String> = Path::new(path)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            Component::ParentDir => Some("..".into()),
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => None,
+        })
+        .collect();
+    let contents_only = path.ends_with("/.") || path == ".";
+    let (dir, name) = match clean.split_last() {
+        Some((last, rest)) if !contents_only && last != ".." => {
+            (rest.join("/"), Some(last.clone()))
+        }
+        _ => (clean.join("/"), None),
+    };
+    let root =
+        File::open(rootfs).map_err(|e| OpsError::io(format!("opening {}", rootfs.display()), e))?;
+    let dir = if dir.is_empty() { ".".to_string() } else { dir };
+    let fd = openat2(
+        &root,
+        dir.as_str(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| OpsError::NoSuchDirectory {
+        path: path.to_string(),
+        source: e.into(),
+    })?;
+    Ok((InRoot { fd }, name))
+}
+
+/// The container's root filesystem, mounted for the time of a copy when it was not.
+struct Rootfs {
+    path: PathBuf,
+    mounted_here: bool,
+}
+
+impl Rootfs {
+    fn open(engine: &Engine, what: &str) -> Result<Self> {
+        let (store, r) = super::find(engine, what)?;
+        let paths = Paths::new(engine.root(), &store, &r);
+        let mounted_here = !is_mount_point(&paths.rootfs);
+        if mounted_here {
+            lifecycle::mount_rootfs(engine.root(), &paths, &r)?;
+        }
+        Ok(Self {
+            path: paths.rootfs,
+            mounted_here,
+        })
+    }
+
+    /// Unmounts what this copy mounted; what went wrong is a line for the user.
+    fn release(&mut self) -> Vec<String> {
+        if !std::mem::take(&mut self.mounted_here) {
+            return Vec::new();
+        }
+        match crate::snapshot::unmount(&self.path) {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![format!("Error: unmounting {}: {e}", self.path.display())],
+        }
+    }
+}
+
+impl Drop for Rootfs {
+    fn drop(&mut self) {
+        let _ = self.release();
+    }
+}
+
+/// Where a copy into the container lands: a directory, and the name the copied item takes
+/// there (`None`: its own name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyTarget {
+    /// The directory, as a path in the container.
+    pub dir: String,
+    pub rename: Option<String>,
+}
+
+/// docker's rule for `cp SRC CONTAINER:PATH`: an existing directory receives the source
+/// inside it; a new name becomes a copy of the source. Also returns lines about what went
+/// wrong unmounting.
+pub fn copy_target(engine: &Engine, what: &str, path: &str) -> Result<(CopyTarget, Vec<String>)> {
+    let mut rootfs = Rootfs::open(engine, what)?;
+    // The handles into the root are closed before it is unmounted (an open one keeps the
+    // mount busy).
+    let target = {
+        let (dir, name) = open_parent(&rootfs.path, path)?;
+        let target = match name {
+            Some(n) => {
+                let is_dir =
+                    std::fs::symlink_metadata(dir.path().join(&n)).is_ok_and(|m| m.is_dir());
+                if is_dir {
+                    CopyTarget {
+                        dir: format!("{path}/."),
+                        rename: None,
+                    }
+                } else {
+                    CopyTarget {
+                        dir: parent_of(path),
+                        rename: Some(n),
+                    }
+                }
+            }
+            None => CopyTarget {
+                dir: path.to_string(),
+                rename: None,
+            },
+        };
+        // Checked now, so that a missing directory fails before the copy starts.
+        open_parent(&rootfs.path, &format!("{}/.", target.dir))?;
+        target
+    };
+    let also = rootfs.release();
+    Ok((target, also))
+}
+
+/// The container path of `path`'s parent directory, as `open_parent` resolves it.
+fn parent_of(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rfind('/') {
+        Some(0) => "/".to_string(),
+        Some(i) => trimmed[..i].to_string(),
+        None => ".".to_string(),
+    }
+}
+
+/// A tar stream of a path in the container; its top entry is [`Self::name`] (or `.`).
+pub struct ArchiveReader {
+    reader: PipeReader,
+    producer: Option<JoinHandle<std::io::Result<()>>>,
+    rootfs: Rootfs,
+    name: Option<String>,
+}
+
+impl ArchiveReader {
+    /// The name of the archived item (`None` for a directory's contents, `path/.`).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Waits for the archiver and unmounts what the copy mounted; returns lines about
+    /// what went wrong unmounting.
+    pub fn finish(mut self) -> Result<Vec<String>> {
+        // Whatever the reader did not take: the archiver sees the pipe closed.
+        drop(std::mem::replace(&mut self.reader, empty_reader()?));
+        let produced = match self.producer.take() {
+            Some(p) => p.join().map_err(|_| OpsError::Panicked {
+                what: "the archiving thread",
+            })?,
+            None => Ok(()),
+        };
+        let also = self.rootfs.release();
+        produced.map_err(|e| OpsError::io("archiving", e))?;
+        Ok(also)
+    }
+}
+
+fn empty_reader() -> Result<PipeReader> {
+    let (r, _) = std::io::pipe().map_err(|e| OpsError::io("making a pipe", e))?;
+    Ok(r)
+}
+
+impl Read for ArchiveReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+impl Drop for ArchiveReader {
+    fn drop(&mut self) {
+        if let Some(p) = self.producer.take() {
+            // Unblock the archiver before waiting for it.
+            if let Ok(r) = empty_reader() {
+                drop(std::mem::replace(&mut self.reader, r));
+            }
+            let _ = p.join();
+        }
+    }
+}
+
+/// `GET /containers/{id}/archive?path=`: `path` as a tar stream.
+pub fn archive_get(engine: &Engine, what: &str, path: &str) -> Result<ArchiveReader> {
+    let rootfs = Rootfs::open(engine, what)?;
+    let (dir, name) = open_parent(&rootfs.path, path)?;
+    let src = match &name {
+        Some(n) => dir.path().join(n),
+        None => dir.path(),
+    };
+    let meta = std::fs::symlink_metadata(&src).map_err(|source| OpsError::NoSuchPath {
+        path: path.to_string(),
+        source,
+    })?;
+    let (reader, writer) = std::io::pipe().map_err(|e| OpsError::io("making a pipe", e))?;
+    let label = name.clone().unwrap_or_else(|| ".".into());
+    let producer = std::thread::spawn(move || -> std::io::Result<()> {
+        // The directory handle must live as long as the archiver reads through it.
+        let _dir = dir;
+        let mut b = tar::Builder::new(writer);
+        b.follow_symlinks(false);
+        if meta.is_dir() {
+            b.append_dir_all(&label, &src)?;
+        } else {
+            b.append_path_with_name(&src, &label)?;
+        }
+        b.finish()
+    });
+    Ok(ArchiveReader {
+        reader,
+        producer: Some(producer),
+        rootfs,
+        name,
+    })
+}
+
+/// `PUT /containers/{id}/archive?path=`: unpacks a tar stream into the directory `dir`
+/// (which must exist); returns lines about what went wrong unmounting.
+pub fn archive_put(
+    engine: &Engine,
+    what: &str,
+    dir: &str,
+    tar_stream: impl Read,
+) -> Result<Vec<String>> {
+    let mut rootfs = Rootfs::open(engine, what)?;
+    let unpacked = {
+        let (target, _) = open_parent(&rootfs.path, &format!("{}/.", dir.trim_end_matches("/.")))?;
+        let mut ar = tar::Archive::new(tar_stream);
+        ar.set_preserve_permissions(true);
+        ar.set_overwrite(true);
+        // `unpack` refuses entries with `..` and checks that each parent, symlinks
+        // resolved, stays inside the target, so a symlink in the container cannot redirect
+        // the copy.
+        ar.unpack(target.path())
+    };
+    let also = rootfs.release();
+    unpacked.map_err(|source| {
+        OpsError::CopyIn {
+            path: dir.to_string(),
+            source,
+        }
+        .with_also(also.clone())
+    })?;
+    Ok(also)
+}
+
+/// `cp`'s container path split: `CONTAINER:PATH`, or `None` for a host path (one starting
+/// with `/` or `.`, as in docker, is never a container reference).
+pub fn split_copy_arg(arg: &str) -> Option<(&str, &str)> {
+    if arg.starts_with('/') || arg.starts_with('.') {
+        return None;
+    }
+    arg.split_once(':').filter(|(c, _)| !c.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_references_are_split_like_docker() {
+        assert_eq!(
+            split_copy_arg("web:/etc/hosts"),
+            Some(("web", "/etc/hosts"))
+        );
+        assert_eq!(split_copy_arg("/tmp/a:b"), None);
+        assert_eq!(split_copy_arg("./x:y"), None);
+        assert_eq!(split_copy_arg("plain"), None);
+        assert_eq!(split_copy_arg(":x"), None);
+    }
+
+    #[test]
+    fn in_root_lookups_do_not_leave_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("rootfs");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/marker"), "inside").unwrap();
+        std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
+        // /escape/etc resolves to the container's own /etc, not the host's.
+        let (dir, name) = open_parent(&root, "/escape/etc/marker").unwrap();
+        assert_eq!(name.as_deref(), Some("marker"));
+        let text = std::fs::read_to_string(dir.path().join("marker")).unwrap();
+        assert_eq!(text, "inside");
+        let (dir, _) = open_parent(&root, "/../../etc/marker").unwrap();
+        assert!(dir.path().join("marker").exists());
+    }
+
+    #[test]
+    fn parents_are_the_container_paths_open_parent_resolves() {
+        assert_eq!(parent_of("/etc/hosts"), "/etc");
+        assert_eq!(parent_of("/hosts"), "/");
+        assert_eq!(parent_of("/etc/dir/"), "/etc");
+        assert_eq!(parent_of("file"), ".");
+    }
+}

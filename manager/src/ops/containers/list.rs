@@ -1,0 +1,442 @@
+//! Listing, inspecting and pruning containers: their records as docker's `ContainerSummary`
+//! and `ContainerJSON`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use crate::container::lifecycle::{self, refresh, Paths};
+use crate::container::record::{MountPoint as RecordMount, PortBinding as RecordPort};
+use crate::container::{ContainerStore, Record, Status};
+use crate::ops::error::{chain, OpsError, Result};
+use crate::ops::models::{
+    ContainerInspect, ContainerState, ContainerSummary, Empty, EndpointSettings, Filters, Health,
+    HealthConfig, HealthLog, InspectConfig, InspectHostConfig, MountPoint, NetworkSettings, Port,
+    PortBinding, RestartPolicy, SummaryHostConfig, SummaryNetworkSettings,
+};
+use crate::ops::Engine;
+
+use super::stop::{remove_record, RemoveOptions};
+
+/// What to list (docker's `all`, `limit` and `filters`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    /// Stopped containers too (a status filter or a limit implies it).
+    pub all: bool,
+    /// Only the newest N.
+    pub limit: Option<usize>,
+    /// `status`, `name`, `id`, `label`, `ancestor`, `exited`; every term must match.
+    pub filters: Filters,
+}
+
+const FILTER_KEYS: &str = "status, name, id, label, ancestor, exited";
+const STATUSES: [&str; 7] = [
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
+
+fn check_filters(filters: &Filters) -> Result<()> {
+    for (k, v) in filters.terms() {
+        if !matches!(
+            k,
+            "status" | "name" | "id" | "label" | "ancestor" | "exited"
+        ) {
+            return Err(OpsError::FilterKey {
+                key: k.to_string(),
+                allowed: FILTER_KEYS,
+            });
+        }
+        if k == "status" && !STATUSES.contains(&v) {
+            return Err(OpsError::FilterStatus {
+                value: v.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn matches(r: &Record, key: &str, value: &str) -> bool {
+    match key {
+        "status" => r.state.status.as_str() == value,
+        "name" => r.name.contains(value.trim_start_matches('/')),
+        "id" => r.id.starts_with(value),
+        "label" => match value.split_once('=') {
+            Some((k, v)) => r.config.labels.get(k).is_some_and(|x| x == v),
+            None => r.config.labels.contains_key(value),
+        },
+        "ancestor" => {
+            r.image == value
+                || r.image.trim_end_matches(":latest") == value.trim_end_matches(":latest")
+                || r.image_id
+                    .trim_start_matches("sha256:")
+                    .starts_with(value.trim_start_matches("sha256:"))
+        }
+        "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == value,
+        _ => false,
+    }
+}
+
+/// `GET /containers/json`: newest first.
+pub fn list(engine: &Engine, opts: &ListOptions) -> Result<Vec<ContainerSummary>> {
+    check_filters(&opts.filters)?;
+    let store = engine.containers()?;
+    let mut list = Vec::new();
+    for r in store.list()? {
+        list.push(refresh(&store, r)?);
+    }
+    let all = opts.all || opts.limit.is_some();
+    let has_status_filter = opts.filters.contains("status") || opts.filters.contains("exited");
+    list.retain(|r| {
+        (all || has_status_filter || r.state.status == Status::Running)
+            && opts.filters.terms().all(|(k, v)| matches(r, k, v))
+    });
+    list.reverse();
+    if let Some(n) = opts.limit {
+        list.truncate(n);
+    }
+    Ok(list.iter().map(summary).collect())
+}
+
+/// Seconds since an RFC 3339 time, in docker's words ("5 seconds", "About a minute").
+pub(crate) fn since(t: &str) -> String {
+    let age = humantime::parse_rfc3339_weak(t)
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let plural = |n: u64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    };
+    match age {
+        0 => "Less than a second".into(),
+        1..=59 => plural(age, "second"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => plural(age / 60, "minute"),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => plural(age / 3600, "hour"),
+        172_800..=1_209_599 => plural(age / 86_400, "day"),
+        _ => plural(age / 604_800, "week"),
+    }
+}
+
+/// docker's human status (`Up 5 seconds (healthy)`, `Exited (0) 2 minutes ago`).
+pub(crate) fn status_text(r: &Record) -> String {
+    let health = r
+        .state
+        .health
+        .as_ref()
+        .map(|h| {
+            format!(
+                " ({})",
+                if h.status == "starting" {
+                    "health: starting"
+                } else {
+                    &h.status
+                }
+            )
+        })
+        .unwrap_or_default();
+    match r.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}{health}", since(&r.state.started_at)),
+        Status::Paused => format!("Up {} (Paused)", since(&r.state.started_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            r.state.exit_code,
+            since(&r.state.finished_at)
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            r.state.exit_code,
+            since(&r.state.finished_at)
+        ),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+fn mount_point(m: &RecordMount) -> MountPoint {
+    MountPoint {
+        r#type: m.kind.clone(),
+        name: m.name.clone(),
+        source: m.source.clone(),
+        destination: m.destination.clone(),
+        rw: m.rw,
+        anonymous: m.anonymous,
+    }
+}
+
+fn networks(r: &Record) -> BTreeMap<String, EndpointSettings> {
+    r.networks
+        .iter()
+        .map(|(name, v)| {
+            let ep: EndpointSettings = serde_json::from_value(v.clone()).unwrap_or_default();
+            (name.clone(), ep)
+        })
+        .collect()
+}
+
+fn port_bindings(ports: &[RecordPort]) -> BTreeMap<String, Vec<PortBinding>> {
+    let mut map: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
+    for p in ports {
+        map.entry(format!("{}/{}", p.container_port, p.protocol))
+            .or_default()
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port.to_string(),
+            });
+    }
+    map
+}
+
+fn unix_seconds(t: &str) -> i64 {
+    humantime::parse_rfc3339_weak(t)
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// One list entry.
+pub(crate) fn summary(r: &Record) -> ContainerSummary {
+    ContainerSummary {
+        id: r.id.clone(),
+        names: vec![format!("/{}", r.name)],
+        image: r.image.clone(),
+        image_id: r.image_id.clone(),
+        command: r.config.args.join(" "),
+        created: unix_seconds(&r.created),
+        ports: r
+            .config
+            .ports
+            .iter()
+            .map(|p| Port {
+                ip: p.host_ip.clone(),
+                private_port: p.container_port,
+                public_port: p.host_port,
+                r#type: p.protocol.clone(),
+            })
+            .collect(),
+        labels: r.config.labels.clone(),
+        state: r.state.status.as_str().to_string(),
+        status: status_text(r),
+        host_config: SummaryHostConfig {
+            network_mode: r.config.network_mode.clone(),
+        },
+        network_settings: SummaryNetworkSettings {
+            networks: networks(r),
+        },
+        mounts: r.config.mounts.iter().map(mount_point).collect(),
+        created_at: r.created.clone(),
+    }
+}
+
+/// `GET /containers/{id}/json`.
+pub fn inspect(engine: &Engine, what: &str) -> Result<ContainerInspect> {
+    let (store, r) = super::find(engine, what)?;
+    Ok(inspect_record(engine, &store, &r))
+}
+
+fn inspect_record(engine: &Engine, store: &ContainerStore, r: &Record) -> ContainerInspect {
+    let paths = Paths::new(engine.root(), store, r);
+    let s = &r.state;
+    let c = &r.config;
+    let ports = port_bindings(&c.ports);
+    let time = |t: &str| {
+        if t.is_empty() {
+            "0001-01-01T00:00:00Z".to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    ContainerInspect {
+        id: r.id.clone(),
+        created: r.created.clone(),
+        path: c.args.first().cloned().unwrap_or_default(),
+        args: c.args.iter().skip(1).cloned().collect(),
+        state: ContainerState {
+            status: s.status.as_str().to_string(),
+            running: matches!(s.status, Status::Running | Status::Paused),
+            paused: s.status == Status::Paused,
+            restarting: s.status == Status::Restarting,
+            oom_killed: s.oom_killed,
+            dead: s.status == Status::Dead,
+            pid: s.pid,
+            exit_code: s.exit_code,
+            error: s.error.clone(),
+            started_at: time(&s.started_at),
+            finished_at: time(&s.finished_at),
+            health: s.health.as_ref().map(|h| Health {
+                status: h.status.clone(),
+                failing_streak: h.failing_streak,
+                log: h
+                    .log
+                    .iter()
+                    .map(|l| HealthLog {
+                        start: l.start.clone(),
+                        end: l.end.clone(),
+                        exit_code: l.exit_code,
+                        output: l.output.clone(),
+                    })
+                    .collect(),
+            }),
+        },
+        image: r.image_id.clone(),
+        log_path: paths.log,
+        name: format!("/{}", r.name),
+        restart_count: s.restart_count,
+        driver: r.snapshotter.clone(),
+        host_config: InspectHostConfig {
+            runtime: c.runtime.clone(),
+            network_mode: c.network_mode.clone(),
+            restart_policy: RestartPolicy {
+                name: c.restart.name().to_string(),
+                maximum_retry_count: match c.restart {
+                    crate::container::record::RestartPolicy::OnFailure { max_retries } => {
+                        i64::from(max_retries)
+                    }
+                    _ => 0,
+                },
+            },
+            auto_remove: c.auto_remove,
+            readonly_rootfs: c.read_only,
+            privileged: c.privileged,
+            memory: c.memory,
+            nano_cpus: c.nano_cpus,
+            pids_limit: c.pids_limit,
+            port_bindings: ports.clone(),
+        },
+        mounts: c.mounts.iter().map(mount_point).collect(),
+        config: InspectConfig {
+            hostname: c.hostname.clone(),
+            user: c.user.clone(),
+            tty: c.tty,
+            open_stdin: c.open_stdin,
+            env: c.env.clone(),
+            cmd: c.cmd.clone(),
+            entrypoint: c.entrypoint.clone(),
+            image: r.image.clone(),
+            working_dir: c.working_dir.clone(),
+            labels: c.labels.clone(),
+            stop_signal: c.stop_signal.clone(),
+            stop_timeout: c.stop_timeout,
+            healthcheck: c.healthcheck.as_ref().map(|h| HealthConfig {
+                test: h.test.clone(),
+                interval: ms_to_nanos(h.interval_ms),
+                timeout: ms_to_nanos(h.timeout_ms),
+                start_period: ms_to_nanos(h.start_period_ms),
+                retries: i64::from(h.retries),
+            }),
+            exposed_ports: c
+                .exposed_ports
+                .iter()
+                .map(|p| (p.clone(), Empty {}))
+                .collect(),
+        },
+        network_settings: NetworkSettings {
+            networks: networks(r),
+            ports,
+        },
+    }
+}
+
+fn ms_to_nanos(ms: u64) -> i64 {
+    i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
+}
+
+/// `POST /containers/prune`: removes every stopped container matching `filters`
+/// (`label=k`, `label=k=v`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerPruneResponse {
+    pub containers_deleted: Vec<String>,
+    pub space_reclaimed: u64,
+    /// Lines for the user about containers that could not be removed; not part of
+    /// docker's JSON.
+    #[serde(skip)]
+    pub errors: Vec<String>,
+}
+
+pub fn prune(engine: &Engine, filters: &Filters) -> Result<ContainerPruneResponse> {
+    let mut labels: Vec<(String, Option<String>)> = Vec::new();
+    for (k, v) in filters.terms() {
+        if k != "label" {
+            return Err(OpsError::FilterTerm {
+                term: format!("{k}={v}"),
+                hint: "label=...",
+            });
+        }
+        labels.push(match v.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (v.to_string(), None),
+        });
+    }
+    let store = engine.containers()?;
+    let mut out = ContainerPruneResponse::default();
+    for r in store.list()? {
+        let r = refresh(&store, r)?;
+        if !matches!(
+            r.state.status,
+            Status::Exited | Status::Created | Status::Dead
+        ) || lifecycle::monitor_alive(&r)
+        {
+            continue;
+        }
+        let wanted = labels.iter().all(|(k, v)| match v {
+            Some(v) => r.config.labels.get(k) == Some(v),
+            None => r.config.labels.contains_key(k),
+        });
+        if !wanted {
+            continue;
+        }
+        match remove_record(engine, &store, &r, RemoveOptions::default()) {
+            Ok(()) => out.containers_deleted.push(r.id.clone()),
+            Err(e) => {
+                out.errors.extend(e.also());
+                out.errors.push(format!("Error: {}", chain(&e)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::error::ErrorClass;
+
+    fn filters(terms: &[&str]) -> Filters {
+        Filters::parse(&terms.iter().map(|t| t.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn filters_are_validated() {
+        assert!(check_filters(&filters(&["status=running"])).is_ok());
+        let e = check_filters(&filters(&["status=bogus"])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "flag --filter: invalid status filter \"bogus\""
+        );
+        assert_eq!(e.class(), ErrorClass::InvalidParameter);
+        let e = check_filters(&filters(&["color=red"])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "flag --filter: invalid filter \"color\" (status, name, id, label, ancestor, exited)"
+        );
+    }
+
+    #[test]
+    fn ages_read_like_docker() {
+        assert!(since("1970-01-01T00:00:00Z").ends_with("weeks"));
+        assert_eq!(
+            since(&crate::container::record::now_rfc3339()),
+            "Less than a second"
+        );
+    }
+}

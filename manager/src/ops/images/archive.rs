@@ -1,0 +1,83 @@
+//! Image archives: `save` (docker-archive or oci-archive) and `load` (either).
+
+use std::io::{Read, Write};
+use std::str::FromStr;
+
+use crate::archive::{save_docker, save_oci, SaveItem};
+use crate::ops::error::{OpsError, Result};
+use crate::ops::models::LoadedImage;
+use crate::ops::Engine;
+use crate::reference::Reference;
+
+/// The tar layouts `save` writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// `docker save`'s (manifest.json, repositories).
+    #[default]
+    Docker,
+    /// An OCI image layout (index.json, oci-layout).
+    Oci,
+}
+
+impl FromStr for ArchiveFormat {
+    type Err = OpsError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "docker-archive" => Ok(Self::Docker),
+            "oci-archive" => Ok(Self::Oci),
+            other => Err(OpsError::ArchiveFormat {
+                format: other.to_string(),
+            }),
+        }
+    }
+}
+
+/// `GET /images/get?names=`: writes the images as one archive. A name saves that name; an
+/// ID saves the image under all its names.
+pub fn save(
+    engine: &Engine,
+    names: &[String],
+    format: ArchiveFormat,
+    out: impl Write,
+) -> Result<()> {
+    let store = engine.images()?;
+    let mut items: Vec<SaveItem> = Vec::new();
+    for what in names {
+        let hits = store.lookup(what)?;
+        let by_name = Reference::parse(what).ok().is_some_and(|r| {
+            hits.iter()
+                .any(|h| h.name.as_deref() == Some(&r.to_string()))
+        });
+        for hit in hits {
+            let name = hit.reference().filter(|r| r.tag().is_some());
+            match items.iter_mut().find(|i| i.record.digest == hit.digest) {
+                Some(item) => item.names.extend(name),
+                None => items.push(SaveItem {
+                    names: name.into_iter().collect(),
+                    record: hit,
+                }),
+            }
+            if by_name {
+                break;
+            }
+        }
+    }
+    match format {
+        ArchiveFormat::Oci => save_oci(store, &items, out)?,
+        ArchiveFormat::Docker => save_docker(store, &items, out)?,
+    }
+    Ok(())
+}
+
+/// `POST /images/load`: stores the images of an archive (either layout); blocking.
+pub fn load(engine: &Engine, input: impl Read) -> Result<Vec<LoadedImage>> {
+    let records = crate::archive::load(engine.images()?, input)?;
+    Ok(records
+        .into_iter()
+        .map(|r| LoadedImage {
+            id: r.digest.to_string(),
+            name: r.name,
+        })
+        .collect())
+}

@@ -1,0 +1,248 @@
+//! Network operations: create, list, inspect, remove, prune, connect, disconnect. The
+//! network module does the work through its public functions; this layer translates
+//! docker's models and keeps the container records in step.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::container::lifecycle;
+use crate::container::record::EndpointConfig;
+use crate::container::{ContainerStore, Record, Status};
+use crate::network::endpoint::{self, EndpointRecord};
+use crate::network::{self, CreateOptions, Endpoint, Network, NetworkStore, Request};
+use crate::ops::error::{OpsError, Result};
+use crate::ops::models::{
+    EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest, NetworkContainer,
+    NetworkCreateRequest, NetworkCreateResponse, NetworkInspect, NetworkPruneResponse,
+};
+use crate::ops::Engine;
+
+fn store(engine: &Engine) -> Result<NetworkStore> {
+    Ok(NetworkStore::open(engine.root(), &network::run_dir())?)
+}
+
+fn parse<T: std::str::FromStr>(field: &'static str, value: &str) -> Result<Option<T>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| OpsError::InvalidField {
+        field,
+        value: value.to_string(),
+        reason: "not an IPv4 address or network".into(),
+    })
+}
+
+/// `POST /networks/create`: a bridge network; berth's pool picks a free /24 when no subnet
+/// is given.
+pub fn create(engine: &Engine, req: &NetworkCreateRequest) -> Result<NetworkCreateResponse> {
+    if !matches!(req.driver.as_str(), "" | "bridge") {
+        return Err(OpsError::NetworkDriver {
+            driver: req.driver.clone(),
+        });
+    }
+    let ipam = req.ipam.config.first().cloned().unwrap_or_default();
+    // Options the network module adds later keep their defaults here.
+    #[allow(clippy::needless_update)]
+    let opts = CreateOptions {
+        subnet: parse::<Ipv4Net>("IPAM.Config.Subnet", &ipam.subnet)?,
+        gateway: parse::<Ipv4Addr>("IPAM.Config.Gateway", &ipam.gateway)?,
+        ip_range: parse::<Ipv4Net>("IPAM.Config.IPRange", &ipam.ip_range)?,
+        internal: req.internal,
+        labels: req.labels.clone(),
+        ..CreateOptions::default()
+    };
+    let net = store(engine)?.create(&req.name, &opts)?;
+    Ok(NetworkCreateResponse {
+        id: net.id,
+        warning: String::new(),
+    })
+}
+
+fn inspect_model(n: &Network, records: &[EndpointRecord]) -> NetworkInspect {
+    let mut containers = BTreeMap::new();
+    for r in records {
+        for att in r.attachments().iter().filter(|a| a.network == n.name) {
+            containers.insert(
+                r.container_id.clone(),
+                NetworkContainer {
+                    name: r.container_name.clone(),
+                    mac_address: att.mac.clone(),
+                    ipv4_address: format!("{}/{}", att.ip, att.prefix),
+                    aliases: att.aliases.clone(),
+                },
+            );
+        }
+    }
+    NetworkInspect {
+        name: n.name.clone(),
+        id: n.id.clone(),
+        created: n.created.clone(),
+        scope: "local".into(),
+        driver: n.driver.clone(),
+        enable_ipv6: false,
+        ipam: Ipam {
+            driver: "default".into(),
+            config: vec![IpamConfig {
+                subnet: n.subnet.to_string(),
+                gateway: n.gateway.to_string(),
+                ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+            }],
+        },
+        internal: n.internal,
+        containers,
+        options: BTreeMap::from([("berth.bridge".to_string(), n.bridge.clone())]),
+        labels: n.labels.clone(),
+    }
+}
+
+/// `GET /networks`: every network, the default one included (listing is its first use).
+pub fn list(engine: &Engine) -> Result<Vec<NetworkInspect>> {
+    let store = store(engine)?;
+    store.default_network()?;
+    let records = endpoint::load_all(&store)?;
+    Ok(store
+        .list()?
+        .iter()
+        .map(|n| inspect_model(n, &records))
+        .collect())
+}
+
+/// `GET /networks/{id}`: by name, id or unique id prefix.
+pub fn inspect(engine: &Engine, what: &str) -> Result<NetworkInspect> {
+    let store = store(engine)?;
+    let n = store.inspect(what)?;
+    let records = endpoint::load_all(&store)?;
+    Ok(inspect_model(&n, &records))
+}
+
+/// `DELETE /networks/{id}`: refused while a container is attached.
+pub fn remove(engine: &Engine, what: &str) -> Result<()> {
+    let store = store(engine)?;
+    // Endpoints a crash left behind must not keep a network "in use".
+    network::recover(&store)?;
+    store.remove(what)?;
+    Ok(())
+}
+
+/// `POST /networks/prune`: every network no container uses (not the pre-defined ones).
+pub fn prune(engine: &Engine) -> Result<NetworkPruneResponse> {
+    let store = store(engine)?;
+    network::recover(&store)?;
+    Ok(NetworkPruneResponse {
+        networks_deleted: store.prune()?,
+    })
+}
+
+/// A running container with a network namespace of its own, and its endpoint record.
+fn find_container(
+    engine: &Engine,
+    store: &NetworkStore,
+    what: &str,
+) -> Result<(ContainerStore, Record, EndpointRecord)> {
+    let (containers, record) = super::containers::find(engine, what)?;
+    if !lifecycle::own_netns(&record) {
+        return Err(OpsError::SharedNetns {
+            what: what.to_string(),
+            mode: record.config.network_mode.clone(),
+        });
+    }
+    if !matches!(record.state.status, Status::Running | Status::Paused) {
+        return Err(OpsError::NotRunning {
+            id: what.to_string(),
+        });
+    }
+    let Some(ep) = endpoint::load(store, &record.id)? else {
+        return Err(OpsError::NoEndpoint {
+            what: what.to_string(),
+        });
+    };
+    Ok((containers, record, ep))
+}
+
+/// Writes the container's attachments into its record (`inspect`'s NetworkSettings).
+fn record_attachments(containers: &ContainerStore, store: &NetworkStore, id: &str) -> Result<()> {
+    let attachments = network::attachments(store, id)?;
+    containers.update(id, |r| {
+        r.networks = attachments
+            .iter()
+            .map(|a| {
+                (
+                    a.network.clone(),
+                    serde_json::json!({
+                        "IPAddress": a.ip.to_string(),
+                        "IPPrefixLen": a.prefix,
+                        "Gateway": a.gateway.to_string(),
+                        "MacAddress": a.mac,
+                        "Aliases": a.aliases,
+                    }),
+                )
+            })
+            .collect();
+    })?;
+    Ok(())
+}
+
+/// `POST /networks/{id}/connect`: attaches a running container, with the endpoint's
+/// aliases and fixed address; remembered, so every later start joins it again.
+pub fn connect(engine: &Engine, network_name: &str, req: &NetworkConnectRequest) -> Result<()> {
+    let store = store(engine)?;
+    let (containers, record, rec) = find_container(engine, &store, &req.container)?;
+    let net = store.inspect(network_name)?;
+    if rec.networks.iter().any(|n| n.network == net.name) {
+        return Err(OpsError::AlreadyConnected {
+            container: req.container.clone(),
+            network: net.name,
+        });
+    }
+    let ep = Endpoint {
+        container_id: &record.id,
+        container_name: &record.name,
+        netns: &rec.netns,
+        etc: rec.etc.as_ref(),
+    };
+    let EndpointSettings {
+        aliases,
+        ipam_config,
+        ..
+    } = req.endpoint_config.clone();
+    let ip = match ipam_config.as_ref().map(|i| i.ipv4_address.as_str()) {
+        None | Some("") => None,
+        Some(a) => parse::<Ipv4Addr>("IPAMConfig.IPv4Address", a)?,
+    };
+    let name = net.name.clone();
+    let request = Request {
+        aliases: aliases.clone(),
+        ip,
+        ..Request::new(&net.name)
+    };
+    network::attach(&store, &ep, &[request], &[])?;
+    containers.update(&record.id, |r| {
+        if r.config.network_mode != name && !r.config.extra_networks.contains(&name) {
+            r.config.extra_networks.push(name.clone());
+        }
+        if !aliases.is_empty() || ip.is_some() {
+            r.config
+                .endpoints
+                .insert(name.clone(), EndpointConfig { aliases, ip });
+        }
+    })?;
+    record_attachments(&containers, &store, &record.id)
+}
+
+/// `POST /networks/{id}/disconnect`.
+pub fn disconnect(engine: &Engine, network_name: &str, container: &str) -> Result<()> {
+    let store = store(engine)?;
+    let (containers, record, _) = find_container(engine, &store, container)?;
+    network::detach(&store, &record.id, Some(network_name))?;
+    let name = store
+        .inspect(network_name)
+        .map(|n| n.name)
+        .unwrap_or_else(|_| network_name.to_string());
+    containers.update(&record.id, |r| {
+        r.config.extra_networks.retain(|n| *n != name);
+        r.config.endpoints.remove(&name);
+    })?;
+    record_attachments(&containers, &store, &record.id)
+}
