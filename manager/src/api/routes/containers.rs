@@ -46,7 +46,7 @@ async fn create(State(s): State<S>, q: Params, body: Bytes) -> ApiResult<Respons
     let req: ContainerCreateRequest = json_body(&body, Some("config"))?;
     let opts = CreateOptions {
         name: q.str("name").map(str::to_string),
-        snapshotter: None,
+        ..CreateOptions::default()
     };
     let engine = s.engine.clone();
     let created = blocking("create", move || containers::create(&engine, &req, &opts)).await?;

@@ -2,8 +2,11 @@
 //! every handler shares (query parameters with docker's loose types, JSON bodies, running
 //! a blocking operation). A route berth does not serve answers 501 naming it.
 
+mod container_data;
 mod containers;
 mod exec;
+mod images;
+mod networks;
 mod streams;
 mod system;
 
@@ -31,7 +34,10 @@ pub fn app(state: Arc<AppState>) -> App {
     let routes = Router::new()
         .merge(system::routes())
         .merge(containers::routes())
+        .merge(container_data::routes())
         .merge(exec::routes())
+        .merge(images::routes())
+        .merge(networks::routes())
         .fallback(not_implemented)
         .with_state(state.clone());
     // The outer router's only route is the fallback, so these layers run before the
