@@ -323,6 +323,19 @@ fn inspect_record(engine: &Engine, store: &ContainerStore, r: &Record) -> Contai
         restart_count: s.restart_count,
         driver: r.snapshotter.clone(),
         host_config: InspectHostConfig {
+            log_config: {
+                let mut config = BTreeMap::new();
+                if c.log_max_size > 0 {
+                    config.insert("max-size".to_string(), c.log_max_size.to_string());
+                }
+                if c.log_max_file > 1 {
+                    config.insert("max-file".to_string(), c.log_max_file.to_string());
+                }
+                crate::ops::models::LogConfig {
+                    r#type: "json-file".into(),
+                    config,
+                }
+            },
             runtime: c.runtime.clone(),
             network_mode: c.network_mode.clone(),
             restart_policy: RestartPolicy {
