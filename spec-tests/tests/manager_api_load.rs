@@ -46,7 +46,9 @@ fn fifty_clients_create_start_inspect_remove_without_leaks_or_growth() -> Result
                             &socket,
                             "POST",
                             &format!("/v1.41/containers/create?name={name}"),
-                            Some(r#"{"Image":"busybox","Cmd":["sleep","30"],"Labels":{"load":"1"}}"#),
+                            Some(
+                                r#"{"Image":"busybox","Cmd":["sleep","30"],"Labels":{"load":"1"}}"#,
+                            ),
                         )?;
                         if code != 201 {
                             bail!("create {name}: {code} {body}");
@@ -56,13 +58,21 @@ fn fifty_clients_create_start_inspect_remove_without_leaks_or_growth() -> Result
                             .unwrap_or_default()
                             .to_string();
                         created.lock().unwrap().push(id.clone());
-                        let (code, body) =
-                            http(&socket, "POST", &format!("/v1.41/containers/{id}/start"), None)?;
+                        let (code, body) = http(
+                            &socket,
+                            "POST",
+                            &format!("/v1.41/containers/{id}/start"),
+                            None,
+                        )?;
                         if code != 204 {
                             bail!("start {name}: {code} {body}");
                         }
-                        let (code, body) =
-                            http(&socket, "GET", &format!("/v1.41/containers/{id}/json"), None)?;
+                        let (code, body) = http(
+                            &socket,
+                            "GET",
+                            &format!("/v1.41/containers/{id}/json"),
+                            None,
+                        )?;
                         let v: serde_json::Value = serde_json::from_str(&body)?;
                         if code != 200 || v["State"]["Running"] != true {
                             bail!("inspect {name}: {code} {body}");
@@ -119,7 +129,11 @@ fn fifty_clients_create_start_inspect_remove_without_leaks_or_growth() -> Result
         errors.len(),
         zombies,
     );
-    assert!(errors.is_empty(), "errors: {:?}", &errors[..errors.len().min(5)]);
+    assert!(
+        errors.is_empty(),
+        "errors: {:?}",
+        &errors[..errors.len().min(5)]
+    );
     assert!(cycles >= CLIENTS, "too few cycles: {cycles}");
     assert_eq!(ids.len(), cycles, "every container created was removed");
     s.env.assert_clean(&ids);

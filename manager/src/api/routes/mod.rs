@@ -125,14 +125,6 @@ impl Params {
         })
     }
 
-    /// Like [`Self::bool`], with a default when absent (`stdout` of logs, ...).
-    pub fn bool_or(&self, name: &str, default: bool) -> bool {
-        match self.get(name) {
-            None => default,
-            Some(_) => self.bool(name),
-        }
-    }
-
     /// An integer, when given and not empty.
     pub fn int<T: std::str::FromStr>(&self, name: &'static str) -> ApiResult<Option<T>>
     where
@@ -212,8 +204,6 @@ mod tests {
         assert!(!p.bool("v"));
         assert!(!p.bool("x"));
         assert!(!p.bool("missing"));
-        assert!(p.bool_or("missing", true));
-        assert!(!p.bool_or("x", true));
         assert_eq!(p.all("t"), ["a", "b"]);
         assert_eq!(p.int::<i64>("n").unwrap(), Some(5));
         assert_eq!(p.int::<i64>("x").unwrap(), None);
