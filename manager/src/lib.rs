@@ -3,6 +3,7 @@
 //! it hold the stores, the registry client, spec generation, networking and the container
 //! lifecycle. [`render`] has the renderers front ends share.
 
+pub mod api;
 pub mod archive;
 pub mod config;
 pub mod container;

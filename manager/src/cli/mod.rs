@@ -29,6 +29,7 @@ mod run_flags;
 mod save;
 mod start;
 mod stop;
+mod system;
 mod tag;
 mod top;
 mod volume;
@@ -131,6 +132,9 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::Command),
+    /// Manage berth: the Engine API service
+    #[command(subcommand)]
+    System(system::Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -310,5 +314,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Monitor(a) => monitor::run(&ctx, a),
         Command::Dns(a) => dns::run(&ctx, a),
         Command::Volume(c) => volume::run(&mut ctx, c),
+        Command::System(c) => system::run(&ctx, c),
     }
 }

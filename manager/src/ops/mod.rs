@@ -32,6 +32,7 @@ pub mod images;
 pub mod models;
 pub mod networks;
 pub mod parse;
+pub mod system;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};

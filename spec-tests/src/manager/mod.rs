@@ -3,6 +3,7 @@
 //! here), test images built from busybox-static, and a runner for the `berth` binary with a
 //! private storage root. Everything started is stopped by PID on drop, even when a test fails.
 
+pub mod api;
 pub mod berth;
 pub mod containers;
 pub mod images;

@@ -16,6 +16,8 @@ use crate::container::lifecycle::{self, is_mount_point, Paths};
 use crate::ops::error::{OpsError, Result};
 use crate::ops::Engine;
 
+pub mod stat;
+
 /// A directory inside the container, opened in-root, reachable through /proc/self/fd.
 struct InRoot {
     fd: OwnedFd,

@@ -10,13 +10,18 @@ use crate::ops::Engine;
 use crate::specgen;
 
 /// Where an exec's stdio goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ExecStdio {
     /// This process's own stdio (a terminal's `-t` is proxied by the runtime); stdin only
     /// with `AttachStdin`.
     Inherit,
     /// Pipes the caller reads and writes through the returned child.
     Piped,
+    /// A terminal the caller owns (the API's `Tty` exec): this pty slave becomes the
+    /// runtime's stdio; the runtime relays it to the container's own pty, takes its size
+    /// from it and again on SIGWINCH (the caller resizes the master, then signals the
+    /// child).
+    Terminal(std::os::fd::OwnedFd),
 }
 
 /// Starts `config.cmd` in the container; the caller waits for the child, whose exit status
@@ -71,6 +76,15 @@ pub fn exec(engine: &Engine, what: &str, config: &ExecConfig, stdio: ExecStdio) 
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        }
+        ExecStdio::Terminal(slave) => {
+            let dup = |fd: &std::os::fd::OwnedFd| {
+                fd.try_clone()
+                    .map_err(|e| OpsError::io("duplicating the exec's terminal", e))
+            };
+            cmd.stdin(Stdio::from(dup(&slave)?))
+                .stdout(Stdio::from(dup(&slave)?))
+                .stderr(Stdio::from(slave));
         }
     }
     cmd.spawn().map_err(|source| OpsError::RuntimeExec {

@@ -174,13 +174,43 @@ fn mount_point(m: &RecordMount) -> MountPoint {
 }
 
 fn networks(r: &Record) -> BTreeMap<String, EndpointSettings> {
-    r.networks
+    let mut map: BTreeMap<String, EndpointSettings> = r
+        .networks
         .iter()
         .map(|(name, v)| {
             let ep: EndpointSettings = serde_json::from_value(v.clone()).unwrap_or_default();
             (name.clone(), ep)
         })
-        .collect()
+        .collect();
+    // A container that is not attached now still belongs to the networks it was made for,
+    // as docker shows them (docker-compose decides from this whether to connect it).
+    let mode = r.config.network_mode.as_str();
+    let configured = match mode {
+        "" | "default" => Some("bridge"),
+        "none" | "host" => None,
+        m if m.starts_with("container:") => None,
+        m => Some(m),
+    };
+    let short_id = r.id.get(..12).unwrap_or(&r.id).to_string();
+    for name in configured
+        .into_iter()
+        .chain(r.config.extra_networks.iter().map(String::as_str))
+    {
+        let ep = map.entry(name.to_string()).or_default();
+        if name != "bridge" {
+            let mut aliases: Vec<String> = r.config.aliases.clone();
+            if let Some(e) = r.config.endpoints.get(name) {
+                aliases.extend(e.aliases.iter().cloned());
+            }
+            aliases.push(short_id.clone());
+            for a in aliases {
+                if !ep.aliases.contains(&a) {
+                    ep.aliases.push(a);
+                }
+            }
+        }
+    }
+    map
 }
 
 fn port_bindings(ports: &[RecordPort]) -> BTreeMap<String, Vec<PortBinding>> {
@@ -293,6 +323,19 @@ fn inspect_record(engine: &Engine, store: &ContainerStore, r: &Record) -> Contai
         restart_count: s.restart_count,
         driver: r.snapshotter.clone(),
         host_config: InspectHostConfig {
+            log_config: {
+                let mut config = BTreeMap::new();
+                if c.log_max_size > 0 {
+                    config.insert("max-size".to_string(), c.log_max_size.to_string());
+                }
+                if c.log_max_file > 1 {
+                    config.insert("max-file".to_string(), c.log_max_file.to_string());
+                }
+                crate::ops::models::LogConfig {
+                    r#type: "json-file".into(),
+                    config,
+                }
+            },
             runtime: c.runtime.clone(),
             network_mode: c.network_mode.clone(),
             restart_policy: RestartPolicy {

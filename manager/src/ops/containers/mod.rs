@@ -17,6 +17,7 @@ use crate::container::{ContainerStore, Record};
 use crate::ops::error::Result;
 use crate::ops::Engine;
 
+pub use archive::stat::{stat_path, PathStat};
 pub use archive::{
     archive_get, archive_put, copy_target, split_copy_arg, ArchiveReader, CopyTarget,
 };

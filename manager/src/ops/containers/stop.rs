@@ -133,21 +133,40 @@ pub fn wait(
     let code = match condition {
         WaitCondition::NotRunning => wait_exit_until(&store, &r.id, None, &stop)?,
         WaitCondition::NextExit => {
-            // A stopped container: wait for it to run again first.
-            while !monitor_alive(&super::load_fresh(&store, &r.id)?) {
+            // A stopped container: wait for it to run again first. A run too short to be
+            // seen running still changes its finish time (docker's CLI asks for this wait
+            // before it starts the container).
+            let finished = r.state.finished_at.clone();
+            loop {
                 check(cancel)?;
-                std::thread::sleep(Duration::from_millis(50));
+                let now = super::load_fresh(&store, &r.id)?;
+                if monitor_alive(&now) {
+                    break wait_exit_until(&store, &r.id, None, &stop)?;
+                }
+                if now.state.finished_at != finished {
+                    break Some(now.state.exit_code);
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            wait_exit_until(&store, &r.id, None, &stop)?
         }
         WaitCondition::Removed => {
-            let code = wait_exit_until(&store, &r.id, None, &stop)?;
+            // The exit status is the last one seen before the record went (an auto-remove
+            // container's monitor removes it right after the exit).
+            let mut code = None;
             loop {
                 check(cancel)?;
                 match store.load(&r.id) {
                     Err(ContainerError::NotFound { .. }) => break code,
                     Err(e) => return Err(e.into()),
-                    Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+                    Ok(now) if monitor_alive(&now) => {
+                        code = wait_exit_until(&store, &r.id, None, &stop)?.or(code);
+                    }
+                    Ok(now) => {
+                        if !now.state.finished_at.is_empty() {
+                            code = Some(now.state.exit_code);
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
                 }
             }
         }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::container::{Empty, EndpointSettings, HealthConfig, PortBinding, RestartPolicy};
+use super::container::{
+    Empty, EndpointSettings, HealthConfig, LogConfig, PortBinding, RestartPolicy,
+};
 use super::serde_helpers::is_false;
 
 /// `GET /containers/{id}/json`.
@@ -77,6 +79,8 @@ pub struct HealthLog {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct InspectHostConfig {
+    /// Always the json-file driver, with its options.
+    pub log_config: LogConfig,
     pub runtime: String,
     pub network_mode: String,
     pub restart_policy: RestartPolicy,

@@ -9,6 +9,7 @@ mod filters;
 mod image;
 mod network;
 pub(crate) mod serde_helpers;
+mod system;
 mod volume;
 
 pub use crate::progress::{ErrorDetail, JsonMessage, ProgressDetail};
@@ -17,4 +18,5 @@ pub use container_json::*;
 pub use filters::{FilterSyntax, Filters};
 pub use image::*;
 pub use network::*;
+pub use system::*;
 pub use volume::*;
