@@ -1,16 +1,19 @@
 //! The manager's layering, checked on its source (run by `cargo test`, so by CI):
 //!
-//! - the front end (`src/main.rs`, `src/cli/`) reaches the library only through the
-//!   operations layer (`berth::ops`) and the rendering helpers (`berth::render`,
-//!   `berth::template`): no store, snapshot, spec generation or network code;
-//! - the library never prints: outside the renderers, no module of `src/` below the front
-//!   end uses `print!`/`println!`/`eprint!`/`eprintln!` (tests aside).
+//! - the front ends (the CLI: `src/main.rs`, `src/cli/`; the Engine API service: `src/api/`)
+//!   reach the library only through the operations layer (`ops`) and the rendering helpers
+//!   (`render`, `template`): no store, snapshot, spec generation or network code. The CLI
+//!   may also start the API service (`berth system service`);
+//! - the library never prints: outside the front ends and the renderers, no module of `src/`
+//!   uses `print!`/`println!`/`eprint!`/`eprintln!` (tests aside).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// What the front end may import from the library.
+/// What the front ends may import from the library.
 const FRONT_END_MAY_USE: &[&str] = &["ops", "render", "template"];
+/// What the CLI may import besides: the API service it starts.
+const CLI_MAY_ALSO_USE: &[&str] = &["api"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -53,11 +56,20 @@ fn code(path: &Path) -> String {
 
 /// The library modules a piece of code names as `berth::<module>` (in `use` trees too).
 fn berth_modules(code: &str) -> Vec<String> {
+    modules_after(code, "berth::")
+}
+
+/// The modules a piece of code inside the crate names as `crate::<module>`.
+fn crate_modules(code: &str) -> Vec<String> {
+    modules_after(code, "crate::")
+}
+
+fn modules_after(code: &str, prefix: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut rest = code;
-    while let Some(i) = rest.find("berth::") {
+    while let Some(i) = rest.find(prefix) {
         let before = rest[..i].chars().last();
-        rest = &rest[i + "berth::".len()..];
+        rest = &rest[i + prefix.len()..];
         // `foo_berth::x` or `"berth::x"` are not paths into this library.
         if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"') {
             continue;
@@ -92,8 +104,19 @@ fn the_front_end_uses_only_the_operations_layer_and_rendering_helpers() {
     let mut bad = Vec::new();
     for f in &files {
         for m in berth_modules(&code(f)) {
-            if !FRONT_END_MAY_USE.contains(&m.as_str()) {
+            if !FRONT_END_MAY_USE.contains(&m.as_str()) && !CLI_MAY_ALSO_USE.contains(&m.as_str())
+            {
                 bad.push(format!("{}: berth::{m}", f.display()));
+            }
+        }
+    }
+    // The API service is inside the crate: its paths are `crate::<module>`.
+    let mut api = Vec::new();
+    rust_files(&src().join("api"), &mut api);
+    for f in &api {
+        for m in crate_modules(&code(f)) {
+            if !FRONT_END_MAY_USE.contains(&m.as_str()) && m != "api" {
+                bad.push(format!("{}: crate::{m}", f.display()));
             }
         }
     }
@@ -112,11 +135,13 @@ fn the_library_never_prints() {
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     let front_end = src().join("cli");
+    let api = src().join("api");
     let renderers = src().join("render");
     let mut bad = Vec::new();
     for f in &files {
         let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if f.starts_with(&front_end)
+            || f.starts_with(&api)
             || f.starts_with(&renderers)
             || f == &src().join("main.rs")
             || name == "tests.rs"
@@ -140,4 +165,5 @@ fn the_library_never_prints() {
 fn module_paths_are_found_in_use_trees_and_paths() {
     let code = "use berth::ops::{self, Engine};\nuse berth::{container, ops::x};\nlet a = berth::network::run_dir();\nlet s = \"berth::quoted\";";
     assert_eq!(berth_modules(code), ["ops", "container", "ops", "network"]);
+    assert_eq!(crate_modules("use crate::{ops, render::X};"), ["ops", "render"]);
 }

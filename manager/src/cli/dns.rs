@@ -11,6 +11,6 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    berth::ops::networks::serve_dns(&ctx.engine, &args.network)?;
+    berth::ops::networks::serve_dns(&ctx.engine, &args.network, || println!("ready"))?;
     Ok(())
 }

@@ -165,9 +165,9 @@ pub fn remove(engine: &Engine, what: &str) -> Result<()> {
 }
 
 /// The embedded DNS resolver of one network (`berth __dns`): serves until the network's
-/// last container has left.
-pub fn serve_dns(engine: &Engine, network_name: &str) -> Result<()> {
-    network::dns::serve(engine.root(), network_name)?;
+/// last container has left. `ready` runs once it serves (the spawner waits for that word).
+pub fn serve_dns(engine: &Engine, network_name: &str, ready: impl FnOnce()) -> Result<()> {
+    network::dns::serve(engine.root(), network_name, ready)?;
     Ok(())
 }
 

@@ -112,7 +112,7 @@ async fn create(State(s): State<S>, q: Params) -> ApiResult<Response> {
         snapshotter: None,
     };
     // A reference that cannot be parsed is the request's fault, before any stream.
-    crate::reference::Reference::parse(&opts.reference).map_err(OpsError::from)?;
+    images::check_reference(&opts.reference)?;
     let engine = s.engine.clone();
     let cancel = s.shutdown.child_token();
     Ok(progress_stream(move |p| async move {

@@ -263,8 +263,9 @@ pub fn stop(store: &NetworkStore, net: &Network) -> Result<(), DnsError> {
 
 /// `berth __dns NETWORK`: the resolver process. Takes the lock (another resolver holding it
 /// means there is nothing to do), listens, forks to leave its parent, says `ready`, and serves
-/// until the network has no container left or is removed.
-pub fn serve(root: &Path, network: &str) -> Result<(), DnsError> {
+/// until the network has no container left or is removed. `ready` is called once the resolver
+/// serves (or another one already does); the front end prints the word its spawner waits for.
+pub fn serve(root: &Path, network: &str, ready: impl FnOnce()) -> Result<(), DnsError> {
     let store = NetworkStore::open(root, &super::run_dir())?;
     let net = store.get(network)?;
     let f = files(&store, &net);
@@ -276,7 +277,7 @@ pub fn serve(root: &Path, network: &str) -> Result<(), DnsError> {
         source,
     })?;
     if !free {
-        println!("ready");
+        ready();
         return Ok(());
     }
     let sockets = server::Sockets::bind(&net)?;
@@ -285,7 +286,7 @@ pub fn serve(root: &Path, network: &str) -> Result<(), DnsError> {
     match unsafe { nix::unistd::fork() }.map_err(|e| DnsError::Fork(e.into()))? {
         nix::unistd::ForkResult::Parent { .. } => {
             // The lock and the sockets stay with the child (same open file descriptions).
-            println!("ready");
+            ready();
             std::process::exit(0);
         }
         nix::unistd::ForkResult::Child => {}

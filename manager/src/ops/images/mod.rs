@@ -22,6 +22,12 @@ use crate::unpack::{prune_snapshots, unpack_image};
 pub use archive::{load, save, ArchiveFormat};
 pub use registry::{login, logout, pull, push, PullOptions};
 
+/// Checks that `reference` is a valid image reference (a request's fault before any work).
+pub fn check_reference(reference: &str) -> Result<()> {
+    crate::reference::Reference::parse(reference)?;
+    Ok(())
+}
+
 /// Whether `image` (a name, ID or digest) is in the store.
 pub fn exists(engine: &Engine, image: &str) -> Result<bool> {
     Ok(engine.images()?.lookup(image).is_ok())
