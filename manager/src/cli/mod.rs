@@ -1,6 +1,7 @@
 //! Command-line interface: one file per verb, each a thin layer over the library.
 
 mod attach;
+mod compose;
 mod container;
 mod cp;
 mod ctr;
@@ -135,6 +136,8 @@ enum Command {
     /// Manage berth: the Engine API service
     #[command(subcommand)]
     System(system::Command),
+    /// Define and run multi-container applications (docker compose)
+    Compose(compose::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,5 +318,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dns(a) => dns::run(&ctx, a),
         Command::Volume(c) => volume::run(&mut ctx, c),
         Command::System(c) => system::run(&ctx, c),
+        Command::Compose(a) => compose::run(&ctx, a),
     }
 }

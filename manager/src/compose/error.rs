@@ -89,6 +89,20 @@ pub enum ComposeError {
     ProjectName { name: String },
     #[error("{what}: {message}")]
     Usage { what: String, message: String },
+
+    // -- the engine (ops::compose)
+    #[error("dependency failed to start: {reason}")]
+    DependencyFailed { reason: String },
+    #[error("{what} {name} declared as external, but could not be found")]
+    ExternalMissing { what: &'static str, name: String },
+    #[error("service {service:?}: build: not supported yet")]
+    BuildUnsupported { service: String },
+    #[error("service {service:?} is not running")]
+    NotRunning { service: String },
+    #[error("service {service:?} has no container number {index}")]
+    NoContainer { service: String, index: u32 },
+    #[error("interrupted")]
+    Interrupted,
 }
 
 fn colon(message: &str) -> String {

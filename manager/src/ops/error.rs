@@ -130,6 +130,9 @@ pub enum OpsError {
     // -- invalid parameters
     #[error(transparent)]
     Flag(#[from] FlagError),
+    /// A compose file or project the model refuses, or a compose step that failed.
+    #[error(transparent)]
+    Compose(#[from] crate::compose::ComposeError),
     #[error("flag --filter")]
     FilterSyntax(#[from] FilterSyntax),
     #[error("flag --filter: invalid filter {key:?} ({allowed})")]
@@ -544,6 +547,7 @@ impl OpsError {
             ) => InvalidParameter,
             Self::Archive(e) => archive_class(e),
             Self::Config(_) => InvalidParameter,
+            Self::Compose(e) => compose_class(e),
             _ => System,
         }
     }
@@ -551,6 +555,16 @@ impl OpsError {
     /// The HTTP status of [`Self::class`].
     pub fn status_code(&self) -> u16 {
         self.class().status_code()
+    }
+}
+
+fn compose_class(e: &crate::compose::ComposeError) -> ErrorClass {
+    use crate::compose::ComposeError as C;
+    match e {
+        C::NoFile { .. } | C::NoSuchService { .. } | C::NoContainer { .. } => ErrorClass::NotFound,
+        C::Read { .. } | C::DependencyFailed { .. } | C::Interrupted => ErrorClass::System,
+        C::NotRunning { .. } => ErrorClass::Conflict,
+        _ => ErrorClass::InvalidParameter,
     }
 }
 
