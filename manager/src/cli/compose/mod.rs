@@ -19,31 +19,31 @@ use super::Ctx;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Compose configuration files
-    #[arg(short = 'f', long = "file", global = true)]
+    #[arg(short = 'f', long = "file")]
     files: Vec<PathBuf>,
     /// Project name
-    #[arg(short = 'p', long, global = true)]
+    #[arg(short = 'p', long)]
     project_name: Option<String>,
     /// Specify an alternate working directory (default: the path of the first compose file)
-    #[arg(long, global = true)]
+    #[arg(long)]
     project_directory: Option<PathBuf>,
     /// Specify an alternate environment file
-    #[arg(long, global = true)]
+    #[arg(long)]
     env_file: Vec<PathBuf>,
     /// Specify a profile to enable
-    #[arg(long, global = true)]
+    #[arg(long)]
     profile: Vec<String>,
     /// Control when to print ANSI control characters ("never"|"always"|"auto")
-    #[arg(long, global = true, default_value = "auto")]
+    #[arg(long, default_value = "auto")]
     ansi: String,
     /// Set type of progress output (auto, tty, plain, quiet)
-    #[arg(long, global = true, default_value = "auto")]
+    #[arg(long, default_value = "auto")]
     progress: String,
     /// Control max parallelism, -1 for unlimited
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, hide = true)]
     parallel: Option<i64>,
     /// Run compose in backward compatibility mode
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, hide = true)]
     compatibility: bool,
     #[command(subcommand)]
     verb: Verb,

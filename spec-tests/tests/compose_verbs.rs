@@ -1,0 +1,117 @@
+//! The verbs around `up`: ps, logs (prefixed), exec, run, stop, start, restart, kill,
+//! pause, unpause, rm, top, port, images, ls, config --hash, version.
+
+use anyhow::Result;
+use spec_tests::manager::compose::Project;
+
+#[test]
+fn the_verbs_act_on_the_projects_containers() -> Result<()> {
+    let p = Project::new(
+        "verbs",
+        r#"
+services:
+  web:
+    image: @IMAGE@
+    command: ["sh", "-c", "echo web says hi; exec sleep 600"]
+    ports: ["127.0.0.1::80"]
+    environment: {ROLE: web}
+    stop_grace_period: 1s
+  worker:
+    image: @IMAGE@
+    command: ["sh", "-c", "echo worker ready; exec sleep 600"]
+    stop_grace_period: 1s
+"#,
+    )?;
+    p.ok(&["up", "-d"])?;
+    let web = format!("{}-web-1", p.name);
+    let worker = format!("{}-worker-1", p.name);
+
+    let (ps, _) = p.ok(&["ps"])?;
+    assert!(ps.starts_with("NAME"), "{ps}");
+    assert!(ps.contains(&web) && ps.contains(&worker), "{ps}");
+    let (services, _) = p.ok(&["ps", "--services"])?;
+    assert_eq!(services, "web\nworker\n");
+    let (q, _) = p.ok(&["ps", "-q"])?;
+    assert_eq!(q.lines().count(), 2);
+    // berth ps sees the same containers.
+    let plain = p.berth.ok(&["ps", "--format", "{{.Names}}"])?;
+    assert!(plain.contains(&web) && plain.contains(&worker));
+
+    // Logs are prefixed with the container's name.
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = p.ok(&["logs", "--no-color"])?.0;
+        if logs.contains("worker ready") && logs.contains("web says hi") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with(&web) && l.ends_with("| web says hi")),
+        "{logs}"
+    );
+    let (only, _) = p.ok(&["logs", "--no-log-prefix", "worker"])?;
+    assert_eq!(only.trim(), "worker ready");
+
+    let (out, _) = p.ok(&["exec", "-T", "web", "sh", "-c", "echo $ROLE"])?;
+    assert_eq!(out.trim(), "web");
+    let out = p.run(&["exec", "-T", "web", "sh", "-c", "exit 4"])?;
+    assert_eq!(out.status.code(), Some(4));
+
+    // run: a one-off container with the service's environment, removed with --rm.
+    let (out, _) = p.ok(&["run", "--rm", "-T", "web", "sh", "-c", "echo run $ROLE"])?;
+    assert_eq!(out.trim(), "run web");
+    let out = p.run(&["run", "--rm", "-T", "web", "sh", "-c", "exit 3"])?;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!p.all_containers()?.iter().any(|n| n.contains("-run-")));
+
+    let (port, _) = p.ok(&["port", "web", "80"])?;
+    assert!(port.trim().starts_with("127.0.0.1:"), "{port}");
+    let (top, _) = p.ok(&["top", "web"])?;
+    assert!(top.contains("sleep 600"), "{top}");
+    let (images, _) = p.ok(&["images"])?;
+    assert!(
+        images.contains("CONTAINER") && images.contains(&web),
+        "{images}"
+    );
+    let (ls, _) = p.ok(&["ls"])?;
+    assert!(ls.contains(&p.name) && ls.contains("running(2)"), "{ls}");
+
+    p.ok(&["pause", "worker"])?;
+    assert_eq!(p.inspect(&worker, "{{.State.Status}}")?, "paused");
+    p.ok(&["unpause", "worker"])?;
+    assert_eq!(p.inspect(&worker, "{{.State.Status}}")?, "running");
+
+    p.ok(&["stop", "-t", "0", "worker"])?;
+    assert_eq!(p.inspect(&worker, "{{.State.Status}}")?, "exited");
+    let (ps, _) = p.ok(&["ps", "--services"])?;
+    assert_eq!(ps, "web\n");
+    let (ps, _) = p.ok(&["ps", "-a", "--status", "exited", "--format", "json"])?;
+    assert!(ps.contains("\"Service\":\"worker\""), "{ps}");
+    p.ok(&["start", "worker"])?;
+    assert_eq!(p.inspect(&worker, "{{.State.Status}}")?, "running");
+    let before = p.inspect(&web, "{{.State.StartedAt}}")?;
+    p.ok(&["restart", "-t", "0", "web"])?;
+    assert_ne!(p.inspect(&web, "{{.State.StartedAt}}")?, before);
+    p.ok(&["kill", "worker"])?;
+    spec_tests::manager::network::wait_until(std::time::Duration::from_secs(5), || {
+        p.inspect(&worker, "{{.State.Status}}")
+            .is_ok_and(|s| s == "exited")
+    })?;
+    p.ok(&["rm", "-f", "worker"])?;
+    assert!(!p.all_containers()?.contains(&worker));
+
+    let (hash, _) = p.ok(&["config", "--hash", "web"])?;
+    assert!(hash.starts_with("web "), "{hash}");
+    let label = p.inspect(
+        &web,
+        "{{index .Config.Labels \"com.docker.compose.config-hash\"}}",
+    )?;
+    assert_eq!(hash.trim(), format!("web {label}"));
+    let (v, _) = p.ok(&["version", "--short"])?;
+    assert!(v.trim().starts_with('2'), "{v}");
+    let err = p.fail(&["exec", "-T", "nosuch", "true"])?;
+    assert!(err.contains("no such service: nosuch"), "{err}");
+    Ok(())
+}
