@@ -254,7 +254,9 @@ services:
     profiles: [later]
 networks:
   front:
+    ipam: {config: [{subnet: "@SUBNET@"}]}
   back:
+    ipam: {config: [{subnet: "@SUBNET@"}]}
 "#,
     )?;
     p.ok(&["up", "-d"])?;

@@ -115,3 +115,54 @@ services:
     assert!(err.contains("no such service: nosuch"), "{err}");
     Ok(())
 }
+
+#[test]
+fn foreground_up_streams_logs_and_mounts_secrets_and_configs() -> Result<()> {
+    let p = Project::new(
+        "fg",
+        r#"
+services:
+  job:
+    image: @IMAGE@
+    command: ["sh", "-c", "cat /run/secrets/token /app.conf /run/secrets/inline; exit 5"]
+    secrets: [token, inline]
+    configs:
+      - source: conf
+        target: /app.conf
+  other:
+    image: @IMAGE@
+    command: ["sh", "-c", "echo other done"]
+secrets:
+  token:
+    file: ./token.txt
+  inline:
+    environment: INLINE_SECRET
+configs:
+  conf:
+    content: "conf-line"
+"#,
+    )?;
+    p.write("token.txt", "s3cret\n")?;
+    let mut cmd = p
+        .berth
+        .cmd(&["compose", "-p", &p.name, "up", "--exit-code-from", "job"])?;
+    cmd.current_dir(p.root()).env("INLINE_SECRET", "from-env");
+    let out = cmd.output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = format!("{}-job-1", p.name);
+    for want in ["s3cret", "conf-line", "from-env"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&job) && l.contains(want)),
+            "{want}: {stdout}"
+        );
+    }
+    Ok(())
+}

@@ -62,6 +62,10 @@ pub fn finish(
         if s.name.is_none() {
             s.name = Some(format!("{}_{key}", p.name));
         }
+        // An `environment:` secret is its variable's value, read now like the rest.
+        if let Some(var) = s.environment.take() {
+            s.content = Some(vars.get(&var).cloned().unwrap_or_default());
+        }
     }
     Ok(p)
 }

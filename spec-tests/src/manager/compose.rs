@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
 
 use super::berth::Berth;
-use super::network::{berth_with_busybox, unique_name};
+use super::network::{berth_with_busybox, unique_name, unique_subnet};
 
 pub use super::network::BUSYBOX;
 
@@ -21,13 +21,16 @@ pub struct Project {
 
 impl Project {
     /// A project named uniquely after `prefix`, with `compose.yaml` holding `yaml`
-    /// (`@IMAGE@` is replaced by the busybox test image).
+    /// (`@IMAGE@` is replaced by the busybox test image). Every store starts its address
+    /// pool at the same subnet, and tests run in parallel on one host: each `@SUBNET@` is
+    /// replaced by a subnet no other test uses, and a file without top-level `networks:` gets
+    /// a default network on one.
     pub fn new(prefix: &str, yaml: &str) -> Result<Self> {
         let berth = berth_with_busybox()?;
         let dir = tempfile::Builder::new().prefix("compose-").tempdir()?;
         let name = unique_name(prefix).replace('-', "_");
         let p = Self { berth, dir, name };
-        p.write("compose.yaml", yaml)?;
+        p.write("compose.yaml", &with_subnets(yaml))?;
         Ok(p)
     }
 
@@ -114,6 +117,21 @@ impl Project {
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// `yaml` with unique subnets (see [`Project::new`]).
+pub fn with_subnets(yaml: &str) -> String {
+    let mut out = yaml.to_string();
+    while out.contains("@SUBNET@") {
+        out = out.replacen("@SUBNET@", &unique_subnet(), 1);
+    }
+    if !out.lines().any(|l| l.starts_with("networks:")) {
+        out.push_str(&format!(
+            "\nnetworks:\n  default:\n    ipam:\n      config:\n        - subnet: {}\n",
+            unique_subnet()
+        ));
+    }
+    out
 }
 
 impl Drop for Project {

@@ -235,15 +235,17 @@ pub fn up(ctx: &Ctx, args: &Args, a: &UpArgs) -> Result<()> {
         stop_timeout: a.timeout,
     };
     let cancel = Cancel::new();
+    // The foreground shows what the containers print from now on, as attaching does.
+    let since = std::time::SystemTime::now();
     c::up(&ctx.engine, &p, &opts, &progress, &cancel)?;
     if a.detach || a.wait || a.no_start {
         return Ok(());
     }
-    attached(ctx, &p, a)
+    attached(ctx, &p, a, since)
 }
 
 /// The foreground of `up`: the containers' logs until they all stop; ^C stops them.
-fn attached(ctx: &Ctx, p: &c::Project, a: &UpArgs) -> Result<()> {
+fn attached(ctx: &Ctx, p: &c::Project, a: &UpArgs, since: std::time::SystemTime) -> Result<()> {
     let list = c::select(&ctx.engine, &p.name, Some(p), &a.services, false)?;
     let names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
     eprintln!("Attaching to {}", names.join(", "));
@@ -251,6 +253,7 @@ fn attached(ctx: &Ctx, p: &c::Project, a: &UpArgs) -> Result<()> {
     let cancel = Cancel::new();
     let opts = LogsOptions {
         follow: true,
+        since: Some(since),
         ..LogsOptions::default()
     };
     let handles = follow(ctx, &list, &printer, &opts, &cancel);

@@ -205,6 +205,29 @@ pub fn create_request(
         }
         h.mounts.push(m);
     }
+    // Secrets and configs from files, read-only where the specification puts them.
+    for (refs, objects, dir) in [
+        (&svc.secrets, &project.secrets, "/run/secrets/"),
+        (&svc.configs, &project.configs, "/"),
+    ] {
+        for r in refs {
+            let Some(file) = objects.get(&r.source).and_then(|o| o.file.clone()) else {
+                return Err(bad(service, "secrets", format!("{:?} has no file", r.source)).into());
+            };
+            let target = match &r.target {
+                Some(t) if t.starts_with('/') => t.clone(),
+                Some(t) => format!("{dir}{t}"),
+                None => format!("{dir}{}", r.source),
+            };
+            h.mounts.push(Mount {
+                r#type: "bind".into(),
+                source: file,
+                target,
+                read_only: true,
+                ..Mount::default()
+            });
+        }
+    }
     for t in &svc.tmpfs {
         let (path, opts) = parse::tmpfs(t);
         h.tmpfs.insert(path, opts);

@@ -243,6 +243,28 @@ pub fn create_networks_and_volumes(
     Ok(())
 }
 
+/// Secrets and configs given as `content:` (or `environment:`) become files under the
+/// store (`compose/PROJECT/secrets/NAME`), so containers can mount them like the others.
+pub(crate) fn inline_files(engine: &Engine, p: &Project) -> Result<Project> {
+    let mut p = p.clone();
+    let base = engine.root().join("compose").join(&p.name);
+    for (kind, objects) in [("secrets", &mut p.secrets), ("configs", &mut p.configs)] {
+        for (name, o) in objects.iter_mut() {
+            let Some(content) = o.content.take() else {
+                continue;
+            };
+            let dir = base.join(kind);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| OpsError::io(format!("creating {}", dir.display()), e))?;
+            let path = dir.join(name);
+            std::fs::write(&path, content)
+                .map_err(|e| OpsError::io(format!("writing {}", path.display()), e))?;
+            o.file = Some(path.display().to_string());
+        }
+    }
+    Ok(p)
+}
+
 /// What became of a service in this `up`: its containers, or why it failed.
 #[derive(Debug, Clone)]
 enum Outcome {
@@ -291,6 +313,8 @@ pub fn up(
     cancel: &Cancel,
 ) -> Result<()> {
     let selected = selection(p, &opts.services, opts.no_deps)?;
+    let with_files = inline_files(engine, p)?;
+    let p = &with_files;
     for name in &selected {
         let svc = &p.services[name];
         let image = image_name(p, name, svc);

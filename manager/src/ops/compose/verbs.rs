@@ -129,6 +129,8 @@ pub fn run_request(
     service: &str,
     opts: &RunOptions,
 ) -> Result<(String, ContainerCreateRequest)> {
+    let with_files = super::up::inline_files(engine, p)?;
+    let p = &with_files;
     let Some(svc) = p.services.get(service).or_else(|| p.disabled.get(service)) else {
         return Err(ComposeError::NoSuchService {
             name: service.into(),
