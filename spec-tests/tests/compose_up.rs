@@ -54,6 +54,7 @@ services:
     depends_on:
       db:
         condition: service_healthy
+        restart: true
       migrate:
         condition: service_completed_successfully
 "#;
@@ -124,6 +125,21 @@ fn up_waits_for_health_and_jobs_and_a_second_up_touches_nothing() -> Result<()> 
     assert_eq!(after[1], before[1]);
     let env = p.inspect(&web, "{{json .Config.Env}}")?;
     assert!(env.contains("GREETING=changed"), "{env}");
+
+    // A recreated dependency restarts the services that ask for it (`restart: true`).
+    let started = p.inspect(&web, "{{.State.StartedAt}}")?;
+    let changed = ORDERED
+        .replace("GREETING: hello", "GREETING: changed")
+        .replace("retries: 30", "retries: 31");
+    p.write("compose.yaml", &changed)?;
+    let (_, err) = p.ok(&["up", "-d", "-t", "0"])?;
+    assert!(err.contains(&format!("Container {db}  Recreate")), "{err}");
+    assert!(
+        err.contains(&format!("Container {web}  Restarting")),
+        "{err}"
+    );
+    assert_eq!(p.inspect(&web, "{{.Id}}")?, after[0]);
+    assert_ne!(p.inspect(&web, "{{.State.StartedAt}}")?, started);
 
     // compose ps and berth ps agree.
     let (ps, _) = p.ok(&["ps", "--format", "json"])?;

@@ -66,6 +66,13 @@ services:
     assert_eq!(out.status.code(), Some(3));
     assert!(!p.all_containers()?.iter().any(|n| n.contains("-run-")));
 
+    let local = p.path("passwd.txt");
+    p.ok(&["cp", "web:/etc/passwd", &local.display().to_string()])?;
+    assert!(std::fs::read_to_string(&local)?.starts_with("root:"));
+    p.ok(&["cp", &local.display().to_string(), "worker:/tmp/copied"])?;
+    let (copied, _) = p.ok(&["exec", "-T", "worker", "cat", "/tmp/copied"])?;
+    assert!(copied.starts_with("root:"), "{copied}");
+
     let (port, _) = p.ok(&["port", "web", "80"])?;
     assert!(port.trim().starts_with("127.0.0.1:"), "{port}");
     let (top, _) = p.ok(&["top", "web"])?;

@@ -97,6 +97,10 @@ enum Verb {
     Images(verbs::ImagesArgs),
     /// Block until the first service container stops
     Wait(verbs::WaitArgs),
+    /// Copy files/folders between a service container and the local filesystem
+    Cp(verbs::CpArgs),
+    /// Receive real time events from containers
+    Events(verbs::EventsArgs),
     /// Show the Docker Compose version information
     Version(verbs::VersionArgs),
 }
@@ -126,6 +130,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         Verb::Port(a) => verbs::port(ctx, &args, a),
         Verb::Images(a) => verbs::images(ctx, &args, a),
         Verb::Wait(a) => verbs::wait(ctx, &args, a),
+        Verb::Cp(a) => verbs::cp(ctx, &args, a),
+        Verb::Events(a) => verbs::events(a),
         Verb::Version(a) => verbs::version(a),
     }
 }

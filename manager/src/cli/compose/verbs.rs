@@ -594,3 +594,63 @@ pub fn version(a: &VersionArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Debug, clap::Args)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short, long)]
+    archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    follow_link: bool,
+    /// Index of the container if service has multiple replicas
+    #[arg(long, default_value = "1")]
+    index: u32,
+    /// Include containers created by the run command
+    #[arg(long)]
+    all: bool,
+    /// SERVICE:SRC_PATH or a host path
+    src: String,
+    /// SERVICE:DEST_PATH or a host path
+    dest: String,
+}
+
+/// `cp`: `SERVICE:PATH` becomes the service's container, then `berth cp` does the copy.
+pub fn cp(ctx: &Ctx, args: &Args, a: &CpArgs) -> Result<()> {
+    let container_of = |arg: &str| -> Result<String> {
+        let Some((service, path)) = containers::split_copy_arg(arg) else {
+            return Ok(arg.to_string());
+        };
+        let list = pick(ctx, args, &[service.to_string()], a.all)?;
+        let Some(pc) = list.iter().find(|c| c.number == a.index) else {
+            bail!("service {service:?} has no container number {}", a.index);
+        };
+        Ok(format!("{}:{path}", pc.name))
+    };
+    let (src, dest) = (container_of(&a.src)?, container_of(&a.dest)?);
+    let mut argv = vec!["cp".to_string()];
+    if a.archive {
+        argv.push("--archive".into());
+    }
+    if a.follow_link {
+        argv.push("--follow-link".into());
+    }
+    argv.extend(["--".to_string(), src, dest]);
+    use clap::{Args as _, FromArgMatches as _};
+    let m =
+        crate::cli::cp::Args::augment_args(clap::Command::new("cp")).try_get_matches_from(argv)?;
+    crate::cli::cp::run(ctx, crate::cli::cp::Args::from_arg_matches(&m)?)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// Output events as a stream of json objects
+    #[arg(long)]
+    json: bool,
+    services: Vec<String>,
+}
+
+/// `events`: berth has no event stream yet (no daemon records them).
+pub fn events(_a: &EventsArgs) -> Result<()> {
+    bail!("compose events: not supported yet (berth keeps no event stream)")
+}

@@ -268,7 +268,8 @@ pub(crate) fn inline_files(engine: &Engine, p: &Project) -> Result<Project> {
 /// What became of a service in this `up`: its containers, or why it failed.
 #[derive(Debug, Clone)]
 enum Outcome {
-    Ready(Vec<String>),
+    /// Its containers, and whether any was made anew in this `up`.
+    Ready(Vec<String>, bool),
     Failed(String),
 }
 
@@ -353,7 +354,7 @@ pub fn up(
             .filter(|c| &c.service == name)
             .map(|c| c.name.clone())
             .collect();
-        board.set(name, Outcome::Ready(names));
+        board.set(name, Outcome::Ready(names, false));
     }
     let errors: Mutex<Vec<OpsError>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -364,7 +365,7 @@ pub fn up(
             scope.spawn(move || {
                 let r = run_service(engine, p, name, opts, found, board, progress, cancel);
                 match r {
-                    Ok(names) => board.set(name, Outcome::Ready(names)),
+                    Ok((names, changed)) => board.set(name, Outcome::Ready(names, changed)),
                     Err(e) => {
                         board.set(name, Outcome::Failed(chain(&e)));
                         if let Ok(mut v) = errors.lock() {
@@ -411,11 +412,14 @@ fn run_service(
     board: &Board,
     progress: &Progress,
     cancel: &Cancel,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, bool)> {
     let svc = &p.services[name];
-    if opts.start {
-        wait_dependencies(engine, svc, name, board, opts, progress, cancel)?;
-    }
+    let follow = if opts.start {
+        wait_dependencies(engine, svc, name, board, opts, progress, cancel)?
+    } else {
+        FollowUp::default()
+    };
+    let mut changed = false;
     let hash = config_hash(svc);
     let want = opts
         .scale
@@ -441,17 +445,28 @@ fn run_service(
     })?;
     let service_container = |target: &str| -> Option<String> {
         match board.wait_for(target, cancel) {
-            Ok(Outcome::Ready(n)) => n.first().cloned(),
+            Ok(Outcome::Ready(n, _)) => n.first().cloned(),
             _ => None,
         }
+    };
+    let recreate = |c: &ProjectContainer| {
+        !opts.no_recreate && (c.hash != hash || opts.force_recreate || follow.recreate)
     };
     for number in 1..=want {
         crate::ops::cancel::check(cancel)?;
         let existing = mine.iter().find(|c| c.number == number);
         let cname = container_name(p, name, svc, number);
         match existing {
-            Some(c) if (c.hash == hash && !opts.force_recreate) || opts.no_recreate => {
-                if opts.start && !c.running() {
+            Some(c) if !recreate(c) => {
+                if opts.start && c.running() && follow.restart {
+                    say(progress, "Container", &c.name, "Restarting");
+                    let stop = StopOptions {
+                        signal: None,
+                        timeout: opts.stop_timeout,
+                    };
+                    containers::restart(engine, &c.name, &stop)?;
+                    say(progress, "Container", &c.name, "Started");
+                } else if opts.start && !c.running() {
                     say(progress, "Container", &c.name, "Starting");
                     containers::start(engine, &c.name)?;
                     say(progress, "Container", &c.name, "Started");
@@ -466,16 +481,18 @@ fn run_service(
                 let req = create_request(p, name, svc, number, false, &service_container)?;
                 make(engine, &req, &cname, opts.start, progress, "Recreated")?;
                 names.push(cname);
+                changed = true;
             }
             None => {
                 say(progress, "Container", &cname, "Creating");
                 let req = create_request(p, name, svc, number, false, &service_container)?;
                 make(engine, &req, &cname, opts.start, progress, "Created")?;
                 names.push(cname);
+                changed = true;
             }
         }
     }
-    Ok(names)
+    Ok((names, changed))
 }
 
 fn make(
@@ -510,7 +527,8 @@ fn wait_dependencies(
     opts: &UpOptions,
     progress: &Progress,
     cancel: &Cancel,
-) -> Result<()> {
+) -> Result<FollowUp> {
+    let mut follow = FollowUp::default();
     for dep in dependencies(svc) {
         let outcome = board.wait_for(&dep, cancel)?;
         let d = svc.depends_on.get(&dep);
@@ -526,7 +544,19 @@ fn wait_dependencies(
             }
         };
         let containers_of = match outcome {
-            Outcome::Ready(n) => n,
+            Outcome::Ready(n, changed) => {
+                // A dependency made anew: `restart: true` restarts this service, sharing its
+                // network namespace (`network_mode: service:X`) needs new containers.
+                if changed {
+                    if d.is_some_and(|d| d.restart == Some(true)) {
+                        follow.restart = true;
+                    }
+                    if svc.network_mode.as_deref() == Some(&format!("service:{dep}")) {
+                        follow.recreate = true;
+                    }
+                }
+                n
+            }
             Outcome::Failed(why) => {
                 failed(format!("service {dep:?} failed: {why}"))?;
                 continue;
@@ -560,7 +590,14 @@ fn wait_dependencies(
             }
         }
     }
-    Ok(())
+    Ok(follow)
+}
+
+/// What a service must do because a dependency was made anew.
+#[derive(Debug, Default, Clone, Copy)]
+struct FollowUp {
+    restart: bool,
+    recreate: bool,
 }
 
 /// Stops (gracefully, the container's own timeout) and removes a container.
