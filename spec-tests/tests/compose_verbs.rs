@@ -173,3 +173,29 @@ configs:
     }
     Ok(())
 }
+
+#[test]
+fn up_pulls_missing_images_from_a_registry() -> Result<()> {
+    use spec_tests::manager::compose::BUSYBOX;
+    use spec_tests::manager::registry::Registry;
+    let registry = Registry::plain()?;
+    let image = format!("{}/compose/busybox:1", registry.host());
+    let p = Project::new(
+        "pull",
+        &format!(
+            "services:\n  app:\n    image: {image}\n    command: [\"sleep\", \"600\"]\n    stop_signal: SIGKILL\n  never:\n    image: {image}-missing\n    pull_policy: never\n    profiles: [never]\n"
+        ),
+    )?;
+    p.berth.ok(&["tag", BUSYBOX, &image])?;
+    p.berth.ok(&["push", &image])?;
+    p.berth.ok(&["rmi", &image])?;
+    let (_, err) = p.ok(&["up", "-d"])?;
+    assert!(err.contains(&format!("Image {image}  Pulled")), "{err}");
+    assert_eq!(
+        p.inspect(&format!("{}-app-1", p.name), "{{.State.Status}}")?,
+        "running"
+    );
+    let err = p.fail(&["--profile", "never", "up", "-d", "never"])?;
+    assert!(err.contains(&format!("{image}-missing")), "{err}");
+    Ok(())
+}
