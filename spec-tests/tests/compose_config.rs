@@ -204,6 +204,26 @@ fn bad_files_name_file_line_or_path_and_create_nothing() -> Result<()> {
             }
         }
     }
+    // Values only the container operations can judge: `up` refuses them before it makes
+    // or pulls anything.
+    for (text, want) in [
+        (
+            "services:\n  web:\n    image: a\n    stop_grace_period: soon\n",
+            "services.web.stop_grace_period",
+        ),
+        (
+            "services:\n  web:\n    image: a\n    mem_limit: lots\n",
+            "services.web.mem_limit",
+        ),
+        (
+            "services:\n  web:\n    image: a\n    restart: sometimes\n",
+            "services.web.restart",
+        ),
+    ] {
+        d.write("compose.yaml", text)?;
+        let err = d.fail(&["up", "-d"])?;
+        assert!(err.contains(want), "{text}\n{err}");
+    }
     let ps = d.berth.ok(&["ps", "-a", "-q"])?;
     assert!(ps.trim().is_empty(), "{ps}");
     let nets = d.berth.ok(&["network", "ls", "--format", "json"])?;

@@ -91,6 +91,9 @@ pub enum ComposeError {
     Usage { what: String, message: String },
 
     // -- the engine (ops::compose)
+    /// A value the container operations refuse, named by its path in the model.
+    #[error("{field}: {message}")]
+    Field { field: String, message: String },
     #[error("dependency failed to start: {reason}")]
     DependencyFailed { reason: String },
     #[error("{what} {name} declared as external, but could not be found")]

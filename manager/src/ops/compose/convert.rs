@@ -31,8 +31,7 @@ pub fn image_name(project: &Project, service: &str, svc: &Service) -> String {
 }
 
 fn bad(service: &str, field: &str, message: impl std::fmt::Display) -> ComposeError {
-    ComposeError::Invalid {
-        path: Default::default(),
+    ComposeError::Field {
         field: format!("services.{service}.{field}"),
         message: message.to_string(),
     }

@@ -90,6 +90,21 @@ pub(crate) fn selection(
     Ok(out)
 }
 
+/// Makes and checks every selected service's create request before anything is made: a bad
+/// value (a duration, a size, a device) stops `up` with nothing created or pulled.
+fn check(p: &Project, selected: &BTreeSet<String>) -> Result<()> {
+    for name in selected {
+        let svc = &p.services[name];
+        let placeholder = |_: &str| Some("placeholder".to_string());
+        let req = create_request(p, name, svc, 1, false, &placeholder)?;
+        containers::check(&req).map_err(|e| ComposeError::Field {
+            field: format!("services.{name}"),
+            message: chain(&e),
+        })?;
+    }
+    Ok(())
+}
+
 /// Pulls the images of the selected services that are missing (or all with
 /// `policy = always`), per service `pull_policy`.
 pub async fn pull_missing(
@@ -101,6 +116,7 @@ pub async fn pull_missing(
     cancel: &Cancel,
 ) -> Result<()> {
     let selected = selection(p, services, false)?;
+    check(p, &selected)?;
     let mut done = BTreeSet::new();
     for name in &selected {
         let svc = &p.services[name];
@@ -324,6 +340,7 @@ pub fn up(
             super::build::build(engine, p, name, progress)?;
         }
     }
+    check(p, &selected)?;
     create_networks_and_volumes(engine, p, progress)?;
     let found = observed(engine, &p.name, false)?;
     let orphans: Vec<&ProjectContainer> = found
