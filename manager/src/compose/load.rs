@@ -43,14 +43,17 @@ pub fn load(opts: &ProjectOptions) -> Result<Project> {
 fn files_and_dir(opts: &ProjectOptions) -> Result<(Vec<PathBuf>, PathBuf)> {
     let abs = |p: &Path| shape::clean(&opts.cwd.join(p));
     let mut files: Vec<PathBuf> = opts.files.iter().map(|f| abs(f)).collect();
+    // COMPOSE_FILE may also come from the `.env` of the current directory.
+    let mut env = opts.environment.clone();
+    let dot = opts.cwd.join(".env");
+    if files.is_empty() && !env.contains_key("COMPOSE_FILE") && dot.is_file() {
+        for (k, v) in super::env::read_env_file(&dot, &opts.environment)? {
+            env.entry(k).or_insert(v);
+        }
+    }
     if files.is_empty() {
-        if let Some(cf) = opts
-            .environment
-            .get("COMPOSE_FILE")
-            .filter(|s| !s.is_empty())
-        {
-            let sep = opts
-                .environment
+        if let Some(cf) = env.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
+            let sep = env
                 .get("COMPOSE_PATH_SEPARATOR")
                 .cloned()
                 .unwrap_or_else(|| ":".into());

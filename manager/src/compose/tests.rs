@@ -178,3 +178,12 @@ fn config_renders_yaml_and_json_and_hashes_ignore_scale() {
     s.image = Some("other".into());
     assert_ne!(config_hash(&s), h);
 }
+
+#[test]
+fn compose_file_may_come_from_dot_env() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), ".env", "COMPOSE_FILE=app.yaml\n");
+    write(dir.path(), "app.yaml", "services:\n  only:\n    image: a\n");
+    let p = load(&opts(dir.path())).unwrap();
+    assert!(p.services.contains_key("only"));
+}

@@ -378,3 +378,51 @@ pub fn create_request(
     }
     Ok(req)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::{load, ProjectOptions};
+
+    fn project(text: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), text).unwrap();
+        load(&ProjectOptions {
+            cwd: dir.path().to_path_buf(),
+            project_name: Some("demo".into()),
+            ..ProjectOptions::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_service_becomes_dockers_create_request_with_composes_labels() {
+        let p = project(
+            "services:\n  web:\n    image: busybox\n    command: [sleep, '9']\n    environment: {A: '1'}\n    ports: ['127.0.0.1:8080:80']\n    volumes: [data:/data]\n    networks:\n      back: {aliases: [api]}\n      front:\n    restart: unless-stopped\n    stop_grace_period: 1m30s\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: busybox\n    network_mode: none\nnetworks:\n  back:\n  front:\nvolumes:\n  data:\n",
+        );
+        let req = create_request(&p, "web", &p.services["web"], 2, false, &|_| None).unwrap();
+        let l = &req.config.labels;
+        assert_eq!(l[labels::PROJECT], "demo");
+        assert_eq!(l[labels::SERVICE], "web");
+        assert_eq!(l[labels::NUMBER], "2");
+        assert_eq!(l[labels::ONEOFF], "False");
+        assert_eq!(l[labels::DEPENDS_ON], "db:service_healthy:false");
+        assert_eq!(l[labels::HASH], config_hash(&p.services["web"]));
+        assert_eq!(
+            req.config.cmd,
+            Some(vec!["sleep".to_string(), "9".to_string()])
+        );
+        assert_eq!(req.config.env, vec!["A=1".to_string()]);
+        assert_eq!(req.config.stop_timeout, Some(90));
+        assert_eq!(req.host_config.restart_policy.name, "unless-stopped");
+        assert_eq!(req.host_config.port_bindings["80/tcp"][0].host_port, "8080");
+        assert_eq!(req.host_config.mounts[0].source, "demo_data");
+        assert_eq!(req.host_config.network_mode, "demo_back");
+        let eps = &req.networking_config.endpoints_config;
+        assert_eq!(eps["demo_back"].aliases, vec!["web", "demo-web-2", "api"]);
+        assert_eq!(eps["demo_front"].aliases, vec!["web", "demo-web-2"]);
+        let db = create_request(&p, "db", &p.services["db"], 1, false, &|_| None).unwrap();
+        assert_eq!(db.host_config.network_mode, "none");
+        assert!(db.networking_config.endpoints_config.is_empty());
+    }
+}
