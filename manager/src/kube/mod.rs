@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_yaml_ng::Value;
+use serde_norway::Value;
 
 pub use model::*;
 
@@ -107,7 +107,7 @@ pub const KINDS: &str =
 /// are skipped; `kind: List` contributes its items.
 pub fn parse(text: &str, file: &str) -> Result<Manifest, KubeError> {
     let mut manifest = Manifest::default();
-    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(doc).map_err(|e| yaml_error(file, &e))?;
         let at = format!("{file}: document {}", i + 1);
         match value {
@@ -142,7 +142,7 @@ pub fn parse(text: &str, file: &str) -> Result<Manifest, KubeError> {
     Ok(manifest)
 }
 
-fn yaml_error(file: &str, e: &serde_yaml_ng::Error) -> KubeError {
+fn yaml_error(file: &str, e: &serde_norway::Error) -> KubeError {
     let (line, column) = e
         .location()
         .map(|l| (l.line(), l.column()))

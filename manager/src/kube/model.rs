@@ -27,7 +27,7 @@ pub struct ObjectMeta {
     pub annotations: BTreeMap<String, String>,
     /// Written by the API server (and `kubectl get -o yaml`); read and not used.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub creation_timestamp: Option<serde_yaml_ng::Value>,
+    pub creation_timestamp: Option<serde_norway::Value>,
 }
 
 /// `kind: Pod`.
@@ -42,7 +42,7 @@ pub struct Pod {
     pub spec: PodSpec,
     /// Written by the API server; read and not used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<serde_yaml_ng::Value>,
+    pub status: Option<serde_norway::Value>,
 }
 
 /// `kind: Deployment` (apps/v1).
@@ -56,7 +56,7 @@ pub struct Deployment {
     #[serde(default)]
     pub spec: DeploymentSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<serde_yaml_ng::Value>,
+    pub status: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -68,7 +68,7 @@ pub struct DeploymentSpec {
     pub template: PodTemplateSpec,
     /// How a cluster rolls out a change; one machine has nothing to roll: read, not used.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<serde_yaml_ng::Value>,
+    pub strategy: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -413,7 +413,7 @@ pub struct Service {
     #[serde(default)]
     pub spec: ServiceSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<serde_yaml_ng::Value>,
+    pub status: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -452,7 +452,7 @@ pub struct PersistentVolumeClaim {
     #[serde(default)]
     pub spec: PvcSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<serde_yaml_ng::Value>,
+    pub status: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

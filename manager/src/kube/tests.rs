@@ -140,7 +140,7 @@ fn a_generated_pod_serializes_in_kubernetes_order_without_empty_fields() {
         },
         status: None,
     };
-    let text = serde_yaml_ng::to_string(&pod).unwrap();
+    let text = serde_norway::to_string(&pod).unwrap();
     assert_eq!(
         text,
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: busybox\n"

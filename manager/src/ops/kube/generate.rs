@@ -133,18 +133,31 @@ pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Res
         } else if c.config.cmd != img_cmd {
             k.args = Some(c.config.cmd.clone());
         }
+        let root_user = matches!(c.config.user.as_str(), "" | "0" | "root");
         for e in &c.config.env {
-            if image_cfg.env.contains(e) {
+            let (n, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+            // What the image gives, and what every container gets by default.
+            let default = image_cfg.env.contains(e)
+                || n == "HOSTNAME"
+                || (n == "HOME" && v == "/root" && root_user)
+                || (n == "TERM" && c.config.tty);
+            if default {
                 continue;
             }
-            let (n, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
             k.env.push(EnvVar {
                 name: n.to_string(),
                 value: Some(v.to_string()),
                 value_from: None,
             });
         }
-        if !c.config.working_dir.is_empty() && c.config.working_dir != image_cfg.working_dir {
+        let workdir = |w: &str| {
+            if w.is_empty() {
+                "/".to_string()
+            } else {
+                w.to_string()
+            }
+        };
+        if workdir(&c.config.working_dir) != workdir(&image_cfg.working_dir) {
             k.working_dir = Some(c.config.working_dir.clone());
         }
         k.tty = c.config.tty;
@@ -320,7 +333,7 @@ pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Res
     let workload_name = match opts.kind {
         PodKind::Pod => {
             spec.restart_policy = restart.map(str::to_string);
-            docs.push(serde_yaml_ng::to_string(&Pod {
+            docs.push(serde_norway::to_string(&Pod {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
                 metadata: ObjectMeta {
@@ -340,7 +353,7 @@ pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Res
                 Some(n) if !n.is_empty() => n.to_string(),
                 _ => format!("{pod_name}-deployment"),
             };
-            docs.push(serde_yaml_ng::to_string(&Deployment {
+            docs.push(serde_norway::to_string(&Deployment {
                 api_version: "apps/v1".into(),
                 kind: "Deployment".into(),
                 metadata: ObjectMeta {
@@ -368,7 +381,7 @@ pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Res
         }
     };
     if opts.service && !service_ports.is_empty() {
-        docs.push(serde_yaml_ng::to_string(&Service {
+        docs.push(serde_norway::to_string(&Service {
             api_version: "v1".into(),
             kind: "Service".into(),
             metadata: ObjectMeta {
@@ -387,7 +400,7 @@ pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Res
     for claim in claims {
         let mut requests = BTreeMap::new();
         requests.insert("storage".to_string(), Quantity("1Gi".into()));
-        docs.push(serde_yaml_ng::to_string(&PersistentVolumeClaim {
+        docs.push(serde_norway::to_string(&PersistentVolumeClaim {
             api_version: "v1".into(),
             kind: "PersistentVolumeClaim".into(),
             metadata: ObjectMeta {

@@ -48,7 +48,7 @@ pub enum Error {
     #[error("no such container or pod: {name}")]
     NotFound { name: String },
     #[error("writing YAML")]
-    Yaml(#[from] serde_yaml_ng::Error),
+    Yaml(#[from] serde_norway::Error),
     /// The error, and what undoing the half-made work reported.
     #[error("{error}")]
     Undone {
