@@ -312,3 +312,62 @@ spec:
     env.assert_clean(&[]);
     Ok(())
 }
+
+#[test]
+fn concurrent_plays_on_one_store_each_get_a_working_pod() -> Result<()> {
+    let env = Env::new()?;
+    let dir = tempfile::tempdir()?;
+    let files: Vec<String> = (0..3)
+        .map(|i| {
+            write(
+                dir.path(),
+                &format!("p{i}.yaml"),
+                &format!(
+                    r#"apiVersion: v1
+kind: Pod
+metadata: {{name: p{i}}}
+spec:
+  containers:
+  - name: server
+    image: {BUSYBOX}
+    command: [sh, -c, "echo pod {i} > /tmp/index.html; exec busybox httpd -f -p 8080 -h /tmp"]
+  - name: client
+    image: {BUSYBOX}
+    command: [sleep, "600"]
+"#
+                ),
+            )
+        })
+        .collect::<Result<_>>()?;
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = files
+            .iter()
+            .map(|f| s.spawn(|| env.run(&["kube", "play", f])))
+            .collect();
+        for h in handles {
+            let (code, out, err) = h.join().map_err(|_| anyhow::anyhow!("play panicked"))??;
+            assert_eq!(code, 0, "{out}{err}");
+        }
+        Ok(())
+    })?;
+    for i in 0..3 {
+        let client = format!("p{i}-client");
+        env.until(Duration::from_secs(10), "the server to answer", || {
+            let (code, out, _) = env.run(&[
+                "exec",
+                &client,
+                "wget",
+                "-q",
+                "-O-",
+                "http://127.0.0.1:8080/index.html",
+            ])?;
+            Ok(code == 0 && out == format!("pod {i}\n"))
+        })?;
+    }
+    for f in &files {
+        env.ok(&["kube", "down", f])?;
+    }
+    assert!(ps_names(&env)?.is_empty());
+    env.assert_clean(&[]);
+    Ok(())
+}
