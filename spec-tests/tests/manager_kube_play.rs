@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use spec_tests::manager::containers::Env;
-use spec_tests::manager::network::BUSYBOX;
+use spec_tests::manager::network::{Scope, BUSYBOX};
 
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -51,6 +51,15 @@ metadata:
 data:
   GREETING: hello from the configmap
   index.html: served from the configmap
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: web-secret
+stringData:
+  TOKEN: s3cret
+data:
+  file: ZnJvbSB0aGUgc2VjcmV0
 ---
 apiVersion: v1
 kind: PersistentVolumeClaim
@@ -100,11 +109,15 @@ spec:
       valueFrom:
         configMapKeyRef: {{name: web-config, key: GREETING}}
     - {{name: SAID, value: "said $(GREETING)"}}
+    - name: TOKEN
+      valueFrom:
+        secretKeyRef: {{name: web-secret, key: TOKEN}}
     resources:
       limits: {{memory: 64Mi, cpu: 500m}}
     volumeMounts:
     - {{name: work, mountPath: /work}}
     - {{name: data, mountPath: /data}}
+    - {{name: secret, mountPath: /secret}}
   volumes:
   - name: work
     emptyDir: {{}}
@@ -112,6 +125,8 @@ spec:
     configMap: {{name: web-config, items: [{{key: index.html, path: index.html}}]}}
   - name: data
     persistentVolumeClaim: {{claimName: web-data}}
+  - name: secret
+    secret: {{secretName: web-secret}}
   - name: host
     hostPath: {{path: {host_dir}, type: DirectoryOrCreate}}
 "#
@@ -193,6 +208,19 @@ fn a_pod_shares_localhost_runs_init_containers_in_order_and_down_removes_it_all(
         ])?,
         "said hello from the configmap\nweb\n"
     );
+    // A Secret as env and as files (read-only).
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "web-client",
+            "sh",
+            "-c",
+            "echo $TOKEN; cat /secret/file /secret/TOKEN"
+        ])?,
+        "s3cret\nfrom the secrets3cret"
+    );
+    let (code, _, _) = env.run(&["exec", "web-client", "sh", "-c", "echo x > /secret/file"])?;
+    assert_ne!(code, 0, "a secret volume is read-only");
     let client = env.inspect("web-client")?;
     assert_eq!(client["HostConfig"]["Memory"], 64 << 20);
     assert_eq!(client["Config"]["Labels"]["io.berth.kube.pod"], "web");
@@ -292,7 +320,9 @@ spec:
 "#
         ),
     )?;
-    env.ok(&["kube", "play", &file])?;
+    let mut scope = Scope::new(&env.berth);
+    let (net, _) = scope.network("kube", &[])?;
+    env.ok(&["kube", "play", "--network", &net, &file])?;
     assert_eq!(
         ps_names(&env)?,
         [
@@ -306,10 +336,14 @@ spec:
         env.ok(&["exec", "api-pod-1-main", "sh", "-c", "echo $POD"])?,
         "api-pod-1\n"
     );
+    // On a network of its own, each pod is reachable by its name.
+    let (code, out, err) = env.run(&["exec", "api-pod-0-main", "nslookup", "api-pod-1"])?;
+    assert_eq!(code, 0, "{out}{err}");
     let out = env.ok(&["kube", "play", "--down", &file])?;
     assert!(out.contains("api-pod-0\napi-pod-1\n"), "{out}");
     assert!(ps_names(&env)?.is_empty());
     env.assert_clean(&[]);
+    scope.check_clean()?;
     Ok(())
 }
 

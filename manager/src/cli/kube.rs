@@ -32,6 +32,9 @@ pub struct PlayArgs {
     /// With --down: remove the volumes made for PersistentVolumeClaims too
     #[arg(long)]
     force: bool,
+    /// Connect the pods to this network (each reachable there by its name)
+    #[arg(long)]
+    network: Option<String>,
     /// Print nothing but errors and warnings
     #[arg(short, long)]
     quiet: bool,
@@ -119,8 +122,11 @@ fn play(ctx: &mut Ctx, a: PlayArgs) -> Result<()> {
         super::block_on(super::pull::run(ctx, args))
             .map_err(|e| anyhow!(Exit::with_message(125, format!("pulling {image}: {e:#}"))))?;
     }
-    let report =
-        kube::play(&ctx.engine, &manifest, PlayOptions { replace: a.replace }).map_err(fail)?;
+    let opts = PlayOptions {
+        replace: a.replace,
+        network: a.network,
+    };
+    let report = kube::play(&ctx.engine, &manifest, opts).map_err(fail)?;
     for w in &report.warnings {
         eprintln!("WARNING: {w}");
     }

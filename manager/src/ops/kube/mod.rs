@@ -45,6 +45,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("pod {pod}: starting its infra container (`sleep` in {image}, the image of its first container): {source}")]
+    Infra {
+        pod: String,
+        image: String,
+        #[source]
+        source: Box<OpsError>,
+    },
     #[error("no such container or pod: {name}")]
     NotFound { name: String },
     #[error("writing YAML")]
@@ -62,6 +69,7 @@ impl Error {
     pub fn also(&self) -> Vec<String> {
         match self {
             Error::Ops(e) => e.also(),
+            Error::Infra { source, .. } => source.also(),
             Error::Undone { error, also } => {
                 let mut lines = error.also();
                 lines.extend(also.iter().cloned());

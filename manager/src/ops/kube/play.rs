@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use crate::kube::{KubeError, Manifest};
 use crate::ops::containers::{self, CreateOptions, ListOptions, RemoveOptions, RunMode};
 use crate::ops::error::chain;
-use crate::ops::models::{ContainerCreateRequest, Filters, VolumeCreateRequest, WaitCondition};
+use crate::ops::models::{
+    ContainerCreateRequest, EndpointSettings, Filters, VolumeCreateRequest, WaitCondition,
+};
 use crate::ops::{volumes, Cancel, Engine};
 
 use super::translate::{
@@ -20,10 +22,13 @@ use super::translate::{
 use super::{Error, Result};
 
 /// How to play.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlayOptions {
     /// Remove pods of the same names first (what an earlier play made).
     pub replace: bool,
+    /// The network the pods join (the default bridge when `None`); on it each pod is
+    /// reachable by its name.
+    pub network: Option<String>,
 }
 
 /// A pod `play` started.
@@ -156,7 +161,21 @@ pub fn play(engine: &Engine, manifest: &Manifest, opts: PlayOptions) -> Result<P
     let root = files_root(engine);
     let mut plans = Vec::new();
     for s in pod_sources(manifest)? {
-        plans.push(plan_pod(&s, manifest, &root)?);
+        let mut plan = plan_pod(&s, manifest, &root)?;
+        let infra = &mut plan.infra.1;
+        if let Some(net) = &opts.network {
+            if infra.host_config.network_mode != "host" {
+                infra.host_config.network_mode = net.clone();
+                infra.networking_config.endpoints_config.insert(
+                    net.clone(),
+                    EndpointSettings {
+                        aliases: vec![plan.name.clone()],
+                        ..EndpointSettings::default()
+                    },
+                );
+            }
+        }
+        plans.push(plan);
     }
     // Every request as a create would check it, before anything is made.
     for p in &plans {
@@ -275,7 +294,14 @@ fn run_pod(engine: &Engine, p: &PodPlan, report: &mut PlayReport) -> Result<()> 
         }
         Ok(())
     };
-    run(&p.infra.0, &p.infra.1, report)?;
+    run(&p.infra.0, &p.infra.1, report).map_err(|e| match e {
+        Error::Ops(source) => Error::Infra {
+            pod: p.name.clone(),
+            image: p.infra.1.config.image.clone(),
+            source: Box::new(source),
+        },
+        e => e,
+    })?;
     for (name, req) in &p.init {
         run(name, req, report)?;
         let status = containers::wait(engine, name, WaitCondition::NotRunning, &Cancel::new())?;
