@@ -140,6 +140,10 @@ fn generated_yaml_validates_and_plays_back_the_same_application() -> Result<()> 
     let again_text = std::fs::read_to_string(&again)?;
     assert!(again_text.contains("name: web-pod\n"), "{again_text}");
     assert!(again_text.contains("- name: web\n"), "{again_text}");
+    assert!(
+        again_text.contains(&format!("hostPort: {port}\n")),
+        "{again_text}"
+    );
 
     env.ok(&["kube", "down", &pod_file.to_string_lossy()])?;
     env.ok(&["volume", "rm", "web-vol"])?;

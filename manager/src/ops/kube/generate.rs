@@ -58,8 +58,13 @@ fn k8s_name(s: &str) -> String {
 
 /// The containers to write for each name: a container, or every container of a pod `play`
 /// made (its infra container left out), in the order they were made.
-fn resolve(engine: &Engine, names: &[String]) -> Result<(String, Vec<ContainerInspect>)> {
+/// The pod's name, its containers, and the infra containers of the pods among them (whose
+/// published ports and network belong to the pod's containers).
+type Resolved = (String, Vec<ContainerInspect>, Vec<ContainerInspect>);
+
+fn resolve(engine: &Engine, names: &[String]) -> Result<Resolved> {
     let mut out = Vec::new();
+    let mut infras = Vec::new();
     let mut pod_name = None;
     for name in names {
         if let Ok(c) = containers::inspect(engine, name) {
@@ -82,6 +87,7 @@ fn resolve(engine: &Engine, names: &[String]) -> Result<(String, Vec<ContainerIn
         // Newest first: the pod's own order is the reverse.
         for c in list.iter().rev() {
             if c.labels.get(LABEL_ROLE).map(String::as_str) == Some("infra") {
+                infras.push(containers::inspect(engine, &c.id)?);
                 continue;
             }
             out.push(containers::inspect(engine, &c.id)?);
@@ -97,12 +103,12 @@ fn resolve(engine: &Engine, names: &[String]) -> Result<(String, Vec<ContainerIn
                 .unwrap_or_default()
         ),
     };
-    Ok((k8s_name(&pod), out))
+    Ok((k8s_name(&pod), out, infras))
 }
 
 /// The YAML of the workload the named containers or pods make.
 pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Result<String> {
-    let (pod_name, list) = resolve(engine, names)?;
+    let (pod_name, list, infras) = resolve(engine, names)?;
     let mut spec = PodSpec::default();
     let mut claims: Vec<String> = Vec::new();
     let mut service_ports = Vec::new();
@@ -224,7 +230,27 @@ pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Res
                 });
             }
         }
-        for (key, bindings) in &h.port_bindings {
+        // A container in a pod's infra container's namespace: its ports are published
+        // there (those it exposes).
+        let infra = h.network_mode.strip_prefix("container:").and_then(|id| {
+            infras
+                .iter()
+                .find(|i| i.id == id || i.name.trim_start_matches('/') == id)
+        });
+        let mut port_bindings = h.port_bindings.clone();
+        if let Some(infra) = infra {
+            port_bindings = infra
+                .host_config
+                .port_bindings
+                .iter()
+                .filter(|(k, _)| c.config.exposed_ports.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if infra.host_config.network_mode == "host" {
+                spec.host_network = true;
+            }
+        }
+        for (key, bindings) in &port_bindings {
             let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
             let Ok(port) = port.parse::<u16>() else {
                 continue;

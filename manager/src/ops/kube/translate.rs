@@ -313,6 +313,12 @@ pub fn plan_pod(
         let cfg = &mut req.config;
         cfg.image = c.image.clone();
         cfg.labels = labels(role, Some(&c.name));
+        // Published on the infra container; exposed here so that `generate` knows whose.
+        for p in &c.ports {
+            let proto = p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
+            cfg.exposed_ports
+                .insert(format!("{}/{proto}", p.container_port), Empty {});
+        }
         if !spec.host_network {
             cfg.hostname = hostname.clone();
         }
