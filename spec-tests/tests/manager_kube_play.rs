@@ -261,6 +261,28 @@ fn bad_manifests_name_file_line_and_field_and_leave_nothing() -> Result<()> {
     assert_eq!(code, 125, "{err}");
     assert!(err.contains(&format!("{bad_yaml}: line ")), "{err}");
 
+    // From stdin, named as such.
+    let mut child = env
+        .berth
+        .cmd(&["kube", "play", "-"])?
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write as _;
+        stdin.write_all(
+            b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n",
+        )?;
+    }
+    let out = child.wait_with_output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("stdin: document 1 (Pod p): spec.containers[0].image: required"),
+        "{err}"
+    );
+
     let missing = write(
         dir.path(),
         "missing.yaml",

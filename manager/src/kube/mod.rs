@@ -108,7 +108,9 @@ pub const KINDS: &str =
 pub fn parse(text: &str, file: &str) -> Result<Manifest, KubeError> {
     let mut manifest = Manifest::default();
     for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(doc).map_err(|e| yaml_error(file, &e))?;
+        let mut value = Value::deserialize(doc).map_err(|e| yaml_error(file, &e))?;
+        // `<<: *anchor` merge keys, as Kubernetes' YAML reader takes them.
+        value.apply_merge().map_err(|e| yaml_error(file, &e))?;
         let at = format!("{file}: document {}", i + 1);
         match value {
             Value::Null => continue,

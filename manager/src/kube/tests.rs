@@ -149,3 +149,13 @@ fn a_generated_pod_serializes_in_kubernetes_order_without_empty_fields() {
     assert!(back.warnings.is_empty());
     assert_eq!(back.objects[0].object, Object::Pod(Box::new(pod)));
 }
+
+#[test]
+fn anchors_and_merge_keys_are_resolved() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - &base {name: a, image: busybox, workingDir: /w}\n  - <<: *base\n    name: b\n";
+    let m = parse(text, "m.yaml").unwrap();
+    let (_, pod) = m.pods().next().unwrap();
+    assert_eq!(pod.spec.containers[1].name, "b");
+    assert_eq!(pod.spec.containers[1].working_dir.as_deref(), Some("/w"));
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+}
