@@ -69,6 +69,10 @@ fn generated_yaml_validates_and_plays_back_the_same_application() -> Result<()> 
         &bind,
         "--memory",
         "64m",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-drop",
+        "MKNOD",
         "--health-cmd",
         "wget -q -O /dev/null http://127.0.0.1:8080/",
         "--health-interval",
@@ -85,6 +89,8 @@ fn generated_yaml_validates_and_plays_back_the_same_application() -> Result<()> 
     assert_eq!(curl(port)?, "round trip");
 
     let yaml = env.ok(&["kube", "generate", "--service", "web"])?;
+    assert!(yaml.contains("add:\n        - NET_ADMIN\n"), "{yaml}");
+    assert!(yaml.contains("drop:\n        - MKNOD\n"), "{yaml}");
     for kind in ["kind: Pod", "kind: Service", "kind: PersistentVolumeClaim"] {
         assert!(yaml.contains(kind), "{kind} missing:\n{yaml}");
     }
@@ -124,6 +130,16 @@ fn generated_yaml_validates_and_plays_back_the_same_application() -> Result<()> 
     assert!(played["Config"]["Healthcheck"]["Test"]
         .to_string()
         .contains("wget -q -O /dev/null http://127.0.0.1:8080/"));
+    let caps = played["HostConfig"].to_string();
+    let spec = std::fs::read_to_string(
+        env.berth
+            .root()
+            .join("containers")
+            .join(played["Id"].as_str().unwrap_or_default())
+            .join("bundle/config.json"),
+    )?;
+    assert!(spec.contains("CAP_NET_ADMIN"), "{caps}");
+    assert!(!spec.contains("CAP_MKNOD"), "{caps}");
     let mounts = played["Mounts"].to_string();
     assert!(mounts.contains("\"Name\":\"web-vol\""), "{mounts}");
 

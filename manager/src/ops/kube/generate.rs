@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use crate::kube::{
-    quantity, Container, ContainerPort, Deployment, DeploymentSpec, EmptyDirSource, EnvVar,
-    ExecAction, HostPathSource, IntOrString, LabelSelector, ObjectMeta, PersistentVolumeClaim, Pod,
-    PodSpec, PodTemplateSpec, Probe, PvcSource, PvcSpec, Quantity, Resources, SecurityContext,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    quantity, Capabilities, Container, ContainerPort, Deployment, DeploymentSpec, EmptyDirSource,
+    EnvVar, ExecAction, HostPathSource, IntOrString, LabelSelector, ObjectMeta,
+    PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec, Probe, PvcSource, PvcSpec, Quantity,
+    Resources, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use crate::ops::containers::{self, ListOptions};
 use crate::ops::models::{ContainerInspect, Filters};
@@ -185,6 +185,9 @@ pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Res
         }
         if h.readonly_rootfs {
             sc.read_only_root_filesystem = Some(true);
+        }
+        if !h.privileged {
+            sc.capabilities = capabilities(engine, &c.id);
         }
         if sc != SecurityContext::default() {
             k.security_context = Some(sc);
@@ -450,4 +453,41 @@ pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Res
         env!("CARGO_PKG_VERSION"),
         docs.join("---\n")
     ))
+}
+
+/// The capabilities added to and dropped from docker's default set, read from the
+/// container's OCI spec (what the runtime was given); `None` when it has the defaults.
+fn capabilities(engine: &Engine, id: &str) -> Option<Capabilities> {
+    use crate::specgen::DEFAULT_CAPS;
+    let store = engine.containers().ok()?;
+    let record = store.load(id).ok()?;
+    let paths = crate::container::lifecycle::Paths::new(engine.root(), &store, &record);
+    let text = std::fs::read(paths.bundle.join("config.json")).ok()?;
+    let spec: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let bounding: Vec<String> = spec["process"]["capabilities"]["bounding"]
+        .as_array()?
+        .iter()
+        .filter_map(|c| c.as_str())
+        .map(|c| c.trim_start_matches("CAP_").to_string())
+        .collect();
+    let add: Vec<String> = bounding
+        .iter()
+        .filter(|c| !DEFAULT_CAPS.contains(&c.as_str()))
+        .cloned()
+        .collect();
+    let drop: Vec<String> = DEFAULT_CAPS
+        .iter()
+        .filter(|c| !bounding.iter().any(|b| b == *c))
+        .map(|c| c.to_string())
+        .collect();
+    let caps = if drop.len() > DEFAULT_CAPS.len() / 2 {
+        // Mostly dropped: say what is kept (`--cap-drop ALL --cap-add ...`).
+        Capabilities {
+            add: bounding,
+            drop: vec!["ALL".into()],
+        }
+    } else {
+        Capabilities { add, drop }
+    };
+    (caps != Capabilities::default()).then_some(caps)
 }
