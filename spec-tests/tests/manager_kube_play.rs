@@ -339,12 +339,26 @@ spec:
         image: {BUSYBOX}
         command: [sleep, "600"]
         env: [{{name: POD, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}]
+        envFrom: [{{configMapRef: {{name: api-config}}}}]
 "#
         ),
     )?;
+    let config = write(
+        dir.path(),
+        "config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: api-config}\ndata: {MODE: fast}\n",
+    )?;
     let mut scope = Scope::new(&env.berth);
     let (net, _) = scope.network("kube", &[])?;
-    env.ok(&["kube", "play", "--network", &net, &file])?;
+    env.ok(&[
+        "kube",
+        "play",
+        "--network",
+        &net,
+        "--configmap",
+        &config,
+        &file,
+    ])?;
     assert_eq!(
         ps_names(&env)?,
         [
@@ -355,8 +369,8 @@ spec:
         ]
     );
     assert_eq!(
-        env.ok(&["exec", "api-pod-1-main", "sh", "-c", "echo $POD"])?,
-        "api-pod-1\n"
+        env.ok(&["exec", "api-pod-1-main", "sh", "-c", "echo $POD $MODE"])?,
+        "api-pod-1 fast\n"
     );
     // On a network of its own, each pod is reachable by its name.
     let (code, out, err) = env.run(&["exec", "api-pod-0-main", "nslookup", "api-pod-1"])?;

@@ -32,6 +32,9 @@ pub struct PlayArgs {
     /// With --down: remove the volumes made for PersistentVolumeClaims too
     #[arg(long)]
     force: bool,
+    /// Also take the ConfigMaps and Secrets of this YAML file (repeatable)
+    #[arg(long = "configmap", value_name = "FILE")]
+    configmaps: Vec<String>,
     /// Connect the pods to this network (each reachable there by its name)
     #[arg(long)]
     network: Option<String>,
@@ -105,7 +108,13 @@ fn fail(e: kube::Error) -> anyhow::Error {
 }
 
 fn play(ctx: &mut Ctx, a: PlayArgs) -> Result<()> {
-    let manifest = load(&a.file)?;
+    let mut manifest = load(&a.file)?;
+    for file in &a.configmaps {
+        let extra = load(file)?;
+        manifest
+            .add_config(extra)
+            .map_err(|e| anyhow!(Exit::with_message(125, e.to_string())))?;
+    }
     // The images first, pulled as `run` pulls them.
     for (image, policy) in kube::images(&manifest) {
         let present = images::exists(&ctx.engine, &image)?;

@@ -91,6 +91,25 @@ impl Manifest {
         })
     }
 
+    /// Takes the ConfigMaps and Secrets of another file (`kube play --configmap`); any other
+    /// kind there is an error.
+    pub fn add_config(&mut self, other: Manifest) -> Result<(), KubeError> {
+        for o in other.objects {
+            match o.object {
+                Object::ConfigMap(_) | Object::Secret(_) => self.objects.push(o),
+                _ => {
+                    return Err(KubeError::Invalid {
+                        at: o.at,
+                        path: "kind".into(),
+                        reason: "only ConfigMaps and Secrets are taken from a --configmap file"
+                            .into(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn claims(&self) -> impl Iterator<Item = &PersistentVolumeClaim> {
         self.objects.iter().filter_map(|o| match &o.object {
             Object::PersistentVolumeClaim(c) => Some(c),
