@@ -62,6 +62,16 @@ data:
   file: ZnJvbSB0aGUgc2VjcmV0
 ---
 apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  type: NodePort
+  selector: {{app: web}}
+  ports:
+  - {{port: 8080, nodePort: 30080}}
+---
+apiVersion: v1
 kind: PersistentVolumeClaim
 metadata:
   name: web-data
@@ -148,6 +158,10 @@ fn a_pod_shares_localhost_runs_init_containers_in_order_and_down_removes_it_all(
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         err.contains("(Pod web): unknown field spec.containers[1].notAKubernetesField is ignored"),
+        "{err}"
+    );
+    assert!(
+        err.contains("(Service web): spec.ports[0].nodePort: 30080 is not published"),
         "{err}"
     );
     assert!(out.contains("Pod:\nweb\n"), "{out}");

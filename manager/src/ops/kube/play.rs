@@ -198,6 +198,19 @@ pub fn play(engine: &Engine, manifest: &Manifest, opts: PlayOptions) -> Result<P
     for p in &plans {
         report.warnings.extend(p.warnings.iter().cloned());
     }
+    // A cluster would publish a Service's node ports; on one machine a pod's hostPorts do.
+    for o in &manifest.objects {
+        if let crate::kube::Object::Service(svc) = &o.object {
+            for (i, port) in svc.spec.ports.iter().enumerate() {
+                if let Some(n) = port.node_port {
+                    report.warnings.push(format!(
+                        "{}: spec.ports[{i}].nodePort: {n} is not published (give the container port a hostPort)",
+                        o.at
+                    ));
+                }
+            }
+        }
+    }
     let made = (|| -> Result<()> {
         for c in manifest.claims() {
             let mut labels = c.metadata.labels.clone();
