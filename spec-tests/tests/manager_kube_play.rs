@@ -246,12 +246,31 @@ fn a_pod_shares_localhost_runs_init_containers_in_order_and_down_removes_it_all(
         Ok(env.inspect("web-server")?["State"]["Health"]["Status"] == "healthy")
     })?;
 
+    // Removing a container that joined the pod's namespace leaves it to the others.
+    env.ok(&["rm", "-f", "web-client"])?;
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "web-server",
+            "wget",
+            "-q",
+            "-O-",
+            "http://127.0.0.1:8080/index.html"
+        ])?,
+        "served from the configmap"
+    );
+
     // A second play of the same pod is refused; --replace makes it anew.
     let (code, _, err) = env.run(&["kube", "play", &file])?;
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("pod web already exists"), "{err}");
     env.ok(&["kube", "play", "--replace", &file])?;
     assert_eq!(ps_names(&env)?.len(), 5);
+    assert_eq!(
+        env.ok(&["exec", "web-client", "cat", "/data/x"])?,
+        "kept\n",
+        "the claim's volume outlives the pod"
+    );
 
     let out = env.ok(&["kube", "down", "--force", &file])?;
     assert!(out.contains("Pods stopped and removed:\nweb\n"), "{out}");
