@@ -9,6 +9,7 @@ mod exec;
 mod format;
 mod images;
 mod inspect;
+mod kube;
 mod load;
 mod login;
 mod logs;
@@ -135,6 +136,9 @@ enum Command {
     /// Manage berth: the Engine API service
     #[command(subcommand)]
     System(system::Command),
+    /// Play Kubernetes YAML as pods, and generate it from containers
+    #[command(subcommand)]
+    Kube(kube::Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,5 +319,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dns(a) => dns::run(&ctx, a),
         Command::Volume(c) => volume::run(&mut ctx, c),
         Command::System(c) => system::run(&ctx, c),
+        Command::Kube(c) => kube::run(&mut ctx, c),
     }
 }

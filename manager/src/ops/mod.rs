@@ -29,6 +29,7 @@ pub mod cancel;
 pub mod containers;
 pub mod error;
 pub mod images;
+pub mod kube;
 pub mod models;
 pub mod networks;
 pub mod parse;
