@@ -10,6 +10,7 @@ mod exec;
 mod format;
 mod images;
 mod inspect;
+mod kube;
 mod load;
 mod login;
 mod logs;
@@ -138,6 +139,9 @@ enum Command {
     System(system::Command),
     /// Define and run multi-container applications (docker compose)
     Compose(compose::Args),
+    /// Play Kubernetes YAML as pods, and generate it from containers
+    #[command(subcommand)]
+    Kube(kube::Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,5 +323,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Volume(c) => volume::run(&mut ctx, c),
         Command::System(c) => system::run(&ctx, c),
         Command::Compose(a) => compose::run(&ctx, a),
+        Command::Kube(c) => kube::run(&mut ctx, c),
     }
 }

@@ -30,6 +30,7 @@ pub mod compose;
 pub mod containers;
 pub mod error;
 pub mod images;
+pub mod kube;
 pub mod models;
 pub mod networks;
 pub mod parse;
