@@ -93,6 +93,14 @@ pub(crate) fn selection(
 /// Makes and checks every selected service's create request before anything is made: a bad
 /// value (a duration, a size, a device) stops `up` with nothing created or pulled.
 fn check(p: &Project, selected: &BTreeSet<String>) -> Result<()> {
+    // Inline secrets and configs get their files only when `up` runs.
+    let mut p = p.clone();
+    for o in p.secrets.values_mut().chain(p.configs.values_mut()) {
+        if o.file.is_none() && o.content.is_some() {
+            o.file = Some("/dev/null".into());
+        }
+    }
+    let p = &p;
     for name in selected {
         let svc = &p.services[name];
         let placeholder = |_: &str| Some("placeholder".to_string());
