@@ -175,6 +175,15 @@ services:
     command: ["sleep", "600"]
     depends_on:
       sick: {condition: service_healthy}
+  unchecked:
+    image: @IMAGE@
+    command: ["sleep", "600"]
+    stop_signal: SIGKILL
+  after_unchecked:
+    image: @IMAGE@
+    command: ["sleep", "600"]
+    depends_on:
+      unchecked: {condition: service_healthy}
 "#,
     )?;
     let err = p.fail(&["up", "-d", "after_job"])?;
@@ -185,6 +194,14 @@ services:
     let err = p.fail(&["up", "-d", "after_sick"])?;
     assert!(
         err.contains(&format!("container {}-sick-1 is unhealthy", p.name)),
+        "{err}"
+    );
+    let err = p.fail(&["up", "-d", "after_unchecked"])?;
+    assert!(
+        err.contains(&format!(
+            "container {}-unchecked-1 has no healthcheck configured",
+            p.name
+        )),
         "{err}"
     );
     let names = p.all_containers()?;

@@ -592,6 +592,16 @@ fn wait_dependencies(
             match condition {
                 Condition::ServiceStarted => {}
                 Condition::ServiceHealthy => {
+                    // As docker compose: waiting for health needs a check to wait for.
+                    let i = containers::inspect(engine, c)?;
+                    let has_check = i.state.health.is_some()
+                        || i.config.healthcheck.as_ref().is_some_and(|h| {
+                            !h.test.is_empty() && h.test.first().is_some_and(|t| t != "NONE")
+                        });
+                    if !has_check {
+                        failed(format!("container {c} has no healthcheck configured"))?;
+                        continue;
+                    }
                     say(progress, "Container", c, "Waiting");
                     if containers::wait_healthy(engine, c, Some(opts.timeout), cancel)? {
                         say(progress, "Container", c, "Healthy");
