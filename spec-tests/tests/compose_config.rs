@@ -179,6 +179,20 @@ fn files_merge_profiles_and_extends() -> Result<()> {
     assert!(v["services"].get("tools").is_some());
     let v = d.json(&[], &[("COMPOSE_FILE", "compose.yaml:prod.yaml")])?;
     assert_eq!(v["services"]["web"]["image"], "b");
+    // `-f -`: the file on the standard input.
+    let mut cmd = d
+        .berth
+        .cmd(&["compose", "-p", "stdin", "-f", "-", "config", "--services"])?;
+    cmd.current_dir(d.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(b"services:\n  piped:\n    image: a\n")?;
+    }
+    let out = child.wait_with_output()?;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
     Ok(())
 }
 

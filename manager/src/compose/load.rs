@@ -42,7 +42,18 @@ pub fn load(opts: &ProjectOptions) -> Result<Project> {
 
 fn files_and_dir(opts: &ProjectOptions) -> Result<(Vec<PathBuf>, PathBuf)> {
     let abs = |p: &Path| shape::clean(&opts.cwd.join(p));
-    let mut files: Vec<PathBuf> = opts.files.iter().map(|f| abs(f)).collect();
+    // `-f -` is the standard input; its relative paths are the current directory's.
+    let mut files: Vec<PathBuf> = opts
+        .files
+        .iter()
+        .map(|f| {
+            if f == Path::new("-") {
+                f.clone()
+            } else {
+                abs(f)
+            }
+        })
+        .collect();
     // COMPOSE_FILE may also come from the `.env` of the current directory.
     let mut env = opts.environment.clone();
     let dot = opts.cwd.join(".env");
@@ -70,6 +81,7 @@ fn files_and_dir(opts: &ProjectOptions) -> Result<(Vec<PathBuf>, PathBuf)> {
     }
     let project_dir = match &opts.project_directory {
         Some(d) => abs(d),
+        None if files[0] == Path::new("-") => opts.cwd.clone(),
         None => files[0]
             .parent()
             .map(Path::to_path_buf)
@@ -99,7 +111,12 @@ fn variables(opts: &ProjectOptions, project_dir: &Path) -> Result<Vars> {
 /// One file parsed, interpolated, its includes added and its services in long form with
 /// their `extends` resolved.
 fn load_file(path: &Path, base: &Path, vars: &Vars, depth: usize) -> Result<Mapping> {
-    let text = std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
+    let read = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    let text = read.map_err(|source| ComposeError::Read {
         path: path.to_path_buf(),
         source,
     })?;
