@@ -259,6 +259,9 @@ fn attached(ctx: &Ctx, p: &c::Project, a: &UpArgs, since: std::time::SystemTime)
     let handles = follow(ctx, &list, &printer, &opts, &cancel);
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second ^C while stopping exits at once (130), as docker compose's does.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, interrupted.clone())
+            .context("installing a signal handler")?;
         signal_hook::flag::register(sig, interrupted.clone())
             .context("installing a signal handler")?;
     }
