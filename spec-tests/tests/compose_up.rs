@@ -106,7 +106,7 @@ fn up_waits_for_health_and_jobs_and_a_second_up_touches_nothing() -> Result<()> 
             .collect()
     };
     let before = ids(&p)?;
-    let (_, err) = p.ok(&["up", "-d"])?;
+    let (_, err) = p.ok(&["up", "-d", "--wait"])?;
     assert!(
         !err.contains("Recreate") && !err.contains("Creating"),
         "{err}"

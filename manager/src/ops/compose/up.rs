@@ -409,8 +409,22 @@ pub fn up(
         return Err(errors.remove(0));
     }
     if opts.wait && opts.start {
+        // Jobs others wait for to complete are done when they exited with 0.
+        let jobs: BTreeSet<&String> = p
+            .services
+            .values()
+            .flat_map(|s| s.depends_on.iter())
+            .filter(|(_, d)| d.condition == Condition::ServiceCompletedSuccessfully)
+            .map(|(n, _)| n)
+            .collect();
         for c in observed(engine, &p.name, false)? {
             if !selected.contains(&c.service) {
+                continue;
+            }
+            if jobs.contains(&c.service)
+                && containers::inspect(engine, &c.name)?.state.exit_code == 0
+                && !c.running()
+            {
                 continue;
             }
             say(progress, "Container", &c.name, "Waiting");
