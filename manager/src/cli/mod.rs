@@ -1,12 +1,14 @@
 //! Command-line interface: one file per verb, each a thin layer over the library.
 
 mod attach;
+mod build;
 mod container;
 mod cp;
 mod ctr;
 mod dns;
 mod exec;
 mod format;
+mod history;
 mod images;
 mod inspect;
 mod load;
@@ -123,6 +125,10 @@ enum Command {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Build an image from a Dockerfile
+    Build(build::Args),
+    /// Show the history of an image
+    History(history::Args),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -159,6 +165,10 @@ enum ImageCommand {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Build an image from a Dockerfile
+    Build(build::Args),
+    /// Show the history of an image
+    History(history::Args),
     /// Mount an image's root filesystem read-only on a directory
     Mount(mount::MountArgs),
     /// Unmount an image mounted by `image mount`
@@ -276,6 +286,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logout(a) => login::logout(&mut ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&mut ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&mut ctx, a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&ctx, a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(&mut ctx, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run(&mut ctx, a),
         Command::Image(ImageCommand::Mount(a)) => mount::mount(&mut ctx, a),

@@ -351,6 +351,8 @@ pub enum OpsError {
     Config(Box<ConfigError>),
     #[error(transparent)]
     Content(#[from] crate::content::ContentError),
+    #[error(transparent)]
+    Build(Box<crate::build::BuildError>),
 }
 
 /// The big errors of the modules below are boxed, so that every `Result` stays small.
@@ -372,6 +374,7 @@ boxed_from! {
     UnpackError => Unpack2,
     ArchiveError => Archive,
     ConfigError => Config,
+    crate::build::BuildError => Build,
 }
 
 /// An error and the lines its cleanup reported (see [`OpsError::Undo`]).
@@ -544,6 +547,7 @@ impl OpsError {
             ) => InvalidParameter,
             Self::Archive(e) => archive_class(e),
             Self::Config(_) => InvalidParameter,
+            Self::Build(e) if e.is_invalid_input() => InvalidParameter,
             _ => System,
         }
     }
