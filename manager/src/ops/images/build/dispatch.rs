@@ -11,6 +11,8 @@ use crate::build::context::{clean_abs, hash_entries};
 use crate::build::BuildError;
 use crate::ops::error::Result;
 
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// What a stage carries between steps besides the image state.
 struct StageVars {
     args: Vec<(String, String)>,
@@ -40,6 +42,11 @@ impl Builder<'_> {
         };
         self.progress
             .stream(&format!(" ---> {}\n", &state.id()[7..19]));
+        // docker's builder gives every stage a PATH (its Linux default) when the base has
+        // none, FROM scratch included.
+        if !state.env().iter().any(|e| e.starts_with("PATH=")) {
+            state.set_env("PATH", DEFAULT_PATH);
+        }
         let mut vars = StageVars {
             args: Vec::new(),
             cmd_set: false,
@@ -61,11 +68,22 @@ impl Builder<'_> {
             crate::ops::cancel::check(self.cancel)?;
             self.line = step.line;
             self.announce(&step.original);
-            self.dispatch(plan, index, results, step, &mut state, &mut key, &mut vars)?;
+            self.dispatch(plan, index, results, step, &mut state, &mut key, &mut vars)
+                .map_err(|e| self.at_line(e))?;
             self.progress
                 .stream(&format!(" ---> {}\n", &state.id()[7..19]));
         }
         Ok((state, key))
+    }
+
+    /// An expansion error, told with the line of the step.
+    fn at_line(&self, e: crate::ops::OpsError) -> crate::ops::OpsError {
+        match e {
+            crate::ops::OpsError::Build(b) if matches!(*b, BuildError::Expand { .. }) => {
+                self.step_err(b.to_string())
+            }
+            e => e,
+        }
     }
 
     /// Looks the step up in the cache, else runs `f` on a copy of the state.

@@ -309,26 +309,23 @@ impl Builder<'_> {
         lb.finish()
     }
 
-    /// `--chown` (`user[:group]`, names looked up in the image): docker takes the user's
-    /// id as the group when none is given.
+    /// `--chown` (`user[:group]`, names looked up in the image): as docker's builder, a
+    /// missing group is the user string again (a number, or a group of that name).
     fn owner(&self, root: &Path, spec: &str) -> Result<(u32, u32)> {
         let (user, group) = match spec.split_once(':') {
-            Some((u, g)) => (u, Some(g)),
-            None => (spec, None),
+            Some((u, g)) => (u, g),
+            None => (spec, spec),
         };
         let uid = match user.parse::<u32>() {
             Ok(n) => n,
             Err(_) => crate::specgen::resolve_user(root, user)?.uid,
         };
-        let gid = match group {
-            None => uid,
-            Some(g) => match g.parse::<u32>() {
-                Ok(n) => n,
-                Err(_) => crate::specgen::resolve_groups(root, &[g.to_string()])?
-                    .first()
-                    .copied()
-                    .unwrap_or(0),
-            },
+        let gid = match group.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => crate::specgen::resolve_groups(root, &[group.to_string()])?
+                .first()
+                .copied()
+                .unwrap_or(0),
         };
         Ok((uid, gid))
     }
