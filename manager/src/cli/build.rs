@@ -49,6 +49,9 @@ pub struct Args {
     /// The runtime of RUN steps
     #[arg(long)]
     runtime: Option<String>,
+    /// Secret file to expose to RUN --mount=type=secret (id=ID,src=FILE or id=ID,env=VAR)
+    #[arg(long = "secret")]
+    secrets: Vec<String>,
     /// Set platform (only the host's is supported)
     #[arg(long)]
     platform: Option<String>,
@@ -115,6 +118,38 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         runtime: args.runtime.clone(),
         ..BuildRequest::default()
     };
+    for s in &args.secrets {
+        let mut id = None;
+        let mut src = None;
+        for part in s.split(',') {
+            match part.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("env", v)) => {
+                    // An environment variable's value, in a private file for the build.
+                    let value = std::env::var(v)
+                        .with_context(|| format!("flag --secret: ${v} is not set"))?;
+                    let f = std::env::temp_dir()
+                        .join(format!("berth-secret-{}-{v}", std::process::id()));
+                    std::fs::write(&f, value)?;
+                    src = Some(f);
+                }
+                Some(("type", "file")) => {}
+                _ => bail!("flag --secret: invalid value {s:?}: expected id=ID,src=FILE"),
+            }
+        }
+        let id = id.or_else(|| {
+            src.as_ref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        });
+        match (id, src) {
+            (Some(id), Some(src)) => {
+                req.secrets.insert(id, src);
+            }
+            _ => bail!("flag --secret: invalid value {s:?}: expected id=ID,src=FILE"),
+        }
+    }
     for t in &req.tags {
         images::check_reference(t)
             .with_context(|| format!("invalid argument {t:?} for \"-t, --tag\" flag"))?;
@@ -144,6 +179,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
             .context("reading the Dockerfile from stdin")?;
         req.dockerfile_text = Some(text);
+    } else if let (Some(f), true) = (&args.file, args.context == "-") {
+        // With a tar context, -f names a file inside it.
+        req.dockerfile = Some(PathBuf::from(f));
     } else if let Some(f) = &args.file {
         // docker: a relative -f is relative to the current directory.
         let p = PathBuf::from(f);

@@ -362,7 +362,7 @@ impl Builder<'_> {
                 args,
                 network,
                 heredocs,
-                ..
+                mounts,
             } => {
                 let shell = state.shell();
                 let cmd = match (args, heredocs.first()) {
@@ -407,8 +407,21 @@ impl Builder<'_> {
                 };
                 let net = network.clone();
                 let failed_cmd = cmd.join(" ");
-                self.cached(state, key, &format!("RUN\0{created_by}"), |b, mut s| {
-                    let layer = b.run_step(&s, cmd, extra, &failed_cmd, net.as_deref())?;
+                let from = |f: &str| -> Result<State> {
+                    match Self::stage_ref(plan, index, f) {
+                        Some(j) => results[j]
+                            .as_ref()
+                            .map(|(s, _)| s.clone())
+                            .ok_or_else(|| self.step_err(format!("stage {f} was not built"))),
+                        None => Ok(self.image_state(f)?.0),
+                    }
+                };
+                let rm = self.run_mounts(mounts, &state.string("WorkingDir"), &vars, &from)?;
+                let text = format!("RUN\0{created_by}\0{mounts:?}\0{}", rm.key);
+                let mount_list = (rm.mounts.clone(), rm.targets.clone());
+                self.cached(state, key, &text, |b, mut s| {
+                    let layer =
+                        b.run_step(&s, cmd, extra, &failed_cmd, net.as_deref(), mount_list)?;
                     s.commit(&created_by, Some(layer));
                     Ok(s)
                 })

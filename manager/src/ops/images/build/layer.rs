@@ -333,13 +333,10 @@ fn walk_upper(
         };
         let abs = format!("/{child}");
         let lower = in_lowers(lowers, &child);
-        if skip.contains(&abs) && lower.is_none() {
-            let empty = (md.is_file() && md.len() == 0)
-                || (md.is_dir() && fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none()));
-            if empty {
-                junk.push(child);
-                continue;
-            }
+        let setup = skip.contains(&abs) && lower.is_none();
+        if setup && md.is_file() && md.len() == 0 {
+            junk.push(child);
+            continue;
         }
         let ft = md.file_type();
         let whiteout = ft.is_char_device() && md.rdev() == 0;
@@ -356,7 +353,11 @@ fn walk_upper(
             let same = lower.as_ref().is_some_and(|l| {
                 l.is_dir() && l.mode() == md.mode() && l.uid() == md.uid() && l.gid() == md.gid()
             });
-            if !below && !op && same {
+            if !below && setup {
+                // A mount point the container setup made, with nothing kept below it.
+                items.remove(at);
+                junk.push(child);
+            } else if !below && !op && same {
                 // A directory copied up only because something below it was touched.
                 items.remove(at);
             } else {
@@ -457,7 +458,7 @@ pub fn layer_from_upper(
         }
     }
     let layer = b.finish()?;
-    for j in junk.iter().rev() {
+    for j in &junk {
         let p = upper.join(j);
         let _ = fs::remove_file(&p).or_else(|_| fs::remove_dir(&p));
     }

@@ -6,6 +6,7 @@
 mod dispatch;
 mod history;
 mod layer;
+mod mounts;
 mod state;
 mod steps;
 
@@ -47,6 +48,8 @@ pub struct BuildRequest {
     /// The network of RUN steps (`default`, `none`, `host`, a network name).
     pub network: Option<String>,
     pub runtime: Option<String>,
+    /// `--secret id=ID,src=FILE`: files RUN steps may mount (`--mount=type=secret`).
+    pub secrets: BTreeMap<String, PathBuf>,
 }
 
 /// The built image.
@@ -106,7 +109,10 @@ pub fn build(
             })
         })
         .collect::<Result<_>>()?;
-    let context = req.context.clone();
+    let context = std::fs::canonicalize(&req.context).map_err(|source| BuildError::Context {
+        path: req.context.clone(),
+        source,
+    })?;
     let df_path = match &req.dockerfile {
         Some(p) if p.is_absolute() => p.clone(),
         Some(p) => context.join(p),

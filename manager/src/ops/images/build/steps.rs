@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::layer::{ensure_chain, layer_from_upper, Layer, LayerBuilder, View};
@@ -61,7 +63,9 @@ impl Builder<'_> {
         extra_env: Vec<String>,
         created_by: &str,
         network: Option<&str>,
+        mounts: (Vec<crate::ops::models::Mount>, Vec<String>),
     ) -> Result<Layer> {
+        let (mounts, targets) = mounts;
         let Some(anchor) = state.anchor.clone() else {
             return Err(BuildError::Step {
                 file: self.file.clone(),
@@ -104,6 +108,7 @@ impl Builder<'_> {
                     .unwrap_or("")
                     .to_string(),
                 runtime: self.req.runtime.clone().unwrap_or_default(),
+                mounts,
                 ..HostConfig::default()
             },
             ..ContainerCreateRequest::default()
@@ -130,15 +135,39 @@ impl Builder<'_> {
         let id = guard.id.clone();
         self.progress
             .stream(&format!(" ---> Running in {}\n", &id[..12]));
-        let code = loop {
-            match attached.next_output_or_cancel(self.cancel)? {
-                Output::Stdout(d) | Output::Stderr(d) => {
+        // A cancelled build kills the step's container; its exit then ends the stream.
+        let done = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (cancel, engine, id, done) = (
+                self.cancel.clone(),
+                self.engine.clone(),
+                id.clone(),
+                done.clone(),
+            );
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    if cancel.is_cancelled() {
+                        let _ = containers::kill(&engine, &id, "KILL");
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        let streamed = loop {
+            match attached.next_output() {
+                Ok(Output::Stdout(d) | Output::Stderr(d)) => {
                     self.progress.stream(&String::from_utf8_lossy(&d))
                 }
-                Output::Exit(code) => break code,
+                Ok(Output::Exit(code)) => break Ok(code),
+                Err(e) => break Err(e),
             }
         };
+        done.store(true, Ordering::Relaxed);
+        let _ = watcher.join();
         drop(attached);
+        crate::ops::cancel::check(self.cancel)?;
+        let code = streamed?;
         if code != 0 {
             drop(guard);
             return Err(BuildError::RunFailed {
@@ -157,6 +186,14 @@ impl Builder<'_> {
         let target = self.sn.apply_target(&id)?;
         let mut skip: BTreeSet<String> = SETUP_PATHS.iter().map(|s| s.to_string()).collect();
         skip.extend(state.volumes());
+        // Mount targets and the directories made to hold them.
+        for t in targets {
+            let mut p = t.as_str();
+            while !p.is_empty() && p != "/" {
+                skip.insert(p.to_string());
+                p = p.rsplit_once('/').map_or("", |(a, _)| a);
+            }
+        }
         let layer = layer_from_upper(self.store, &target.dir, &target.lowers, &skip)?;
         let parent = chain.and_then(|c| crate::image::parse_digest(&c));
         let name = chain_id(parent.as_ref(), &layer.diff_id);
@@ -373,23 +410,56 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Whether ADD extracts `path`: a tar, plain or compressed with gzip or zstd.
+/// Whether ADD extracts `path`: a tar, plain or compressed with gzip or zstd (docker looks
+/// at the first header after decompressing; a compressed file that is not a tar is copied).
 fn is_archive(path: &Path) -> bool {
-    let Ok(mut f) = std::fs::File::open(path) else {
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(mut r) = decompressed(f) else {
         return false;
     };
     let mut head = [0u8; 512];
     let mut n = 0;
     while n < head.len() {
-        match f.read(&mut head[n..]) {
+        match r.read(&mut head[n..]) {
             Ok(0) | Err(_) => break,
             Ok(k) => n += k,
         }
     }
-    let h = &head[..n];
-    h.starts_with(&[0x1f, 0x8b])
-        || h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-        || (n >= 262 && &h[257..262] == b"ustar")
+    if n < 512 {
+        return false;
+    }
+    // The header checksum: the sum of its bytes with the checksum field taken as spaces.
+    let stored = std::str::from_utf8(&head[148..156])
+        .ok()
+        .and_then(|s| u32::from_str_radix(s.trim_matches(|c: char| c == '\0' || c == ' '), 8).ok());
+    let sum: u32 = head
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    stored == Some(sum)
+}
+
+/// The file's bytes, gzip or zstd decoded when they start with those magic numbers.
+fn decompressed(f: std::fs::File) -> std::io::Result<Box<dyn Read>> {
+    use std::io::BufRead;
+    let mut r = std::io::BufReader::new(f);
+    let head = r.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(r))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::new(r)?)
+    } else {
+        Box::new(r)
+    })
 }
 
 /// The entries of a local archive extracted into `dest`; entries that would climb out of
@@ -399,23 +469,7 @@ fn archive_entries(path: &Path, dest: &str) -> Result<Vec<Entry>> {
         path: path.to_path_buf(),
         source,
     };
-    let f = std::fs::File::open(path).map_err(err)?;
-    let mut head = [0u8; 4];
-    let mut r = std::io::BufReader::new(f);
-    let n = {
-        use std::io::BufRead;
-        let buf = r.fill_buf().map_err(err)?;
-        let n = buf.len().min(4);
-        head[..n].copy_from_slice(&buf[..n]);
-        n
-    };
-    let reader: Box<dyn Read> = if head[..n].starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(r))
-    } else if head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::new(r).map_err(err)?)
-    } else {
-        Box::new(r)
-    };
+    let reader = decompressed(std::fs::File::open(path).map_err(err)?).map_err(err)?;
     let mut ar = tar::Archive::new(reader);
     let mut out = Vec::new();
     for e in ar.entries().map_err(err)? {
