@@ -35,10 +35,12 @@ fn io_err(what: &str) -> impl Fn(io::Error) -> OpsError + '_ {
     move |e| OpsError::from(BuildError::io(what.to_string(), e))
 }
 
-/// Hashes the uncompressed tar and gzips it into an ingest.
+/// Hashes the uncompressed tar and gzips it into an ingest; with a tee, the uncompressed
+/// bytes also go to a snapshot being unpacked at the same time.
 struct LayerWriter {
     hasher: Sha256,
     gz: flate2::write::GzEncoder<IngestWrite>,
+    tee: Option<std::io::PipeWriter>,
 }
 
 struct IngestWrite(Ingest);
@@ -59,6 +61,13 @@ impl Write for LayerWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.gz.write(buf)?;
         self.hasher.update(&buf[..n]);
+        if let Some(t) = &mut self.tee {
+            if t.write_all(&buf[..n]).is_err() {
+                // The unpacker gave up: the layer is still written, its snapshot is made
+                // later from the blob.
+                self.tee = None;
+            }
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -73,11 +82,17 @@ pub struct LayerBuilder {
 
 impl LayerBuilder {
     pub fn new(store: &ImageStore) -> Result<Self> {
+        Self::with_tee(store, None)
+    }
+
+    /// A layer whose uncompressed stream is also written to `tee`.
+    pub fn with_tee(store: &ImageStore, tee: Option<std::io::PipeWriter>) -> Result<Self> {
         let ingest = store.content().ingest_unknown()?;
         let gz = flate2::write::GzEncoder::new(IngestWrite(ingest), flate2::Compression::fast());
         let mut tar = tar::Builder::new(LayerWriter {
             hasher: Sha256::new(),
             gz,
+            tee,
         });
         tar.mode(tar::HeaderMode::Complete);
         tar.follow_symlinks(false);
@@ -159,7 +174,9 @@ impl LayerBuilder {
 
     /// Ends the stream and commits the blob.
     pub fn finish(self) -> Result<Layer> {
-        let w = self.tar.into_inner().map_err(io_err("finishing layer"))?;
+        let mut w = self.tar.into_inner().map_err(io_err("finishing layer"))?;
+        // End of stream for a tee'd unpacker.
+        w.tee = None;
         let diff_id = crate::unpack::sha256_digest(&hex::encode(w.hasher.finalize()));
         let ingest = w.gz.finish().map_err(io_err("compressing layer"))?.0;
         let size = ingest.offset();
@@ -194,6 +211,69 @@ pub fn ensure_chain(
         parent = Some(chain);
     }
     Ok(parent.map(|d| d.to_string()))
+}
+
+/// A snapshot unpacked from a layer while the layer is written (COPY's layer, then
+/// needed by the next RUN), committed under the layer's ChainID once it is complete.
+pub struct TeeSnapshot<'a> {
+    sn: &'a dyn Snapshotter,
+    key: String,
+    parent: Option<Digest>,
+    worker:
+        Option<std::thread::JoinHandle<std::result::Result<Digest, crate::unpack::UnpackError>>>,
+}
+
+impl<'a> TeeSnapshot<'a> {
+    /// Prepares the snapshot on `parent`; returns it and the writer to give the layer.
+    pub fn start(
+        sn: &'a dyn Snapshotter,
+        parent: Option<&str>,
+    ) -> Result<(Self, std::io::PipeWriter)> {
+        let key = format!(
+            "build-copy-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        sn.prepare(&key, parent)?;
+        let mut t = TeeSnapshot {
+            sn,
+            key,
+            parent: parent.and_then(crate::image::parse_digest),
+            worker: None,
+        };
+        let target = sn.apply_target(&t.key)?;
+        let (r, w) = std::io::pipe().map_err(io_err("making a pipe"))?;
+        t.worker = Some(std::thread::spawn(move || {
+            crate::unpack::apply_layer(r, &target).map(|a| a.diff_id)
+        }));
+        Ok((t, w))
+    }
+
+    /// Commits the snapshot when it matches `layer` (else it is dropped: the next step
+    /// unpacks the blob).
+    pub fn finish(mut self, layer: &Layer) {
+        let unpacked = self.worker.take().map(|w| w.join());
+        if let Some(Ok(Ok(diff))) = unpacked {
+            if diff == layer.diff_id {
+                let chain = chain_id(self.parent.as_ref(), &diff);
+                if self.sn.commit(chain.as_ref(), &self.key).is_ok() {
+                    self.key.clear();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TeeSnapshot<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+        if !self.key.is_empty() {
+            // Best effort: a leftover is swept by the next build.
+            let _ = self.sn.remove(&self.key);
+        }
+    }
 }
 
 /// A read-only tree of a build state, mounted until dropped.
@@ -262,7 +342,11 @@ pub fn sweep(root: &Path, sn: &dyn Snapshotter) {
     };
     if let Ok(all) = sn.list() {
         for i in all {
-            if let Some(rest) = i.key.strip_prefix("build-view-") {
+            let rest = i
+                .key
+                .strip_prefix("build-view-")
+                .or_else(|| i.key.strip_prefix("build-copy-"));
+            if let Some(rest) = rest {
                 if rest.split('-').next().is_some_and(dead) {
                     let _ = sn.remove(&i.key);
                 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::layer::{ensure_chain, layer_from_upper, Layer, LayerBuilder, View};
+use super::layer::{ensure_chain, layer_from_upper, Layer, LayerBuilder, TeeSnapshot, View};
 use super::state::State;
 use super::Builder;
 use crate::build::context::{clean_abs, Context, Entry, EntryKind};
@@ -335,15 +335,18 @@ impl Builder<'_> {
         }
         entries.sort_by(|a, b| a.dest.cmp(&b.dest));
         entries.dedup_by(|a, b| a.dest == b.dest);
-        let mut lb = LayerBuilder::new(self.store)?;
+        drop(view);
+        let (tee, pipe) = TeeSnapshot::start(&*self.sn, chain.as_deref())?;
+        let mut lb = LayerBuilder::with_tee(self.store, Some(pipe))?;
         for e in &entries {
             if e.dest == "/" {
                 continue;
             }
             lb.entry(e)?;
         }
-        drop(view);
-        lb.finish()
+        let layer = lb.finish()?;
+        tee.finish(&layer);
+        Ok(layer)
     }
 
     /// `--chown` (`user[:group]`, names looked up in the image): as docker's builder, a
