@@ -52,6 +52,13 @@ pub struct Args {
     /// Secret file to expose to RUN --mount=type=secret (id=ID,src=FILE or id=ID,env=VAR)
     #[arg(long = "secret")]
     secrets: Vec<String>,
+    /// Output destination: type=docker|oci,dest=FILE (a save archive, - for stdout) or
+    /// type=local,dest=DIR (the files); the image is stored as well
+    #[arg(short = 'o', long = "output")]
+    outputs: Vec<String>,
+    /// Push the image (every -t) after the build
+    #[arg(long)]
+    push: bool,
     /// Set platform (only the host's is supported)
     #[arg(long)]
     platform: Option<String>,
@@ -224,6 +231,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 std::fs::write(f, &r.id)
                     .with_context(|| format!("writing --iidfile {}", f.display()))?;
             }
+            for o in &args.outputs {
+                output(ctx, &r.id, o)?;
+            }
+            if args.push {
+                if r.tags.is_empty() {
+                    bail!("--push needs a name: give one with -t");
+                }
+                for t in &r.tags {
+                    let progress = super::progress_for(quiet);
+                    super::block_on(async {
+                        images::push(&ctx.engine, t, false, &progress, &Cancel::new()).await?;
+                        Ok(())
+                    })?;
+                }
+            }
             Ok(())
         }
         Err(e) => {
@@ -237,5 +259,57 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
             eprintln!("{e}");
             Err(Exit::silent(code).into())
         }
+    }
+}
+
+/// One `-o` value: where the built image goes besides the store.
+fn output(ctx: &Ctx, id: &str, spec: &str) -> Result<()> {
+    let mut kind = None;
+    let mut dest = None;
+    for part in spec.split(',') {
+        match part.split_once('=') {
+            Some(("type", v)) => kind = Some(v.to_string()),
+            Some(("dest", v)) => dest = Some(v.to_string()),
+            Some(_) => bail!("flag --output: unsupported attribute in {spec:?}"),
+            None if dest.is_none() && kind.is_none() => dest = Some(part.to_string()),
+            None => bail!("flag --output: invalid value {spec:?}"),
+        }
+    }
+    let kind = kind.unwrap_or_else(|| "local".into());
+    let Some(dest) = dest else {
+        bail!("flag --output: {spec:?} has no dest=");
+    };
+    match kind.as_str() {
+        "local" => Ok(images::export_local(
+            &ctx.engine,
+            id,
+            std::path::Path::new(&dest),
+        )?),
+        "docker" | "oci" => {
+            let format = if kind == "oci" {
+                images::ArchiveFormat::Oci
+            } else {
+                images::ArchiveFormat::Docker
+            };
+            let names = [id.to_string()];
+            if dest == "-" {
+                Ok(images::save(
+                    &ctx.engine,
+                    &names,
+                    format,
+                    std::io::stdout().lock(),
+                )?)
+            } else {
+                let f = std::fs::File::create(&dest)
+                    .with_context(|| format!("flag --output: creating {dest}"))?;
+                Ok(images::save(
+                    &ctx.engine,
+                    &names,
+                    format,
+                    std::io::BufWriter::new(f),
+                )?)
+            }
+        }
+        other => bail!("flag --output: unsupported type {other:?} (local, docker or oci)"),
     }
 }

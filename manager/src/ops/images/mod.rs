@@ -22,8 +22,8 @@ use crate::unpack::{prune_snapshots, unpack_image};
 
 pub use archive::{load, save, ArchiveFormat};
 pub use build::{
-    build, context_from_tar, exit_code as build_exit_code, familiar, history, BuildRequest,
-    BuildResult, HistoryItem, TarContext,
+    build, context_from_tar, exit_code as build_exit_code, export_local, familiar, history,
+    BuildRequest, BuildResult, HistoryItem, TarContext,
 };
 pub use registry::{login, logout, pull, push, PullOptions};
 

@@ -4,6 +4,7 @@
 //! with docker's history, tagged as asked.
 
 mod dispatch;
+mod export;
 mod history;
 mod layer;
 mod mounts;
@@ -27,6 +28,7 @@ use crate::ops::{Cancel, Engine, Progress};
 use crate::reference::Reference;
 use crate::snapshot::{Backend, Snapshotter};
 
+pub use export::export_local;
 pub use history::{history, HistoryItem};
 use state::{Cache, State};
 
