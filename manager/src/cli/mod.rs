@@ -126,7 +126,7 @@ enum Command {
     /// Load images from a tar archive
     Load(load::Args),
     /// Build an image from a Dockerfile
-    Build(build::Args),
+    Build(Box<build::Args>),
     /// Show the history of an image
     History(history::Args),
     /// Manage images
@@ -166,7 +166,7 @@ enum ImageCommand {
     /// Load images from a tar archive
     Load(load::Args),
     /// Build an image from a Dockerfile
-    Build(build::Args),
+    Build(Box<build::Args>),
     /// Show the history of an image
     History(history::Args),
     /// Mount an image's root filesystem read-only on a directory
@@ -286,7 +286,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logout(a) => login::logout(&mut ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&mut ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&mut ctx, a),
-        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&ctx, a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&ctx, *a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(&mut ctx, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run(&mut ctx, a),
