@@ -305,3 +305,71 @@ fn rebuilds_come_from_the_cache_until_a_copied_file_changes() -> Result<()> {
     );
     Ok(())
 }
+
+/// `POST /build` and `GET /images/{name}/history` serve both docker CLIs (classic builder
+/// protocol); a BuildKit session is answered 501.
+#[test]
+fn docker_clis_build_through_the_engine_api() -> Result<()> {
+    use spec_tests::engines::run_cmd;
+    use spec_tests::manager::api::{docker_clients, Service};
+    let s = Service::start()?;
+    let dir = tempfile::tempdir()?;
+    let ctx = dir.path();
+    write_context(ctx, &[("a.txt", "from the context\n")])?;
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nARG X=1\nCOPY a.txt /\nRUN echo \"x=$X\" > /x\nCMD [\"cat\", \"/a.txt\", \"/x\"]\n",
+    )?;
+    let c = ctx.display().to_string();
+    for (i, cli) in docker_clients().into_iter().enumerate() {
+        let tag = format!("api-built:{i}");
+        let mut cmd = s.client(cli);
+        cmd.env("DOCKER_BUILDKIT", "0").args([
+            "build",
+            "--network",
+            "none",
+            "--build-arg",
+            "X=7",
+            "-t",
+            &tag,
+            &c,
+        ]);
+        let o = run_cmd(cmd, std::time::Duration::from_secs(120))?.ok()?;
+        assert!(
+            o.stdout.contains(&format!("Successfully tagged {tag}")),
+            "{cli}: {}",
+            o.stdout
+        );
+        let out = s.docker_ok(cli, &["run", "--rm", "--network", "none", &tag])?;
+        assert_eq!(out, "from the context\nx=7\n", "{cli}");
+        let h = s.docker_ok(
+            cli,
+            &["history", "--no-trunc", "--format", "{{.CreatedBy}}", &tag],
+        )?;
+        assert!(
+            h.lines()
+                .any(|l| l == "|1 X=7 /bin/sh -c echo \"x=$X\" > /x"),
+            "{cli}: {h}"
+        );
+        let mut cmd = s.client(cli);
+        std::fs::write(ctx.join("Dockerfile.bad"), "FROM busybox\nRUN exit 4\n")?;
+        cmd.env("DOCKER_BUILDKIT", "0").args([
+            "build",
+            "--network",
+            "none",
+            "-f",
+            &ctx.join("Dockerfile.bad").display().to_string(),
+            &c,
+        ]);
+        let o = run_cmd(cmd, std::time::Duration::from_secs(120))?;
+        assert_eq!(o.code, Some(4), "{cli}: {o}");
+        assert!(
+            o.stderr.contains("returned a non-zero code: 4"),
+            "{cli}: {o}"
+        );
+    }
+    let (code, body) = s.http("POST", "/build?version=2", None)?;
+    assert_eq!(code, 501, "{body}");
+    assert!(body.contains("message"), "{body}");
+    Ok(())
+}
