@@ -134,6 +134,29 @@ RUN rm -rf /w/a /w/gone /bin/vi && mkdir /w/a && echo new > /w/a/g && chmod 4755
             &[],
         ),
         case(
+            "scopes-and-forms",
+            r#"ARG TAG=latest
+ARG UNUSED_GLOBAL=x
+FROM berth-test-busybox:${TAG}
+ARG TAG
+LABEL from-tag=$TAG
+SHELL ["/bin/sh", "-ec"]
+USER nobody
+RUN id -u > /tmp/uid-of-run
+USER root
+WORKDIR /w
+COPY --chown=65534 a.txt rel/
+COPY a.txt rel2
+ENTRYPOINT echo entry
+CMD echo cmd
+EXPOSE 7000-7002/udp
+ENV P=/w \
+    Q="$P/q"
+"#,
+            &[("a.txt", "a\n")],
+            &[],
+        ),
+        case(
             "onbuild-parent",
             r#"FROM BASE
 ONBUILD RUN echo triggered > /triggered
