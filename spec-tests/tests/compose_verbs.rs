@@ -199,3 +199,50 @@ fn up_pulls_missing_images_from_a_registry() -> Result<()> {
     assert!(err.contains(&format!("{image}-missing")), "{err}");
     Ok(())
 }
+
+#[test]
+fn build_sections_are_built_tagged_and_run_and_cached_on_the_second_up() -> Result<()> {
+    let p = Project::new(
+        "build",
+        r#"
+services:
+  app:
+    build:
+      context: ./app
+      args: {GREETING: hello-from-build}
+    command: ["cat", "/greeting"]
+  named:
+    image: composebuilt/named:1
+    build:
+      context: ./app
+      dockerfile_inline: |
+        FROM @IMAGE@
+        RUN echo inline > /greeting
+      target: ""
+    command: ["cat", "/greeting"]
+"#,
+    )?;
+    p.write(
+        "app/Dockerfile",
+        "FROM @IMAGE@\nARG GREETING\nRUN echo $GREETING > /greeting\n",
+    )?;
+    p.ok(&["up", "-d"])?;
+    p.ok(&["wait", "app", "named"])?;
+    let (logs, _) = p.ok(&["logs", "--no-log-prefix", "app"])?;
+    assert_eq!(logs.trim(), "hello-from-build");
+    let (logs, _) = p.ok(&["logs", "--no-log-prefix", "named"])?;
+    assert_eq!(logs.trim(), "inline");
+    // Tagged PROJECT-SERVICE and with the service's image name.
+    let images = p
+        .berth
+        .ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])?;
+    assert!(
+        images.contains(&format!("{}-app:latest", p.name)),
+        "{images}"
+    );
+    assert!(images.contains("composebuilt/named:1"), "{images}");
+    // `compose build` again comes from the cache.
+    let (out, err) = p.ok(&["build", "app"])?;
+    assert!((out.clone() + &err).contains("Using cache"), "{out}{err}");
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per verb, each a thin layer over the library.
 
 mod attach;
+mod build;
 mod compose;
 mod container;
 mod cp;
@@ -8,6 +9,7 @@ mod ctr;
 mod dns;
 mod exec;
 mod format;
+mod history;
 mod images;
 mod inspect;
 mod kube;
@@ -125,6 +127,10 @@ enum Command {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Build an image from a Dockerfile
+    Build(Box<build::Args>),
+    /// Show the history of an image
+    History(history::Args),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -166,6 +172,10 @@ enum ImageCommand {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Build an image from a Dockerfile
+    Build(Box<build::Args>),
+    /// Show the history of an image
+    History(history::Args),
     /// Mount an image's root filesystem read-only on a directory
     Mount(mount::MountArgs),
     /// Unmount an image mounted by `image mount`
@@ -283,6 +293,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logout(a) => login::logout(&mut ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&mut ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&mut ctx, a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&ctx, *a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(&mut ctx, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run(&mut ctx, a),
         Command::Image(ImageCommand::Mount(a)) => mount::mount(&mut ctx, a),

@@ -98,8 +98,8 @@ pub enum ComposeError {
     DependencyFailed { reason: String },
     #[error("{what} {name} declared as external, but could not be found")]
     ExternalMissing { what: &'static str, name: String },
-    #[error("service {service:?}: build: not supported yet")]
-    BuildUnsupported { service: String },
+    #[error("service {service:?}: build: {what} is not supported")]
+    BuildUnsupported { service: String, what: String },
     #[error("service {service:?} is not running")]
     NotRunning { service: String },
     #[error("service {service:?} has no container number {index}")]

@@ -354,6 +354,8 @@ pub enum OpsError {
     Config(Box<ConfigError>),
     #[error(transparent)]
     Content(#[from] crate::content::ContentError),
+    #[error(transparent)]
+    Build(Box<crate::build::BuildError>),
 }
 
 /// The big errors of the modules below are boxed, so that every `Result` stays small.
@@ -375,6 +377,7 @@ boxed_from! {
     UnpackError => Unpack2,
     ArchiveError => Archive,
     ConfigError => Config,
+    crate::build::BuildError => Build,
 }
 
 /// An error and the lines its cleanup reported (see [`OpsError::Undo`]).
@@ -548,6 +551,7 @@ impl OpsError {
             Self::Archive(e) => archive_class(e),
             Self::Config(_) => InvalidParameter,
             Self::Compose(e) => compose_class(e),
+            Self::Build(e) if e.is_invalid_input() => InvalidParameter,
             _ => System,
         }
     }

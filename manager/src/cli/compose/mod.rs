@@ -184,6 +184,8 @@ impl ProgressSink for Lines {
         match event {
             Event::Status { id: Some(id), text } => eprintln!(" {id}  {text}"),
             Event::Status { id: None, text } => eprintln!("{text}"),
+            // A `build:` section's steps and RUN output, as `docker compose build` shows them.
+            Event::Stream(text) => eprint!("{text}"),
             _ => {}
         }
     }
