@@ -199,10 +199,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         };
         req.dockerfile = Some(p);
     }
+    let tty =
+        args.progress == "tty" || (args.progress == "auto" && std::io::stdout().is_terminal());
     let progress = if quiet {
         Progress::discard()
+    } else if tty {
+        Progress::new(Arc::new(Steps::default()))
     } else {
-        let _ = std::io::stdout().is_terminal();
         Progress::new(Arc::new(berth::render::Lines::stdout()))
     };
     let cancel = Cancel::new();
@@ -311,5 +314,81 @@ fn output(ctx: &Ctx, id: &str, spec: &str) -> Result<()> {
             }
         }
         other => bail!("flag --output: unsupported type {other:?} (local, docker or oci)"),
+    }
+}
+
+/// BuildKit's look on a terminal: one line per step with CACHED or its duration, the RUN
+/// output indented under it (dimmed), the image and its names at the end.
+#[derive(Default)]
+struct Steps {
+    inner: std::sync::Mutex<StepsState>,
+}
+
+#[derive(Default)]
+struct StepsState {
+    partial: String,
+    step: Option<(String, std::time::Instant, bool)>,
+    shown: bool,
+    started: Option<std::time::Instant>,
+}
+
+impl StepsState {
+    fn line(&mut self, line: &str, out: &mut impl std::io::Write) {
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        if let Some(rest) = line.strip_prefix("Step ") {
+            let (n, what) = rest.split_once(" : ").unwrap_or((rest, ""));
+            self.step = Some((format!("[{n}] {what}"), std::time::Instant::now(), false));
+            self.shown = false;
+        } else if line == " ---> Using cache" {
+            if let Some(s) = &mut self.step {
+                s.2 = true;
+            }
+        } else if line.starts_with(" ---> Running in ")
+            || line.starts_with("Removing intermediate container ")
+        {
+        } else if line.starts_with(" ---> ") {
+            if let Some((title, at, cached)) = self.step.take() {
+                let how = if cached {
+                    "CACHED".to_string()
+                } else {
+                    format!("{:.1}s", at.elapsed().as_secs_f64())
+                };
+                let _ = writeln!(out, "\x1b[34m=> {title} {how}\x1b[0m");
+            }
+        } else if let Some(id) = line.strip_prefix("Successfully built ") {
+            let _ = writeln!(out, "=> writing image {id} done");
+        } else if let Some(name) = line.strip_prefix("Successfully tagged ") {
+            let _ = writeln!(out, "=> naming to {name} done");
+            let _ = writeln!(
+                out,
+                "[+] Building {:.1}s FINISHED",
+                started.elapsed().as_secs_f64()
+            );
+        } else {
+            // A step's output goes under its title, shown once before it.
+            if !self.shown {
+                if let Some((title, _, _)) = &self.step {
+                    let _ = writeln!(out, "\x1b[34m=> {title}\x1b[0m");
+                }
+                self.shown = true;
+            }
+            let _ = writeln!(out, "\x1b[2m   {line}\x1b[0m");
+        }
+    }
+}
+
+impl berth::ops::ProgressSink for Steps {
+    fn event(&self, event: &berth::ops::Event) {
+        let berth::ops::Event::Stream(text) = event else {
+            return;
+        };
+        let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        st.partial.push_str(text);
+        let mut out = std::io::stdout().lock();
+        while let Some(i) = st.partial.find('\n') {
+            let line: String = st.partial.drain(..=i).collect();
+            st.line(line.trim_end_matches('\n'), &mut out);
+        }
+        let _ = std::io::Write::flush(&mut out);
     }
 }

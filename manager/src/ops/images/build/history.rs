@@ -6,9 +6,9 @@ use std::str::FromStr;
 use oci_spec::image::Digest;
 use serde::Serialize;
 
+use crate::image::ImageStore;
 use crate::ops::error::Result;
 use crate::ops::Engine;
-use crate::snapshot::{chain_id, Backend};
 
 /// One history entry as docker's API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,17 +41,14 @@ pub fn history(engine: &Engine, what: &str) -> Result<Vec<HistoryItem>> {
                 .collect()
         })
         .unwrap_or_default();
-    let sn = Backend::detect().open(engine.root()).ok();
+    // docker's size of a layer: the bytes of the files it holds.
     let mut sizes = Vec::new();
-    let mut parent: Option<Digest> = None;
-    for (i, d) in diff_ids.iter().enumerate() {
-        let chain = chain_id(parent.as_ref(), d);
-        let unpacked = sn
-            .as_ref()
-            .and_then(|sn| sn.usage(chain.as_ref()).ok())
-            .map(|u| u.bytes as i64);
-        sizes.push(unpacked.unwrap_or_else(|| layers.get(i).map_or(0, |l| l.size() as i64)));
-        parent = Some(chain);
+    for (i, _) in diff_ids.iter().enumerate() {
+        let size = layers
+            .get(i)
+            .and_then(|l| content_size(store, l.digest()))
+            .unwrap_or(0);
+        sizes.push(size);
     }
     let tags: Vec<String> = records
         .iter()
@@ -91,4 +88,28 @@ pub fn history(engine: &Engine, what: &str) -> Result<Vec<HistoryItem>> {
         top.tags = Some(tags);
     }
     Ok(out)
+}
+
+/// The sum of the regular files' sizes in a layer blob (gzip, zstd or plain tar).
+fn content_size(store: &ImageStore, digest: &Digest) -> Option<i64> {
+    use std::io::{BufRead, Read};
+    let f = store.content().open_blob(digest).ok()?;
+    let mut r = std::io::BufReader::new(f);
+    let head = r.fill_buf().ok()?.to_vec();
+    let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(r))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::new(r).ok()?)
+    } else {
+        Box::new(r)
+    };
+    let mut ar = tar::Archive::new(reader);
+    let mut total: i64 = 0;
+    for e in ar.entries().ok()? {
+        let e = e.ok()?;
+        if e.header().entry_type().is_file() {
+            total += e.header().size().ok()? as i64;
+        }
+    }
+    Some(total)
 }

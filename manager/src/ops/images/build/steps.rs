@@ -451,7 +451,8 @@ fn is_archive(path: &Path) -> bool {
     stored == Some(sum)
 }
 
-/// The file's bytes, gzip or zstd decoded when they start with those magic numbers.
+/// The file's bytes, decoded when they start with the magic number of gzip, bzip2, xz or
+/// zstd (the compressions docker's ADD extracts).
 fn decompressed(f: std::fs::File) -> std::io::Result<Box<dyn Read>> {
     use std::io::BufRead;
     let mut r = std::io::BufReader::new(f);
@@ -460,6 +461,13 @@ fn decompressed(f: std::fs::File) -> std::io::Result<Box<dyn Read>> {
         Box::new(flate2::read::MultiGzDecoder::new(r))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Box::new(zstd::stream::read::Decoder::new(r)?)
+    } else if head.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(r))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        // lzma-rs decodes whole streams: archives given to ADD are read into memory.
+        let mut out = Vec::new();
+        lzma_rs::xz_decompress(&mut r, &mut out).map_err(std::io::Error::other)?;
+        Box::new(std::io::Cursor::new(out))
     } else {
         Box::new(r)
     })
@@ -532,4 +540,55 @@ fn archive_entries(path: &Path, dest: &str) -> Result<Vec<Entry>> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o640);
+        h.set_size(3);
+        b.append_data(&mut h, "d/f.txt", &b"abc"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn add_extracts_tars_in_every_common_compression() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = tar();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&plain).unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &plain[..], &mut xz).unwrap();
+        let variants = [
+            ("t.tar", plain.clone()),
+            ("t.tar.gz", gz.finish().unwrap()),
+            ("t.tar.bz2", bz.finish().unwrap()),
+            ("t.tar.xz", xz),
+            ("t.tar.zst", zstd::encode_all(&plain[..], 3).unwrap()),
+        ];
+        for (name, bytes) in variants {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            assert!(is_archive(&p), "{name}");
+            let e = archive_entries(&p, "/x").unwrap();
+            assert_eq!(e.len(), 1, "{name}");
+            assert_eq!(e[0].dest, "/x/d/f.txt");
+            assert_eq!(e[0].data.as_deref(), Some(&b"abc"[..]));
+        }
+        let p = dir.path().join("not-a-tar.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"just some text").unwrap();
+        std::fs::write(&p, gz.finish().unwrap()).unwrap();
+        assert!(
+            !is_archive(&p),
+            "a compressed file that is not a tar is copied as is"
+        );
+    }
 }
