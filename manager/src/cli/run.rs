@@ -19,9 +19,14 @@ pub struct CreateArgs {
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
-    image: String,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
+    /// IMAGE then its COMMAND: one list, so that every word after the image belongs to the
+    /// command, as docker reads it (`run busybox -c x` runs `-c x`, not --cpu-shares).
+    #[arg(
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        required = true,
+        trailing_var_arg = true
+    )]
+    image_and_command: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,9 +46,22 @@ pub struct RunArgs {
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
-    image: String,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
+    /// IMAGE then its COMMAND: one list, so that every word after the image belongs to the
+    /// command, as docker reads it (`run busybox -c x` runs `-c x`, not --cpu-shares).
+    #[arg(
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        required = true,
+        trailing_var_arg = true
+    )]
+    image_and_command: Vec<String>,
+}
+
+fn image_of(words: &[String]) -> &str {
+    words.first().map_or("", String::as_str)
+}
+
+fn command_of(words: &[String]) -> &[String] {
+    words.get(1..).unwrap_or_default()
 }
 
 /// docker's CLI exits 125 when `run`/`create` fail before the container runs.
@@ -95,14 +113,26 @@ fn prepare(
 }
 
 fn create_inner(ctx: &mut Ctx, args: CreateArgs) -> Result<()> {
-    let t = prepare(ctx, &args.flags, &args.image, &args.command, false)?;
+    let t = prepare(
+        ctx,
+        &args.flags,
+        image_of(&args.image_and_command),
+        command_of(&args.image_and_command),
+        false,
+    )?;
     let created = containers::create(&ctx.engine, &t.request, &t.options).map_err(exit_for)?;
     println!("{}", created.id);
     Ok(())
 }
 
 fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
-    let t = prepare(ctx, &args.flags, &args.image, &args.command, args.rm)?;
+    let t = prepare(
+        ctx,
+        &args.flags,
+        image_of(&args.image_and_command),
+        command_of(&args.image_and_command),
+        args.rm,
+    )?;
     let mode = if args.detach {
         RunMode::Detached
     } else {
