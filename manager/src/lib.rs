@@ -10,6 +10,7 @@ pub mod container;
 pub mod content;
 pub mod credentials;
 pub mod distribution;
+pub mod events;
 pub mod image;
 pub mod lock;
 pub mod logs;

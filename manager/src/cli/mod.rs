@@ -5,6 +5,7 @@ mod container;
 mod cp;
 mod ctr;
 mod dns;
+mod events;
 mod exec;
 mod format;
 mod images;
@@ -135,6 +136,8 @@ enum Command {
     /// Manage berth: the Engine API service
     #[command(subcommand)]
     System(system::Command),
+    /// Get real time events from the server
+    Events(events::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,5 +318,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dns(a) => dns::run(&ctx, a),
         Command::Volume(c) => volume::run(&mut ctx, c),
         Command::System(c) => system::run(&ctx, c),
+        Command::Events(a) => events::run(&ctx, a),
     }
 }

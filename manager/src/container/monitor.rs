@@ -144,7 +144,10 @@ pub fn run(root: &Path, id: &str, start: bool, sync: Option<File>) -> Result<()>
                 fail_waiting(&shared, code, &message, &start_rx);
                 broadcast_exit(&shared, code);
                 if record.config.auto_remove {
-                    let _ = lifecycle::remove_files(root, &store, &store.load(id)?, true);
+                    let r = store.load(id)?;
+                    if lifecycle::remove_files(root, &store, &r, true).is_ok() {
+                        crate::events::container(root, &r, "destroy", &[]);
+                    }
                 }
                 return Ok(());
             }
@@ -179,8 +182,8 @@ pub fn run(root: &Path, id: &str, start: bool, sync: Option<File>) -> Result<()>
         r.state.monitor_pid = 0;
         r.state.monitor_start = 0;
     })?;
-    if record.config.auto_remove {
-        let _ = lifecycle::remove_files(root, &store, &record, true);
+    if record.config.auto_remove && lifecycle::remove_files(root, &store, &record, true).is_ok() {
+        crate::events::container(root, &record, "destroy", &[]);
     }
     broadcast_exit(&shared, code);
     Ok(())
@@ -273,6 +276,7 @@ fn run_once(
     if stopped_meanwhile {
         let _ = runtime.kill(&record.id, "KILL", true);
     }
+    crate::events::container(&paths.root, record, "start", &[]);
     for mut c in waiting {
         let _ = Frame::Started.write_to(&mut c);
     }
@@ -293,6 +297,13 @@ fn run_once(
         let _ = h.join();
     }
     finish(store, record, &runtime, code, pumps, true);
+    let current = store.load(&record.id).unwrap_or_else(|_| record.clone());
+    crate::events::container(
+        &paths.root,
+        &current,
+        "die",
+        &[("exitCode", code.to_string())],
+    );
     Ok(code)
 }
 

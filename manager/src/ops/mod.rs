@@ -28,6 +28,7 @@ pub mod blocking;
 pub mod cancel;
 pub mod containers;
 pub mod error;
+pub mod events;
 pub mod images;
 pub mod models;
 pub mod networks;

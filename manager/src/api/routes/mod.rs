@@ -4,6 +4,7 @@
 
 mod container_data;
 mod containers;
+mod events;
 mod exec;
 mod images;
 mod networks;
@@ -38,6 +39,7 @@ pub fn app(state: Arc<AppState>) -> App {
         .merge(exec::routes())
         .merge(images::routes())
         .merge(networks::routes())
+        .merge(events::routes())
         .fallback(not_implemented)
         .with_state(state.clone());
     // The outer router's only route is the fallback, so these layers run before the

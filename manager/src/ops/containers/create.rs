@@ -141,7 +141,10 @@ pub(crate) fn create_mounted(
         &*sn,
     );
     match made {
-        Ok(r) => Ok((containers, r, plan.warnings)),
+        Ok(r) => {
+            crate::events::container(&root, &r, "create", &[]);
+            Ok((containers, r, plan.warnings))
+        }
         Err(e) => {
             let r = containers.load(&id).unwrap_or(record);
             let also = match lifecycle::remove_files(&root, &containers, &r, true) {

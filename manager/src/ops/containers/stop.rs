@@ -41,6 +41,7 @@ pub fn stop(engine: &Engine, what: &str, opts: &StopOptions) -> Result<String> {
         &signal,
         timeout(opts, r.config.stop_timeout),
     )?;
+    crate::events::container(engine.root(), &r, "stop", &[]);
     Ok(r.id)
 }
 
@@ -67,7 +68,23 @@ pub fn kill(engine: &Engine, what: &str, signal: &str) -> Result<()> {
         store.update(&r.id, |r| r.state.manually_stopped = true)?;
     }
     super::runtime(engine, &store, &r).kill(&r.id, &signal, false)?;
+    crate::events::container(
+        engine.root(),
+        &r,
+        "kill",
+        &[("signal", signal_number(&signal))],
+    );
     Ok(())
+}
+
+/// A signal as docker's kill event names it: its number.
+fn signal_number(signal: &str) -> String {
+    if signal.parse::<i32>().is_ok() {
+        return signal.to_string();
+    }
+    format!("SIG{signal}")
+        .parse::<nix::sys::signal::Signal>()
+        .map_or_else(|_| signal.to_string(), |s| (s as i32).to_string())
 }
 
 /// How to remove.
@@ -117,6 +134,7 @@ pub(crate) fn remove_record(
         Err(e) => return Err(e.into()),
     };
     lifecycle::remove_files(engine.root(), store, &r, opts.volumes)?;
+    crate::events::container(engine.root(), &r, "destroy", &[]);
     Ok(())
 }
 
@@ -195,6 +213,7 @@ pub fn pause(engine: &Engine, what: &str) -> Result<()> {
     }
     super::runtime(engine, &store, &r).pause(&r.id)?;
     store.update(&r.id, |r| r.state.status = Status::Paused)?;
+    crate::events::container(engine.root(), &r, "pause", &[]);
     Ok(())
 }
 
@@ -210,6 +229,7 @@ pub fn unpause(engine: &Engine, what: &str) -> Result<()> {
             r.state.status = Status::Running;
         }
     })?;
+    crate::events::container(engine.root(), &r, "unpause", &[]);
     Ok(())
 }
 
@@ -233,7 +253,13 @@ pub fn rename(engine: &Engine, what: &str, new_name: &str) -> Result<()> {
             .into());
         }
     }
-    store.update(&r.id, |r| r.name = name.to_string())?;
+    let renamed = store.update(&r.id, |r| r.name = name.to_string())?;
+    crate::events::container(
+        engine.root(),
+        &renamed,
+        "rename",
+        &[("oldName", format!("/{}", r.name))],
+    );
     Ok(())
 }
 

@@ -193,6 +193,14 @@ pub fn tag(engine: &Engine, source: &str, target: &str) -> Result<()> {
     let mut record = ImageRecord::new(Some(&target_ref), first.digest.clone(), &first.media_type);
     record.index_digest = first.index_digest.clone();
     store.put(record)?;
+    let id = image_id(store, first).unwrap_or_else(|| first.digest.to_string());
+    crate::events::emit(
+        engine.root(),
+        "image",
+        "tag",
+        &id,
+        &[("name", target_ref.to_string())],
+    );
     Ok(())
 }
 
@@ -244,6 +252,7 @@ pub fn remove(engine: &Engine, names: &[String], force: bool) -> Result<RemoveRe
     let users = container_users(root)?;
     let store = engine.images()?;
     let mut report = RemoveReport::default();
+    let mut removed_ids: Vec<String> = Vec::new();
     for what in names {
         let hits = match store.lookup(what) {
             Ok(h) => h,
@@ -304,6 +313,13 @@ pub fn remove(engine: &Engine, names: &[String], force: bool) -> Result<RemoveRe
                 .collect::<Vec<_>>()
         })?;
         for r in &removed {
+            let id = image_id(store, r).unwrap_or_else(|| r.digest.to_string());
+            let name = r.name.clone().unwrap_or_default();
+            crate::events::emit(root, "image", "untag", &id, &[("name", name.clone())]);
+            if !store.records()?.iter().any(|o| o.digest == r.digest) && !removed_ids.contains(&id)
+            {
+                removed_ids.push(id);
+            }
             report.items.push(ImageDeleteResponseItem {
                 untagged: Some(r.name.clone().unwrap_or_else(|| r.digest.to_string())),
                 deleted: None,
@@ -311,6 +327,9 @@ pub fn remove(engine: &Engine, names: &[String], force: bool) -> Result<RemoveRe
         }
     }
     let gc = store.gc(None, false)?;
+    for id in &removed_ids {
+        crate::events::emit(root, "image", "delete", id, &[]);
+    }
     for d in &gc.deleted {
         report.items.push(ImageDeleteResponseItem {
             untagged: None,

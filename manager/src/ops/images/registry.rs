@@ -138,6 +138,13 @@ async fn pull_all(
             "Image is up to date"
         };
         progress.status(&format!("Status: {status} for {reference}"));
+        crate::events::emit(
+            &root,
+            "image",
+            "pull",
+            &reference.to_string(),
+            &[("name", reference.name())],
+        );
         pulled.push(PulledImage {
             reference: reference.to_string(),
             digest: got.resolved.to_string(),
@@ -220,6 +227,13 @@ async fn push_all(
             "{pin}: digest: {} size: {}",
             done.digest, done.size
         ));
+        crate::events::emit(
+            engine.root(),
+            "image",
+            "push",
+            &target.to_string(),
+            &[("name", target.name())],
+        );
         pushed.push(PushedImage {
             reference: target.to_string(),
             digest: done.digest.to_string(),
