@@ -170,3 +170,111 @@ print(",".join(e["Action"] for e in evs))
     s.env.assert_clean(&[]);
     Ok(())
 }
+
+#[test]
+fn stats_system_df_info_and_version_through_docker_the_sdk_and_berth() -> Result<()> {
+    let s = Service::start()?;
+    let cli = *docker_clients().last().unwrap_or(&"/usr/bin/docker");
+    s.docker_ok(
+        cli,
+        &["run", "-d", "--name", "st", "busybox", "sleep", "60"],
+    )?;
+    let out = s.docker_ok(
+        cli,
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.PIDs}}",
+            "st",
+        ],
+    )?;
+    assert_eq!(out.trim(), "st 1", "{out}");
+    let (code, body) = s.http("GET", "/v1.41/containers/st/stats?stream=false", None)?;
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body)?;
+    assert!(
+        v["cpu_stats"]["cpu_usage"]["total_usage"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{v}"
+    );
+    assert!(
+        v["precpu_stats"]["system_cpu_usage"].as_u64().unwrap_or(0) > 0,
+        "{v}"
+    );
+    assert!(v["memory_stats"]["usage"].as_u64().unwrap_or(0) > 0, "{v}");
+    assert_eq!(v["pids_stats"]["current"], 1, "{v}");
+    assert!(v["networks"]["eth0"]["rx_bytes"].is_u64(), "{v}");
+    assert_eq!(v["name"], "/st");
+    let (code, _) = s.http("GET", "/v1.41/containers/nope/stats?stream=false", None)?;
+    assert_eq!(code, 404);
+    let got = python(
+        &s,
+        r#"
+import docker
+c = docker.from_env()
+st = c.containers.get("st").stats(stream=False)
+print(st["memory_stats"]["usage"] > 0, st["pids_stats"]["current"])
+df = c.df()
+print(len(df["Containers"]), len(df["Images"]), df["Containers"][0]["SizeRw"] >= 0)
+"#,
+    )?;
+    assert_eq!(got, "True 1\n1 1 True\n");
+    let out = s
+        .env
+        .ok(&["stats", "--no-stream", "--format", "{{.Name}}\\t{{.PIDs}}"])?;
+    assert_eq!(out, "st\t1\n");
+    let out = s.env.ok(&["stats", "--no-stream"])?;
+    assert!(
+        out.starts_with("CONTAINER ID")
+            && out.contains("MEM USAGE / LIMIT")
+            && out.contains(" st "),
+        "{out}"
+    );
+
+    let want = "Images 1\nContainers 1\nLocal Volumes 0\nBuild Cache 0\n";
+    let out = s.docker_ok(
+        cli,
+        &["system", "df", "--format", "{{.Type}} {{.TotalCount}}"],
+    )?;
+    assert_eq!(out, want);
+    let out = s
+        .env
+        .ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"])?;
+    assert_eq!(out, want);
+    let out = s.env.ok(&["system", "df"])?;
+    assert!(
+        out.starts_with("TYPE") && out.contains("Local Volumes"),
+        "{out}"
+    );
+    let out = s.env.ok(&["system", "df", "-v"])?;
+    assert!(
+        out.contains("Containers space usage:") && out.contains(" st"),
+        "{out}"
+    );
+
+    let out = s.docker_ok(cli, &["info", "--format", "{{.ContainersRunning}}"])?;
+    assert_eq!(out.trim(), "1");
+    let out = s
+        .env
+        .ok(&["info", "--format", "{{.ContainersRunning}} {{.Images}}"])?;
+    assert_eq!(out.trim(), "1 1");
+    let out = s.env.ok(&["info"])?;
+    assert!(
+        out.contains("Server:\n Containers: 1\n  Running: 1"),
+        "{out}"
+    );
+    let sv = s.docker_ok(cli, &["version", "--format", "{{.Server.Version}}"])?;
+    let bv = s.env.ok(&[
+        "version",
+        "--format",
+        "{{.Server.Version}} {{.Server.APIVersion}}",
+    ])?;
+    assert_eq!(format!("{} 1.51", sv.trim()), bv.trim());
+    assert!(s.env.ok(&["version"])?.contains("API version:"));
+    s.docker_ok(cli, &["rm", "-f", "st"])?;
+    s.env.assert_clean(&[]);
+    Ok(())
+}

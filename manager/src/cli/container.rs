@@ -51,6 +51,8 @@ pub enum Command {
     Cp(super::cp::Args),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(super::stats::Args),
 }
 
 #[derive(Debug, clap::Args)]

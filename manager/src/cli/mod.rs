@@ -29,7 +29,9 @@ mod run;
 mod run_flags;
 mod save;
 mod start;
+mod stats;
 mod stop;
+mod sysinfo;
 mod system;
 mod tag;
 mod top;
@@ -138,6 +140,12 @@ enum Command {
     System(system::Command),
     /// Get real time events from the server
     Events(events::Args),
+    /// Display system-wide information
+    Info(sysinfo::FormatArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::Args),
+    /// Show the berth version information
+    Version(sysinfo::FormatArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,5 +327,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Volume(c) => volume::run(&mut ctx, c),
         Command::System(c) => system::run(&ctx, c),
         Command::Events(a) => events::run(&ctx, a),
+        Command::Info(a) => sysinfo::info(&ctx, a),
+        Command::Stats(a) | Command::Container(container::Command::Stats(a)) => stats::run(&ctx, a),
+        Command::Version(a) => sysinfo::version(&ctx, a),
     }
 }

@@ -27,12 +27,14 @@
 pub mod blocking;
 pub mod cancel;
 pub mod containers;
+pub mod df;
 pub mod error;
 pub mod events;
 pub mod images;
 pub mod models;
 pub mod networks;
 pub mod parse;
+pub mod stats;
 pub mod system;
 pub mod volumes;
 

@@ -4,10 +4,12 @@
 
 mod container_data;
 mod containers;
+mod disk;
 mod events;
 mod exec;
 mod images;
 mod networks;
+mod stats;
 mod streams;
 mod system;
 
@@ -40,6 +42,8 @@ pub fn app(state: Arc<AppState>) -> App {
         .merge(images::routes())
         .merge(networks::routes())
         .merge(events::routes())
+        .merge(disk::routes())
+        .merge(stats::routes())
         .fallback(not_implemented)
         .with_state(state.clone());
     // The outer router's only route is the fallback, so these layers run before the
