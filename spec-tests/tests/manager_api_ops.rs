@@ -278,3 +278,193 @@ print(len(df["Containers"]), len(df["Images"]), df["Containers"][0]["SizeRw"] >=
     s.env.assert_clean(&[]);
     Ok(())
 }
+
+fn cgroup_value(v1: &str, v2: &str, id: &str) -> String {
+    let p = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        format!("/sys/fs/cgroup/berth/{id}/{v2}")
+    } else {
+        format!("/sys/fs/cgroup/{v1}/berth/{id}/{}", v1_file(v1, v2))
+    };
+    std::fs::read_to_string(&p).unwrap_or_else(|e| format!("{p}: {e}"))
+}
+
+fn v1_file(ctl: &str, v2: &str) -> String {
+    match (ctl, v2) {
+        ("memory", _) => "memory.limit_in_bytes".into(),
+        (_, f) => f.into(),
+    }
+}
+
+#[test]
+fn diff_export_update_commit_and_import() -> Result<()> {
+    let s = Service::start()?;
+    let cli = docker_clients()[0];
+    let tmp = tempfile::tempdir()?;
+    s.docker_ok(
+        cli,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ch",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hi > /tmp/new; busybox rm /etc/group; mkdir /data; echo x > /data/f; sleep 60",
+        ],
+    )?;
+    let mut diff = String::new();
+    for _ in 0..100 {
+        diff = s.docker_ok(cli, &["diff", "ch"])?;
+        if diff.contains("A /data/f") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for want in [
+        "C /etc",
+        "D /etc/group",
+        "A /data",
+        "A /data/f",
+        "C /tmp",
+        "A /tmp/new",
+    ] {
+        assert!(diff.lines().any(|l| l == want), "{want} missing:\n{diff}");
+    }
+    assert!(
+        !diff.contains("/etc/hosts") && !diff.contains("/proc"),
+        "{diff}"
+    );
+    assert_eq!(s.env.ok(&["diff", "ch"])?, diff);
+    let (code, _) = s.http("GET", "/v1.41/containers/nope/changes", None)?;
+    assert_eq!(code, 404);
+
+    // export, over the API and from berth's CLI
+    let t1 = tmp.path().join("a.tar");
+    s.docker_ok(cli, &["export", "-o", &t1.to_string_lossy(), "ch"])?;
+    let t2 = tmp.path().join("b.tar");
+    s.env.ok(&["export", "-o", &t2.to_string_lossy(), "ch"])?;
+    for t in [&t1, &t2] {
+        let list = std::process::Command::new("tar")
+            .arg("-tf")
+            .arg(t)
+            .output()?;
+        let list = String::from_utf8_lossy(&list.stdout);
+        assert!(list.lines().any(|l| l == "data/f"), "{list}");
+        assert!(list.lines().any(|l| l == "bin/busybox"), "{list}");
+        assert!(!list.lines().any(|l| l == "etc/group"), "{list}");
+    }
+
+    // update: the live cgroup and the record
+    let id = s
+        .docker_ok(cli, &["inspect", "-f", "{{.Id}}", "ch"])?
+        .trim()
+        .to_string();
+    s.docker_ok(
+        cli,
+        &["update", "--memory", "64m", "--pids-limit", "50", "ch"],
+    )?;
+    assert_eq!(cgroup_value("memory", "memory.max", &id).trim(), "67108864");
+    assert_eq!(cgroup_value("pids", "pids.max", &id).trim(), "50");
+    let m = s.docker_ok(cli, &["inspect", "-f", "{{.HostConfig.Memory}}", "ch"])?;
+    assert_eq!(m.trim(), "67108864");
+    s.env.ok(&[
+        "update",
+        "--restart",
+        "on-failure:2",
+        "--memory",
+        "80m",
+        "ch",
+    ])?;
+    assert_eq!(cgroup_value("memory", "memory.max", &id).trim(), "83886080");
+    let p = s.docker_ok(
+        cli,
+        &["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "ch"],
+    )?;
+    assert_eq!(p.trim(), "on-failure");
+    let o = s.docker(cli, &["update", "--memory", "1k", "ch"])?;
+    assert!(!o.success() && o.stderr.contains("Minimum memory"), "{o}");
+    let (code, _) = s.http("POST", "/v1.41/containers/nope/update", Some("{}"))?;
+    assert_eq!(code, 404);
+
+    // commit: the changes and the -c instructions make the new image
+    let out = s.docker_ok(
+        cli,
+        &[
+            "commit",
+            "-m",
+            "snap",
+            "-c",
+            "CMD [\"cat\", \"/data/f\"]",
+            "ch",
+            "committed:1",
+        ],
+    )?;
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    assert_eq!(s.docker_ok(cli, &["run", "--rm", "committed:1"])?, "x\n");
+    let o = s.docker(cli, &["run", "--rm", "committed:1", "cat", "/etc/group"])?;
+    assert!(!o.success(), "deleted file came back: {o}");
+    let id2 = s
+        .env
+        .ok(&["commit", "--pause=false", "ch", "committed:2"])?;
+    assert!(id2.starts_with("sha256:"), "{id2}");
+    assert_eq!(
+        s.env
+            .ok(&["run", "--rm", "committed:2", "cat", "/tmp/new"])?,
+        "hi\n"
+    );
+    let h = python(
+        &s,
+        r#"
+import docker
+c = docker.from_env()
+img = c.containers.get("ch").commit("committed", "3", message="py", changes=["ENV A=b"])
+print("A=b" in img.attrs["Config"]["Env"])
+"#,
+    )?;
+    assert_eq!(h.trim(), "True");
+
+    // import: the exported archive as a one-layer image
+    let tar = std::fs::read(&t1)?;
+    let o = s.docker_stdin(
+        cli,
+        &[
+            "import",
+            "-c",
+            "CMD [\"cat\", \"/data/f\"]",
+            "-",
+            "imported:1",
+        ],
+        &tar,
+    )?;
+    assert!(o.success() && o.stdout.starts_with("sha256:"), "{o}");
+    assert_eq!(s.docker_ok(cli, &["run", "--rm", "imported:1"])?, "x\n");
+    let out = s.env.ok(&["import", &t2.to_string_lossy(), "imported:2"])?;
+    assert!(out.starts_with("sha256:"), "{out}");
+    assert_eq!(
+        s.env
+            .ok(&["run", "--rm", "imported:2", "cat", "/tmp/new"])?,
+        "hi\n"
+    );
+    let (code, body) = s.http(
+        "POST",
+        "/v1.41/images/create?fromSrc=http%3A%2F%2Fexample.com%2Fx.tar",
+        Some(""),
+    )?;
+    assert_eq!(code, 501, "{body}");
+
+    s.docker_ok(cli, &["rm", "-f", "ch"])?;
+    s.docker_ok(
+        cli,
+        &[
+            "rmi",
+            "committed:1",
+            "committed:2",
+            "committed:3",
+            "imported:1",
+            "imported:2",
+        ],
+    )?;
+    s.env.assert_clean(&[]);
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per verb, each a thin layer over the library.
 
 mod attach;
+mod changes;
 mod container;
 mod cp;
 mod ctr;
@@ -144,6 +145,16 @@ enum Command {
     Info(sysinfo::FormatArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(stats::Args),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(changes::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(changes::ExportArgs),
+    /// Update configuration of one or more containers
+    Update(changes::UpdateArgs),
+    /// Create a new image from a container's changes
+    Commit(changes::CommitArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(changes::ImportArgs),
     /// Show the berth version information
     Version(sysinfo::FormatArgs),
 }
@@ -170,6 +181,8 @@ enum ImageCommand {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(changes::ImportArgs),
     /// Mount an image's root filesystem read-only on a directory
     Mount(mount::MountArgs),
     /// Unmount an image mounted by `image mount`
@@ -328,6 +341,19 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::System(c) => system::run(&ctx, c),
         Command::Events(a) => events::run(&ctx, a),
         Command::Info(a) => sysinfo::info(&ctx, a),
+        Command::Diff(a) | Command::Container(container::Command::Diff(a)) => {
+            changes::diff(&ctx, a)
+        }
+        Command::Export(a) | Command::Container(container::Command::Export(a)) => {
+            changes::export(&ctx, a)
+        }
+        Command::Update(a) | Command::Container(container::Command::Update(a)) => {
+            changes::update(&ctx, a)
+        }
+        Command::Commit(a) | Command::Container(container::Command::Commit(a)) => {
+            changes::commit(&ctx, a)
+        }
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => changes::import(&ctx, a),
         Command::Stats(a) | Command::Container(container::Command::Stats(a)) => stats::run(&ctx, a),
         Command::Version(a) => sysinfo::version(&ctx, a),
     }

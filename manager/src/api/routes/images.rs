@@ -94,7 +94,10 @@ fn line(m: &JsonMessage) -> Bytes {
     Bytes::from(v)
 }
 
-async fn create(State(s): State<S>, q: Params) -> ApiResult<Response> {
+async fn create(State(s): State<S>, q: Params, req: Request) -> ApiResult<Response> {
+    if q.str("fromSrc").is_some() {
+        return super::changes::import(s, q, req).await;
+    }
     let Some(from) = q.str("fromImage") else {
         return Err(ApiError::NotImplemented {
             what: "POST /images/create without fromImage (import)".into(),

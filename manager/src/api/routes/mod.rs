@@ -2,6 +2,7 @@
 //! every handler shares (query parameters with docker's loose types, JSON bodies, running
 //! a blocking operation). A route berth does not serve answers 501 naming it.
 
+mod changes;
 mod container_data;
 mod containers;
 mod disk;
@@ -43,6 +44,7 @@ pub fn app(state: Arc<AppState>) -> App {
         .merge(networks::routes())
         .merge(events::routes())
         .merge(disk::routes())
+        .merge(changes::routes())
         .merge(stats::routes())
         .fallback(not_implemented)
         .with_state(state.clone());

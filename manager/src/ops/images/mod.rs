@@ -2,6 +2,7 @@
 //! push, login) in [`registry`]; archives (save, load) in [`archive`].
 
 mod archive;
+mod layered;
 mod registry;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +21,8 @@ use crate::snapshot::{mount_all, unmount, Backend, SnapshotError};
 use crate::unpack::{prune_snapshots, unpack_image};
 
 pub use archive::{load, save, ArchiveFormat};
+pub use layered::{import, NewImage};
+pub(crate) use layered::{make_image, store_layer};
 pub use registry::{login, logout, pull, push, PullOptions};
 
 /// Checks that `reference` is a valid image reference (a request's fault before any work).
