@@ -468,3 +468,45 @@ print("A=b" in img.attrs["Config"]["Env"])
     s.env.assert_clean(&[]);
     Ok(())
 }
+
+#[test]
+fn x_registry_auth_is_used_for_pull_and_push() -> Result<()> {
+    use spec_tests::manager::registry::{Auth, Registry, RegistryOptions, PASSWORD, USER};
+    let reg = Registry::start(RegistryOptions {
+        tls: false,
+        auth: Auth::Basic,
+    })?;
+    let s = Service::start()?;
+    let host = reg.host();
+    let got = python(
+        &s,
+        &format!(
+            r#"
+import docker
+c = docker.from_env()
+auth = {{"username": "{USER}", "password": "{PASSWORD}"}}
+c.images.get("busybox").tag("{host}/x/bb", "1")
+out = c.images.push("{host}/x/bb", "1")
+print("anonymous push refused:", "error" in out)
+out = c.images.push("{host}/x/bb", "1", auth_config=auth)
+print("push with auth:", "error" not in out)
+c.images.remove("{host}/x/bb:1")
+try:
+    c.images.pull("{host}/x/bb", "1")
+    print("anonymous pull refused: False")
+except docker.errors.APIError:
+    print("anonymous pull refused: True")
+img = c.images.pull("{host}/x/bb", "1", auth_config=auth)
+print("pull with auth:", "{host}/x/bb:1" in img.tags)
+c.images.remove("{host}/x/bb:1")
+"#
+        ),
+    )?;
+    assert_eq!(
+        got,
+        "anonymous push refused: True\npush with auth: True\nanonymous pull refused: True\npull with auth: True\n",
+        "{}",
+        s.log()
+    );
+    Ok(())
+}

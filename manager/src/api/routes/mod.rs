@@ -10,6 +10,7 @@ mod events;
 mod exec;
 mod images;
 mod networks;
+mod registry_auth;
 mod stats;
 mod streams;
 mod system;

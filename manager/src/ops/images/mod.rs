@@ -23,7 +23,7 @@ use crate::unpack::{prune_snapshots, unpack_image};
 pub use archive::{load, save, ArchiveFormat};
 pub use layered::{import, NewImage};
 pub(crate) use layered::{make_image, store_layer};
-pub use registry::{login, logout, pull, push, PullOptions};
+pub use registry::{login, logout, pull, pull_with_auth, push, push_with_auth, PullOptions};
 
 /// Checks that `reference` is a valid image reference (a request's fault before any work).
 pub fn check_reference(reference: &str) -> Result<()> {
