@@ -510,3 +510,41 @@ c.images.remove("{host}/x/bb:1")
     );
     Ok(())
 }
+
+#[test]
+fn berth_attach_streams_and_detaches_with_its_keys() -> Result<()> {
+    let s = Service::start()?;
+    let cli = docker_clients()[0];
+    let t0 = format!("{:.3}", now() - 1.0);
+    s.docker_ok(cli, &["run", "-dit", "--name", "att2", "busybox", "sh"])?;
+    let c = s
+        .env
+        .berth
+        .cmd(&["attach", "--detach-keys", "ctrl-x,x", "att2"])?;
+    let pty = spec_tests::engines::PtyClient::spawn(c)?;
+    std::thread::sleep(Duration::from_millis(300));
+    pty.write("echo attached-$((2+3))\n")?;
+    pty.read_until("attached-5", Duration::from_secs(20))?;
+    pty.write("\x18x")?;
+    let code = pty.wait(Duration::from_secs(20))?;
+    assert_eq!(code, Some(0));
+    let st = s.env.ok(&["inspect", "-f", "{{.State.Status}}", "att2"])?;
+    assert_eq!(st.trim(), "running");
+    let until = format!("{:.3}", now());
+    let ev = s.env.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "event=attach",
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ])?;
+    assert_eq!(ev.trim(), "att2");
+    let o = s.env.run(&["attach", "--detach-keys", "ctrl-", "att2"])?;
+    assert_ne!(o.0, 0, "bad detach keys accepted: {o:?}");
+    s.env.ok(&["rm", "-f", "att2"])?;
+    Ok(())
+}

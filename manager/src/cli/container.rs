@@ -61,6 +61,8 @@ pub enum Command {
     Update(super::changes::UpdateArgs),
     /// Create a new image from a container's changes
     Commit(super::changes::CommitArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(super::attach_cmd::Args),
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per verb, each a thin layer over the library.
 
 mod attach;
+mod attach_cmd;
 mod changes;
 mod container;
 mod cp;
@@ -141,6 +142,8 @@ enum Command {
     System(system::Command),
     /// Get real time events from the server
     Events(events::Args),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach_cmd::Args),
     /// Display system-wide information
     Info(sysinfo::FormatArgs),
     /// Display a live stream of container(s) resource usage statistics
@@ -340,6 +343,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Volume(c) => volume::run(&mut ctx, c),
         Command::System(c) => system::run(&ctx, c),
         Command::Events(a) => events::run(&ctx, a),
+        Command::Attach(a) | Command::Container(container::Command::Attach(a)) => {
+            attach_cmd::run(&ctx, a)
+        }
         Command::Info(a) => sysinfo::info(&ctx, a),
         Command::Diff(a) | Command::Container(container::Command::Diff(a)) => {
             changes::diff(&ctx, a)
