@@ -59,15 +59,27 @@ fn events_are_journaled_filtered_replayed_and_followed() -> Result<()> {
     ])?;
     follower.stdout(Stdio::piped()).stderr(Stdio::piped());
     let follower = follower.spawn()?;
-    s.docker_ok(
-        cli,
-        &[
-            "run", "--name", "ev1", "--label", "tier=a", "busybox", "sh", "-c", "exit 3",
-        ],
-    )
-    .or_else(|_| Ok::<_, anyhow::Error>(String::new()))?;
     s.docker_ok(cli, &["volume", "create", "evvol"])?;
     s.docker_ok(cli, &["network", "create", "evnet"])?;
+    let o = s.docker(
+        cli,
+        &[
+            "run",
+            "--name",
+            "ev1",
+            "--label",
+            "tier=a",
+            "--network",
+            "evnet",
+            "-v",
+            "evvol:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+    )?;
+    assert_eq!(o.code, Some(3), "{o}");
     s.env.ok(&["rm", "ev1"])?;
     s.docker_ok(cli, &["volume", "rm", "evvol"])?;
     s.docker_ok(cli, &["network", "rm", "evnet"])?;
@@ -101,8 +113,16 @@ fn events_are_journaled_filtered_replayed_and_followed() -> Result<()> {
     assert_eq!(die["status"], "die");
     assert_eq!(die["from"], "busybox");
     assert!(die["timeNano"].as_i64().unwrap_or(0) > 0, "{die}");
-    assert_eq!(actions(&evs, "volume"), ["create", "destroy"], "{out}");
-    assert_eq!(actions(&evs, "network"), ["create", "destroy"], "{out}");
+    assert_eq!(
+        actions(&evs, "volume"),
+        ["create", "mount", "destroy"],
+        "{out}"
+    );
+    assert_eq!(
+        actions(&evs, "network"),
+        ["create", "connect", "disconnect", "destroy"],
+        "{out}"
+    );
 
     // Filters: type and event, container by name, label.
     let out = s.docker_ok(
@@ -150,7 +170,7 @@ print(",".join(e["Action"] for e in evs))
 "#
         ),
     )?;
-    assert_eq!(got.trim(), "create,destroy");
+    assert_eq!(got.trim(), "create,mount,destroy");
     // A bad filter is docker's 400.
     let (code, body) = s.http(
         "GET",

@@ -189,6 +189,51 @@ pub fn run(root: &Path, id: &str, start: bool, sync: Option<File>) -> Result<()>
     Ok(())
 }
 
+/// What docker reports when a container starts: its networks connected, its volumes
+/// mounted, then the start itself.
+fn start_events(root: &Path, store: &ContainerStore, record: &Record) {
+    let current = store.load(&record.id).unwrap_or_else(|_| record.clone());
+    network_events(root, &current, "connect");
+    for m in current.config.mounts.iter().filter(|m| m.kind == "volume") {
+        crate::events::emit(
+            root,
+            "volume",
+            "mount",
+            &m.name,
+            &[
+                ("container", current.id.clone()),
+                ("destination", m.destination.clone()),
+                ("driver", "local".into()),
+                ("propagation", String::new()),
+                ("read/write", m.rw.to_string()),
+            ],
+        );
+    }
+    crate::events::container(root, &current, "start", &[]);
+}
+
+/// A network event (`connect`, `disconnect`) for each network the container is attached to.
+fn network_events(root: &Path, r: &Record, action: &str) {
+    let nets = crate::network::NetworkStore::open(root, &crate::network::run_dir()).ok();
+    for name in r.networks.keys() {
+        let id = nets
+            .as_ref()
+            .and_then(|n| n.inspect(name).ok())
+            .map_or_else(|| name.clone(), |n| n.id);
+        crate::events::emit(
+            root,
+            "network",
+            action,
+            &id,
+            &[
+                ("container", r.id.clone()),
+                ("name", name.clone()),
+                ("type", "bridge".into()),
+            ],
+        );
+    }
+}
+
 /// Docker's restart back-off: 100 ms doubling per restart, at most a minute.
 fn backoff(restarts: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << restarts.min(10))).min(Duration::from_secs(60))
@@ -276,7 +321,7 @@ fn run_once(
     if stopped_meanwhile {
         let _ = runtime.kill(&record.id, "KILL", true);
     }
-    crate::events::container(&paths.root, record, "start", &[]);
+    start_events(&paths.root, store, record);
     for mut c in waiting {
         let _ = Frame::Started.write_to(&mut c);
     }
@@ -296,7 +341,9 @@ fn run_once(
     if let Some(h) = health {
         let _ = h.join();
     }
+    let attached = store.load(&record.id).unwrap_or_else(|_| record.clone());
     finish(store, record, &runtime, code, pumps, true);
+    network_events(&paths.root, &attached, "disconnect");
     let current = store.load(&record.id).unwrap_or_else(|_| record.clone());
     crate::events::container(
         &paths.root,
