@@ -294,7 +294,15 @@ print(len(df["Containers"]), len(df["Images"]), df["Containers"][0]["SizeRw"] >=
     ])?;
     assert_eq!(format!("{} 1.51", sv.trim()), bv.trim());
     assert!(s.env.ok(&["version"])?.contains("API version:"));
-    s.docker_ok(cli, &["rm", "-f", "st"])?;
+    s.docker_ok(cli, &["stop", "-t", "0", "st"])?;
+    let out = s.docker_ok(cli, &["system", "prune", "-f"])?;
+    assert!(
+        out.contains("Deleted Containers:") && out.contains("Total reclaimed space"),
+        "{out}"
+    );
+    let out = s.env.ok(&["system", "prune", "-f", "--volumes"])?;
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert!(s.env.records().is_empty());
     s.env.assert_clean(&[]);
     Ok(())
 }
