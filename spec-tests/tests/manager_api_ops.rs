@@ -54,6 +54,8 @@ fn events_are_journaled_filtered_replayed_and_followed() -> Result<()> {
         &until,
         "--filter",
         "event=die",
+        "--filter",
+        "container=ev1",
         "--format",
         "{{.Action}} {{.Actor.Attributes.exitCode}} {{.Type}}",
     ])?;
@@ -178,6 +180,24 @@ print(",".join(e["Action"] for e in evs))
         None,
     )?;
     assert_eq!(code, 400, "{body}");
+
+    // A container's anonymous volume: made, mounted and removed with it (--rm).
+    let t2 = format!("{:.3}", now() - 0.2);
+    s.docker_ok(cli, &["run", "--rm", "-v", "/anon", "busybox", "echo"])?;
+    std::thread::sleep(Duration::from_millis(300));
+    let t3 = format!("{:.3}", now());
+    let out = s.env.ok(&[
+        "events",
+        "--since",
+        &t2,
+        "--until",
+        &t3,
+        "--filter",
+        "type=volume",
+        "--format",
+        "{{.Action}}",
+    ])?;
+    assert_eq!(out, "create\nmount\ndestroy\n");
 
     let o = follower.wait_with_output()?;
     let text = String::from_utf8_lossy(&o.stdout);
