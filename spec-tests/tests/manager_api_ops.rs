@@ -504,6 +504,7 @@ print("A=b" in img.attrs["Config"]["Env"])
     assert_eq!(code, 501, "{body}");
 
     s.docker_ok(cli, &["rm", "-f", "ch"])?;
+    let t_rmi = format!("{:.3}", now() - 0.1);
     s.docker_ok(
         cli,
         &[
@@ -515,6 +516,21 @@ print("A=b" in img.attrs["Config"]["Env"])
             "imported:2",
         ],
     )?;
+    let t_end = format!("{:.3}", now() + 0.1);
+    std::thread::sleep(Duration::from_millis(200));
+    let out = s.env.ok(&[
+        "events",
+        "--since",
+        &t_rmi,
+        "--until",
+        &t_end,
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}}",
+    ])?;
+    assert_eq!(out.matches("untag").count(), 5, "{out}");
+    assert!(out.contains("delete"), "{out}");
     s.env.assert_clean(&[]);
     Ok(())
 }
@@ -595,6 +611,33 @@ fn berth_attach_streams_and_detaches_with_its_keys() -> Result<()> {
     assert_eq!(ev.trim(), "att2");
     let o = s.env.run(&["attach", "--detach-keys", "ctrl-", "att2"])?;
     assert_ne!(o.0, 0, "bad detach keys accepted: {o:?}");
+    s.docker_ok(cli, &["restart", "-t", "1", "att2"])?;
+    std::thread::sleep(Duration::from_millis(200));
+    let until = format!("{:.3}", now());
+    let ev = s.env.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "container=att2",
+        "--format",
+        "{{.Action}}{{with .Actor.Attributes.signal}}={{.}}{{end}}",
+    ])?;
+    let lines: Vec<&str> = ev.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "kill=15")
+        .unwrap_or(usize::MAX);
+    assert!(
+        lines
+            .get(at..)
+            .is_some_and(|rest| rest.starts_with(&["kill=15", "die", "stop"])
+                && rest.contains(&"start")
+                && rest.last() == Some(&"restart")),
+        "{ev}"
+    );
     s.env.ok(&["rm", "-f", "att2"])?;
     Ok(())
 }

@@ -34,6 +34,11 @@ pub fn stop(engine: &Engine, what: &str, opts: &StopOptions) -> Result<String> {
         .signal
         .clone()
         .unwrap_or_else(|| r.config.stop_signal.clone());
+    if matches!(r.state.status, Status::Running | Status::Paused) {
+        let sig = signal.trim_start_matches("SIG");
+        let sig = if sig.is_empty() { "TERM" } else { sig };
+        crate::events::container(engine.root(), &r, "kill", &[("signal", signal_number(sig))]);
+    }
     lifecycle::stop(
         engine.root(),
         &store,
@@ -50,7 +55,9 @@ pub fn restart(engine: &Engine, what: &str, opts: &StopOptions) -> Result<()> {
     let id = stop(engine, what, opts)?;
     let store = engine.containers()?;
     let r = store.load(&id)?;
-    super::start::start_record(engine, &store, &r)
+    super::start::start_record(engine, &store, &r)?;
+    crate::events::container(engine.root(), &r, "restart", &[]);
+    Ok(())
 }
 
 /// `POST /containers/{id}/kill`: a signal (name or number, with or without `SIG`) to the
