@@ -12,6 +12,7 @@ mod exec;
 mod format;
 mod images;
 mod inspect;
+mod kube;
 mod load;
 mod login;
 mod logs;
@@ -160,6 +161,9 @@ enum Command {
     Import(changes::ImportArgs),
     /// Show the berth version information
     Version(sysinfo::FormatArgs),
+    /// Play Kubernetes YAML as pods, and generate it from containers
+    #[command(subcommand)]
+    Kube(kube::Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -362,5 +366,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => changes::import(&ctx, a),
         Command::Stats(a) | Command::Container(container::Command::Stats(a)) => stats::run(&ctx, a),
         Command::Version(a) => sysinfo::version(&ctx, a),
+        Command::Kube(c) => kube::run(&mut ctx, c),
     }
 }

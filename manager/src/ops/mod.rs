@@ -31,6 +31,7 @@ pub mod df;
 pub mod error;
 pub mod events;
 pub mod images;
+pub mod kube;
 pub mod models;
 pub mod networks;
 pub mod parse;
