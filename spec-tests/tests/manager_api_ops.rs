@@ -257,11 +257,15 @@ import docker
 c = docker.from_env()
 st = c.containers.get("st").stats(stream=False)
 print(st["memory_stats"]["usage"] > 0, st["pids_stats"]["current"])
+gen = c.containers.get("st").stats(stream=True, decode=True)
+first, second = next(gen), next(gen)
+gen.close()
+print(second["precpu_stats"]["cpu_usage"]["total_usage"] == first["cpu_stats"]["cpu_usage"]["total_usage"])
 df = c.df()
 print(len(df["Containers"]), len(df["Images"]), df["Containers"][0]["SizeRw"] >= 0)
 "#,
     )?;
-    assert_eq!(got, "True 1\n1 1 True\n");
+    assert_eq!(got, "True 1\nTrue\n1 1 True\n");
     let out = s
         .env
         .ok(&["stats", "--no-stream", "--format", "{{.Name}}\\t{{.PIDs}}"])?;
