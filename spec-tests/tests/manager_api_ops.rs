@@ -293,6 +293,13 @@ print(len(df["Containers"]), len(df["Images"]), df["Containers"][0]["SizeRw"] >=
         out.starts_with("TYPE") && out.contains("Local Volumes"),
         "{out}"
     );
+    for c in docker_clients() {
+        let out = s.docker_ok(c, &["system", "df", "-v"])?;
+        assert!(
+            out.contains("Containers space usage:") && out.contains(" st"),
+            "{c}: {out}"
+        );
+    }
     let out = s.env.ok(&["system", "df", "-v"])?;
     assert!(
         out.contains("Containers space usage:") && out.contains(" st"),
