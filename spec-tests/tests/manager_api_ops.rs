@@ -127,23 +127,25 @@ fn events_are_journaled_filtered_replayed_and_followed() -> Result<()> {
     );
 
     // Filters: type and event, container by name, label.
-    let out = s.docker_ok(
-        cli,
-        &[
-            "events",
-            "--since",
-            &t0,
-            "--until",
-            &t1,
-            "--filter",
-            "type=container",
-            "--filter",
-            "event=die",
-            "--format",
-            "{{json .}}",
-        ],
-    )?;
-    assert_eq!(actions(&json_lines(&out), "container"), ["die"], "{out}");
+    for cli in docker_clients() {
+        let out = s.docker_ok(
+            cli,
+            &[
+                "events",
+                "--since",
+                &t0,
+                "--until",
+                &t1,
+                "--filter",
+                "type=container",
+                "--filter",
+                "event=die",
+                "--format",
+                "{{json .}}",
+            ],
+        )?;
+        assert_eq!(actions(&json_lines(&out), "container"), ["die"], "{out}");
+    }
     let out = s.env.ok(&[
         "events",
         "--since",
