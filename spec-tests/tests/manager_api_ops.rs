@@ -201,6 +201,43 @@ print(",".join(e["Action"] for e in evs))
     ])?;
     assert_eq!(out, "create\nmount\ndestroy\n");
 
+    // Health checks report each change of status.
+    let t4 = format!("{:.3}", now() - 0.2);
+    s.env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "echo ok",
+        "--health-interval",
+        "200ms",
+        "busybox",
+        "sleep",
+        "30",
+    ])?;
+    let mut seen = String::new();
+    for _ in 0..50 {
+        let t = format!("{:.3}", now());
+        seen = s.env.ok(&[
+            "events",
+            "--since",
+            &t4,
+            "--until",
+            &t,
+            "--filter",
+            "event=health_status",
+            "--format",
+            "{{.Action}}",
+        ])?;
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(seen, "health_status: healthy\n");
+    s.env.ok(&["rm", "-f", "hc"])?;
+
     let o = follower.wait_with_output()?;
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
