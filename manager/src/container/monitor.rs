@@ -345,6 +345,9 @@ fn run_once(
     finish(store, record, &runtime, code, pumps, true);
     network_events(&paths.root, &attached, "disconnect");
     let current = store.load(&record.id).unwrap_or_else(|_| record.clone());
+    if current.state.oom_killed {
+        crate::events::container(&paths.root, &current, "oom", &[]);
+    }
     crate::events::container(
         &paths.root,
         &current,
