@@ -5,6 +5,8 @@
 
 pub mod api;
 pub mod archive;
+pub mod build;
+pub mod compose;
 pub mod config;
 pub mod container;
 pub mod content;

@@ -2,7 +2,9 @@
 
 mod attach;
 mod attach_cmd;
+mod build;
 mod changes;
+mod compose;
 mod container;
 mod cp;
 mod ctr;
@@ -10,6 +12,7 @@ mod dns;
 mod events;
 mod exec;
 mod format;
+mod history;
 mod images;
 mod inspect;
 mod kube;
@@ -129,6 +132,10 @@ enum Command {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Build an image from a Dockerfile
+    Build(Box<build::Args>),
+    /// Show the history of an image
+    History(history::Args),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -161,6 +168,8 @@ enum Command {
     Import(changes::ImportArgs),
     /// Show the berth version information
     Version(sysinfo::FormatArgs),
+    /// Define and run multi-container applications (docker compose)
+    Compose(compose::Args),
     /// Play Kubernetes YAML as pods, and generate it from containers
     #[command(subcommand)]
     Kube(kube::Command),
@@ -190,6 +199,10 @@ enum ImageCommand {
     Load(load::Args),
     /// Import the contents from a tarball to create a filesystem image
     Import(changes::ImportArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<build::Args>),
+    /// Show the history of an image
+    History(history::Args),
     /// Mount an image's root filesystem read-only on a directory
     Mount(mount::MountArgs),
     /// Unmount an image mounted by `image mount`
@@ -307,6 +320,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logout(a) => login::logout(&mut ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&mut ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&mut ctx, a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&ctx, *a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(&mut ctx, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run(&mut ctx, a),
         Command::Image(ImageCommand::Mount(a)) => mount::mount(&mut ctx, a),
@@ -366,6 +381,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => changes::import(&ctx, a),
         Command::Stats(a) | Command::Container(container::Command::Stats(a)) => stats::run(&ctx, a),
         Command::Version(a) => sysinfo::version(&ctx, a),
+        Command::Compose(a) => compose::run(&ctx, a),
         Command::Kube(c) => kube::run(&mut ctx, c),
     }
 }

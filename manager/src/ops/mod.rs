@@ -26,6 +26,7 @@
 
 pub mod blocking;
 pub mod cancel;
+pub mod compose;
 pub mod containers;
 pub mod df;
 pub mod error;

@@ -2,6 +2,7 @@
 //! push, login) in [`registry`]; archives (save, load) in [`archive`].
 
 mod archive;
+mod build;
 mod layered;
 mod registry;
 
@@ -21,6 +22,10 @@ use crate::snapshot::{mount_all, unmount, Backend, SnapshotError};
 use crate::unpack::{prune_snapshots, unpack_image};
 
 pub use archive::{load, save, ArchiveFormat};
+pub use build::{
+    build, context_from_tar, exit_code as build_exit_code, export_local, familiar, history,
+    BuildRequest, BuildResult, HistoryItem, TarContext,
+};
 pub use layered::{import, NewImage};
 pub(crate) use layered::{make_image, store_layer};
 pub use registry::{login, logout, pull, pull_with_auth, push, push_with_auth, PullOptions};
