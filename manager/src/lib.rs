@@ -12,6 +12,7 @@ pub mod container;
 pub mod content;
 pub mod credentials;
 pub mod distribution;
+pub mod events;
 pub mod image;
 pub mod kube;
 pub mod lock;

@@ -51,6 +51,18 @@ pub enum Command {
     Cp(super::cp::Args),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(super::stats::Args),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(super::changes::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(super::changes::ExportArgs),
+    /// Update configuration of one or more containers
+    Update(super::changes::UpdateArgs),
+    /// Create a new image from a container's changes
+    Commit(super::changes::CommitArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(super::attach_cmd::Args),
 }
 
 #[derive(Debug, clap::Args)]

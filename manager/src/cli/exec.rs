@@ -61,6 +61,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         working_dir: args.workdir.unwrap_or_default(),
         privileged: args.privileged,
     };
+    containers::exec_create(&ctx.engine, &args.container, &config, "")?;
     let mut child = containers::exec(&ctx.engine, &args.container, &config, ExecStdio::Inherit)?;
     let status = child
         .wait()

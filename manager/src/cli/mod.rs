@@ -1,12 +1,15 @@
 //! Command-line interface: one file per verb, each a thin layer over the library.
 
 mod attach;
+mod attach_cmd;
 mod build;
+mod changes;
 mod compose;
 mod container;
 mod cp;
 mod ctr;
 mod dns;
+mod events;
 mod exec;
 mod format;
 mod history;
@@ -32,7 +35,9 @@ mod run;
 mod run_flags;
 mod save;
 mod start;
+mod stats;
 mod stop;
+mod sysinfo;
 mod system;
 mod tag;
 mod top;
@@ -143,6 +148,26 @@ enum Command {
     /// Manage berth: the Engine API service
     #[command(subcommand)]
     System(system::Command),
+    /// Get real time events from the server
+    Events(events::Args),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach_cmd::Args),
+    /// Display system-wide information
+    Info(sysinfo::FormatArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::Args),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(changes::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(changes::ExportArgs),
+    /// Update configuration of one or more containers
+    Update(changes::UpdateArgs),
+    /// Create a new image from a container's changes
+    Commit(changes::CommitArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(changes::ImportArgs),
+    /// Show the berth version information
+    Version(sysinfo::FormatArgs),
     /// Define and run multi-container applications (docker compose)
     Compose(compose::Args),
     /// Play Kubernetes YAML as pods, and generate it from containers
@@ -172,6 +197,8 @@ enum ImageCommand {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(changes::ImportArgs),
     /// Build an image from a Dockerfile
     Build(Box<build::Args>),
     /// Show the history of an image
@@ -334,6 +361,26 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dns(a) => dns::run(&ctx, a),
         Command::Volume(c) => volume::run(&mut ctx, c),
         Command::System(c) => system::run(&ctx, c),
+        Command::Events(a) => events::run(&ctx, a),
+        Command::Attach(a) | Command::Container(container::Command::Attach(a)) => {
+            attach_cmd::run(&ctx, a)
+        }
+        Command::Info(a) => sysinfo::info(&ctx, a),
+        Command::Diff(a) | Command::Container(container::Command::Diff(a)) => {
+            changes::diff(&ctx, a)
+        }
+        Command::Export(a) | Command::Container(container::Command::Export(a)) => {
+            changes::export(&ctx, a)
+        }
+        Command::Update(a) | Command::Container(container::Command::Update(a)) => {
+            changes::update(&ctx, a)
+        }
+        Command::Commit(a) | Command::Container(container::Command::Commit(a)) => {
+            changes::commit(&ctx, a)
+        }
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => changes::import(&ctx, a),
+        Command::Stats(a) | Command::Container(container::Command::Stats(a)) => stats::run(&ctx, a),
+        Command::Version(a) => sysinfo::version(&ctx, a),
         Command::Compose(a) => compose::run(&ctx, a),
         Command::Kube(c) => kube::run(&mut ctx, c),
     }

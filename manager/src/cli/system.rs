@@ -12,6 +12,14 @@ use super::Ctx;
 pub enum Command {
     /// Serve the Docker Engine API on a unix socket (or TCP with TLS)
     Service(ServiceArgs),
+    /// Show docker disk usage
+    Df(super::sysinfo::DfArgs),
+    /// Remove unused data
+    Prune(super::sysinfo::PruneArgs),
+    /// Display system-wide information
+    Info(super::sysinfo::FormatArgs),
+    /// Get real time events from the server
+    Events(super::events::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +50,10 @@ pub struct ServiceArgs {
 pub fn run(ctx: &Ctx, cmd: Command) -> Result<()> {
     match cmd {
         Command::Service(a) => service(ctx, a),
+        Command::Df(a) => super::sysinfo::df(ctx, a),
+        Command::Prune(a) => super::sysinfo::prune(ctx, a),
+        Command::Info(a) => super::sysinfo::info(ctx, a),
+        Command::Events(a) => super::events::run(ctx, a),
     }
 }
 

@@ -168,10 +168,20 @@ pub fn run(
             return;
         }
         let in_start_period = started.elapsed() < start_period;
-        let _ = store.update(id, |r| {
+        let mut before = String::new();
+        let updated = store.update(id, |r| {
             let health = r.state.health.get_or_insert_with(Health::default);
+            before = health.status.clone();
             record_result(health, result, check.retries, in_start_period);
         });
+        // docker's event for every change of the health status.
+        if let Ok(r) = updated {
+            let now = r.state.health.as_ref().map_or("", |h| h.status.as_str());
+            if now != before {
+                let action = format!("health_status: {now}");
+                crate::events::container(store.root(), &r, &action, &[]);
+            }
+        }
     }
 }
 

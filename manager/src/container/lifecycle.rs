@@ -580,7 +580,14 @@ fn remove_anonymous_volumes(root: &Path, record: &Record) -> Result<()> {
             .map(|u| u.iter().filter(|n| **n != record.name).cloned().collect())
             .unwrap_or_default();
         match volumes.remove(name, &others) {
-            Ok(()) | Err(VolumeError::NotFound { .. }) => {}
+            Ok(()) => crate::events::emit(
+                root,
+                "volume",
+                "destroy",
+                name,
+                &[("driver", "local".into())],
+            ),
+            Err(VolumeError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -144,7 +144,10 @@ pub fn run(root: &Path, id: &str, start: bool, sync: Option<File>) -> Result<()>
                 fail_waiting(&shared, code, &message, &start_rx);
                 broadcast_exit(&shared, code);
                 if record.config.auto_remove {
-                    let _ = lifecycle::remove_files(root, &store, &store.load(id)?, true);
+                    let r = store.load(id)?;
+                    if lifecycle::remove_files(root, &store, &r, true).is_ok() {
+                        crate::events::container(root, &r, "destroy", &[]);
+                    }
                 }
                 return Ok(());
             }
@@ -179,11 +182,56 @@ pub fn run(root: &Path, id: &str, start: bool, sync: Option<File>) -> Result<()>
         r.state.monitor_pid = 0;
         r.state.monitor_start = 0;
     })?;
-    if record.config.auto_remove {
-        let _ = lifecycle::remove_files(root, &store, &record, true);
+    if record.config.auto_remove && lifecycle::remove_files(root, &store, &record, true).is_ok() {
+        crate::events::container(root, &record, "destroy", &[]);
     }
     broadcast_exit(&shared, code);
     Ok(())
+}
+
+/// What docker reports when a container starts: its networks connected, its volumes
+/// mounted, then the start itself.
+fn start_events(root: &Path, store: &ContainerStore, record: &Record) {
+    let current = store.load(&record.id).unwrap_or_else(|_| record.clone());
+    network_events(root, &current, "connect");
+    for m in current.config.mounts.iter().filter(|m| m.kind == "volume") {
+        crate::events::emit(
+            root,
+            "volume",
+            "mount",
+            &m.name,
+            &[
+                ("container", current.id.clone()),
+                ("destination", m.destination.clone()),
+                ("driver", "local".into()),
+                ("propagation", String::new()),
+                ("read/write", m.rw.to_string()),
+            ],
+        );
+    }
+    crate::events::container(root, &current, "start", &[]);
+}
+
+/// A network event (`connect`, `disconnect`) for each network the container is attached to.
+fn network_events(root: &Path, r: &Record, action: &str) {
+    let nets = crate::network::NetworkStore::open(root, &crate::network::run_dir()).ok();
+    for name in r.networks.keys() {
+        let id = nets
+            .as_ref()
+            .and_then(|n| n.inspect(name).ok())
+            .map_or_else(|| name.clone(), |n| n.id);
+        crate::events::emit(
+            root,
+            "network",
+            action,
+            &id,
+            &[
+                ("container", r.id.clone()),
+                ("name", name.clone()),
+                ("type", "bridge".into()),
+            ],
+        );
+    }
 }
 
 /// Docker's restart back-off: 100 ms doubling per restart, at most a minute.
@@ -273,6 +321,7 @@ fn run_once(
     if stopped_meanwhile {
         let _ = runtime.kill(&record.id, "KILL", true);
     }
+    start_events(&paths.root, store, record);
     for mut c in waiting {
         let _ = Frame::Started.write_to(&mut c);
     }
@@ -292,7 +341,19 @@ fn run_once(
     if let Some(h) = health {
         let _ = h.join();
     }
+    let attached = store.load(&record.id).unwrap_or_else(|_| record.clone());
     finish(store, record, &runtime, code, pumps, true);
+    network_events(&paths.root, &attached, "disconnect");
+    let current = store.load(&record.id).unwrap_or_else(|_| record.clone());
+    if current.state.oom_killed {
+        crate::events::container(&paths.root, &current, "oom", &[]);
+    }
+    crate::events::container(
+        &paths.root,
+        &current,
+        "die",
+        &[("exitCode", code.to_string())],
+    );
     Ok(code)
 }
 

@@ -34,6 +34,11 @@ impl ContainerStore {
         Ok(Self { dir })
     }
 
+    /// The storage root the store is under.
+    pub fn root(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
     /// The directory of container `id`.
     pub fn dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)

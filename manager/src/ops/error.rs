@@ -302,6 +302,12 @@ pub enum OpsError {
     },
     #[error("encoding the OCI spec")]
     EncodeSpec(#[source] serde_json::Error),
+    #[error("{what}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("the operation was cancelled")]
     Cancelled,
     /// The error, with what undoing its half-made work reported (each a line for the user,

@@ -28,12 +28,15 @@ pub mod blocking;
 pub mod cancel;
 pub mod compose;
 pub mod containers;
+pub mod df;
 pub mod error;
+pub mod events;
 pub mod images;
 pub mod kube;
 pub mod models;
 pub mod networks;
 pub mod parse;
+pub mod stats;
 pub mod system;
 pub mod volumes;
 

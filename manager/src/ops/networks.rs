@@ -79,6 +79,7 @@ pub fn create(engine: &Engine, req: &NetworkCreateRequest) -> Result<NetworkCrea
     };
     opts.set_addresses(&subnets, &gateways)?;
     let net = store(engine)?.create(&req.name, &opts)?;
+    net_event(engine, "create", &net.id, &net.name, &[]);
     Ok(NetworkCreateResponse {
         id: net.id,
         warning: String::new(),
@@ -160,8 +161,17 @@ pub fn remove(engine: &Engine, what: &str) -> Result<()> {
     let store = store(engine)?;
     // Endpoints a crash left behind must not keep a network "in use".
     network::recover(&store)?;
+    let n = store.inspect(what)?;
     store.remove(what)?;
+    net_event(engine, "destroy", &n.id, &n.name, &[]);
     Ok(())
+}
+
+/// Records a network event (docker's attributes: name and type, plus `extra`).
+fn net_event(engine: &Engine, action: &str, id: &str, name: &str, extra: &[(&str, String)]) {
+    let mut attrs = vec![("name", name.to_string()), ("type", "bridge".to_string())];
+    attrs.extend(extra.iter().cloned());
+    crate::events::emit(engine.root(), "network", action, id, &attrs);
 }
 
 /// The embedded DNS resolver of one network (`berth __dns`): serves until the network's
@@ -175,8 +185,13 @@ pub fn serve_dns(engine: &Engine, network_name: &str, ready: impl FnOnce()) -> R
 pub fn prune(engine: &Engine) -> Result<NetworkPruneResponse> {
     let store = store(engine)?;
     network::recover(&store)?;
+    let before = store.list()?;
+    let deleted = store.prune()?;
+    for n in before.iter().filter(|n| deleted.contains(&n.name)) {
+        net_event(engine, "destroy", &n.id, &n.name, &[]);
+    }
     Ok(NetworkPruneResponse {
-        networks_deleted: store.prune()?,
+        networks_deleted: deleted,
     })
 }
 
@@ -246,6 +261,7 @@ pub fn connect(engine: &Engine, network_name: &str, req: &NetworkConnectRequest)
         Some(a) => parse::<std::net::Ipv4Addr>("IPAMConfig.IPv4Address", a, "an IPv4 address")?,
     };
     let name = net.name.clone();
+    let net_id = net.id.clone();
     let request = Request {
         aliases: aliases.clone(),
         ip,
@@ -262,6 +278,13 @@ pub fn connect(engine: &Engine, network_name: &str, req: &NetworkConnectRequest)
                 .insert(name.clone(), EndpointConfig { aliases, ip });
         }
     })?;
+    net_event(
+        engine,
+        "connect",
+        &net_id,
+        &name,
+        &[("container", record.id.clone())],
+    );
     record_attachments(&containers, &store, &record.id)
 }
 
@@ -270,10 +293,17 @@ pub fn disconnect(engine: &Engine, network_name: &str, container: &str) -> Resul
     let store = store(engine)?;
     let (containers, record, _) = find_container(engine, &store, container)?;
     network::detach(&store, &record.id, Some(network_name))?;
-    let name = store
-        .inspect(network_name)
-        .map(|n| n.name)
-        .unwrap_or_else(|_| network_name.to_string());
+    let (name, net_id) = store.inspect(network_name).map_or_else(
+        |_| (network_name.to_string(), network_name.to_string()),
+        |n| (n.name, n.id),
+    );
+    net_event(
+        engine,
+        "disconnect",
+        &net_id,
+        &name,
+        &[("container", record.id.clone())],
+    );
     containers.update(&record.id, |r| {
         r.config.extra_networks.retain(|n| *n != name);
         r.config.endpoints.remove(&name);

@@ -42,7 +42,15 @@ pub fn create(engine: &Engine, req: &VolumeCreateRequest) -> Result<Volume> {
     }
     let name = (!req.name.is_empty()).then_some(req.name.as_str());
     let v = store(engine)?.create(name, req.labels.clone(), req.driver_opts.clone())?;
-    Ok(model(&v))
+    let m = model(&v);
+    crate::events::emit(
+        engine.root(),
+        "volume",
+        "create",
+        &m.name,
+        &[("driver", "local".into())],
+    );
+    Ok(m)
 }
 
 /// `GET /volumes`: filters `name`, `label`, `label!`, `dangling`, `driver`.
@@ -64,6 +72,13 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<Volume> {
 pub fn remove(engine: &Engine, name: &str) -> Result<()> {
     let in_use = users(engine)?.get(name).cloned().unwrap_or_default();
     store(engine)?.remove(name, &in_use)?;
+    crate::events::emit(
+        engine.root(),
+        "volume",
+        "destroy",
+        name,
+        &[("driver", "local".into())],
+    );
     Ok(())
 }
 
@@ -79,6 +94,15 @@ pub fn prune(engine: &Engine, all: bool, filters: &Filters) -> Result<VolumePrun
     }
     let filter = VolumeFilter::parse(&terms)?;
     let report = store(engine)?.prune(all, &filter, &users(engine)?)?;
+    for name in &report.deleted {
+        crate::events::emit(
+            engine.root(),
+            "volume",
+            "destroy",
+            name,
+            &[("driver", "local".into())],
+        );
+    }
     Ok(VolumePruneResponse {
         volumes_deleted: report.deleted,
         space_reclaimed: report.reclaimed,

@@ -67,6 +67,11 @@ async fn create(State(s): State<S>, Path(id): Path<String>, body: Bytes) -> ApiR
         })?;
     }
     let exec_id = random_id()?;
+    let (engine, what, config, eid) = (s.engine.clone(), id, req.config.clone(), exec_id.clone());
+    let id = super::blocking("exec create", move || {
+        crate::ops::containers::exec_create(&engine, &what, &config, &eid)
+    })
+    .await?;
     let mut execs = lock(&s.execs);
     execs.retain(|_, e| e.running || e.exit_code.is_none() || e.created.elapsed() < KEEP_FINISHED);
     execs.insert(

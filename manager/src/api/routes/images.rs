@@ -94,7 +94,10 @@ fn line(m: &JsonMessage) -> Bytes {
     Bytes::from(v)
 }
 
-async fn create(State(s): State<S>, q: Params) -> ApiResult<Response> {
+async fn create(State(s): State<S>, q: Params, req: Request) -> ApiResult<Response> {
+    if q.str("fromSrc").is_some() {
+        return super::changes::import(s, q, req).await;
+    }
     let Some(from) = q.str("fromImage") else {
         return Err(ApiError::NotImplemented {
             what: "POST /images/create without fromImage (import)".into(),
@@ -115,8 +118,11 @@ async fn create(State(s): State<S>, q: Params) -> ApiResult<Response> {
     images::check_reference(&opts.reference)?;
     let engine = s.engine.clone();
     let cancel = s.shutdown.child_token();
+    let auth = super::registry_auth::from_headers(req.headers());
     Ok(progress_stream(move |p| async move {
-        images::pull(&engine, &opts, &p, &cancel).await.map(|_| ())
+        images::pull_with_auth(&engine, &opts, auth.as_ref(), &p, &cancel)
+            .await
+            .map(|_| ())
     }))
 }
 
@@ -142,6 +148,7 @@ async fn by_name_post(
     State(s): State<S>,
     Path(rest): Path<String>,
     q: Params,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(name) = rest.strip_suffix("/tag") {
         let repo = q.str("repo").ok_or_else(|| ApiError::QueryValue {
@@ -174,8 +181,9 @@ async fn by_name_post(
         if !exists && !all_tags {
             return Err(OpsError::NoSuchImage { what: name }.into());
         }
+        let auth = super::registry_auth::from_headers(&headers);
         return Ok(progress_stream(move |p| async move {
-            images::push(&engine, &name, all_tags, &p, &cancel)
+            images::push_with_auth(&engine, &name, all_tags, auth.as_ref(), &p, &cancel)
                 .await
                 .map(|_| ())
         }));

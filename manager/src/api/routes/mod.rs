@@ -3,11 +3,16 @@
 //! a blocking operation). A route berth does not serve answers 501 naming it.
 
 mod build;
+mod changes;
 mod container_data;
 mod containers;
+mod disk;
+mod events;
 mod exec;
 mod images;
 mod networks;
+mod registry_auth;
+mod stats;
 mod streams;
 mod system;
 
@@ -40,6 +45,10 @@ pub fn app(state: Arc<AppState>) -> App {
         .merge(exec::routes())
         .merge(images::routes())
         .merge(networks::routes())
+        .merge(events::routes())
+        .merge(disk::routes())
+        .merge(changes::routes())
+        .merge(stats::routes())
         .fallback(not_implemented)
         .with_state(state.clone());
     // The outer router's only route is the fallback, so these layers run before the

@@ -65,13 +65,13 @@ fn open_parent(rootfs: &Path, path: &str) -> Result<(InRoot, Option<String>)> {
 }
 
 /// The container's root filesystem, mounted for the time of a copy when it was not.
-struct Rootfs {
-    path: PathBuf,
+pub(super) struct Rootfs {
+    pub(super) path: PathBuf,
     mounted_here: bool,
 }
 
 impl Rootfs {
-    fn open(engine: &Engine, what: &str) -> Result<Self> {
+    pub(super) fn open(engine: &Engine, what: &str) -> Result<Self> {
         let (store, r) = super::find(engine, what)?;
         let paths = Paths::new(engine.root(), &store, &r);
         let mounted_here = !is_mount_point(&paths.rootfs);
@@ -85,7 +85,7 @@ impl Rootfs {
     }
 
     /// Unmounts what this copy mounted; what went wrong is a line for the user.
-    fn release(&mut self) -> Vec<String> {
+    pub(super) fn release(&mut self) -> Vec<String> {
         if !std::mem::take(&mut self.mounted_here) {
             return Vec::new();
         }

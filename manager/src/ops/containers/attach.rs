@@ -225,5 +225,7 @@ pub fn attach(engine: &Engine, what: &str, opts: AttachOptions) -> Result<Attach
         return Err(OpsError::NotRunning { id: r.id });
     }
     let paths = Paths::new(engine.root(), &store, &r);
-    Attached::connect(&paths, &r, opts, false, 0)
+    let attached = Attached::connect(&paths, &r, opts, false, 0)?;
+    crate::events::container(engine.root(), &r, "attach", &[]);
+    Ok(attached)
 }

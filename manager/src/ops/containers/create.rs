@@ -141,7 +141,10 @@ pub(crate) fn create_mounted(
         &*sn,
     );
     match made {
-        Ok(r) => Ok((containers, r, plan.warnings)),
+        Ok(r) => {
+            crate::events::container(&root, &r, "create", &[]);
+            Ok((containers, r, plan.warnings))
+        }
         Err(e) => {
             let r = containers.load(&id).unwrap_or(record);
             let also = match lifecycle::remove_files(&root, &containers, &r, true) {
@@ -226,7 +229,17 @@ fn resolve_mounts(
             MountKind::Volume { .. } => point.kind = "volume".into(),
         }
         let r = m.resolve(|name, nocopy| -> Result<PathBuf> {
+            let existed = name.is_some_and(|n| volumes.get(n).is_ok());
             let vol = volumes.create(name, BTreeMap::new(), BTreeMap::new())?;
+            if !existed {
+                crate::events::emit(
+                    root,
+                    "volume",
+                    "create",
+                    &vol.name,
+                    &[("driver", "local".into())],
+                );
+            }
             // A volume made with `--opt type=...` gets its filesystem mounted on first use.
             volumes.mount(&vol)?;
             if !nocopy {

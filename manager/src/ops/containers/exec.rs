@@ -87,10 +87,38 @@ pub fn exec(engine: &Engine, what: &str, config: &ExecConfig, stdio: ExecStdio) 
                 .stderr(Stdio::from(slave));
         }
     }
-    cmd.spawn().map_err(|source| OpsError::RuntimeExec {
+    let child = cmd.spawn().map_err(|source| OpsError::RuntimeExec {
         path: runtime.path.clone(),
         source,
-    })
+    })?;
+    let action = format!("exec_start: {}", config.cmd.join(" "));
+    crate::events::container(engine.root(), &r, &action, &[]);
+    Ok(child)
+}
+
+/// `POST /containers/{id}/exec`: checks the container can take an exec (it runs, not
+/// paused) and records the exec's creation (`exec_id` may be empty: the CLI's execs have
+/// none); returns the container's full id.
+pub fn exec_create(
+    engine: &Engine,
+    what: &str,
+    config: &ExecConfig,
+    exec_id: &str,
+) -> Result<String> {
+    let (_, r) = super::find(engine, what)?;
+    match r.state.status {
+        Status::Running => {}
+        Status::Paused => return Err(OpsError::ExecPaused { id: r.id }),
+        _ => return Err(OpsError::NotRunning { id: r.id }),
+    }
+    let action = format!("exec_create: {}", config.cmd.join(" "));
+    let extra: &[(&str, String)] = if exec_id.is_empty() {
+        &[]
+    } else {
+        &[("execID", exec_id.to_string())]
+    };
+    crate::events::container(engine.root(), &r, &action, extra);
+    Ok(r.id)
 }
 
 /// `GET /containers/{id}/top`: the container's processes as the host's `ps` shows them

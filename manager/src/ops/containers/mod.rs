@@ -3,6 +3,7 @@
 
 mod archive;
 mod attach;
+mod changes;
 mod create;
 mod exec;
 mod list;
@@ -10,6 +11,7 @@ mod logs;
 pub(crate) mod plan;
 mod start;
 mod stop;
+mod update;
 
 use crate::container::lifecycle::{refresh, Paths};
 use crate::container::runtime::Runtime;
@@ -22,8 +24,9 @@ pub use archive::{
     archive_get, archive_put, copy_target, split_copy_arg, ArchiveReader, CopyTarget,
 };
 pub use attach::{attach, AttachInput, AttachOptions, Attached, Output};
+pub use changes::{changes, commit, export, Change, CommitOptions};
 pub use create::{create, CreateOptions};
-pub use exec::{exec, top, ExecStdio};
+pub use exec::{exec, exec_create, top, ExecStdio};
 pub use list::{inspect, list, prune, ContainerPruneResponse, ListOptions};
 pub use logs::{logs, LogEntry, Logs, LogsOptions, Stream};
 pub use plan::check;
@@ -32,6 +35,7 @@ pub use stop::{
     kill, pause, remove, rename, restart, stop, unpause, wait, wait_healthy, wait_timeout,
     RemoveOptions, StopOptions,
 };
+pub use update::{update, UpdateConfig, UpdateResponse};
 
 /// The container store and a container found by name, id or unique id prefix, its status
 /// refreshed (a monitor that died unseen makes it exited).

@@ -301,7 +301,7 @@ impl Plan {
     }
 }
 
-fn restart_policy(p: &RestartPolicy) -> Result<RecordRestart> {
+pub(crate) fn restart_policy(p: &RestartPolicy) -> Result<RecordRestart> {
     let spec = match (p.name.as_str(), p.maximum_retry_count) {
         (name, 0) => name.to_string(),
         (name, n) => format!("{name}:{n}"),

@@ -133,6 +133,7 @@ pub fn start_attached(engine: &Engine, what: &str, stdin: bool) -> Result<Attach
         stdin,
         ..AttachOptions::default()
     };
+    crate::events::container(root, &r, "attach", &[]);
     match Attached::connect(&paths, &r, opts, true, monitor_pid) {
         Ok(a) => Ok(a),
         Err(e) => {

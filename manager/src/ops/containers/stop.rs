@@ -34,6 +34,11 @@ pub fn stop(engine: &Engine, what: &str, opts: &StopOptions) -> Result<String> {
         .signal
         .clone()
         .unwrap_or_else(|| r.config.stop_signal.clone());
+    if matches!(r.state.status, Status::Running | Status::Paused) {
+        let sig = signal.trim_start_matches("SIG");
+        let sig = if sig.is_empty() { "TERM" } else { sig };
+        crate::events::container(engine.root(), &r, "kill", &[("signal", signal_number(sig))]);
+    }
     lifecycle::stop(
         engine.root(),
         &store,
@@ -41,6 +46,7 @@ pub fn stop(engine: &Engine, what: &str, opts: &StopOptions) -> Result<String> {
         &signal,
         timeout(opts, r.config.stop_timeout),
     )?;
+    crate::events::container(engine.root(), &r, "stop", &[]);
     Ok(r.id)
 }
 
@@ -49,7 +55,9 @@ pub fn restart(engine: &Engine, what: &str, opts: &StopOptions) -> Result<()> {
     let id = stop(engine, what, opts)?;
     let store = engine.containers()?;
     let r = store.load(&id)?;
-    super::start::start_record(engine, &store, &r)
+    super::start::start_record(engine, &store, &r)?;
+    crate::events::container(engine.root(), &r, "restart", &[]);
+    Ok(())
 }
 
 /// `POST /containers/{id}/kill`: a signal (name or number, with or without `SIG`) to the
@@ -67,7 +75,23 @@ pub fn kill(engine: &Engine, what: &str, signal: &str) -> Result<()> {
         store.update(&r.id, |r| r.state.manually_stopped = true)?;
     }
     super::runtime(engine, &store, &r).kill(&r.id, &signal, false)?;
+    crate::events::container(
+        engine.root(),
+        &r,
+        "kill",
+        &[("signal", signal_number(&signal))],
+    );
     Ok(())
+}
+
+/// A signal as docker's kill event names it: its number.
+fn signal_number(signal: &str) -> String {
+    if signal.parse::<i32>().is_ok() {
+        return signal.to_string();
+    }
+    format!("SIG{signal}")
+        .parse::<nix::sys::signal::Signal>()
+        .map_or_else(|_| signal.to_string(), |s| (s as i32).to_string())
 }
 
 /// How to remove.
@@ -117,6 +141,7 @@ pub(crate) fn remove_record(
         Err(e) => return Err(e.into()),
     };
     lifecycle::remove_files(engine.root(), store, &r, opts.volumes)?;
+    crate::events::container(engine.root(), &r, "destroy", &[]);
     Ok(())
 }
 
@@ -195,6 +220,7 @@ pub fn pause(engine: &Engine, what: &str) -> Result<()> {
     }
     super::runtime(engine, &store, &r).pause(&r.id)?;
     store.update(&r.id, |r| r.state.status = Status::Paused)?;
+    crate::events::container(engine.root(), &r, "pause", &[]);
     Ok(())
 }
 
@@ -210,6 +236,7 @@ pub fn unpause(engine: &Engine, what: &str) -> Result<()> {
             r.state.status = Status::Running;
         }
     })?;
+    crate::events::container(engine.root(), &r, "unpause", &[]);
     Ok(())
 }
 
@@ -233,7 +260,13 @@ pub fn rename(engine: &Engine, what: &str, new_name: &str) -> Result<()> {
             .into());
         }
     }
-    store.update(&r.id, |r| r.name = name.to_string())?;
+    let renamed = store.update(&r.id, |r| r.name = name.to_string())?;
+    crate::events::container(
+        engine.root(),
+        &renamed,
+        "rename",
+        &[("oldName", format!("/{}", r.name))],
+    );
     Ok(())
 }
 

@@ -67,12 +67,31 @@ pub fn save(
         ArchiveFormat::Oci => save_oci(store, &items, out)?,
         ArchiveFormat::Docker => save_docker(store, &items, out)?,
     }
+    for item in &items {
+        let id = store
+            .image(&item.record)
+            .map_or_else(|_| item.record.digest.to_string(), |i| i.id().to_string());
+        let name = item
+            .names
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        crate::events::emit(engine.root(), "image", "save", &id, &[("name", name)]);
+    }
     Ok(())
 }
 
 /// `POST /images/load`: stores the images of an archive (either layout); blocking.
 pub fn load(engine: &Engine, input: impl Read) -> Result<Vec<LoadedImage>> {
-    let records = crate::archive::load(engine.images()?, input)?;
+    let store = engine.images()?;
+    let records = crate::archive::load(store, input)?;
+    for r in &records {
+        let id = store
+            .image(r)
+            .map_or_else(|_| r.digest.to_string(), |i| i.id().to_string());
+        let name = r.name.clone().unwrap_or_default();
+        crate::events::emit(engine.root(), "image", "load", &id, &[("name", name)]);
+    }
     Ok(records
         .into_iter()
         .map(|r| LoadedImage {

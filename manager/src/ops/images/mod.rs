@@ -3,6 +3,7 @@
 
 mod archive;
 mod build;
+mod layered;
 mod registry;
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,7 +26,9 @@ pub use build::{
     build, context_from_tar, exit_code as build_exit_code, export_local, familiar, history,
     BuildRequest, BuildResult, HistoryItem, TarContext,
 };
-pub use registry::{login, logout, pull, push, PullOptions};
+pub use layered::{import, NewImage};
+pub(crate) use layered::{make_image, store_layer};
+pub use registry::{login, logout, pull, pull_with_auth, push, push_with_auth, PullOptions};
 
 /// Checks that `reference` is a valid image reference (a request's fault before any work).
 pub fn check_reference(reference: &str) -> Result<()> {
@@ -198,6 +201,14 @@ pub fn tag(engine: &Engine, source: &str, target: &str) -> Result<()> {
     let mut record = ImageRecord::new(Some(&target_ref), first.digest.clone(), &first.media_type);
     record.index_digest = first.index_digest.clone();
     store.put(record)?;
+    let id = image_id(store, first).unwrap_or_else(|| first.digest.to_string());
+    crate::events::emit(
+        engine.root(),
+        "image",
+        "tag",
+        &id,
+        &[("name", target_ref.to_string())],
+    );
     Ok(())
 }
 
@@ -249,6 +260,7 @@ pub fn remove(engine: &Engine, names: &[String], force: bool) -> Result<RemoveRe
     let users = container_users(root)?;
     let store = engine.images()?;
     let mut report = RemoveReport::default();
+    let mut removed_ids: Vec<String> = Vec::new();
     for what in names {
         let hits = match store.lookup(what) {
             Ok(h) => h,
@@ -309,6 +321,13 @@ pub fn remove(engine: &Engine, names: &[String], force: bool) -> Result<RemoveRe
                 .collect::<Vec<_>>()
         })?;
         for r in &removed {
+            let id = image_id(store, r).unwrap_or_else(|| r.digest.to_string());
+            let name = r.name.clone().unwrap_or_default();
+            crate::events::emit(root, "image", "untag", &id, &[("name", name.clone())]);
+            if !store.records()?.iter().any(|o| o.digest == r.digest) && !removed_ids.contains(&id)
+            {
+                removed_ids.push(id);
+            }
             report.items.push(ImageDeleteResponseItem {
                 untagged: Some(r.name.clone().unwrap_or_else(|| r.digest.to_string())),
                 deleted: None,
@@ -316,6 +335,9 @@ pub fn remove(engine: &Engine, names: &[String], force: bool) -> Result<RemoveRe
         }
     }
     let gc = store.gc(None, false)?;
+    for id in &removed_ids {
+        crate::events::emit(root, "image", "delete", id, &[]);
+    }
     for d in &gc.deleted {
         report.items.push(ImageDeleteResponseItem {
             untagged: None,

@@ -11,7 +11,7 @@ use crate::distribution::pull::{list_tags, pull as pull_blobs, PullOptions as Fe
 use crate::distribution::push::push as push_blobs;
 use crate::ops::cancel::{until_cancelled, Cancel};
 use crate::ops::error::{OpsError, Result};
-use crate::ops::models::{PulledImage, PushedImage};
+use crate::ops::models::{AuthConfig, PulledImage, PushedImage};
 use crate::ops::{Engine, Progress};
 use crate::platform::Platform;
 use crate::reference::{normalise_registry, Reference, DOCKER_HUB};
@@ -19,16 +19,29 @@ use crate::snapshot::{Backend, Snapshotter};
 use crate::unpack::unpack_image;
 
 /// Connects to a registry with the credentials docker's config.json holds for it.
-async fn connect(engine: &Engine, registry: &str) -> Result<Arc<Registry>> {
+async fn connect(
+    engine: &Engine,
+    registry: &str,
+    auth: Option<&AuthConfig>,
+) -> Result<Arc<Registry>> {
     let settings = engine.settings();
     let path = docker_config_file(&settings.docker_config_dir);
-    let creds =
-        DockerConfig::load(&path)?
-            .get(registry)
-            .map_err(|source| OpsError::ReadCredentials {
+    // Credentials a client sent (X-Registry-Auth) win over the stored ones.
+    let given = auth
+        .filter(|a| !a.username.is_empty() || !a.password.is_empty())
+        .map(|a| Credentials {
+            username: a.username.clone(),
+            password: a.password.clone(),
+        });
+    let creds = match given {
+        Some(c) => Some(c),
+        None => DockerConfig::load(&path)?.get(registry).map_err(|source| {
+            OpsError::ReadCredentials {
                 registry: registry.to_string(),
                 source,
-            })?;
+            }
+        })?,
+    };
     Ok(Arc::new(
         Registry::connect(registry, &settings.registries, creds).await?,
     ))
@@ -55,12 +68,24 @@ pub async fn pull(
     progress: &Progress,
     cancel: &Cancel,
 ) -> Result<Vec<PulledImage>> {
-    until_cancelled(cancel, pull_all(engine, opts, progress)).await
+    until_cancelled(cancel, pull_all(engine, opts, None, progress)).await
+}
+
+/// [`pull`] with the credentials a client sent (the API's `X-Registry-Auth`).
+pub async fn pull_with_auth(
+    engine: &Engine,
+    opts: &PullOptions,
+    auth: Option<&AuthConfig>,
+    progress: &Progress,
+    cancel: &Cancel,
+) -> Result<Vec<PulledImage>> {
+    until_cancelled(cancel, pull_all(engine, opts, auth, progress)).await
 }
 
 async fn pull_all(
     engine: &Engine,
     opts: &PullOptions,
+    auth: Option<&AuthConfig>,
     progress: &Progress,
 ) -> Result<Vec<PulledImage>> {
     let platform = match &opts.platform {
@@ -72,7 +97,7 @@ async fn pull_all(
         if name_only.tag().is_some() || name_only.digest().is_some() {
             return Err(OpsError::TagWithAllTags);
         }
-        let reg = connect(engine, name_only.registry()).await?;
+        let reg = connect(engine, name_only.registry(), auth).await?;
         let mut tags = list_tags(&reg, name_only.repository()).await?;
         tags.sort();
         tags.iter()
@@ -89,7 +114,7 @@ async fn pull_all(
         explicit_platform: opts.platform.is_some(),
         concurrency: engine.settings().registries.max_concurrent_downloads,
     };
-    let reg = connect(engine, name_only.registry()).await?;
+    let reg = connect(engine, name_only.registry(), auth).await?;
     let backend = match &opts.snapshotter {
         Some(b) => b.parse::<Backend>().map_err(OpsError::Snapshotter)?,
         None => Backend::detect(),
@@ -138,6 +163,13 @@ async fn pull_all(
             "Image is up to date"
         };
         progress.status(&format!("Status: {status} for {reference}"));
+        crate::events::emit(
+            &root,
+            "image",
+            "pull",
+            &reference.to_string(),
+            &[("name", reference.name())],
+        );
         pulled.push(PulledImage {
             reference: reference.to_string(),
             digest: got.resolved.to_string(),
@@ -156,13 +188,26 @@ pub async fn push(
     progress: &Progress,
     cancel: &Cancel,
 ) -> Result<Vec<PushedImage>> {
-    until_cancelled(cancel, push_all(engine, name, all_tags, progress)).await
+    until_cancelled(cancel, push_all(engine, name, all_tags, None, progress)).await
+}
+
+/// [`push`] with the credentials a client sent (the API's `X-Registry-Auth`).
+pub async fn push_with_auth(
+    engine: &Engine,
+    name: &str,
+    all_tags: bool,
+    auth: Option<&AuthConfig>,
+    progress: &Progress,
+    cancel: &Cancel,
+) -> Result<Vec<PushedImage>> {
+    until_cancelled(cancel, push_all(engine, name, all_tags, auth, progress)).await
 }
 
 async fn push_all(
     engine: &Engine,
     name: &str,
     all_tags: bool,
+    auth: Option<&AuthConfig>,
     progress: &Progress,
 ) -> Result<Vec<PushedImage>> {
     let name_only = Reference::parse_name_only(name)?;
@@ -199,7 +244,7 @@ async fn push_all(
             .ok_or(OpsError::NothingToPush { name: full })?;
         vec![rec]
     };
-    let reg = connect(engine, name_only.registry()).await?;
+    let reg = connect(engine, name_only.registry(), auth).await?;
     progress.status(&format!(
         "The push refers to repository [{}]",
         name_only.name()
@@ -220,6 +265,13 @@ async fn push_all(
             "{pin}: digest: {} size: {}",
             done.digest, done.size
         ));
+        crate::events::emit(
+            engine.root(),
+            "image",
+            "push",
+            &target.to_string(),
+            &[("name", target.name())],
+        );
         pushed.push(PushedImage {
             reference: target.to_string(),
             digest: done.digest.to_string(),

@@ -1,0 +1,336 @@
+//! What a container changed in its root filesystem (`GET /containers/{id}/changes`,
+//! `berth diff`), the filesystem as a tar stream (`export`), and a new image of its
+//! changes (`POST /commit`).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::archive::Rootfs;
+use crate::container::Status;
+use crate::ops::error::{OpsError, Result};
+use crate::ops::images::{make_image, store_layer, NewImage};
+use crate::ops::Engine;
+use crate::snapshot::Backend;
+use crate::unpack::Whiteouts;
+
+/// One change: `Kind` 0 modified, 1 added, 2 deleted (docker's `C`, `A`, `D`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Change {
+    pub path: String,
+    pub kind: u8,
+}
+
+impl Change {
+    /// `C`, `A` or `D`.
+    pub fn letter(&self) -> char {
+        match self.kind {
+            0 => 'C',
+            1 => 'A',
+            _ => 'D',
+        }
+    }
+}
+
+/// What berth itself puts in every container (mount points of the generated /etc files and
+/// the kernel filesystems), hidden as docker hides its init layer.
+const HIDDEN: &[&str] = &[
+    "etc/hosts",
+    "etc/hostname",
+    "etc/resolv.conf",
+    ".dockerenv",
+    "dev",
+    "proc",
+    "sys",
+];
+
+fn hidden(rel: &Path) -> bool {
+    HIDDEN.iter().any(|h| rel == Path::new(h))
+}
+
+fn entries(dir: &Path) -> Vec<fs::DirEntry> {
+    let mut v: Vec<fs::DirEntry> = fs::read_dir(dir)
+        .map(|rd| rd.flatten().collect())
+        .unwrap_or_default();
+    v.sort_by_key(fs::DirEntry::file_name);
+    v
+}
+
+fn push(out: &mut Vec<Change>, rel: &Path, kind: u8) {
+    out.push(Change {
+        path: format!("/{}", rel.display()),
+        kind,
+    });
+}
+
+fn all_added(top: &Path, rel: &Path, out: &mut Vec<Change>) {
+    for e in entries(&top.join(rel)) {
+        let p = rel.join(e.file_name());
+        push(out, &p, 1);
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            all_added(top, &p, out);
+        }
+    }
+}
+
+/// An overlay upper directory: whiteouts are deletions; what a lower has is modified.
+fn walk_upper(upper: &Path, lowers: &[PathBuf], rel: &Path, out: &mut Vec<Change>) -> bool {
+    let mut any = false;
+    for e in entries(&upper.join(rel)) {
+        let p = rel.join(e.file_name());
+        if hidden(&p) {
+            continue;
+        }
+        let Ok(md) = e.metadata() else { continue };
+        if md.file_type().is_char_device() && md.rdev() == 0 {
+            push(out, &p, 2);
+            any = true;
+            continue;
+        }
+        let in_lower = lowers
+            .iter()
+            .any(|l| fs::symlink_metadata(l.join(&p)).is_ok());
+        if md.is_dir() {
+            if in_lower {
+                let at = out.len();
+                if walk_upper(upper, lowers, &p, out) {
+                    out.insert(
+                        at,
+                        Change {
+                            path: format!("/{}", p.display()),
+                            kind: 0,
+                        },
+                    );
+                    any = true;
+                }
+            } else {
+                push(out, &p, 1);
+                all_added(upper, &p, out);
+                any = true;
+            }
+        } else {
+            push(out, &p, if in_lower { 0 } else { 1 });
+            any = true;
+        }
+    }
+    any
+}
+
+fn differs(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    a.file_type() != b.file_type()
+        || a.mode() != b.mode()
+        || a.uid() != b.uid()
+        || a.gid() != b.gid()
+        || (!a.is_dir()
+            && (a.size() != b.size() || a.mtime() != b.mtime() || a.mtime_nsec() != b.mtime_nsec()))
+}
+
+/// A full copy against its parent's full copy.
+fn walk_copy(top: &Path, lower: Option<&Path>, rel: &Path, out: &mut Vec<Change>) -> bool {
+    let mut any = false;
+    let here = entries(&top.join(rel));
+    for e in &here {
+        let p = rel.join(e.file_name());
+        if hidden(&p) {
+            continue;
+        }
+        let Ok(md) = e.metadata() else { continue };
+        let old = lower.and_then(|l| fs::symlink_metadata(l.join(&p)).ok());
+        match old {
+            None => {
+                push(out, &p, 1);
+                if md.is_dir() {
+                    all_added(top, &p, out);
+                }
+                any = true;
+            }
+            Some(old) if md.is_dir() && old.is_dir() => {
+                let at = out.len();
+                if walk_copy(top, lower, &p, out) {
+                    out.insert(
+                        at,
+                        Change {
+                            path: format!("/{}", p.display()),
+                            kind: 0,
+                        },
+                    );
+                    any = true;
+                }
+            }
+            Some(old) => {
+                if differs(&md, &old) {
+                    push(out, &p, 0);
+                    any = true;
+                }
+            }
+        }
+    }
+    if let Some(l) = lower {
+        for e in entries(&l.join(rel)) {
+            let p = rel.join(e.file_name());
+            if !hidden(&p) && !here.iter().any(|h| h.file_name() == e.file_name()) {
+                push(out, &p, 2);
+                any = true;
+            }
+        }
+    }
+    any
+}
+
+/// `GET /containers/{id}/changes`: sorted by path.
+pub fn changes(engine: &Engine, what: &str) -> Result<Vec<Change>> {
+    let (_, r) = super::find(engine, what)?;
+    let backend: Backend = r.snapshotter.parse()?;
+    let sn = backend.open(engine.root())?;
+    let target = sn.apply_target(&r.id)?;
+    let mut out = Vec::new();
+    match target.whiteouts {
+        Whiteouts::Overlay => {
+            walk_upper(&target.dir, &target.lowers, Path::new(""), &mut out);
+        }
+        _ => {
+            walk_copy(
+                &target.dir,
+                target.lowers.first().map(PathBuf::as_path),
+                Path::new(""),
+                &mut out,
+            );
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// `GET /containers/{id}/export`: the container's whole filesystem as a tar stream into
+/// `out` (a stopped container's is mounted for the time of the export).
+pub fn export(engine: &Engine, what: &str, out: impl Write) -> Result<()> {
+    let mut rootfs = Rootfs::open(engine, what)?;
+    let r = (|| -> std::io::Result<()> {
+        let mut b = tar::Builder::new(out);
+        b.follow_symlinks(false);
+        for e in entries(&rootfs.path) {
+            let name = PathBuf::from(e.file_name());
+            if e.file_type()?.is_dir() {
+                b.append_dir_all(&name, e.path())?;
+            } else {
+                b.append_path_with_name(e.path(), &name)?;
+            }
+        }
+        b.finish()
+    })();
+    let also = rootfs.release();
+    let (_, rec) = super::find(engine, what)?;
+    r.map_err(|e| OpsError::io(format!("exporting container {}", rec.id), e).with_also(also))?;
+    crate::events::container(engine.root(), &rec, "export", &[]);
+    Ok(())
+}
+
+/// How to commit.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// `REPOSITORY[:TAG]`; an unnamed image when `None`.
+    pub reference: Option<String>,
+    pub comment: String,
+    pub author: String,
+    /// Dockerfile instructions (`-c`).
+    pub changes: Vec<String>,
+    /// Pause a running container during the commit (docker's default).
+    pub pause: bool,
+    /// Config fields that replace the container's (`POST /commit`'s body).
+    pub config: serde_json::Map<String, Value>,
+}
+
+/// `POST /commit`: a new image of the container's image plus its changes; returns the ID.
+pub fn commit(engine: &Engine, what: &str, opts: &CommitOptions) -> Result<String> {
+    let (_, r) = super::find(engine, what)?;
+    let paused = opts.pause && r.state.status == Status::Running;
+    if paused {
+        super::pause(engine, &r.id)?;
+    }
+    let made = commit_paused(engine, &r.id, opts);
+    if paused {
+        let _ = super::unpause(engine, &r.id);
+    }
+    made
+}
+
+fn commit_paused(engine: &Engine, id: &str, opts: &CommitOptions) -> Result<String> {
+    let (_, r) = super::find(engine, id)?;
+    let list = changes(engine, id)?;
+    let mut rootfs = Rootfs::open(engine, id)?;
+    let layer = store_layer(engine, |out| {
+        let mut b = tar::Builder::new(out);
+        b.follow_symlinks(false);
+        for c in &list {
+            let rel = c.path.trim_start_matches('/');
+            if c.kind == 2 {
+                let p = Path::new(rel);
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let wh = p.with_file_name(format!(".wh.{name}"));
+                let mut h = tar::Header::new_ustar();
+                h.set_size(0);
+                h.set_uid(0);
+                h.set_gid(0);
+                h.set_mtime(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                );
+                h.set_mode(0o644);
+                h.set_entry_type(tar::EntryType::Regular);
+                b.append_data(&mut h, wh, std::io::empty())
+                    .map_err(|e| OpsError::io(format!("adding {} to the layer", c.path), e))?;
+            } else {
+                b.append_path_with_name(rootfs.path.join(rel), rel)
+                    .map_err(|e| OpsError::io(format!("adding {} to the layer", c.path), e))?;
+            }
+        }
+        b.finish()
+            .map_err(|e| OpsError::io("finishing the layer", e))?;
+        Ok(())
+    });
+    let also = rootfs.release();
+    let layer = layer.map_err(|e| e.with_also(also))?;
+    let mut config = serde_json::Map::new();
+    let cfg = &r.config;
+    let list_or_null = |v: &Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
+    config.insert("Cmd".into(), list_or_null(&cfg.cmd));
+    config.insert("Entrypoint".into(), list_or_null(&cfg.entrypoint));
+    config.insert("Env".into(), json!(cfg.env));
+    config.insert("WorkingDir".into(), json!(cfg.working_dir));
+    config.insert("User".into(), json!(cfg.user));
+    if !cfg.labels.is_empty() {
+        config.insert("Labels".into(), json!(cfg.labels));
+    }
+    for (k, v) in &opts.config {
+        config.insert(k.clone(), v.clone());
+    }
+    let new = NewImage {
+        name: opts.reference.clone(),
+        created_by: cfg.args.join(" "),
+        comment: opts.comment.clone(),
+        author: opts.author.clone(),
+        config,
+        changes: opts.changes.clone(),
+    };
+    let image = make_image(engine, Some(&r.image_id), layer, &new)?;
+    crate::events::container(
+        engine.root(),
+        &r,
+        "commit",
+        &[
+            ("comment", opts.comment.clone()),
+            ("imageID", image.clone()),
+            ("imageRef", opts.reference.clone().unwrap_or_default()),
+        ],
+    );
+    Ok(image)
+}
