@@ -104,8 +104,7 @@ fn the_front_end_uses_only_the_operations_layer_and_rendering_helpers() {
     let mut bad = Vec::new();
     for f in &files {
         for m in berth_modules(&code(f)) {
-            if !FRONT_END_MAY_USE.contains(&m.as_str()) && !CLI_MAY_ALSO_USE.contains(&m.as_str())
-            {
+            if !FRONT_END_MAY_USE.contains(&m.as_str()) && !CLI_MAY_ALSO_USE.contains(&m.as_str()) {
                 bad.push(format!("{}: berth::{m}", f.display()));
             }
         }
@@ -165,5 +164,8 @@ fn the_library_never_prints() {
 fn module_paths_are_found_in_use_trees_and_paths() {
     let code = "use berth::ops::{self, Engine};\nuse berth::{container, ops::x};\nlet a = berth::network::run_dir();\nlet s = \"berth::quoted\";";
     assert_eq!(berth_modules(code), ["ops", "container", "ops", "network"]);
-    assert_eq!(crate_modules("use crate::{ops, render::X};"), ["ops", "render"]);
+    assert_eq!(
+        crate_modules("use crate::{ops, render::X};"),
+        ["ops", "render"]
+    );
 }

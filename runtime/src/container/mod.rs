@@ -35,6 +35,8 @@ pub enum Error {
     #[error(transparent)]
     Setup(#[from] crate::linux::SetupError),
     #[error(transparent)]
+    Rootless(#[from] crate::rootless::RootlessError),
+    #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),

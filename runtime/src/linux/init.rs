@@ -109,8 +109,14 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     })?;
     // Until execve the init runs the runtime binary: keep other processes in the container
     // (exec'd later, or already there when joining) from opening /proc/<pid>/exe or ptracing
-    // it (the CVE-2019-5736 class). execve resets this.
-    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
+    // it (the CVE-2019-5736 class). execve resets this. A new user namespace's maps come
+    // first, though: a non-dumpable process's /proc files belong to root, and a non-root
+    // parent (or newuidmap on its behalf) could not write them; until then this process
+    // only waits for its parent, alone in its new namespaces.
+    let dumpable_for_maps = a.plan.new_user && a.plan.child_waits_first();
+    if !dumpable_for_maps {
+        nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
+    }
     // Descriptors the caller left open must not reach the hooks the init runs either (runc
     // closes them as early; its tests count a startContainer hook's descriptors).
     process::cloexec_from(3 + a.preserve_fds)?;
@@ -129,6 +135,9 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     };
     if a.plan.child_waits_first() {
         joined.wait()?;
+    }
+    if dumpable_for_maps {
+        nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
     }
 
     a.plan.enter_in_child()?;
