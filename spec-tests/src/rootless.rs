@@ -72,7 +72,15 @@ impl TestUser {
         let dir = std::env::temp_dir().join(format!("berth-rootless-{name}"));
         let guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let out = Command::new("useradd")
-            .args(["-M", "-N", "-d"])
+            .args([
+                "-M",
+                "-N",
+                "-K",
+                "SUB_UID_COUNT=0",
+                "-K",
+                "SUB_GID_COUNT=0",
+                "-d",
+            ])
             .arg(&dir)
             .args(["-s", "/bin/sh", &name])
             .output()
