@@ -6,8 +6,9 @@
 //! and, when the user has a subordinate range in /etc/subuid and /etc/subgid (and the uidmap
 //! helpers are installed), container ids 1.. to that range. Its root filesystem is a copy
 //! snapshot the runtime uses in place (an unprivileged user cannot mount on the host).
-//! Networking: `none` (a namespace of the container's own, made by the runtime) and `host`;
-//! the bridge networks need root and are refused with the flag named.
+//! Networking: the default network is slirp4netns's user-mode network in a namespace the
+//! runtime makes (network::slirp; `-p` forwards through it), plus `none` and `host`; the
+//! user-defined bridge networks need root and are refused with the flag named.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,8 +21,10 @@ use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootlessError {
-    #[error("--network {mode}: not available to rootless berth yet (use --network none or --network host)")]
+    #[error("--network {mode}: not available to rootless berth yet (use the default network, --network none or --network host)")]
     Network { mode: String },
+    #[error("--network {mode}: rootless berth's default network needs slirp4netns (install the slirp4netns package), or use --network none or --network host")]
+    NoSlirp { mode: String },
     #[error("--snapshotter {name}: not available to rootless berth (an unprivileged user cannot mount it on the host); use --snapshotter copy")]
     Snapshotter { name: String },
     #[error("building the rootless spec ({what})")]
@@ -110,7 +113,11 @@ pub fn disabled_features(ids: &IdRanges) -> Vec<Disabled> {
     let mut out = vec![
         Disabled {
             feature: "bridge networks",
-            reason: "creating bridges, veth pairs and firewall rules needs root; use --network none or host".into(),
+            reason: if crate::network::slirp::available() {
+                "creating bridges, veth pairs and firewall rules needs root: the default network is slirp4netns's user-mode network (-p publishes through it); user-defined networks are not available".into()
+            } else {
+                "creating bridges, veth pairs and firewall rules needs root, and slirp4netns is not installed: use --network none or host".into()
+            },
         },
         Disabled {
             feature: "overlay snapshotter",
@@ -135,13 +142,21 @@ pub fn disabled_features(ids: &IdRanges) -> Vec<Disabled> {
     out
 }
 
-/// Checks a network mode for a rootless container.
+/// Checks a network mode for a rootless container: none, host, another container's, or
+/// the default network, which slirp4netns provides.
 pub fn check_network(mode: &str) -> Result<(), RootlessError> {
     match mode {
         "none" | "host" => Ok(()),
         m if m.starts_with("container:") => Ok(()),
+        crate::network::DEFAULT_NETWORK if crate::network::slirp::available() => Ok(()),
+        crate::network::DEFAULT_NETWORK => Err(RootlessError::NoSlirp { mode: mode.into() }),
         m => Err(RootlessError::Network { mode: m.into() }),
     }
+}
+
+/// Whether a rootless container of this network mode gets slirp4netns's network.
+pub fn uses_slirp(mode: &str) -> bool {
+    is_rootless() && mode == crate::network::DEFAULT_NETWORK
 }
 
 fn mapping(container: u32, host: u32, size: u32) -> Result<LinuxIdMapping, RootlessError> {
@@ -259,7 +274,7 @@ mod tests {
         assert!(check_network("none").is_ok());
         assert!(check_network("host").is_ok());
         assert!(check_network("container:abc").is_ok());
-        let err = check_network("bridge").unwrap_err().to_string();
-        assert!(err.starts_with("--network bridge: "), "{err}");
+        let err = check_network("mynet").unwrap_err().to_string();
+        assert!(err.starts_with("--network mynet: "), "{err}");
     }
 }

@@ -153,8 +153,7 @@ fn rootless_berth_runs_containers_from_the_user_s_own_store() -> Result<()> {
 fn what_needs_root_is_refused_naming_the_flag() -> Result<()> {
     let (u, berth) = user_with_busybox()?;
     for args in [
-        vec!["run", "--rm", BUSYBOX, "true"],
-        vec!["run", "--rm", "--network", "bridge", BUSYBOX, "true"],
+        vec!["run", "--rm", "--network", "mynet", BUSYBOX, "true"],
         vec![
             "run",
             "--rm",
@@ -171,7 +170,7 @@ fn what_needs_root_is_refused_naming_the_flag() -> Result<()> {
         let flag = if args.contains(&"--snapshotter") {
             "--snapshotter overlay"
         } else {
-            "--network bridge"
+            "--network mynet"
         };
         assert!(out.stderr.contains(flag), "{args:?}: {}", out.stderr);
     }
@@ -233,5 +232,97 @@ fn info_reports_rootless_mode() -> Result<()> {
         info["DockerRootDir"],
         Value::String(u.dir.join(".local/share/berth").display().to_string())
     );
+    Ok(())
+}
+
+/// The host's first global IPv4 address (the container reaches the host there; slirp4netns
+/// keeps it off the host's loopback).
+fn host_address() -> Result<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .map(str::to_string)
+        .context("no global IPv4 address on the host")
+}
+
+/// The default network of a rootless container is slirp4netns's: outbound connections work
+/// and `-p` publishes on the host's loopback.
+#[test]
+fn the_default_network_is_user_mode_with_published_ports() -> Result<()> {
+    let (u, berth) = user_with_busybox()?;
+    // Outbound: a listener on the host's address answers the container.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0")?;
+    let port = listener.local_addr()?.port();
+    let server = std::thread::spawn(move || -> Result<()> {
+        use std::io::Write;
+        let (mut conn, _) = listener.accept()?;
+        conn.write_all(b"from-host\n")?;
+        Ok(())
+    });
+    let script = format!(
+        "busybox nc -w 5 {} {port}; cat /etc/resolv.conf",
+        host_address()?
+    );
+    let out = b(&u, &berth, &["run", "--rm", BUSYBOX, "sh", "-c", &script])?.ok()?;
+    assert!(out.stdout.starts_with("from-host\n"), "{out:?}");
+    assert!(out.stdout.contains("nameserver 10.0.2.3"), "{out:?}");
+    let _ = server.join();
+
+    // Published: -p HOST:80 and -p 80 (a free host port, shown by `port`).
+    let free = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let publish = format!("{free}:80");
+    b(
+        &u,
+        &berth,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &publish,
+            "-p",
+            "80",
+            BUSYBOX,
+            "sh",
+            "-c",
+            "echo hello > /tmp/index.html; busybox httpd -f -p 80 -h /tmp",
+        ],
+    )?
+    .ok()?;
+    let ports = b(&u, &berth, &["port", "web"])?.ok()?.stdout;
+    let other: u16 = ports
+        .lines()
+        .filter_map(|l| l.rsplit(':').next()?.trim().parse().ok())
+        .find(|p| *p != free)
+        .context(format!("no second port in {ports:?}"))?;
+    for p in [free, other] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let body = loop {
+            let got = std::process::Command::new("curl")
+                .args(["-sf", "--max-time", "2"])
+                .arg(format!("http://127.0.0.1:{p}/index.html"))
+                .output()?;
+            if got.status.success() || Instant::now() > deadline {
+                break String::from_utf8_lossy(&got.stdout).into_owned();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(body, "hello\n", "port {p}");
+    }
+    b(&u, &berth, &["rm", "-f", "web"])?.ok()?;
+    // slirp4netns went with the container.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !u.pids().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(u.pids().is_empty(), "processes left: {:?}", u.pids());
     Ok(())
 }

@@ -23,6 +23,7 @@ pub mod netlink;
 pub mod netns;
 pub mod ports;
 pub mod rules;
+pub mod slirp;
 pub mod store;
 mod subnets;
 

@@ -535,6 +535,7 @@ impl OpsError {
             Self::SpecGen(e) => specgen_class(e),
             Self::Rootless(
                 crate::rootless::RootlessError::Network { .. }
+                | crate::rootless::RootlessError::NoSlirp { .. }
                 | crate::rootless::RootlessError::Snapshotter { .. },
             ) => InvalidParameter,
             Self::User(

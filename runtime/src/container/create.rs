@@ -317,6 +317,8 @@ fn create_in(
             cgroup: &cgroup,
             channel: child_end,
             fifo: &fifo,
+            // SAFETY: geteuid cannot fail and touches no memory.
+            rootless: unsafe { libc::geteuid() } != 0,
             console: console.as_ref(),
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,

@@ -35,6 +35,8 @@ pub struct InitArgs<'a> {
     pub channel: Channel,
     /// O_PATH descriptor of `exec.fifo`.
     pub fifo: &'a OwnedFd,
+    /// The runtime runs as an ordinary user (see the start barrier).
+    pub rootless: bool,
     pub console: Option<&'a OwnedFd>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -323,6 +325,15 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     // Blocks until `start` opens the other end; `start` then waits for our answer, which we
     // write only after the startContainer hooks, so its poststart hooks come after them.
     // `create` is gone by now: a failure from here on is told to `start` through the fifo.
+    if a.rootless && a.plan.new_user {
+        // Rootless, the user's own tools (slirp4netns wiring the network namespace between
+        // create and start) must reach this process's namespaces through /proc/<pid>/ns,
+        // which a non-dumpable process created by the host's user namespace refuses them.
+        // The setup is over: what is left of the runtime here is this process's memory and
+        // its /proc/<pid>/exe, the runtime binary, which the user cannot write to unless it
+        // owns it (and then the user could replace it anyway).
+        nix::sys::prctl::set_dumpable(true).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
+    }
     let mut barrier = wait_for_start(&fd_dir, a.fifo)?;
     let start_hooks = hooks::of_kind(spec_hooks, "startContainer");
     if !start_hooks.is_empty() {

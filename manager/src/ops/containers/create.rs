@@ -316,7 +316,12 @@ fn plan_network(
         hostname: hostname.to_string(),
         extra_hosts,
         dns: DnsConfig {
-            servers: plan.dns.iter().filter_map(|d| d.parse().ok()).collect(),
+            servers: if plan.dns.is_empty() && crate::rootless::uses_slirp(&plan.network) {
+                // slirp4netns's forwarder, which asks the host's servers.
+                vec![std::net::IpAddr::V4(network::slirp::DNS_ADDR)]
+            } else {
+                plan.dns.iter().filter_map(|d| d.parse().ok()).collect()
+            },
             search: plan.dns_search.clone(),
             options: plan.dns_option.clone(),
         },
@@ -330,7 +335,8 @@ fn plan_network(
     if host_network {
         options.namespaces.network = NamespaceMode::Host;
     } else {
-        let nets = if plan.network != "none" || !plan.extra_networks.is_empty() {
+        let rootless = crate::rootless::is_rootless();
+        let nets = if !rootless && (plan.network != "none" || !plan.extra_networks.is_empty()) {
             Some(NetworkStore::open(root, &run_dir)?)
         } else {
             None
