@@ -108,6 +108,29 @@ pub fn id_ranges() -> IdRanges {
     }
 }
 
+/// Whether a rootless container can have resource limits: on cgroup v2, when this process's
+/// own cgroup (or its parent, systemd's delegation) is writable by the user.
+pub fn limits_available() -> bool {
+    let root = Path::new("/sys/fs/cgroup");
+    if !root.join("cgroup.controllers").exists() {
+        return false;
+    }
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let Some(rel) = own.lines().find_map(|l| l.strip_prefix("0::")) else {
+        return false;
+    };
+    let dir = root.join(rel.trim_start_matches('/'));
+    let writable = |d: &Path| {
+        d.starts_with(root)
+            && rustix::fs::access(
+                d.join("cgroup.subtree_control"),
+                rustix::fs::Access::WRITE_OK,
+            )
+            .is_ok()
+    };
+    writable(&dir) || dir.parent().is_some_and(writable)
+}
+
 /// What rootless berth does not offer, with the reason (for `info`).
 pub fn disabled_features(ids: &IdRanges) -> Vec<Disabled> {
     let mut out = vec![
@@ -124,10 +147,7 @@ pub fn disabled_features(ids: &IdRanges) -> Vec<Disabled> {
             reason: "an unprivileged user cannot mount overlayfs on the host; the copy snapshotter is used".into(),
         },
     ];
-    let delegated = ["/sys/fs/cgroup/cgroup.subtree_control"]
-        .iter()
-        .any(|f| rustix::fs::access(*f, rustix::fs::Access::WRITE_OK).is_ok());
-    if !delegated {
+    if !limits_available() {
         out.push(Disabled {
             feature: "resource limits",
             reason: "no writable (delegated) cgroup: --memory, --cpus, --pids-limit and the like are ignored with a warning".into(),

@@ -119,6 +119,32 @@ fn rootless_berth_runs_containers_from_the_user_s_own_store() -> Result<()> {
     assert!(started.elapsed() < Duration::from_secs(10));
     b(&u, &berth, &["rm", "s1"])?.ok()?;
 
+    // Limits without a delegated cgroup: discarded, with docker's kind of warning.
+    let limited = b(
+        &u,
+        &berth,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--memory",
+            "64m",
+            BUSYBOX,
+            "echo",
+            "ran",
+        ],
+    )?
+    .ok()?;
+    assert_eq!(limited.stdout, "ran\n");
+    assert!(
+        limited
+            .stderr
+            .contains("WARNING: Resource limits are discarded"),
+        "{}",
+        limited.stderr
+    );
+
     // The host network: the host's hostname, no namespace of its own.
     let host = b(
         &u,
