@@ -25,6 +25,8 @@ pub enum RootlessError {
     Network { mode: String },
     #[error("--network {mode}: rootless berth's default network needs slirp4netns (install the slirp4netns package), or use --network none or --network host")]
     NoSlirp { mode: String },
+    #[error("network create {name}: user-defined networks are not available to rootless berth yet (its default network is slirp4netns's user-mode network)")]
+    NetworkCreate { name: String },
     #[error("--snapshotter {name}: not available to rootless berth (an unprivileged user cannot mount it on the host); use --snapshotter copy")]
     Snapshotter { name: String },
     #[error("building the rootless spec ({what})")]

@@ -200,6 +200,13 @@ fn what_needs_root_is_refused_naming_the_flag() -> Result<()> {
         };
         assert!(out.stderr.contains(flag), "{args:?}: {}", out.stderr);
     }
+    let create = b(&u, &berth, &["network", "create", "mynet"])?;
+    assert_ne!(create.code, Some(0), "{create:?}");
+    assert!(
+        create.stderr.contains("network create mynet"),
+        "{}",
+        create.stderr
+    );
     let ps = b(&u, &berth, &["ps", "-a", "-q"])?.ok()?;
     assert_eq!(ps.stdout, "", "containers left");
     let containers = u.dir.join(".local/share/berth/containers");

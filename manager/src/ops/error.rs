@@ -536,6 +536,7 @@ impl OpsError {
             Self::Rootless(
                 crate::rootless::RootlessError::Network { .. }
                 | crate::rootless::RootlessError::NoSlirp { .. }
+                | crate::rootless::RootlessError::NetworkCreate { .. }
                 | crate::rootless::RootlessError::Snapshotter { .. },
             ) => InvalidParameter,
             Self::User(
