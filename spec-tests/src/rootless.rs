@@ -71,20 +71,30 @@ impl TestUser {
         let name = format!("brt{}x{seq}", std::process::id());
         let dir = std::env::temp_dir().join(format!("berth-rootless-{name}"));
         let guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        let out = Command::new("useradd")
-            .args([
-                "-M",
-                "-N",
-                "-K",
-                "SUB_UID_COUNT=0",
-                "-K",
-                "SUB_GID_COUNT=0",
-                "-d",
-            ])
-            .arg(&dir)
-            .args(["-s", "/bin/sh", &name])
-            .output()
-            .context("running useradd")?;
+        // Another process may hold /etc/passwd's lock for a moment: retry briefly.
+        let mut tries = 0;
+        let out = loop {
+            let out = Command::new("useradd")
+                .args([
+                    "-M",
+                    "-N",
+                    "-K",
+                    "SUB_UID_COUNT=0",
+                    "-K",
+                    "SUB_GID_COUNT=0",
+                    "-d",
+                ])
+                .arg(&dir)
+                .args(["-s", "/bin/sh", &name])
+                .output()
+                .context("running useradd")?;
+            tries += 1;
+            let locked = String::from_utf8_lossy(&out.stderr).contains("lock");
+            if out.status.success() || tries >= 20 || !locked {
+                break out;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         if !out.status.success() {
             bail!("useradd {name}: {}", String::from_utf8_lossy(&out.stderr));
         }
@@ -103,10 +113,10 @@ impl TestUser {
         // A range no other test user has: derived from the (unique) uid.
         user.sub_first = 100_000_000 + (user.uid % 10_000) * SUB_COUNT;
         let range = format!("{}-{}", user.sub_first, user.sub_first + SUB_COUNT - 1);
-        let out = Command::new("usermod")
-            .args(["--add-subuids", &range, "--add-subgids", &range, &name])
-            .output()
-            .context("running usermod")?;
+        let out = accounts(
+            "usermod",
+            &["--add-subuids", &range, "--add-subgids", &range, &name],
+        )?;
         drop(guard);
         if !out.status.success() {
             bail!("usermod {name}: {}", String::from_utf8_lossy(&out.stderr));
@@ -288,10 +298,29 @@ impl Drop for TestUser {
         let _ = fs::remove_dir_all(&self.dir);
         let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let range = format!("{}-{}", self.sub_first, self.sub_first + SUB_COUNT - 1);
-        let _ = Command::new("usermod")
-            .args(["--del-subuids", &range, "--del-subgids", &range, &self.name])
-            .output();
-        let _ = Command::new("userdel").arg(&self.name).output();
+        let _ = accounts(
+            "usermod",
+            &["--del-subuids", &range, "--del-subgids", &range, &self.name],
+        );
+        let _ = accounts("userdel", &[&self.name]);
+    }
+}
+
+/// Runs an account tool; another process may hold the lock of /etc/passwd (or /etc/subuid)
+/// for a moment, so a "lock" failure is retried for up to 2 s.
+fn accounts(program: &str, args: &[&str]) -> Result<std::process::Output> {
+    let mut tries = 0;
+    loop {
+        let out = Command::new(program)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {program}"))?;
+        tries += 1;
+        let locked = String::from_utf8_lossy(&out.stderr).contains("lock");
+        if out.status.success() || tries >= 20 || !locked {
+            return Ok(out);
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
