@@ -164,12 +164,12 @@ pub fn disabled_features(ids: &IdRanges) -> Vec<Disabled> {
     out
 }
 
-/// Checks a network mode for a rootless container: none, host, another container's, or
-/// the default network, which slirp4netns provides.
+/// Checks a network mode for a rootless container: none, host, or the default network,
+/// which slirp4netns provides. (Another container's namespace belongs to that container's
+/// user namespace, which a new one cannot enter yet.)
 pub fn check_network(mode: &str) -> Result<(), RootlessError> {
     match mode {
         "none" | "host" => Ok(()),
-        m if m.starts_with("container:") => Ok(()),
         crate::network::DEFAULT_NETWORK if crate::network::slirp::available() => Ok(()),
         crate::network::DEFAULT_NETWORK => Err(RootlessError::NoSlirp { mode: mode.into() }),
         m => Err(RootlessError::Network { mode: m.into() }),
@@ -295,7 +295,7 @@ mod tests {
     fn only_none_host_and_container_networks_are_allowed() {
         assert!(check_network("none").is_ok());
         assert!(check_network("host").is_ok());
-        assert!(check_network("container:abc").is_ok());
+        assert!(check_network("container:abc").is_err());
         let err = check_network("mynet").unwrap_err().to_string();
         assert!(err.starts_with("--network mynet: "), "{err}");
     }

@@ -183,6 +183,14 @@ fn what_needs_root_is_refused_naming_the_flag() -> Result<()> {
         vec![
             "run",
             "--rm",
+            "--network",
+            "container:other",
+            BUSYBOX,
+            "true",
+        ],
+        vec![
+            "run",
+            "--rm",
             "--snapshotter",
             "overlay",
             "--network",
@@ -195,6 +203,8 @@ fn what_needs_root_is_refused_naming_the_flag() -> Result<()> {
         assert_eq!(out.code, Some(125), "{args:?}: {out:?}");
         let flag = if args.contains(&"--snapshotter") {
             "--snapshotter overlay"
+        } else if args.contains(&"container:other") {
+            "--network container:other"
         } else {
             "--network mynet"
         };
