@@ -286,6 +286,10 @@ fn create_in(
     } else {
         Vec::new()
     };
+    // Before the clone: the init, in its new user namespace, would see an id that depends
+    // on whether its maps are written yet.
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let rootless = unsafe { libc::geteuid() } != 0;
     let (parent_end, child_end) = channel_pair()?;
     let restore = plan.enter_in_parent(&linux)?;
     let flags = plan.clone_flags.bits() as u64;
@@ -317,8 +321,7 @@ fn create_in(
             cgroup: &cgroup,
             channel: child_end,
             fifo: &fifo,
-            // SAFETY: geteuid cannot fail and touches no memory.
-            rootless: unsafe { libc::geteuid() } != 0,
+            rootless,
             console: console.as_ref(),
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,

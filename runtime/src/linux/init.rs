@@ -313,6 +313,16 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     a.channel.expect(Message::Handover, "handover")?;
     // SAFETY: prctl with integer arguments only: the container now outlives `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0 as libc::c_ulong) };
+    if a.rootless && a.plan.new_user {
+        // Rootless, the user's own tools (slirp4netns wiring the network namespace between
+        // create and start) must reach this process's namespaces through /proc/<pid>/ns,
+        // which a non-dumpable process created by the host's user namespace refuses them:
+        // dumpable again before `create` returns (HandoverDone ends it).
+        // The setup is over: what is left of the runtime here is this process's memory and
+        // its /proc/<pid>/exe, the runtime binary, which the user cannot write to unless it
+        // owns it (and then the user could replace it anyway).
+        nix::sys::prctl::set_dumpable(true).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
+    }
     a.channel.send(&Message::HandoverDone)?;
     if let (Some(f), true) = (&filters, nnp) {
         // With no_new_privs the filter goes on as late as runc puts it: after everything
@@ -325,15 +335,6 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     // Blocks until `start` opens the other end; `start` then waits for our answer, which we
     // write only after the startContainer hooks, so its poststart hooks come after them.
     // `create` is gone by now: a failure from here on is told to `start` through the fifo.
-    if a.rootless && a.plan.new_user {
-        // Rootless, the user's own tools (slirp4netns wiring the network namespace between
-        // create and start) must reach this process's namespaces through /proc/<pid>/ns,
-        // which a non-dumpable process created by the host's user namespace refuses them.
-        // The setup is over: what is left of the runtime here is this process's memory and
-        // its /proc/<pid>/exe, the runtime binary, which the user cannot write to unless it
-        // owns it (and then the user could replace it anyway).
-        nix::sys::prctl::set_dumpable(true).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
-    }
     let mut barrier = wait_for_start(&fd_dir, a.fifo)?;
     let start_hooks = hooks::of_kind(spec_hooks, "startContainer");
     if !start_hooks.is_empty() {
