@@ -5,12 +5,15 @@
 
 pub mod api;
 pub mod archive;
+pub mod build;
+pub mod compose;
 pub mod config;
 pub mod container;
 pub mod content;
 pub mod credentials;
 pub mod distribution;
 pub mod image;
+pub mod kube;
 pub mod lock;
 pub mod logs;
 pub mod manifest;

@@ -1,14 +1,18 @@
 //! Command-line interface: one file per verb, each a thin layer over the library.
 
 mod attach;
+mod build;
+mod compose;
 mod container;
 mod cp;
 mod ctr;
 mod dns;
 mod exec;
 mod format;
+mod history;
 mod images;
 mod inspect;
+mod kube;
 mod load;
 mod login;
 mod logs;
@@ -123,6 +127,10 @@ enum Command {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Build an image from a Dockerfile
+    Build(Box<build::Args>),
+    /// Show the history of an image
+    History(history::Args),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -135,6 +143,11 @@ enum Command {
     /// Manage berth: the Engine API service
     #[command(subcommand)]
     System(system::Command),
+    /// Define and run multi-container applications (docker compose)
+    Compose(compose::Args),
+    /// Play Kubernetes YAML as pods, and generate it from containers
+    #[command(subcommand)]
+    Kube(kube::Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +172,10 @@ enum ImageCommand {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Build an image from a Dockerfile
+    Build(Box<build::Args>),
+    /// Show the history of an image
+    History(history::Args),
     /// Mount an image's root filesystem read-only on a directory
     Mount(mount::MountArgs),
     /// Unmount an image mounted by `image mount`
@@ -276,6 +293,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logout(a) => login::logout(&mut ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&mut ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&mut ctx, a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&ctx, *a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
         Command::Image(ImageCommand::Inspect(a)) => inspect::run(&mut ctx, a),
         Command::Image(ImageCommand::Prune(a)) => prune::run(&mut ctx, a),
         Command::Image(ImageCommand::Mount(a)) => mount::mount(&mut ctx, a),
@@ -315,5 +334,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dns(a) => dns::run(&ctx, a),
         Command::Volume(c) => volume::run(&mut ctx, c),
         Command::System(c) => system::run(&ctx, c),
+        Command::Compose(a) => compose::run(&ctx, a),
+        Command::Kube(c) => kube::run(&mut ctx, c),
     }
 }

@@ -175,6 +175,13 @@ fn create(engine: &Engine, a: CreateArgs) -> Result<()> {
     {
         bail!("flag --gateway: {g} is in none of the --subnet values");
     }
+    // As docker's CLI: a range must lie in one of the subnets given.
+    if let Some(r) = a
+        .ip_range
+        .filter(|r| !a.subnet.is_empty() && !a.subnet.iter().any(|n| n.contains(&IpNet::V4(*r))))
+    {
+        bail!("flag --ip-range: no matching subnet for range {r}");
+    }
     let req = NetworkCreateRequest {
         name: a.name,
         driver: a.driver,

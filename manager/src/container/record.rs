@@ -163,6 +163,9 @@ pub struct Config {
     pub hostname: String,
     pub tty: bool,
     pub open_stdin: bool,
+    /// docker's StdinOnce (records made before it was kept read as false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_once: bool,
     pub labels: BTreeMap<String, String>,
     /// Signal name or number sent by `stop` (docker's default SIGTERM).
     pub stop_signal: String,

@@ -473,6 +473,14 @@ fn detach_locked(
             }
         }
     }
+    // Half-written records of writers that were killed: theirs when their lock is free.
+    for (id, tmp) in endpoint::stale_temp_files(store) {
+        if let Some(_lock) = try_endpoint_lock(store, &id)? {
+            if let Err(e) = endpoint::remove_temp_file(&tmp) {
+                errors.push(e.into());
+            }
+        }
+    }
     if cni {
         errors.extend(cni_backend::teardown_idle(store)?);
     }

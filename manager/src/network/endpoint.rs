@@ -6,7 +6,7 @@
 use std::fs;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -151,11 +151,41 @@ pub(crate) fn save(store: &NetworkStore, rec: &EndpointRecord) -> Result<(), Sto
 
 pub(crate) fn delete(store: &NetworkStore, container_id: &str) -> Result<(), StoreError> {
     let p = path(store, container_id);
-    match fs::remove_file(&p) {
+    // A writer killed between its temp file and the rename leaves the temp file.
+    remove_if_there(&p.with_extension("json.tmp"))?;
+    remove_if_there(&p)
+}
+
+fn remove_if_there(p: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(StoreError::Remove { path: p, source }),
+        Err(source) => Err(StoreError::Remove {
+            path: p.to_path_buf(),
+            source,
+        }),
     }
+}
+
+/// Temp files of record writes that never reached their rename (a killed `berth`), with the
+/// container each belongs to. Remove one only while holding that container's endpoint lock.
+pub(crate) fn stale_temp_files(store: &NetworkStore) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = fs::read_dir(store.endpoints_dir()) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let id = name.strip_suffix(".json.tmp")?.to_string();
+            Some((id, e.path()))
+        })
+        .collect()
+}
+
+/// Removes a temp file found by [`stale_temp_files`] (its owner's lock held).
+pub(crate) fn remove_temp_file(p: &Path) -> Result<(), StoreError> {
+    remove_if_there(p)
 }
 
 /// Every endpoint record of the store.

@@ -130,6 +130,9 @@ pub enum OpsError {
     // -- invalid parameters
     #[error(transparent)]
     Flag(#[from] FlagError),
+    /// A compose file or project the model refuses, or a compose step that failed.
+    #[error(transparent)]
+    Compose(#[from] crate::compose::ComposeError),
     #[error("flag --filter")]
     FilterSyntax(#[from] FilterSyntax),
     #[error("flag --filter: invalid filter {key:?} ({allowed})")]
@@ -353,6 +356,8 @@ pub enum OpsError {
     Config(Box<ConfigError>),
     #[error(transparent)]
     Content(#[from] crate::content::ContentError),
+    #[error(transparent)]
+    Build(Box<crate::build::BuildError>),
 }
 
 /// The big errors of the modules below are boxed, so that every `Result` stays small.
@@ -374,6 +379,7 @@ boxed_from! {
     UnpackError => Unpack2,
     ArchiveError => Archive,
     ConfigError => Config,
+    crate::build::BuildError => Build,
 }
 
 /// An error and the lines its cleanup reported (see [`OpsError::Undo`]).
@@ -552,6 +558,8 @@ impl OpsError {
             ) => InvalidParameter,
             Self::Archive(e) => archive_class(e),
             Self::Config(_) => InvalidParameter,
+            Self::Compose(e) => compose_class(e),
+            Self::Build(e) if e.is_invalid_input() => InvalidParameter,
             _ => System,
         }
     }
@@ -559,6 +567,16 @@ impl OpsError {
     /// The HTTP status of [`Self::class`].
     pub fn status_code(&self) -> u16 {
         self.class().status_code()
+    }
+}
+
+fn compose_class(e: &crate::compose::ComposeError) -> ErrorClass {
+    use crate::compose::ComposeError as C;
+    match e {
+        C::NoFile { .. } | C::NoSuchService { .. } | C::NoContainer { .. } => ErrorClass::NotFound,
+        C::Read { .. } | C::DependencyFailed { .. } | C::Interrupted => ErrorClass::System,
+        C::NotRunning { .. } => ErrorClass::Conflict,
+        _ => ErrorClass::InvalidParameter,
     }
 }
 

@@ -26,9 +26,11 @@
 
 pub mod blocking;
 pub mod cancel;
+pub mod compose;
 pub mod containers;
 pub mod error;
 pub mod images;
+pub mod kube;
 pub mod models;
 pub mod networks;
 pub mod parse;

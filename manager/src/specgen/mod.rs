@@ -38,6 +38,8 @@ pub mod seccomp;
 mod user;
 mod workdir;
 
+pub(crate) use caps::DEFAULT_CAPS;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 

@@ -5,6 +5,8 @@
 
 pub mod api;
 pub mod berth;
+pub mod build;
+pub mod compose;
 pub mod containers;
 pub mod images;
 pub mod network;

@@ -11,11 +11,34 @@ use super::berth::Berth;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A /24 in 10.219.0.0/16 no other test of this process uses (and, through the pid, unlikely
-/// to be used by a concurrent run): tests run in parallel and subnets must not overlap.
+/// A /24 in 10.219.0.0/16 no other test of this process uses and no route of the host covers
+/// (another test process's bridge): tests run in parallel and subnets must not overlap. The
+/// pid spreads concurrent processes over the range.
 pub fn unique_subnet() -> String {
-    let n = (std::process::id() * 13 + NEXT.fetch_add(1, Ordering::SeqCst)) % 256;
+    let routed = routed_third_octets();
+    let mut n = 0;
+    for _ in 0..256 {
+        n = (std::process::id() * 13 + NEXT.fetch_add(1, Ordering::SeqCst)) % 256;
+        if !routed.contains(&n) {
+            break;
+        }
+    }
     format!("10.219.{n}.0/24")
+}
+
+/// Third octets of the 10.219.x.0/24 networks the host routes (/proc/net/route holds the
+/// destination as a little-endian hex word).
+fn routed_third_octets() -> Vec<u32> {
+    std::fs::read_to_string("/proc/net/route")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let dest = u32::from_str_radix(l.split_whitespace().nth(1)?, 16).ok()?;
+            let [a, b, c, _] = dest.to_le_bytes();
+            (a == 10 && b == 219).then_some(u32::from(c))
+        })
+        .collect()
 }
 
 /// A network name unique to this test process.

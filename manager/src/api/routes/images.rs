@@ -127,6 +127,9 @@ async fn by_name_get(State(s): State<S>, Path(rest): Path<String>) -> ApiResult<
         let i = blocking("image inspect", move || images::inspect(&engine, &name)).await?;
         return Ok(json(StatusCode::OK, &i));
     }
+    if let Some(name) = rest.strip_suffix("/history") {
+        return super::build::history(s, name.to_string()).await;
+    }
     if let Some(name) = rest.strip_suffix("/get") {
         return save(s, vec![name.to_string()]).await;
     }

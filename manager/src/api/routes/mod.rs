@@ -2,6 +2,7 @@
 //! every handler shares (query parameters with docker's loose types, JSON bodies, running
 //! a blocking operation). A route berth does not serve answers 501 naming it.
 
+mod build;
 mod container_data;
 mod containers;
 mod exec;
@@ -33,6 +34,7 @@ pub type App = Router;
 pub fn app(state: Arc<AppState>) -> App {
     let routes = Router::new()
         .merge(system::routes())
+        .merge(build::routes())
         .merge(containers::routes())
         .merge(container_data::routes())
         .merge(exec::routes())

@@ -57,6 +57,9 @@ pub struct Attached {
 #[derive(Clone)]
 pub struct AttachInput {
     id: String,
+    /// docker's rule: a client's input ending closes the container's stdin only when the
+    /// container was made with StdinOnce and without a terminal.
+    close_on_eof: bool,
     writer: Arc<Mutex<UnixStream>>,
     runtime: Runtime,
 }
@@ -73,8 +76,12 @@ impl AttachInput {
             .map_err(OpsError::MonitorTalk)
     }
 
-    /// Closes the container's stdin (our input ended).
+    /// The client's input ended: closes the container's stdin when docker would (StdinOnce
+    /// and no terminal); otherwise the container's stdin stays open for the next client.
     pub fn close_stdin(&self) -> Result<()> {
+        if !self.close_on_eof {
+            return Ok(());
+        }
         Frame::StdinEof
             .write_to(&mut *lock(&self.writer))
             .map_err(OpsError::MonitorTalk)
@@ -126,6 +133,7 @@ impl Attached {
             reader: conn,
             input: AttachInput {
                 id: record.id.clone(),
+                close_on_eof: record.config.stdin_once && !record.config.tty,
                 writer: Arc::new(Mutex::new(writer)),
                 runtime: paths.runtime(record),
             },

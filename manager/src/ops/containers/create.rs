@@ -492,6 +492,7 @@ fn record_settings(
     c.hostname = hostname;
     c.tty = plan.options.process.tty;
     c.open_stdin = plan.options.process.stdin_open;
+    c.stdin_once = plan.stdin_once;
     c.labels = image.labels.clone();
     c.labels.extend(plan.labels.clone());
     c.stop_signal = plan

@@ -27,6 +27,8 @@ pub(crate) struct Plan {
     pub labels: BTreeMap<String, String>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<u64>,
+    /// docker's StdinOnce: the container's stdin closes when an attached client's input ends.
+    pub stdin_once: bool,
     pub options: Options,
     pub health: HealthFlags,
     /// `bridge`, `none`, `host`, `container:<name|id>` or a network's name.
@@ -280,6 +282,7 @@ impl Plan {
             labels: c.labels.clone(),
             stop_signal,
             stop_timeout: c.stop_timeout.map(|t| t.max(0) as u64),
+            stdin_once: c.stdin_once,
             options,
             health,
             network,

@@ -2,6 +2,7 @@
 //! push, login) in [`registry`]; archives (save, load) in [`archive`].
 
 mod archive;
+mod build;
 mod registry;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +21,10 @@ use crate::snapshot::{mount_all, unmount, Backend, SnapshotError};
 use crate::unpack::{prune_snapshots, unpack_image};
 
 pub use archive::{load, save, ArchiveFormat};
+pub use build::{
+    build, context_from_tar, exit_code as build_exit_code, export_local, familiar, history,
+    BuildRequest, BuildResult, HistoryItem, TarContext,
+};
 pub use registry::{login, logout, pull, push, PullOptions};
 
 /// Checks that `reference` is a valid image reference (a request's fault before any work).

@@ -1,0 +1,365 @@
+//! The build context: a directory whose files COPY and ADD read, filtered by
+//! `.dockerignore` (excluded files are never opened). Sources are resolved inside the
+//! context only: `..` stops at its root, a source that is a symlink is followed *inside* the
+//! context (an absolute target is taken from the context root), and symlinks met while
+//! walking a directory are copied as links, never followed.
+
+use std::fs::{self, Metadata};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use globset::GlobBuilder;
+use sha2::{Digest as _, Sha256};
+
+use super::ignore::Ignore;
+use super::BuildError;
+
+/// A context directory and its ignore rules.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub dir: PathBuf,
+    pub ignore: Ignore,
+}
+
+/// What one copied entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    File { size: u64 },
+    Dir,
+    Symlink { target: PathBuf },
+}
+
+/// One file of the layer a COPY makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Absolute path inside the image.
+    pub dest: String,
+    /// Where the content comes from (`None`: a directory made for the copy, or inline
+    /// content).
+    pub source: Option<PathBuf>,
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u64,
+    /// Inline content (heredocs).
+    pub data: Option<Vec<u8>>,
+}
+
+/// `filepath.Clean` of a path inside the context or the image, always absolute.
+pub fn clean_abs(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+impl Context {
+    pub fn new(dir: PathBuf, ignore: Ignore) -> Self {
+        Self { dir, ignore }
+    }
+
+    fn host(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel.trim_start_matches('/'))
+    }
+
+    fn lstat(&self, rel: &str) -> Option<Metadata> {
+        fs::symlink_metadata(self.host(rel)).ok()
+    }
+
+    /// Follows symlinks at `rel` (and in its parents) inside the context; `None` when the
+    /// path does not exist there.
+    fn resolve_in_context(&self, rel: &str) -> Option<String> {
+        let mut todo: Vec<String> = clean_abs(rel)
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .rev()
+            .collect();
+        let mut done = String::new();
+        let mut hops = 0;
+        while let Some(c) = todo.pop() {
+            let next = clean_abs(&format!("{done}/{c}"));
+            let md = self.lstat(&next)?;
+            if md.file_type().is_symlink() {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                let target = fs::read_link(self.host(&next)).ok()?;
+                let t = target.to_string_lossy().into_owned();
+                let base = if t.starts_with('/') {
+                    String::new()
+                } else {
+                    done.clone()
+                };
+                let joined = clean_abs(&format!("{base}/{t}"));
+                for part in joined.split('/').filter(|s| !s.is_empty()).rev() {
+                    todo.push(part.to_string());
+                }
+                done = String::new();
+                continue;
+            }
+            done = next;
+        }
+        Some(if done.is_empty() { "/".into() } else { done })
+    }
+
+    /// Every non-excluded path of the context under `rel` (itself included), sorted,
+    /// without following symlinks.
+    pub fn walk(&self, rel: &str) -> Result<Vec<String>, BuildError> {
+        let mut out = Vec::new();
+        self.walk_into(&clean_abs(rel), &mut out)?;
+        Ok(out)
+    }
+
+    fn walk_into(&self, rel: &str, out: &mut Vec<String>) -> Result<(), BuildError> {
+        let key = rel.trim_start_matches('/');
+        let excluded = !key.is_empty() && self.ignore.excluded(key);
+        let md = match self.lstat(rel) {
+            Some(m) => m,
+            None => return Ok(()),
+        };
+        if !excluded {
+            out.push(rel.to_string());
+        }
+        if md.is_dir() && (!excluded || self.ignore.has_exceptions()) {
+            let path = self.host(rel);
+            let mut names: Vec<String> = fs::read_dir(&path)
+                .map_err(|source| BuildError::Context {
+                    path: path.clone(),
+                    source,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect();
+            names.sort();
+            for n in names {
+                let child = if rel == "/" {
+                    format!("/{n}")
+                } else {
+                    format!("{rel}/{n}")
+                };
+                self.walk_into(&child, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The context paths a COPY source names: itself (symlinks followed inside the
+    /// context), or what a wildcard matches. Excluded files count as missing.
+    pub fn sources(&self, src: &str, what: &'static str) -> Result<Vec<String>, BuildError> {
+        let missing = || BuildError::MissingSource {
+            what,
+            path: src.to_string(),
+        };
+        let clean = clean_abs(src);
+        if has_glob(&clean) {
+            let glob = GlobBuilder::new(clean.trim_start_matches('/'))
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| BuildError::Expand {
+                    word: src.to_string(),
+                    message: e.to_string(),
+                })?
+                .compile_matcher();
+            let mut hits: Vec<String> = Vec::new();
+            for p in self.walk("/")? {
+                if glob.is_match(p.trim_start_matches('/'))
+                    && !hits.iter().any(|h| p.starts_with(&format!("{h}/")))
+                {
+                    hits.push(p);
+                }
+            }
+            if hits.is_empty() {
+                return Err(missing());
+            }
+            return Ok(hits);
+        }
+        let resolved = self.resolve_in_context(&clean).ok_or_else(missing)?;
+        let key = resolved.trim_start_matches('/');
+        if (!key.is_empty() && self.ignore.excluded(key)) || self.lstat(&resolved).is_none() {
+            return Err(missing());
+        }
+        Ok(vec![resolved])
+    }
+
+    /// The entries copying context path `src` to `dest` makes: a directory's contents go
+    /// into `dest` (which takes the directory's mode), anything else becomes `dest`.
+    pub fn entries(&self, src: &str, dest: &str) -> Result<Vec<Entry>, BuildError> {
+        let mut out = Vec::new();
+        for p in self.walk(src)? {
+            let rel = p.strip_prefix(src).unwrap_or("");
+            let rel = if src == "/" { p.as_str() } else { rel };
+            let target = clean_abs(&format!("{dest}/{rel}"));
+            let host = self.host(&p);
+            let md = fs::symlink_metadata(&host).map_err(|source| BuildError::Context {
+                path: host.clone(),
+                source,
+            })?;
+            let ft = md.file_type();
+            let kind = if ft.is_symlink() {
+                EntryKind::Symlink {
+                    target: fs::read_link(&host).map_err(|source| BuildError::Context {
+                        path: host.clone(),
+                        source,
+                    })?,
+                }
+            } else if ft.is_dir() {
+                EntryKind::Dir
+            } else if ft.is_file() {
+                EntryKind::File { size: md.len() }
+            } else {
+                // Sockets, fifos and devices in a context are skipped, as docker does.
+                continue;
+            };
+            out.push(Entry {
+                dest: target,
+                source: Some(host),
+                kind,
+                mode: md.permissions().mode() & 0o7777,
+                uid: 0,
+                gid: 0,
+                mtime: md.mtime().max(0) as u64,
+                data: None,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The cache digest of a copy: every entry's path, type, mode, owner, size, link target
+/// and content (not its mtime).
+pub fn hash_entries(entries: &[Entry]) -> Result<String, BuildError> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    for e in entries {
+        h.update(e.dest.as_bytes());
+        h.update([0]);
+        h.update(format!("{:o} {} {}", e.mode, e.uid, e.gid).as_bytes());
+        match &e.kind {
+            EntryKind::Dir => h.update(b"d"),
+            EntryKind::Symlink { target } => {
+                h.update(b"l");
+                h.update(target.as_os_str().as_encoded_bytes());
+            }
+            EntryKind::File { size } => {
+                h.update(format!("f{size}").as_bytes());
+                if let Some(d) = &e.data {
+                    h.update(d);
+                } else if let Some(src) = &e.source {
+                    let mut f = fs::File::open(src).map_err(|source| BuildError::Context {
+                        path: src.clone(),
+                        source,
+                    })?;
+                    loop {
+                        let n = f.read(&mut buf).map_err(|source| BuildError::Context {
+                            path: src.clone(),
+                            source,
+                        })?;
+                        if n == 0 {
+                            break;
+                        }
+                        h.update(&buf[..n]);
+                    }
+                }
+            }
+        }
+        h.update([0xff]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Reads a small file of the context (the Dockerfile, .dockerignore); `None` when absent.
+pub fn read_optional(path: &Path) -> Result<Option<String>, BuildError> {
+    match fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(BuildError::Context {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn ctx(ignore: &str) -> (tempfile::TempDir, Context) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        fs::create_dir_all(p.join("src/sub")).unwrap();
+        fs::write(p.join("src/a.txt"), "a").unwrap();
+        fs::write(p.join("src/sub/b.txt"), "bb").unwrap();
+        fs::write(p.join("top.md"), "md").unwrap();
+        fs::write(p.join("secret.key"), "k").unwrap();
+        symlink("/etc/passwd", p.join("src/abs")).unwrap();
+        symlink("../top.md", p.join("src/rel")).unwrap();
+        symlink("../../../../../../etc", p.join("out")).unwrap();
+        let c = Context::new(
+            p.to_path_buf(),
+            Ignore::parse(".dockerignore", ignore).unwrap(),
+        );
+        (d, c)
+    }
+
+    #[test]
+    fn sources_stay_inside_the_context() {
+        let (_d, c) = ctx("*.key\n");
+        assert_eq!(
+            c.sources("src/../src/a.txt", "COPY").unwrap(),
+            vec!["/src/a.txt"]
+        );
+        assert_eq!(c.sources("../../top.md", "COPY").unwrap(), vec!["/top.md"]);
+        assert_eq!(c.sources("src/rel", "COPY").unwrap(), vec!["/top.md"]);
+        // /etc/passwd is looked up in the context, where it does not exist.
+        let e = c.sources("src/abs", "COPY").unwrap_err();
+        assert!(e.to_string().contains("src/abs"), "{e}");
+        assert!(c.sources("out/passwd", "COPY").is_err());
+        let e = c.sources("secret.key", "COPY").unwrap_err();
+        assert!(e.to_string().contains("excluded by .dockerignore"), "{e}");
+        assert_eq!(c.sources("*.md", "COPY").unwrap(), vec!["/top.md"]);
+        assert!(c.sources("*.key", "COPY").is_err());
+    }
+
+    #[test]
+    fn directory_entries_keep_symlinks_as_links() {
+        let (_d, c) = ctx("src/sub/b.txt\n");
+        let e = c.entries("/src", "/app").unwrap();
+        let names: Vec<&str> = e.iter().map(|e| e.dest.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["/app", "/app/a.txt", "/app/abs", "/app/rel", "/app/sub"]
+        );
+        assert_eq!(
+            e[2].kind,
+            EntryKind::Symlink {
+                target: "/etc/passwd".into()
+            }
+        );
+        let h1 = hash_entries(&e).unwrap();
+        fs::write(c.dir.join("src/a.txt"), "A").unwrap();
+        let e2 = c.entries("/src", "/app").unwrap();
+        assert_ne!(h1, hash_entries(&e2).unwrap());
+    }
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(clean_abs("a/../../b/./c/"), "/b/c");
+        assert_eq!(clean_abs(""), "/");
+    }
+}

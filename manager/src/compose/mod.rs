@@ -1,0 +1,72 @@
+//! Compose files as a model: discovery, YAML, interpolation, merging, `extends`, `include`,
+//! profiles and validation, down to the canonical [`Project`] that `berth compose config`
+//! prints and the engine (`ops::compose`) runs. Everything here is pure: files in, a
+//! model or an error naming the file, line or path out.
+//!
+//! ```text
+//!  discover (-f, COMPOSE_FILE, compose.yaml upwards) + .env
+//!    → per file: parse (anchors, << merge keys, x- dropped) → interpolate → include
+//!      → long forms (shape) → extends
+//!    → merge files (!reset, !override) → typed model (unknown keys refused)
+//!    → finish (name, profiles, environment, defaults, dependency checks)
+//! ```
+
+pub mod env;
+pub mod error;
+mod finish;
+pub mod interpolate;
+mod load;
+pub mod merge;
+pub mod model;
+pub mod order;
+pub mod shape;
+pub mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::ComposeError;
+pub use load::{load, ProjectOptions};
+pub use model::{Condition, Project, Service};
+
+use sha2::{Digest, Sha256};
+
+/// The hash `up` compares to decide whether a container is up to date
+/// (`com.docker.compose.config-hash`): the service's model without what scaling changes.
+pub fn config_hash(svc: &Service) -> String {
+    let mut s = svc.clone();
+    s.scale = None;
+    if let Some(d) = s.deploy.as_mut() {
+        d.replicas = None;
+    }
+    s.profiles.clear();
+    s.pull_policy = None;
+    let json = serde_json::to_vec(&s).unwrap_or_default();
+    hex::encode(Sha256::digest(&json))
+}
+
+/// Output formats of `config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+/// The project as `config` prints it.
+pub fn render(p: &Project, format: Format) -> Result<String, ComposeError> {
+    let usage = |e: String| ComposeError::Usage {
+        what: "config".into(),
+        message: e,
+    };
+    match format {
+        Format::Yaml => serde_norway::to_string(p).map_err(|e| usage(e.to_string())),
+        Format::Json => serde_json::to_string_pretty(p)
+            .map(|s| s + "\n")
+            .map_err(|e| usage(e.to_string())),
+    }
+}
+
+/// The names of the project's volumes (`config --volumes`).
+pub fn volume_names(p: &Project) -> Vec<String> {
+    p.volumes.keys().cloned().collect()
+}

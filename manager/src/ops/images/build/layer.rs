@@ -1,0 +1,550 @@
+//! Layers of a build: a tar stream (hashed into its diff ID while written) gzip-compressed
+//! into the content store; the snapshots a RUN step or a lookup needs, unpacked from the
+//! stored layers when missing; read-only views of a state's tree; and the layer of a RUN
+//! step, from its overlay upper directory.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use oci_spec::image::Digest;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::build::context::{Entry, EntryKind};
+use crate::build::BuildError;
+use crate::content::Ingest;
+use crate::image::ImageStore;
+use crate::ops::error::{OpsError, Result};
+use crate::snapshot::{chain_id, mount_all, unmount, Kind, Snapshotter};
+use crate::unpack::unpack_layer_from;
+
+/// One layer of a build state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    pub digest: Digest,
+    pub size: u64,
+    pub diff_id: Digest,
+    pub media_type: String,
+}
+
+fn io_err(what: &str) -> impl Fn(io::Error) -> OpsError + '_ {
+    move |e| OpsError::from(BuildError::io(what.to_string(), e))
+}
+
+/// Hashes the uncompressed tar and gzips it into an ingest; with a tee, the uncompressed
+/// bytes also go to a snapshot being unpacked at the same time.
+struct LayerWriter {
+    hasher: Sha256,
+    gz: flate2::write::GzEncoder<IngestWrite>,
+    tee: Option<std::io::PipeWriter>,
+}
+
+struct IngestWrite(Ingest);
+
+impl Write for IngestWrite {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .write(buf)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for LayerWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.gz.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        if let Some(t) = &mut self.tee {
+            if t.write_all(&buf[..n]).is_err() {
+                // The unpacker gave up: the layer is still written, its snapshot is made
+                // later from the blob.
+                self.tee = None;
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.gz.flush()
+    }
+}
+
+/// A layer being written as a tar stream.
+pub struct LayerBuilder {
+    tar: tar::Builder<LayerWriter>,
+}
+
+impl LayerBuilder {
+    pub fn new(store: &ImageStore) -> Result<Self> {
+        Self::with_tee(store, None)
+    }
+
+    /// A layer whose uncompressed stream is also written to `tee`.
+    pub fn with_tee(store: &ImageStore, tee: Option<std::io::PipeWriter>) -> Result<Self> {
+        let ingest = store.content().ingest_unknown()?;
+        let gz = flate2::write::GzEncoder::new(IngestWrite(ingest), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(LayerWriter {
+            hasher: Sha256::new(),
+            gz,
+            tee,
+        });
+        tar.mode(tar::HeaderMode::Complete);
+        tar.follow_symlinks(false);
+        Ok(Self { tar })
+    }
+
+    fn header(mode: u32, uid: u32, gid: u32, mtime: u64, kind: tar::EntryType) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode & 0o7777);
+        h.set_uid(uid as u64);
+        h.set_gid(gid as u64);
+        h.set_mtime(mtime);
+        h.set_size(0);
+        h
+    }
+
+    fn name(path: &str, dir: bool) -> String {
+        let p = path.trim_start_matches('/');
+        if dir {
+            format!("{p}/")
+        } else {
+            p.to_string()
+        }
+    }
+
+    /// Adds one entry of a copy.
+    pub fn entry(&mut self, e: &Entry) -> Result<()> {
+        let what = format!("writing layer entry {}", e.dest);
+        match &e.kind {
+            EntryKind::Dir => {
+                let mut h = Self::header(e.mode, e.uid, e.gid, e.mtime, tar::EntryType::Directory);
+                self.tar
+                    .append_data(&mut h, Self::name(&e.dest, true), io::empty())
+                    .map_err(io_err(&what))?;
+            }
+            EntryKind::Symlink { target } => {
+                let mut h = Self::header(e.mode, e.uid, e.gid, e.mtime, tar::EntryType::Symlink);
+                self.tar
+                    .append_link(&mut h, Self::name(&e.dest, false), target)
+                    .map_err(io_err(&what))?;
+            }
+            EntryKind::File { size } => {
+                let mut h = Self::header(e.mode, e.uid, e.gid, e.mtime, tar::EntryType::Regular);
+                h.set_size(*size);
+                let name = Self::name(&e.dest, false);
+                match (&e.data, &e.source) {
+                    (Some(d), _) => self.tar.append_data(&mut h, name, &d[..]),
+                    (None, Some(src)) => {
+                        let f = fs::File::open(src).map_err(|source| BuildError::Context {
+                            path: src.clone(),
+                            source,
+                        })?;
+                        self.tar.append_data(&mut h, name, f)
+                    }
+                    (None, None) => self.tar.append_data(&mut h, name, io::empty()),
+                }
+                .map_err(io_err(&what))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a raw entry (a whiteout, a device, a hardlink) with `header` filled in.
+    fn raw(
+        &mut self,
+        mut h: tar::Header,
+        name: &str,
+        link: Option<&Path>,
+        data: impl io::Read,
+    ) -> Result<()> {
+        let what = format!("writing layer entry {name}");
+        match link {
+            Some(l) => self.tar.append_link(&mut h, name, l),
+            None => self.tar.append_data(&mut h, name, data),
+        }
+        .map_err(io_err(&what))
+    }
+
+    /// Ends the stream and commits the blob.
+    pub fn finish(self) -> Result<Layer> {
+        let mut w = self.tar.into_inner().map_err(io_err("finishing layer"))?;
+        // End of stream for a tee'd unpacker.
+        w.tee = None;
+        let diff_id = crate::unpack::sha256_digest(&hex::encode(w.hasher.finalize()));
+        let ingest = w.gz.finish().map_err(io_err("compressing layer"))?.0;
+        let size = ingest.offset();
+        let digest = ingest.commit(None)?;
+        Ok(Layer {
+            digest,
+            size,
+            diff_id,
+            media_type: crate::manifest::OCI_LAYER_GZIP.to_string(),
+        })
+    }
+}
+
+/// Makes sure every layer of `layers` has its committed snapshot; returns the top's key.
+pub fn ensure_chain(
+    store: &ImageStore,
+    sn: &dyn Snapshotter,
+    layers: &[Layer],
+) -> Result<Option<String>> {
+    let _adding = store.adding()?;
+    let mut parent: Option<Digest> = None;
+    for l in layers {
+        let chain = chain_id(parent.as_ref(), &l.diff_id);
+        match sn.stat(chain.as_ref()) {
+            Ok(i) if i.kind == Kind::Committed => {}
+            _ => {
+                let file = store.content().open_blob(&l.digest)?;
+                let reader = io::BufReader::with_capacity(1 << 20, file);
+                unpack_layer_from(sn, reader, &l.digest, &l.diff_id, parent.as_ref())?;
+            }
+        }
+        parent = Some(chain);
+    }
+    Ok(parent.map(|d| d.to_string()))
+}
+
+/// A snapshot unpacked from a layer while the layer is written (COPY's layer, then
+/// needed by the next RUN), committed under the layer's ChainID once it is complete.
+pub struct TeeSnapshot<'a> {
+    sn: &'a dyn Snapshotter,
+    key: String,
+    parent: Option<Digest>,
+    worker:
+        Option<std::thread::JoinHandle<std::result::Result<Digest, crate::unpack::UnpackError>>>,
+}
+
+impl<'a> TeeSnapshot<'a> {
+    /// Prepares the snapshot on `parent`; returns it and the writer to give the layer.
+    pub fn start(
+        sn: &'a dyn Snapshotter,
+        parent: Option<&str>,
+    ) -> Result<(Self, std::io::PipeWriter)> {
+        let key = format!(
+            "build-copy-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        sn.prepare(&key, parent)?;
+        let mut t = TeeSnapshot {
+            sn,
+            key,
+            parent: parent.and_then(crate::image::parse_digest),
+            worker: None,
+        };
+        let target = sn.apply_target(&t.key)?;
+        let (r, w) = std::io::pipe().map_err(io_err("making a pipe"))?;
+        t.worker = Some(std::thread::spawn(move || {
+            crate::unpack::apply_layer(r, &target).map(|a| a.diff_id)
+        }));
+        Ok((t, w))
+    }
+
+    /// Commits the snapshot when it matches `layer` (else it is dropped: the next step
+    /// unpacks the blob).
+    pub fn finish(mut self, layer: &Layer) {
+        let unpacked = self.worker.take().map(|w| w.join());
+        if let Some(Ok(Ok(diff))) = unpacked {
+            if diff == layer.diff_id {
+                let chain = chain_id(self.parent.as_ref(), &diff);
+                if self.sn.commit(chain.as_ref(), &self.key).is_ok() {
+                    self.key.clear();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TeeSnapshot<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+        if !self.key.is_empty() {
+            // Best effort: a leftover is swept by the next build.
+            let _ = self.sn.remove(&self.key);
+        }
+    }
+}
+
+/// A read-only tree of a build state, mounted until dropped.
+pub struct View<'a> {
+    pub dir: PathBuf,
+    key: Option<String>,
+    mounted: bool,
+    sn: &'a dyn Snapshotter,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh scratch directory under `<root>/build-tmp`.
+pub fn scratch_dir(root: &Path, what: &str) -> Result<PathBuf> {
+    let dir = root.join("build-tmp").join(format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    fs::create_dir_all(&dir).map_err(io_err("creating a build scratch directory"))?;
+    Ok(dir)
+}
+
+impl<'a> View<'a> {
+    pub fn mount(root: &Path, sn: &'a dyn Snapshotter, chain: Option<&str>) -> Result<Self> {
+        let dir = scratch_dir(root, "view")?;
+        let mut v = View {
+            dir,
+            key: None,
+            mounted: false,
+            sn,
+        };
+        if let Some(parent) = chain {
+            let key = format!(
+                "build-view-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            let mounts = sn.view(&key, parent)?;
+            v.key = Some(key);
+            mount_all(&mounts, &v.dir)?;
+            v.mounted = true;
+        }
+        Ok(v)
+    }
+}
+
+impl Drop for View<'_> {
+    fn drop(&mut self) {
+        // Best effort: a leftover view is removed by the next build's sweep of dead pids.
+        if self.mounted {
+            let _ = unmount(&self.dir);
+        }
+        if let Some(k) = &self.key {
+            let _ = self.sn.remove(k);
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// Removes views and scratch directories of builds whose process is gone.
+pub fn sweep(root: &Path, sn: &dyn Snapshotter) {
+    let dead = |pid: &str| {
+        pid.parse::<u32>()
+            .is_ok_and(|p| !Path::new("/proc").join(p.to_string()).exists())
+    };
+    if let Ok(all) = sn.list() {
+        for i in all {
+            let rest = i
+                .key
+                .strip_prefix("build-view-")
+                .or_else(|| i.key.strip_prefix("build-copy-"));
+            if let Some(rest) = rest {
+                if rest.split('-').next().is_some_and(dead) {
+                    let _ = sn.remove(&i.key);
+                }
+            }
+        }
+    }
+    if let Ok(rd) = fs::read_dir(root.join("build-tmp")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.split('-').nth(1).is_some_and(dead) {
+                let _ = unmount(&e.path());
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Whether `rel` exists in any of `lowers` (topmost first).
+fn in_lowers(lowers: &[PathBuf], rel: &str) -> Option<fs::Metadata> {
+    lowers
+        .iter()
+        .find_map(|l| fs::symlink_metadata(l.join(rel)).ok())
+}
+
+fn opaque(path: &Path) -> bool {
+    let mut buf = [0u8; 4];
+    matches!(
+        rustix::fs::lgetxattr(path, "trusted.overlay.opaque", &mut buf[..]),
+        Ok(1) if buf[0] == b'y'
+    )
+}
+
+/// One entry of an upper directory, decided but not yet written.
+struct Item {
+    rel: String,
+    md: fs::Metadata,
+    whiteout: bool,
+    opaque: bool,
+}
+
+/// Walks `upper/rel`; returns whether anything under it (itself included) is kept.
+/// Entries at `skip` paths that the lower layers do not have were made by the container's
+/// setup (mount targets): they go to `junk` instead.
+fn walk_upper(
+    upper: &Path,
+    rel: &str,
+    lowers: &[PathBuf],
+    skip: &BTreeSet<String>,
+    items: &mut Vec<Item>,
+    junk: &mut Vec<String>,
+) -> Result<bool> {
+    let path = upper.join(rel);
+    let mut names: Vec<String> = fs::read_dir(&path)
+        .map_err(io_err("reading the step's changes"))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    let mut any = false;
+    for n in names {
+        let child = if rel.is_empty() {
+            n.clone()
+        } else {
+            format!("{rel}/{n}")
+        };
+        let p = upper.join(&child);
+        let Ok(md) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let abs = format!("/{child}");
+        let lower = in_lowers(lowers, &child);
+        let setup = skip.contains(&abs) && lower.is_none();
+        if setup && md.is_file() && md.len() == 0 {
+            junk.push(child);
+            continue;
+        }
+        let ft = md.file_type();
+        let whiteout = ft.is_char_device() && md.rdev() == 0;
+        if md.is_dir() {
+            let op = opaque(&p);
+            let at = items.len();
+            items.push(Item {
+                rel: child.clone(),
+                md: md.clone(),
+                whiteout: false,
+                opaque: op,
+            });
+            let below = walk_upper(upper, &child, lowers, skip, items, junk)?;
+            let same = lower.as_ref().is_some_and(|l| {
+                l.is_dir() && l.mode() == md.mode() && l.uid() == md.uid() && l.gid() == md.gid()
+            });
+            if !below && setup {
+                // A mount point the container setup made, with nothing kept below it.
+                items.remove(at);
+                junk.push(child);
+            } else if !below && !op && same {
+                // A directory copied up only because something below it was touched.
+                items.remove(at);
+            } else {
+                any = true;
+            }
+        } else {
+            items.push(Item {
+                rel: child,
+                md,
+                whiteout,
+                opaque: false,
+            });
+            any = true;
+        }
+    }
+    Ok(any)
+}
+
+/// The layer of a RUN step: what its overlay upper directory holds, whiteouts as `.wh.`
+/// files; entries the container setup made are removed from `upper` so that the snapshot
+/// committed from it matches the layer.
+pub fn layer_from_upper(
+    store: &ImageStore,
+    upper: &Path,
+    lowers: &[PathBuf],
+    skip: &BTreeSet<String>,
+) -> Result<Layer> {
+    let mut items = Vec::new();
+    let mut junk = Vec::new();
+    walk_upper(upper, "", lowers, skip, &mut items, &mut junk)?;
+    let mut b = LayerBuilder::new(store)?;
+    let mut links: HashMap<(u64, u64), String> = HashMap::new();
+    for it in &items {
+        let md = &it.md;
+        let mode = md.mode();
+        let mtime = md.mtime().max(0) as u64;
+        let h = |k| LayerBuilder::header(mode, md.uid(), md.gid(), mtime, k);
+        if it.whiteout {
+            let (dir, base) = match it.rel.rsplit_once('/') {
+                Some((d, b)) => (format!("{d}/"), b),
+                None => (String::new(), it.rel.as_str()),
+            };
+            let mut wh = LayerBuilder::header(0o644, 0, 0, mtime, tar::EntryType::Regular);
+            wh.set_size(0);
+            b.raw(wh, &format!("{dir}.wh.{base}"), None, io::empty())?;
+            continue;
+        }
+        let ft = md.file_type();
+        if ft.is_dir() {
+            b.raw(
+                h(tar::EntryType::Directory),
+                &format!("{}/", it.rel),
+                None,
+                io::empty(),
+            )?;
+            if it.opaque {
+                let mut wh = LayerBuilder::header(0o644, 0, 0, mtime, tar::EntryType::Regular);
+                wh.set_size(0);
+                b.raw(wh, &format!("{}/.wh..wh..opq", it.rel), None, io::empty())?;
+            }
+        } else if ft.is_symlink() {
+            let target = fs::read_link(upper.join(&it.rel)).map_err(io_err("reading a symlink"))?;
+            b.raw(
+                h(tar::EntryType::Symlink),
+                &it.rel,
+                Some(&target),
+                io::empty(),
+            )?;
+        } else if ft.is_file() {
+            if md.nlink() > 1 {
+                if let Some(first) = links.get(&(md.dev(), md.ino())) {
+                    let first = PathBuf::from(first);
+                    b.raw(h(tar::EntryType::Link), &it.rel, Some(&first), io::empty())?;
+                    continue;
+                }
+                links.insert((md.dev(), md.ino()), it.rel.clone());
+            }
+            let mut hd = h(tar::EntryType::Regular);
+            hd.set_size(md.len());
+            let f =
+                fs::File::open(upper.join(&it.rel)).map_err(io_err("reading a changed file"))?;
+            b.raw(hd, &it.rel, None, f)?;
+        } else {
+            let kind = if ft.is_fifo() {
+                tar::EntryType::Fifo
+            } else if ft.is_char_device() {
+                tar::EntryType::Char
+            } else if ft.is_block_device() {
+                tar::EntryType::Block
+            } else {
+                continue; // sockets are not archived
+            };
+            let mut hd = h(kind);
+            let rdev = md.rdev();
+            let _ = hd.set_device_major(rustix::fs::major(rdev));
+            let _ = hd.set_device_minor(rustix::fs::minor(rdev));
+            b.raw(hd, &it.rel, None, io::empty())?;
+        }
+    }
+    let layer = b.finish()?;
+    for j in &junk {
+        let p = upper.join(j);
+        let _ = fs::remove_file(&p).or_else(|_| fs::remove_dir(&p));
+    }
+    Ok(layer)
+}

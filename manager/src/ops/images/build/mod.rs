@@ -1,0 +1,494 @@
+//! `berth build` / `POST /build`: a Dockerfile into an image in the store, step by step as
+//! docker's builder does it, each step cached (see `state`). Only the stages the target
+//! needs are built. RUN steps are containers (see `steps`); the result is an OCI image
+//! with docker's history, tagged as asked.
+
+mod dispatch;
+mod export;
+mod history;
+mod layer;
+mod mounts;
+mod state;
+mod steps;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::build::args::{platform_args, BuildArgs};
+use crate::build::commands::{self, Command, Plan};
+use crate::build::context::{read_optional, Context};
+use crate::build::expand::Lexer;
+use crate::build::ignore::Ignore;
+use crate::build::{parser, BuildError};
+use crate::image::{ImageRecord, ImageStore};
+use crate::ops::error::{OpsError, Result};
+use crate::ops::{Cancel, Engine, Progress};
+use crate::reference::Reference;
+use crate::snapshot::{Backend, Snapshotter};
+
+pub use export::export_local;
+pub use history::{history, HistoryItem};
+use state::{Cache, State};
+
+/// What to build (docker's build options).
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The context directory.
+    pub context: PathBuf,
+    /// The Dockerfile: relative to the context (or absolute); `Dockerfile` when `None`.
+    pub dockerfile: Option<PathBuf>,
+    /// The Dockerfile's text when it does not come from a file (`-f -`).
+    pub dockerfile_text: Option<String>,
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    pub labels: BTreeMap<String, String>,
+    /// The network of RUN steps (`default`, `none`, `host`, a network name).
+    pub network: Option<String>,
+    pub runtime: Option<String>,
+    /// `--secret id=ID,src=FILE`: files RUN steps may mount (`--mount=type=secret`).
+    pub secrets: BTreeMap<String, PathBuf>,
+}
+
+/// The built image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildResult {
+    /// `sha256:<config digest>`.
+    pub id: String,
+    pub tags: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// What executes one build.
+pub(crate) struct Builder<'a> {
+    engine: &'a Engine,
+    store: &'a ImageStore,
+    sn: Box<dyn Snapshotter>,
+    cache: Cache,
+    ctx: Context,
+    file: String,
+    lex: Lexer,
+    req: &'a BuildRequest,
+    progress: &'a Progress,
+    cancel: &'a Cancel,
+    args: BuildArgs,
+    globals: Vec<(String, String)>,
+    /// The line of the step being run (for errors).
+    line: usize,
+    step_no: usize,
+    total: usize,
+}
+
+/// docker's short name of a reference (`busybox:latest`, `host:5000/x:1`).
+pub fn familiar(r: &Reference) -> String {
+    let full = r.to_string();
+    full.strip_prefix("docker.io/library/")
+        .or_else(|| full.strip_prefix("docker.io/"))
+        .map_or(full.clone(), str::to_string)
+}
+
+/// Runs the build. Progress is docker's classic output (`Step 1/3 : ...`, ` ---> id`),
+/// RUN output passed through.
+pub fn build(
+    engine: &Engine,
+    req: &BuildRequest,
+    progress: &Progress,
+    cancel: &Cancel,
+) -> Result<BuildResult> {
+    let tags: Vec<Reference> = req
+        .tags
+        .iter()
+        .map(|t| {
+            let r = Reference::parse(t)?;
+            Ok(if r.tag().is_none() && r.digest().is_none() {
+                r.with_tag("latest")?
+            } else {
+                r
+            })
+        })
+        .collect::<Result<_>>()?;
+    let context = std::fs::canonicalize(&req.context).map_err(|source| BuildError::Context {
+        path: req.context.clone(),
+        source,
+    })?;
+    let df_path = match &req.dockerfile {
+        Some(p) if p.is_absolute() => p.clone(),
+        Some(p) => context.join(p),
+        None => context.join("Dockerfile"),
+    };
+    let file = req
+        .dockerfile
+        .as_ref()
+        .map_or("Dockerfile".to_string(), |p| p.display().to_string());
+    let text = match &req.dockerfile_text {
+        Some(t) => t.clone(),
+        None => read_optional(&df_path)?.ok_or_else(|| BuildError::Context {
+            path: df_path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        })?,
+    };
+    // `<Dockerfile>.dockerignore` beside the Dockerfile wins over the context's.
+    let own_ignore = PathBuf::from(format!("{}.dockerignore", df_path.display()));
+    let (ignore_name, ignore_text) = match read_optional(&own_ignore)? {
+        Some(t) if req.dockerfile_text.is_none() => (own_ignore.display().to_string(), Some(t)),
+        _ => (
+            ".dockerignore".to_string(),
+            read_optional(&context.join(".dockerignore"))?,
+        ),
+    };
+    let ignore = match ignore_text {
+        Some(t) => Ignore::parse(&ignore_name, &t)?,
+        None => Ignore::default(),
+    };
+    let df = parser::parse(&file, &text)?;
+    let plan = commands::plan(&file, &df)?;
+    let store = engine.images()?;
+    let backend = Backend::detect();
+    if backend != Backend::Overlay {
+        return Err(BuildError::Step {
+            file: file.clone(),
+            line: 1,
+            message: "berth build needs the overlay snapshotter (the kernel has no overlayfs)"
+                .into(),
+        }
+        .into());
+    }
+    let sn = backend.open(engine.root())?;
+    layer::sweep(engine.root(), &*sn);
+    let host = crate::platform::Platform::host();
+    let mut b = Builder {
+        engine,
+        store,
+        sn,
+        cache: Cache::open(engine.root()),
+        ctx: Context::new(context, ignore),
+        file,
+        lex: Lexer { escape: df.escape },
+        req,
+        progress,
+        cancel,
+        args: BuildArgs::new(
+            req.build_args.clone(),
+            platform_args(&host.os, &host.architecture, host.variant.as_deref()),
+        ),
+        globals: Vec::new(),
+        line: 0,
+        step_no: 0,
+        total: 0,
+    };
+    b.globals = b.global_args(&plan)?;
+    let target = match &req.target {
+        None => plan.stages.len() - 1,
+        Some(t) => plan
+            .stages
+            .iter()
+            .position(|s| s.alias.as_deref() == Some(t.to_ascii_lowercase().as_str()))
+            .ok_or_else(|| BuildError::NoTarget { target: t.clone() })?,
+    };
+    let needed = b.needed(&plan, target)?;
+    b.total = needed.iter().map(|&i| plan.stages[i].steps.len() + 1).sum();
+    let mut results: Vec<Option<(State, String)>> = vec![None; plan.stages.len()];
+    for &i in &needed {
+        crate::ops::cancel::check(cancel)?;
+        let r = b.build_stage(&plan, i, &results)?;
+        results[i] = Some(r);
+    }
+    let Some((mut state, _)) = results[target].take() else {
+        return Err(BuildError::NoTarget {
+            target: req.target.clone().unwrap_or_default(),
+        }
+        .into());
+    };
+    if !req.labels.is_empty() {
+        let mut labels = state
+            .config
+            .get("config")
+            .and_then(|c| c.get("Labels"))
+            .and_then(|l| l.as_object())
+            .cloned()
+            .unwrap_or_default();
+        for (k, v) in &req.labels {
+            labels.insert(k.clone(), json!(v));
+        }
+        state.cfg().insert("Labels".into(), json!(labels));
+    }
+    let id = write_image(store, &state, &tags)?;
+    let mut warnings = Vec::new();
+    let unused = b.args.unused();
+    if !unused.is_empty() {
+        let w = format!(
+            "[Warning] One or more build-args [{}] were not consumed",
+            unused.join(" ")
+        );
+        progress.stream(&format!("{w}\n"));
+        warnings.push(w);
+    }
+    progress.stream(&format!("Successfully built {}\n", &id[7..19]));
+    let mut tagged = Vec::new();
+    for t in &tags {
+        progress.stream(&format!("Successfully tagged {}\n", familiar(t)));
+        tagged.push(familiar(t));
+    }
+    Ok(BuildResult {
+        id,
+        tags: tagged,
+        warnings,
+    })
+}
+
+/// Stores the config and manifest and names the image.
+fn write_image(store: &ImageStore, state: &State, tags: &[Reference]) -> Result<String> {
+    let _adding = store.adding()?;
+    let config = serde_json::to_vec(&state.config)
+        .map_err(|e| BuildError::io("encoding the image config", std::io::Error::other(e)))?;
+    let config_digest = crate::content::sha256_of(&config);
+    store.content().write_bytes(&config_digest, &config)?;
+    let layers: Vec<_> = state
+        .layers
+        .iter()
+        .map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
+        .collect();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": crate::manifest::OCI_MANIFEST,
+        "config": {
+            "mediaType": crate::manifest::OCI_CONFIG,
+            "digest": config_digest.to_string(),
+            "size": config.len(),
+        },
+        "layers": layers,
+    }))
+    .map_err(|e| BuildError::io("encoding the manifest", std::io::Error::other(e)))?;
+    let manifest_digest = crate::content::sha256_of(&manifest);
+    store.content().write_bytes(&manifest_digest, &manifest)?;
+    if tags.is_empty() {
+        store.put(ImageRecord::new(
+            None,
+            manifest_digest.clone(),
+            crate::manifest::OCI_MANIFEST,
+        ))?;
+    }
+    for t in tags {
+        store.put(ImageRecord::new(
+            Some(t),
+            manifest_digest.clone(),
+            crate::manifest::OCI_MANIFEST,
+        ))?;
+    }
+    Ok(config_digest.to_string())
+}
+
+impl Builder<'_> {
+    /// The global ARGs with their values (build args override defaults).
+    fn global_args(&mut self, plan: &Plan) -> Result<Vec<(String, String)>> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (name, default) in &plan.global_args {
+            let vars: Vec<(String, String)> = self
+                .args
+                .platform
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(out.iter().cloned())
+                .collect();
+            let default = default
+                .as_deref()
+                .map(|d| self.lex.word(d, &vars))
+                .transpose()?;
+            if let Some(v) = self.args.resolve(name, default, &out) {
+                out.push((name.clone(), v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Expands a FROM argument with the global and platform ARGs.
+    fn base_name(&self, base: &str) -> Result<String> {
+        let vars: Vec<(String, String)> = self
+            .args
+            .platform
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(self.globals.iter().cloned())
+            .collect();
+        Ok(self.lex.word(base, &vars)?)
+    }
+
+    /// The stage an argument (`FROM x`, `--from=x`) names, by alias or index.
+    fn stage_ref(plan: &Plan, before: usize, name: &str) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        if let Some(i) = plan.stages[..before]
+            .iter()
+            .position(|s| s.alias.as_deref() == Some(lower.as_str()))
+        {
+            return Some(i);
+        }
+        name.parse::<usize>().ok().filter(|i| *i < before)
+    }
+
+    /// The stages `target` needs, in build order.
+    fn needed(&self, plan: &Plan, target: usize) -> Result<Vec<usize>> {
+        let mut need: BTreeSet<usize> = BTreeSet::new();
+        let mut todo = vec![target];
+        while let Some(i) = todo.pop() {
+            if !need.insert(i) {
+                continue;
+            }
+            let s = &plan.stages[i];
+            if let Some(j) = Self::stage_ref(plan, i, &self.base_name(&s.base)?) {
+                todo.push(j);
+            }
+            for step in &s.steps {
+                if let Command::Copy(c) = &step.command {
+                    if let Some(f) = &c.from {
+                        let f = self.base_name(f)?;
+                        if let Some(j) = Self::stage_ref(plan, i, &f) {
+                            todo.push(j);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(need.into_iter().collect())
+    }
+
+    /// Prints the step header.
+    fn announce(&mut self, original: &str) {
+        self.step_no += 1;
+        self.progress.stream(&format!(
+            "Step {}/{} : {}\n",
+            self.step_no, self.total, original
+        ));
+    }
+
+    /// The state of a store image (pulled when missing or with `--pull`).
+    fn image_state(&self, name: &str) -> Result<(State, String)> {
+        let have = self.store.lookup(name).is_ok();
+        if !have || self.req.pull {
+            let opts = crate::ops::images::PullOptions {
+                reference: name.to_string(),
+                all_tags: false,
+                platform: None,
+                snapshotter: Some(self.sn.name().to_string()),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| OpsError::io("starting a runtime for the pull", e))?;
+            let pulled = rt.block_on(crate::ops::images::pull(
+                self.engine,
+                &opts,
+                &Progress::discard(),
+                self.cancel,
+            ));
+            if let Err(e) = pulled {
+                if !have {
+                    return Err(e);
+                }
+            }
+        }
+        let rec = self.store.lookup(name)?.remove(0);
+        let info = self.store.image(&rec)?;
+        let bytes = self.store.content().read_metadata(info.id())?;
+        let config: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            BuildError::io("parsing the base image config", std::io::Error::other(e))
+        })?;
+        let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let layers = info
+            .manifest
+            .layers()
+            .iter()
+            .zip(diff_ids)
+            .filter_map(|(l, d)| {
+                Some(layer::Layer {
+                    digest: l.digest().clone(),
+                    size: l.size(),
+                    diff_id: crate::image::parse_digest(&d)?,
+                    media_type: l.media_type().to_string(),
+                })
+            })
+            .collect();
+        Ok((
+            State {
+                config,
+                layers,
+                anchor: Some(info.id().to_string()),
+            },
+            info.id().to_string(),
+        ))
+    }
+}
+
+/// A build context unpacked from a tar stream (`berth build -`, `POST /build`); the
+/// directory is removed when this is dropped.
+#[derive(Debug)]
+pub struct TarContext {
+    pub dir: PathBuf,
+    /// Set when the stream was not a tar but a Dockerfile (`docker build - < Dockerfile`).
+    pub dockerfile_text: Option<String>,
+}
+
+impl Drop for TarContext {
+    fn drop(&mut self) {
+        // Best effort: a leftover directory is swept by the next build.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Unpacks a context tar (plain or gzip) into a scratch directory under the root.
+pub fn context_from_tar(engine: &Engine, mut input: impl std::io::Read) -> Result<TarContext> {
+    use std::io::Read;
+    let dir = layer::scratch_dir(engine.root(), "context")?;
+    let mut ctx = TarContext {
+        dir,
+        dockerfile_text: None,
+    };
+    let mut head = Vec::with_capacity(512);
+    (&mut input)
+        .take(512)
+        .read_to_end(&mut head)
+        .map_err(|e| BuildError::io("reading the build context", e))?;
+    let stream = std::io::Cursor::new(head.clone()).chain(input);
+    let gz = head.starts_with(&[0x1f, 0x8b]);
+    let tar = head.len() >= 262 && &head[257..262] == b"ustar";
+    if !gz && !tar && !head.is_empty() {
+        let mut text = String::new();
+        std::io::BufReader::new(stream)
+            .read_to_string(&mut text)
+            .map_err(|e| BuildError::io("reading the Dockerfile from stdin", e))?;
+        ctx.dockerfile_text = Some(text);
+        return Ok(ctx);
+    }
+    let reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(stream))
+    } else {
+        Box::new(stream)
+    };
+    let mut ar = tar::Archive::new(reader);
+    ar.set_preserve_permissions(true);
+    ar.set_overwrite(true);
+    ar.unpack(&ctx.dir)
+        .map_err(|e| BuildError::io("unpacking the build context", e))?;
+    Ok(ctx)
+}
+
+/// The exit status of the RUN step that failed the build, if that is what failed it.
+pub fn exit_code(e: &OpsError) -> Option<i32> {
+    match e {
+        OpsError::Build(b) => match **b {
+            BuildError::RunFailed { code, .. } => Some(code),
+            _ => None,
+        },
+        _ => None,
+    }
+}

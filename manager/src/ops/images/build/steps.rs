@@ -1,0 +1,535 @@
+//! The steps that make layers: RUN (a container through the same path as `berth run`, its
+//! overlay upper directory becomes the layer) and COPY/ADD (entries from the context or
+//! another stage written as a tar).
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::layer::{ensure_chain, layer_from_upper, Layer, LayerBuilder, TeeSnapshot, View};
+use super::state::State;
+use super::Builder;
+use crate::build::context::{clean_abs, Context, Entry, EntryKind};
+use crate::build::BuildError;
+use crate::container::lifecycle::{self, Paths};
+use crate::ops::containers::{self, CreateOptions, Output, RemoveOptions, RunMode, Running};
+use crate::ops::error::{OpsError, Result};
+use crate::ops::models::{ContainerConfig, ContainerCreateRequest, HostConfig};
+use crate::snapshot::{chain_id, is_mount_point, unmount, SnapshotError};
+
+/// Mount targets of a build container that its layer must not show when the image did not
+/// have them (the runtime makes them).
+const SETUP_PATHS: &[&str] = &[
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/hostname",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/dev/pts",
+    "/dev/shm",
+    "/dev/mqueue",
+    "/sys/fs/cgroup",
+];
+
+/// Removes a build container however the step ends.
+struct ContainerGuard<'a> {
+    b: &'a Builder<'a>,
+    id: String,
+}
+
+impl Drop for ContainerGuard<'_> {
+    fn drop(&mut self) {
+        let _ = containers::remove(
+            self.b.engine,
+            &self.id,
+            RemoveOptions {
+                force: true,
+                volumes: true,
+            },
+        );
+    }
+}
+
+impl Builder<'_> {
+    /// Runs `cmd` on `state`; returns the layer of what it changed.
+    pub(super) fn run_step(
+        &self,
+        state: &State,
+        cmd: Vec<String>,
+        extra_env: Vec<String>,
+        created_by: &str,
+        network: Option<&str>,
+        mounts: (Vec<crate::ops::models::Mount>, Vec<String>),
+    ) -> Result<Layer> {
+        let (mounts, targets) = mounts;
+        let Some(anchor) = state.anchor.clone() else {
+            return Err(BuildError::Step {
+                file: self.file.clone(),
+                line: self.line,
+                message: "RUN in a stage built FROM scratch is not supported".into(),
+            }
+            .into());
+        };
+        let chain = ensure_chain(self.store, &*self.sn, &state.layers)?;
+        let mut env = state.env();
+        env.extend(extra_env);
+        let user = state.string("User");
+        let workdir = state.string("WorkingDir");
+        let volumes = state
+            .config
+            .get("config")
+            .and_then(|c| c.get("Volumes"))
+            .and_then(|v| v.as_object())
+            .map(|m| m.keys().map(|k| (k.clone(), Default::default())).collect())
+            .unwrap_or_default();
+        let req = ContainerCreateRequest {
+            config: ContainerConfig {
+                image: anchor,
+                env,
+                cmd: Some(cmd),
+                entrypoint: Some(Vec::new()),
+                user: if user.is_empty() { "0".into() } else { user },
+                working_dir: if workdir.is_empty() {
+                    "/".into()
+                } else {
+                    workdir
+                },
+                volumes,
+                ..ContainerConfig::default()
+            },
+            host_config: HostConfig {
+                network_mode: network
+                    .or(self.req.network.as_deref())
+                    .filter(|n| *n != "default")
+                    .unwrap_or("")
+                    .to_string(),
+                runtime: self.req.runtime.clone().unwrap_or_default(),
+                mounts,
+                ..HostConfig::default()
+            },
+            ..ContainerCreateRequest::default()
+        };
+        let opts = CreateOptions {
+            name: None,
+            snapshotter: Some(self.sn.name().to_string()),
+            parent_snapshot: chain.clone(),
+        };
+        let running =
+            containers::run(self.engine, &req, &opts, RunMode::Attached { stdin: false })?;
+        let Running::Attached { mut attached, .. } = running else {
+            return Err(BuildError::Step {
+                file: self.file.clone(),
+                line: self.line,
+                message: "the build container did not attach".into(),
+            }
+            .into());
+        };
+        let guard = ContainerGuard {
+            b: self,
+            id: attached.id().to_string(),
+        };
+        let id = guard.id.clone();
+        self.progress
+            .stream(&format!(" ---> Running in {}\n", &id[..12]));
+        // A cancelled build kills the step's container; its exit then ends the stream.
+        let done = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (cancel, engine, id, done) = (
+                self.cancel.clone(),
+                self.engine.clone(),
+                id.clone(),
+                done.clone(),
+            );
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    if cancel.is_cancelled() {
+                        let _ = containers::kill(&engine, &id, "KILL");
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        let streamed = loop {
+            match attached.next_output() {
+                Ok(Output::Stdout(d) | Output::Stderr(d)) => {
+                    self.progress.stream(&String::from_utf8_lossy(&d))
+                }
+                Ok(Output::Exit(code)) => break Ok(code),
+                Err(e) => break Err(e),
+            }
+        };
+        done.store(true, Ordering::Relaxed);
+        let _ = watcher.join();
+        drop(attached);
+        crate::ops::cancel::check(self.cancel)?;
+        let code = streamed?;
+        if code != 0 {
+            drop(guard);
+            return Err(BuildError::RunFailed {
+                command: created_by.to_string(),
+                code,
+            }
+            .into());
+        }
+        let cstore = self.engine.containers()?;
+        let _ = lifecycle::wait_exit(&cstore, &id, Some(Duration::from_secs(30)));
+        let record = cstore.load(&id)?;
+        let paths = Paths::new(self.engine.root(), &cstore, &record);
+        if is_mount_point(&paths.rootfs) {
+            unmount(&paths.rootfs)?;
+        }
+        let target = self.sn.apply_target(&id)?;
+        let mut skip: BTreeSet<String> = SETUP_PATHS.iter().map(|s| s.to_string()).collect();
+        skip.extend(state.volumes());
+        // Mount targets and the directories made to hold them.
+        for t in targets {
+            let mut p = t.as_str();
+            while !p.is_empty() && p != "/" {
+                skip.insert(p.to_string());
+                p = p.rsplit_once('/').map_or("", |(a, _)| a);
+            }
+        }
+        let layer = layer_from_upper(self.store, &target.dir, &target.lowers, &skip)?;
+        let parent = chain.and_then(|c| crate::image::parse_digest(&c));
+        let name = chain_id(parent.as_ref(), &layer.diff_id);
+        match self.sn.commit(name.as_ref(), &id) {
+            Ok(()) | Err(SnapshotError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        drop(guard);
+        self.progress
+            .stream(&format!("Removing intermediate container {}\n", &id[..12]));
+        Ok(layer)
+    }
+
+    /// The context a COPY reads: the build context, or the tree of a stage or image
+    /// (`--from`), mounted for as long as the returned view lives.
+    pub(super) fn copy_source(&self, from: Option<&State>) -> Result<(Context, Option<View<'_>>)> {
+        match from {
+            None => Ok((self.ctx.clone(), None)),
+            Some(s) => {
+                let chain = ensure_chain(self.store, &*self.sn, &s.layers)?;
+                let view = View::mount(self.engine.root(), &*self.sn, chain.as_deref())?;
+                let ctx = Context::new(view.dir.clone(), Default::default());
+                Ok((ctx, Some(view)))
+            }
+        }
+    }
+
+    /// The layer of a COPY/ADD: `sources` (context paths) into `dest` on top of `state`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn copy_step(
+        &self,
+        state: &State,
+        ctx: &Context,
+        sources: &[String],
+        inline: &[(String, Vec<u8>)],
+        dest: &str,
+        chown: Option<&str>,
+        chmod: Option<u32>,
+        add: bool,
+    ) -> Result<Layer> {
+        let chain = ensure_chain(self.store, &*self.sn, &state.layers)?;
+        let view = View::mount(self.engine.root(), &*self.sn, chain.as_deref())?;
+        let root = view.dir.clone();
+        let exists_dir = |p: &str| is_dir_in_root(&root, p);
+        let count = sources.len() + inline.len();
+        let dest_dir = dest.ends_with('/') || dest.ends_with("/.") || exists_dir(dest) || count > 1;
+        if count > 1 && !dest.ends_with('/') && !exists_dir(dest) {
+            return Err(self.step_err(format!(
+                "When using {} with more than one source file, the destination must be a directory and end with a /",
+                if add { "ADD" } else { "COPY" }
+            )));
+        }
+        let dest = clean_abs(dest);
+        let (uid, gid) = match chown {
+            None => (0, 0),
+            Some(spec) => self.owner(&root, spec)?,
+        };
+        let mut entries: Vec<Entry> = Vec::new();
+        for src in sources {
+            let md = std::fs::symlink_metadata(ctx.dir.join(src.trim_start_matches('/'))).map_err(
+                |source| BuildError::Context {
+                    path: ctx.dir.join(src.trim_start_matches('/')),
+                    source,
+                },
+            )?;
+            let base = src.rsplit('/').next().unwrap_or("");
+            if md.is_dir() {
+                entries.extend(ctx.entries(src, &dest)?);
+            } else if add && md.is_file() && is_archive(&ctx.dir.join(src.trim_start_matches('/')))
+            {
+                entries.extend(archive_entries(
+                    &ctx.dir.join(src.trim_start_matches('/')),
+                    &dest,
+                )?);
+            } else {
+                let target = if dest_dir {
+                    format!("{dest}/{base}")
+                } else {
+                    dest.clone()
+                };
+                entries.extend(ctx.entries(src, &clean_abs(&target))?);
+            }
+        }
+        for (name, data) in inline {
+            let target = if dest_dir {
+                format!("{dest}/{name}")
+            } else {
+                dest.clone()
+            };
+            entries.push(Entry {
+                dest: clean_abs(&target),
+                source: None,
+                kind: EntryKind::File {
+                    size: data.len() as u64,
+                },
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: now_secs(),
+                data: Some(data.clone()),
+            });
+        }
+        for e in &mut entries {
+            if chown.is_some() {
+                e.uid = uid;
+                e.gid = gid;
+            }
+            if let Some(m) = chmod {
+                if !matches!(e.kind, EntryKind::Symlink { .. }) {
+                    e.mode = m;
+                }
+            }
+        }
+        // Parent directories the image does not have yet.
+        let mut parents: BTreeSet<String> = BTreeSet::new();
+        for e in &entries {
+            let mut p = e.dest.as_str();
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                if parent.is_empty() {
+                    break;
+                }
+                if !exists_dir(parent) && !entries.iter().any(|x| x.dest == parent) {
+                    parents.insert(parent.to_string());
+                }
+                p = parent;
+            }
+        }
+        for p in parents {
+            entries.push(Entry {
+                dest: p,
+                source: None,
+                kind: EntryKind::Dir,
+                mode: 0o755,
+                uid,
+                gid,
+                mtime: now_secs(),
+                data: None,
+            });
+        }
+        entries.sort_by(|a, b| a.dest.cmp(&b.dest));
+        entries.dedup_by(|a, b| a.dest == b.dest);
+        drop(view);
+        let (tee, pipe) = TeeSnapshot::start(&*self.sn, chain.as_deref())?;
+        let mut lb = LayerBuilder::with_tee(self.store, Some(pipe))?;
+        for e in &entries {
+            if e.dest == "/" {
+                continue;
+            }
+            lb.entry(e)?;
+        }
+        let layer = lb.finish()?;
+        tee.finish(&layer);
+        Ok(layer)
+    }
+
+    /// `--chown` (`user[:group]`, names looked up in the image): as docker's builder, a
+    /// missing group is the user string again (a number, or a group of that name).
+    fn owner(&self, root: &Path, spec: &str) -> Result<(u32, u32)> {
+        let (user, group) = match spec.split_once(':') {
+            Some((u, g)) => (u, g),
+            None => (spec, spec),
+        };
+        let uid = match user.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => crate::specgen::resolve_user(root, user)?.uid,
+        };
+        let gid = match group.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => crate::specgen::resolve_groups(root, &[group.to_string()])?
+                .first()
+                .copied()
+                .unwrap_or(0),
+        };
+        Ok((uid, gid))
+    }
+
+    pub(super) fn step_err(&self, message: String) -> OpsError {
+        BuildError::Step {
+            file: self.file.clone(),
+            line: self.line,
+            message,
+        }
+        .into()
+    }
+}
+
+/// Whether `path` is a directory in the tree at `root`, symlinks resolved inside it
+/// (openat2(2) RESOLVE_IN_ROOT: an image's symlinks never lead out to the host).
+pub(super) fn is_dir_in_root(root: &Path, path: &str) -> bool {
+    use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
+    let Ok(dir) = openat2(
+        CWD,
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::empty(),
+    ) else {
+        return false;
+    };
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    let Ok(fd) = openat2(
+        &dir,
+        rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    ) else {
+        return false;
+    };
+    rustix::fs::fstat(&fd).is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether ADD extracts `path`: a tar, plain or compressed with gzip or zstd (docker looks
+/// at the first header after decompressing; a compressed file that is not a tar is copied).
+fn is_archive(path: &Path) -> bool {
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(mut r) = decompressed(f) else {
+        return false;
+    };
+    let mut head = [0u8; 512];
+    let mut n = 0;
+    while n < head.len() {
+        match r.read(&mut head[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    if n < 512 {
+        return false;
+    }
+    // The header checksum: the sum of its bytes with the checksum field taken as spaces.
+    let stored = std::str::from_utf8(&head[148..156])
+        .ok()
+        .and_then(|s| u32::from_str_radix(s.trim_matches(|c: char| c == '\0' || c == ' '), 8).ok());
+    let sum: u32 = head
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    stored == Some(sum)
+}
+
+/// The file's bytes, gzip or zstd decoded when they start with those magic numbers.
+fn decompressed(f: std::fs::File) -> std::io::Result<Box<dyn Read>> {
+    use std::io::BufRead;
+    let mut r = std::io::BufReader::new(f);
+    let head = r.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(r))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::new(r)?)
+    } else {
+        Box::new(r)
+    })
+}
+
+/// The entries of a local archive extracted into `dest`; entries that would climb out of
+/// it are refused.
+fn archive_entries(path: &Path, dest: &str) -> Result<Vec<Entry>> {
+    let err = |source| BuildError::Context {
+        path: path.to_path_buf(),
+        source,
+    };
+    let reader = decompressed(std::fs::File::open(path).map_err(err)?).map_err(err)?;
+    let mut ar = tar::Archive::new(reader);
+    let mut out = Vec::new();
+    for e in ar.entries().map_err(err)? {
+        let mut e = e.map_err(err)?;
+        let name = e.path().map_err(err)?.to_string_lossy().into_owned();
+        let mut depth: i64 = 0;
+        for c in name.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => depth -= 1,
+                _ => depth += 1,
+            }
+            if depth < 0 {
+                return Err(BuildError::Escape { entry: name }.into());
+            }
+        }
+        let target = clean_abs(&format!("{dest}/{name}"));
+        let h = e.header();
+        let mode = h.mode().unwrap_or(0o644);
+        let uid = h.uid().unwrap_or(0) as u32;
+        let gid = h.gid().unwrap_or(0) as u32;
+        let mtime = h.mtime().unwrap_or(0);
+        let kind = match h.entry_type() {
+            tar::EntryType::Directory => EntryKind::Dir,
+            tar::EntryType::Symlink => EntryKind::Symlink {
+                target: e
+                    .link_name()
+                    .map_err(err)?
+                    .map(|l| l.into_owned())
+                    .unwrap_or_default(),
+            },
+            tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File { size: 0 },
+            _ => continue,
+        };
+        let data = if matches!(kind, EntryKind::File { .. }) {
+            let mut d = Vec::new();
+            e.read_to_end(&mut d).map_err(err)?;
+            Some(d)
+        } else {
+            None
+        };
+        let kind = match (&kind, &data) {
+            (EntryKind::File { .. }, Some(d)) => EntryKind::File {
+                size: d.len() as u64,
+            },
+            _ => kind,
+        };
+        out.push(Entry {
+            dest: target,
+            source: None,
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime,
+            data,
+        });
+    }
+    Ok(out)
+}

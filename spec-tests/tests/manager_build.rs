@@ -1,0 +1,398 @@
+//! `berth build` against docker's classic builder (dockerd 20.10, `DOCKER_BUILDKIT=0`) on a
+//! corpus of Dockerfiles: for each, the config fields (Env, Cmd, Entrypoint, WorkingDir,
+//! User, ExposedPorts, Volumes, Labels, Shell, StopSignal, Healthcheck, OnBuild) and the
+//! flattened file tree (type, mode, owner, size, link target, content) must be the same.
+//! One dockerd and one berth root serve every case; RUN steps run with `--network none` in
+//! both. Then the cache: a rebuild runs no container and gives the same image ID.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use spec_tests::manager::build::{tree_diff, write_context, Pair};
+
+const BASE: &str = "berth-test-busybox:latest";
+
+struct Case {
+    name: &'static str,
+    dockerfile: String,
+    files: Vec<(&'static str, &'static str)>,
+    args: Vec<&'static str>,
+}
+
+fn case(
+    name: &'static str,
+    df: &str,
+    files: &[(&'static str, &'static str)],
+    args: &[&'static str],
+) -> Case {
+    Case {
+        name,
+        dockerfile: df.replace("BASE", BASE),
+        files: files.to_vec(),
+        args: args.to_vec(),
+    }
+}
+
+fn corpus() -> Vec<Case> {
+    vec![
+        case(
+            "instructions",
+            r#"FROM BASE
+LABEL maintainer.name="a b" version=1
+MAINTAINER someone <x@y>
+ENV A=1 B="two words" \
+    C=${A}-x
+# a comment inside the file
+ENV OLD legacy form value
+ARG ARG1=default
+ARG ARG2
+ENV FROM_ARG=$ARG1 EMPTY=${ARG2:-fallback} PLUS=${A:+set} QUOTED='$A' ESC=\$A
+WORKDIR /srv/app
+WORKDIR sub
+RUN echo "$A $ARG1 $FROM_ARG" > out.txt && mkdir -p /data/keep && echo k > /data/keep/k \
+ && rm /etc/group && chmod 0700 /root && ln -s /srv/app/sub/out.txt /link && touch /etc/newfile
+RUN ["/bin/sh", "-c", "echo exec-form >> out.txt"]
+USER nobody
+EXPOSE 80 443/tcp 53/udp
+VOLUME ["/data", "/cache"]
+VOLUME /more
+STOPSIGNAL SIGQUIT
+HEALTHCHECK --interval=30s --timeout=3s --retries=2 CMD wget -q localhost || exit 1
+SHELL ["/bin/sh", "-ec"]
+ONBUILD RUN echo triggered > /triggered
+ENTRYPOINT ["/bin/sh"]
+CMD ["-c", "cat out.txt"]
+"#,
+            &[],
+            &["--build-arg", "ARG1=fromcli"],
+        ),
+        case(
+            "copy",
+            r#"FROM BASE
+WORKDIR /app
+COPY a.txt .
+COPY a.txt renamed.txt
+COPY a.txt /new/dir/
+COPY dir /copied
+COPY dir/ /copied2/
+COPY *.conf /etc/confs/
+COPY keep.log a.txt /multi/
+COPY --chown=nobody:nogroup a.txt /owned
+COPY --chown=1234:5678 dir /owned-dir
+COPY . /all/
+"#,
+            &[
+                ("a.txt", "a\n"),
+                ("dir/b.txt", "bb\n"),
+                ("dir/sub/c.txt", "ccc\n"),
+                ("dir/empty/", ""),
+                ("dir/link", "->b.txt"),
+                ("dir/abs", "->/etc/passwd"),
+                ("ignored.log", "no\n"),
+                ("keep.log", "yes\n"),
+                ("x1.conf", "1\n"),
+                ("x2.conf", "2\n"),
+                ("deep/skip/me", "x\n"),
+                (".dockerignore", "*.log\n!keep.log\ndeep/skip\n"),
+            ],
+            &[],
+        ),
+        case(
+            "add",
+            r#"FROM BASE
+ADD archive.tar.gz /extracted/
+ADD plain.txt /plain/
+ADD archive.tar /ex2
+"#,
+            &[("plain.txt", "plain\n")],
+            &[],
+        ),
+        case(
+            "multistage",
+            r#"FROM BASE AS builder
+RUN mkdir /out && echo artifact > /out/a && echo other > /out/b
+FROM BASE AS other
+RUN echo never > /never
+FROM scratch AS final
+COPY --from=builder /out/ /
+COPY --from=0 /bin/busybox /bin/busybox
+CMD ["/bin/busybox", "cat", "/a"]
+FROM final AS extended
+COPY --from=builder /out/b /extra
+"#,
+            &[],
+            &["--target", "final"],
+        ),
+        case(
+            "whiteouts",
+            r#"FROM BASE
+RUN mkdir -p /w/a/b && echo 1 > /w/a/b/f && echo 2 > /w/keep && echo 3 > /w/gone
+RUN rm -rf /w/a /w/gone /bin/vi && mkdir /w/a && echo new > /w/a/g && chmod 4755 /w/a/g
+"#,
+            &[],
+            &[],
+        ),
+        case(
+            "scopes-and-forms",
+            r#"ARG TAG=latest
+ARG UNUSED_GLOBAL=x
+FROM berth-test-busybox:${TAG}
+ARG TAG
+LABEL from-tag=$TAG
+SHELL ["/bin/sh", "-ec"]
+USER nobody
+RUN id -u > /tmp/uid-of-run
+USER root
+WORKDIR /w
+COPY --chown=65534 a.txt rel/
+COPY a.txt rel2
+ENTRYPOINT echo entry
+CMD echo cmd
+EXPOSE 7000-7002/udp
+ENV P=/w \
+    Q="$P/q"
+"#,
+            &[("a.txt", "a\n")],
+            &[],
+        ),
+        case(
+            "onbuild-parent",
+            r#"FROM BASE
+ONBUILD RUN echo triggered > /triggered
+ONBUILD ENV TRIG=1
+"#,
+            &[],
+            &[],
+        ),
+        case(
+            "onbuild-child",
+            "FROM onbuild-parent:t\nRUN cat /triggered > /copy\n",
+            &[],
+            &[],
+        ),
+    ]
+}
+
+/// A tar (plain or gzip) with a directory and two files, for ADD.
+fn archive(gz: bool) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut d = tar::Header::new_ustar();
+    d.set_entry_type(tar::EntryType::Directory);
+    d.set_mode(0o750);
+    d.set_size(0);
+    d.set_mtime(1);
+    b.append_data(&mut d, "x/", &[][..])?;
+    for (name, body, mode) in [
+        ("x/1.txt", "one\n", 0o640),
+        ("x/2.sh", "#!/bin/sh\n", 0o755),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(mode);
+        h.set_size(body.len() as u64);
+        h.set_mtime(1);
+        h.set_uid(12);
+        h.set_gid(34);
+        b.append_data(&mut h, name, body.as_bytes())?;
+    }
+    let tar = b.into_inner()?;
+    if !gz {
+        return Ok(tar);
+    }
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&tar)?;
+    Ok(e.finish()?)
+}
+
+#[test]
+fn classic_builder_and_berth_build_the_same_images() -> Result<()> {
+    let pair = Pair::new()?;
+    let mut failures = Vec::new();
+    for c in corpus() {
+        let ctx = pair.dir.path().join(c.name);
+        write_context(&ctx, &c.files)?;
+        std::fs::write(ctx.join("Dockerfile"), &c.dockerfile)?;
+        if c.name == "add" {
+            std::fs::write(ctx.join("archive.tar.gz"), archive(true)?)?;
+            std::fs::write(ctx.join("archive.tar"), archive(false)?)?;
+        }
+        let tag = format!("{}:t", c.name);
+        let ctx_s = ctx.display().to_string();
+        let mut args = vec!["--network", "none", "-t", &tag];
+        args.extend(c.args.iter().copied());
+        args.push(&ctx_s);
+        let started = Instant::now();
+        let d = pair.docker_build(&args)?;
+        let docker_time = started.elapsed();
+        let started = Instant::now();
+        let b = pair.berth_build(&args)?;
+        let berth_time = started.elapsed();
+        eprintln!("{}: docker {docker_time:?}, berth {berth_time:?}", c.name);
+        ensure!(d.success(), "docker build of {}: {d}", c.name);
+        ensure!(b.success(), "berth build of {}: {b}", c.name);
+        ensure!(
+            b.stdout.contains("Successfully built ")
+                && b.stdout.contains(&format!("Successfully tagged {tag}")),
+            "{}: {}",
+            c.name,
+            b.stdout
+        );
+        let (dc, bc) = (pair.docker_config(&tag)?, pair.berth_config(&tag)?);
+        if dc != bc {
+            failures.push(format!("{}: config\n docker {dc}\n berth  {bc}", c.name));
+        }
+        let diff = tree_diff(
+            &pair.docker_tree(&tag, c.name)?,
+            &pair.berth_tree(&tag, c.name)?,
+        );
+        if !diff.is_empty() {
+            failures.push(format!("{}: file tree\n  {}", c.name, diff.join("\n  ")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}
+
+/// Cache: a rebuild with nothing changed runs no container and gives the same image; a
+/// changed file re-runs from the first step that copies it (an mtime alone changes
+/// nothing); `--no-cache` runs every step.
+#[test]
+fn rebuilds_come_from_the_cache_until_a_copied_file_changes() -> Result<()> {
+    use spec_tests::manager::network::{berth_with_busybox, BUSYBOX};
+    let berth = berth_with_busybox()?;
+    let dir = tempfile::tempdir()?;
+    let ctx = dir.path();
+    write_context(ctx, &[("a.txt", "one\n"), ("b.txt", "b\n")])?;
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {BUSYBOX}\nRUN echo first > /first\nCOPY b.txt /\nRUN echo second > /second\nCOPY a.txt /\nRUN cat /a.txt > /third\nCMD [\"cat\", \"/third\"]\n"
+        ),
+    )?;
+    let c = ctx.display().to_string();
+    let build = |extra: &[&str]| -> Result<String> {
+        let mut args = vec!["build", "--network", "none", "-t", "cached:1"];
+        args.extend_from_slice(extra);
+        args.push(&c);
+        berth.ok(&args)
+    };
+    let first = build(&[])?;
+    assert_eq!(first.matches(" ---> Running in ").count(), 3, "{first}");
+    let id = |out: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix("Successfully built "))
+            .map(str::to_string)
+    };
+    let started = Instant::now();
+    let again = build(&[])?;
+    let cached_time = started.elapsed();
+    assert!(!again.contains("Running in"), "{again}");
+    assert_eq!(again.matches(" ---> Using cache").count(), 6, "{again}");
+    assert_eq!(id(&first), id(&again));
+    eprintln!("cached rebuild: {cached_time:?}");
+    // Touching a file keeps the cache; changing it re-runs from its COPY on.
+    let f = std::fs::File::options()
+        .append(true)
+        .open(ctx.join("b.txt"))?;
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60))?;
+    drop(f);
+    assert!(!build(&[])?.contains("Running in"));
+    std::fs::write(ctx.join("a.txt"), "two\n")?;
+    let changed = build(&[])?;
+    assert_eq!(changed.matches(" ---> Using cache").count(), 3, "{changed}");
+    assert_eq!(changed.matches(" ---> Running in ").count(), 1, "{changed}");
+    assert_eq!(
+        berth.ok(&["run", "--rm", "--network", "none", "cached:1"])?,
+        "two\n"
+    );
+    let fresh = build(&["--no-cache"])?;
+    assert!(!fresh.contains("Using cache"), "{fresh}");
+    assert_eq!(fresh.matches(" ---> Running in ").count(), 3, "{fresh}");
+    // history: newest first, docker's created_by.
+    let h = berth.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "cached:1",
+    ])?;
+    let lines: Vec<&str> = h.lines().collect();
+    assert_eq!(
+        lines[0], "/bin/sh -c #(nop)  CMD [\"cat\" \"/third\"]",
+        "{h}"
+    );
+    assert_eq!(lines[1], "/bin/sh -c cat /a.txt > /third", "{h}");
+    assert!(
+        lines[2].starts_with("/bin/sh -c #(nop) COPY file:") && lines[2].ends_with(" in / "),
+        "{h}"
+    );
+    Ok(())
+}
+
+/// `POST /build` and `GET /images/{name}/history` serve both docker CLIs (classic builder
+/// protocol); a BuildKit session is answered 501.
+#[test]
+fn docker_clis_build_through_the_engine_api() -> Result<()> {
+    use spec_tests::engines::run_cmd;
+    use spec_tests::manager::api::{docker_clients, Service};
+    let s = Service::start()?;
+    let dir = tempfile::tempdir()?;
+    let ctx = dir.path();
+    write_context(ctx, &[("a.txt", "from the context\n")])?;
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nARG X=1\nCOPY a.txt /\nRUN echo \"x=$X\" > /x\nCMD [\"cat\", \"/a.txt\", \"/x\"]\n",
+    )?;
+    let c = ctx.display().to_string();
+    for (i, cli) in docker_clients().into_iter().enumerate() {
+        let tag = format!("api-built:{i}");
+        let mut cmd = s.client(cli);
+        cmd.env("DOCKER_BUILDKIT", "0").args([
+            "build",
+            "--network",
+            "none",
+            "--build-arg",
+            "X=7",
+            "-t",
+            &tag,
+            &c,
+        ]);
+        let o = run_cmd(cmd, std::time::Duration::from_secs(120))?.ok()?;
+        assert!(
+            o.stdout.contains(&format!("Successfully tagged {tag}")),
+            "{cli}: {}",
+            o.stdout
+        );
+        let out = s.docker_ok(cli, &["run", "--rm", "--network", "none", &tag])?;
+        assert_eq!(out, "from the context\nx=7\n", "{cli}");
+        let h = s.docker_ok(
+            cli,
+            &["history", "--no-trunc", "--format", "{{.CreatedBy}}", &tag],
+        )?;
+        assert!(
+            h.lines()
+                .any(|l| l == "|1 X=7 /bin/sh -c echo \"x=$X\" > /x"),
+            "{cli}: {h}"
+        );
+        let mut cmd = s.client(cli);
+        std::fs::write(ctx.join("Dockerfile.bad"), "FROM busybox\nRUN exit 4\n")?;
+        cmd.env("DOCKER_BUILDKIT", "0").args([
+            "build",
+            "--network",
+            "none",
+            "-f",
+            &ctx.join("Dockerfile.bad").display().to_string(),
+            &c,
+        ]);
+        let o = run_cmd(cmd, std::time::Duration::from_secs(120))?;
+        assert_eq!(o.code, Some(4), "{cli}: {o}");
+        assert!(
+            o.stderr.contains("returned a non-zero code: 4"),
+            "{cli}: {o}"
+        );
+    }
+    let (code, body) = s.http("POST", "/build?version=2", None)?;
+    assert_eq!(code, 501, "{body}");
+    assert!(body.contains("message"), "{body}");
+    Ok(())
+}
