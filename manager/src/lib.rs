@@ -24,6 +24,7 @@ pub mod platform;
 pub mod progress;
 pub mod reference;
 pub mod render;
+pub mod rootless;
 pub mod snapshot;
 pub mod specgen;
 pub mod template;

@@ -10,6 +10,7 @@ pub mod hooks;
 pub mod jsonpath;
 pub mod linux;
 pub mod logging;
+pub mod rootless;
 pub mod signal;
 pub mod state;
 pub mod sync;

@@ -81,7 +81,13 @@ fn parse() -> Result<(Global, Command), ExitCode> {
         }
         Err(e) => e.exit(),
     };
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // runc: a non-root caller's state lives under $XDG_RUNTIME_DIR (runc/ there, ours here).
+    if matches.value_source("root") != Some(clap::parser::ValueSource::CommandLine) {
+        if let Some(dir) = berth_runtime::rootless::default_state_root() {
+            cli.global.root = dir;
+        }
+    }
     if cli.version {
         println!("{}", version_text());
         return Err(ExitCode::SUCCESS);
@@ -97,9 +103,13 @@ fn parse() -> Result<(Global, Command), ExitCode> {
 
 #[derive(Debug, clap::Args)]
 pub struct Global {
-    /// Directory for container state
+    /// Directory for container state ($XDG_RUNTIME_DIR/berth for a non-root user)
     #[arg(long, global = true, default_value = "/run/berth")]
     root: PathBuf,
+    /// Rootless mode: true, false or auto (auto: when not run as root). Before the command,
+    /// as in runc (`spec --rootless` is another flag)
+    #[arg(long, value_enum, default_value = "auto")]
+    rootless: RootlessFlag,
     /// Write log lines to this file instead of stderr
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -115,6 +125,25 @@ pub struct Global {
     /// Accepted for runc compatibility (criu is not used)
     #[arg(long, global = true, hide = true)]
     criu: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RootlessFlag {
+    True,
+    False,
+    Auto,
+}
+
+impl Global {
+    /// Whether to behave as a rootless runtime (runc's --rootless): cgroups that cannot be
+    /// made are skipped with a warning rather than failing the container.
+    pub fn rootless(&self) -> bool {
+        match self.rootless {
+            RootlessFlag::True => true,
+            RootlessFlag::False => false,
+            RootlessFlag::Auto => berth_runtime::rootless::is_rootless(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

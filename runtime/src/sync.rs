@@ -90,6 +90,8 @@ pub enum Message {
     Handover,
     /// The init no longer dies with its parent.
     HandoverDone,
+    /// A rootless `exec` forked its process (after joining the pid namespace): its pid.
+    Forked(i32),
 }
 
 impl Message {
@@ -102,6 +104,11 @@ impl Message {
             Message::CgroupReady => vec![6],
             Message::Handover => vec![7],
             Message::HandoverDone => vec![8],
+            Message::Forked(pid) => {
+                let mut v = vec![9];
+                v.extend_from_slice(&pid.to_le_bytes());
+                v
+            }
             Message::Error(m) => {
                 let mut v = vec![5];
                 v.extend_from_slice(m.as_bytes());
@@ -120,6 +127,7 @@ impl Message {
             6 => Message::CgroupReady,
             7 => Message::Handover,
             8 => Message::HandoverDone,
+            9 => Message::Forked(i32::from_le_bytes(b.get(1..5)?.try_into().ok()?)),
             _ => return None,
         })
     }

@@ -3,4 +3,5 @@
 pub mod cri;
 pub mod engines;
 pub mod manager;
+pub mod rootless;
 pub mod runtime;

@@ -678,3 +678,7 @@ fn update_orders_dependent_v1_limits_as_the_kernel_needs() {
     }
     rt.assert_no_leaks(&b.id, &b.dir, &[]).unwrap();
 }
+
+/// Rootless in a delegated cgroup v2 subtree (the v2 guest runs this binary).
+#[path = "runtime_cgroups/rootless.rs"]
+mod rootless;

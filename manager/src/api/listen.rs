@@ -140,13 +140,16 @@ pub fn bind_unix(path: &Path) -> Result<std::os::unix::net::UnixListener, Listen
         std::os::unix::net::UnixListener::bind(path).map_err(sock_err("binding the socket"))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o660))
         .map_err(sock_err("setting the mode of"))?;
-    let group = nix::unistd::Group::from_name("berth").ok().flatten();
-    nix::unistd::chown(
-        path,
-        Some(nix::unistd::Uid::from_raw(0)),
-        group.map(|g| g.gid),
-    )
-    .map_err(|e| sock_err("changing the owner of")(io::Error::from(e)))?;
+    // Root's socket belongs to root and the `berth` group; a rootless one stays the user's.
+    if !crate::ops::system::is_rootless() {
+        let group = nix::unistd::Group::from_name("berth").ok().flatten();
+        nix::unistd::chown(
+            path,
+            Some(nix::unistd::Uid::from_raw(0)),
+            group.map(|g| g.gid),
+        )
+        .map_err(|e| sock_err("changing the owner of")(io::Error::from(e)))?;
+    }
     listener
         .set_nonblocking(true)
         .map_err(sock_err("configuring"))?;

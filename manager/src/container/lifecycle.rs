@@ -366,7 +366,8 @@ pub fn mount_rootfs(root: &Path, paths: &Paths, record: &Record) -> Result<()> {
 
 /// Whether the container gets a network namespace of its own (made and wired by berth).
 pub fn own_netns(record: &Record) -> bool {
-    is_own_netns_mode(&record.config.network_mode)
+    // Rootless, the runtime makes the namespace (slirp4netns wires it, from the monitor).
+    is_own_netns_mode(&record.config.network_mode) && !crate::rootless::is_rootless()
 }
 
 /// Whether a network mode gives the container a network namespace of its own.

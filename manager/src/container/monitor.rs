@@ -252,6 +252,20 @@ fn run_once(
 ) -> std::result::Result<i32, (i32, String)> {
     let runtime = paths.runtime(record);
     let (pid, stdio) = create(record, paths, &runtime).map_err(|e| failure(&e))?;
+    // Rootless, the default network is slirp4netns's, wired into the new namespace before
+    // the container starts; it stops with this run.
+    let _slirp = if crate::rootless::uses_slirp(&record.config.network_mode) {
+        match user_mode_network(store, record, paths, pid) {
+            Ok(s) => Some(s),
+            Err(message) => {
+                let _ = runtime.delete(&record.id, true);
+                let _ = reap(pid);
+                return Err((125, message));
+            }
+        }
+    } else {
+        None
+    };
     *lock(&shared.stdin) = stdio.stdin;
     *lock(&shared.pty) = stdio.pty;
     let pumps: Vec<JoinHandle<()>> = stdio
@@ -355,6 +369,49 @@ fn run_once(
         &[("exitCode", code.to_string())],
     );
     Ok(code)
+}
+
+/// Starts slirp4netns for the container of init `pid` and forwards its published ports
+/// (those without a host port get a free one, recorded for `port` and `ps`).
+fn user_mode_network(
+    store: &ContainerStore,
+    record: &Record,
+    paths: &Paths,
+    pid: Pid,
+) -> std::result::Result<crate::network::slirp::Slirp, String> {
+    use crate::network::slirp::{free_port, Slirp};
+    // A short path: a socket's must fit in sun_path.
+    let run = crate::network::run_dir();
+    std::fs::create_dir_all(&run).map_err(|e| format!("creating {}: {e}", run.display()))?;
+    let api = run.join(format!(
+        "slirp-{}.sock",
+        &record.id[..12.min(record.id.len())]
+    ));
+    let slirp = Slirp::start(pid.as_raw(), &api, &paths.dir.join("slirp.log"))
+        .map_err(|e| e.to_string())?;
+    let mut publish = record.config.publish.clone();
+    for m in publish.iter_mut() {
+        if m.host_port == 0 {
+            m.host_port = free_port(m).map_err(|e| e.to_string())?;
+        }
+        slirp.forward(m).map_err(|e| e.to_string())?;
+    }
+    let ports: Vec<super::record::PortBinding> = publish
+        .iter()
+        .map(|p| super::record::PortBinding {
+            host_ip: p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+            host_port: p.host_port,
+            container_port: p.container_port,
+            protocol: p.protocol.to_string(),
+        })
+        .collect();
+    store
+        .update(&record.id, |r| {
+            r.config.publish = publish.clone();
+            r.config.ports = ports.clone();
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(slirp)
 }
 
 /// After the init exited: drain output, delete the runtime's container, record the exit.

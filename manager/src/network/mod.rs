@@ -23,6 +23,7 @@ pub mod netlink;
 pub mod netns;
 pub mod ports;
 pub mod rules;
+pub mod slirp;
 pub mod store;
 mod subnets;
 
@@ -36,6 +37,14 @@ use std::path::PathBuf;
 pub fn run_dir() -> PathBuf {
     std::env::var_os("BERTH_RUN_DIR")
         .filter(|d| !d.is_empty())
+        .or_else(|| {
+            // Rootless: the user's own run-time directory.
+            crate::rootless::is_rootless()
+                .then(|| std::env::var_os("XDG_RUNTIME_DIR"))
+                .flatten()
+                .filter(|d| !d.is_empty())
+                .map(|d| PathBuf::from(d).join("berth").into_os_string())
+        })
         .map_or_else(|| PathBuf::from("/run/berth"), PathBuf::from)
 }
 

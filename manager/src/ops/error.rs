@@ -345,6 +345,8 @@ pub enum OpsError {
     #[error(transparent)]
     SpecGen(#[from] SpecGenError),
     #[error(transparent)]
+    Rootless(#[from] crate::rootless::RootlessError),
+    #[error(transparent)]
     ImageConfig(#[from] ImageConfigError),
     #[error(transparent)]
     User(#[from] UserError),
@@ -543,6 +545,12 @@ impl OpsError {
             Self::Volume(e) => volume_class(e),
             Self::Snapshot(SnapshotError::UnknownBackend { .. }) => InvalidParameter,
             Self::SpecGen(e) => specgen_class(e),
+            Self::Rootless(
+                crate::rootless::RootlessError::Network { .. }
+                | crate::rootless::RootlessError::NoSlirp { .. }
+                | crate::rootless::RootlessError::NetworkCreate { .. }
+                | crate::rootless::RootlessError::Snapshotter { .. },
+            ) => InvalidParameter,
             Self::User(
                 UserError::NoSuchUser { .. }
                 | UserError::NoSuchGroup { .. }

@@ -40,6 +40,12 @@ fn parse<T: std::str::FromStr>(field: &'static str, value: &str, what: &str) -> 
 /// `POST /networks/create`: a bridge network; berth's pool picks a free /24 when no subnet
 /// is given.
 pub fn create(engine: &Engine, req: &NetworkCreateRequest) -> Result<NetworkCreateResponse> {
+    if crate::rootless::is_rootless() {
+        return Err(crate::rootless::RootlessError::NetworkCreate {
+            name: req.name.clone(),
+        }
+        .into());
+    }
     if !matches!(req.driver.as_str(), "" | "bridge") {
         return Err(OpsError::NetworkDriver {
             driver: req.driver.clone(),

@@ -7,8 +7,8 @@ use crate::container::lifecycle::refresh;
 use crate::container::Status;
 use crate::ops::error::Result;
 use crate::ops::models::{
-    Component, IndexInfo, Platform, Plugins, RegistryConfig, RuntimeInfo, SwarmInfo, SystemInfo,
-    SystemVersion,
+    Component, DisabledFeature, IndexInfo, Platform, Plugins, RegistryConfig, RootlessIdRanges,
+    RuntimeInfo, SwarmInfo, SystemInfo, SystemVersion,
 };
 use crate::ops::Engine;
 use crate::snapshot::Backend;
@@ -47,6 +47,12 @@ pub fn version() -> SystemVersion {
     }
 }
 
+/// Whether berth runs as an ordinary user (rootless): for front ends that set things up
+/// differently then (the API socket's owner).
+pub fn is_rootless() -> bool {
+    crate::rootless::is_rootless()
+}
+
 /// `GET /info`.
 pub fn info(engine: &Engine) -> Result<SystemInfo> {
     let store = engine.containers()?;
@@ -69,6 +75,8 @@ pub fn info(engine: &Engine) -> Result<SystemInfo> {
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
     let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let rootless = crate::rootless::is_rootless();
+    let id_ranges = rootless.then(crate::rootless::id_ranges);
     let mut runtimes = BTreeMap::new();
     for name in ["berth-runtime", "runc", "crun"] {
         if let Ok(p) = crate::container::runtime::resolve_runtime(name) {
@@ -160,8 +168,38 @@ pub fn info(engine: &Engine) -> Result<SystemInfo> {
         live_restore_enabled: true,
         isolation: String::new(),
         init_binary: "tini".into(),
-        security_options: vec!["name=seccomp,profile=builtin".into()],
+        security_options: if rootless {
+            vec![
+                "name=seccomp,profile=builtin".into(),
+                "name=rootless".into(),
+            ]
+        } else {
+            vec!["name=seccomp,profile=builtin".into()]
+        },
         warnings: Vec::new(),
+        rootless,
+        rootless_id_ranges: id_ranges.as_ref().map(|ids| {
+            let range = |r: Option<crate::rootless::SubRange>| {
+                r.map(|r| format!("{}-{}", r.first, r.first as u64 + r.count as u64 - 1))
+                    .unwrap_or_default()
+            };
+            RootlessIdRanges {
+                uid: ids.uid,
+                gid: ids.gid,
+                sub_uids: range(ids.sub_uids),
+                sub_gids: range(ids.sub_gids),
+            }
+        }),
+        rootless_disabled: id_ranges
+            .as_ref()
+            .map(crate::rootless::disabled_features)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| DisabledFeature {
+                feature: d.feature.into(),
+                reason: d.reason,
+            })
+            .collect(),
     })
 }
 

@@ -216,8 +216,12 @@ impl Backend {
         }
     }
 
-    /// Overlay when the kernel has it (/proc/filesystems, proc(5)), else copy.
+    /// Overlay when the kernel has it (/proc/filesystems, proc(5)), else copy; copy for a
+    /// rootless berth, which cannot mount on the host.
     pub fn detect() -> Self {
+        if crate::rootless::is_rootless() {
+            return Backend::Copy;
+        }
         let overlay = std::fs::read_to_string("/proc/filesystems")
             .map(|s| {
                 s.lines()

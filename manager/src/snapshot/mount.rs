@@ -31,6 +31,9 @@ pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<()> {
         };
         let ro = m.options.iter().any(|o| o == "ro");
         match m.kind.as_str() {
+            // Rootless: no mounts on the host. The target becomes a link to the snapshot,
+            // which the runtime (and every file operation) follows.
+            "bind" if crate::rootless::is_rootless() => link_to(&m.source, target).map_err(err)?,
             "bind" => {
                 if m.options.iter().any(|o| o == "rbind") {
                     rmount::mount_bind_recursive(&m.source, target)
@@ -126,4 +129,16 @@ pub fn unmount(target: &Path) -> Result<()> {
         target: target.to_path_buf(),
         source: e.into(),
     })
+}
+
+/// Replaces `target` (absent, an empty directory, or already this link) with a symlink to
+/// `source`.
+fn link_to(source: &Path, target: &Path) -> io::Result<()> {
+    match std::fs::read_link(target) {
+        Ok(existing) if existing == source => return Ok(()),
+        Ok(_) => std::fs::remove_file(target)?,
+        Err(_) if target.is_dir() => std::fs::remove_dir(target)?,
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(source, target)
 }

@@ -42,6 +42,7 @@ impl Args {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
             systemd_cgroup: g.systemd_cgroup,
+            rootless: g.rootless(),
         }
     }
 }

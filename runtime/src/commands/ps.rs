@@ -27,7 +27,7 @@ pub fn run(g: &Global, args: Args) -> Result<u8> {
     let dir = ContainerDir::open(&g.root, &args.id)?;
     let state = dir.load()?;
     drop(dir);
-    let mut pids = state.cgroup.pids();
+    let mut pids = berth_runtime::container::processes(&state);
     pids.sort_unstable();
     pids.dedup();
     if args.format == Format::Json {

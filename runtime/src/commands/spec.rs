@@ -53,7 +53,6 @@ pub fn default_config(rootless: bool) -> Value {
         linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
         linux.as_object_mut().map(|o| o.remove("resources"));
-        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
         for m in &mut mounts {
             if m["destination"] == "/dev/pts" {
                 m["options"] = json!([

@@ -19,6 +19,7 @@ use crate::cgroups::{self, CgroupPaths};
 use crate::config::Bundle;
 use crate::hooks;
 use crate::linux::{clone, init, namespaces::Plan, proc};
+use crate::rootless::{self, MapWriter};
 use crate::state::{ContainerDir, State, Status, EXEC_FIFO};
 use crate::sync::{channel_pair, Channel, Message, STEP_TIMEOUT};
 
@@ -36,6 +37,9 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
+    /// runc's rootless mode: a cgroup that cannot be made is skipped (with a warning) along
+    /// with the limits, rather than failing the container.
+    pub rootless: bool,
 }
 
 /// A container at the start barrier; its directory stays locked while this value lives.
@@ -56,6 +60,13 @@ pub fn create(opts: CreateOptions) -> Result<Created, Error> {
     }
     // Open namespace paths before anything exists, so a bad path leaves nothing behind.
     let plan = Plan::new(&linux)?;
+    // What a non-root caller cannot have is refused before anything exists.
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let writers = if unsafe { libc::geteuid() } != 0 {
+        rootless::check(&bundle.spec)?
+    } else {
+        (MapWriter::Direct, MapWriter::Direct)
+    };
     let host = cgroups::Host::read()?;
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
     let mut built = Built {
@@ -64,7 +75,7 @@ pub fn create(opts: CreateOptions) -> Result<Created, Error> {
         child: None,
         poststop: None,
     };
-    match create_in(&opts, &bundle, &plan, &host, &mut built) {
+    match create_in(&opts, &bundle, &plan, &host, writers, &mut built) {
         Ok(state) => Ok(Created {
             terminal: bundle
                 .spec
@@ -147,6 +158,7 @@ fn create_in(
     bundle: &Bundle,
     plan: &Plan,
     host: &cgroups::Host,
+    writers: (MapWriter, MapWriter),
     built: &mut Built,
 ) -> Result<State, Error> {
     let Some(dir) = built.dir.as_ref() else {
@@ -174,11 +186,32 @@ fn create_in(
         }
     })?;
 
-    let limits = cgroups::Limits::from_spec(&linux)?;
+    let mut limits = cgroups::Limits::from_spec(&linux)?;
     // Only the paths for now: on v1 and hybrid hosts the init is cloned first and builds its
     // rootfs while the directories are made (below), so their mkdirs are off the critical path.
-    let cgroup = CgroupPaths::plan(host, linux.cgroups_path().as_deref(), &opts.id)?;
+    let mut cgroup = CgroupPaths::plan(host, linux.cgroups_path().as_deref(), &opts.id)?;
     check_existing_cgroup(&cgroup)?;
+    // Rootless: the cgroup is made now, to know whether there is one at all.
+    let mut made = false;
+    if opts.rootless {
+        // No device cgroup for an unprivileged user (nor devices it could create).
+        limits.devices.clear();
+        match cgroup.make() {
+            Ok(()) => {
+                built.cgroup = Some(cgroup.clone());
+                made = true;
+            }
+            Err(e) => {
+                if limits != cgroups::Limits::default() {
+                    crate::logging::warn(&format!(
+                        "rootless: linux.resources ignored: no writable cgroup ({e})"
+                    ));
+                }
+                cgroup = CgroupPaths::default();
+                limits = cgroups::Limits::default();
+            }
+        }
+    }
 
     let terminal = spec
         .process()
@@ -225,7 +258,9 @@ fn create_in(
     let mut cgroup_dir = None;
     if born_inside {
         built.cgroup = Some(cgroup.clone());
-        cgroup.make()?;
+        if !made {
+            cgroup.make()?;
+        }
         cgroup.apply(&limits)?;
         if let Some(dir) = cgroup.unified_dir() {
             let fd = open(
@@ -242,11 +277,19 @@ fn create_in(
         }
     }
 
-    let bind_sources = if plan.new_user {
+    // Root's init, mapped to other ids, may not reach the sources: the parent opens them. A
+    // non-root caller cannot clone mount trees (open_tree needs CAP_SYS_ADMIN) and has no
+    // more access than its init: the init binds by path.
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let bind_sources = if plan.new_user && unsafe { libc::geteuid() } == 0 {
         crate::linux::rootfs::open_bind_sources(spec, &bundle.dir)?
     } else {
         Vec::new()
     };
+    // Before the clone: the init, in its new user namespace, would see an id that depends
+    // on whether its maps are written yet.
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let rootless = unsafe { libc::geteuid() } != 0;
     let (parent_end, child_end) = channel_pair()?;
     let restore = plan.enter_in_parent(&linux)?;
     let flags = plan.clone_flags.bits() as u64;
@@ -278,6 +321,7 @@ fn create_in(
             cgroup: &cgroup,
             channel: child_end,
             fifo: &fifo,
+            rootless,
             console: console.as_ref(),
             no_pivot: opts.no_pivot,
             no_new_keyring: opts.no_new_keyring,
@@ -316,7 +360,9 @@ fn create_in(
     };
     if !born_inside {
         built.cgroup = Some(cgroup.clone());
-        cgroup.make()?;
+        if !made {
+            cgroup.make()?;
+        }
         // Limits (the device list above all) are in force before the init joins the cgroup.
         cgroup.apply(&limits)?;
     }
@@ -325,7 +371,7 @@ fn create_in(
         cgroup.add_pid(pid.as_raw())?;
     }
     if plan.new_user {
-        write_id_maps(pid, &linux)?;
+        rootless::write_id_maps(pid.as_raw(), &linux, writers)?;
     }
     send(Message::Continue)?;
     drive_init(&waiter, spec.hooks().as_ref(), &hook_state)?;
@@ -435,26 +481,6 @@ fn drive_init(
             other => return Err(w.died(other)),
         }
     }
-}
-
-fn write_id_maps(pid: Pid, linux: &oci_spec::runtime::Linux) -> Result<(), Error> {
-    let fmt = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
-        maps.iter()
-            .flatten()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect::<String>()
-    };
-    for (file, content) in [
-        ("uid_map", fmt(linux.uid_mappings())),
-        ("gid_map", fmt(linux.gid_mappings())),
-    ] {
-        if content.is_empty() {
-            continue;
-        }
-        let path = format!("/proc/{}/{file}", pid.as_raw());
-        crate::linux::process::write_proc(&path, &content)?;
-    }
-    Ok(())
 }
 
 /// Writes the pid file atomically, as runc does: containerd reads it as soon as we exit.

@@ -97,9 +97,18 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
         LinuxNamespaceType::Mount => 2,
         _ => 1,
     };
-    let (parent_joins, mut child_joins): (Vec<Join>, Vec<Join>) = joins
-        .into_iter()
-        .partition(|j| matches!(j.kind, LinuxNamespaceType::Pid | LinuxNamespaceType::Time));
+    // Rootless, only the child can join them, from inside the user namespace (joining needs
+    // CAP_SYS_ADMIN over the namespace's owner and in our own), and then forks once more.
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let rootless = in_userns && unsafe { libc::geteuid() } != 0;
+    let (parent_joins, mut child_joins): (Vec<Join>, Vec<Join>) =
+        joins.into_iter().partition(|j| {
+            !rootless && matches!(j.kind, LinuxNamespaceType::Pid | LinuxNamespaceType::Time)
+        });
+    let refork = rootless
+        && child_joins
+            .iter()
+            .any(|j| matches!(j.kind, LinuxNamespaceType::Pid | LinuxNamespaceType::Time));
     child_joins.sort_by_key(|j| rank(j.kind));
     let kinds: Vec<LinuxNamespaceType> = parent_joins.iter().map(|j| j.kind).collect();
     let restore = namespaces::Restore::save(&kinds)?;
@@ -129,6 +138,7 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
             process,
             joins: &child_joins,
             in_userns,
+            refork,
             channel: child_end,
             console: console.as_ref(),
             preserve_fds: opts.preserve_fds,
@@ -160,6 +170,23 @@ pub fn exec(opts: ExecOptions, process: &Process) -> Result<Pid, Error> {
             Ok(Some(Message::Error(message))) => Error::Init { message },
             _ => e,
         }
+    };
+    let pid = if refork {
+        let forked =
+            parent_end.recv_bounded("the exec'd process's pid", Some(STEP_TIMEOUT), &|| None);
+        let _ = waitpid(pid, None);
+        match forked {
+            Ok(Some(Message::Forked(p))) => Pid::from_raw(p),
+            Ok(Some(Message::Error(message))) => return Err(Error::Init { message }),
+            Ok(other) => {
+                return Err(Error::Init {
+                    message: format!("exec: no process forked ({other:?})"),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        pid
     };
     let placed = if opts.sub_cgroups.is_empty() {
         state.cgroup.add_pid(pid.as_raw()).map_err(Error::from)

@@ -22,7 +22,13 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), Error> {
     if all {
         // As runc: `kill --all` of a stopped container succeeds (whatever is left in its
         // cgroup gets the signal; nothing at all is fine).
-        signal_all(&state.cgroup, sig);
+        if state.cgroup.dirs.is_empty() {
+            for pid in super::processes(&state) {
+                let _ = signal(pid, sig);
+            }
+        } else {
+            signal_all(&state.cgroup, sig);
+        }
         return Ok(());
     }
     if !status.can_kill() {

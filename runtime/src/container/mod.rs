@@ -35,6 +35,8 @@ pub enum Error {
     #[error(transparent)]
     Setup(#[from] crate::linux::SetupError),
     #[error(transparent)]
+    Rootless(#[from] crate::rootless::RootlessError),
+    #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
@@ -117,6 +119,36 @@ pub(crate) fn io_err(
         path,
         source,
     }
+}
+
+/// The container's processes: its cgroup's, or for a container without one (rootless, no
+/// writable cgroup) the init and every process in its pid namespace.
+pub fn processes(state: &crate::state::State) -> Vec<i32> {
+    if !state.cgroup.dirs.is_empty() {
+        return state.cgroup.pids();
+    }
+    let alive = crate::linux::proc::stat(state.pid)
+        .is_some_and(|s| s.start_time == state.pid_start_time && !s.is_dead());
+    if !alive {
+        return Vec::new();
+    }
+    if !state.own_pid_ns {
+        return vec![state.pid];
+    }
+    let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", state.pid)) else {
+        return vec![state.pid];
+    };
+    let mut out: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| std::fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|n| n == ns))
+        .collect();
+    if !out.contains(&state.pid) {
+        out.push(state.pid);
+    }
+    out
 }
 
 /// Waits until `pid` is gone or a zombie (it may not be our child, so we cannot wait(2)).

@@ -33,9 +33,11 @@ struct CloneArgs {
 /// on to build the container. The caller must be single-threaded, as for fork.
 /// Returns `None` in the child and the child's pid in the parent.
 pub fn fork_with_namespaces(flags: u64) -> Result<Option<Pid>, Errno> {
+    // With CLONE_PARENT the child inherits our own exit signal (clone3 refuses another).
+    let parent = flags & libc::CLONE_PARENT as u64 != 0;
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal: if parent { 0 } else { libc::SIGCHLD as u64 },
         ..Default::default()
     };
     // SAFETY: clone3 with a null stack behaves like fork: both processes return here with

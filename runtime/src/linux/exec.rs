@@ -20,6 +20,10 @@ pub struct ExecArgs<'a> {
     /// Namespaces to join, in order (user first, mount last).
     pub joins: &'a [Join],
     pub in_userns: bool,
+    /// The joins include pid (or time) namespaces, which only a child of the joiner enters:
+    /// fork once more after them (rootless: only the user namespace's owner, from inside it,
+    /// may join the others, so the parent could not join them for us).
+    pub refork: bool,
     pub channel: Channel,
     pub console: Option<&'a OwnedFd>,
     pub preserve_fds: u32,
@@ -65,6 +69,22 @@ fn setup_and_exec(a: &ExecArgs) -> Result<Never, SetupError> {
         .transpose()?;
     for j in a.joins {
         setns(j.file.as_fd(), flag(j.kind)).map_err(sys("setns", j.path.display()))?;
+    }
+    if a.refork {
+        // CLONE_PARENT: the process is our parent's child, which waits for it as usual.
+        let flags = libc::CLONE_PARENT as u64;
+        match super::clone::fork_with_namespaces(flags).map_err(sys("clone3", "CLONE_PARENT"))? {
+            Some(pid) => {
+                let _ = a.channel.send(&Message::Forked(pid.as_raw()));
+                // SAFETY: ends this intermediate copy without the parent's destructors.
+                unsafe { libc::_exit(0) }
+            }
+            None => {
+                // The death signal and dumpable flag are not inherited across fork.
+                super::init::die_with_parent(&a.channel);
+                nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
+            }
+        }
     }
     setsid().map_err(sys("setsid", ""))?;
     if process.terminal().unwrap_or(false) {

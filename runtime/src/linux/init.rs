@@ -35,6 +35,8 @@ pub struct InitArgs<'a> {
     pub channel: Channel,
     /// O_PATH descriptor of `exec.fifo`.
     pub fifo: &'a OwnedFd,
+    /// The runtime runs as an ordinary user (see the start barrier).
+    pub rootless: bool,
     pub console: Option<&'a OwnedFd>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -109,8 +111,14 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     })?;
     // Until execve the init runs the runtime binary: keep other processes in the container
     // (exec'd later, or already there when joining) from opening /proc/<pid>/exe or ptracing
-    // it (the CVE-2019-5736 class). execve resets this.
-    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
+    // it (the CVE-2019-5736 class). execve resets this. A new user namespace's maps come
+    // first, though: a non-dumpable process's /proc files belong to root, and a non-root
+    // parent (or newuidmap on its behalf) could not write them; until then this process
+    // only waits for its parent, alone in its new namespaces.
+    let dumpable_for_maps = a.plan.new_user && a.plan.child_waits_first();
+    if !dumpable_for_maps {
+        nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
+    }
     // Descriptors the caller left open must not reach the hooks the init runs either (runc
     // closes them as early; its tests count a startContainer hook's descriptors).
     process::cloexec_from(3 + a.preserve_fds)?;
@@ -129,6 +137,9 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     };
     if a.plan.child_waits_first() {
         joined.wait()?;
+    }
+    if dumpable_for_maps {
+        nix::sys::prctl::set_dumpable(false).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
     }
 
     a.plan.enter_in_child()?;
@@ -302,6 +313,16 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     a.channel.expect(Message::Handover, "handover")?;
     // SAFETY: prctl with integer arguments only: the container now outlives `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0 as libc::c_ulong) };
+    if a.rootless && a.plan.new_user {
+        // Rootless, the user's own tools (slirp4netns wiring the network namespace between
+        // create and start) must reach this process's namespaces through /proc/<pid>/ns,
+        // which a non-dumpable process created by the host's user namespace refuses them:
+        // dumpable again before `create` returns (HandoverDone ends it).
+        // The setup is over: what is left of the runtime here is this process's memory and
+        // its /proc/<pid>/exe, the runtime binary, which the user cannot write to unless it
+        // owns it (and then the user could replace it anyway).
+        nix::sys::prctl::set_dumpable(true).map_err(sys("prctl", "PR_SET_DUMPABLE"))?;
+    }
     a.channel.send(&Message::HandoverDone)?;
     if let (Some(f), true) = (&filters, nnp) {
         // With no_new_privs the filter goes on as late as runc puts it: after everything

@@ -46,6 +46,11 @@ const CAPS: [&str; 41] = [
 ];
 
 /// The number of a capability by its OCI name (`CAP_CHOWN` → 0).
+/// The name of capability number `n`.
+pub fn cap_name(n: u32) -> Option<&'static str> {
+    CAPS.get(n as usize).copied()
+}
+
 pub fn cap_number(name: &str) -> Option<u32> {
     CAPS.iter().position(|c| *c == name).map(|n| n as u32)
 }

@@ -34,7 +34,7 @@ mod runner;
 pub mod security;
 
 pub use bundle::{default_config, Bundle};
-pub use caps::{cap_mask, cap_number, status_field};
+pub use caps::{cap_mask, cap_name, cap_number, status_field};
 pub use console::{read_pty_until, read_pty_until_eof, ConsoleSocket};
 pub use container::{Container, CreateOpts, Finished};
 pub use leaks::{cgroup_dirs, cgroup_procs, reap, ProcessId};

@@ -78,6 +78,18 @@ pub(crate) fn create_mounted(
         Some(s) => s.parse::<Backend>()?,
         None => Backend::detect(),
     };
+    if crate::rootless::is_rootless() {
+        if backend != Backend::Copy {
+            return Err(crate::rootless::RootlessError::Snapshotter {
+                name: backend.name().into(),
+            }
+            .into());
+        }
+        crate::rootless::check_network(&plan.network)?;
+        if let Some(extra) = plan.extra_networks.first() {
+            crate::rootless::check_network(&extra.name)?;
+        }
+    }
     let sn = backend.open(&root)?;
     let top = match &opts.parent_snapshot {
         Some(key) => Some(key.clone()),
@@ -317,7 +329,12 @@ fn plan_network(
         hostname: hostname.to_string(),
         extra_hosts,
         dns: DnsConfig {
-            servers: plan.dns.iter().filter_map(|d| d.parse().ok()).collect(),
+            servers: if plan.dns.is_empty() && crate::rootless::uses_slirp(&plan.network) {
+                // slirp4netns's forwarder, which asks the host's servers.
+                vec![std::net::IpAddr::V4(network::slirp::DNS_ADDR)]
+            } else {
+                plan.dns.iter().filter_map(|d| d.parse().ok()).collect()
+            },
             search: plan.dns_search.clone(),
             options: plan.dns_option.clone(),
         },
@@ -331,7 +348,8 @@ fn plan_network(
     if host_network {
         options.namespaces.network = NamespaceMode::Host;
     } else {
-        let nets = if plan.network != "none" || !plan.extra_networks.is_empty() {
+        let rootless = crate::rootless::is_rootless();
+        let nets = if !rootless && (plan.network != "none" || !plan.extra_networks.is_empty()) {
             Some(NetworkStore::open(root, &run_dir)?)
         } else {
             None
@@ -345,8 +363,12 @@ fn plan_network(
                 nets.inspect(&extra.name)?;
             }
         }
-        options.namespaces.network =
-            NamespaceMode::Path(network::Netns::path(&run_dir, &record.id));
+        options.namespaces.network = if crate::rootless::is_rootless() {
+            // The runtime makes it, inside the container's user namespace.
+            NamespaceMode::Private
+        } else {
+            NamespaceMode::Path(network::Netns::path(&run_dir, &record.id))
+        };
     }
     record.config.etc = Some(etc);
     record.config.network_mode = plan.network.clone();
@@ -426,7 +448,10 @@ fn finish(
     options.process.env = plan.env.clone();
     options.process.cmd = plan.cmd.clone();
     options.cgroups_path = Some(record.cgroup());
-    let spec = specgen::generate(image, &options)?;
+    let mut spec = specgen::generate(image, &options)?;
+    if crate::rootless::is_rootless() {
+        crate::rootless::adapt_spec(&mut spec, &crate::rootless::id_ranges())?;
+    }
     let process = spec.process().clone().unwrap_or_default();
     // docker makes a missing working directory (the runtime would fail to chdir).
     specgen::create_workdir(&paths.rootfs, process.cwd())?;

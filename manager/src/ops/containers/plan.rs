@@ -155,6 +155,19 @@ impl Plan {
         }
         r.pids_limit = h.pids_limit;
         r.shm_size = positive(h.shm_size);
+        let limited = r.memory.is_some()
+            || r.memory_swap.is_some()
+            || r.memory_reservation.is_some()
+            || r.cpus.is_some()
+            || r.cpu_shares.is_some()
+            || r.cpuset_cpus.is_some()
+            || r.pids_limit.is_some_and(|p| p > 0);
+        if limited && crate::rootless::is_rootless() && !crate::rootless::limits_available() {
+            warnings.push(
+                "Resource limits are discarded: rootless berth has no writable (delegated) cgroup"
+                    .into(),
+            );
+        }
         for u in &h.ulimits {
             options.ulimits.push(ulimit_from_model(u)?);
         }

@@ -96,6 +96,40 @@ pub struct SystemInfo {
     pub init_binary: String,
     pub security_options: Vec<String>,
     pub warnings: Vec<String>,
+    /// Whether berth runs as an ordinary user (berth's own field; docker shows it as the
+    /// security option `name=rootless`).
+    #[serde(default)]
+    pub rootless: bool,
+    /// Rootless: the ids containers map (berth's own field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_id_ranges: Option<RootlessIdRanges>,
+    /// Rootless: what is off, and why (berth's own field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rootless_disabled: Vec<DisabledFeature>,
+}
+
+/// The ids a rootless berth maps into its containers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RootlessIdRanges {
+    /// The user's own uid and gid: root in the container.
+    #[serde(rename = "UID")]
+    pub uid: u32,
+    #[serde(rename = "GID")]
+    pub gid: u32,
+    /// Its subordinate ranges, "first-last" (container ids 1 and up), empty when none.
+    #[serde(rename = "SubUIDs")]
+    pub sub_uids: String,
+    #[serde(rename = "SubGIDs")]
+    pub sub_gids: String,
+}
+
+/// A feature that is off, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DisabledFeature {
+    pub feature: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
