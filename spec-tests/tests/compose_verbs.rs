@@ -1,7 +1,7 @@
 //! The verbs around `up`: ps, logs (prefixed), exec, run, stop, start, restart, kill,
 //! pause, unpause, rm, top, port, images, ls, config --hash, version.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use spec_tests::manager::compose::Project;
 
 #[test]
@@ -244,5 +244,95 @@ services:
     // `compose build` again comes from the cache.
     let (out, err) = p.ok(&["build", "app"])?;
     assert!((out.clone() + &err).contains("Using cache"), "{out}{err}");
+    Ok(())
+}
+
+/// Kills and reaps the `compose events` child even when the test fails.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn events_follow_the_projects_containers_with_their_service() -> Result<()> {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let p = Project::new(
+        "events",
+        r#"
+services:
+  web:
+    image: @IMAGE@
+    command: ["sleep", "600"]
+    stop_grace_period: 1s
+"#,
+    )?;
+    let mut cmd = p
+        .berth
+        .cmd(&["compose", "-p", &p.name, "events", "--json"])?;
+    cmd.current_dir(p.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut child = Child(cmd.spawn()?);
+    let stdout = child.0.stdout.take().context("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Ready once it follows the journal (it has it open), as far as a bounded wait tells.
+    let journal = p.berth.root().join("events/journal");
+    let fds = format!("/proc/{}/fd", child.0.id());
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(5) {
+        let open = std::fs::read_dir(&fds)?
+            .filter_map(|e| e.ok())
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == journal));
+        if open {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    p.ok(&["up", "-d"])?;
+    p.ok(&["stop"])?;
+    let id = p.inspect(&format!("{}-web-1", p.name), "{{.Id}}")?;
+    let (mut seen, mut lines) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = |a: &String| a == "stop" || a == "die";
+    while !(seen.iter().any(|a| a == "start") && seen.iter().any(ended)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            anyhow::bail!("no start and stop/die events within 10 s: {lines:#?}");
+        };
+        let v: serde_json::Value = serde_json::from_str(&line)?;
+        assert_eq!(v["type"], "container", "{line}");
+        assert_eq!(v["service"], "web", "{line}");
+        assert_eq!(v["id"], id.as_str(), "{line}");
+        assert!(v["time"].is_string(), "{line}");
+        assert_eq!(
+            v["attributes"]["name"],
+            format!("{}-web-1", p.name),
+            "{line}"
+        );
+        seen.push(v["action"].as_str().unwrap_or_default().to_string());
+        lines.push(line);
+    }
+    let start = seen.iter().position(|a| a == "start");
+    let end = seen.iter().position(ended);
+    assert!(start < end, "{lines:#?}");
+    drop(child);
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! model in `ops::compose`), calls the operations and renders what they return; the work
 //! is in the operations layer.
 
+mod events;
 mod logs;
 mod ps;
 mod up;
@@ -100,7 +101,7 @@ enum Verb {
     /// Copy files/folders between a service container and the local filesystem
     Cp(verbs::CpArgs),
     /// Receive real time events from containers
-    Events(verbs::EventsArgs),
+    Events(events::EventsArgs),
     /// Show the Docker Compose version information
     Version(verbs::VersionArgs),
 }
@@ -131,7 +132,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         Verb::Images(a) => verbs::images(ctx, &args, a),
         Verb::Wait(a) => verbs::wait(ctx, &args, a),
         Verb::Cp(a) => verbs::cp(ctx, &args, a),
-        Verb::Events(a) => verbs::events(a),
+        Verb::Events(a) => events::events(ctx, &args, a),
         Verb::Version(a) => verbs::version(a),
     }
 }

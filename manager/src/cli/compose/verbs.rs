@@ -641,16 +641,3 @@ pub fn cp(ctx: &Ctx, args: &Args, a: &CpArgs) -> Result<()> {
         crate::cli::cp::Args::augment_args(clap::Command::new("cp")).try_get_matches_from(argv)?;
     crate::cli::cp::run(ctx, crate::cli::cp::Args::from_arg_matches(&m)?)
 }
-
-#[derive(Debug, clap::Args)]
-pub struct EventsArgs {
-    /// Output events as a stream of json objects
-    #[arg(long)]
-    json: bool,
-    services: Vec<String>,
-}
-
-/// `events`: berth has no event stream yet (no daemon records them).
-pub fn events(_a: &EventsArgs) -> Result<()> {
-    bail!("compose events: not supported yet (berth keeps no event stream)")
-}

@@ -12,6 +12,7 @@
 mod build;
 mod convert;
 mod down;
+mod events;
 mod up;
 mod verbs;
 
@@ -24,6 +25,7 @@ pub use crate::compose::{
 pub use build::build;
 pub use convert::{container_name, create_request, image_name};
 pub use down::{down, DownOptions, RemoveImages};
+pub use events::{events, ProjectEvent};
 pub use up::{create_networks_and_volumes, pull_missing, up, UpOptions};
 pub use verbs::{list_projects, run_request, select, ProjectSummary, RunOptions};
 
