@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use spec_tests::manager::compose::Project;
 use spec_tests::manager::containers::Env;
 use spec_tests::manager::network::BUSYBOX;
 
@@ -167,5 +168,89 @@ fn generated_yaml_validates_and_plays_back_the_same_application() -> Result<()> 
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("no such container or pod: web"), "{err}");
     env.assert_clean(&[]);
+    Ok(())
+}
+
+/// A compose project becomes one pod: a container per service, named after it, and
+/// `hostAliases` so the services still reach each other by name over the shared localhost.
+#[test]
+fn a_compose_project_generates_one_pod_whose_services_find_each_other() -> Result<()> {
+    let port = free_port()?;
+    let p = Project::new(
+        "kgen",
+        &r#"
+services:
+  web:
+    image: @IMAGE@
+    command: ["sh", "-c", "echo served-by-web > /www/index.html; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+    ports: ["127.0.0.1:@PORT@:8080"]
+    volumes: ["pages:/www"]
+    stop_grace_period: 1s
+  client:
+    image: @IMAGE@
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]
+    stop_grace_period: 1s
+volumes:
+  pages: {}
+"#
+        .replace("@PORT@", &port.to_string()),
+    )?;
+    p.ok(&["up", "-d"])?;
+    let yaml = p.berth.ok(&["kube", "generate", "--service", &p.name])?;
+    let pod = p.name.replace('_', "-");
+    assert!(yaml.contains(&format!("name: {pod}\n")), "{yaml}");
+    assert!(yaml.contains("- name: client\n"), "{yaml}");
+    assert!(yaml.contains("- name: web\n"), "{yaml}");
+    assert!(
+        yaml.contains("hostAliases:\n  - ip: 127.0.0.1\n    hostnames:\n    - client\n    - web\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("terminationGracePeriodSeconds: 1\n"),
+        "{yaml}"
+    );
+    for kind in ["kind: Pod", "kind: Service", "kind: PersistentVolumeClaim"] {
+        assert!(yaml.contains(kind), "{kind} missing:\n{yaml}");
+    }
+    let file = p.path("pod.yaml");
+    std::fs::write(&file, &yaml)?;
+    validate(&file)?;
+    let deploy = p.path("deploy.yaml");
+    let f = deploy.to_string_lossy();
+    p.berth.ok(&[
+        "kube",
+        "generate",
+        "--type",
+        "deployment",
+        "-f",
+        &f,
+        &p.name,
+    ])?;
+    validate(&deploy)?;
+    assert!(std::fs::read_to_string(&deploy)?.contains("kind: Deployment"));
+
+    // Down the project, and play it back as one pod.
+    p.ok(&["down", "-t", "0"])?;
+    let f = file.to_string_lossy();
+    let played = p.berth.ok(&["kube", "play", &f]);
+    let check = played.and_then(|_| {
+        let client = format!("{pod}-client");
+        let page = p.berth.ok(&[
+            "exec",
+            &client,
+            "wget",
+            "-q",
+            "-O-",
+            "http://web:8080/index.html",
+        ])?;
+        assert_eq!(page, "served-by-web\n");
+        assert_eq!(curl(port)?, "served-by-web\n");
+        Ok(())
+    });
+    let down = p.berth.ok(&["kube", "down", &f]);
+    let volume = format!("{pod}-pages");
+    let _ = p.berth.run(&["volume", "rm", &volume]);
+    check?;
+    down?;
     Ok(())
 }

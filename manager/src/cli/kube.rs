@@ -54,7 +54,7 @@ pub struct DownArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
-    /// Containers or pods (made by `kube play`)
+    /// Containers, pods (made by `kube play`) or compose projects
     #[arg(required = true)]
     names: Vec<String>,
     /// Also write a Service for the published ports

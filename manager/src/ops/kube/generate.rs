@@ -2,15 +2,20 @@
 //! Deployment, with a Service for the published ports (`--service`) and a
 //! PersistentVolumeClaim for each named volume; what the image gives by itself (its
 //! entrypoint, command, environment, working directory) is left out, as podman does.
+//!
+//! A compose project's name gives one pod holding a container per service (named after the
+//! service), with `hostAliases` mapping every service name to 127.0.0.1: in the pod the
+//! services share localhost, so they still find each other by name.
 
 use std::collections::BTreeMap;
 
 use crate::kube::{
     quantity, Capabilities, Container, ContainerPort, Deployment, DeploymentSpec, EmptyDirSource,
-    EnvVar, ExecAction, HostPathSource, IntOrString, LabelSelector, ObjectMeta,
+    EnvVar, ExecAction, HostAlias, HostPathSource, IntOrString, LabelSelector, ObjectMeta,
     PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec, Probe, PvcSource, PvcSpec, Quantity,
     Resources, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
+use crate::ops::compose::labels as compose_labels;
 use crate::ops::containers::{self, ListOptions};
 use crate::ops::models::{ContainerInspect, Filters};
 use crate::ops::{images, Engine};
@@ -60,12 +65,61 @@ fn k8s_name(s: &str) -> String {
 /// made (its infra container left out), in the order they were made.
 /// The pod's name, its containers, and the infra containers of the pods among them (whose
 /// published ports and network belong to the pod's containers).
-type Resolved = (String, Vec<ContainerInspect>, Vec<ContainerInspect>);
+struct Resolved {
+    pod: String,
+    containers: Vec<ContainerInspect>,
+    infras: Vec<ContainerInspect>,
+    /// The compose services among them: the container names the pod's /etc/hosts maps to
+    /// 127.0.0.1.
+    services: Vec<String>,
+}
+
+/// The running containers of compose project `name`, one per service (its first replica),
+/// in the order of the services' names, each with the service's name; empty when there is
+/// no such project.
+fn compose_project(engine: &Engine, name: &str) -> Result<Vec<(String, ContainerInspect)>> {
+    let mut filters = Filters::new();
+    filters.add("label", &format!("{}={name}", compose_labels::PROJECT));
+    let list = containers::list(
+        engine,
+        &ListOptions {
+            all: false,
+            limit: None,
+            filters,
+        },
+    )?;
+    let mut services: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    for c in &list {
+        let oneoff = c.labels.get(compose_labels::ONEOFF).map(String::as_str);
+        if matches!(oneoff, Some("True" | "true")) {
+            continue;
+        }
+        let Some(service) = c.labels.get(compose_labels::SERVICE) else {
+            continue;
+        };
+        let number = c
+            .labels
+            .get(compose_labels::NUMBER)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(i64::MAX);
+        let entry = services
+            .entry(service.clone())
+            .or_insert((number, c.id.clone()));
+        if number < entry.0 {
+            *entry = (number, c.id.clone());
+        }
+    }
+    services
+        .into_iter()
+        .map(|(service, (_, id))| Ok((service, containers::inspect(engine, &id)?)))
+        .collect()
+}
 
 fn resolve(engine: &Engine, names: &[String]) -> Result<Resolved> {
     let mut out = Vec::new();
     let mut infras = Vec::new();
     let mut pod_name = None;
+    let mut services = Vec::new();
     for name in names {
         if let Ok(c) = containers::inspect(engine, name) {
             out.push(c);
@@ -82,7 +136,16 @@ fn resolve(engine: &Engine, names: &[String]) -> Result<Resolved> {
             },
         )?;
         if list.is_empty() {
-            return Err(Error::NotFound { name: name.clone() });
+            let project = compose_project(engine, name)?;
+            if project.is_empty() {
+                return Err(Error::NotFound { name: name.clone() });
+            }
+            for (service, c) in project {
+                services.push(service);
+                out.push(c);
+            }
+            pod_name.get_or_insert_with(|| name.clone());
+            continue;
         }
         // Newest first: the pod's own order is the reverse.
         for c in list.iter().rev() {
@@ -103,13 +166,29 @@ fn resolve(engine: &Engine, names: &[String]) -> Result<Resolved> {
                 .unwrap_or_default()
         ),
     };
-    Ok((k8s_name(&pod), out, infras))
+    Ok(Resolved {
+        pod: k8s_name(&pod),
+        containers: out,
+        infras,
+        services,
+    })
 }
 
 /// The YAML of the workload the named containers or pods make.
 pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Result<String> {
-    let (pod_name, list, infras) = resolve(engine, names)?;
+    let Resolved {
+        pod: pod_name,
+        containers: list,
+        infras,
+        services,
+    } = resolve(engine, names)?;
     let mut spec = PodSpec::default();
+    if !services.is_empty() {
+        spec.host_aliases.push(HostAlias {
+            ip: "127.0.0.1".into(),
+            hostnames: services.iter().map(|s| k8s_name(s)).collect(),
+        });
+    }
     let mut claims: Vec<String> = Vec::new();
     let mut service_ports = Vec::new();
     let mut restart = None;
@@ -118,8 +197,13 @@ pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Res
             .ok()
             .and_then(|i| i.config)
             .unwrap_or_default();
-        let name = match c.config.labels.get(LABEL_CONTAINER) {
-            Some(n) => n.clone(),
+        let name = match c
+            .config
+            .labels
+            .get(LABEL_CONTAINER)
+            .or_else(|| c.config.labels.get(compose_labels::SERVICE))
+        {
+            Some(n) => k8s_name(n),
             None => k8s_name(&c.name),
         };
         let mut k = Container {
@@ -298,14 +382,15 @@ pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Res
                     (name, v)
                 }
                 "volume" if !m.anonymous && !m.name.is_empty() => {
+                    // A compose volume's name (`project_volume`) is no Kubernetes name.
                     let name = k8s_name(&m.name);
-                    if !claims.contains(&m.name) {
-                        claims.push(m.name.clone());
+                    if !claims.contains(&name) {
+                        claims.push(name.clone());
                     }
                     let v = Volume {
                         name: name.clone(),
                         persistent_volume_claim: Some(PvcSource {
-                            claim_name: m.name.clone(),
+                            claim_name: name.clone(),
                             read_only: false,
                         }),
                         ..Volume::default()
@@ -354,6 +439,12 @@ pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Res
         } else {
             spec.containers.push(k);
         }
+    }
+    // The pod stops as its slowest container did; berth's default (10 s) is what `play`
+    // gives without the field.
+    let grace = list.iter().map(|c| c.config.stop_timeout).max();
+    if let Some(g) = grace.filter(|g| *g != 10) {
+        spec.termination_grace_period_seconds = i64::try_from(g).ok();
     }
     let app_labels: BTreeMap<String, String> = [("app".to_string(), pod_name.clone())]
         .into_iter()
