@@ -3,6 +3,7 @@
 use std::ffi::CString;
 use std::io;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rustix::mount::{self as rmount, MountFlags, UnmountFlags};
 
@@ -123,12 +124,27 @@ fn overlay_fsconfig(options: &[&str], target: &Path, ro: bool) -> io::Result<()>
     Ok(())
 }
 
-/// Unmounts `target` (one mount level).
+/// Unmounts `target` (one mount level). EBUSY is retried for up to two seconds: a runtime
+/// cloning a new mount namespace at that moment (another container's create) holds a
+/// propagated copy of this mount until it makes its mounts private, and the kernel refuses
+/// the unmount while a propagated copy is in use.
 pub fn unmount(target: &Path) -> Result<()> {
-    rmount::unmount(target, UnmountFlags::empty()).map_err(|e| SnapshotError::Unmount {
-        target: target.to_path_buf(),
-        source: e.into(),
-    })
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match rmount::unmount(target, UnmountFlags::empty()) {
+            Err(rustix::io::Errno::BUSY) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            r => {
+                return r.map_err(|e| SnapshotError::Unmount {
+                    target: target.to_path_buf(),
+                    source: e.into(),
+                })
+            }
+        }
+    }
 }
 
 /// Replaces `target` (absent, an empty directory, or already this link) with a symlink to
