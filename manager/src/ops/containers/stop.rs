@@ -145,6 +145,16 @@ pub(crate) fn remove_record(
     Ok(())
 }
 
+/// The exit status in the last `die` event of container `id` since `since` (nanoseconds).
+fn die_code(engine: &Engine, id: &str, since: i64) -> Option<i32> {
+    let (events, _) = crate::events::replay(engine.root(), Some(since), None).ok()?;
+    events
+        .iter()
+        .rev()
+        .find(|m| m.kind == "container" && m.action == "die" && m.actor.id == id)
+        .and_then(|m| m.actor.attributes.get("exitCode")?.parse().ok())
+}
+
 /// `POST /containers/{id}/wait`: blocks until the condition holds and returns the exit
 /// status (-1 when the container vanished without one). Cancellable.
 pub fn wait(
@@ -178,10 +188,17 @@ pub fn wait(
             // The exit status is the last one seen before the record went (an auto-remove
             // container's monitor removes it right after the exit).
             let mut code = None;
+            let since = crate::events::Message::new("container", "wait", &r.id, Default::default())
+                .time_nano;
             loop {
                 check(cancel)?;
                 match store.load(&r.id) {
-                    Err(ContainerError::NotFound { .. }) => break code,
+                    // A record gone between two looks leaves its status in the journal's `die`
+                    // event (written before the monitor removes it); what was seen waiting may
+                    // be a guess made after the record went.
+                    Err(ContainerError::NotFound { .. }) => {
+                        break die_code(engine, &r.id, since).or(code)
+                    }
                     Err(e) => return Err(e.into()),
                     Ok(now) if monitor_alive(&now) => {
                         code = wait_exit_until(&store, &r.id, None, &stop)?.or(code);
