@@ -476,8 +476,12 @@ fn detach_locked(
     // Half-written records of writers that were killed: theirs when their lock is free.
     for (id, tmp) in endpoint::stale_temp_files(store) {
         if let Some(_lock) = try_endpoint_lock(store, &id)? {
-            if let Err(e) = endpoint::remove_temp_file(&tmp) {
+            if let Err(e) = endpoint::remove_if_there(&tmp) {
                 errors.push(e.into());
+            }
+            // No record left either: the lock goes too, as a detach of the last network does.
+            if endpoint::load(store, &id)?.is_none() {
+                let _ = std::fs::remove_file(store.endpoint_lock_path(&id));
             }
         }
     }
