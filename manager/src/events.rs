@@ -52,12 +52,17 @@ pub struct Actor {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// Now, in the journal's time unit (`timeNano`: nanoseconds since the Unix epoch).
+pub fn now_nano() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
 impl Message {
     /// A new event of `kind` (container, image, network, volume) happening now.
     pub fn new(kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
+        let nanos = now_nano();
         let mut m = Self {
             kind: kind.into(),
             action: action.into(),

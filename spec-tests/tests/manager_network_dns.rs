@@ -43,6 +43,22 @@ fn short_id(berth: &Berth, c: &str) -> Result<String> {
     Ok(berth.ok(&["inspect", "-f", "{{.Id}}", c])?.trim()[..12].to_string())
 }
 
+/// `run -d` of a sleeping container on `net` with a network alias.
+fn run_with_alias(s: &mut Scope, name: &str, net: &str, alias: &str) -> Result<String> {
+    s.run_detached(
+        name,
+        &[
+            "--network",
+            net,
+            "--network-alias",
+            alias,
+            BUSYBOX,
+            "sleep",
+            "600",
+        ],
+    )
+}
+
 #[test]
 fn containers_started_later_resolve_by_name_alias_and_short_id() -> Result<()> {
     let berth = berth_with_busybox()?;
@@ -52,18 +68,7 @@ fn containers_started_later_resolve_by_name_alias_and_short_id() -> Result<()> {
     s.run_detached(&first, &["--network", &net, BUSYBOX, "sleep", "600"])?;
     // Started after `first`, which has been running (and caching nothing) all along.
     let late = unique_name("late");
-    s.run_detached(
-        &late,
-        &[
-            "--network",
-            &net,
-            "--network-alias",
-            "svc",
-            BUSYBOX,
-            "sleep",
-            "600",
-        ],
-    )?;
+    run_with_alias(&mut s, &late, &net, "svc")?;
     let late_ip = s.ip(&late, &net)?;
     let id = short_id(&berth, &late)?;
     for name in [late.as_str(), "svc", id.as_str()] {
@@ -94,34 +99,12 @@ fn a_second_container_with_the_same_alias_answers_too() -> Result<()> {
     let first = unique_name("first");
     s.run_detached(&first, &["--network", &net, BUSYBOX, "sleep", "600"])?;
     let late = unique_name("late");
-    s.run_detached(
-        &late,
-        &[
-            "--network",
-            &net,
-            "--network-alias",
-            "svc",
-            BUSYBOX,
-            "sleep",
-            "600",
-        ],
-    )?;
+    run_with_alias(&mut s, &late, &net, "svc")?;
     let late_ip = s.ip(&late, &net)?;
     assert_eq!(lookup(&berth, &first, "svc")?, Ok(vec![late_ip.clone()]));
     // A second container with the same alias: both answer (compose's scaled services).
     let twin = unique_name("twin");
-    s.run_detached(
-        &twin,
-        &[
-            "--network",
-            &net,
-            "--network-alias",
-            "svc",
-            BUSYBOX,
-            "sleep",
-            "600",
-        ],
-    )?;
+    run_with_alias(&mut s, &twin, &net, "svc")?;
     let twin_ip = s.ip(&twin, &net)?;
     let mut got = lookup(&berth, &first, "svc")?.map_err(anyhow::Error::msg)?;
     got.sort();

@@ -156,7 +156,8 @@ pub(crate) fn delete(store: &NetworkStore, container_id: &str) -> Result<(), Sto
     remove_if_there(&p)
 }
 
-fn remove_if_there(p: &Path) -> Result<(), StoreError> {
+/// Removes `p`; one already gone is fine.
+pub(crate) fn remove_if_there(p: &Path) -> Result<(), StoreError> {
     match fs::remove_file(p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -181,11 +182,6 @@ pub(crate) fn stale_temp_files(store: &NetworkStore) -> Vec<(String, PathBuf)> {
             Some((id, e.path()))
         })
         .collect()
-}
-
-/// Removes a temp file found by [`stale_temp_files`] (its owner's lock held).
-pub(crate) fn remove_temp_file(p: &Path) -> Result<(), StoreError> {
-    remove_if_there(p)
 }
 
 /// Every endpoint record of the store.

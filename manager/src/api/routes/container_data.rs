@@ -16,9 +16,9 @@ use super::{blocking, json, Params};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::frames::{frame, StreamType};
 use crate::api::state::AppState;
+use crate::ops::blocking as ob;
 use crate::ops::containers::{self, ListOptions, LogsOptions, Stream};
 use crate::ops::models::Filters;
-use crate::ops::{blocking as ob, Cancel};
 
 type S = Arc<AppState>;
 
@@ -77,15 +77,6 @@ fn unix_time(q: &Params, name: &'static str) -> ApiResult<Option<SystemTime>> {
     Ok(Some(UNIX_EPOCH + Duration::new(secs, nanos)))
 }
 
-/// Cancels a token when the answer's body is dropped (the client went away).
-struct CancelOnDrop(Cancel);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
 async fn logs(State(s): State<S>, Path(id): Path<String>, q: Params) -> ApiResult<Response> {
     let stdout = q.bool("stdout");
     let stderr = q.bool("stderr");
@@ -114,7 +105,7 @@ async fn logs(State(s): State<S>, Path(id): Path<String>, q: Params) -> ApiResul
     };
     let timestamps = q.bool("timestamps");
     let cancel = s.shutdown.child_token();
-    let guard = CancelOnDrop(cancel.clone());
+    let guard = cancel.clone().drop_guard();
     let engine = s.engine.clone();
     let what = id.clone();
     let (tty, entries) = blocking("logs", move || {
@@ -150,6 +141,32 @@ async fn logs(State(s): State<S>, Path(id): Path<String>, q: Params) -> ApiResul
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     Ok(r)
+}
+
+/// A 200 answer streaming `rx`'s results as JSON lines (docker's `/events` and streamed
+/// `/stats`); an error becomes one `{error_key: message}` line. `guard` cancels the
+/// producing operation when the client goes away.
+pub fn json_lines<T: serde::Serialize + Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<crate::ops::Result<T>>,
+    guard: tokio_util::sync::DropGuard,
+    error_key: &'static str,
+) -> Response {
+    let body = tokio_stream_of(rx).map(move |m| {
+        let _ = &guard;
+        let mut line = match m {
+            Ok(m) => serde_json::to_vec(&m).unwrap_or_default(),
+            Err(e) => serde_json::to_vec(&serde_json::json!({ (error_key): e.to_string() }))
+                .unwrap_or_default(),
+        };
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    let mut r = (StatusCode::OK, Body::from_stream(body)).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 /// A tokio receiver as a stream.

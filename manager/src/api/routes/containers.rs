@@ -114,16 +114,6 @@ async fn kill(State(s): State<S>, Path(id): Path<String>, q: Params) -> ApiResul
     Ok(no_content())
 }
 
-/// Cancels the token when dropped: a request whose client went away (hyper drops its
-/// future) stops the operation it started.
-struct CancelOnDrop(Cancel);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
 async fn wait(State(s): State<S>, Path(id): Path<String>, q: Params) -> ApiResult<Response> {
     let condition = match q.str("condition").unwrap_or("not-running") {
         "not-running" => WaitCondition::NotRunning,
@@ -138,7 +128,7 @@ async fn wait(State(s): State<S>, Path(id): Path<String>, q: Params) -> ApiResul
         }
     };
     let cancel = s.shutdown.child_token();
-    let guard = CancelOnDrop(cancel.clone());
+    let guard = cancel.clone().drop_guard();
     let engine = s.engine.clone();
     let mut task =
         tokio::task::spawn_blocking(move || containers::wait(&engine, &id, condition, &cancel));

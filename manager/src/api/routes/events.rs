@@ -3,35 +3,23 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use futures_util::StreamExt;
 
-use super::container_data::tokio_stream_of;
+use super::container_data::json_lines;
 use super::{blocking, Params};
 use crate::api::error::ApiResult;
 use crate::api::state::AppState;
+use crate::ops::blocking as ob;
 use crate::ops::events::{self, EventsOptions};
 use crate::ops::models::Filters;
-use crate::ops::{blocking as ob, Cancel};
 
 type S = Arc<AppState>;
 
 pub fn routes() -> Router<S> {
     Router::new().route("/events", get(stream))
-}
-
-/// Cancels the follower when the client goes away.
-struct CancelOnDrop(Cancel);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
 }
 
 async fn stream(State(s): State<S>, q: Params) -> ApiResult<Response> {
@@ -48,24 +36,9 @@ async fn stream(State(s): State<S>, q: Params) -> ApiResult<Response> {
         filters,
     };
     let cancel = s.shutdown.child_token();
-    let guard = CancelOnDrop(cancel.clone());
+    let guard = cancel.clone().drop_guard();
     let engine = s.engine.clone();
     let iter = blocking("events", move || events::events(&engine, &opts, &cancel)).await?;
     let rx = ob::stream(iter, 64);
-    let body = tokio_stream_of(rx).map(move |m| {
-        let _ = &guard;
-        let mut line = match m {
-            Ok(m) => serde_json::to_vec(&m).unwrap_or_default(),
-            Err(e) => serde_json::to_vec(&serde_json::json!({ "error": e.to_string() }))
-                .unwrap_or_default(),
-        };
-        line.push(b'\n');
-        Ok::<_, std::convert::Infallible>(Bytes::from(line))
-    });
-    let mut r = (StatusCode::OK, Body::from_stream(body)).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(r)
+    Ok(json_lines(rx, guard, "error"))
 }

@@ -188,8 +188,7 @@ pub fn wait(
             // The exit status is the last one seen before the record went (an auto-remove
             // container's monitor removes it right after the exit).
             let mut code = None;
-            let since = crate::events::Message::new("container", "wait", &r.id, Default::default())
-                .time_nano;
+            let since = crate::events::now_nano();
             loop {
                 check(cancel)?;
                 match store.load(&r.id) {
