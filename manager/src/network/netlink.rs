@@ -267,11 +267,24 @@ async fn create_veth(h: &Handle, spec: &VethSpec<'_>, ns_fd: i32) -> Result<(), 
         .controller(bridge)
         .up()
         .build();
-    h.link()
-        .add(msg)
-        .execute()
-        .await
-        .map_err(req(format!("creating veth {}", spec.host)))
+    match h.link().add(msg.clone()).execute().await {
+        // The host end's name comes from the container's id: a link of that name is the
+        // container's previous one, whose namespace the kernel has not destroyed yet (a quick
+        // restart; teardown leaves the veth to go with its namespace). It is deleted and the
+        // pair made again.
+        Err(e) if errno(&e) == Some(libc::EEXIST) => {
+            let stale = LinkUnspec::new_with_name(spec.host).build();
+            match h.link().del_with_message(stale).execute().await {
+                Err(e) if !matches!(errno(&e), Some(libc::ENODEV) | Some(libc::ENOENT)) => {
+                    return Err(req(format!("deleting stale veth {}", spec.host))(e));
+                }
+                _ => {}
+            }
+            h.link().add(msg).execute().await
+        }
+        r => r,
+    }
+    .map_err(req(format!("creating veth {}", spec.host)))
 }
 
 /// Loopback up, and for `link` (when given) its addresses, the link up, and default routes
