@@ -157,6 +157,17 @@ ENV P=/w \
             &[],
         ),
         case(
+            "scratch-run",
+            r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox mkdir /out && /bin/busybox ln -s busybox /bin/sh"]
+RUN echo made-in-scratch > /out/f && /bin/busybox ln -s ../bin/busybox /out/cat
+CMD ["/out/cat", "/out/f"]
+"#,
+            &[],
+            &[],
+        ),
+        case(
             "onbuild-parent",
             r#"FROM BASE
 ONBUILD RUN echo triggered > /triggered
@@ -215,6 +226,10 @@ fn classic_builder_and_berth_build_the_same_images() -> Result<()> {
         if c.name == "add" {
             std::fs::write(ctx.join("archive.tar.gz"), archive(true)?)?;
             std::fs::write(ctx.join("archive.tar"), archive(false)?)?;
+        }
+        if c.name == "scratch-run" {
+            // A static busybox (busybox-static) is all the stage has to run.
+            std::fs::copy("/bin/busybox", ctx.join("busybox"))?;
         }
         let tag = format!("{}:t", c.name);
         let ctx_s = ctx.display().to_string();

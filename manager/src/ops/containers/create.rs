@@ -66,13 +66,24 @@ pub(crate) fn create_mounted(
     let plan = Plan::from_request(req)?;
     let image = req.config.image.as_str();
     let store = engine.images()?;
-    let hits = store.lookup(image)?;
-    let image_record = hits[0].clone();
-    let info = store.image(&image_record)?;
-    let blob = store
-        .content()
-        .read_metadata(info.manifest.config().digest())?;
-    let image_config = ImageConfig::from_blob(&blob)?;
+    // A builder's step on a chain that started FROM scratch has no image: no defaults, the
+    // root filesystem is the parent snapshot alone.
+    let info = match (image.is_empty(), &opts.parent_snapshot) {
+        (true, Some(_)) => None,
+        _ => {
+            let hits = store.lookup(image)?;
+            Some(store.image(&hits[0])?)
+        }
+    };
+    let image_config = match &info {
+        Some(info) => {
+            let blob = store
+                .content()
+                .read_metadata(info.manifest.config().digest())?;
+            ImageConfig::from_blob(&blob)?
+        }
+        None => ImageConfig::default(),
+    };
     let runtime_path = resolve_runtime(&plan.runtime)?;
     let backend = match &opts.snapshotter {
         Some(s) => s.parse::<Backend>()?,
@@ -91,9 +102,10 @@ pub(crate) fn create_mounted(
         }
     }
     let sn = backend.open(&root)?;
-    let top = match &opts.parent_snapshot {
-        Some(key) => Some(key.clone()),
-        None => unpack_image(store, &info, image, &*sn)?.map(|d| d.to_string()),
+    let top = match (&opts.parent_snapshot, &info) {
+        (Some(key), _) => Some(key.clone()),
+        (None, Some(info)) => unpack_image(store, info, image, &*sn)?.map(|d| d.to_string()),
+        (None, None) => None,
     };
     let containers = engine.containers()?;
     let id = names::random_id().map_err(|source| OpsError::Random { what: "id", source })?;
@@ -129,7 +141,7 @@ pub(crate) fn create_mounted(
             name,
             created: now_rfc3339(),
             image: image.to_string(),
-            image_id: info.id().to_string(),
+            image_id: info.as_ref().map_or(String::new(), |i| i.id().to_string()),
             snapshotter: backend.name().to_string(),
             networks: BTreeMap::new(),
             config: Config {

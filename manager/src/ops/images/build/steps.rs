@@ -23,6 +23,7 @@ use crate::snapshot::{chain_id, is_mount_point, unmount, SnapshotError};
 /// Mount targets of a build container that its layer must not show when the image did not
 /// have them (the runtime makes them).
 const SETUP_PATHS: &[&str] = &[
+    "/etc",
     "/etc/hosts",
     "/etc/resolv.conf",
     "/etc/hostname",
@@ -66,15 +67,20 @@ impl Builder<'_> {
         mounts: (Vec<crate::ops::models::Mount>, Vec<String>),
     ) -> Result<Layer> {
         let (mounts, targets) = mounts;
-        let Some(anchor) = state.anchor.clone() else {
-            return Err(BuildError::Step {
-                file: self.file.clone(),
-                line: self.line,
-                message: "RUN in a stage built FROM scratch is not supported".into(),
-            }
-            .into());
-        };
         let chain = ensure_chain(self.store, &*self.sn, &state.layers)?;
+        // A chain that started FROM scratch runs on its snapshot alone (no image); with no
+        // layer at all there is nothing to run, as docker finds.
+        let anchor = match (&state.anchor, &chain) {
+            (Some(a), _) => a.clone(),
+            (None, Some(_)) => String::new(),
+            (None, None) => {
+                return Err(self.step_err(format!(
+                    "exec: {:?}: stat {}: no such file or directory",
+                    cmd.first().map_or("", String::as_str),
+                    cmd.first().map_or("", String::as_str),
+                )))
+            }
+        };
         let mut env = state.env();
         env.extend(extra_env);
         let user = state.string("User");
