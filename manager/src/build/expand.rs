@@ -26,6 +26,19 @@ impl Vars for std::collections::BTreeMap<String, String> {
     }
 }
 
+/// `vars` with one unset variable seen as set and empty.
+struct Unset<'a>(&'a dyn Vars, &'a str);
+
+impl Vars for Unset<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        if name == self.1 {
+            Some(String::new())
+        } else {
+            self.0.get(name)
+        }
+    }
+}
+
 /// The word processor for one Dockerfile (its escape character).
 #[derive(Debug, Clone, Copy)]
 pub struct Lexer {
@@ -86,6 +99,48 @@ impl Lexer {
     /// Expands and splits on unquoted whitespace (`EXPOSE`, `VOLUME`, `COPY` shell form).
     pub fn words(&self, word: &str, vars: &dyn Vars) -> Result<Vec<String>, BuildError> {
         self.process(word, vars, true)
+    }
+
+    /// The body of a COPY/ADD heredoc with an unquoted delimiter, as BuildKit expands it:
+    /// quotes are plain text, `\` (whatever `# escape=` says) takes the next character
+    /// literally, and a variable that is not set stays as written (`$1`, `$HOME` of a
+    /// script are left for the script).
+    pub fn heredoc(text: &str, vars: &dyn Vars) -> Result<String, BuildError> {
+        let lex = Lexer { escape: '\\' };
+        let chars: Vec<char> = text.chars().collect();
+        let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let mut out = String::new();
+        let mut pos = 0;
+        while pos < chars.len() {
+            let c = chars[pos];
+            pos += 1;
+            match c {
+                '\\' => {
+                    if let Some(&n) = chars.get(pos) {
+                        out.push(n);
+                        pos += 1;
+                    }
+                }
+                '$' => {
+                    let start = pos - 1;
+                    let from = pos + usize::from(chars.get(pos) == Some(&'{'));
+                    let name: String = chars[from.min(chars.len())..]
+                        .iter()
+                        .take_while(|&&c| name_char(c))
+                        .collect();
+                    if name.is_empty() || vars.get(&name).is_some() {
+                        out.push_str(&lex.dollar(text, &chars, &mut pos, vars)?);
+                    } else {
+                        // Skipped over with the variable set empty, then written as it was.
+                        let empty = Unset(vars, &name);
+                        lex.dollar(text, &chars, &mut pos, &empty)?;
+                        out.extend(&chars[start..pos]);
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        Ok(out)
     }
 
     fn process(&self, word: &str, vars: &dyn Vars, split: bool) -> Result<Vec<String>, BuildError> {
@@ -512,6 +567,20 @@ mod tests {
         assert_eq!(l.words("\"$S\"", &vars()).unwrap(), vec!["a b  c"]);
         assert_eq!(l.words("  ", &vars()).unwrap(), Vec::<String>::new());
         assert_eq!(l.words("''", &vars()).unwrap(), vec![""]);
+    }
+
+    #[test]
+    fn heredoc_bodies_keep_quotes_and_unset_variables() {
+        let v = vars();
+        let got = Lexer::heredoc(
+            "a=$A '${A}' \"$B\" \\$A $1 ${NOPE:-x} $HOME ${A:+set} e=[$E] $\n",
+            &v,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            "a=apple 'apple' \"$B\" $A $1 ${NOPE:-x} $HOME set e=[] $\n"
+        );
     }
 
     #[test]

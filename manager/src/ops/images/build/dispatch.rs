@@ -485,7 +485,13 @@ impl Builder<'_> {
                     == h.name
                     && w.starts_with("<<")
             }) {
-                inline.push((h.name.clone(), h.content.clone().into_bytes()));
+                // BuildKit expands the body unless the delimiter was quoted.
+                let body = if h.expand {
+                    crate::build::expand::Lexer::heredoc(&h.content, vars)?
+                } else {
+                    h.content.clone()
+                };
+                inline.push((h.name.clone(), body.into_bytes()));
                 continue;
             }
             if c.add
