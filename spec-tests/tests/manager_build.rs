@@ -9,7 +9,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-use spec_tests::manager::build::{tree_diff, write_context, Pair};
+use spec_tests::manager::build::{tree_diff, write_context, HttpServer, Pair};
 
 const BASE: &str = "berth-test-busybox:latest";
 
@@ -168,6 +168,17 @@ CMD ["/out/cat", "/out/f"]
             &[],
         ),
         case(
+            "add-url",
+            r#"FROM BASE
+ADD URL/remote.txt /r/
+ADD URL/remote.txt /named
+ADD URL/archive.tar.gz /not-extracted/
+ADD --chown=nobody:nogroup URL/sub/deep.txt /owned/
+"#,
+            &[],
+            &[],
+        ),
+        case(
             "onbuild-parent",
             r#"FROM BASE
 ONBUILD RUN echo triggered > /triggered
@@ -218,8 +229,18 @@ fn archive(gz: bool) -> Result<Vec<u8>> {
 #[test]
 fn classic_builder_and_berth_build_the_same_images() -> Result<()> {
     let pair = Pair::new()?;
+    // The remote end of ADD from a URL: both builders download from it.
+    let served = pair.dir.path().join("served");
+    write_context(
+        &served,
+        &[("remote.txt", "from the web\n"), ("sub/deep.txt", "deep\n")],
+    )?;
+    std::fs::write(served.join("archive.tar.gz"), archive(true)?)?;
+    let http = HttpServer::start(&served)?;
+    let url = http.url("");
     let mut failures = Vec::new();
-    for c in corpus() {
+    for mut c in corpus() {
+        c.dockerfile = c.dockerfile.replace("URL/", &url);
         let ctx = pair.dir.path().join(c.name);
         write_context(&ctx, &c.files)?;
         std::fs::write(ctx.join("Dockerfile"), &c.dockerfile)?;

@@ -54,3 +54,87 @@ COPY <<one <<two /multi/\nfirst\none\nsecond\ntwo\n",
     assert_eq!((node.kind, node.mode & 0o7777), ('f', 0o644), "{node:?}");
     Ok(())
 }
+
+/// ADD from a URL (a loopback server): named after the URL, mode 0600, mtime from
+/// Last-Modified, a tar not extracted; `--checksum` verified; the content is the cache key
+/// (an unchanged download is a cache hit, a changed one is not); COPY refuses a URL.
+#[test]
+fn add_from_a_url_downloads_checks_and_caches_by_content() -> Result<()> {
+    use sha2::{Digest, Sha256};
+    use spec_tests::manager::build::HttpServer;
+    let berth = berth_with_busybox()?;
+    let dir = tempfile::tempdir()?;
+    let served = dir.path().join("served");
+    std::fs::create_dir(&served)?;
+    std::fs::write(served.join("f.txt"), "v1\n")?;
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .append(true)
+        .open(served.join("f.txt"))?
+        .set_modified(mtime)?;
+    let http = HttpServer::start(&served)?;
+    let sum = hex::encode(Sha256::digest(b"v1\n"));
+    let ctx_dir = dir.path().join("ctx");
+    std::fs::create_dir(&ctx_dir)?;
+    let ctx = dockerfile(
+        &ctx_dir,
+        &format!(
+            "FROM BASE\nADD --checksum=sha256:{sum} {} /d/\nRUN cat /d/f.txt > /copy\n",
+            http.url("f.txt")
+        ),
+    )?;
+    let build = || berth.run(&["build", "--network", "none", "-t", "url:1", &ctx]);
+    let first = build()?;
+    assert!(first.status.success(), "{first:?}");
+    let tar = dir.path().join("img.tar");
+    berth.ok(&["save", "-o", &tar.display().to_string(), "url:1"])?;
+    let tree = flatten(&tar)?;
+    let node = &tree["d/f.txt"];
+    assert_eq!((node.kind, node.mode & 0o7777, node.size), ('f', 0o600, 3));
+    let stat = berth.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "url:1",
+        "/bin/busybox",
+        "stat",
+        "-c",
+        "%Y",
+        "/d/f.txt",
+    ])?;
+    assert_eq!(stat.trim(), "1600000000");
+    let again = String::from_utf8_lossy(&build()?.stdout).into_owned();
+    assert!(!again.contains("Running in"), "{again}");
+    // Changed content: the checksum no longer matches, the build fails naming both sums.
+    std::fs::write(served.join("f.txt"), "v2\n")?;
+    let bad = build()?;
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(err.contains("Dockerfile:2") && err.contains(&sum), "{err}");
+    // Without the checksum a changed download re-runs the steps after it.
+    std::fs::write(
+        ctx_dir.join("Dockerfile"),
+        format!(
+            "FROM {BUSYBOX}\nADD {} /d/\nRUN cat /d/f.txt > /copy\n",
+            http.url("f.txt")
+        ),
+    )?;
+    assert!(build()?.status.success());
+    std::fs::write(served.join("f.txt"), "v3\n")?;
+    let changed = String::from_utf8_lossy(&build()?.stdout).into_owned();
+    assert!(changed.contains("Running in"), "{changed}");
+    std::fs::write(
+        ctx_dir.join("Dockerfile"),
+        format!("FROM {BUSYBOX}\nCOPY {} /d/\n", http.url("f.txt")),
+    )?;
+    let copy = berth.fail(&["build", "--network", "none", &ctx])?;
+    assert!(copy.contains("source can't be a URL for COPY"), "{copy}");
+    let missing = dockerfile(
+        &ctx_dir,
+        &format!("FROM BASE\nADD {} /d/\n", http.url("missing.txt")),
+    )?;
+    let e = berth.fail(&["build", "--network", "none", &missing])?;
+    assert!(e.contains("404"), "{e}");
+    Ok(())
+}

@@ -32,6 +32,8 @@ pub struct CopyCmd {
     pub chown: Option<String>,
     pub chmod: Option<String>,
     pub link: bool,
+    /// ADD `--checksum=sha256:<hex>`: what a downloaded source must hash to.
+    pub checksum: Option<String>,
     pub heredocs: Vec<Heredoc>,
 }
 
@@ -249,6 +251,7 @@ fn command(c: &Ctx, escape: char) -> Result<Command, BuildError> {
                 chown: value_of(&flags, "chown"),
                 chmod: value_of(&flags, "chmod"),
                 link: bool_flag(c, &flags, "link")?,
+                checksum: value_of(&flags, "checksum"),
                 heredocs: c.ins.heredocs.clone(),
             })
         }

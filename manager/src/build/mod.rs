@@ -45,6 +45,9 @@ pub enum BuildError {
     NoTarget { target: String },
     #[error("archive entry {entry} escapes the destination")]
     Escape { entry: String },
+    /// ADD from a URL: the request, the status or the checksum failed.
+    #[error("{0}")]
+    Download(String),
     #[error("{what}")]
     Io {
         what: String,
@@ -71,7 +74,10 @@ impl BuildError {
     pub fn is_invalid_input(&self) -> bool {
         !matches!(
             self,
-            BuildError::Io { .. } | BuildError::Context { .. } | BuildError::RunFailed { .. }
+            BuildError::Io { .. }
+                | BuildError::Context { .. }
+                | BuildError::RunFailed { .. }
+                | BuildError::Download(_)
         )
     }
 }

@@ -302,3 +302,45 @@ pub fn tree_diff(docker: &BTreeMap<String, Node>, berth: &BTreeMap<String, Node>
     }
     out
 }
+
+/// `python3 -m http.server` serving `dir` on 127.0.0.1 (a free port), stopped by its PID
+/// when dropped: the remote end of ADD from a URL.
+pub struct HttpServer {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl HttpServer {
+    pub fn start(dir: &Path) -> Result<Self> {
+        let port = super::free_port()?;
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting python3 -m http.server")?;
+        let server = Self { port, child };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                bail!("http.server on port {port} did not start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(server)
+    }
+
+    /// `http://127.0.0.1:<port>/<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::state::{exec_form, expand_list, go_list, healthcheck, Cache, State};
 use super::Builder;
 use crate::build::commands::{parse_trigger, Args, Command, CopyCmd, Plan, Step};
-use crate::build::context::{clean_abs, hash_entries};
+use crate::build::context::{clean_abs, hash_entries, Entry, EntryKind};
 use crate::build::BuildError;
 use crate::ops::error::Result;
 
@@ -476,7 +476,12 @@ impl Builder<'_> {
         };
         let (ctx, _view) = self.copy_source(from_state.as_ref())?;
         let mut sources = Vec::new();
-        let mut inline = Vec::new();
+        // Heredocs and downloads, each named by its `dest`.
+        let mut inline: Vec<Entry> = Vec::new();
+        let mut scratch = Vec::new();
+        if c.checksum.is_some() && !words.iter().all(|w| super::remote::is_url(w)) {
+            return Err(self.step_err("checksum can't be specified for non-HTTP(S) sources".into()));
+        }
         for w in &words {
             if let Some(h) = c.heredocs.iter().find(|h| {
                 w.trim_start_matches("<<")
@@ -491,13 +496,35 @@ impl Builder<'_> {
                 } else {
                     h.content.clone()
                 };
-                inline.push((h.name.clone(), body.into_bytes()));
+                inline.push(Entry {
+                    dest: h.name.clone(),
+                    source: None,
+                    kind: EntryKind::File {
+                        size: body.len() as u64,
+                    },
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    mtime: now_secs(),
+                    data: Some(body.into_bytes()),
+                });
                 continue;
             }
-            if c.add
-                && (w.starts_with("http://") || w.starts_with("https://") || w.starts_with("git@"))
-            {
-                return Err(self.step_err(format!("ADD from a URL is not supported yet: {w}")));
+            if super::remote::is_url(w) {
+                if !c.add {
+                    return Err(self.step_err("source can't be a URL for COPY".into()));
+                }
+                let dir = super::remote::Scratch::new(self.engine.root())?;
+                let d = super::remote::download(w, &dir.0, c.checksum.as_deref(), self.cancel)
+                    .map_err(|e| self.step_err(crate::ops::error::chain(&e)))?;
+                scratch.push(dir);
+                inline.push(d);
+                continue;
+            }
+            if c.add && w.starts_with("git@") {
+                return Err(
+                    self.step_err(format!("ADD from a git repository is not supported: {w}"))
+                );
             }
             sources.extend(ctx.sources(w, what).map_err(|e| match e {
                 BuildError::MissingSource { .. } => self.step_err(e.to_string()),
@@ -524,18 +551,10 @@ impl Builder<'_> {
         for s in &sources {
             all.extend(ctx.entries(s, s)?);
         }
-        for (n, d) in &inline {
-            all.push(crate::build::context::Entry {
-                dest: n.clone(),
-                source: None,
-                kind: crate::build::context::EntryKind::File {
-                    size: d.len() as u64,
-                },
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
+        for e in &inline {
+            all.push(Entry {
                 mtime: 0,
-                data: Some(d.clone()),
+                ..e.clone()
             });
         }
         let hash = hash_entries(&all)?;
@@ -611,4 +630,10 @@ impl Builder<'_> {
         }
         Ok(Some(lb.finish()?))
     }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -8,6 +8,7 @@ mod export;
 mod history;
 mod layer;
 mod mounts;
+mod remote;
 mod state;
 mod steps;
 

@@ -234,7 +234,7 @@ impl Builder<'_> {
         state: &State,
         ctx: &Context,
         sources: &[String],
-        inline: &[(String, Vec<u8>)],
+        inline: &[Entry],
         dest: &str,
         chown: Option<&str>,
         chmod: Option<u32>,
@@ -283,23 +283,22 @@ impl Builder<'_> {
                 entries.extend(ctx.entries(src, &clean_abs(&target))?);
             }
         }
-        for (name, data) in inline {
-            let target = if dest_dir {
-                format!("{dest}/{name}")
-            } else {
+        for e in inline {
+            let target = if !dest_dir {
                 dest.clone()
+            } else if e.dest.is_empty() {
+                return Err(self.step_err(format!(
+                    "cannot determine filename for source {}",
+                    e.source
+                        .as_deref()
+                        .map_or(String::new(), |p| p.display().to_string())
+                )));
+            } else {
+                format!("{dest}/{}", e.dest)
             };
             entries.push(Entry {
                 dest: clean_abs(&target),
-                source: None,
-                kind: EntryKind::File {
-                    size: data.len() as u64,
-                },
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                mtime: now_secs(),
-                data: Some(data.clone()),
+                ..e.clone()
             });
         }
         for e in &mut entries {
