@@ -138,3 +138,45 @@ fn add_from_a_url_downloads_checks_and_caches_by_content() -> Result<()> {
     assert!(e.contains("404"), "{e}");
     Ok(())
 }
+
+/// Independent stages are built at once: two stages sleeping 2 s each, copied into the
+/// final one, take well under the 4 s they would one after the other; their output lines
+/// carry the stage's name. A stage that fails cancels the other at once, and nothing of
+/// either is left.
+#[test]
+fn independent_stages_are_built_concurrently() -> Result<()> {
+    use std::time::{Duration, Instant};
+    let berth = berth_with_busybox()?;
+    let dir = tempfile::tempdir()?;
+    let ctx = dockerfile(
+        dir.path(),
+        "FROM BASE AS one\nRUN sleep 2 && echo 1 > /one\n\
+FROM BASE AS two\nRUN sleep 2 && echo 2 > /two\n\
+FROM BASE\nCOPY --from=one /one /\nCOPY --from=two /two /\nCMD [\"cat\", \"/one\", \"/two\"]\n",
+    )?;
+    let started = Instant::now();
+    let out = berth.ok(&["build", "--network", "none", "-t", "par:1", &ctx])?;
+    let took = started.elapsed();
+    eprintln!("two 2 s stages built in {took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}\n{out}");
+    assert!(out.contains("[one] Step 2/8 : RUN sleep 2"), "{out}");
+    assert!(out.contains("[two] Step 4/8 : RUN sleep 2"), "{out}");
+    assert!(out.contains("\nStep 5/8 : FROM"), "{out}");
+    assert_eq!(
+        berth.ok(&["run", "--rm", "--network", "none", "par:1"])?,
+        "1\n2\n"
+    );
+    let ctx = dockerfile(
+        dir.path(),
+        "FROM BASE AS bad\nRUN exit 3\nFROM BASE AS slow\nRUN sleep 30\n\
+FROM BASE\nCOPY --from=bad /etc/passwd /a\nCOPY --from=slow /etc/passwd /b\n",
+    )?;
+    let started = Instant::now();
+    let out = berth.run(&["build", "--network", "none", "-t", "par:2", &ctx])?;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("returned a non-zero code: 3"), "{err}");
+    assert_eq!(berth.ok(&["ps", "-a", "-q"])?, "");
+    Ok(())
+}

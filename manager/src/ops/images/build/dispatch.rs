@@ -40,8 +40,7 @@ impl Builder<'_> {
         } else {
             self.image_state(&base)?
         };
-        self.progress
-            .stream(&format!(" ---> {}\n", &state.id()[7..19]));
+        self.say(&format!(" ---> {}\n", &state.id()[7..19]));
         // docker's builder gives every stage a PATH (its Linux default) when the base has
         // none, FROM scratch included.
         if !state.env().iter().any(|e| e.starts_with("PATH=")) {
@@ -53,7 +52,7 @@ impl Builder<'_> {
         };
         let triggers = state.strings("OnBuild");
         if !triggers.is_empty() {
-            self.progress.stream(&format!(
+            self.say(&format!(
                 "# Executing {} build trigger{}\n",
                 triggers.len(),
                 if triggers.len() == 1 { "" } else { "s" }
@@ -70,8 +69,7 @@ impl Builder<'_> {
             self.announce(&step.original);
             self.dispatch(plan, index, results, step, &mut state, &mut key, &mut vars)
                 .map_err(|e| self.at_line(e))?;
-            self.progress
-                .stream(&format!(" ---> {}\n", &state.id()[7..19]));
+            self.say(&format!(" ---> {}\n", &state.id()[7..19]));
         }
         Ok((state, key))
     }
@@ -97,7 +95,7 @@ impl Builder<'_> {
         let k = Cache::key(key, text);
         if !self.req.no_cache {
             if let Some(s) = self.cache.get(&k, self.store) {
-                self.progress.stream(" ---> Using cache\n");
+                self.say(" ---> Using cache\n");
                 *state = s;
                 *key = k;
                 return Ok(());

@@ -64,6 +64,9 @@ pub struct BuildResult {
     pub warnings: Vec<String>,
 }
 
+/// A stage built beside others: its index, result and the build args it consumed.
+type StageDone = (usize, (State, String), BTreeSet<String>);
+
 /// What executes one build.
 pub(crate) struct Builder<'a> {
     engine: &'a Engine,
@@ -82,6 +85,10 @@ pub(crate) struct Builder<'a> {
     line: usize,
     step_no: usize,
     total: usize,
+    /// Set while stages are built at once: every output line starts with the stage's name.
+    prefix: Option<String>,
+    /// The unfinished line of prefixed output.
+    pending: std::sync::Mutex<String>,
 }
 
 /// docker's short name of a reference (`busybox:latest`, `host:5000/x:1`).
@@ -180,6 +187,8 @@ pub fn build(
         line: 0,
         step_no: 0,
         total: 0,
+        prefix: None,
+        pending: Default::default(),
     };
     b.globals = b.global_args(&plan)?;
     let target = match &req.target {
@@ -192,12 +201,7 @@ pub fn build(
     };
     let needed = b.needed(&plan, target)?;
     b.total = needed.iter().map(|&i| plan.stages[i].steps.len() + 1).sum();
-    let mut results: Vec<Option<(State, String)>> = vec![None; plan.stages.len()];
-    for &i in &needed {
-        crate::ops::cancel::check(cancel)?;
-        let r = b.build_stage(&plan, i, &results)?;
-        results[i] = Some(r);
-    }
+    let mut results = b.build_stages(&plan, &needed)?;
     let Some((mut state, _)) = results[target].take() else {
         return Err(BuildError::NoTarget {
             target: req.target.clone().unwrap_or_default(),
@@ -330,36 +334,202 @@ impl Builder<'_> {
         name.parse::<usize>().ok().filter(|i| *i < before)
     }
 
+    /// The earlier stages stage `i` uses: its base, `COPY --from`, `RUN --mount=from=`.
+    fn deps(&self, plan: &Plan, i: usize) -> Result<Vec<usize>> {
+        let s = &plan.stages[i];
+        let mut out = Vec::new();
+        if let Some(j) = Self::stage_ref(plan, i, &self.base_name(&s.base)?) {
+            out.push(j);
+        }
+        for step in &s.steps {
+            let froms: Vec<String> = match &step.command {
+                Command::Copy(c) => c.from.iter().cloned().collect(),
+                Command::Run { mounts, .. } => mounts
+                    .iter()
+                    .flat_map(|m| m.split(','))
+                    .filter_map(|kv| kv.strip_prefix("from="))
+                    .map(str::to_string)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for f in froms {
+                if let Some(j) = Self::stage_ref(plan, i, &self.base_name(&f)?) {
+                    out.push(j);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The stages `target` needs, in build order.
     fn needed(&self, plan: &Plan, target: usize) -> Result<Vec<usize>> {
         let mut need: BTreeSet<usize> = BTreeSet::new();
         let mut todo = vec![target];
         while let Some(i) = todo.pop() {
-            if !need.insert(i) {
-                continue;
-            }
-            let s = &plan.stages[i];
-            if let Some(j) = Self::stage_ref(plan, i, &self.base_name(&s.base)?) {
-                todo.push(j);
-            }
-            for step in &s.steps {
-                if let Command::Copy(c) = &step.command {
-                    if let Some(f) = &c.from {
-                        let f = self.base_name(f)?;
-                        if let Some(j) = Self::stage_ref(plan, i, &f) {
-                            todo.push(j);
-                        }
-                    }
-                }
+            if need.insert(i) {
+                todo.extend(self.deps(plan, i)?);
             }
         }
         Ok(need.into_iter().collect())
     }
 
+    /// Builds the `needed` stages: those whose stages are built run together (one thread
+    /// each, as many as there are cores), their output lines prefixed with the stage's
+    /// name; a failing stage cancels the others. Steps keep the numbers of a sequential
+    /// build.
+    fn build_stages(
+        &mut self,
+        plan: &Plan,
+        needed: &[usize],
+    ) -> Result<Vec<Option<(State, String)>>> {
+        let mut results: Vec<Option<(State, String)>> = vec![None; plan.stages.len()];
+        let mut deps = BTreeMap::new();
+        let mut first_step = BTreeMap::new();
+        let mut n = 0;
+        for &i in needed {
+            deps.insert(i, self.deps(plan, i)?);
+            first_step.insert(i, n);
+            n += plan.stages[i].steps.len() + 1;
+        }
+        let width = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut done: BTreeSet<usize> = BTreeSet::new();
+        while done.len() < needed.len() {
+            crate::ops::cancel::check(self.cancel)?;
+            let ready: Vec<usize> = needed
+                .iter()
+                .copied()
+                .filter(|i| !done.contains(i) && deps[i].iter().all(|d| done.contains(d)))
+                .take(width)
+                .collect();
+            if ready.len() <= 1 {
+                let Some(&i) = ready.first() else {
+                    return Err(self.step_err("the stages depend on each other".into()));
+                };
+                self.step_no = first_step[&i];
+                results[i] = Some(self.build_stage(plan, i, &results)?);
+                done.insert(i);
+                continue;
+            }
+            let cancel = self.cancel.child_token();
+            let this = &*self;
+            let built = &results;
+            let outcomes: Vec<Result<StageDone>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = ready
+                    .iter()
+                    .map(|&i| {
+                        let cancel = &cancel;
+                        let label = plan.stages[i]
+                            .alias
+                            .clone()
+                            .unwrap_or_else(|| format!("stage-{i}"));
+                        let step_no = first_step[&i];
+                        scope.spawn(move || {
+                            let mut w = this.worker(cancel, format!("[{label}] "), step_no)?;
+                            let r = w.build_stage(plan, i, built);
+                            w.flush();
+                            if r.is_err() {
+                                cancel.cancel();
+                            }
+                            Ok((i, r?, w.args.used))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(BuildError::io(
+                                "building a stage",
+                                std::io::Error::other("the stage's thread panicked"),
+                            )
+                            .into())
+                        })
+                    })
+                    .collect()
+            });
+            // The error of the stage that failed, not the cancellation it caused.
+            let mut failed: Option<OpsError> = None;
+            for o in outcomes {
+                match o {
+                    Ok((i, r, used)) => {
+                        results[i] = Some(r);
+                        done.insert(i);
+                        self.args.used.extend(used);
+                    }
+                    Err(e) => {
+                        if failed
+                            .as_ref()
+                            .is_none_or(|f| matches!(f, OpsError::Cancelled))
+                        {
+                            failed = Some(e);
+                        }
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        Ok(results)
+    }
+
+    /// A builder of one stage built beside others.
+    fn worker<'s>(
+        &'s self,
+        cancel: &'s Cancel,
+        prefix: String,
+        step_no: usize,
+    ) -> Result<Builder<'s>> {
+        let backend: Backend = self.sn.name().parse()?;
+        Ok(Builder {
+            engine: self.engine,
+            store: self.store,
+            sn: backend.open(self.engine.root())?,
+            cache: Cache::open(self.engine.root()),
+            ctx: self.ctx.clone(),
+            file: self.file.clone(),
+            lex: self.lex,
+            req: self.req,
+            progress: self.progress,
+            cancel,
+            args: self.args.clone(),
+            globals: self.globals.clone(),
+            line: 0,
+            step_no,
+            total: self.total,
+            prefix: Some(prefix),
+            pending: Default::default(),
+        })
+    }
+
+    /// Build output: as is, or line by line after the stage's prefix.
+    fn say(&self, text: &str) {
+        let Some(prefix) = &self.prefix else {
+            self.progress.stream(text);
+            return;
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.push_str(text);
+        while let Some(n) = pending.find('\n') {
+            let line: String = pending.drain(..=n).collect();
+            self.progress.stream(&format!("{prefix}{line}"));
+        }
+    }
+
+    /// Ends prefixed output (a last line without its newline).
+    fn flush(&self) {
+        let Some(prefix) = &self.prefix else { return };
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !pending.is_empty() {
+            self.progress
+                .stream(&format!("{prefix}{}\n", std::mem::take(&mut *pending)));
+        }
+    }
+
     /// Prints the step header.
     fn announce(&mut self, original: &str) {
         self.step_no += 1;
-        self.progress.stream(&format!(
+        self.say(&format!(
             "Step {}/{} : {}\n",
             self.step_no, self.total, original
         ));

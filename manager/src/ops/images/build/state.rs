@@ -351,7 +351,12 @@ impl Cache {
         if std::fs::create_dir_all(&self.dir).is_err() {
             return;
         }
-        let tmp = self.dir.join(format!("{key}.tmp-{}", std::process::id()));
+        // Stages built at once may write the same key: each writer has its own file.
+        static WRITER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = WRITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!("{key}.tmp-{}-{n}", std::process::id()));
         if std::fs::write(&tmp, bytes).is_ok() {
             let _ = std::fs::rename(&tmp, self.dir.join(format!("{key}.json")));
         }

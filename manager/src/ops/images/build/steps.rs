@@ -139,8 +139,7 @@ impl Builder<'_> {
             id: attached.id().to_string(),
         };
         let id = guard.id.clone();
-        self.progress
-            .stream(&format!(" ---> Running in {}\n", &id[..12]));
+        self.say(&format!(" ---> Running in {}\n", &id[..12]));
         // A cancelled build kills the step's container; its exit then ends the stream.
         let done = Arc::new(AtomicBool::new(false));
         let watcher = {
@@ -162,9 +161,7 @@ impl Builder<'_> {
         };
         let streamed = loop {
             match attached.next_output() {
-                Ok(Output::Stdout(d) | Output::Stderr(d)) => {
-                    self.progress.stream(&String::from_utf8_lossy(&d))
-                }
+                Ok(Output::Stdout(d) | Output::Stderr(d)) => self.say(&String::from_utf8_lossy(&d)),
                 Ok(Output::Exit(code)) => break Ok(code),
                 Err(e) => break Err(e),
             }
@@ -208,8 +205,7 @@ impl Builder<'_> {
             Err(e) => return Err(e.into()),
         }
         drop(guard);
-        self.progress
-            .stream(&format!("Removing intermediate container {}\n", &id[..12]));
+        self.say(&format!("Removing intermediate container {}\n", &id[..12]));
         Ok(layer)
     }
 
