@@ -180,3 +180,78 @@ FROM BASE\nCOPY --from=bad /etc/passwd /a\nCOPY --from=slow /etc/passwd /b\n",
     assert_eq!(berth.ok(&["ps", "-a", "-q"])?, "");
     Ok(())
 }
+
+/// `-o type=image,compression=zstd`: every layer of the stored image is `tar+zstd`; the
+/// image is pushed as it is and another root pulls, unpacks and runs it.
+#[test]
+fn zstd_layers_on_request_push_pull_and_run() -> Result<()> {
+    use spec_tests::manager::berth::Berth;
+    use spec_tests::manager::registry::Registry;
+    use std::io::Read;
+    let berth = berth_with_busybox()?;
+    let registry = Registry::plain()?;
+    let image = format!("{}/build/zstd:1", registry.host());
+    let dir = tempfile::tempdir()?;
+    let ctx = dockerfile(
+        dir.path(),
+        "FROM BASE\nRUN echo zstd > /z\nCMD [\"cat\", \"/z\"]\n",
+    )?;
+    berth.ok(&[
+        "build",
+        "--network",
+        "none",
+        "-o",
+        "type=image,compression=zstd",
+        "-t",
+        &image,
+        "--push",
+        &ctx,
+    ])?;
+    let tar = dir.path().join("oci.tar");
+    berth.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        &tar.display().to_string(),
+        &image,
+    ])?;
+    let mut files = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(std::fs::File::open(&tar)?).entries()? {
+        let mut e = e?;
+        let name = e.path()?.to_string_lossy().into_owned();
+        let mut b = Vec::new();
+        e.read_to_end(&mut b)?;
+        files.insert(name, b);
+    }
+    let blob = |d: &str| -> Result<serde_json::Value> {
+        let hex = d.trim_start_matches("sha256:");
+        Ok(serde_json::from_slice(
+            &files[&format!("blobs/sha256/{hex}")],
+        )?)
+    };
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"])?;
+    let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap_or(""))?;
+    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(layers.len(), 2, "{manifest}");
+    for l in &layers {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            "{manifest}"
+        );
+        let hex = l["digest"]
+            .as_str()
+            .unwrap_or("")
+            .trim_start_matches("sha256:");
+        assert!(files[&format!("blobs/sha256/{hex}")].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]));
+    }
+    let other = Berth::new()?;
+    other.ok(&["pull", &image])?;
+    assert_eq!(
+        other.ok(&["run", "--rm", "--network", "none", &image])?,
+        "zstd\n"
+    );
+    let bad = berth.fail(&["build", "-o", "type=image,compression=lz4", &ctx])?;
+    assert!(bad.contains("unsupported compression \"lz4\""), "{bad}");
+    Ok(())
+}

@@ -52,8 +52,9 @@ pub struct Args {
     /// Secret file to expose to RUN --mount=type=secret (id=ID,src=FILE or id=ID,env=VAR)
     #[arg(long = "secret")]
     secrets: Vec<String>,
-    /// Output destination: type=docker|oci,dest=FILE (a save archive, - for stdout) or
-    /// type=local,dest=DIR (the files); the image is stored as well
+    /// Output destination: type=docker|oci,dest=FILE (a save archive, - for stdout),
+    /// type=local,dest=DIR (the files) or type=image; the image is stored as well
+    /// (compression=zstd: with zstd layers)
     #[arg(short = 'o', long = "output")]
     outputs: Vec<String>,
     /// Push the image (every -t) after the build
@@ -125,6 +126,19 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         runtime: args.runtime.clone(),
         ..BuildRequest::default()
     };
+    // `compression=zstd` on an output makes the stored image's layers zstd.
+    for o in &args.outputs {
+        for part in o.split(',') {
+            match part.split_once('=') {
+                Some(("compression", "zstd")) => req.zstd = true,
+                Some(("compression", "gzip" | "uncompressed")) => {}
+                Some(("compression", other)) => {
+                    bail!("flag --output: unsupported compression {other:?} (gzip or zstd)")
+                }
+                _ => {}
+            }
+        }
+    }
     for s in &args.secrets {
         let mut id = None;
         let mut src = None;
@@ -273,12 +287,21 @@ fn output(ctx: &Ctx, id: &str, spec: &str) -> Result<()> {
         match part.split_once('=') {
             Some(("type", v)) => kind = Some(v.to_string()),
             Some(("dest", v)) => dest = Some(v.to_string()),
+            // Read before the build (compression) or BuildKit's defaults here.
+            Some((
+                "compression" | "compression-level" | "force-compression" | "oci-mediatypes",
+                _,
+            )) => {}
             Some(_) => bail!("flag --output: unsupported attribute in {spec:?}"),
             None if dest.is_none() && kind.is_none() => dest = Some(part.to_string()),
             None => bail!("flag --output: invalid value {spec:?}"),
         }
     }
     let kind = kind.unwrap_or_else(|| "local".into());
+    if kind == "image" {
+        // The image is in the store already.
+        return Ok(());
+    }
     let Some(dest) = dest else {
         bail!("flag --output: {spec:?} has no dest=");
     };
@@ -313,7 +336,7 @@ fn output(ctx: &Ctx, id: &str, spec: &str) -> Result<()> {
                 )?)
             }
         }
-        other => bail!("flag --output: unsupported type {other:?} (local, docker or oci)"),
+        other => bail!("flag --output: unsupported type {other:?} (local, docker, oci or image)"),
     }
 }
 

@@ -190,6 +190,47 @@ impl LayerBuilder {
     }
 }
 
+/// The layers recompressed with zstd (`-o type=image,compression=zstd`): each blob that is
+/// not zstd already is decompressed and written again as `tar+zstd`; the diff IDs stay.
+pub fn to_zstd(store: &ImageStore, layers: &[Layer]) -> Result<Vec<Layer>> {
+    use std::io::{BufRead, Read};
+    let mut out = Vec::with_capacity(layers.len());
+    for l in layers {
+        if l.media_type.ends_with("+zstd") {
+            out.push(l.clone());
+            continue;
+        }
+        let file = store.content().open_blob(&l.digest)?;
+        let mut r = io::BufReader::with_capacity(1 << 20, file);
+        let gzip = r
+            .fill_buf()
+            .map_err(io_err("reading a layer"))?
+            .starts_with(&[0x1f, 0x8b]);
+        let mut tar: Box<dyn Read> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(r))
+        } else {
+            Box::new(r)
+        };
+        let ingest = store.content().ingest_unknown()?;
+        let mut enc = zstd::stream::write::Encoder::new(IngestWrite(ingest), 3)
+            .map_err(io_err("compressing a layer with zstd"))?;
+        io::copy(&mut tar, &mut enc).map_err(io_err("compressing a layer with zstd"))?;
+        let ingest = enc
+            .finish()
+            .map_err(io_err("compressing a layer with zstd"))?
+            .0;
+        let size = ingest.offset();
+        let digest = ingest.commit(None)?;
+        out.push(Layer {
+            digest,
+            size,
+            diff_id: l.diff_id.clone(),
+            media_type: crate::manifest::OCI_LAYER_ZSTD.to_string(),
+        });
+    }
+    Ok(out)
+}
+
 /// Makes sure every layer of `layers` has its committed snapshot; returns the top's key.
 pub fn ensure_chain(
     store: &ImageStore,

@@ -53,6 +53,9 @@ pub struct BuildRequest {
     pub runtime: Option<String>,
     /// `--secret id=ID,src=FILE`: files RUN steps may mount (`--mount=type=secret`).
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `-o type=image,compression=zstd`: the image's layers are stored zstd-compressed
+    /// (`tar+zstd`), the base image's included; gzip otherwise.
+    pub zstd: bool,
 }
 
 /// The built image.
@@ -220,6 +223,10 @@ pub fn build(
             labels.insert(k.clone(), json!(v));
         }
         state.cfg().insert("Labels".into(), json!(labels));
+    }
+    let _adding = store.adding()?;
+    if req.zstd {
+        state.layers = layer::to_zstd(store, &state.layers)?;
     }
     let id = write_image(store, &state, &tags)?;
     let mut warnings = Vec::new();
