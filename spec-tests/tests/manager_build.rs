@@ -3,13 +3,15 @@
 //! User, ExposedPorts, Volumes, Labels, Shell, StopSignal, Healthcheck, OnBuild) and the
 //! flattened file tree (type, mode, owner, size, link target, content) must be the same.
 //! One dockerd and one berth root serve every case; RUN steps run with `--network none` in
-//! both. Then the cache: a rebuild runs no container and gives the same image ID.
+//! both. A few cases are built by buildah as well: where buildah and docker disagree, docker
+//! is the reference and BUILDAH_DIFFERS says why. Then the cache: a rebuild runs no container
+//! and gives the same image ID.
 
 use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-use spec_tests::manager::build::{tree_diff, write_context, HttpServer, Pair};
+use spec_tests::manager::build::{tree_diff, write_context, Buildah, HttpServer, Pair};
 
 const BASE: &str = "berth-test-busybox:latest";
 
@@ -196,6 +198,65 @@ ONBUILD ENV TRIG=1
     ]
 }
 
+/// The cases buildah builds too (a few: buildah bud takes seconds a case), and where its
+/// result differs from docker's (so from berth's, which must match docker's): the case (`*`
+/// for all), the config field (`config.F`) or path, and why docker's result is the
+/// reference.
+const BUILDAH_CASES: &[&str] = &["instructions", "multistage", "whiteouts"];
+const BUILDAH_DIFFERS: &[(&str, &str, &str)] = &[
+    (
+        "*",
+        "config.Labels",
+        "buildah stamps every image with its io.buildah.version label; docker adds no label",
+    ),
+    (
+        "*",
+        "etc/hostname",
+        "buildah leaves the empty /etc/hostname it bind-mounts into RUN containers in the \
+         layer; docker's builder keeps the container setup out of the image",
+    ),
+    (
+        "*",
+        "run",
+        "buildah leaves the /run directory it makes for RUN containers in the layer; \
+         docker's builder does not",
+    ),
+];
+
+/// buildah's differences from berth in one case (config fields, then paths).
+fn buildah_diff(
+    buildah: &Buildah,
+    pair: &Pair,
+    tag: &str,
+    name: &str,
+) -> Result<Vec<(String, String)>> {
+    let (hc, bc) = (buildah.config(tag)?, pair.berth_config(tag)?);
+    let mut out = Vec::new();
+    for f in spec_tests::manager::build::FIELDS {
+        if hc.get(f) != bc.get(f) {
+            out.push((
+                format!("config.{f}"),
+                format!("buildah {:?} berth {:?}", hc.get(f), bc.get(f)),
+            ));
+        }
+    }
+    let (ht, bt) = (buildah.tree(tag, name)?, pair.berth_tree(tag, name)?);
+    let paths: std::collections::BTreeSet<&String> = ht.keys().chain(bt.keys()).collect();
+    for p in paths {
+        let (mut h, mut b) = (ht.get(p).cloned(), bt.get(p).cloned());
+        // The mode bits of symlinks are not meaningful.
+        for n in [&mut h, &mut b].into_iter().flatten() {
+            if n.kind == 'l' {
+                n.mode = 0;
+            }
+        }
+        if h != b {
+            out.push((p.clone(), format!("buildah {h:?} berth {b:?}")));
+        }
+    }
+    Ok(out)
+}
+
 /// A tar (plain or gzip) with a directory and two files, for ADD.
 fn archive(gz: bool) -> Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
@@ -237,6 +298,7 @@ fn classic_builder_and_berth_build_the_same_images() -> Result<()> {
     )?;
     std::fs::write(served.join("archive.tar.gz"), archive(true)?)?;
     let http = HttpServer::start(&served)?;
+    let buildah = Buildah::new(&pair.dir.path().join("base.tar"))?;
     let url = http.url("");
     let mut failures = Vec::new();
     for mut c in corpus() {
@@ -283,6 +345,20 @@ fn classic_builder_and_berth_build_the_same_images() -> Result<()> {
         );
         if !diff.is_empty() {
             failures.push(format!("{}: file tree\n  {}", c.name, diff.join("\n  ")));
+        }
+        if BUILDAH_CASES.contains(&c.name) {
+            let started = Instant::now();
+            let h = buildah.build(&args)?;
+            eprintln!("{}: buildah {:?}", c.name, started.elapsed());
+            ensure!(h.success(), "buildah build of {}: {h}", c.name);
+            for (key, what) in buildah_diff(&buildah, &pair, &tag, c.name)? {
+                if !BUILDAH_DIFFERS
+                    .iter()
+                    .any(|(case, k, _)| (*case == c.name || *case == "*") && *k == key)
+                {
+                    failures.push(format!("{}: buildah differs at {key}: {what}", c.name));
+                }
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

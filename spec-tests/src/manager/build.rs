@@ -344,3 +344,74 @@ impl Drop for HttpServer {
         let _ = self.child.wait();
     }
 }
+
+/// buildah (`bud --layers --format docker`, runc) with a private storage root holding the
+/// same busybox base: the second oracle of the build corpus. Everything it made is removed
+/// and unmounted when dropped.
+pub struct Buildah {
+    dir: tempfile::TempDir,
+}
+
+impl Buildah {
+    /// Loads the base from a docker-archive (`Pair`'s `base.tar`).
+    pub fn new(base_archive: &Path) -> Result<Self> {
+        let b = Self {
+            dir: tempfile::Builder::new()
+                .prefix("berth-buildah-")
+                .tempdir()?,
+        };
+        let archive = format!("docker-archive:{}", base_archive.display());
+        b.ok(&["pull", "-q", &archive])?;
+        Ok(b)
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new("buildah");
+        c.arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--runroot")
+            .arg(self.dir.path().join("run"))
+            .args(["--storage-driver", "overlay"])
+            .args(args);
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> Result<String> {
+        let o = run_cmd(self.cmd(args), BUILD_TIMEOUT)?;
+        if !o.success() {
+            bail!("buildah {args:?}: {o}");
+        }
+        Ok(o.stdout)
+    }
+
+    /// `buildah bud` with docker's image format (ONBUILD, HEALTHCHECK, SHELL kept).
+    pub fn build(&self, args: &[&str]) -> Result<Outcome> {
+        let mut all = vec!["bud", "--layers", "--format", "docker", "--runtime", "runc"];
+        all.extend_from_slice(args);
+        run_cmd(self.cmd(&all), BUILD_TIMEOUT)
+    }
+
+    /// The compared config fields of `image`.
+    pub fn config(&self, image: &str) -> Result<Value> {
+        let out = self.ok(&["inspect", "--type", "image", image])?;
+        let inspect: Value = serde_json::from_str(&out)?;
+        let config: Value = serde_json::from_str(inspect["Config"].as_str().unwrap_or("{}"))?;
+        Ok(pick(&config["config"]))
+    }
+
+    pub fn tree(&self, image: &str, name: &str) -> Result<BTreeMap<String, Node>> {
+        let tar = self.dir.path().join(format!("{name}-buildah.tar"));
+        let dest = format!("docker-archive:{}:{image}", tar.display());
+        self.ok(&["push", "-q", image, &dest])?;
+        flatten(&tar)
+    }
+}
+
+impl Drop for Buildah {
+    fn drop(&mut self) {
+        for args in [&["rm", "--all"][..], &["rmi", "--all", "--force"][..]] {
+            let _ = run_cmd(self.cmd(args), Duration::from_secs(60));
+        }
+        crate::engines::cleanup::unmount_under(self.dir.path());
+    }
+}
