@@ -257,6 +257,40 @@ fn buildah_diff(
     Ok(out)
 }
 
+/// The image's history (`created_by`, newest first) with the content digests of COPY/ADD
+/// (`file:<hex>`, docker's tarsum, berth's own hash) cut to their kind.
+fn history(pair: &Pair, tag: &str, berth: bool) -> Result<Vec<String>> {
+    let args = ["history", "--no-trunc", "--format", "{{.CreatedBy}}", tag];
+    let out = if berth {
+        pair.berth.ok(&args)?
+    } else {
+        pair.docker.docker(&args)?.ok()?.stdout
+    };
+    Ok(out
+        .lines()
+        .map(|l| {
+            l.split(' ')
+                .map(|w| {
+                    let digest =
+                        |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+                    // `--chown=X` is glued to the digest; a download has a bare digest.
+                    for k in ["file:", "dir:", "multi:", ""] {
+                        if let Some(i) = w.find(k).filter(|_| !k.is_empty() || w.len() >= 64) {
+                            let (head, rest) =
+                                w.split_at(if k.is_empty() { w.len() - 64 } else { i });
+                            if digest(&rest[k.len()..]) {
+                                return format!("{head}{k}<digest>");
+                            }
+                        }
+                    }
+                    w.to_string()
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect())
+}
+
 /// A tar (plain or gzip) with a directory and two files, for ADD.
 fn archive(gz: bool) -> Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
@@ -345,6 +379,13 @@ fn classic_builder_and_berth_build_the_same_images() -> Result<()> {
         );
         if !diff.is_empty() {
             failures.push(format!("{}: file tree\n  {}", c.name, diff.join("\n  ")));
+        }
+        let (dh, bh) = (history(&pair, &tag, false)?, history(&pair, &tag, true)?);
+        if dh != bh {
+            failures.push(format!(
+                "{}: history\n docker {dh:#?}\n berth  {bh:#?}",
+                c.name
+            ));
         }
         if BUILDAH_CASES.contains(&c.name) {
             let started = Instant::now();

@@ -227,15 +227,14 @@ impl Builder<'_> {
                 })
             }
             Command::Shell(v) => {
+                // docker's history shows SHELL run by the new shell.
+                let created_by = format!("{} #(nop)  SHELL [{}]", v.join(" "), v.join(" "));
                 let v = v.clone();
-                meta(
-                    state,
-                    key,
-                    format!("SHELL {}", go_list(&v)),
-                    &|s: &mut State| {
-                        s.cfg().insert("Shell".into(), json!(v));
-                    },
-                )
+                self.cached(state, key, &created_by, |_, mut s| {
+                    s.cfg().insert("Shell".into(), json!(v));
+                    s.commit(&created_by, None);
+                    Ok(s)
+                })
             }
             Command::Cmd(args) => {
                 let cmd = exec_form(args, &state.shell());
@@ -293,7 +292,12 @@ impl Builder<'_> {
                 meta(
                     state,
                     key,
-                    format!("EXPOSE {}", ports.join(" ")),
+                    // docker's history lists the ports sorted.
+                    format!("EXPOSE {}", {
+                        let mut sorted = ports.clone();
+                        sorted.sort();
+                        sorted.join(" ")
+                    }),
                     &|s: &mut State| {
                         let mut m = s.config["config"]["ExposedPorts"]
                             .as_object()
@@ -314,7 +318,7 @@ impl Builder<'_> {
                 meta(
                     state,
                     key,
-                    format!("VOLUME {}", go_list(&vols)),
+                    format!("VOLUME [{}]", vols.join(" ")),
                     &|s: &mut State| {
                         let mut m = s.config["config"]["Volumes"]
                             .as_object()
@@ -352,7 +356,13 @@ impl Builder<'_> {
                 self.cached(state, key, &created_by, |b, mut s| {
                     s.cfg().insert("WorkingDir".into(), json!(dir));
                     let layer = b.workdir_layer(&s, &dir)?;
-                    s.commit(&created_by, layer);
+                    // docker's builder writes a WORKDIR that made the directory as a
+                    // committed container: one space after `#(nop)`.
+                    let text = match &layer {
+                        Some(_) => format!("{} #(nop) WORKDIR {dir}", s.shell().join(" ")),
+                        None => created_by.clone(),
+                    };
+                    s.commit(&text, layer);
                     Ok(s)
                 })
             }
@@ -563,8 +573,18 @@ impl Builder<'_> {
         } else {
             "file"
         };
+        // docker's history: `--chown=` glued to the source (its quirk), a download by its
+        // bare digest, the destination as written (expanded), not resolved.
+        let owner = chown
+            .as_deref()
+            .map_or(String::new(), |o| format!("--chown={o}"));
+        let source = if sources.is_empty() && words.iter().all(|w| super::remote::is_url(w)) {
+            hash.clone()
+        } else {
+            format!("{kind}:{hash}")
+        };
         let created_by = format!(
-            "{} #(nop) {what} {kind}:{hash} in {dest} ",
+            "{} #(nop) {what} {owner}{source} in {dest_raw} ",
             state.shell().join(" ")
         );
         let text = format!(

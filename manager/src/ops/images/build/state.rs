@@ -91,14 +91,6 @@ impl State {
             .to_string()
     }
 
-    /// The VOLUME paths.
-    pub fn volumes(&self) -> Vec<String> {
-        self.get("Volumes")
-            .and_then(Value::as_object)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
     pub fn env(&self) -> Vec<String> {
         self.strings("Env")
     }

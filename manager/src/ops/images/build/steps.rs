@@ -188,7 +188,7 @@ impl Builder<'_> {
         }
         let target = self.sn.apply_target(&id)?;
         let mut skip: BTreeSet<String> = SETUP_PATHS.iter().map(|s| s.to_string()).collect();
-        skip.extend(state.volumes());
+        // A VOLUME's content goes to the volume; its mount point stays, as with docker.
         // Mount targets and the directories made to hold them.
         for t in targets {
             let mut p = t.as_str();
