@@ -73,3 +73,44 @@ fn images_format_accepts_go_templates_tables_and_json() -> Result<()> {
     assert!(err.contains("function \"nosuchfunc\" not defined"), "{err}");
     Ok(())
 }
+
+#[test]
+fn image_and_network_inspect_take_go_templates() -> Result<()> {
+    let reg = Registry::plain()?;
+    let dir = tempfile::tempdir()?;
+    let mut layout = Layout::create(&dir.path().join("layout"))?;
+    let built = busybox_image(&mut layout, "v1", Compression::Gzip)?;
+    let image = format!("{}/fmt/inspect:v1", reg.host());
+    layout.push("v1", &image, &[])?;
+    let berth = Berth::new()?;
+    berth.ok(&["pull", &image])?;
+    let config = built.config.map(|c| c.digest).unwrap_or_default();
+    let out = berth.ok(&["image", "inspect", "-f", "{{.Id}} {{.Os}}", &image])?;
+    assert_eq!(out, format!("{config} linux\n"));
+    // A missing one is reported and the others still printed, exit 1 (docker's rule).
+    let out = berth.run(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        &image,
+        "no-such-image",
+    ])?;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{config}\n"));
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(err.contains("no such image: no-such-image"), "{err}");
+
+    let net = format!("fmt-{}", std::process::id());
+    let id = berth.ok(&["network", "create", &net])?;
+    let got = berth.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Id}} {{.Name}} {{.Driver}}",
+        &net,
+    ]);
+    berth.ok(&["network", "rm", &net])?;
+    assert_eq!(got?, format!("{} {net} bridge\n", id.trim()));
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! `berth network create/ls/inspect/rm/prune` as a user runs them.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use sha2::Digest;
 use spec_tests::manager::berth::Berth;
 use spec_tests::manager::network::{
@@ -701,5 +701,45 @@ fn a_start_replaces_a_stale_host_link_left_by_the_previous_run() -> Result<()> {
         let st = berth.ok(&["inspect", "-f", "{{.State.Status}}", &c])?;
         assert_eq!(st.trim(), "running");
     }
+    s.check_clean()
+}
+
+#[test]
+fn a_bridge_keeps_its_mac_address_as_containers_come_and_go() -> Result<()> {
+    let berth = berth_with_busybox()?;
+    let mut s = Scope::new(&berth);
+    let (net, _) = s.network("mac", &[])?;
+    let bridge = inspect(&berth, &net)?["Options"]["berth.bridge"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no berth.bridge option on {net}"))?;
+    let sys = |f: &str| {
+        let path = format!("/sys/class/net/{bridge}/{f}");
+        std::fs::read_to_string(&path).with_context(|| path.clone())
+    };
+    // Without a set address a bridge takes its lowest port's: the containers' ARP caches
+    // would then hold a gateway address that goes away with a container.
+    // The bridge is made when the first container joins.
+    let names: Vec<String> = (0..4).map(|_| unique_name("port")).collect();
+    s.run_detached(&names[0], &["--network", &net, BUSYBOX, "sleep", "600"])?;
+    assert_eq!(
+        sys("addr_assign_type")?.trim(),
+        "3",
+        "the address is not set"
+    );
+    let mac = sys("address")?;
+    for n in &names[1..] {
+        s.run_detached(n, &["--network", &net, BUSYBOX, "sleep", "600"])?;
+        assert_eq!(sys("address")?, mac, "the address changed when {n} joined");
+    }
+    berth.ok(&["rm", "-f", &names[0], &names[1]])?;
+    assert_eq!(
+        sys("address")?,
+        mac,
+        "the address changed when containers left"
+    );
+    // The survivors still reach their gateway's resolver at once.
+    let out = berth.ok(&["exec", &names[2], "nslookup", &names[3]])?;
+    assert!(out.contains(&s.ip(&names[3], &net)?), "{out}");
     s.check_clean()
 }

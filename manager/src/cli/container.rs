@@ -84,7 +84,8 @@ pub struct PruneArgs {
     filter: Vec<String>,
 }
 
-fn print_values(values: &[Value], format: Option<&str>) -> Result<()> {
+/// Inspect output: a JSON array, or each value through a Go template (`-f`).
+pub(super) fn print_values(values: &[Value], format: Option<&str>) -> Result<()> {
     match format {
         None | Some("json") => println!("{}", serde_json::to_string_pretty(values)?),
         Some(f) => super::format::print_formatted(f, "json", values, &|h| h.to_string())?,

@@ -11,7 +11,7 @@ use berth::ops::models::{
 use berth::ops::networks::BACKEND_OPTION;
 use berth::ops::{networks, Engine};
 use ipnet::{IpNet, Ipv4Net};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::format::print_table;
 use super::Ctx;
@@ -83,6 +83,9 @@ pub struct InspectArgs {
     /// Networks (names or IDs)
     #[arg(required = true)]
     networks: Vec<String>,
+    /// Format output with a Go template (default: a JSON array)
+    #[arg(short, long)]
+    format: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -262,7 +265,7 @@ fn inspect(engine: &Engine, a: InspectArgs) -> Result<()> {
             Err(e) => failed.push(e.to_string()),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+    super::container::print_values(&out, a.format.as_deref())?;
     if !failed.is_empty() {
         bail!("{}", failed.join("\nError: "));
     }
