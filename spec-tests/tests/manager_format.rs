@@ -98,8 +98,8 @@ fn image_and_network_inspect_take_go_templates() -> Result<()> {
     ])?;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{config}\n"));
-    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(err.contains("no such image: no-such-image"), "{err}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Error: No such image: no-such-image"), "{err}");
 
     let net = format!("fmt-{}", std::process::id());
     let id = berth.ok(&["network", "create", &net])?;

@@ -217,9 +217,9 @@ pub enum OpsError {
         #[source]
         source: CredentialsError,
     },
-    #[error("no such image: {name} (tag an image with this name first)")]
+    #[error("An image does not exist locally with the tag: {name}")]
     NothingToPush { name: String },
-    #[error("no such image: no tags of {name} found locally")]
+    #[error("An image does not exist locally with the tag: {name}")]
     NoTagsToPush { name: String },
     #[error("image record {name:?} has no valid name")]
     UnnamedRecord { name: Option<String> },
