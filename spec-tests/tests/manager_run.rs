@@ -382,6 +382,20 @@ fn create_start_pause_rename_and_exec_follow_docker() -> Result<()> {
     );
     let (code, _, _) = env.run(&["exec", "c1", "sh", "-c", "exit 9"])?;
     assert_eq!(code, 9);
+    // docker: 126 for a command that cannot start; the command's own 255 stays 255.
+    let (code, _, err) = env.run(&["exec", "c1", "nosuchcmd"])?;
+    assert_eq!(code, 126, "{err}");
+    assert!(err.contains("nosuchcmd"), "{err}");
+    let (code, _, err) = env.run(&["exec", "c1", "/etc/passwd"])?;
+    assert_eq!(code, 126, "{err}");
+    let (code, _, _) = env.run(&["exec", "c1", "sh", "-c", "exit 255"])?;
+    assert_eq!(code, 255);
+    let left: Vec<_> = std::fs::read_dir(env.berth.root().join("containers").join(id))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("exec-"))
+        .collect();
+    assert!(left.is_empty(), "exec pid files left: {left:?}");
     env.ok(&["pause", "c1"])?;
     assert_eq!(env.status("c1")?, "paused");
     let freezer = Path::new("/sys/fs/cgroup/freezer/berth")
