@@ -59,7 +59,7 @@ pub fn list(engine: &Engine, reference: Option<&str>) -> Result<Vec<ImageSummary
         let name = ImageName {
             repository: reference
                 .as_ref()
-                .map_or_else(|| "<none>".to_string(), Reference::name),
+                .map_or_else(|| "<none>".to_string(), Reference::familiar_name),
             tag: reference
                 .as_ref()
                 .and_then(|r| r.tag().map(str::to_string))
@@ -103,11 +103,11 @@ pub fn list(engine: &Engine, reference: Option<&str>) -> Result<Vec<ImageSummary
         };
         if let Some(r) = &reference {
             if r.tag().is_some() {
-                summary.repo_tags.push(r.to_string());
+                summary.repo_tags.push(r.familiar());
             }
             summary.repo_digests.push(
                 r.with_digest(rec.index_digest.clone().unwrap_or(rec.digest.clone()))
-                    .to_string(),
+                    .familiar(),
             );
         }
         summary.names.push(name);
@@ -141,13 +141,13 @@ pub fn inspect(engine: &Engine, what: &str) -> Result<ImageInspect> {
         .iter()
         .filter_map(|r| r.reference())
         .filter(|r| r.tag().is_some())
-        .map(|r| r.to_string())
+        .map(|r| r.familiar())
         .collect();
     let mut repo_digests: Vec<String> = same
         .iter()
         .filter_map(|r| {
             let pinned = r.index_digest.as_ref().unwrap_or(&r.digest).clone();
-            r.reference().map(|x| x.with_digest(pinned).to_string())
+            r.reference().map(|x| x.with_digest(pinned).familiar())
         })
         .collect();
     repo_digests.sort();
@@ -329,7 +329,11 @@ pub fn remove(engine: &Engine, names: &[String], force: bool) -> Result<RemoveRe
                 removed_ids.push(id);
             }
             report.items.push(ImageDeleteResponseItem {
-                untagged: Some(r.name.clone().unwrap_or_else(|| r.digest.to_string())),
+                untagged: Some(
+                    r.reference()
+                        .map(|x| x.familiar())
+                        .unwrap_or_else(|| r.digest.to_string()),
+                ),
                 deleted: None,
             });
         }
