@@ -130,6 +130,9 @@ pub struct Flags {
     /// Ulimit options
     #[arg(long)]
     pub(super) ulimit: Vec<String>,
+    /// Sysctl options
+    #[arg(long)]
+    pub(super) sysctl: Vec<String>,
     /// Signal to stop the container
     #[arg(long)]
     pub(super) stop_signal: Option<String>,
@@ -319,6 +322,10 @@ impl Flags {
         }
         for u in &self.ulimit {
             h.ulimits.push(parse::ulimit(u)?);
+        }
+        for s in &self.sysctl {
+            let (key, value) = parse::sysctl(s)?;
+            h.sysctls.insert(key, value);
         }
         for d in &self.device {
             h.devices.push(parse::device(d)?);

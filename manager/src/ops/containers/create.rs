@@ -533,6 +533,7 @@ fn record_settings(
     c.memory = plan.options.resources.memory.unwrap_or(0) as i64;
     c.nano_cpus = plan.options.resources.cpus.map(|c| c.0 as i64).unwrap_or(0);
     c.pids_limit = plan.options.resources.pids_limit.unwrap_or(0);
+    c.sysctls = plan.options.sysctls.clone();
     c.log_max_size = plan.log_max_size;
     c.log_max_file = plan.log_max_file;
     if record.config.healthcheck.is_some() {

@@ -354,6 +354,7 @@ fn inspect_record(engine: &Engine, store: &ContainerStore, r: &Record) -> Contai
             nano_cpus: c.nano_cpus,
             pids_limit: c.pids_limit,
             port_bindings: ports.clone(),
+            sysctls: c.sysctls.clone(),
         },
         mounts: c.mounts.iter().map(mount_point).collect(),
         config: InspectConfig {

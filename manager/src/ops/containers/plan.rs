@@ -194,6 +194,23 @@ impl Plan {
         if network.trim().is_empty() {
             return Err(OpsError::EmptyNetworkName);
         }
+        for (key, value) in &h.sysctls {
+            let shared = match f::check_sysctl(key, value)? {
+                f::SysctlNamespace::Network if network == "host" => Some("network"),
+                f::SysctlNamespace::Ipc if options.namespaces.ipc == NamespaceMode::Host => {
+                    Some("ipc")
+                }
+                _ => None,
+            };
+            if let Some(ns) = shared {
+                return Err(OpsError::Flag(FlagError::Invalid {
+                    flag: "--sysctl",
+                    value: format!("{key}={value}"),
+                    reason: format!("sysctl {key:?} is not allowed in the host {ns} namespace"),
+                }));
+            }
+            options.sysctls.insert(key.clone(), value.clone());
+        }
         let mut publish = publish_from_bindings(&h.port_bindings)?;
         let mut publish_all = h.publish_all_ports;
         if network == "host" {

@@ -175,6 +175,12 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     #[serde(deserialize_with = "null_default")]
     pub ulimits: Vec<Ulimit>,
+    /// `--sysctl`: namespaced kernel parameters.
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub sysctls: BTreeMap<String, String>,
     #[serde(deserialize_with = "null_default")]
     pub devices: Vec<DeviceMapping>,
     #[serde(deserialize_with = "null_default")]
