@@ -377,6 +377,18 @@ pub fn create_request(
             }
         }
     }
+    // Links: the alias resolves, for this container only, to a container of the linked
+    // service (started first: a link is a dependency) or to an external container.
+    for link in &svc.links {
+        let (target, alias) = link.split_once(':').unwrap_or((link, link));
+        if let Some(c) = service_container(target) {
+            h.links.push(format!("{c}:{alias}"));
+        }
+    }
+    for link in &svc.external_links {
+        let (target, alias) = link.split_once(':').unwrap_or((link, link));
+        h.links.push(format!("{target}:{alias}"));
+    }
     for (key, value) in &svc.sysctls {
         let value = value.clone().unwrap_or_default();
         let field = format!("sysctls.{key}");

@@ -337,6 +337,16 @@ fn plan_network(
             },
             search: plan.dns_search.clone(),
             options: plan.dns_option.clone(),
+            links: plan
+                .links
+                .iter()
+                .map(|(target, alias)| {
+                    Ok(network::etc::DnsLink {
+                        target: containers.find(target)?.name,
+                        alias: alias.clone(),
+                    })
+                })
+                .collect::<Result<_>>()?,
         },
         host_network,
     };

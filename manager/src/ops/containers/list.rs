@@ -355,6 +355,12 @@ fn inspect_record(engine: &Engine, store: &ContainerStore, r: &Record) -> Contai
             pids_limit: c.pids_limit,
             port_bindings: ports.clone(),
             sysctls: c.sysctls.clone(),
+            links: c
+                .etc
+                .iter()
+                .flat_map(|e| &e.dns.links)
+                .map(|l| format!("/{}:/{}/{}", l.target, r.name, l.alias))
+                .collect(),
         },
         mounts: c.mounts.iter().map(mount_point).collect(),
         config: InspectConfig {

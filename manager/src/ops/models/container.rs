@@ -175,6 +175,12 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     #[serde(deserialize_with = "null_default")]
     pub ulimits: Vec<Ulimit>,
+    /// Legacy links: `container:alias` (or inspect's `/container:/linker/alias`).
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub links: Vec<String>,
     /// `--sysctl`: namespaced kernel parameters.
     #[serde(
         deserialize_with = "null_default",

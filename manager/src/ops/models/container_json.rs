@@ -94,6 +94,9 @@ pub struct InspectHostConfig {
     /// Absent when none were set, as docker's omitempty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
+    /// `/target:/container/alias`; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 /// The `Config` fields inspect reports.

@@ -277,3 +277,24 @@ fn sysctls_from_the_api_are_checked_against_the_namespaces() {
         1
     );
 }
+
+#[test]
+fn links_take_dockers_forms_and_not_the_host_network() {
+    let with = |net: &str, links: &[&str]| HostConfig {
+        network_mode: net.into(),
+        links: links.iter().map(|s| s.to_string()).collect(),
+        ..HostConfig::default()
+    };
+    assert_eq!(
+        plan(with("net", &["db:database", "cache", "/api:/web/svc"])).links,
+        vec![
+            ("db".to_string(), "database".to_string()),
+            ("cache".into(), "cache".into()),
+            ("api".into(), "svc".into()),
+        ]
+    );
+    assert!(err(with("host", &["db:x"])).to_string().contains("links"));
+    assert!(err(with("net", &[":x"]))
+        .to_string()
+        .contains("container:alias"));
+}
