@@ -11,6 +11,7 @@
 //!    → finish (name, profiles, environment, defaults, dependency checks)
 //! ```
 
+mod emit;
 pub mod env;
 pub mod error;
 mod finish;
@@ -59,7 +60,9 @@ pub fn render(p: &Project, format: Format) -> Result<String, ComposeError> {
         message: e,
     };
     match format {
-        Format::Yaml => serde_norway::to_string(p).map_err(|e| usage(e.to_string())),
+        Format::Yaml => serde_norway::to_value(p)
+            .map(|v| emit::to_yaml(&v))
+            .map_err(|e| usage(e.to_string())),
         Format::Json => serde_json::to_string_pretty(p)
             .map(|s| s + "\n")
             .map_err(|e| usage(e.to_string())),
