@@ -231,6 +231,42 @@ fn plain_allowed(s: &str) -> bool {
     true
 }
 
+/// Go's `time.Duration.String()`: `0s`, `1.5ms`, `45s`, `1m30s`, `1h0m0s`.
+pub fn go_duration(d: std::time::Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".into();
+    }
+    let frac = |v: u128, div: u128, width: usize| {
+        let (whole, rest) = (v / div, v % div);
+        if rest == 0 {
+            whole.to_string()
+        } else {
+            let digits = format!("{rest:0width$}");
+            format!("{whole}.{}", digits.trim_end_matches('0'))
+        }
+    };
+    if ns < 1_000 {
+        return format!("{ns}ns");
+    }
+    if ns < 1_000_000 {
+        return format!("{}µs", frac(ns, 1_000, 3));
+    }
+    if ns < 1_000_000_000 {
+        return format!("{}ms", frac(ns, 1_000_000, 6));
+    }
+    const MIN: u128 = 60_000_000_000;
+    const HOUR: u128 = 60 * MIN;
+    let (h, m, s) = (ns / HOUR, ns % HOUR / MIN, frac(ns % MIN, 1_000_000_000, 9));
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +306,23 @@ mod tests {
             ("${VAR}", "${VAR}"),
         ] {
             assert_eq!(string(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn durations_read_as_go_writes_them() {
+        use std::time::Duration;
+        for (d, want) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_secs(10), "10s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(60), "1m0s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+        ] {
+            assert_eq!(go_duration(d), want);
         }
     }
 

@@ -59,6 +59,9 @@ pub fn render(p: &Project, format: Format) -> Result<String, ComposeError> {
         what: "config".into(),
         message: e,
     };
+    let mut p = p.clone();
+    normalise_durations(&mut p);
+    let p = &p;
     match format {
         Format::Yaml => serde_norway::to_value(p)
             .map(|v| emit::to_yaml(&v))
@@ -66,6 +69,32 @@ pub fn render(p: &Project, format: Format) -> Result<String, ComposeError> {
         Format::Json => serde_json::to_string_pretty(p)
             .map(|s| s + "\n")
             .map_err(|e| usage(e.to_string())),
+    }
+}
+
+/// Durations as compose-go prints them (Go's `time.Duration`: `1m30s`, `1h0m0s`, `500ms`);
+/// a value that does not parse is left for the container operations to refuse.
+fn normalise_durations(p: &mut Project) {
+    let norm = |v: &mut Option<String>| {
+        if let Some(d) = v
+            .as_deref()
+            .and_then(|s| crate::specgen::flags::parse_duration("duration", s).ok())
+        {
+            *v = Some(emit::go_duration(d));
+        }
+    };
+    for svc in p.services.values_mut() {
+        if let Some(h) = svc.healthcheck.as_mut() {
+            norm(&mut h.timeout);
+            norm(&mut h.interval);
+            norm(&mut h.start_period);
+            norm(&mut h.start_interval);
+        }
+        norm(&mut svc.stop_grace_period);
+        if let Some(r) = svc.deploy.as_mut().and_then(|d| d.restart_policy.as_mut()) {
+            norm(&mut r.delay);
+            norm(&mut r.window);
+        }
     }
 }
 
