@@ -1,6 +1,8 @@
 //! `berth run --sysctl`: namespaced sysctls are set in the container's own namespaces, shown
 //! by inspect, and refused (status 125, the flag named, nothing left) for host-wide ones and
-//! for namespaces the container shares with the host.
+//! for namespaces the container shares with the host. Through the Engine API, docker's CLIs
+//! send HostConfig.Sysctls and HostConfig.Links (`--link`: the alias resolves on a user
+//! network).
 
 use anyhow::Result;
 use spec_tests::manager::containers::Env;
@@ -59,5 +61,65 @@ fn host_wide_and_shared_namespace_sysctls_are_refused() -> Result<()> {
         assert!(err.contains("--sysctl"), "{args:?}: {err}");
     }
     env.assert_clean(&[]);
+    Ok(())
+}
+
+#[test]
+fn docker_clis_send_sysctls_and_links_through_the_api() -> Result<()> {
+    use spec_tests::manager::api::{docker_clients, Service};
+    use spec_tests::manager::network::Scope;
+    let s = Service::start()?;
+    // A network and a container of the test's own, removed with the scope even on failure.
+    let mut scope = Scope::new(&s.env.berth);
+    let (net, _) = scope.network("linknet", &[])?;
+    scope.run_detached("db", &["--network", &net, BUSYBOX, "sleep", "60"])?;
+    for cli in docker_clients() {
+        let out = s.docker_ok(
+            cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--sysctl",
+                "net.core.somaxconn=1234",
+                "busybox",
+                "cat",
+                "/proc/sys/net/core/somaxconn",
+            ],
+        )?;
+        assert_eq!(out, "1234\n", "{cli}");
+        let o = s.docker(
+            cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                "--sysctl",
+                "net.core.somaxconn=1",
+                "busybox",
+                "true",
+            ],
+        )?;
+        assert_ne!(o.code, Some(0), "{cli}");
+        assert!(o.stderr.contains("sysctl"), "{cli}: {}", o.stderr);
+        // docker's --link on a user network: the alias resolves for this container.
+        let o = s.docker(
+            cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                &net,
+                "--link",
+                "db:database",
+                "busybox",
+                "nslookup",
+                "database",
+            ],
+        )?;
+        assert_eq!(o.code, Some(0), "{cli}: {}{}", o.stdout, o.stderr);
+    }
     Ok(())
 }
