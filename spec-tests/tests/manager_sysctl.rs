@@ -123,3 +123,43 @@ fn docker_clis_send_sysctls_and_links_through_the_api() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn link_on_the_default_bridge_writes_the_hosts_file_and_needs_a_running_target() -> Result<()> {
+    let env = Env::new()?;
+    env.ok(&["run", "-d", "--name", "target", BUSYBOX, "sleep", "60"])?;
+    let ip = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+        "target",
+    ])?;
+    let ip = ip.trim();
+    let (code, hosts, err) = env.run(&[
+        "run",
+        "--rm",
+        "--link",
+        "target:db",
+        BUSYBOX,
+        "cat",
+        "/etc/hosts",
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        hosts.lines().any(|l| l.starts_with(ip) && l.contains("db")),
+        "{ip}: {hosts}"
+    );
+    env.ok(&["stop", "-t", "0", "target"])?;
+    let (code, _, err) = env.run(&["run", "--rm", "--link", "target:db", BUSYBOX, "true"])?;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Cannot link to a non running container"),
+        "{err}"
+    );
+    let (code, _, err) = env.run(&["run", "--rm", "--link", "nosuch:db", BUSYBOX, "true"])?;
+    assert_ne!(code, 0);
+    assert!(err.contains("nosuch"), "{err}");
+    env.ok(&["rm", "-f", "target"])?;
+    env.assert_clean(&[]);
+    Ok(())
+}

@@ -133,6 +133,9 @@ pub struct Flags {
     /// Sysctl options
     #[arg(long)]
     pub(super) sysctl: Vec<String>,
+    /// Add link to another container
+    #[arg(long)]
+    pub(super) link: Vec<String>,
     /// Signal to stop the container
     #[arg(long)]
     pub(super) stop_signal: Option<String>,
@@ -290,6 +293,7 @@ impl Flags {
             runtime: self.runtime.clone(),
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
             init: self.init.then_some(true),
+            links: self.link.clone(),
             ..HostConfig::default()
         };
         for m in &self.mount {
