@@ -62,14 +62,17 @@ pub fn render(p: &Project, format: Format) -> Result<String, ComposeError> {
     let mut p = p.clone();
     normalise_durations(&mut p);
     let p = &p;
-    match format {
+    let text = match format {
         Format::Yaml => serde_norway::to_value(p)
             .map(|v| emit::to_yaml(&v))
-            .map_err(|e| usage(e.to_string())),
+            .map_err(|e| usage(e.to_string()))?,
         Format::Json => serde_json::to_string_pretty(p)
             .map(|s| s + "\n")
-            .map_err(|e| usage(e.to_string())),
-    }
+            .map_err(|e| usage(e.to_string()))?,
+    };
+    // As docker compose v2 (and 1.29): a literal `$` is written `$$`, so the output reads
+    // back as the same model.
+    Ok(text.replace('$', "$$"))
 }
 
 /// Durations as compose-go prints them (Go's `time.Duration`: `1m30s`, `1h0m0s`, `500ms`);
