@@ -130,6 +130,12 @@ pub struct Flags {
     /// Ulimit options
     #[arg(long)]
     pub(super) ulimit: Vec<String>,
+    /// Sysctl options
+    #[arg(long)]
+    pub(super) sysctl: Vec<String>,
+    /// Add link to another container
+    #[arg(long)]
+    pub(super) link: Vec<String>,
     /// Signal to stop the container
     #[arg(long)]
     pub(super) stop_signal: Option<String>,
@@ -287,6 +293,7 @@ impl Flags {
             runtime: self.runtime.clone(),
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
             init: self.init.then_some(true),
+            links: self.link.clone(),
             ..HostConfig::default()
         };
         for m in &self.mount {
@@ -319,6 +326,10 @@ impl Flags {
         }
         for u in &self.ulimit {
             h.ulimits.push(parse::ulimit(u)?);
+        }
+        for s in &self.sysctl {
+            let (key, value) = parse::sysctl(s)?;
+            h.sysctls.insert(key, value);
         }
         for d in &self.device {
             h.devices.push(parse::device(d)?);

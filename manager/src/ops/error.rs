@@ -99,6 +99,12 @@ pub enum OpsError {
     RemoveActive { id: String, status: String },
     #[error("flag --network: container {what} is not running")]
     NetworkContainerNotRunning { what: String },
+    #[error("Cannot link to a non running container: /{target} AS /{name}/{alias}")]
+    LinkNotRunning {
+        target: String,
+        name: String,
+        alias: String,
+    },
     #[error("container {what} shares a network namespace (--network {mode}): it cannot be connected or disconnected")]
     SharedNetns { what: String, mode: String },
     #[error("container {what} has no network namespace set up by berth")]
@@ -477,6 +483,7 @@ impl OpsError {
             | Self::KillNotRunning { .. }
             | Self::RemoveActive { .. }
             | Self::NetworkContainerNotRunning { .. }
+            | Self::LinkNotRunning { .. }
             | Self::SharedNetns { .. }
             | Self::NoEndpoint { .. }
             | Self::AlreadyConnected { .. }

@@ -354,6 +354,13 @@ fn inspect_record(engine: &Engine, store: &ContainerStore, r: &Record) -> Contai
             nano_cpus: c.nano_cpus,
             pids_limit: c.pids_limit,
             port_bindings: ports.clone(),
+            sysctls: c.sysctls.clone(),
+            links: c
+                .etc
+                .iter()
+                .flat_map(|e| &e.dns.links)
+                .map(|l| format!("/{}:/{}/{}", l.target, r.name, l.alias))
+                .collect(),
         },
         mounts: c.mounts.iter().map(mount_point).collect(),
         config: InspectConfig {

@@ -175,6 +175,18 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     #[serde(deserialize_with = "null_default")]
     pub ulimits: Vec<Ulimit>,
+    /// Legacy links: `container:alias` (or inspect's `/container:/linker/alias`).
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub links: Vec<String>,
+    /// `--sysctl`: namespaced kernel parameters.
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub sysctls: BTreeMap<String, String>,
     #[serde(deserialize_with = "null_default")]
     pub devices: Vec<DeviceMapping>,
     #[serde(deserialize_with = "null_default")]

@@ -91,6 +91,12 @@ pub struct InspectHostConfig {
     pub nano_cpus: i64,
     pub pids_limit: i64,
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// Absent when none were set, as docker's omitempty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// `/target:/container/alias`; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 /// The `Config` fields inspect reports.
