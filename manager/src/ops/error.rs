@@ -193,6 +193,10 @@ pub enum OpsError {
     CopyBetweenContainers,
     #[error("must specify at least one container source")]
     CopyWithoutContainer,
+    #[error("destination directory {path} does not exist in the container (a path ending in / must be an existing directory)")]
+    CopyDestNotDir { path: String },
+    #[error("cannot copy a directory to {path}: it is a file in the container")]
+    CopyDirOverFile { path: String },
     #[error("flag --filter: invalid filter {term:?} for prune (use label= or label!=)")]
     VolumePruneFilter { term: String },
     #[error("copying into the container at {path}")]
@@ -516,6 +520,8 @@ impl OpsError {
             | Self::TagWithDigest { .. }
             | Self::CopyBetweenContainers
             | Self::CopyWithoutContainer
+            | Self::CopyDestNotDir { .. }
+            | Self::CopyDirOverFile { .. }
             | Self::ImageAmbiguous { .. }
             | Self::PasswordTwice
             | Self::NoCredentials
