@@ -47,12 +47,16 @@ impl Snapshotter for CopySnapshotter {
             }),
             Some(p) => {
                 let src = self.fs(&self.store.get(p)?);
-                copy_tree(&src, &dst, &mut HashMap::new()).map_err(|(path, source)| {
-                    SnapshotError::Copy {
-                        parent: p.to_string(),
-                        path,
-                        source,
-                    }
+                let copied = if crate::rootless::userns::shifting() {
+                    // Owners in the user's subordinate ranges: copied in its user namespace.
+                    crate::rootless::userns::copy(&src, &dst).map_err(|e| (dst.clone(), e))
+                } else {
+                    copy_tree(&src, &dst, &mut HashMap::new())
+                };
+                copied.map_err(|(path, source)| SnapshotError::Copy {
+                    parent: p.to_string(),
+                    path,
+                    source,
                 })
             }
         };
@@ -132,6 +136,12 @@ impl Snapshotter for CopySnapshotter {
             lowers: chain.get(1).map(|p| self.fs(p)).into_iter().collect(),
         })
     }
+}
+
+/// [`copy_tree`] for the rootless helper (`rootless::userns`), its error naming the path.
+pub fn copy_tree_as_is(src: &Path, dst: &Path) -> io::Result<()> {
+    copy_tree(src, dst, &mut HashMap::new())
+        .map_err(|(path, e)| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 /// Copies `src` to the new path `dst` with every attribute unpack sets: type, content, owner,

@@ -9,6 +9,11 @@
 //! Networking: the default network is slirp4netns's user-mode network in a namespace the
 //! runtime makes (network::slirp; `-p` forwards through it), plus `none` and `host`; the
 //! user-defined bridge networks need root and are refused with the flag named.
+//!
+//! With subordinate ranges, image files are stored with their owners shifted into them (see
+//! `userns`), so that the container's user namespace shows the image's owners.
+
+pub mod userns;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,7 +71,7 @@ pub struct Disabled {
     pub reason: String,
 }
 
-fn which(program: &str) -> bool {
+pub(crate) fn which(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default()

@@ -1,0 +1,245 @@
+//! File work in the user's id space: a rootless berth with subordinate ranges stores image
+//! files with their owners shifted, as podman does: container uid 0 is the user itself and
+//! container uid N (N > 0) is `subuid_first + N - 1` on disk (gids alike). The user cannot
+//! chown to those ids, nor read what they keep to themselves, so the work that makes, copies or
+//! removes such trees runs in a helper: berth itself, started by `unshare(1)` (util-linux) in a
+//! new user namespace with that mapping (written through newuidmap/newgidmap), where it is root
+//! over the mapped ids. The container's user namespace maps the same way (see `adapt_spec`), so
+//! inside the container the files have the image's owners.
+//!
+//! The job travels in the environment ([`JOB_ENV`], JSON), the layer stream (for an unpack) on
+//! the helper's stdin; the answer comes back on its stdout, an error's text on its stderr.
+
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use super::{IdRanges, SubRange};
+
+/// The environment variable that makes `berth` run one job as the helper.
+pub const JOB_ENV: &str = "BERTH_USERNS_JOB";
+
+/// One piece of work for the helper.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "lowercase")]
+pub enum Job {
+    /// Applies the layer read from stdin onto `dir` (see `unpack::Target`); answers
+    /// `{"diff_id":…, "entries":…}`.
+    Unpack {
+        dir: PathBuf,
+        overlay_whiteouts: bool,
+        lowers: Vec<PathBuf>,
+    },
+    /// Copies the tree `src` to the new path `dst`, owners and all.
+    Copy { src: PathBuf, dst: PathBuf },
+    /// Removes the tree `path`.
+    Remove { path: PathBuf },
+}
+
+/// What an unpack job answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Unpacked {
+    diff_id: String,
+    entries: u64,
+}
+
+/// Whether this berth shifts image owners into the user's subordinate ranges: rootless, with
+/// a subordinate uid and gid range, newuidmap/newgidmap and unshare(1) installed (and not
+/// itself the helper).
+pub fn shifting() -> bool {
+    mapping().is_some()
+}
+
+/// The user's ids and both ranges, when [`shifting`].
+fn mapping() -> Option<&'static (IdRanges, SubRange, SubRange)> {
+    static MAPPING: OnceLock<Option<(IdRanges, SubRange, SubRange)>> = OnceLock::new();
+    MAPPING
+        .get_or_init(|| {
+            if !super::is_rootless()
+                || std::env::var_os(JOB_ENV).is_some()
+                || !super::which("unshare")
+            {
+                return None;
+            }
+            let ids = super::id_ranges();
+            let (u, g) = (ids.sub_uids?, ids.sub_gids?);
+            Some((ids, u, g))
+        })
+        .as_ref()
+}
+
+fn other(msg: String) -> io::Error {
+    io::Error::other(msg)
+}
+
+/// Runs `job` in the helper, feeding it `input` (when given) on stdin. Returns its stdout.
+fn run(job: &Job, input: Option<&mut dyn Read>) -> io::Result<Vec<u8>> {
+    let (_, subu, subg) =
+        mapping().ok_or_else(|| other("no subordinate id ranges to map".into()))?;
+    let exe = std::env::current_exe()?;
+    let spec = serde_json::to_string(job).map_err(io::Error::other)?;
+    let mut child = Command::new("unshare")
+        .arg("--user")
+        .arg(format!("--map-users={},1,{}", subu.first, subu.count))
+        .arg(format!("--map-groups={},1,{}", subg.first, subg.count))
+        .arg("--map-root-user")
+        .arg("--")
+        .arg(&exe)
+        .env(JOB_ENV, spec)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            other(format!(
+                "starting unshare for the user-namespace helper: {e}"
+            ))
+        })?;
+    let mut fed = Ok(());
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        fed = match io::copy(input, &mut stdin) {
+            Ok(_) => Ok(()),
+            // The helper stopped reading: its own error says why.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(e),
+        };
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stderr);
+        return Err(other(text.trim().to_string()));
+    }
+    fed?;
+    Ok(out.stdout)
+}
+
+/// Applies a layer in the helper; returns its diffID and entry count.
+pub fn unpack(
+    blob: &mut dyn Read,
+    dir: &Path,
+    overlay_whiteouts: bool,
+    lowers: &[PathBuf],
+) -> io::Result<(String, u64)> {
+    let job = Job::Unpack {
+        dir: dir.to_path_buf(),
+        overlay_whiteouts,
+        lowers: lowers.to_vec(),
+    };
+    let out = run(&job, Some(blob))?;
+    let got: Unpacked = serde_json::from_slice(&out).map_err(|e| {
+        other(format!(
+            "the user-namespace helper answered {:?}: {e}",
+            String::from_utf8_lossy(&out)
+        ))
+    })?;
+    Ok((got.diff_id, got.entries))
+}
+
+/// Copies the tree `src` to `dst` in the helper.
+pub fn copy(src: &Path, dst: &Path) -> io::Result<()> {
+    run(
+        &Job::Copy {
+            src: src.to_path_buf(),
+            dst: dst.to_path_buf(),
+        },
+        None,
+    )
+    .map(drop)
+}
+
+/// Removes the tree `path`: directly, and when that is refused (a directory of a shifted
+/// owner the user may not enter or change), in the helper.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && shifting() => run(
+            &Job::Remove {
+                path: path.to_path_buf(),
+            },
+            None,
+        )
+        .map(drop),
+        r => r,
+    }
+}
+
+/// The helper's side: when [`JOB_ENV`] is set, runs that job and returns the process's exit
+/// code (0, or 1 with the error's text on stderr); `None` for an ordinary berth.
+pub fn job_main() -> Option<i32> {
+    let spec: OsString = std::env::var_os(JOB_ENV)?;
+    let result = serde_json::from_slice::<Job>(spec.as_encoded_bytes())
+        .map_err(|e| format!("bad {JOB_ENV}: {e}"))
+        .and_then(|job| do_job(job).map_err(|e| crate::ops::error::chain(&*e)));
+    let mut out = io::stdout().lock();
+    match result {
+        Ok(answer) => {
+            let _ = out.write_all(&answer);
+            let _ = out.flush();
+            Some(0)
+        }
+        Err(text) => {
+            let _ = io::stderr().write_all(format!("{text}\n").as_bytes());
+            Some(1)
+        }
+    }
+}
+
+fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    match job {
+        Job::Unpack {
+            dir,
+            overlay_whiteouts,
+            lowers,
+        } => {
+            let target = crate::unpack::Target {
+                dir,
+                whiteouts: if overlay_whiteouts {
+                    crate::unpack::Whiteouts::Overlay
+                } else {
+                    crate::unpack::Whiteouts::Delete
+                },
+                lowers,
+            };
+            let stdin = io::stdin().lock();
+            let applied =
+                crate::unpack::apply_layer(io::BufReader::with_capacity(1 << 20, stdin), &target)?;
+            Ok(serde_json::to_vec(&Unpacked {
+                diff_id: applied.diff_id.to_string(),
+                entries: applied.entries,
+            })?)
+        }
+        Job::Copy { src, dst } => {
+            crate::snapshot::copy_tree_as_is(&src, &dst)?;
+            Ok(Vec::new())
+        }
+        Job::Remove { path } => {
+            std::fs::remove_dir_all(&path)
+                .map_err(|e| format!("removing {}: {e}", path.display()))?;
+            Ok(Vec::new())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_travel_as_json() {
+        let job = Job::Unpack {
+            dir: "/s/1/fs".into(),
+            overlay_whiteouts: false,
+            lowers: vec!["/s/0/fs".into()],
+        };
+        let text = serde_json::to_string(&job).unwrap();
+        assert!(text.contains("\"job\":\"unpack\""), "{text}");
+        assert_eq!(serde_json::from_str::<Job>(&text).unwrap(), job);
+    }
+}
