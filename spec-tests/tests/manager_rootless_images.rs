@@ -133,6 +133,33 @@ fn image_owners_are_shifted_into_the_subordinate_range() -> Result<()> {
     )?;
     assert_ne!(other.code, Some(0), "{other:?}");
 
+    // A named volume's copy-up keeps the owners; the volume goes with them.
+    let vol = b(
+        &u,
+        &berth,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "v1:/home/u",
+            IMAGE,
+            "busybox",
+            "stat",
+            "-c",
+            "%u:%g %a %n",
+            "/home/u",
+            "/home/u/later",
+        ],
+    )?
+    .ok()?;
+    assert_eq!(
+        vol.stdout, "1000:1000 700 /home/u\n1000:1000 600 /home/u/later\n",
+        "{vol:?}"
+    );
+    b(&u, &berth, &["volume", "rm", "v1"])?.ok()?;
+
     // On the host: uid N is subuid_first + N - 1, root is the user.
     let store = u.dir.join(".local/share/berth");
     let mut all = Vec::new();

@@ -38,6 +38,13 @@ pub enum Job {
     Copy { src: PathBuf, dst: PathBuf },
     /// Removes the tree `path`.
     Remove { path: PathBuf },
+    /// A volume's copy-up (`volume::copy::populate`); answers `true` or `false`.
+    Populate {
+        vol_dir: PathBuf,
+        data: PathBuf,
+        rootfs: Option<PathBuf>,
+        source: PathBuf,
+    },
 }
 
 /// What an unpack job answers.
@@ -155,6 +162,22 @@ pub fn copy(src: &Path, dst: &Path) -> io::Result<()> {
     .map(drop)
 }
 
+/// A volume's copy-up in the helper: whether anything was copied.
+pub fn populate(
+    vol_dir: &Path,
+    data: &Path,
+    rootfs: Option<&Path>,
+    source: &Path,
+) -> io::Result<bool> {
+    let job = Job::Populate {
+        vol_dir: vol_dir.to_path_buf(),
+        data: data.to_path_buf(),
+        rootfs: rootfs.map(Path::to_path_buf),
+        source: source.to_path_buf(),
+    };
+    Ok(run(&job, None)? == b"true")
+}
+
 /// Removes the tree `path`: directly, and when that is refused (a directory of a shifted
 /// owner the user may not enter or change), in the helper.
 pub fn remove_tree(path: &Path) -> io::Result<()> {
@@ -218,6 +241,20 @@ fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>
         Job::Copy { src, dst } => {
             crate::snapshot::copy_tree_as_is(&src, &dst)?;
             Ok(Vec::new())
+        }
+        Job::Populate {
+            vol_dir,
+            data,
+            rootfs,
+            source,
+        } => {
+            let copied =
+                crate::volume::populate_as_is(&vol_dir, &data, rootfs.as_deref(), &source)?;
+            Ok(if copied {
+                b"true".to_vec()
+            } else {
+                b"false".to_vec()
+            })
         }
         Job::Remove { path } => {
             std::fs::remove_dir_all(&path)
