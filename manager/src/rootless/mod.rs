@@ -235,7 +235,21 @@ pub fn adapt_spec(spec: &mut Spec, ids: &IdRanges) -> Result<(), RootlessError> 
         res.set_devices(None);
         linux.set_resources(Some(res));
     }
+    if !limits_available() {
+        // No cgroup the user may write (the limits were discarded with a warning): runc, as
+        // an alternative runtime, only tolerates that for a container without a cgroup path.
+        linux.set_cgroups_path(None);
+    }
     spec.set_linux(Some(linux));
+    // The rootfs is a link to the snapshot (no bind mount on the host): runc, as an
+    // alternative runtime, refuses a root path that is a symlink, so name the tree itself.
+    if let Some(mut root) = spec.root().clone() {
+        let is_link = fs::symlink_metadata(root.path()).is_ok_and(|m| m.file_type().is_symlink());
+        if let (true, Ok(real)) = (is_link, fs::canonicalize(root.path())) {
+            root.set_path(real);
+            spec.set_root(Some(root));
+        }
+    }
     if !own_netns {
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         for m in mounts.iter_mut() {
