@@ -369,3 +369,52 @@ fn the_default_network_is_user_mode_with_published_ports() -> Result<()> {
     assert!(u.pids().is_empty(), "processes left: {:?}", u.pids());
     Ok(())
 }
+
+/// `compose up` and `down` as the user: the project's default network is the default
+/// (slirp4netns) network, published ports answer on the host, named volumes are the user's.
+#[test]
+fn compose_up_and_down_work_on_the_default_network() -> Result<()> {
+    let (u, berth) = user_with_busybox()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let project = u.mkdir("proj")?;
+    let file = project.join("compose.yaml");
+    fs::write(
+        &file,
+        format!(
+            "services:\n  web:\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo hello > /tmp/index.html; busybox httpd -f -p 80 -h /tmp']\n    ports: ['127.0.0.1:{port}:80']\n  worker:\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo kept > /data/f; sleep 60']\n    volumes: [data:/data]\nvolumes:\n  data: {{}}\n"
+        ),
+    )?;
+    u.chown(&file)?;
+    let f = file.to_string_lossy().into_owned();
+    let compose = |args: &[&str]| {
+        let mut all = vec!["compose", "-p", "rl", "-f", &f];
+        all.extend_from_slice(args);
+        b(&u, &berth, &all)
+    };
+    compose(&["up", "-d"])?.ok()?;
+    let result = (|| -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let body = loop {
+            let got = std::process::Command::new("curl")
+                .args(["-sf", "--max-time", "2"])
+                .arg(format!("http://127.0.0.1:{port}/index.html"))
+                .output()?;
+            if got.status.success() || Instant::now() > deadline {
+                break String::from_utf8_lossy(&got.stdout).into_owned();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(body, "hello\n");
+        let ps = compose(&["ps", "--services"])?.ok()?;
+        assert_eq!(table(&ps.stdout), ["web", "worker"], "{ps:?}");
+        Ok(())
+    })();
+    let down = compose(&["down", "-v", "-t", "1"])?;
+    result?;
+    down.ok()?;
+    assert_eq!(b(&u, &berth, &["ps", "-a", "-q"])?.ok()?.stdout, "");
+    assert_eq!(b(&u, &berth, &["volume", "ls", "-q"])?.ok()?.stdout, "");
+    Ok(())
+}
