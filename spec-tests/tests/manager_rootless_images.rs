@@ -160,6 +160,33 @@ fn image_owners_are_shifted_into_the_subordinate_range() -> Result<()> {
     );
     b(&u, &berth, &["volume", "rm", "v1"])?.ok()?;
 
+    // export: the container's owners (read from the user's namespace), every file readable.
+    b(
+        &u,
+        &berth,
+        &["create", "--name", "ex", "--network", "none", IMAGE],
+    )?
+    .ok()?;
+    let tar = u.dir.join("ex.tar");
+    b(&u, &berth, &["export", "-o", &tar.to_string_lossy(), "ex"])?.ok()?;
+    b(&u, &berth, &["rm", "ex"])?.ok()?;
+    let mut owners = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(fs::File::open(&tar)?).entries()? {
+        let e = e?;
+        let h = e.header();
+        owners.insert(
+            e.path()?.to_string_lossy().into_owned(),
+            (h.uid()?, h.gid()?),
+        );
+    }
+    assert_eq!(
+        owners.get("home/u/later"),
+        Some(&(1000, 1000)),
+        "{owners:?}"
+    );
+    assert_eq!(owners.get("srv/www"), Some(&(33, 33)), "{owners:?}");
+    assert_eq!(owners.get("bin/busybox"), Some(&(0, 0)), "{owners:?}");
+
     // On the host: uid N is subuid_first + N - 1, root is the user.
     let store = u.dir.join(".local/share/berth");
     let mut all = Vec::new();

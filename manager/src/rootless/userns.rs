@@ -38,6 +38,9 @@ pub enum Job {
     Copy { src: PathBuf, dst: PathBuf },
     /// Removes the tree `path`.
     Remove { path: PathBuf },
+    /// Writes the entries of directory `root` as a tar stream to stdout (owners as the
+    /// container sees them: the helper's user namespace maps them back).
+    Tar { root: PathBuf },
     /// A volume's copy-up (`volume::copy::populate`); answers `true` or `false`.
     Populate {
         vol_dir: PathBuf,
@@ -85,6 +88,13 @@ fn other(msg: String) -> io::Error {
 
 /// Runs `job` in the helper, feeding it `input` (when given) on stdin. Returns its stdout.
 fn run(job: &Job, input: Option<&mut dyn Read>) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    run_into(job, input, &mut out)?;
+    Ok(out)
+}
+
+/// [`run`], its stdout streamed into `output`.
+fn run_into(job: &Job, input: Option<&mut dyn Read>, output: &mut dyn Write) -> io::Result<()> {
     let (_, subu, subg) =
         mapping().ok_or_else(|| other("no subordinate id ranges to map".into()))?;
     let exe = std::env::current_exe()?;
@@ -110,6 +120,15 @@ fn run(job: &Job, input: Option<&mut dyn Read>) -> io::Result<Vec<u8>> {
                 "starting unshare for the user-namespace helper: {e}"
             ))
         })?;
+    // stderr is read on the side: the helper may fill it while we feed or drain it.
+    let mut stderr = child.stderr.take();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(e) = stderr.as_mut() {
+            let _ = e.read_to_string(&mut text);
+        }
+        text
+    });
     let mut fed = Ok(());
     if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
         fed = match io::copy(input, &mut stdin) {
@@ -119,13 +138,20 @@ fn run(job: &Job, input: Option<&mut dyn Read>) -> io::Result<Vec<u8>> {
             Err(e) => Err(e),
         };
     }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        let text = String::from_utf8_lossy(&out.stderr);
+    let drained = match child.stdout.take() {
+        Some(mut so) => io::copy(&mut so, output).map(drop),
+        None => Ok(()),
+    };
+    if drained.is_err() {
+        let _ = child.kill();
+    }
+    let status = child.wait()?;
+    let text = errors.join().unwrap_or_default();
+    if !status.success() {
         return Err(other(text.trim().to_string()));
     }
     fed?;
-    Ok(out.stdout)
+    drained
 }
 
 /// Applies a layer in the helper; returns its diffID and entry count.
@@ -176,6 +202,18 @@ pub fn populate(
         source: source.to_path_buf(),
     };
     Ok(run(&job, None)? == b"true")
+}
+
+/// Writes the entries of `root` as a tar stream into `out`, from the helper (whose user
+/// namespace shows the container's owners and may read every file).
+pub fn tar_tree(root: &Path, out: &mut dyn Write) -> io::Result<()> {
+    run_into(
+        &Job::Tar {
+            root: root.to_path_buf(),
+        },
+        None,
+        out,
+    )
 }
 
 /// Removes the tree `path`: directly, and when that is refused (a directory of a shifted
@@ -255,6 +293,24 @@ fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>
             } else {
                 b"false".to_vec()
             })
+        }
+        Job::Tar { root } => {
+            let mut b = tar::Builder::new(io::stdout().lock());
+            b.follow_symlinks(false);
+            let mut names: Vec<OsString> = std::fs::read_dir(&root)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<io::Result<_>>()?;
+            names.sort();
+            for name in names {
+                let path = root.join(&name);
+                if std::fs::symlink_metadata(&path)?.is_dir() {
+                    b.append_dir_all(&name, &path)?;
+                } else {
+                    b.append_path_with_name(&path, &name)?;
+                }
+            }
+            b.into_inner()?.flush()?;
+            Ok(Vec::new())
         }
         Job::Remove { path } => {
             std::fs::remove_dir_all(&path)

@@ -211,6 +211,11 @@ pub fn changes(engine: &Engine, what: &str) -> Result<Vec<Change>> {
 pub fn export(engine: &Engine, what: &str, out: impl Write) -> Result<()> {
     let mut rootfs = Rootfs::open(engine, what)?;
     let r = (|| -> std::io::Result<()> {
+        if crate::rootless::userns::shifting() {
+            // Owners in the user's subordinate range: archived from its user namespace.
+            let mut out = out;
+            return crate::rootless::userns::tar_tree(&rootfs.path, &mut out);
+        }
         let mut b = tar::Builder::new(out);
         b.follow_symlinks(false);
         for e in entries(&rootfs.path) {
