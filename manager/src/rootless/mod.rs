@@ -153,6 +153,10 @@ pub fn disabled_features(ids: &IdRanges) -> Vec<Disabled> {
             feature: "overlay snapshotter",
             reason: "an unprivileged user cannot mount overlayfs on the host; the copy snapshotter is used".into(),
         },
+        Disabled {
+            feature: "build",
+            reason: "berth build takes its layers from overlay upper directories, which rootless berth does not have".into(),
+        },
     ];
     if !limits_available() {
         out.push(Disabled {
