@@ -318,7 +318,6 @@ fn health_checks_report_unhealthy_then_healthy() -> Result<()> {
 
 #[test]
 fn runc_drives_the_same_lifecycle_through_its_cli() -> Result<()> {
-    spec_tests::skip_rootless!("runc as the alternative runtime of a rootless berth runs, but `stop` does not reach its container yet");
     let env = Env::new()?;
     let (code, out, err) = env.run(&[
         "run",
