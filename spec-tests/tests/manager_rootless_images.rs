@@ -160,6 +160,46 @@ fn image_owners_are_shifted_into_the_subordinate_range() -> Result<()> {
     );
     b(&u, &berth, &["volume", "rm", "v1"])?.ok()?;
 
+    // diff and commit see inside the 0700 directory of uid 1000 and keep the owners.
+    b(
+        &u,
+        &berth,
+        &[
+            "run",
+            "--name",
+            "ch",
+            "--network",
+            "none",
+            IMAGE,
+            "sh",
+            "-c",
+            "rm /home/u/kept; echo n > /home/u/new; chown 1000:1000 /home/u/new",
+        ],
+    )?
+    .ok()?;
+    let diff = b(&u, &berth, &["diff", "ch"])?.ok()?;
+    assert!(diff.stdout.contains("D /home/u/kept\n"), "{diff:?}");
+    assert!(diff.stdout.contains("A /home/u/new\n"), "{diff:?}");
+    b(&u, &berth, &["commit", "ch", "localhost/owners:v2"])?.ok()?;
+    b(&u, &berth, &["rm", "ch"])?.ok()?;
+    let v2 = b(
+        &u,
+        &berth,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "localhost/owners:v2",
+            "sh",
+            "-c",
+            "busybox stat -c '%u:%g %n' /home/u/new; ls /home/u",
+        ],
+    )?
+    .ok()?;
+    assert_eq!(v2.stdout, "1000:1000 /home/u/new\nlater\nnew\n", "{v2:?}");
+    b(&u, &berth, &["rmi", "localhost/owners:v2"])?.ok()?;
+
     // export: the container's owners (read from the user's namespace), every file readable.
     b(
         &u,

@@ -38,6 +38,16 @@ pub enum Job {
     Copy { src: PathBuf, dst: PathBuf },
     /// Removes the tree `path`.
     Remove { path: PathBuf },
+    /// The changes of copy snapshot `top` against `lower`, as JSON on stdout.
+    Changes {
+        top: PathBuf,
+        lower: Option<PathBuf>,
+    },
+    /// The layer tar of those changes on stdout.
+    Layer {
+        top: PathBuf,
+        lower: Option<PathBuf>,
+    },
     /// Writes the entries of directory `root` as a tar stream to stdout (owners as the
     /// container sees them: the helper's user namespace maps them back).
     Tar { root: PathBuf },
@@ -216,6 +226,30 @@ pub fn tar_tree(root: &Path, out: &mut dyn Write) -> io::Result<()> {
     )
 }
 
+/// What a copy snapshot changed against its parent's tree (JSON of the changes), compared in
+/// the helper.
+pub fn changes_json(top: &Path, lower: Option<&Path>) -> io::Result<Vec<u8>> {
+    run(
+        &Job::Changes {
+            top: top.to_path_buf(),
+            lower: lower.map(Path::to_path_buf),
+        },
+        None,
+    )
+}
+
+/// The layer tar of a copy snapshot's changes, written by the helper into `out`.
+pub fn layer_tar(top: &Path, lower: Option<&Path>, out: &mut dyn Write) -> io::Result<()> {
+    run_into(
+        &Job::Layer {
+            top: top.to_path_buf(),
+            lower: lower.map(Path::to_path_buf),
+        },
+        None,
+        out,
+    )
+}
+
 /// Removes the tree `path`: directly, and when that is refused (a directory of a shifted
 /// owner the user may not enter or change), in the helper.
 pub fn remove_tree(path: &Path) -> io::Result<()> {
@@ -293,6 +327,16 @@ fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>
             } else {
                 b"false".to_vec()
             })
+        }
+        Job::Changes { top, lower } => Ok(crate::ops::containers::copy_changes_json(
+            &top,
+            lower.as_deref(),
+        )?),
+        Job::Layer { top, lower } => {
+            let mut out = io::stdout().lock();
+            crate::ops::containers::copy_layer_tar(&top, lower.as_deref(), &mut out)?;
+            out.flush()?;
+            Ok(Vec::new())
         }
         Job::Tar { root } => {
             let mut b = tar::Builder::new(io::stdout().lock());
