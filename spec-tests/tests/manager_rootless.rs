@@ -418,3 +418,68 @@ fn compose_up_and_down_work_on_the_default_network() -> Result<()> {
     assert_eq!(b(&u, &berth, &["volume", "ls", "-q"])?.ok()?.stdout, "");
     Ok(())
 }
+
+/// The create/start/exec/rename/restart lifecycle as the user (the root suite's version also
+/// pauses, which needs a freezer cgroup a rootless berth lacks here).
+#[test]
+fn create_start_exec_rename_and_restart_as_the_user() -> Result<()> {
+    let (u, berth) = user_with_busybox()?;
+    let id = b(
+        &u,
+        &berth,
+        &[
+            "create",
+            "--name",
+            "c1",
+            "--network",
+            "none",
+            "-e",
+            "FOO=bar",
+            BUSYBOX,
+            "sleep",
+            "60",
+        ],
+    )?
+    .ok()?
+    .stdout;
+    let id = id.trim();
+    let status = |name: &str| -> Result<String> {
+        Ok(
+            b(&u, &berth, &["inspect", "-f", "{{.State.Status}}", name])?
+                .ok()?
+                .stdout
+                .trim()
+                .to_string(),
+        )
+    };
+    assert_eq!(status("c1")?, "created");
+    b(&u, &berth, &["start", "c1"])?.ok()?;
+    assert_eq!(status("c1")?, "running");
+    let env = b(
+        &u,
+        &berth,
+        &["exec", "-w", "/etc", "c1", "sh", "-c", "echo $FOO; pwd"],
+    )?
+    .ok()?;
+    assert_eq!(env.stdout, "bar\n/etc\n");
+    assert_eq!(
+        b(&u, &berth, &["exec", "c1", "sh", "-c", "exit 9"])?.code,
+        Some(9)
+    );
+    b(&u, &berth, &["rename", "c1", "c2"])?.ok()?;
+    let top = b(&u, &berth, &["top", "c2"])?.ok()?;
+    assert!(top.stdout.contains("sleep 60"), "{top:?}");
+    let rm = b(&u, &berth, &["rm", "c2"])?;
+    assert_ne!(rm.code, Some(0));
+    assert!(rm.stderr.contains("Stop the container"), "{rm:?}");
+    b(&u, &berth, &["restart", "-t", "1", "c2"])?.ok()?;
+    assert_eq!(status("c2")?, "running");
+    b(&u, &berth, &["rm", "-f", "c2"])?.ok()?;
+    assert_eq!(b(&u, &berth, &["ps", "-a", "-q"])?.ok()?.stdout, "");
+    let containers = u.dir.join(".local/share/berth/containers");
+    assert!(
+        !containers.join(id).exists(),
+        "the container's directory is left"
+    );
+    Ok(())
+}
