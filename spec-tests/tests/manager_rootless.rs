@@ -466,6 +466,21 @@ fn create_start_exec_rename_and_restart_as_the_user() -> Result<()> {
         b(&u, &berth, &["exec", "c1", "sh", "-c", "exit 9"])?.code,
         Some(9)
     );
+    // cp both ways, without complaints (a rootless root is a link, not a mount).
+    let inside = u.dir.join("in.txt");
+    fs::write(&inside, "copied\n")?;
+    u.chown(&inside)?;
+    let cp_in = b(&u, &berth, &["cp", &inside.to_string_lossy(), "c1:/tmp/"])?.ok()?;
+    assert_eq!(cp_in.stderr, "");
+    let out = u.dir.join("out.txt");
+    let cp_out = b(
+        &u,
+        &berth,
+        &["cp", "c1:/tmp/in.txt", &out.to_string_lossy()],
+    )?
+    .ok()?;
+    assert_eq!(cp_out.stderr, "");
+    assert_eq!(fs::read_to_string(&out)?, "copied\n");
     b(&u, &berth, &["rename", "c1", "c2"])?.ok()?;
     let top = b(&u, &berth, &["top", "c2"])?.ok()?;
     assert!(top.stdout.contains("sleep 60"), "{top:?}");
