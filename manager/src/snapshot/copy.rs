@@ -47,11 +47,19 @@ impl Snapshotter for CopySnapshotter {
             }),
             Some(p) => {
                 let src = self.fs(&self.store.get(p)?);
-                let copied = if crate::rootless::userns::shifting() {
-                    // Owners in the user's subordinate ranges: copied in its user namespace.
-                    crate::rootless::userns::copy(&src, &dst).map_err(|e| (dst.clone(), e))
-                } else {
-                    copy_tree(&src, &dst, &mut HashMap::new())
+                let copied = match copy_tree(&src, &dst, &mut HashMap::new()) {
+                    // Owners in the user's subordinate ranges (which it may not chown to, nor
+                    // read): copied again in its user namespace. A tree of the user's own
+                    // files (container root's) needs no helper.
+                    Err((_, e))
+                        if e.kind() == io::ErrorKind::PermissionDenied
+                            && crate::rootless::userns::shifting() =>
+                    {
+                        crate::rootless::userns::remove_tree(&dst)
+                            .and_then(|()| crate::rootless::userns::copy(&src, &dst))
+                            .map_err(|e| (dst.clone(), e))
+                    }
+                    r => r,
                 };
                 copied.map_err(|(path, source)| SnapshotError::Copy {
                     parent: p.to_string(),
