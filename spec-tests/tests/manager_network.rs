@@ -8,8 +8,15 @@ use spec_tests::manager::network::{
     Scope, BUSYBOX,
 };
 
+/// Why most of this suite is skipped in the rootless pass (BERTH_TEST_ROOTLESS).
+const ROOTLESS_NETWORKS: &str =
+    "user-defined networks are not available to rootless berth yet (refused naming the flag)";
+const ROOTLESS_CONTAINER_MODE: &str =
+    "--network container: is not available to rootless berth yet (refused naming the flag)";
+
 #[test]
 fn create_inspect_ls_and_rm_round_trip_with_every_option() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = Berth::new()?;
     let name = unique_name("full");
     let subnet = unique_subnet();
@@ -74,6 +81,7 @@ fn create_inspect_ls_and_rm_round_trip_with_every_option() -> Result<()> {
 
 #[test]
 fn create_refuses_bad_input_naming_the_flag_at_fault() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = Berth::new()?;
     let taken = unique_name("taken");
     let subnet = unique_subnet();
@@ -142,6 +150,7 @@ fn default_bridge_network_is_listed_and_cannot_be_removed() -> Result<()> {
 
 #[test]
 fn networks_without_a_subnet_get_distinct_ones() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = Berth::new()?;
     let (a, b) = (unique_name("auto"), unique_name("auto"));
     berth.ok(&["network", "create", &a])?;
@@ -154,6 +163,7 @@ fn networks_without_a_subnet_get_distinct_ones() -> Result<()> {
 
 #[test]
 fn prune_removes_user_networks_and_keeps_the_default() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = Berth::new()?;
     let (a, b) = (unique_name("pa"), unique_name("pb"));
     berth.ok(&["network", "create", "--subnet", &unique_subnet(), &a])?;
@@ -168,6 +178,7 @@ fn prune_removes_user_networks_and_keeps_the_default() -> Result<()> {
 
 #[test]
 fn rm_and_inspect_of_several_report_each_missing_one_and_fail() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = Berth::new()?;
     let keep = unique_name("keep");
     berth.ok(&["network", "create", "--subnet", &unique_subnet(), &keep])?;
@@ -196,6 +207,7 @@ fn ok_out(o: &std::process::Output) -> String {
 
 #[test]
 fn containers_on_a_user_network_ping_and_fetch_each_other_by_name_and_alias() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("app", &[])?;
@@ -231,6 +243,7 @@ fn containers_on_a_user_network_ping_and_fetch_each_other_by_name_and_alias() ->
 
 #[test]
 fn published_port_answers_from_the_host_and_from_a_container_on_another_network() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (front, _) = s.network("front", &[])?;
@@ -295,6 +308,7 @@ fn published_port_answers_from_the_host_and_from_a_container_on_another_network(
 
 #[test]
 fn containers_on_different_networks_cannot_talk() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (n1, base1) = s.network("iso1", &[])?;
@@ -332,6 +346,7 @@ fn containers_on_different_networks_cannot_talk() -> Result<()> {
 
 #[test]
 fn internal_network_has_no_egress_while_a_normal_one_does() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let outside = Outside::new()?;
     let mut s = Scope::new(&berth);
@@ -422,6 +437,7 @@ fn network_none_has_only_loopback_and_host_sees_the_hosts_interfaces() -> Result
 
 #[test]
 fn network_in_use_cannot_be_removed_until_its_container_is_gone() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("busy", &[])?;
@@ -444,6 +460,7 @@ fn network_in_use_cannot_be_removed_until_its_container_is_gone() -> Result<()> 
 
 #[test]
 fn generated_etc_files_carry_hostname_add_host_and_dns_flags() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("etc", &[])?;
@@ -500,6 +517,7 @@ fn generated_etc_files_carry_hostname_add_host_and_dns_flags() -> Result<()> {
 
 #[test]
 fn connect_and_disconnect_a_running_container() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (n1, _) = s.network("con1", &[])?;
@@ -551,6 +569,7 @@ fn connect_and_disconnect_a_running_container() -> Result<()> {
 
 #[test]
 fn networking_left_by_a_crash_is_cleaned_by_the_next_command() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("crash", &[])?;
@@ -594,6 +613,7 @@ fn networking_left_by_a_crash_is_cleaned_by_the_next_command() -> Result<()> {
 
 #[test]
 fn publish_all_maps_exposed_ports_and_container_mode_shares_the_namespace() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_CONTAINER_MODE);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("pall", &[])?;
@@ -638,6 +658,7 @@ fn publish_all_maps_exposed_ports_and_container_mode_shares_the_namespace() -> R
 
 #[test]
 fn a_start_replaces_a_stale_host_link_left_by_the_previous_run() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("restart", &[])?;

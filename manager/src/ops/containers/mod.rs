@@ -25,6 +25,7 @@ pub use archive::{
 };
 pub use attach::{attach, AttachInput, AttachOptions, Attached, Output};
 pub use changes::{changes, commit, export, Change, CommitOptions};
+pub(crate) use changes::{copy_changes_json, copy_layer_tar};
 pub use create::{create, CreateOptions};
 pub use exec::{exec, exec_create, top, ExecChild, ExecStdio, EXEC_START_FAILED};
 pub use list::{inspect, list, prune, ContainerPruneResponse, ListOptions};
