@@ -727,6 +727,7 @@ fn a_start_replaces_a_stale_host_link_left_by_the_previous_run() -> Result<()> {
 
 #[test]
 fn a_bridge_keeps_its_mac_address_as_containers_come_and_go() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("mac", &[])?;
