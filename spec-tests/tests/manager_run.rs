@@ -634,3 +634,41 @@ fn an_interactive_tty_run_takes_the_terminal_size_and_follows_resizes() -> Resul
     env.assert_clean(&[]);
     Ok(())
 }
+
+#[test]
+fn ps_size_shows_the_containers_own_layer_and_the_virtual_total() -> Result<()> {
+    let env = Env::new()?;
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "head -c 50000 /dev/zero > /big && sleep 60",
+    ])?;
+    let id = id.trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let size = loop {
+        let out = env.ok(&["ps", "--no-trunc", "--format", "{{.ID}} {{.Size}}"])?;
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&id))
+            .unwrap_or("")
+            .to_string();
+        if line.contains("50kB") || Instant::now() > deadline {
+            break line;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(size.contains("50kB (virtual "), "{size}");
+    let table = env.ok(&["ps", "-s"])?;
+    assert!(
+        table.lines().next().unwrap_or("").ends_with("SIZE"),
+        "{table}"
+    );
+    env.ok(&["rm", "-f", &id])?;
+    env.assert_clean(&[id]);
+    Ok(())
+}

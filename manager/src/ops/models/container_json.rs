@@ -169,6 +169,15 @@ pub struct ContainerSummary {
     pub host_config: SummaryHostConfig,
     pub network_settings: SummaryNetworkSettings,
     pub mounts: Vec<MountPoint>,
+    /// With `size`: the container's own layer, and that plus its image.
+    #[serde(rename = "SizeRw", default, skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    #[serde(
+        rename = "SizeRootFs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub size_root_fs: Option<i64>,
     /// The creation time as recorded (RFC 3339 with nanoseconds), for renderers that show
     /// it; not part of docker's JSON.
     #[serde(skip)]
