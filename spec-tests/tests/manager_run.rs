@@ -55,6 +55,9 @@ fn bad_flag_values_fail_with_125_naming_the_flag_and_leave_nothing() -> Result<(
         ("--stop-signal", "SIGNOPE"),
         ("-p", "notaport"),
         ("--mount", "type=bind,target=/x"),
+        ("--platform", "bogus"),
+        ("--log-driver", "syslog"),
+        ("--userns", "private"),
     ] {
         let (code, _, err) = env.run(&["run", "--rm", flag, value, BUSYBOX, "true"])?;
         assert_eq!(code, 125, "{flag} {value}: {err}");
@@ -670,5 +673,53 @@ fn ps_size_shows_the_containers_own_layer_and_the_virtual_total() -> Result<()> 
     );
     env.ok(&["rm", "-f", &id])?;
     env.assert_clean(&[id]);
+    Ok(())
+}
+
+#[test]
+fn cidfile_and_platform_follow_docker() -> Result<()> {
+    let env = Env::new()?;
+    let dir = spec_tests::manager::berth::test_dir()?;
+    let cid = dir.path().join("cid");
+    let cid_s = cid.to_string_lossy().to_string();
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--cidfile",
+        &cid_s,
+        "--network",
+        "none",
+        BUSYBOX,
+        "sleep",
+        "60",
+    ])?;
+    assert_eq!(std::fs::read_to_string(&cid)?, id.trim());
+    // A file already there is refused before anything is made.
+    let (code, _, err) = env.run(&["create", "--cidfile", &cid_s, BUSYBOX, "true"])?;
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("Container ID file found"), "{err}");
+    assert_eq!(env.ok(&["ps", "-aq"])?.lines().count(), 1);
+    // The image's own platform runs; another is refused with docker's words.
+    env.ok(&[
+        "run",
+        "--rm",
+        "--platform",
+        "linux/amd64",
+        "--network",
+        "none",
+        BUSYBOX,
+        "busybox",
+        "true",
+    ])?;
+    let (code, _, err) = env.run(&["run", "--rm", "--platform", "linux/arm64", BUSYBOX, "true"])?;
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains(
+            "does not match the specified platform: wanted linux/arm64, actual: linux/amd64"
+        ),
+        "{err}"
+    );
+    env.ok(&["rm", "-f", id.trim()])?;
+    env.assert_clean(&[id.trim().to_string()]);
     Ok(())
 }

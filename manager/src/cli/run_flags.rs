@@ -178,6 +178,18 @@ pub struct Flags {
     /// Pull image before running ("always", "missing", "never")
     #[arg(long, default_value = "missing")]
     pub(super) pull: String,
+    /// Set platform if server is multi-platform capable (os/arch[/variant])
+    #[arg(long, env = "DOCKER_DEFAULT_PLATFORM")]
+    pub(super) platform: Option<String>,
+    /// Write the container ID to the file
+    #[arg(long)]
+    pub(super) cidfile: Option<std::path::PathBuf>,
+    /// Logging driver for the container (json-file)
+    #[arg(long)]
+    pub(super) log_driver: Option<String>,
+    /// User namespace to use ("host" or empty: berth's default)
+    #[arg(long)]
+    pub(super) userns: Option<String>,
     /// Snapshotter for the container's root filesystem: overlay or copy
     #[arg(long, env = "BERTH_SNAPSHOTTER")]
     pub(super) snapshotter: Option<String>,
@@ -337,7 +349,17 @@ impl Flags {
         for p in &self.publish {
             parse::publish(p, &mut config.exposed_ports, &mut h.port_bindings)?;
         }
-        let mut log = LogConfig::default();
+        let mut log = LogConfig {
+            r#type: self.log_driver.clone().unwrap_or_default(),
+            ..LogConfig::default()
+        };
+        if let Some(u) = self
+            .userns
+            .as_deref()
+            .filter(|u| !u.is_empty() && *u != "host")
+        {
+            bail!("flag --userns: unsupported mode {u:?} (only \"host\")");
+        }
         for o in &self.log_opt {
             let Some((k, v)) = o.split_once('=') else {
                 bail!("flag --log-opt: invalid log opt {o:?} (key=value)");

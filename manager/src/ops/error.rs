@@ -255,6 +255,12 @@ pub enum OpsError {
     },
     #[error("flag --platform")]
     Platform(#[source] crate::platform::PlatformError),
+    #[error("image with reference {image} was found but does not match the specified platform: wanted {wanted}, actual: {actual}")]
+    PlatformMismatch {
+        image: String,
+        wanted: String,
+        actual: String,
+    },
     #[error("flag --snapshotter")]
     Snapshotter(#[source] SnapshotError),
     #[error("loading {what}")]
@@ -529,6 +535,7 @@ impl OpsError {
             | Self::EmptyPassword { .. }
             | Self::UnnamedRecord { .. }
             | Self::Platform(_)
+            | Self::PlatformMismatch { .. }
             | Self::Snapshotter(_) => InvalidParameter,
 
             Self::VolumePruneFilter { .. } => InvalidParameter,

@@ -250,6 +250,13 @@ impl Plan {
             }
         });
         let health = health_flags(c.healthcheck.as_ref());
+        if !matches!(h.log_config.r#type.as_str(), "" | "json-file") {
+            return Err(OpsError::InvalidField {
+                field: "logging driver (--log-driver, LogConfig.Type)",
+                value: h.log_config.r#type.clone(),
+                reason: "not supported: berth has the json-file driver only".into(),
+            });
+        }
         let log = crate::logs::LogOptions::from_opts(&h.log_config.config)?;
         let mut extra_hosts = Vec::new();
         for e in &h.extra_hosts {

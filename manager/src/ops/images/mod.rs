@@ -129,6 +129,26 @@ fn unix_seconds(t: &str) -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// `--platform` of run and create: the image must be of that platform (docker's check;
+/// berth runs no emulation, so another platform's image would not run anyway).
+pub fn check_platform(engine: &Engine, image: &str, platform: &str) -> Result<()> {
+    let wanted: crate::platform::Platform = platform.parse().map_err(OpsError::Platform)?;
+    let info = inspect(engine, image)?;
+    let actual = crate::platform::Platform {
+        os: info.os.clone(),
+        architecture: info.architecture.clone(),
+        variant: info.variant.clone().filter(|v| !v.is_empty()),
+    };
+    if wanted.matches(&actual).is_none() {
+        return Err(OpsError::PlatformMismatch {
+            image: image.to_string(),
+            wanted: wanted.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// `GET /images/{name}/json`, plus the stored manifest.
 pub fn inspect(engine: &Engine, what: &str) -> Result<ImageInspect> {
     let store = engine.images()?;
