@@ -148,17 +148,27 @@ pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<()> {
     let _ = args.force;
     let filters = match Filters::parse(&args.filter) {
         Ok(f) => f,
-        Err(e) => anyhow::bail!("flag --filter: invalid filter {:?} (label=...)", e.term),
+        Err(e) => anyhow::bail!(
+            "flag --filter: invalid filter {:?} (label=..., label!=... or until=...)",
+            e.term
+        ),
     };
     let pruned = containers::prune(&ctx.engine, &filters)?;
-    println!("Deleted Containers:");
-    for id in &pruned.containers_deleted {
-        println!("{id}");
+    // docker: the list only when something went, then a blank line.
+    if !pruned.containers_deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &pruned.containers_deleted {
+            println!("{id}");
+        }
+        println!();
     }
     for line in &pruned.errors {
         eprintln!("{line}");
     }
-    println!("\nTotal reclaimed space: 0B");
+    println!(
+        "Total reclaimed space: {}",
+        super::format::human_size(pruned.space_reclaimed)
+    );
     if !pruned.errors.is_empty() {
         return Err(super::Exit::silent(1).into());
     }

@@ -459,19 +459,37 @@ pub struct ContainerPruneResponse {
 }
 
 pub fn prune(engine: &Engine, filters: &Filters) -> Result<ContainerPruneResponse> {
+    let label_terms = |v: &str| match v.split_once('=') {
+        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+        None => (v.to_string(), None),
+    };
     let mut labels: Vec<(String, Option<String>)> = Vec::new();
+    let mut not_labels: Vec<(String, Option<String>)> = Vec::new();
+    let mut until: Option<SystemTime> = None;
     for (k, v) in filters.terms() {
-        if k != "label" {
-            return Err(OpsError::FilterTerm {
-                term: format!("{k}={v}"),
-                hint: "label=...",
-            });
+        match k {
+            "label" => labels.push(label_terms(v)),
+            "label!" => not_labels.push(label_terms(v)),
+            "until" => {
+                until = Some(Filters::until(v, SystemTime::now()).ok_or_else(|| {
+                    OpsError::FilterTerm {
+                        term: format!("{k}={v}"),
+                        hint: "until=<timestamp, date or duration such as 24h>",
+                    }
+                })?);
+            }
+            _ => {
+                return Err(OpsError::FilterTerm {
+                    term: format!("{k}={v}"),
+                    hint: "label=..., label!=... or until=...",
+                })
+            }
         }
-        labels.push(match v.split_once('=') {
-            Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => (v.to_string(), None),
-        });
     }
+    let has = |r: &Record, (k, v): &(String, Option<String>)| match v {
+        Some(v) => r.config.labels.get(k) == Some(v),
+        None => r.config.labels.contains_key(k),
+    };
     let store = engine.containers()?;
     let mut out = ContainerPruneResponse::default();
     for r in store.list()? {
@@ -483,15 +501,19 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<ContainerPruneRespons
         {
             continue;
         }
-        let wanted = labels.iter().all(|(k, v)| match v {
-            Some(v) => r.config.labels.get(k) == Some(v),
-            None => r.config.labels.contains_key(k),
+        let old_enough = until.is_none_or(|cutoff| {
+            humantime::parse_rfc3339_weak(&r.created).is_ok_and(|t| t < cutoff)
         });
-        if !wanted {
+        let wanted = labels.iter().all(|l| has(&r, l)) && !not_labels.iter().any(|l| has(&r, l));
+        if !wanted || !old_enough {
             continue;
         }
+        let size = rw_size(engine, &r).max(0) as u64;
         match remove_record(engine, &store, &r, RemoveOptions::default()) {
-            Ok(()) => out.containers_deleted.push(r.id.clone()),
+            Ok(()) => {
+                out.containers_deleted.push(r.id.clone());
+                out.space_reclaimed += size;
+            }
             Err(e) => {
                 out.errors.extend(e.also());
                 out.errors.push(format!("Error: {}", chain(&e)));
