@@ -3,6 +3,7 @@
 
 mod archive;
 mod build;
+mod filter;
 mod layered;
 mod registry;
 
@@ -39,6 +40,16 @@ pub fn check_reference(reference: &str) -> Result<()> {
 /// Whether `image` (a name, ID or digest) is in the store.
 pub fn exists(engine: &Engine, image: &str) -> Result<bool> {
     Ok(engine.images()?.lookup(image).is_ok())
+}
+
+/// [`list`] narrowed by docker's image filters (`reference`, `dangling`, `label`,
+/// `before`, `since`).
+pub fn list_filtered(
+    engine: &Engine,
+    reference: Option<&str>,
+    filters: &crate::ops::models::Filters,
+) -> Result<Vec<ImageSummary>> {
+    filter::apply(engine, list(engine, reference)?, filters)
 }
 
 /// `GET /images/json`; `reference` keeps the names of one repository (`NAME[:TAG]`) only.
