@@ -126,7 +126,12 @@ fn create_refuses_bad_input_naming_the_flag_at_fault() -> Result<()> {
     // None of the refused networks was recorded.
     let mut listed = names(&berth)?;
     listed.sort();
-    let mut want = vec!["bridge".to_string(), taken];
+    let mut want = vec![
+        "bridge".to_string(),
+        "host".to_string(),
+        "none".to_string(),
+        taken,
+    ];
     want.sort();
     assert_eq!(listed, want);
     Ok(())
@@ -145,6 +150,36 @@ fn default_bridge_network_is_listed_and_cannot_be_removed() -> Result<()> {
     assert_eq!(n["Options"]["berth.bridge"], "berth0");
     let err = berth.fail(&["network", "rm", "bridge"])?;
     assert!(err.contains("pre-defined"), "{err}");
+    // docker's other pre-defined networks: listed by name, inspectable by name or id,
+    // never removed.
+    let table = berth.ok(&["network", "ls"])?;
+    let first: Vec<&str> = table
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(first, ["ID", "bridge", "host", "none"], "{table}");
+    for (name, driver) in [("host", "host"), ("none", "null")] {
+        let n = inspect(&berth, name)?;
+        assert_eq!(n["Driver"], driver);
+        let id = n["Id"].as_str().unwrap_or_default().to_string();
+        assert_eq!(inspect(&berth, &id[..12])?["Name"], name);
+        let err = berth.fail(&["network", "rm", name])?;
+        assert!(
+            err.contains(&format!("{name} is a pre-defined network")),
+            "{err}"
+        );
+    }
+    let custom = berth.ok(&["network", "ls", "--filter", "type=custom", "-q"])?;
+    assert_eq!(custom, "");
+    let named = berth.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "driver=null",
+        "--format",
+        "{{.Name}}",
+    ])?;
+    assert_eq!(named, "none\n");
     Ok(())
 }
 
@@ -171,7 +206,7 @@ fn prune_removes_user_networks_and_keeps_the_default() -> Result<()> {
     let out = berth.ok(&["network", "prune", "-f"])?;
     assert!(out.starts_with("Deleted Networks:"), "{out}");
     assert!(out.contains(&a) && out.contains(&b), "{out}");
-    assert_eq!(names(&berth)?, ["bridge"]);
+    assert_eq!(names(&berth)?, ["bridge", "host", "none"]);
     assert_eq!(berth.ok(&["network", "prune", "-f"])?, "");
     Ok(())
 }
