@@ -37,7 +37,10 @@ pub fn routes() -> Router<S> {
 async fn net_list(State(s): State<S>, q: Params) -> ApiResult<Response> {
     let filters: Filters = q.json("filters")?;
     let engine = s.engine.clone();
-    let l = blocking("networks", move || networks::list_filtered(&engine, &filters)).await?;
+    let l = blocking("networks", move || {
+        networks::list_filtered(&engine, &filters)
+    })
+    .await?;
     Ok(json(StatusCode::OK, &l))
 }
 
