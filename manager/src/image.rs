@@ -48,7 +48,7 @@ pub enum ImageError {
         #[source]
         source: io::Error,
     },
-    #[error("no such image: {name}")]
+    #[error("No such image: {name}")]
     NotFound { name: String },
     #[error("image {name} is an index, not an image manifest")]
     NotAnImage { name: String },

@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Rootless berth's helper in the user's namespace (see rootless::userns): one job, no CLI.
+    if let Some(code) = berth::ops::system::userns_job() {
+        return ExitCode::from(code);
+    }
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,

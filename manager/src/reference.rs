@@ -142,6 +142,32 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
+    /// docker's short form of [`Reference::name`]: Docker Hub's `docker.io/` (and its
+    /// `library/`) left out, as docker shows names (`busybox`, `user/app`, `host:5000/x`).
+    pub fn familiar_name(&self) -> String {
+        if self.registry != "docker.io" {
+            return self.name();
+        }
+        self.repository
+            .strip_prefix("library/")
+            .unwrap_or(&self.repository)
+            .to_string()
+    }
+
+    /// docker's short form of the whole reference (`busybox:latest`, `busybox@sha256:…`).
+    pub fn familiar(&self) -> String {
+        let mut s = self.familiar_name();
+        if let Some(t) = &self.tag {
+            s.push(':');
+            s.push_str(t);
+        }
+        if let Some(d) = &self.digest {
+            s.push('@');
+            s.push_str(d.as_ref());
+        }
+        s
+    }
+
     /// What to ask the registry for: the digest when there is one, else the tag.
     pub fn manifest_reference(&self) -> String {
         match (&self.digest, &self.tag) {
@@ -331,6 +357,18 @@ mod tests {
 
     fn full(s: &str) -> String {
         Reference::parse(s).unwrap().to_string()
+    }
+
+    #[test]
+    fn familiar_forms_drop_docker_hub_only() {
+        let f = |s: &str| Reference::parse(s).unwrap().familiar();
+        assert_eq!(f("busybox"), "busybox:latest");
+        assert_eq!(f("docker.io/library/busybox:1"), "busybox:1");
+        assert_eq!(f("user/app:2"), "user/app:2");
+        assert_eq!(f("localhost:5000/x/y:3"), "localhost:5000/x/y:3");
+        assert_eq!(f("quay.io/library/x:1"), "quay.io/library/x:1");
+        let n = Reference::parse("docker.io/library/busybox").unwrap();
+        assert_eq!(n.familiar_name(), "busybox");
     }
 
     #[test]

@@ -18,7 +18,7 @@ struct Setup {
 
 fn setup(c: Compression) -> Result<Setup> {
     let reg = Registry::plain()?;
-    let dir = tempfile::tempdir()?;
+    let dir = spec_tests::manager::berth::test_dir()?;
     let mut layout = Layout::create(&dir.path().join("layout"))?;
     let built = busybox_image(&mut layout, "v1", c)?;
     let image = format!("{}/arch/bb:v1", reg.host());

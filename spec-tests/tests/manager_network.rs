@@ -1,6 +1,6 @@
 //! `berth network create/ls/inspect/rm/prune` as a user runs them.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use sha2::Digest;
 use spec_tests::manager::berth::Berth;
 use spec_tests::manager::network::{
@@ -8,8 +8,15 @@ use spec_tests::manager::network::{
     Scope, BUSYBOX,
 };
 
+/// Why most of this suite is skipped in the rootless pass (BERTH_TEST_ROOTLESS).
+const ROOTLESS_NETWORKS: &str =
+    "user-defined networks are not available to rootless berth yet (refused naming the flag)";
+const ROOTLESS_CONTAINER_MODE: &str =
+    "--network container: is not available to rootless berth yet (refused naming the flag)";
+
 #[test]
 fn create_inspect_ls_and_rm_round_trip_with_every_option() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = Berth::new()?;
     let name = unique_name("full");
     let subnet = unique_subnet();
@@ -74,6 +81,7 @@ fn create_inspect_ls_and_rm_round_trip_with_every_option() -> Result<()> {
 
 #[test]
 fn create_refuses_bad_input_naming_the_flag_at_fault() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = Berth::new()?;
     let taken = unique_name("taken");
     let subnet = unique_subnet();
@@ -118,7 +126,12 @@ fn create_refuses_bad_input_naming_the_flag_at_fault() -> Result<()> {
     // None of the refused networks was recorded.
     let mut listed = names(&berth)?;
     listed.sort();
-    let mut want = vec!["bridge".to_string(), taken];
+    let mut want = vec![
+        "bridge".to_string(),
+        "host".to_string(),
+        "none".to_string(),
+        taken,
+    ];
     want.sort();
     assert_eq!(listed, want);
     Ok(())
@@ -137,11 +150,42 @@ fn default_bridge_network_is_listed_and_cannot_be_removed() -> Result<()> {
     assert_eq!(n["Options"]["berth.bridge"], "berth0");
     let err = berth.fail(&["network", "rm", "bridge"])?;
     assert!(err.contains("pre-defined"), "{err}");
+    // docker's other pre-defined networks: listed by name, inspectable by name or id,
+    // never removed.
+    let table = berth.ok(&["network", "ls"])?;
+    let first: Vec<&str> = table
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(first, ["ID", "bridge", "host", "none"], "{table}");
+    for (name, driver) in [("host", "host"), ("none", "null")] {
+        let n = inspect(&berth, name)?;
+        assert_eq!(n["Driver"], driver);
+        let id = n["Id"].as_str().unwrap_or_default().to_string();
+        assert_eq!(inspect(&berth, &id[..12])?["Name"], name);
+        let err = berth.fail(&["network", "rm", name])?;
+        assert!(
+            err.contains(&format!("{name} is a pre-defined network")),
+            "{err}"
+        );
+    }
+    let custom = berth.ok(&["network", "ls", "--filter", "type=custom", "-q"])?;
+    assert_eq!(custom, "");
+    let named = berth.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "driver=null",
+        "--format",
+        "{{.Name}}",
+    ])?;
+    assert_eq!(named, "none\n");
     Ok(())
 }
 
 #[test]
 fn networks_without_a_subnet_get_distinct_ones() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = Berth::new()?;
     let (a, b) = (unique_name("auto"), unique_name("auto"));
     berth.ok(&["network", "create", &a])?;
@@ -154,6 +198,7 @@ fn networks_without_a_subnet_get_distinct_ones() -> Result<()> {
 
 #[test]
 fn prune_removes_user_networks_and_keeps_the_default() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = Berth::new()?;
     let (a, b) = (unique_name("pa"), unique_name("pb"));
     berth.ok(&["network", "create", "--subnet", &unique_subnet(), &a])?;
@@ -161,13 +206,14 @@ fn prune_removes_user_networks_and_keeps_the_default() -> Result<()> {
     let out = berth.ok(&["network", "prune", "-f"])?;
     assert!(out.starts_with("Deleted Networks:"), "{out}");
     assert!(out.contains(&a) && out.contains(&b), "{out}");
-    assert_eq!(names(&berth)?, ["bridge"]);
+    assert_eq!(names(&berth)?, ["bridge", "host", "none"]);
     assert_eq!(berth.ok(&["network", "prune", "-f"])?, "");
     Ok(())
 }
 
 #[test]
 fn rm_and_inspect_of_several_report_each_missing_one_and_fail() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = Berth::new()?;
     let keep = unique_name("keep");
     berth.ok(&["network", "create", "--subnet", &unique_subnet(), &keep])?;
@@ -196,6 +242,7 @@ fn ok_out(o: &std::process::Output) -> String {
 
 #[test]
 fn containers_on_a_user_network_ping_and_fetch_each_other_by_name_and_alias() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("app", &[])?;
@@ -231,6 +278,7 @@ fn containers_on_a_user_network_ping_and_fetch_each_other_by_name_and_alias() ->
 
 #[test]
 fn published_port_answers_from_the_host_and_from_a_container_on_another_network() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (front, _) = s.network("front", &[])?;
@@ -295,6 +343,7 @@ fn published_port_answers_from_the_host_and_from_a_container_on_another_network(
 
 #[test]
 fn containers_on_different_networks_cannot_talk() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (n1, base1) = s.network("iso1", &[])?;
@@ -332,6 +381,7 @@ fn containers_on_different_networks_cannot_talk() -> Result<()> {
 
 #[test]
 fn internal_network_has_no_egress_while_a_normal_one_does() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let outside = Outside::new()?;
     let mut s = Scope::new(&berth);
@@ -422,6 +472,7 @@ fn network_none_has_only_loopback_and_host_sees_the_hosts_interfaces() -> Result
 
 #[test]
 fn network_in_use_cannot_be_removed_until_its_container_is_gone() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("busy", &[])?;
@@ -444,6 +495,7 @@ fn network_in_use_cannot_be_removed_until_its_container_is_gone() -> Result<()> 
 
 #[test]
 fn generated_etc_files_carry_hostname_add_host_and_dns_flags() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("etc", &[])?;
@@ -500,6 +552,7 @@ fn generated_etc_files_carry_hostname_add_host_and_dns_flags() -> Result<()> {
 
 #[test]
 fn connect_and_disconnect_a_running_container() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (n1, _) = s.network("con1", &[])?;
@@ -551,6 +604,7 @@ fn connect_and_disconnect_a_running_container() -> Result<()> {
 
 #[test]
 fn networking_left_by_a_crash_is_cleaned_by_the_next_command() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("crash", &[])?;
@@ -594,6 +648,7 @@ fn networking_left_by_a_crash_is_cleaned_by_the_next_command() -> Result<()> {
 
 #[test]
 fn publish_all_maps_exposed_ports_and_container_mode_shares_the_namespace() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_CONTAINER_MODE);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("pall", &[])?;
@@ -638,6 +693,7 @@ fn publish_all_maps_exposed_ports_and_container_mode_shares_the_namespace() -> R
 
 #[test]
 fn a_start_replaces_a_stale_host_link_left_by_the_previous_run() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("restart", &[])?;
@@ -701,5 +757,46 @@ fn a_start_replaces_a_stale_host_link_left_by_the_previous_run() -> Result<()> {
         let st = berth.ok(&["inspect", "-f", "{{.State.Status}}", &c])?;
         assert_eq!(st.trim(), "running");
     }
+    s.check_clean()
+}
+
+#[test]
+fn a_bridge_keeps_its_mac_address_as_containers_come_and_go() -> Result<()> {
+    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
+    let berth = berth_with_busybox()?;
+    let mut s = Scope::new(&berth);
+    let (net, _) = s.network("mac", &[])?;
+    let bridge = inspect(&berth, &net)?["Options"]["berth.bridge"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no berth.bridge option on {net}"))?;
+    let sys = |f: &str| {
+        let path = format!("/sys/class/net/{bridge}/{f}");
+        std::fs::read_to_string(&path).with_context(|| path.clone())
+    };
+    // Without a set address a bridge takes its lowest port's: the containers' ARP caches
+    // would then hold a gateway address that goes away with a container.
+    // The bridge is made when the first container joins.
+    let names: Vec<String> = (0..4).map(|_| unique_name("port")).collect();
+    s.run_detached(&names[0], &["--network", &net, BUSYBOX, "sleep", "600"])?;
+    assert_eq!(
+        sys("addr_assign_type")?.trim(),
+        "3",
+        "the address is not set"
+    );
+    let mac = sys("address")?;
+    for n in &names[1..] {
+        s.run_detached(n, &["--network", &net, BUSYBOX, "sleep", "600"])?;
+        assert_eq!(sys("address")?, mac, "the address changed when {n} joined");
+    }
+    berth.ok(&["rm", "-f", &names[0], &names[1]])?;
+    assert_eq!(
+        sys("address")?,
+        mac,
+        "the address changed when containers left"
+    );
+    // The survivors still reach their gateway's resolver at once.
+    let out = berth.ok(&["exec", &names[2], "nslookup", &names[3]])?;
+    assert!(out.contains(&s.ip(&names[3], &net)?), "{out}");
     s.check_clean()
 }

@@ -109,8 +109,15 @@ fn push_all_tags_and_missing_images() -> Result<()> {
     tags.sort();
     assert_eq!(tags, ["1", "2", "3"]);
 
-    let err = berth.fail(&["push", &format!("{}/nope/bb:1", reg.host())])?;
-    assert!(err.contains("no such image"), "{err}");
+    let nope = format!("{}/nope/bb:1", reg.host());
+    let err = berth.fail(&["push", &nope])?;
+    // docker's words.
+    assert!(
+        err.contains(&format!(
+            "An image does not exist locally with the tag: {nope}"
+        )),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -141,6 +148,6 @@ fn rmi_untags_and_collects_unreferenced_blobs() -> Result<()> {
     assert!(berth.blobs().is_empty(), "{:?}", berth.blobs());
     assert!(berth.images()?.is_empty());
     let err = berth.fail(&["rmi", &a])?;
-    assert!(err.contains("no such image"), "{err}");
+    assert!(err.contains("No such image"), "{err}");
     Ok(())
 }

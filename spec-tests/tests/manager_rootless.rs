@@ -369,3 +369,132 @@ fn the_default_network_is_user_mode_with_published_ports() -> Result<()> {
     assert!(u.pids().is_empty(), "processes left: {:?}", u.pids());
     Ok(())
 }
+
+/// `compose up` and `down` as the user: the project's default network is the default
+/// (slirp4netns) network, published ports answer on the host, named volumes are the user's.
+#[test]
+fn compose_up_and_down_work_on_the_default_network() -> Result<()> {
+    let (u, berth) = user_with_busybox()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let project = u.mkdir("proj")?;
+    let file = project.join("compose.yaml");
+    fs::write(
+        &file,
+        format!(
+            "services:\n  web:\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo hello > /tmp/index.html; busybox httpd -f -p 80 -h /tmp']\n    ports: ['127.0.0.1:{port}:80']\n  worker:\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo kept > /data/f; sleep 60']\n    volumes: [data:/data]\nvolumes:\n  data: {{}}\n"
+        ),
+    )?;
+    u.chown(&file)?;
+    let f = file.to_string_lossy().into_owned();
+    let compose = |args: &[&str]| {
+        let mut all = vec!["compose", "-p", "rl", "-f", &f];
+        all.extend_from_slice(args);
+        b(&u, &berth, &all)
+    };
+    compose(&["up", "-d"])?.ok()?;
+    let result = (|| -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let body = loop {
+            let got = std::process::Command::new("curl")
+                .args(["-sf", "--max-time", "2"])
+                .arg(format!("http://127.0.0.1:{port}/index.html"))
+                .output()?;
+            if got.status.success() || Instant::now() > deadline {
+                break String::from_utf8_lossy(&got.stdout).into_owned();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(body, "hello\n");
+        let ps = compose(&["ps", "--services"])?.ok()?;
+        assert_eq!(table(&ps.stdout), ["web", "worker"], "{ps:?}");
+        Ok(())
+    })();
+    let down = compose(&["down", "-v", "-t", "1"])?;
+    result?;
+    down.ok()?;
+    assert_eq!(b(&u, &berth, &["ps", "-a", "-q"])?.ok()?.stdout, "");
+    assert_eq!(b(&u, &berth, &["volume", "ls", "-q"])?.ok()?.stdout, "");
+    Ok(())
+}
+
+/// The create/start/exec/rename/restart lifecycle as the user (the root suite's version also
+/// pauses, which needs a freezer cgroup a rootless berth lacks here).
+#[test]
+fn create_start_exec_rename_and_restart_as_the_user() -> Result<()> {
+    let (u, berth) = user_with_busybox()?;
+    let id = b(
+        &u,
+        &berth,
+        &[
+            "create",
+            "--name",
+            "c1",
+            "--network",
+            "none",
+            "-e",
+            "FOO=bar",
+            BUSYBOX,
+            "sleep",
+            "60",
+        ],
+    )?
+    .ok()?
+    .stdout;
+    let id = id.trim();
+    let status = |name: &str| -> Result<String> {
+        Ok(
+            b(&u, &berth, &["inspect", "-f", "{{.State.Status}}", name])?
+                .ok()?
+                .stdout
+                .trim()
+                .to_string(),
+        )
+    };
+    assert_eq!(status("c1")?, "created");
+    b(&u, &berth, &["start", "c1"])?.ok()?;
+    assert_eq!(status("c1")?, "running");
+    let env = b(
+        &u,
+        &berth,
+        &["exec", "-w", "/etc", "c1", "sh", "-c", "echo $FOO; pwd"],
+    )?
+    .ok()?;
+    assert_eq!(env.stdout, "bar\n/etc\n");
+    assert_eq!(
+        b(&u, &berth, &["exec", "c1", "sh", "-c", "exit 9"])?.code,
+        Some(9)
+    );
+    // cp both ways, without complaints (a rootless root is a link, not a mount).
+    let inside = u.dir.join("in.txt");
+    fs::write(&inside, "copied\n")?;
+    u.chown(&inside)?;
+    let cp_in = b(&u, &berth, &["cp", &inside.to_string_lossy(), "c1:/tmp/"])?.ok()?;
+    assert_eq!(cp_in.stderr, "");
+    let out = u.dir.join("out.txt");
+    let cp_out = b(
+        &u,
+        &berth,
+        &["cp", "c1:/tmp/in.txt", &out.to_string_lossy()],
+    )?
+    .ok()?;
+    assert_eq!(cp_out.stderr, "");
+    assert_eq!(fs::read_to_string(&out)?, "copied\n");
+    b(&u, &berth, &["rename", "c1", "c2"])?.ok()?;
+    let top = b(&u, &berth, &["top", "c2"])?.ok()?;
+    assert!(top.stdout.contains("sleep 60"), "{top:?}");
+    let rm = b(&u, &berth, &["rm", "c2"])?;
+    assert_ne!(rm.code, Some(0));
+    assert!(rm.stderr.contains("Stop the container"), "{rm:?}");
+    b(&u, &berth, &["restart", "-t", "1", "c2"])?.ok()?;
+    assert_eq!(status("c2")?, "running");
+    b(&u, &berth, &["rm", "-f", "c2"])?.ok()?;
+    assert_eq!(b(&u, &berth, &["ps", "-a", "-q"])?.ok()?.stdout, "");
+    let containers = u.dir.join(".local/share/berth/containers");
+    assert!(
+        !containers.join(id).exists(),
+        "the container's directory is left"
+    );
+    Ok(())
+}

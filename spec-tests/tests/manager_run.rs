@@ -55,6 +55,9 @@ fn bad_flag_values_fail_with_125_naming_the_flag_and_leave_nothing() -> Result<(
         ("--stop-signal", "SIGNOPE"),
         ("-p", "notaport"),
         ("--mount", "type=bind,target=/x"),
+        ("--platform", "bogus"),
+        ("--log-driver", "syslog"),
+        ("--userns", "private"),
     ] {
         let (code, _, err) = env.run(&["run", "--rm", flag, value, BUSYBOX, "true"])?;
         assert_eq!(code, 125, "{flag} {value}: {err}");
@@ -355,6 +358,7 @@ fn runc_drives_the_same_lifecycle_through_its_cli() -> Result<()> {
 
 #[test]
 fn create_start_pause_rename_and_exec_follow_docker() -> Result<()> {
+    spec_tests::skip_rootless!("pause needs a freezer cgroup, which a rootless berth lacks here; manager_rootless's create_start_exec_rename_and_restart_as_the_user covers the rest");
     let env = Env::new()?;
     let id = env.ok(&[
         "create",
@@ -382,6 +386,20 @@ fn create_start_pause_rename_and_exec_follow_docker() -> Result<()> {
     );
     let (code, _, _) = env.run(&["exec", "c1", "sh", "-c", "exit 9"])?;
     assert_eq!(code, 9);
+    // docker: 126 for a command that cannot start; the command's own 255 stays 255.
+    let (code, _, err) = env.run(&["exec", "c1", "nosuchcmd"])?;
+    assert_eq!(code, 126, "{err}");
+    assert!(err.contains("nosuchcmd"), "{err}");
+    let (code, _, err) = env.run(&["exec", "c1", "/etc/passwd"])?;
+    assert_eq!(code, 126, "{err}");
+    let (code, _, _) = env.run(&["exec", "c1", "sh", "-c", "exit 255"])?;
+    assert_eq!(code, 255);
+    let left: Vec<_> = std::fs::read_dir(env.berth.root().join("containers").join(id))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("exec-"))
+        .collect();
+    assert!(left.is_empty(), "exec pid files left: {left:?}");
     env.ok(&["pause", "c1"])?;
     assert_eq!(env.status("c1")?, "paused");
     let freezer = Path::new("/sys/fs/cgroup/freezer/berth")
@@ -617,5 +635,91 @@ fn an_interactive_tty_run_takes_the_terminal_size_and_follows_resizes() -> Resul
     };
     assert_eq!(status.code(), Some(0), "{seen:?}");
     env.assert_clean(&[]);
+    Ok(())
+}
+
+#[test]
+fn ps_size_shows_the_containers_own_layer_and_the_virtual_total() -> Result<()> {
+    let env = Env::new()?;
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "head -c 50000 /dev/zero > /big && sleep 60",
+    ])?;
+    let id = id.trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let size = loop {
+        let out = env.ok(&["ps", "--no-trunc", "--format", "{{.ID}} {{.Size}}"])?;
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&id))
+            .unwrap_or("")
+            .to_string();
+        if line.contains("50kB") || Instant::now() > deadline {
+            break line;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(size.contains("50kB (virtual "), "{size}");
+    let table = env.ok(&["ps", "-s"])?;
+    assert!(
+        table.lines().next().unwrap_or("").ends_with("SIZE"),
+        "{table}"
+    );
+    env.ok(&["rm", "-f", &id])?;
+    env.assert_clean(&[id]);
+    Ok(())
+}
+
+#[test]
+fn cidfile_and_platform_follow_docker() -> Result<()> {
+    let env = Env::new()?;
+    let dir = spec_tests::manager::berth::test_dir()?;
+    let cid = dir.path().join("cid");
+    let cid_s = cid.to_string_lossy().to_string();
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--cidfile",
+        &cid_s,
+        "--network",
+        "none",
+        BUSYBOX,
+        "sleep",
+        "60",
+    ])?;
+    assert_eq!(std::fs::read_to_string(&cid)?, id.trim());
+    // A file already there is refused before anything is made.
+    let (code, _, err) = env.run(&["create", "--cidfile", &cid_s, BUSYBOX, "true"])?;
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("Container ID file found"), "{err}");
+    assert_eq!(env.ok(&["ps", "-aq"])?.lines().count(), 1);
+    // The image's own platform runs; another is refused with docker's words.
+    env.ok(&[
+        "run",
+        "--rm",
+        "--platform",
+        "linux/amd64",
+        "--network",
+        "none",
+        BUSYBOX,
+        "busybox",
+        "true",
+    ])?;
+    let (code, _, err) = env.run(&["run", "--rm", "--platform", "linux/arm64", BUSYBOX, "true"])?;
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains(
+            "does not match the specified platform: wanted linux/arm64, actual: linux/amd64"
+        ),
+        "{err}"
+    );
+    env.ok(&["rm", "-f", id.trim()])?;
+    env.assert_clean(&[id.trim().to_string()]);
     Ok(())
 }

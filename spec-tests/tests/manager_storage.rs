@@ -436,6 +436,14 @@ fn cp_copies_into_and_out_of_stopped_and_running_containers_by_dockers_rules() -
     let (code, _, err) = env.run(&["cp", &h("dir/f.txt"), "cpbox:/no/such/dir/x"])?;
     assert_ne!(code, 0);
     assert!(err.contains("no such directory in the container"), "{err}");
+    // A trailing slash asks for an existing directory: a file is not put there as that name.
+    let (code, _, err) = env.run(&["cp", &h("dir/f.txt"), "cpbox:/newdir/"])?;
+    assert_ne!(code, 0);
+    assert!(err.contains("/newdir/ does not exist"), "{err}");
+    // A directory never replaces a file.
+    let (code, _, err) = env.run(&["cp", &h("dir"), "cpbox:/renamed"])?;
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot copy a directory to /renamed"), "{err}");
     // A running container sees what was copied, and takes more.
     env.ok(&["start", "cpbox"])?;
     env.ok(&["cp", &h("dir/f.txt"), "cpbox:/live"])?;

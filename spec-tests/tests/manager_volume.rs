@@ -341,7 +341,7 @@ fn volumes_used_by_containers_are_populated_and_protected() -> Result<()> {
     let owned = std::fs::symlink_metadata(kept.join("owned"))?;
     assert_eq!(
         (owned.uid(), owned.gid(), owned.mode() & 0o7777),
-        (1000, 1000, 0o640)
+        (berth.host_id(1000), berth.host_id(1000), 0o640)
     );
     assert_eq!(std::fs::read(kept.join("owned"))?, b"owned");
     assert_eq!(

@@ -84,7 +84,8 @@ pub struct PruneArgs {
     filter: Vec<String>,
 }
 
-fn print_values(values: &[Value], format: Option<&str>) -> Result<()> {
+/// Inspect output: a JSON array, or each value through a Go template (`-f`).
+pub(super) fn print_values(values: &[Value], format: Option<&str>) -> Result<()> {
     match format {
         None | Some("json") => println!("{}", serde_json::to_string_pretty(values)?),
         Some(f) => super::format::print_formatted(f, "json", values, &|h| h.to_string())?,
@@ -147,17 +148,27 @@ pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<()> {
     let _ = args.force;
     let filters = match Filters::parse(&args.filter) {
         Ok(f) => f,
-        Err(e) => anyhow::bail!("flag --filter: invalid filter {:?} (label=...)", e.term),
+        Err(e) => anyhow::bail!(
+            "flag --filter: invalid filter {:?} (label=..., label!=... or until=...)",
+            e.term
+        ),
     };
     let pruned = containers::prune(&ctx.engine, &filters)?;
-    println!("Deleted Containers:");
-    for id in &pruned.containers_deleted {
-        println!("{id}");
+    // docker: the list only when something went, then a blank line.
+    if !pruned.containers_deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &pruned.containers_deleted {
+            println!("{id}");
+        }
+        println!();
     }
     for line in &pruned.errors {
         eprintln!("{line}");
     }
-    println!("\nTotal reclaimed space: 0B");
+    println!(
+        "Total reclaimed space: {}",
+        super::format::human_size(pruned.space_reclaimed)
+    );
     if !pruned.errors.is_empty() {
         return Err(super::Exit::silent(1).into());
     }

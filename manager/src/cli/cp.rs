@@ -124,7 +124,16 @@ fn copy_in(
     path: &str,
     follow: bool,
 ) -> Result<Vec<String>> {
-    let (target, mut also) = containers::copy_target(&ctx.engine, container, path)?;
+    // `-` is a tar stream of whatever it holds: docker treats it as a directory's content.
+    let src_is_dir = src == Path::new("-")
+        || if follow {
+            std::fs::metadata(src)
+        } else {
+            std::fs::symlink_metadata(src)
+        }
+        .with_context(|| format!("{}", src.display()))?
+        .is_dir();
+    let (target, mut also) = containers::copy_target(&ctx.engine, container, path, src_is_dir)?;
     let (reader, writer) = std::io::pipe().context("making a pipe")?;
     let src = src.to_path_buf();
     let rename = target.rename.clone();

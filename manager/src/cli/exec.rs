@@ -4,7 +4,6 @@
 use anyhow::Result;
 use berth::ops::containers::{self, ExecStdio};
 use berth::ops::models::ExecConfig;
-use berth::ops::OpsError;
 
 use super::{Ctx, Exit};
 
@@ -63,10 +62,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
     };
     containers::exec_create(&ctx.engine, &args.container, &config, "")?;
     let mut child = containers::exec(&ctx.engine, &args.container, &config, ExecStdio::Inherit)?;
-    let status = child
-        .wait()
-        .map_err(|e| OpsError::io("waiting for the exec", e))?;
-    let code = status.code().unwrap_or(128 + 9);
+    let code = child.wait()?;
     if code != 0 {
         // The runtime already printed why when the command could not run.
         return Err(Exit::silent(code).into());

@@ -2,7 +2,8 @@
 
 use anyhow::{Context, Result};
 use berth::ops::images;
-use berth::ops::models::ImageSummary;
+use berth::ops::models::{Filters, ImageSummary};
+use berth::ops::OpsError;
 use berth::template::{default_header, Format};
 use serde::Serialize;
 use serde_json::Value;
@@ -17,6 +18,12 @@ pub struct Args {
     /// Only show image IDs
     #[arg(short, long)]
     quiet: bool,
+    /// Show all images (berth keeps no intermediate images: the same as without)
+    #[arg(short, long)]
+    all: bool,
+    /// Filter output based on conditions provided (reference, dangling, label, before, since)
+    #[arg(short, long = "filter")]
+    filter: Vec<String>,
     /// Show digests
     #[arg(long)]
     digests: bool,
@@ -72,7 +79,9 @@ pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
     };
     let format = Format::parse(format_arg, default).context("flag --format")?;
     let mut rows = Vec::new();
-    for summary in images::list(&ctx.engine, args.repository.as_deref())? {
+    let _ = args.all;
+    let filters = Filters::parse(&args.filter).map_err(OpsError::from)?;
+    for summary in images::list_filtered(&ctx.engine, args.repository.as_deref(), &filters)? {
         rows.extend(image_rows(&summary));
     }
     rows.sort_by(|a, b| (&a.repository, &a.tag).cmp(&(&b.repository, &b.tag)));

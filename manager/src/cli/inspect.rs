@@ -1,8 +1,7 @@
 //! `berth image inspect`: docker-shaped JSON plus the manifest berth stores.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use berth::ops::images;
-use serde_json::Value;
 
 use super::Ctx;
 
@@ -11,22 +10,26 @@ pub struct Args {
     /// Images (names, IDs or digests)
     #[arg(required = true)]
     images: Vec<String>,
-    /// Output format (only json)
-    #[arg(short, long, default_value = "json")]
-    format: String,
+    /// Format output with a Go template (default: a JSON array)
+    #[arg(short, long)]
+    format: Option<String>,
 }
 
 pub fn run(ctx: &mut Ctx, args: Args) -> Result<()> {
-    if args.format != "json" {
-        bail!(
-            "flag --format: unknown format {:?} (only json)",
-            args.format
-        );
-    }
     let mut out = Vec::new();
+    let mut failed = false;
     for what in &args.images {
-        out.push(serde_json::to_value(images::inspect(&ctx.engine, what)?)?);
+        match images::inspect(&ctx.engine, what) {
+            Ok(i) => out.push(serde_json::to_value(i)?),
+            Err(e) => {
+                super::report(&e.into());
+                failed = true;
+            }
+        }
     }
-    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+    super::container::print_values(&out, args.format.as_deref())?;
+    if failed {
+        return Err(super::Exit::silent(1).into());
+    }
     Ok(())
 }

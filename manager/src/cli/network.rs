@@ -5,15 +5,14 @@ use std::net::IpAddr;
 
 use anyhow::{bail, Result};
 use berth::ops::models::{
-    EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest,
+    EndpointIpamConfig, EndpointSettings, Filters, Ipam, IpamConfig, NetworkConnectRequest,
     NetworkCreateRequest, NetworkInspect,
 };
 use berth::ops::networks::BACKEND_OPTION;
-use berth::ops::{networks, Engine};
+use berth::ops::{networks, Engine, OpsError};
 use ipnet::{IpNet, Ipv4Net};
 use serde_json::{json, Value};
 
-use super::format::print_table;
 use super::Ctx;
 
 #[derive(Debug, clap::Subcommand)]
@@ -73,9 +72,12 @@ pub struct LsArgs {
     /// Don't truncate IDs
     #[arg(long)]
     no_trunc: bool,
-    /// Output format: table (default) or json (one object per line)
+    /// Output format: table, table TEMPLATE, json (one object per line) or a Go template
     #[arg(long, default_value = "table")]
     format: String,
+    /// Provide filter values (name, id, driver, label, type=custom|builtin)
+    #[arg(short, long = "filter")]
+    filter: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +85,9 @@ pub struct InspectArgs {
     /// Networks (names or IDs)
     #[arg(required = true)]
     networks: Vec<String>,
+    /// Format output with a Go template (default: a JSON array)
+    #[arg(short, long)]
+    format: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -200,12 +205,10 @@ fn create(engine: &Engine, a: CreateArgs) -> Result<()> {
 }
 
 fn ls(engine: &Engine, a: LsArgs) -> Result<()> {
-    let json = match a.format.as_str() {
-        "table" => false,
-        "json" | "{{json .}}" => true,
-        other => bail!("flag --format: unknown format {other:?} (use table or json)"),
-    };
-    let nets = networks::list(engine)?;
+    let filters = Filters::parse(&a.filter).map_err(OpsError::from)?;
+    let mut nets = networks::list_filtered(engine, &filters)?;
+    // docker's CLI lists networks by name.
+    nets.sort_by(|x, y| x.name.cmp(&y.name));
     let id = |n: &NetworkInspect| {
         if a.no_trunc {
             n.id.clone()
@@ -213,44 +216,44 @@ fn ls(engine: &Engine, a: LsArgs) -> Result<()> {
             n.id.chars().take(12).collect()
         }
     };
-    let subnet = |n: &NetworkInspect| {
-        n.ipam
-            .config
-            .first()
-            .map(|c| c.subnet.clone())
-            .unwrap_or_default()
-    };
     if a.quiet {
         for n in &nets {
             println!("{}", id(n));
         }
         return Ok(());
     }
-    if json {
-        for n in &nets {
-            let row = json!({
-                "ID": id(n), "Name": n.name, "Driver": n.driver, "Scope": "local",
-                "Subnet": subnet(n), "Internal": n.internal, "CreatedAt": n.created,
-                "Labels": n.labels,
-            });
-            println!("{row}");
-        }
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = nets
+    let rows: Vec<Value> = nets
         .iter()
         .map(|n| {
-            vec![
-                id(n),
-                n.name.clone(),
-                n.driver.clone(),
-                "local".into(),
-                subnet(n),
-            ]
+            let labels = n
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            json!({
+                "ID": id(n), "Name": n.name, "Driver": n.driver, "Scope": n.scope,
+                "Subnet": n.ipam.config.first().map(|c| c.subnet.clone()).unwrap_or_default(),
+                "Internal": n.internal, "IPv6": n.enable_ipv6, "CreatedAt": n.created,
+                "Labels": labels,
+            })
         })
         .collect();
-    print_table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"], &rows);
-    Ok(())
+    let header = |field: &str| match field {
+        "ID" => "NETWORK ID".to_string(),
+        other => berth::template::default_header(other),
+    };
+    let format = if a.format == "{{json .}}" {
+        "json"
+    } else {
+        &a.format
+    };
+    super::format::print_formatted(
+        format,
+        "table {{.ID}}\\t{{.Name}}\\t{{.Driver}}\\t{{.Scope}}",
+        &rows,
+        &header,
+    )
 }
 
 fn inspect(engine: &Engine, a: InspectArgs) -> Result<()> {
@@ -262,7 +265,7 @@ fn inspect(engine: &Engine, a: InspectArgs) -> Result<()> {
             Err(e) => failed.push(e.to_string()),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+    super::container::print_values(&out, a.format.as_deref())?;
     if !failed.is_empty() {
         bail!("{}", failed.join("\nError: "));
     }

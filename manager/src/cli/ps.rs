@@ -6,7 +6,7 @@ use berth::ops::models::{ContainerSummary, Filters};
 use berth::ops::OpsError;
 use serde_json::{json, Value};
 
-use super::format::{human_age, print_formatted};
+use super::format::{human_age, human_size, print_formatted};
 use super::Ctx;
 
 #[derive(Debug, clap::Args)]
@@ -33,6 +33,9 @@ pub struct Args {
     /// Format output: table, json, or a Go template
     #[arg(long)]
     format: Option<String>,
+    /// Display total file sizes
+    #[arg(short, long)]
+    size: bool,
 }
 
 fn ports_text(c: &ContainerSummary) -> String {
@@ -83,15 +86,27 @@ pub fn row(c: &ContainerSummary, trunc: bool) -> Value {
         "Labels": labels,
         "Mounts": c.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
         "Networks": c.host_config.network_mode,
-        "Size": "0B",
+        "Size": size_text(c),
     })
 }
 
+/// docker's SIZE: the container's own layer, and with its image (`2B (virtual 1.2MB)`).
+fn size_text(c: &ContainerSummary) -> String {
+    let rw = human_size(c.size_rw.unwrap_or(0).max(0) as u64);
+    match c.size_root_fs {
+        Some(all) => format!("{rw} (virtual {})", human_size(all.max(0) as u64)),
+        None => rw,
+    }
+}
+
 pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    // As docker: sizes are walked only when asked for, by the flag or by the template.
+    let size = args.size || args.format.as_deref().is_some_and(|f| f.contains(".Size"));
     let opts = ListOptions {
         all: args.all,
         limit: if args.latest { Some(1) } else { args.last },
         filters: Filters::parse(&args.filter).map_err(OpsError::from)?,
+        size,
     };
     let list = containers::list(&ctx.engine, &opts)?;
     let trunc = !args.no_trunc;
@@ -102,11 +117,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         return Ok(());
     }
     let rows: Vec<Value> = list.iter().map(|c| row(c, trunc)).collect();
-    let table = "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}";
+    let table = if args.size {
+        "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}\\t{{.Size}}"
+    } else {
+        "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}"
+    };
     let header = |field: &str| match field {
         "ID" => "CONTAINER ID".to_string(),
         "RunningFor" => "CREATED".to_string(),
         "Names" => "NAMES".to_string(),
+        "Size" => "SIZE".to_string(),
         other => berth::template::default_header(other),
     };
     print_formatted(

@@ -18,7 +18,7 @@ pub struct Args {
     quiet: bool,
     /// Platform to select from a multi-platform image (os/arch[/variant])
     #[arg(long)]
-    platform: Option<String>,
+    pub(super) platform: Option<String>,
     /// Number of layers downloaded at once (default 3)
     #[arg(long)]
     pub max_concurrent_downloads: Option<usize>,

@@ -108,8 +108,49 @@ fn prepare(
     for w in warnings {
         eprintln!("WARNING: {w}");
     }
-    ensure_image(ctx, image, &flags.pull)?;
+    ensure_image(ctx, image, &flags.pull, flags.platform.as_deref())?;
+    if let Some(p) = &flags.platform {
+        images::check_platform(&ctx.engine, image, p).map_err(exit_for)?;
+    }
     Ok(t)
+}
+
+/// `--cidfile`: made before the container (docker refuses a file that is already there),
+/// written once the id is known, removed again when the container could not be made.
+struct CidFile(Option<std::path::PathBuf>);
+
+impl CidFile {
+    fn open(path: Option<&std::path::Path>) -> Result<Self> {
+        let Some(p) = path else { return Ok(Self(None)) };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(p)
+        {
+            Ok(_) => Ok(Self(Some(p.to_path_buf()))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+                "Container ID file found, make sure the other container isn't running or delete {}",
+                p.display()
+            ),
+            Err(e) => bail!("flag --cidfile: creating {}: {e}", p.display()),
+        }
+    }
+
+    fn write(mut self, id: &str) -> Result<()> {
+        if let Some(p) = self.0.take() {
+            std::fs::write(&p, id)
+                .map_err(|e| anyhow!("flag --cidfile: writing {}: {e}", p.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CidFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 fn create_inner(ctx: &mut Ctx, args: CreateArgs) -> Result<()> {
@@ -120,7 +161,9 @@ fn create_inner(ctx: &mut Ctx, args: CreateArgs) -> Result<()> {
         command_of(&args.image_and_command),
         false,
     )?;
+    let cid = CidFile::open(args.flags.cidfile.as_deref())?;
     let created = containers::create(&ctx.engine, &t.request, &t.options).map_err(exit_for)?;
+    cid.write(&created.id)?;
     println!("{}", created.id);
     Ok(())
 }
@@ -140,13 +183,18 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
             stdin: args.flags.interactive,
         }
     };
+    let cid = CidFile::open(args.flags.cidfile.as_deref())?;
     let attached =
         match containers::run(&ctx.engine, &t.request, &t.options, mode).map_err(exit_for)? {
             Running::Detached { id, .. } => {
+                cid.write(&id)?;
                 println!("{id}");
                 return Ok(());
             }
-            Running::Attached { attached, .. } => attached,
+            Running::Attached { attached, .. } => {
+                cid.write(attached.id())?;
+                attached
+            }
         };
     let sig_proxy = args.sig_proxy && !args.flags.tty;
     let code = stream(attached, sig_proxy)?;
@@ -157,7 +205,7 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
 }
 
 /// Makes sure the image is in the store per `--pull`, pulling it like `berth pull` would.
-fn ensure_image(ctx: &mut Ctx, image: &str, policy: &str) -> Result<()> {
+fn ensure_image(ctx: &mut Ctx, image: &str, policy: &str, platform: Option<&str>) -> Result<()> {
     let present = images::exists(&ctx.engine, image).map_err(exit_for)?;
     let pull = match policy {
         "always" => true,
@@ -174,7 +222,8 @@ fn ensure_image(ctx: &mut Ctx, image: &str, policy: &str) -> Result<()> {
         if !present {
             eprintln!("Unable to find image '{image}' locally");
         }
-        let args = super::pull::Args::for_image(image);
+        let mut args = super::pull::Args::for_image(image);
+        args.platform = platform.map(str::to_string);
         super::block_on(super::pull::run(ctx, args))
             .map_err(|e| anyhow!(Exit::with_message(125, format!("pulling {image}: {e:#}"))))?;
     }

@@ -130,6 +130,12 @@ pub struct Flags {
     /// Ulimit options
     #[arg(long)]
     pub(super) ulimit: Vec<String>,
+    /// Sysctl options
+    #[arg(long)]
+    pub(super) sysctl: Vec<String>,
+    /// Add link to another container
+    #[arg(long)]
+    pub(super) link: Vec<String>,
     /// Signal to stop the container
     #[arg(long)]
     pub(super) stop_signal: Option<String>,
@@ -172,6 +178,18 @@ pub struct Flags {
     /// Pull image before running ("always", "missing", "never")
     #[arg(long, default_value = "missing")]
     pub(super) pull: String,
+    /// Set platform if server is multi-platform capable (os/arch[/variant])
+    #[arg(long, env = "DOCKER_DEFAULT_PLATFORM")]
+    pub(super) platform: Option<String>,
+    /// Write the container ID to the file
+    #[arg(long)]
+    pub(super) cidfile: Option<std::path::PathBuf>,
+    /// Logging driver for the container (json-file)
+    #[arg(long)]
+    pub(super) log_driver: Option<String>,
+    /// User namespace to use ("host" or empty: berth's default)
+    #[arg(long)]
+    pub(super) userns: Option<String>,
     /// Snapshotter for the container's root filesystem: overlay or copy
     #[arg(long, env = "BERTH_SNAPSHOTTER")]
     pub(super) snapshotter: Option<String>,
@@ -287,6 +305,7 @@ impl Flags {
             runtime: self.runtime.clone(),
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
             init: self.init.then_some(true),
+            links: self.link.clone(),
             ..HostConfig::default()
         };
         for m in &self.mount {
@@ -320,13 +339,27 @@ impl Flags {
         for u in &self.ulimit {
             h.ulimits.push(parse::ulimit(u)?);
         }
+        for s in &self.sysctl {
+            let (key, value) = parse::sysctl(s)?;
+            h.sysctls.insert(key, value);
+        }
         for d in &self.device {
             h.devices.push(parse::device(d)?);
         }
         for p in &self.publish {
             parse::publish(p, &mut config.exposed_ports, &mut h.port_bindings)?;
         }
-        let mut log = LogConfig::default();
+        let mut log = LogConfig {
+            r#type: self.log_driver.clone().unwrap_or_default(),
+            ..LogConfig::default()
+        };
+        if let Some(u) = self
+            .userns
+            .as_deref()
+            .filter(|u| !u.is_empty() && *u != "host")
+        {
+            bail!("flag --userns: unsupported mode {u:?} (only \"host\")");
+        }
         for o in &self.log_opt {
             let Some((k, v)) = o.split_once('=') else {
                 bail!("flag --log-opt: invalid log opt {o:?} (key=value)");

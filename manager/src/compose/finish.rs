@@ -9,7 +9,7 @@ use super::env::{project_name_from_dir, read_env_file, valid_project_name};
 use super::error::{ComposeError, Result};
 use super::interpolate::Vars;
 use super::load::ProjectOptions;
-use super::model::{Network, Project, Service};
+use super::model::{Condition, DependsOn, Network, Project, Service};
 
 pub fn finish(
     mut p: Project,
@@ -24,6 +24,15 @@ pub fn finish(
     apply_profiles(&mut p, opts, vars);
     for (name, svc) in p.services.iter_mut() {
         resolve_environment(name, svc, vars)?;
+        // As docker compose: a link is also a dependency (started, restarted with it).
+        for link in &svc.links {
+            let target = link.split(':').next().unwrap_or(link).to_string();
+            svc.depends_on.entry(target).or_insert(DependsOn {
+                condition: Condition::ServiceStarted,
+                required: true,
+                restart: Some(true),
+            });
+        }
         if svc.image.is_none() && svc.build.is_none() {
             return Err(ComposeError::NoImage {
                 service: name.clone(),

@@ -11,6 +11,7 @@
 //!    → finish (name, profiles, environment, defaults, dependency checks)
 //! ```
 
+mod emit;
 pub mod env;
 pub mod error;
 mod finish;
@@ -58,11 +59,45 @@ pub fn render(p: &Project, format: Format) -> Result<String, ComposeError> {
         what: "config".into(),
         message: e,
     };
-    match format {
-        Format::Yaml => serde_norway::to_string(p).map_err(|e| usage(e.to_string())),
+    let mut p = p.clone();
+    normalise_durations(&mut p);
+    let p = &p;
+    let text = match format {
+        Format::Yaml => serde_norway::to_value(p)
+            .map(|v| emit::to_yaml(&v))
+            .map_err(|e| usage(e.to_string()))?,
         Format::Json => serde_json::to_string_pretty(p)
             .map(|s| s + "\n")
-            .map_err(|e| usage(e.to_string())),
+            .map_err(|e| usage(e.to_string()))?,
+    };
+    // As docker compose v2 (and 1.29): a literal `$` is written `$$`, so the output reads
+    // back as the same model.
+    Ok(text.replace('$', "$$"))
+}
+
+/// Durations as compose-go prints them (Go's `time.Duration`: `1m30s`, `1h0m0s`, `500ms`);
+/// a value that does not parse is left for the container operations to refuse.
+fn normalise_durations(p: &mut Project) {
+    let norm = |v: &mut Option<String>| {
+        if let Some(d) = v
+            .as_deref()
+            .and_then(|s| crate::specgen::flags::parse_duration("duration", s).ok())
+        {
+            *v = Some(emit::go_duration(d));
+        }
+    };
+    for svc in p.services.values_mut() {
+        if let Some(h) = svc.healthcheck.as_mut() {
+            norm(&mut h.timeout);
+            norm(&mut h.interval);
+            norm(&mut h.start_period);
+            norm(&mut h.start_interval);
+        }
+        norm(&mut svc.stop_grace_period);
+        if let Some(r) = svc.deploy.as_mut().and_then(|d| d.restart_policy.as_mut()) {
+            norm(&mut r.delay);
+            norm(&mut r.window);
+        }
     }
 }
 

@@ -213,10 +213,10 @@ pub struct Build {
 #[serde(deny_unknown_fields)]
 pub struct DependsOn {
     pub condition: Condition,
-    #[serde(default = "yes")]
-    pub required: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<bool>,
+    #[serde(default = "yes")]
+    pub required: bool,
 }
 
 fn yes() -> bool {
@@ -307,15 +307,15 @@ pub struct Healthcheck {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub test: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<String>,
+    pub retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_period: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_interval: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable: Option<bool>,
 }
@@ -353,17 +353,17 @@ pub struct ServiceNetwork {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Port {
-    pub target: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub published: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_ip: Option<String>,
-    #[serde(default = "tcp")]
-    pub protocol: String,
+    pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub host_ip: Option<String>,
+    pub target: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+    #[serde(default = "tcp")]
+    pub protocol: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_protocol: Option<String>,
 }
@@ -396,11 +396,11 @@ pub struct ServiceVolume {
 #[serde(deny_unknown_fields)]
 pub struct BindOpts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_host_path: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub selinux: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -167,7 +167,11 @@ fn config_renders_yaml_and_json_and_hashes_ignore_scale() {
         load_text("services:\n  web:\n    image: busybox\n    command: echo hi\n    scale: 2\n")
             .unwrap();
     let yaml = render(&p, Format::Yaml).unwrap();
-    assert!(yaml.contains("command:\n    - echo\n    - hi"), "{yaml}");
+    // yaml.v3's layout, as docker compose v2 prints it: sequences indented under their key.
+    assert!(
+        yaml.contains("command:\n      - echo\n      - hi"),
+        "{yaml}"
+    );
     let json = render(&p, Format::Json).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["name"], "demo");

@@ -380,6 +380,12 @@ pub fn is_own_netns_mode(mode: &str) -> bool {
 /// ports published. Idempotent. On failure whatever this call made is undone.
 pub fn prepare(root: &Path, store: &ContainerStore, record: &Record) -> Result<Record> {
     let paths = Paths::new(root, store, record);
+    if crate::rootless::uses_slirp(&record.config.network_mode) {
+        // slirp4netns publishes later, from the monitor: a taken host port is refused now.
+        if let Some(addr) = network::slirp::taken_port(&record.config.publish) {
+            return Err(ContainerError::PortAllocated { addr });
+        }
+    }
     mount_rootfs(root, &paths, record)?;
     if !own_netns(record) {
         return Ok(record.clone());

@@ -203,6 +203,9 @@ pub struct Config {
     pub memory: i64,
     pub nano_cpus: i64,
     pub pids_limit: i64,
+    /// `--sysctl` values, as set in the spec.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
     /// json-file rotation: `max-size` in bytes (0 = unlimited) and `max-file`.
     pub log_max_size: u64,
     pub log_max_file: u32,

@@ -121,7 +121,12 @@ impl Runtime {
             cmd.arg("--all");
         }
         cmd.arg(id).arg(signal);
-        self.check("kill", cmd).map(drop)
+        match self.check("kill", cmd) {
+            // runc cannot signal "all" of a container without a cgroup (rootless): its init
+            // then, whose end takes its pid namespace along.
+            Err(_) if all && crate::rootless::is_rootless() => self.kill(id, signal, false),
+            r => r.map(drop),
+        }
     }
 
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {

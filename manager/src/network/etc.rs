@@ -77,6 +77,17 @@ pub struct DnsConfig {
     pub search: Vec<String>,
     #[serde(default)]
     pub options: Vec<String>,
+    /// Legacy links (`--link`, compose's `links`): names only this container resolves, each
+    /// to another container's addresses on a shared network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<DnsLink>,
+}
+
+/// One link: `alias` resolves to the container named `target`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsLink {
+    pub target: String,
+    pub alias: String,
 }
 
 /// One line of a hosts file: an address and its names.
@@ -286,6 +297,7 @@ mod tests {
             servers: vec!["192.0.2.1".parse().unwrap()],
             search: vec!["a.test".into(), "b.test".into()],
             options: vec!["ndots:5".into()],
+            links: Vec::new(),
         };
         let r = render_resolv(&c, "search x\nnameserver 192.0.2.9\noptions rotate\n", &[]);
         assert_eq!(

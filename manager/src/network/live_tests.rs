@@ -663,6 +663,7 @@ fn static_ip_and_ip_range_are_honoured() {
         ..CreateOptions::default()
     };
     let net = f.store.create(&format!("{}-fixed", f.tag), &opts).unwrap();
+    f.networks.push(net.name.clone());
     let fixed = Ipv4Addr::from(base + 50);
     let req = Request {
         network: net.name.clone(),

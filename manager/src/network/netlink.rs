@@ -19,6 +19,7 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessa
 use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
+use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
@@ -156,7 +157,12 @@ pub fn ensure_bridge(name: &str, addrs: &[(IpAddr, u8)]) -> Result<(), NetlinkEr
         let index = match index_of(&h, name).await? {
             Some(i) => i,
             None => {
-                let add = h.link().add(LinkBridge::new(name).build()).execute().await;
+                // The address is set, not left to the kernel: a bridge without one takes the
+                // lowest of its ports' addresses, so it changes as containers come and go, and
+                // a container whose ARP cache holds the old one loses its gateway (and DNS
+                // resolver) until the entry expires. docker pins it too.
+                let bridge = LinkBridge::new(name).address(bridge_mac(name).to_vec());
+                let add = h.link().add(bridge.build()).execute().await;
                 match add {
                     Err(e) if errno(&e) == Some(libc::EEXIST) => {}
                     r => r.map_err(req(format!("creating bridge {name}")))?,
@@ -175,6 +181,12 @@ pub fn ensure_bridge(name: &str, addrs: &[(IpAddr, u8)]) -> Result<(), NetlinkEr
             .await
             .map_err(req(format!("bringing up {name}")))
     })
+}
+
+/// A bridge's fixed MAC address: locally administered, unicast, from its name.
+fn bridge_mac(name: &str) -> [u8; 6] {
+    let d = Sha256::digest(name.as_bytes());
+    [0x02, d[0], d[1], d[2], d[3], d[4]]
 }
 
 /// The host end of a container's link, and its peer inside the container.

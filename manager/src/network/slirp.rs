@@ -32,6 +32,8 @@ pub enum SlirpError {
     NotReady { pid: i32, log: String },
     #[error("-p {mapping}: {PROGRAM} refused the port forward: {message}")]
     Forward { mapping: String, message: String },
+    #[error("Bind for {addr} failed: port is already allocated")]
+    PortAllocated { addr: String },
     #[error("-p {mapping}: no free host port")]
     NoFreePort {
         mapping: String,
@@ -167,6 +169,10 @@ impl Slirp {
             .map_err(|e| err(e.to_string()))?;
         let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
         if let Some(e) = v.get("error") {
+            // A host port taken meanwhile: docker's words.
+            if let Some(addr) = taken_port(std::slice::from_ref(m)) {
+                return Err(SlirpError::PortAllocated { addr });
+            }
             let desc = e
                 .get("desc")
                 .and_then(|d| d.as_str())
@@ -197,4 +203,18 @@ pub fn free_port(m: &PortMapping) -> Result<u16, SlirpError> {
             mapping: m.to_string(),
             source,
         })
+}
+
+/// The first published host address of `publish` that cannot be bound now (another process,
+/// another container's slirp4netns, listens there), as `ip:port`.
+pub fn taken_port(publish: &[PortMapping]) -> Option<String> {
+    publish.iter().filter(|m| m.host_port != 0).find_map(|m| {
+        let ip = m.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let addr = std::net::SocketAddr::new(ip, m.host_port);
+        let taken = match m.protocol {
+            Protocol::Tcp => TcpListener::bind(addr).is_err(),
+            Protocol::Udp => UdpSocket::bind(addr).is_err(),
+        };
+        taken.then(|| addr.to_string())
+    })
 }

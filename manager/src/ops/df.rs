@@ -11,7 +11,6 @@ use crate::ops::containers::{self, ListOptions};
 use crate::ops::error::Result;
 use crate::ops::models::{ContainerSummary, ImageSummary, Volume};
 use crate::ops::{images, volumes, Engine};
-use crate::snapshot::Backend;
 
 /// A container with its sizes (docker's `SizeRw`, `SizeRootFs`).
 #[derive(Debug, Clone, Serialize)]
@@ -80,13 +79,7 @@ pub fn disk_usage(engine: &Engine) -> Result<DiskUsage> {
     for c in list {
         let size_rw = store
             .load(&c.id)
-            .ok()
-            .and_then(|r| {
-                let backend: Backend = r.snapshotter.parse().ok()?;
-                let sn = backend.open(engine.root()).ok()?;
-                let target = sn.apply_target(&r.id).ok()?;
-                Some(dir_size(&target.dir) as i64)
-            })
+            .map(|r| containers::rw_size(engine, &r))
             .unwrap_or(0);
         let base = sizes.get(&c.image_id).copied().unwrap_or(0);
         cs.push(ContainerUsage {

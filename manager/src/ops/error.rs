@@ -99,6 +99,12 @@ pub enum OpsError {
     RemoveActive { id: String, status: String },
     #[error("flag --network: container {what} is not running")]
     NetworkContainerNotRunning { what: String },
+    #[error("Cannot link to a non running container: /{target} AS /{name}/{alias}")]
+    LinkNotRunning {
+        target: String,
+        name: String,
+        alias: String,
+    },
     #[error("container {what} shares a network namespace (--network {mode}): it cannot be connected or disconnected")]
     SharedNetns { what: String, mode: String },
     #[error("container {what} has no network namespace set up by berth")]
@@ -187,6 +193,10 @@ pub enum OpsError {
     CopyBetweenContainers,
     #[error("must specify at least one container source")]
     CopyWithoutContainer,
+    #[error("destination directory {path} does not exist in the container (a path ending in / must be an existing directory)")]
+    CopyDestNotDir { path: String },
+    #[error("cannot copy a directory to {path}: it is a file in the container")]
+    CopyDirOverFile { path: String },
     #[error("flag --filter: invalid filter {term:?} for prune (use label= or label!=)")]
     VolumePruneFilter { term: String },
     #[error("copying into the container at {path}")]
@@ -217,9 +227,9 @@ pub enum OpsError {
         #[source]
         source: CredentialsError,
     },
-    #[error("no such image: {name} (tag an image with this name first)")]
+    #[error("An image does not exist locally with the tag: {name}")]
     NothingToPush { name: String },
-    #[error("no such image: no tags of {name} found locally")]
+    #[error("An image does not exist locally with the tag: {name}")]
     NoTagsToPush { name: String },
     #[error("image record {name:?} has no valid name")]
     UnnamedRecord { name: Option<String> },
@@ -245,6 +255,12 @@ pub enum OpsError {
     },
     #[error("flag --platform")]
     Platform(#[source] crate::platform::PlatformError),
+    #[error("image with reference {image} was found but does not match the specified platform: wanted {wanted}, actual: {actual}")]
+    PlatformMismatch {
+        image: String,
+        wanted: String,
+        actual: String,
+    },
     #[error("flag --snapshotter")]
     Snapshotter(#[source] SnapshotError),
     #[error("loading {what}")]
@@ -477,6 +493,7 @@ impl OpsError {
             | Self::KillNotRunning { .. }
             | Self::RemoveActive { .. }
             | Self::NetworkContainerNotRunning { .. }
+            | Self::LinkNotRunning { .. }
             | Self::SharedNetns { .. }
             | Self::NoEndpoint { .. }
             | Self::AlreadyConnected { .. }
@@ -509,6 +526,8 @@ impl OpsError {
             | Self::TagWithDigest { .. }
             | Self::CopyBetweenContainers
             | Self::CopyWithoutContainer
+            | Self::CopyDestNotDir { .. }
+            | Self::CopyDirOverFile { .. }
             | Self::ImageAmbiguous { .. }
             | Self::PasswordTwice
             | Self::NoCredentials
@@ -516,6 +535,7 @@ impl OpsError {
             | Self::EmptyPassword { .. }
             | Self::UnnamedRecord { .. }
             | Self::Platform(_)
+            | Self::PlatformMismatch { .. }
             | Self::Snapshotter(_) => InvalidParameter,
 
             Self::VolumePruneFilter { .. } => InvalidParameter,

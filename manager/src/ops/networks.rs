@@ -14,7 +14,7 @@ use crate::network::endpoint::{self, EndpointRecord};
 use crate::network::{self, CreateOptions, Endpoint, Network, NetworkStore, Request};
 use crate::ops::error::{OpsError, Result};
 use crate::ops::models::{
-    EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest, NetworkContainer,
+    EndpointSettings, Filters, Ipam, IpamConfig, NetworkConnectRequest, NetworkContainer,
     NetworkCreateRequest, NetworkCreateResponse, NetworkInspect, NetworkPruneResponse,
 };
 use crate::ops::Engine;
@@ -142,29 +142,135 @@ fn inspect_model(n: &Network, records: &[EndpointRecord]) -> NetworkInspect {
     }
 }
 
-/// `GET /networks`: every network, the default one included (listing is its first use).
+/// `GET /networks`: every network, the default one included (listing is its first use),
+/// and docker's pre-defined `host` and `none`.
 pub fn list(engine: &Engine) -> Result<Vec<NetworkInspect>> {
     let store = store(engine)?;
-    store.default_network()?;
+    let bridge = store.default_network()?;
     let records = endpoint::load_all(&store)?;
-    Ok(store
+    let mut out: Vec<NetworkInspect> = store
         .list()?
         .iter()
         .map(|n| inspect_model(n, &records))
+        .collect();
+    for (name, _) in PREDEFINED {
+        out.push(predefined_model(engine, name, &bridge.created)?);
+    }
+    Ok(out)
+}
+
+/// [`list`] narrowed by docker's network filters: `name` (a substring), `id` (a prefix),
+/// `driver`, `label` (`k` or `k=v`), `type` (`custom` or `builtin`); values of one key are
+/// alternatives, keys must all hold.
+pub fn list_filtered(engine: &Engine, filters: &Filters) -> Result<Vec<NetworkInspect>> {
+    for (k, v) in filters.terms() {
+        let ok = match k {
+            "name" | "id" | "driver" | "label" => true,
+            "type" => matches!(v, "custom" | "builtin"),
+            _ => false,
+        };
+        if !ok {
+            return Err(OpsError::FilterTerm {
+                term: format!("{k}={v}"),
+                hint: "name=, id=, driver=, label=, type=custom|builtin",
+            });
+        }
+    }
+    let any = |key: &str, f: &dyn Fn(&str) -> bool| {
+        let vs = filters.get(key);
+        vs.is_empty() || vs.iter().any(|v| f(v))
+    };
+    Ok(list(engine)?
+        .into_iter()
+        .filter(|n| {
+            let builtin = n.name == network::DEFAULT_NETWORK || predefined(&n.name).is_some();
+            any("name", &|v| n.name.contains(v))
+                && any("id", &|v| n.id.starts_with(v))
+                && any("driver", &|v| n.driver == v)
+                && any("type", &|v| (v == "builtin") == builtin)
+                && filters
+                    .get("label")
+                    .iter()
+                    .all(|l| match l.split_once('=') {
+                        Some((k, v)) => n.labels.get(k).map(String::as_str) == Some(v),
+                        None => n.labels.contains_key(l.as_str()),
+                    })
+        })
         .collect())
 }
 
 /// `GET /networks/{id}`: by name, id or unique id prefix.
 pub fn inspect(engine: &Engine, what: &str) -> Result<NetworkInspect> {
     let store = store(engine)?;
+    if let Some(name) = predefined(what) {
+        let bridge = store.default_network()?;
+        return predefined_model(engine, name, &bridge.created);
+    }
     let n = store.inspect(what)?;
     let records = endpoint::load_all(&store)?;
     Ok(inspect_model(&n, &records))
 }
 
+/// docker's networks that are not bridges: a container's `--network host|none`, listed and
+/// inspected like the others, never removed.
+const PREDEFINED: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
+
+fn predefined_id(name: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        format!("berth pre-defined network {name}").as_bytes(),
+    ))
+}
+
+/// The pre-defined network `what` names (its name, id or an id prefix of 3+ characters).
+fn predefined(what: &str) -> Option<&'static str> {
+    PREDEFINED
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| *n == what || (what.len() >= 3 && predefined_id(n).starts_with(what)))
+}
+
+fn predefined_model(engine: &Engine, name: &str, created: &str) -> Result<NetworkInspect> {
+    let driver = PREDEFINED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("null", |(_, d)| *d);
+    let mut containers = BTreeMap::new();
+    for r in engine.containers()?.list()? {
+        if r.config.network_mode == name && r.state.status == Status::Running {
+            containers.insert(
+                r.id.clone(),
+                NetworkContainer {
+                    name: r.name.clone(),
+                    ..NetworkContainer::default()
+                },
+            );
+        }
+    }
+    Ok(NetworkInspect {
+        name: name.to_string(),
+        id: predefined_id(name),
+        created: created.to_string(),
+        scope: "local".into(),
+        driver: driver.into(),
+        enable_ipv6: false,
+        ipam: Ipam {
+            driver: "default".into(),
+            config: Vec::new(),
+        },
+        internal: false,
+        containers,
+        options: BTreeMap::new(),
+        labels: BTreeMap::new(),
+    })
+}
+
 /// `DELETE /networks/{id}`: refused while a container is attached.
 pub fn remove(engine: &Engine, what: &str) -> Result<()> {
     let store = store(engine)?;
+    if let Some(name) = predefined(what) {
+        return Err(network::StoreError::Predefined { name: name.into() }.into());
+    }
     // Endpoints a crash left behind must not keep a network "in use".
     network::recover(&store)?;
     let n = store.inspect(what)?;

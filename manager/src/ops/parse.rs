@@ -75,6 +75,11 @@ pub fn ulimit(value: &str) -> Result<Ulimit, FlagError> {
     })
 }
 
+/// `--sysctl KEY=VALUE`: a namespaced sysctl.
+pub fn sysctl(value: &str) -> Result<(String, String), FlagError> {
+    f::parse_sysctl(value)
+}
+
 /// `--device /dev/x[:/dev/y][:rwm]`.
 pub fn device(value: &str) -> Result<DeviceMapping, FlagError> {
     let d = f::parse_device(value)?;

@@ -47,12 +47,24 @@ impl Snapshotter for CopySnapshotter {
             }),
             Some(p) => {
                 let src = self.fs(&self.store.get(p)?);
-                copy_tree(&src, &dst, &mut HashMap::new()).map_err(|(path, source)| {
-                    SnapshotError::Copy {
-                        parent: p.to_string(),
-                        path,
-                        source,
+                let copied = match copy_tree(&src, &dst, &mut HashMap::new()) {
+                    // Owners in the user's subordinate ranges (which it may not chown to, nor
+                    // read): copied again in its user namespace. A tree of the user's own
+                    // files (container root's) needs no helper.
+                    Err((_, e))
+                        if e.kind() == io::ErrorKind::PermissionDenied
+                            && crate::rootless::userns::shifting() =>
+                    {
+                        crate::rootless::userns::remove_tree(&dst)
+                            .and_then(|()| crate::rootless::userns::copy(&src, &dst))
+                            .map_err(|e| (dst.clone(), e))
                     }
+                    r => r,
+                };
+                copied.map_err(|(path, source)| SnapshotError::Copy {
+                    parent: p.to_string(),
+                    path,
+                    source,
                 })
             }
         };
@@ -132,6 +144,12 @@ impl Snapshotter for CopySnapshotter {
             lowers: chain.get(1).map(|p| self.fs(p)).into_iter().collect(),
         })
     }
+}
+
+/// [`copy_tree`] for the rootless helper (`rootless::userns`), its error naming the path.
+pub fn copy_tree_as_is(src: &Path, dst: &Path) -> io::Result<()> {
+    copy_tree(src, dst, &mut HashMap::new())
+        .map_err(|(path, e)| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 /// Copies `src` to the new path `dst` with every attribute unpack sets: type, content, owner,

@@ -29,7 +29,7 @@ use oci_spec::image::Digest;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-pub use copy::CopySnapshotter;
+pub use copy::{copy_tree_as_is, CopySnapshotter};
 pub use mount::{is_mount_point, mount_all, unmount};
 pub use overlay::OverlaySnapshotter;
 

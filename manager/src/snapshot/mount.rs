@@ -129,6 +129,12 @@ fn overlay_fsconfig(options: &[&str], target: &Path, ro: bool) -> io::Result<()>
 /// propagated copy of this mount until it makes its mounts private, and the kernel refuses
 /// the unmount while a propagated copy is in use.
 pub fn unmount(target: &Path) -> Result<()> {
+    // Rootless: mount_all made a link, not a mount; the link stays (mount_all reuses it).
+    if crate::rootless::is_rootless()
+        && std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return Ok(());
+    }
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut pause = Duration::from_millis(5);
     loop {

@@ -122,7 +122,7 @@ impl Store {
         meta.next_id = id + 1;
         let dir = self.snapshot_dir(id);
         // A directory left by a crash between mkdir and the metadata write is stale.
-        let _ = fs::remove_dir_all(&dir);
+        let _ = crate::rootless::userns::remove_tree(&dir);
         for sub in std::iter::once(&"").chain(subdirs) {
             let p = dir.join(sub);
             fs::create_dir_all(&p)
@@ -199,7 +199,7 @@ impl Store {
             self.write(&meta)?;
             doomed
         };
-        match fs::remove_dir_all(&doomed) {
+        match crate::rootless::userns::remove_tree(&doomed) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(SnapshotError::RemoveDir {

@@ -295,6 +295,14 @@ fn linux_section(
         } else {
             vec![]
         });
+    if !opts.sysctls.is_empty() {
+        b = b.sysctl(
+            opts.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+    }
     if let Some(p) = &opts.cgroups_path {
         b = b.cgroups_path(p.clone());
     }

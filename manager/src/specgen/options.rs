@@ -19,6 +19,8 @@ pub struct Options {
     pub security: SecurityOptions,
     pub resources: ResourceOptions,
     pub ulimits: Vec<Ulimit>,
+    /// `--sysctl`: namespaced kernel parameters (`linux.sysctl`), already checked.
+    pub sysctls: BTreeMap<String, String>,
     /// Bind and tmpfs mounts, in the order given; named and anonymous volumes are already
     /// resolved by the caller to a host directory (a bind).
     pub mounts: Vec<ResolvedMount>,

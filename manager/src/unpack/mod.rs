@@ -76,6 +76,11 @@ pub enum UnpackError {
         #[source]
         source: io::Error,
     },
+    #[error("unpacking in the user's namespace (owners shifted into its subordinate ids)")]
+    InUserNamespace {
+        #[source]
+        source: io::Error,
+    },
     #[error("entry {entry} has unsupported tar type {kind:?}")]
     Unsupported { entry: PathBuf, kind: u8 },
     #[error(transparent)]
@@ -151,7 +156,21 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// Applies one layer blob (compressed or not) read from `blob` onto `target`. Reads the blob
 /// once, front to back, so it can be a download in progress; nothing is buffered beyond the
 /// decoder's window.
-pub fn apply_layer(blob: impl Read, target: &Target) -> Result<Applied, UnpackError> {
+pub fn apply_layer(mut blob: impl Read, target: &Target) -> Result<Applied, UnpackError> {
+    if crate::rootless::userns::shifting() {
+        // Owners shifted into the user's subordinate ranges: unpacked in its user namespace.
+        let (diff_id, entries) = crate::rootless::userns::unpack(
+            &mut blob,
+            &target.dir,
+            target.whiteouts == Whiteouts::Overlay,
+            &target.lowers,
+        )
+        .map_err(|source| UnpackError::InUserNamespace { source })?;
+        let diff_id = Digest::from_str(&diff_id).map_err(|_| UnpackError::InUserNamespace {
+            source: io::Error::other(format!("the helper's diff ID {diff_id:?} is not a digest")),
+        })?;
+        return Ok(Applied { diff_id, entries });
+    }
     let (compression, stream) = detect(blob).map_err(|source| UnpackError::Read { source })?;
     let decoded: Box<dyn Read> = match compression {
         Compression::None => Box::new(stream),

@@ -47,6 +47,11 @@ pub enum CopyError {
         #[source]
         cause: Box<CopyError>,
     },
+    #[error("copying in the user's namespace (owners shifted into its subordinate ids)")]
+    InUserNamespace {
+        #[source]
+        source: io::Error,
+    },
     #[error("copying {path}")]
     Entry {
         /// Relative to the source directory.
@@ -67,6 +72,12 @@ pub(super) fn populate(
     rootfs: Option<&Path>,
     source: &Path,
 ) -> Result<bool> {
+    if crate::rootless::userns::shifting() {
+        // The image's files have owners in the user's subordinate range: copied in its
+        // user namespace, so that the copies keep them.
+        return crate::rootless::userns::populate(vol_dir, data, rootfs, source)
+            .map_err(|source| CopyError::InUserNamespace { source });
+    }
     let _lock = FileLock::exclusive(&vol_dir.join(POPULATE_LOCK))?;
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let open_target = |source: io::Error| CopyError::OpenTarget {

@@ -21,6 +21,17 @@ use serde::{Deserialize, Serialize};
 use crate::lock::{FileLock, LockError};
 
 pub use copy::CopyError;
+
+/// A volume's copy-up as such, for rootless berth's user-namespace helper
+/// (`rootless::userns`), which runs it where the image's owners can be kept.
+pub fn populate_as_is(
+    vol_dir: &Path,
+    data: &Path,
+    rootfs: Option<&Path>,
+    source: &Path,
+) -> Result<bool, CopyError> {
+    copy::populate(vol_dir, data, rootfs, source)
+}
 pub use mount::MountError;
 
 const VOLUMES_DIR: &str = "volumes";
@@ -370,7 +381,8 @@ impl VolumeStore {
             path: record.clone(),
             source,
         })?;
-        fs::remove_dir_all(&dir).map_err(|source| VolumeError::RemoveDir { path: dir, source })
+        crate::rootless::userns::remove_tree(&dir)
+            .map_err(|source| VolumeError::RemoveDir { path: dir, source })
     }
 
     /// Removes volumes no container uses (per `users`) that pass `filter`: only anonymous

@@ -27,18 +27,79 @@ pub fn berth_bin() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Whether the manager tests run berth as a fresh unprivileged user (`BERTH_TEST_ROOTLESS=1`,
+/// hack/test's rootless pass): each [`Berth`] then creates its own user with subordinate
+/// ranges (removed on drop), and runs berth as that user with its XDG directories.
+pub fn rootless_mode() -> bool {
+    std::env::var_os("BERTH_TEST_ROOTLESS").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Skips the calling test in the rootless pass (see [`rootless_mode`]), saying why: for what
+/// a rootless berth does not offer, or what the test checks as root on the host.
+#[macro_export]
+macro_rules! skip_rootless {
+    ($why:expr) => {
+        if $crate::manager::berth::rootless_mode() {
+            eprintln!("skipped in the rootless pass: {}", $why);
+            return Ok(());
+        }
+    };
+}
+
+/// A temporary directory for a test's own files; in the rootless pass open to the test user
+/// (mode 1777), which writes and reads there.
+pub fn test_dir() -> Result<TempDir> {
+    let dir = tempfile::tempdir()?;
+    if rootless_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777))?;
+    }
+    Ok(dir)
+}
+
 /// A `berth` with its own temp store; removed on drop.
 pub struct Berth {
     dir: TempDir,
+    /// The unprivileged user berth runs as, in the rootless pass. (Declared after `dir`: the
+    /// store goes first, then the user and its processes.)
+    user: Option<crate::rootless::TestUser>,
 }
 
 impl Berth {
     pub fn new() -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("berth-test-").tempdir()?;
+        let user = rootless_mode()
+            .then(crate::rootless::TestUser::create)
+            .transpose()?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("berth-test-");
+        let dir = match &user {
+            Some(u) => builder.tempdir_in(&u.dir)?,
+            None => builder.tempdir()?,
+        };
         for d in ["root", "config", "docker"] {
             std::fs::create_dir_all(dir.path().join(d))?;
         }
-        Ok(Self { dir })
+        if let Some(u) = &user {
+            for d in ["", "root", "config", "docker"] {
+                u.chown(&dir.path().join(d))?;
+            }
+        }
+        Ok(Self { dir, user })
+    }
+
+    /// Where container (or image) id `id` lands on the host: itself, or in the rootless pass
+    /// the user's own id for 0 and `subuid_first + id - 1` otherwise.
+    pub fn host_id(&self, id: u32) -> u32 {
+        match &self.user {
+            None => id,
+            Some(u) if id == 0 => u.uid,
+            Some(u) => u.sub_first + id - 1,
+        }
+    }
+
+    /// The user berth runs as in the rootless pass.
+    pub fn user(&self) -> Option<&crate::rootless::TestUser> {
+        self.user.as_ref()
     }
 
     /// The storage root (`--root`).
@@ -58,6 +119,16 @@ impl Berth {
 
     pub fn cmd(&self, args: &[&str]) -> Result<Command> {
         let mut cmd = Command::new(berth_bin()?);
+        if let Some(u) = &self.user {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(u.uid)
+                .gid(u.gid)
+                .env("HOME", &u.dir)
+                .env("USER", &u.name)
+                .env("XDG_RUNTIME_DIR", &u.runtime_dir)
+                .env("XDG_DATA_HOME", u.dir.join(".local/share"))
+                .env("XDG_CONFIG_HOME", u.dir.join(".config"));
+        }
         cmd.arg("--root")
             .arg(self.root())
             .arg("--config-dir")

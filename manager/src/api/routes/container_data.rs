@@ -43,6 +43,7 @@ async fn list(State(s): State<S>, q: Params) -> ApiResult<Response> {
             .filter(|n| *n > 0)
             .map(|n| n as usize),
         filters,
+        size: q.bool("size"),
     };
     let engine = s.engine.clone();
     let l = blocking("list", move || containers::list(&engine, &opts)).await?;

@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::api::frames::DetachKeys;
 use crate::api::state::{lock, AppState, ExecInstance};
 use crate::api::version::ApiVersion;
-use crate::ops::containers::{self, ExecStdio};
+use crate::ops::containers::{self, ExecChild, ExecStdio};
 use crate::ops::models::ExecConfig;
 use crate::ops::{Engine, OpsError};
 
@@ -166,7 +165,7 @@ async fn start(
     {
         let mut execs = lock(&s.execs);
         if let Some(x) = execs.get_mut(&exec_id) {
-            x.runtime_pid = spawned.child.id() as i32;
+            x.runtime_pid = spawned.child.child.id() as i32;
             x.pty = spawned.master.clone();
         }
     }
@@ -174,7 +173,7 @@ async fn start(
         let state = s.clone();
         let mut child = spawned.child;
         tokio::task::spawn_blocking(move || {
-            let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(-1);
+            let code = child.wait().unwrap_or(-1);
             finish(&state, &exec_id, code);
         });
         return Ok(json(StatusCode::OK, &serde_json::json!({})));
@@ -189,7 +188,7 @@ async fn start(
 
 /// A started exec: the runtime's process and our ends of its stdio.
 struct Spawned {
-    child: Child,
+    child: ExecChild,
     master: Option<Arc<OwnedFd>>,
 }
 
@@ -275,13 +274,14 @@ async fn session(
             dup.map(|f| Sink::File(Arc::new(f)))
         }
         None => {
-            if let Some(o) = child.stdout.take() {
+            if let Some(o) = child.child.stdout.take() {
                 readers.push((false, Box::new(o)));
             }
-            if let Some(e) = child.stderr.take() {
+            if let Some(e) = child.child.stderr.take() {
                 readers.push((true, Box::new(e)));
             }
             child
+                .child
                 .stdin
                 .take()
                 .map(|i| Sink::File(Arc::new(File::from(OwnedFd::from(i)))))
@@ -321,7 +321,7 @@ async fn session(
         for t in threads {
             let _ = t.join();
         }
-        let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(-1);
+        let code = child.wait().unwrap_or(-1);
         finish(&st, &id, code);
         drop(tx);
     });

@@ -38,10 +38,9 @@ pub fn routes() -> Router<S> {
 
 async fn list(State(s): State<S>, q: Params) -> ApiResult<Response> {
     let filters: crate::ops::models::Filters = q.json("filters")?;
-    let reference = filters.get("reference").first().cloned();
     let engine = s.engine.clone();
     let l = blocking("images", move || {
-        images::list(&engine, reference.as_deref())
+        images::list_filtered(&engine, None, &filters)
     })
     .await?;
     Ok(json(StatusCode::OK, &l))

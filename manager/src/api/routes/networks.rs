@@ -37,19 +37,10 @@ pub fn routes() -> Router<S> {
 async fn net_list(State(s): State<S>, q: Params) -> ApiResult<Response> {
     let filters: Filters = q.json("filters")?;
     let engine = s.engine.clone();
-    let mut l = blocking("networks", move || networks::list(&engine)).await?;
-    // docker's name and id filters: substring of the name, prefix of the id.
-    let names = filters.get("name");
-    let ids = filters.get("id");
-    let labels = filters.get("label");
-    l.retain(|n| {
-        (names.is_empty() || names.iter().any(|f| n.name.contains(f.as_str())))
-            && (ids.is_empty() || ids.iter().any(|f| n.id.starts_with(f.as_str())))
-            && labels.iter().all(|f| match f.split_once('=') {
-                Some((k, v)) => n.labels.get(k).is_some_and(|x| x == v),
-                None => n.labels.contains_key(f.as_str()),
-            })
-    });
+    let l = blocking("networks", move || {
+        networks::list_filtered(&engine, &filters)
+    })
+    .await?;
     Ok(json(StatusCode::OK, &l))
 }
 

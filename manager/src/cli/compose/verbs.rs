@@ -237,10 +237,7 @@ pub fn exec(ctx: &Ctx, args: &Args, a: &ExecArgs) -> Result<()> {
         privileged: a.privileged,
     };
     let mut child = containers::exec(&ctx.engine, &pc.name, &config, ExecStdio::Inherit)?;
-    let status = child
-        .wait()
-        .map_err(|e| OpsError::io("waiting for the exec", e))?;
-    let code = status.code().unwrap_or(128 + 9);
+    let code = child.wait()?;
     if code != 0 {
         return Err(Exit::silent(code).into());
     }

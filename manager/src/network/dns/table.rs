@@ -18,6 +18,8 @@ pub struct Container {
     pub upstream: Vec<IpAddr>,
     /// Its search domains: `name.<domain>` is answered like `name`.
     pub search: Vec<String>,
+    /// Its links: `(alias, target)`, the alias answered as the target's name for it only.
+    pub links: Vec<(String, String)>,
 }
 
 /// A container's attachment to one name-resolving network.
@@ -63,6 +65,11 @@ impl Table {
                     networks,
                     upstream: dns.servers,
                     search: dns.search.iter().map(|s| normalize(s)).collect(),
+                    links: dns
+                        .links
+                        .iter()
+                        .map(|l| (normalize(&l.alias), normalize(&l.target)))
+                        .collect(),
                 })
             })
             .collect();
@@ -107,6 +114,11 @@ impl Table {
         for domain in &requester.search {
             if let Some(short) = name.strip_suffix(&format!(".{domain}")) {
                 candidates.push(short.to_string());
+            }
+        }
+        for (alias, target) in &requester.links {
+            if candidates.contains(alias) && !candidates.contains(target) {
+                candidates.push(target.clone());
             }
         }
         let scope = Self::scope(requester, network);
@@ -228,6 +240,7 @@ mod tests {
                     servers: dns.iter().map(|s| s.parse().unwrap()).collect(),
                     search: vec!["corp.test".into()],
                     options: Vec::new(),
+                    links: Vec::new(),
                 },
                 ..EtcConfig::default()
             }),
@@ -334,5 +347,43 @@ mod tests {
         assert_eq!(parse_reverse(v6), Some("fd00:1:2:3::2".parse().unwrap()));
         assert_eq!(parse_reverse("1.2.3.in-addr.arpa"), None);
         assert_eq!(parse_reverse("example.com"), None);
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn a_link_alias_resolves_for_the_linking_container_only() {
+        let member = |ip: &str| Membership {
+            network: "front".into(),
+            ips: vec![ip.parse().unwrap()],
+            aliases: Vec::new(),
+        };
+        let container = |name: &str, ip: &str, links: &[(&str, &str)]| Container {
+            id: format!("{name}000000000000"),
+            name: name.into(),
+            networks: vec![member(ip)],
+            upstream: Vec::new(),
+            search: Vec::new(),
+            links: links
+                .iter()
+                .map(|(a, t)| (a.to_string(), t.to_string()))
+                .collect(),
+        };
+        let t = Table {
+            containers: vec![
+                container("web", "10.0.0.2", &[("database", "db-1")]),
+                container("db-1", "10.0.0.3", &[]),
+                container("other", "10.0.0.4", &[]),
+            ],
+        };
+        let web = &t.containers[0];
+        assert_eq!(
+            t.lookup(web, "front", "Database."),
+            Some(vec!["10.0.0.3".parse().unwrap()])
+        );
+        assert_eq!(t.lookup(&t.containers[2], "front", "database"), None);
     }
 }

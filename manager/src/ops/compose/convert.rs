@@ -11,6 +11,7 @@ use crate::ops::models::{
     LogConfig, Mount, PortBinding, TmpfsOptions, Ulimit, VolumeOptions,
 };
 use crate::ops::parse;
+use crate::specgen::flags::{self as f, FlagError};
 
 use super::labels;
 
@@ -350,6 +351,12 @@ pub fn create_request(
                 svc.networks.iter().map(|(k, v)| (k, v.as_ref())).collect();
             nets.sort_by_key(|(k, v)| (-v.and_then(|n| n.priority).unwrap_or(0), (*k).clone()));
             for (i, (key, sn)) in nets.iter().enumerate() {
+                if crate::rootless::compose_uses_default_network(key) {
+                    if i == 0 {
+                        h.network_mode = crate::network::DEFAULT_NETWORK.into();
+                    }
+                    continue;
+                }
                 let real = project
                     .networks
                     .get(*key)
@@ -375,6 +382,36 @@ pub fn create_request(
                 req.networking_config.endpoints_config.insert(real, ep);
             }
         }
+    }
+    // Links: the alias resolves, for this container only, to a container of the linked
+    // service (started first: a link is a dependency) or to an external container.
+    for link in &svc.links {
+        let (target, alias) = link.split_once(':').unwrap_or((link, link));
+        if let Some(c) = service_container(target) {
+            h.links.push(format!("{c}:{alias}"));
+        }
+    }
+    for link in &svc.external_links {
+        let (target, alias) = link.split_once(':').unwrap_or((link, link));
+        h.links.push(format!("{target}:{alias}"));
+    }
+    for (key, value) in &svc.sysctls {
+        let value = value.clone().unwrap_or_default();
+        let field = format!("sysctls.{key}");
+        let why = |e: FlagError| match e {
+            FlagError::Invalid { reason, .. } => reason,
+            e => e.to_string(),
+        };
+        let ns = f::check_sysctl(key, &value).map_err(|e| bad(service, &field, why(e)))?;
+        if ns == f::SysctlNamespace::Network && h.network_mode == "host" {
+            return Err(bad(
+                service,
+                &field,
+                format!("sysctl {key:?} is not allowed with network_mode: host"),
+            )
+            .into());
+        }
+        h.sysctls.insert(key.clone(), value);
     }
     Ok(req)
 }

@@ -16,7 +16,7 @@ use super::labels;
 /// A container event of a project, docker compose's `--json` line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProjectEvent {
-    /// RFC 3339 with nanoseconds.
+    /// RFC 3339 with nanoseconds, in UTC (a front end may write it in its local zone).
     pub time: String,
     /// Nanoseconds since the epoch (not in the JSON line).
     #[serde(skip)]

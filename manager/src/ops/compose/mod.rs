@@ -81,6 +81,7 @@ pub fn containers(engine: &Engine, project: &str, oneoff: bool) -> Result<Vec<Pr
             all: true,
             limit: None,
             filters,
+            size: false,
         },
     )?;
     let mut out: Vec<ProjectContainer> = list

@@ -71,6 +71,7 @@ pub fn list_projects(engine: &Engine, all: bool) -> Result<Vec<ProjectSummary>> 
             all: true,
             limit: None,
             filters,
+            size: false,
         },
     )?;
     let mut by: BTreeMap<String, (BTreeMap<String, usize>, String)> = BTreeMap::new();

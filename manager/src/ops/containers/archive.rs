@@ -112,28 +112,42 @@ pub struct CopyTarget {
 }
 
 /// docker's rule for `cp SRC CONTAINER:PATH`: an existing directory receives the source
-/// inside it; a new name becomes a copy of the source. Also returns lines about what went
-/// wrong unmounting.
-pub fn copy_target(engine: &Engine, what: &str, path: &str) -> Result<(CopyTarget, Vec<String>)> {
+/// inside it; a new name becomes a copy of the source, except that a path ending in `/`
+/// must be an existing directory for a file, and a directory never replaces a file. Also
+/// returns lines about what went wrong unmounting.
+pub fn copy_target(
+    engine: &Engine,
+    what: &str,
+    path: &str,
+    src_is_dir: bool,
+) -> Result<(CopyTarget, Vec<String>)> {
     let mut rootfs = Rootfs::open(engine, what)?;
     // The handles into the root are closed before it is unmounted (an open one keeps the
     // mount busy).
-    let target = {
+    let target = (|| {
         let (dir, name) = open_parent(&rootfs.path, path)?;
         let target = match name {
             Some(n) => {
-                let is_dir =
-                    std::fs::symlink_metadata(dir.path().join(&n)).is_ok_and(|m| m.is_dir());
-                if is_dir {
-                    CopyTarget {
+                let meta = std::fs::symlink_metadata(dir.path().join(&n)).ok();
+                match meta {
+                    Some(m) if m.is_dir() => CopyTarget {
                         dir: format!("{path}/."),
                         rename: None,
+                    },
+                    None if path.ends_with('/') && !src_is_dir => {
+                        return Err(OpsError::CopyDestNotDir {
+                            path: path.to_string(),
+                        })
                     }
-                } else {
-                    CopyTarget {
+                    Some(_) if src_is_dir => {
+                        return Err(OpsError::CopyDirOverFile {
+                            path: path.to_string(),
+                        })
+                    }
+                    _ => CopyTarget {
                         dir: parent_of(path),
                         rename: Some(n),
-                    }
+                    },
                 }
             }
             None => CopyTarget {
@@ -143,10 +157,10 @@ pub fn copy_target(engine: &Engine, what: &str, path: &str) -> Result<(CopyTarge
         };
         // Checked now, so that a missing directory fails before the copy starts.
         open_parent(&rootfs.path, &format!("{}/.", target.dir))?;
-        target
-    };
+        Ok(target)
+    })();
     let also = rootfs.release();
-    Ok((target, also))
+    Ok((target?, also))
 }
 
 /// The container path of `path`'s parent directory, as `open_parent` resolves it.

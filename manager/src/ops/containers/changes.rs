@@ -182,6 +182,64 @@ fn walk_copy(top: &Path, lower: Option<&Path>, rel: &Path, out: &mut Vec<Change>
     any
 }
 
+/// The changes of a copy snapshot `top` against its parent's tree `lower`, sorted by path.
+pub(crate) fn copy_changes(top: &Path, lower: Option<&Path>) -> Vec<Change> {
+    let mut out = Vec::new();
+    walk_copy(top, lower, Path::new(""), &mut out);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// [`copy_changes`] as JSON (rootless berth's user-namespace helper answers with it).
+pub(crate) fn copy_changes_json(top: &Path, lower: Option<&Path>) -> std::io::Result<Vec<u8>> {
+    Ok(serde_json::to_vec(&copy_changes(top, lower))?)
+}
+
+/// The layer tar of a copy snapshot's changes (rootless berth's helper writes it).
+pub(crate) fn copy_layer_tar(
+    top: &Path,
+    lower: Option<&Path>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    write_layer(top, &copy_changes(top, lower), out)
+}
+
+/// The layer of `list` (changes of the tree `root`): the changed entries as they are in
+/// `root`, deletions as whiteouts.
+fn write_layer(root: &Path, list: &[Change], out: &mut dyn Write) -> std::io::Result<()> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    for c in list {
+        let rel = c.path.trim_start_matches('/');
+        let at = |e: std::io::Error| {
+            std::io::Error::new(e.kind(), format!("adding {} to the layer: {e}", c.path))
+        };
+        if c.kind == 2 {
+            let p = Path::new(rel);
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let wh = p.with_file_name(format!(".wh.{name}"));
+            let mut h = tar::Header::new_ustar();
+            h.set_size(0);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            );
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, wh, std::io::empty()).map_err(at)?;
+        } else {
+            b.append_path_with_name(root.join(rel), rel).map_err(at)?;
+        }
+    }
+    b.finish()
+}
+
 /// `GET /containers/{id}/changes`: sorted by path.
 pub fn changes(engine: &Engine, what: &str) -> Result<Vec<Change>> {
     let (_, r) = super::find(engine, what)?;
@@ -193,14 +251,15 @@ pub fn changes(engine: &Engine, what: &str) -> Result<Vec<Change>> {
         Whiteouts::Overlay => {
             walk_upper(&target.dir, &target.lowers, Path::new(""), &mut out);
         }
-        _ => {
-            walk_copy(
-                &target.dir,
-                target.lowers.first().map(PathBuf::as_path),
-                Path::new(""),
-                &mut out,
-            );
+        _ if crate::rootless::userns::shifting() => {
+            // Owners in the user's subordinate range: compared from its user namespace.
+            let lower = target.lowers.first().map(PathBuf::as_path);
+            let json = crate::rootless::userns::changes_json(&target.dir, lower)
+                .map_err(|e| OpsError::io(format!("comparing container {}", r.id), e))?;
+            out = serde_json::from_slice(&json)
+                .map_err(|e| OpsError::io(format!("comparing container {}", r.id), e.into()))?;
         }
+        _ => out = copy_changes(&target.dir, target.lowers.first().map(PathBuf::as_path)),
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
@@ -211,6 +270,11 @@ pub fn changes(engine: &Engine, what: &str) -> Result<Vec<Change>> {
 pub fn export(engine: &Engine, what: &str, out: impl Write) -> Result<()> {
     let mut rootfs = Rootfs::open(engine, what)?;
     let r = (|| -> std::io::Result<()> {
+        if crate::rootless::userns::shifting() {
+            // Owners in the user's subordinate range: archived from its user namespace.
+            let mut out = out;
+            return crate::rootless::userns::tar_tree(&rootfs.path, &mut out);
+        }
         let mut b = tar::Builder::new(out);
         b.follow_symlinks(false);
         for e in entries(&rootfs.path) {
@@ -263,39 +327,26 @@ fn commit_paused(engine: &Engine, id: &str, opts: &CommitOptions) -> Result<Stri
     let (_, r) = super::find(engine, id)?;
     let list = changes(engine, id)?;
     let mut rootfs = Rootfs::open(engine, id)?;
+    let shifted = crate::rootless::userns::shifting()
+        .then(|| -> Result<_> {
+            let backend: Backend = r.snapshotter.parse()?;
+            let target = backend.open(engine.root())?.apply_target(&r.id)?;
+            Ok((target.whiteouts == Whiteouts::Delete).then_some(target))
+        })
+        .transpose()?
+        .flatten();
     let layer = store_layer(engine, |out| {
-        let mut b = tar::Builder::new(out);
-        b.follow_symlinks(false);
-        for c in &list {
-            let rel = c.path.trim_start_matches('/');
-            if c.kind == 2 {
-                let p = Path::new(rel);
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let wh = p.with_file_name(format!(".wh.{name}"));
-                let mut h = tar::Header::new_ustar();
-                h.set_size(0);
-                h.set_uid(0);
-                h.set_gid(0);
-                h.set_mtime(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs()),
-                );
-                h.set_mode(0o644);
-                h.set_entry_type(tar::EntryType::Regular);
-                b.append_data(&mut h, wh, std::io::empty())
-                    .map_err(|e| OpsError::io(format!("adding {} to the layer", c.path), e))?;
-            } else {
-                b.append_path_with_name(rootfs.path.join(rel), rel)
-                    .map_err(|e| OpsError::io(format!("adding {} to the layer", c.path), e))?;
-            }
-        }
-        b.finish()
-            .map_err(|e| OpsError::io("finishing the layer", e))?;
-        Ok(())
+        let written = match &shifted {
+            // Owners in the user's subordinate range: the layer is written from its user
+            // namespace (the container's owners, every file readable).
+            Some(t) => crate::rootless::userns::layer_tar(
+                &t.dir,
+                t.lowers.first().map(PathBuf::as_path),
+                out,
+            ),
+            None => write_layer(&rootfs.path, &list, out),
+        };
+        written.map_err(|e| OpsError::io(format!("writing the layer of container {}", r.id), e))
     });
     let also = rootfs.release();
     let layer = layer.map_err(|e| e.with_also(also))?;

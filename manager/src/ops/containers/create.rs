@@ -336,6 +336,40 @@ fn plan_network(
             ip,
         });
     }
+    // Links: answered by the network's resolver on user networks; on the default bridge,
+    // which resolves nothing, written into /etc/hosts with the running target's address.
+    let mut links = Vec::new();
+    for (target, alias) in &plan.links {
+        let t = containers.find(target)?;
+        if plan.network == network::DEFAULT_NETWORK {
+            let ip = t
+                .networks
+                .get(network::DEFAULT_NETWORK)
+                .and_then(|v| v["IPAddress"].as_str())
+                .and_then(|s| s.parse().ok())
+                .filter(|_| {
+                    lifecycle::refresh(containers, t.clone())
+                        .is_ok_and(|t| t.state.status == Status::Running)
+                });
+            let Some(ip) = ip else {
+                return Err(OpsError::LinkNotRunning {
+                    target: t.name.clone(),
+                    name: record.name.clone(),
+                    alias: alias.clone(),
+                });
+            };
+            for name in [alias, &t.name] {
+                extra_hosts.push(ExtraHost {
+                    name: name.clone(),
+                    ip,
+                });
+            }
+        }
+        links.push(network::etc::DnsLink {
+            target: t.name,
+            alias: alias.clone(),
+        });
+    }
     let etc = EtcConfig {
         dir: etc_dir.clone(),
         hostname: hostname.to_string(),
@@ -349,6 +383,7 @@ fn plan_network(
             },
             search: plan.dns_search.clone(),
             options: plan.dns_option.clone(),
+            links,
         },
         host_network,
     };
@@ -545,6 +580,7 @@ fn record_settings(
     c.memory = plan.options.resources.memory.unwrap_or(0) as i64;
     c.nano_cpus = plan.options.resources.cpus.map(|c| c.0 as i64).unwrap_or(0);
     c.pids_limit = plan.options.resources.pids_limit.unwrap_or(0);
+    c.sysctls = plan.options.sysctls.clone();
     c.log_max_size = plan.log_max_size;
     c.log_max_file = plan.log_max_file;
     if record.config.healthcheck.is_some() {

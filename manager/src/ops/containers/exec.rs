@@ -1,7 +1,8 @@
 //! `exec` and `top`: processes in a running container through the runtime's `exec` and
 //! `ps` verbs (runc's, and berth-runtime's).
 
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
 
 use crate::container::Status;
 use crate::ops::error::{OpsError, Result};
@@ -24,9 +25,59 @@ pub enum ExecStdio {
     Terminal(std::os::fd::OwnedFd),
 }
 
+/// The exit status docker gives an exec whose command could not be started (not found, not
+/// executable): the runtime's own failure status is not the command's.
+pub const EXEC_START_FAILED: i32 = 126;
+
+/// A started exec: the runtime's `exec` process, and the pid file it writes once the
+/// command runs (removed with this value).
+#[derive(Debug)]
+pub struct ExecChild {
+    pub child: Child,
+    pid_file: PathBuf,
+}
+
+impl ExecChild {
+    /// The exec's exit code from the runtime's exit status: the command's, or 126 when the
+    /// runtime failed before the command started (no pid file; the runtime printed why), or
+    /// 128 + the signal that ended the runtime.
+    pub fn exit_code(&self, status: ExitStatus) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        match status.code() {
+            Some(255) if !self.started() => EXEC_START_FAILED,
+            Some(c) => c,
+            None => 128 + status.signal().unwrap_or(libc::SIGKILL),
+        }
+    }
+
+    fn started(&self) -> bool {
+        std::fs::metadata(&self.pid_file).is_ok_and(|m| m.len() > 0)
+    }
+
+    /// Waits for the runtime's `exec` and returns [`ExecChild::exit_code`].
+    pub fn wait(&mut self) -> Result<i32> {
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| OpsError::io("waiting for the exec", e))?;
+        Ok(self.exit_code(status))
+    }
+}
+
+impl Drop for ExecChild {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
 /// Starts `config.cmd` in the container; the caller waits for the child, whose exit status
 /// is the command's (the runtime prints why when the command cannot run).
-pub fn exec(engine: &Engine, what: &str, config: &ExecConfig, stdio: ExecStdio) -> Result<Child> {
+pub fn exec(
+    engine: &Engine,
+    what: &str,
+    config: &ExecConfig,
+    stdio: ExecStdio,
+) -> Result<ExecChild> {
     let (store, r) = super::find(engine, what)?;
     match r.state.status {
         Status::Running => {}
@@ -61,6 +112,14 @@ pub fn exec(engine: &Engine, what: &str, config: &ExecConfig, stdio: ExecStdio) 
             cmd.arg("--cap").arg(format!("CAP_{cap}"));
         }
     }
+    let exec_id = crate::container::names::random_id().map_err(|source| OpsError::Random {
+        what: "exec id",
+        source,
+    })?;
+    let pid_file = store
+        .dir(&r.id)
+        .join(format!("exec-{}.pid", &exec_id[..16]));
+    cmd.arg("--pid-file").arg(&pid_file);
     cmd.arg(&r.id).args(&config.cmd);
     match stdio {
         ExecStdio::Inherit => {
@@ -93,7 +152,7 @@ pub fn exec(engine: &Engine, what: &str, config: &ExecConfig, stdio: ExecStdio) 
     })?;
     let action = format!("exec_start: {}", config.cmd.join(" "));
     crate::events::container(engine.root(), &r, &action, &[]);
-    Ok(child)
+    Ok(ExecChild { child, pid_file })
 }
 
 /// `POST /containers/{id}/exec`: checks the container can take an exec (it runs, not

@@ -26,6 +26,8 @@ pub struct ListOptions {
     pub limit: Option<usize>,
     /// `status`, `name`, `id`, `label`, `ancestor`, `exited`; every term must match.
     pub filters: Filters,
+    /// Fill in `SizeRw` and `SizeRootFs` (walks each container's own layer).
+    pub size: bool,
 }
 
 const FILTER_KEYS: &str = "status, name, id, label, ancestor, exited";
@@ -98,7 +100,48 @@ pub fn list(engine: &Engine, opts: &ListOptions) -> Result<Vec<ContainerSummary>
     if let Some(n) = opts.limit {
         list.truncate(n);
     }
-    Ok(list.iter().map(summary).collect())
+    let mut out: Vec<ContainerSummary> = list.iter().map(summary).collect();
+    if opts.size {
+        let images: std::collections::HashMap<String, i64> =
+            crate::ops::images::list(engine, None)?
+                .into_iter()
+                .map(|i| (i.id, i.size))
+                .collect();
+        for (c, r) in out.iter_mut().zip(&list) {
+            let rw = rw_size(engine, r);
+            c.size_rw = Some(rw);
+            c.size_root_fs = Some(rw + images.get(&c.image_id).copied().unwrap_or(0));
+        }
+    }
+    Ok(out)
+}
+
+/// The bytes a container's own layer holds, 0 when unknown: an overlay upper directory as
+/// it is; a copy snapshot holds the whole tree, so only what changed against its parent
+/// counts (added and modified files).
+pub(crate) fn rw_size(engine: &Engine, r: &Record) -> i64 {
+    let target = r
+        .snapshotter
+        .parse::<crate::snapshot::Backend>()
+        .ok()
+        .and_then(|b| b.open(engine.root()).ok())
+        .and_then(|sn| sn.apply_target(&r.id).ok());
+    let Some(target) = target else { return 0 };
+    if target.whiteouts == crate::unpack::Whiteouts::Overlay {
+        return crate::ops::df::dir_size(&target.dir) as i64;
+    }
+    let Ok(changes) = super::changes(engine, &r.id) else {
+        return 0;
+    };
+    changes
+        .iter()
+        .filter(|c| c.kind != 2)
+        .filter_map(|c| {
+            std::fs::symlink_metadata(target.dir.join(c.path.trim_start_matches('/'))).ok()
+        })
+        .filter(|m| !m.is_dir())
+        .map(|m| m.len() as i64)
+        .sum()
 }
 
 /// Seconds since an RFC 3339 time, in docker's words ("5 seconds", "About a minute").
@@ -236,6 +279,8 @@ fn unix_seconds(t: &str) -> i64 {
 /// One list entry.
 pub(crate) fn summary(r: &Record) -> ContainerSummary {
     ContainerSummary {
+        size_rw: None,
+        size_root_fs: None,
         id: r.id.clone(),
         names: vec![format!("/{}", r.name)],
         image: r.image.clone(),
@@ -354,6 +399,13 @@ fn inspect_record(engine: &Engine, store: &ContainerStore, r: &Record) -> Contai
             nano_cpus: c.nano_cpus,
             pids_limit: c.pids_limit,
             port_bindings: ports.clone(),
+            sysctls: c.sysctls.clone(),
+            links: c
+                .etc
+                .iter()
+                .flat_map(|e| &e.dns.links)
+                .map(|l| format!("/{}:/{}/{}", l.target, r.name, l.alias))
+                .collect(),
         },
         mounts: c.mounts.iter().map(mount_point).collect(),
         config: InspectConfig {
@@ -407,19 +459,37 @@ pub struct ContainerPruneResponse {
 }
 
 pub fn prune(engine: &Engine, filters: &Filters) -> Result<ContainerPruneResponse> {
+    let label_terms = |v: &str| match v.split_once('=') {
+        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+        None => (v.to_string(), None),
+    };
     let mut labels: Vec<(String, Option<String>)> = Vec::new();
+    let mut not_labels: Vec<(String, Option<String>)> = Vec::new();
+    let mut until: Option<SystemTime> = None;
     for (k, v) in filters.terms() {
-        if k != "label" {
-            return Err(OpsError::FilterTerm {
-                term: format!("{k}={v}"),
-                hint: "label=...",
-            });
+        match k {
+            "label" => labels.push(label_terms(v)),
+            "label!" => not_labels.push(label_terms(v)),
+            "until" => {
+                until = Some(Filters::until(v, SystemTime::now()).ok_or_else(|| {
+                    OpsError::FilterTerm {
+                        term: format!("{k}={v}"),
+                        hint: "until=<timestamp, date or duration such as 24h>",
+                    }
+                })?);
+            }
+            _ => {
+                return Err(OpsError::FilterTerm {
+                    term: format!("{k}={v}"),
+                    hint: "label=..., label!=... or until=...",
+                })
+            }
         }
-        labels.push(match v.split_once('=') {
-            Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => (v.to_string(), None),
-        });
     }
+    let has = |r: &Record, (k, v): &(String, Option<String>)| match v {
+        Some(v) => r.config.labels.get(k) == Some(v),
+        None => r.config.labels.contains_key(k),
+    };
     let store = engine.containers()?;
     let mut out = ContainerPruneResponse::default();
     for r in store.list()? {
@@ -431,15 +501,19 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<ContainerPruneRespons
         {
             continue;
         }
-        let wanted = labels.iter().all(|(k, v)| match v {
-            Some(v) => r.config.labels.get(k) == Some(v),
-            None => r.config.labels.contains_key(k),
+        let old_enough = until.is_none_or(|cutoff| {
+            humantime::parse_rfc3339_weak(&r.created).is_ok_and(|t| t < cutoff)
         });
-        if !wanted {
+        let wanted = labels.iter().all(|l| has(&r, l)) && !not_labels.iter().any(|l| has(&r, l));
+        if !wanted || !old_enough {
             continue;
         }
+        let size = rw_size(engine, &r).max(0) as u64;
         match remove_record(engine, &store, &r, RemoveOptions::default()) {
-            Ok(()) => out.containers_deleted.push(r.id.clone()),
+            Ok(()) => {
+                out.containers_deleted.push(r.id.clone());
+                out.space_reclaimed += size;
+            }
             Err(e) => {
                 out.errors.extend(e.also());
                 out.errors.push(format!("Error: {}", chain(&e)));

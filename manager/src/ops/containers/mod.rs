@@ -25,8 +25,10 @@ pub use archive::{
 };
 pub use attach::{attach, AttachInput, AttachOptions, Attached, Output};
 pub use changes::{changes, commit, export, Change, CommitOptions};
+pub(crate) use changes::{copy_changes_json, copy_layer_tar};
 pub use create::{create, CreateOptions};
-pub use exec::{exec, exec_create, top, ExecStdio};
+pub use exec::{exec, exec_create, top, ExecChild, ExecStdio, EXEC_START_FAILED};
+pub(crate) use list::rw_size;
 pub use list::{inspect, list, prune, ContainerPruneResponse, ListOptions};
 pub use logs::{logs, LogEntry, Logs, LogsOptions, Stream};
 pub use plan::check;

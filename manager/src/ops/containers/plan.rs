@@ -44,6 +44,9 @@ pub(crate) struct Plan {
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_option: Vec<String>,
+    /// Legacy links: `(container, alias)`; the alias resolves to the container on a shared
+    /// network, for this container only.
+    pub links: Vec<(String, String)>,
     pub log_max_size: u64,
     pub log_max_file: u32,
     pub runtime: String,
@@ -194,6 +197,23 @@ impl Plan {
         if network.trim().is_empty() {
             return Err(OpsError::EmptyNetworkName);
         }
+        for (key, value) in &h.sysctls {
+            let shared = match f::check_sysctl(key, value)? {
+                f::SysctlNamespace::Network if network == "host" => Some("network"),
+                f::SysctlNamespace::Ipc if options.namespaces.ipc == NamespaceMode::Host => {
+                    Some("ipc")
+                }
+                _ => None,
+            };
+            if let Some(ns) = shared {
+                return Err(OpsError::Flag(FlagError::Invalid {
+                    flag: "--sysctl",
+                    value: format!("{key}={value}"),
+                    reason: format!("sysctl {key:?} is not allowed in the host {ns} namespace"),
+                }));
+            }
+            options.sysctls.insert(key.clone(), value.clone());
+        }
         let mut publish = publish_from_bindings(&h.port_bindings)?;
         let mut publish_all = h.publish_all_ports;
         if network == "host" {
@@ -230,6 +250,13 @@ impl Plan {
             }
         });
         let health = health_flags(c.healthcheck.as_ref());
+        if !matches!(h.log_config.r#type.as_str(), "" | "json-file") {
+            return Err(OpsError::InvalidField {
+                field: "logging driver (--log-driver, LogConfig.Type)",
+                value: h.log_config.r#type.clone(),
+                reason: "not supported: berth has the json-file driver only".into(),
+            });
+        }
         let log = crate::logs::LogOptions::from_opts(&h.log_config.config)?;
         let mut extra_hosts = Vec::new();
         for e in &h.extra_hosts {
@@ -239,6 +266,7 @@ impl Plan {
             d.parse::<IpAddr>()
                 .map_err(|_| OpsError::DnsNotIp { value: d.clone() })?;
         }
+        let links = links(&h.links, &network)?;
         let mut aliases = Vec::new();
         let mut ip = None;
         let mut extra_networks = Vec::new();
@@ -296,6 +324,7 @@ impl Plan {
             dns: h.dns.clone(),
             dns_search: h.dns_search.clone(),
             dns_option: h.dns_options.clone(),
+            links,
             log_max_size: log.max_size.unwrap_or(0),
             log_max_file: log.max_file,
             runtime: if h.runtime.is_empty() {
@@ -327,6 +356,30 @@ pub(crate) fn restart_policy(p: &RestartPolicy) -> Result<RecordRestart> {
             max_retries: max_retries.unwrap_or(0),
         },
     })
+}
+
+/// `HostConfig.Links`: `name:alias`, `name` (the alias is the name) or inspect's
+/// `/name:/linker/alias`.
+fn links(list: &[String], network: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for l in list {
+        let bad = |reason: &str| OpsError::InvalidField {
+            field: "HostConfig.Links",
+            value: l.clone(),
+            reason: reason.into(),
+        };
+        if network == "host" {
+            return Err(bad("host type networking can't be used with links"));
+        }
+        let (name, alias) = l.split_once(':').unwrap_or((l, l));
+        let name = name.trim_start_matches('/');
+        let alias = alias.rsplit('/').next().unwrap_or(alias);
+        if name.is_empty() || alias.is_empty() {
+            return Err(bad("expected container:alias"));
+        }
+        out.push((name.to_string(), alias.to_string()));
+    }
+    Ok(out)
 }
 
 fn ulimit_from_model(u: &crate::ops::models::Ulimit) -> Result<f::Ulimit> {

@@ -3,6 +3,7 @@
 
 mod archive;
 mod build;
+mod filter;
 mod layered;
 mod registry;
 
@@ -41,6 +42,16 @@ pub fn exists(engine: &Engine, image: &str) -> Result<bool> {
     Ok(engine.images()?.lookup(image).is_ok())
 }
 
+/// [`list`] narrowed by docker's image filters (`reference`, `dangling`, `label`,
+/// `before`, `since`).
+pub fn list_filtered(
+    engine: &Engine,
+    reference: Option<&str>,
+    filters: &crate::ops::models::Filters,
+) -> Result<Vec<ImageSummary>> {
+    filter::apply(engine, list(engine, reference)?, filters)
+}
+
 /// `GET /images/json`; `reference` keeps the names of one repository (`NAME[:TAG]`) only.
 /// One summary per image, its names in [`ImageSummary::names`] sorted by repository and tag.
 pub fn list(engine: &Engine, reference: Option<&str>) -> Result<Vec<ImageSummary>> {
@@ -59,7 +70,7 @@ pub fn list(engine: &Engine, reference: Option<&str>) -> Result<Vec<ImageSummary
         let name = ImageName {
             repository: reference
                 .as_ref()
-                .map_or_else(|| "<none>".to_string(), Reference::name),
+                .map_or_else(|| "<none>".to_string(), Reference::familiar_name),
             tag: reference
                 .as_ref()
                 .and_then(|r| r.tag().map(str::to_string))
@@ -103,11 +114,11 @@ pub fn list(engine: &Engine, reference: Option<&str>) -> Result<Vec<ImageSummary
         };
         if let Some(r) = &reference {
             if r.tag().is_some() {
-                summary.repo_tags.push(r.to_string());
+                summary.repo_tags.push(r.familiar());
             }
             summary.repo_digests.push(
                 r.with_digest(rec.index_digest.clone().unwrap_or(rec.digest.clone()))
-                    .to_string(),
+                    .familiar(),
             );
         }
         summary.names.push(name);
@@ -129,6 +140,26 @@ fn unix_seconds(t: &str) -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// `--platform` of run and create: the image must be of that platform (docker's check;
+/// berth runs no emulation, so another platform's image would not run anyway).
+pub fn check_platform(engine: &Engine, image: &str, platform: &str) -> Result<()> {
+    let wanted: crate::platform::Platform = platform.parse().map_err(OpsError::Platform)?;
+    let info = inspect(engine, image)?;
+    let actual = crate::platform::Platform {
+        os: info.os.clone(),
+        architecture: info.architecture.clone(),
+        variant: info.variant.clone().filter(|v| !v.is_empty()),
+    };
+    if wanted.matches(&actual).is_none() {
+        return Err(OpsError::PlatformMismatch {
+            image: image.to_string(),
+            wanted: wanted.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// `GET /images/{name}/json`, plus the stored manifest.
 pub fn inspect(engine: &Engine, what: &str) -> Result<ImageInspect> {
     let store = engine.images()?;
@@ -141,13 +172,13 @@ pub fn inspect(engine: &Engine, what: &str) -> Result<ImageInspect> {
         .iter()
         .filter_map(|r| r.reference())
         .filter(|r| r.tag().is_some())
-        .map(|r| r.to_string())
+        .map(|r| r.familiar())
         .collect();
     let mut repo_digests: Vec<String> = same
         .iter()
         .filter_map(|r| {
             let pinned = r.index_digest.as_ref().unwrap_or(&r.digest).clone();
-            r.reference().map(|x| x.with_digest(pinned).to_string())
+            r.reference().map(|x| x.with_digest(pinned).familiar())
         })
         .collect();
     repo_digests.sort();
@@ -329,7 +360,11 @@ pub fn remove(engine: &Engine, names: &[String], force: bool) -> Result<RemoveRe
                 removed_ids.push(id);
             }
             report.items.push(ImageDeleteResponseItem {
-                untagged: Some(r.name.clone().unwrap_or_else(|| r.digest.to_string())),
+                untagged: Some(
+                    r.reference()
+                        .map(|x| x.familiar())
+                        .unwrap_or_else(|| r.digest.to_string()),
+                ),
                 deleted: None,
             });
         }

@@ -86,6 +86,7 @@ fn compose_project(engine: &Engine, name: &str) -> Result<Vec<(String, Container
             all: false,
             limit: None,
             filters,
+            size: false,
         },
     )?;
     let mut services: BTreeMap<String, (i64, String)> = BTreeMap::new();
@@ -133,6 +134,7 @@ fn resolve(engine: &Engine, names: &[String]) -> Result<Resolved> {
                 all: true,
                 limit: None,
                 filters,
+                size: false,
             },
         )?;
         if list.is_empty() {

@@ -362,6 +362,7 @@ fn pod_containers(engine: &Engine, pod: &str) -> Result<Vec<crate::ops::models::
             all: true,
             limit: None,
             filters,
+            size: false,
         },
     )?)
 }

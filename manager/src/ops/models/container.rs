@@ -175,6 +175,18 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     #[serde(deserialize_with = "null_default")]
     pub ulimits: Vec<Ulimit>,
+    /// Legacy links: `container:alias` (or inspect's `/container:/linker/alias`).
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub links: Vec<String>,
+    /// `--sysctl`: namespaced kernel parameters.
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub sysctls: BTreeMap<String, String>,
     #[serde(deserialize_with = "null_default")]
     pub devices: Vec<DeviceMapping>,
     #[serde(deserialize_with = "null_default")]
@@ -205,27 +217,12 @@ pub struct PortBinding {
 
 /// `RestartPolicy`: `""`/`no`, `always`, `unless-stopped` or `on-failure` (at most
 /// `MaximumRetryCount` times, 0 = no limit).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct RestartPolicy {
     #[serde(deserialize_with = "null_default")]
     pub name: String,
     pub maximum_retry_count: i64,
-}
-
-/// The count is written for `on-failure` only, where it means something (as berth's inspect
-/// always showed it).
-impl Serialize for RestartPolicy {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let on_failure = self.name == "on-failure";
-        let mut m = s.serialize_map(Some(1 + usize::from(on_failure)))?;
-        m.serialize_entry("Name", &self.name)?;
-        if on_failure {
-            m.serialize_entry("MaximumRetryCount", &self.maximum_retry_count)?;
-        }
-        m.end()
-    }
 }
 
 /// `ulimit` entry: -1 for unlimited.

@@ -91,6 +91,12 @@ pub struct InspectHostConfig {
     pub nano_cpus: i64,
     pub pids_limit: i64,
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// Absent when none were set, as docker's omitempty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// `/target:/container/alias`; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 /// The `Config` fields inspect reports.
@@ -163,6 +169,15 @@ pub struct ContainerSummary {
     pub host_config: SummaryHostConfig,
     pub network_settings: SummaryNetworkSettings,
     pub mounts: Vec<MountPoint>,
+    /// With `size`: the container's own layer, and that plus its image.
+    #[serde(rename = "SizeRw", default, skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    #[serde(
+        rename = "SizeRootFs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub size_root_fs: Option<i64>,
     /// The creation time as recorded (RFC 3339 with nanoseconds), for renderers that show
     /// it; not part of docker's JSON.
     #[serde(skip)]

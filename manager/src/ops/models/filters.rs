@@ -3,6 +3,7 @@
 //! `--filter key=value` flags build the same map.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -63,6 +64,23 @@ impl Filters {
             .flat_map(|(k, vs)| vs.iter().map(move |v| (k.as_str(), v.as_str())))
     }
 
+    /// An `until` term's moment, as docker reads it: Unix seconds (fractions allowed), an
+    /// RFC 3339 time or date, or a duration back from `now` (`10m`, `1h30m`).
+    pub fn until(value: &str, now: SystemTime) -> Option<SystemTime> {
+        if let Ok(secs) = value.parse::<f64>() {
+            return (secs >= 0.0).then(|| UNIX_EPOCH + Duration::from_secs_f64(secs));
+        }
+        if let Ok(t) = humantime::parse_rfc3339_weak(value) {
+            return Some(t);
+        }
+        if let Ok(t) = humantime::parse_rfc3339_weak(&format!("{value}T00:00:00")) {
+            return Some(t);
+        }
+        humantime::parse_duration(value)
+            .ok()
+            .and_then(|d| now.checked_sub(d))
+    }
+
     /// The terms as `key=value` strings again.
     pub fn to_terms(&self) -> Vec<String> {
         self.terms().map(|(k, v)| format!("{k}={v}")).collect()
@@ -99,6 +117,24 @@ impl<'de> Deserialize<'de> for Filters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn until_takes_seconds_times_and_durations() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |v: &str| Filters::until(v, now);
+        assert_eq!(at("10"), Some(UNIX_EPOCH + Duration::from_secs(10)));
+        assert_eq!(at("1h30m"), Some(now - Duration::from_secs(5400)));
+        assert_eq!(at("10m"), Some(now - Duration::from_secs(600)));
+        assert_eq!(
+            at("1970-01-02T00:00:00"),
+            Some(UNIX_EPOCH + Duration::from_secs(86400))
+        );
+        assert_eq!(
+            at("1970-01-02"),
+            Some(UNIX_EPOCH + Duration::from_secs(86400))
+        );
+        assert_eq!(at("yesterday"), None);
+    }
 
     #[test]
     fn cli_terms_and_both_json_forms_give_the_same_filters() {

@@ -9,6 +9,7 @@ mod mounts;
 mod process;
 mod resources;
 mod security;
+mod sysctl;
 
 use std::path::PathBuf;
 
@@ -28,6 +29,7 @@ pub use resources::{
     parse_ulimit, NanoCpus, Ulimit,
 };
 pub use security::{parse_capability, parse_security_opt, CapSpec, SecurityOpt};
+pub use sysctl::{check_sysctl, parse_sysctl, sysctl_namespace, SysctlNamespace};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlagError {

@@ -235,3 +235,66 @@ fn restart_policies_take_dockers_names() {
     assert!(r("always", 3).is_err());
     assert!(r("sometimes", 0).is_err());
 }
+
+#[test]
+fn sysctls_from_the_api_are_checked_against_the_namespaces() {
+    let body = r#"{"Image": "busybox", "HostConfig": {"Sysctls": {"net.core.somaxconn": "1024"}}}"#;
+    let r: ContainerCreateRequest = serde_json::from_str(body).unwrap();
+    let p = Plan::from_request(&r).unwrap();
+    assert_eq!(p.options.sysctls["net.core.somaxconn"], "1024");
+    let null: ContainerCreateRequest =
+        serde_json::from_str(r#"{"Image": "busybox", "HostConfig": {"Sysctls": null}}"#).unwrap();
+    assert!(null.host_config.sysctls.is_empty());
+
+    let with = |net: &str, ipc: &str, k: &str| HostConfig {
+        network_mode: net.into(),
+        ipc_mode: ipc.into(),
+        sysctls: [(k.to_string(), "1".to_string())].into(),
+        ..HostConfig::default()
+    };
+    assert!(err(with("host", "", "net.ipv4.ip_forward"))
+        .to_string()
+        .contains("host network namespace"));
+    assert!(err(with("", "host", "kernel.shmmni"))
+        .to_string()
+        .contains("host ipc namespace"));
+    assert!(err(with("", "", "kernel.pid_max"))
+        .to_string()
+        .contains("not whitelisted"));
+    // Shared with the host in one namespace only: the other's sysctls stay allowed.
+    assert_eq!(
+        plan(with("host", "", "kernel.shmmni"))
+            .options
+            .sysctls
+            .len(),
+        1
+    );
+    assert_eq!(
+        plan(with("none", "host", "net.core.somaxconn"))
+            .options
+            .sysctls
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn links_take_dockers_forms_and_not_the_host_network() {
+    let with = |net: &str, links: &[&str]| HostConfig {
+        network_mode: net.into(),
+        links: links.iter().map(|s| s.to_string()).collect(),
+        ..HostConfig::default()
+    };
+    assert_eq!(
+        plan(with("net", &["db:database", "cache", "/api:/web/svc"])).links,
+        vec![
+            ("db".to_string(), "database".to_string()),
+            ("cache".into(), "cache".into()),
+            ("api".into(), "svc".into()),
+        ]
+    );
+    assert!(err(with("host", &["db:x"])).to_string().contains("links"));
+    assert!(err(with("net", &[":x"]))
+        .to_string()
+        .contains("container:alias"));
+}

@@ -163,8 +163,12 @@ pub fn build(
         return Err(BuildError::Step {
             file: file.clone(),
             line: 1,
-            message: "berth build needs the overlay snapshotter (the kernel has no overlayfs)"
-                .into(),
+            message: if crate::rootless::is_rootless() {
+                "berth build is not available to rootless berth yet: it needs the overlay snapshotter, which an unprivileged user cannot mount"
+            } else {
+                "berth build needs the overlay snapshotter (the kernel has no overlayfs)"
+            }
+            .into(),
         }
         .into());
     }

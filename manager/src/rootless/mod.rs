@@ -9,6 +9,11 @@
 //! Networking: the default network is slirp4netns's user-mode network in a namespace the
 //! runtime makes (network::slirp; `-p` forwards through it), plus `none` and `host`; the
 //! user-defined bridge networks need root and are refused with the flag named.
+//!
+//! With subordinate ranges, image files are stored with their owners shifted into them (see
+//! `userns`), so that the container's user namespace shows the image's owners.
+
+pub mod userns;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,7 +71,7 @@ pub struct Disabled {
     pub reason: String,
 }
 
-fn which(program: &str) -> bool {
+pub(crate) fn which(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default()
@@ -148,6 +153,10 @@ pub fn disabled_features(ids: &IdRanges) -> Vec<Disabled> {
             feature: "overlay snapshotter",
             reason: "an unprivileged user cannot mount overlayfs on the host; the copy snapshotter is used".into(),
         },
+        Disabled {
+            feature: "build",
+            reason: "berth build takes its layers from overlay upper directories, which rootless berth does not have".into(),
+        },
     ];
     if !limits_available() {
         out.push(Disabled {
@@ -174,6 +183,13 @@ pub fn check_network(mode: &str) -> Result<(), RootlessError> {
         crate::network::DEFAULT_NETWORK => Err(RootlessError::NoSlirp { mode: mode.into() }),
         m => Err(RootlessError::Network { mode: m.into() }),
     }
+}
+
+/// Whether compose's project network `key` is, rootless, the default network itself: the
+/// implicit `default` network of a project becomes slirp4netns's user-mode network (no
+/// bridge is created; services reach each other through published ports, not by name).
+pub fn compose_uses_default_network(key: &str) -> bool {
+    key == "default" && is_rootless()
 }
 
 /// Whether a rootless container of this network mode gets slirp4netns's network.
@@ -230,7 +246,21 @@ pub fn adapt_spec(spec: &mut Spec, ids: &IdRanges) -> Result<(), RootlessError> 
         res.set_devices(None);
         linux.set_resources(Some(res));
     }
+    if !limits_available() {
+        // No cgroup the user may write (the limits were discarded with a warning): runc, as
+        // an alternative runtime, only tolerates that for a container without a cgroup path.
+        linux.set_cgroups_path(None);
+    }
     spec.set_linux(Some(linux));
+    // The rootfs is a link to the snapshot (no bind mount on the host): runc, as an
+    // alternative runtime, refuses a root path that is a symlink, so name the tree itself.
+    if let Some(mut root) = spec.root().clone() {
+        let is_link = fs::symlink_metadata(root.path()).is_ok_and(|m| m.file_type().is_symlink());
+        if let (true, Ok(real)) = (is_link, fs::canonicalize(root.path())) {
+            root.set_path(real);
+            spec.set_root(Some(root));
+        }
+    }
     if !own_netns {
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         for m in mounts.iter_mut() {
