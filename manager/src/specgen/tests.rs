@@ -99,7 +99,7 @@ fn defaults_look_like_docker() {
     assert!(!env.iter().any(|e| e.starts_with("TERM=")));
     let user = process.user();
     assert_eq!((user.uid(), user.gid()), (0, 0));
-    assert_eq!(user.additional_gids().as_deref(), Some(&[10][..]));
+    assert_eq!(user.additional_gids().as_deref(), Some(&[0, 10][..]));
     assert_eq!(process.no_new_privileges(), None);
     assert_eq!(process.oom_score_adj(), None);
     assert!(process.rlimits().as_deref().unwrap_or_default().is_empty());
@@ -180,7 +180,7 @@ fn user_and_workdir_come_from_image_or_flags() {
     let spec = generate(&img, &opts).unwrap();
     let p = spec.process().as_ref().unwrap();
     assert_eq!((p.user().uid(), p.user().gid()), (1000, 1000));
-    assert_eq!(p.user().additional_gids().as_deref(), Some(&[29][..]));
+    assert_eq!(p.user().additional_gids().as_deref(), Some(&[1000, 29][..]));
     assert_eq!(p.cwd(), Path::new("/srv"));
     assert!(p
         .env()
@@ -201,7 +201,7 @@ fn user_and_workdir_come_from_image_or_flags() {
     let p = spec.process().as_ref().unwrap();
     assert_eq!(
         p.user().additional_gids().as_deref(),
-        Some(&[29, 10, 777][..])
+        Some(&[1000, 29, 10, 777][..])
     );
     opts.process.group_add.clear();
 

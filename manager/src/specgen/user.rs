@@ -150,6 +150,11 @@ fn resolve_from(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, U
         }
         None => {}
     }
+    // docker (since the fix for GHSA-rc4r-wh2q-q6c4) and containerd list the primary group
+    // among the supplementary ones, so that setgroups(2) never leaves it out.
+    if !additional_gids.contains(&gid) {
+        additional_gids.insert(0, gid);
+    }
     Ok(ResolvedUser {
         uid,
         gid,
@@ -274,21 +279,21 @@ mod tests {
     fn empty_user_is_root_with_its_home_and_groups() {
         let u = user("").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (0, 0, "/root"));
-        assert_eq!(u.additional_gids, vec![10]);
+        assert_eq!(u.additional_gids, vec![0, 10]);
     }
 
     #[test]
     fn name_resolves_uid_gid_home_and_supplementary_groups() {
         let u = user("app").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (1000, 1000, "/home/app"));
-        assert_eq!(u.additional_gids, vec![10, 50]);
+        assert_eq!(u.additional_gids, vec![1000, 10, 50]);
     }
 
     #[test]
     fn explicit_group_replaces_gid_and_drops_supplementary_groups() {
         let u = user("app:staff").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 50));
-        assert!(u.additional_gids.is_empty());
+        assert_eq!(u.additional_gids, vec![50]);
         let u = user("1:65534").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (1, 65534, "/usr/sbin"));
         let u = user("0:4242").unwrap();
@@ -299,7 +304,7 @@ mod tests {
     fn numeric_uid_without_entry_gets_gid_zero() {
         let u = user("4321").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (4321, 0, "/"));
-        assert!(u.additional_gids.is_empty());
+        assert_eq!(u.additional_gids, vec![0]);
     }
 
     #[test]
