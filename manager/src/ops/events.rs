@@ -170,10 +170,10 @@ pub fn matches(f: &Filters, m: &Message) -> bool {
         }
     };
     let (id_s, name_s) = (strip(&m.actor.id), strip(image_name));
-    let labels = f.get("label").iter().all(|l| match l.split_once('=') {
-        Some((k, v)) => m.actor.attributes.get(k).is_some_and(|x| x == v),
-        None => m.actor.attributes.contains_key(l.as_str()),
-    });
+    let labels = f
+        .get("label")
+        .iter()
+        .all(|l| Filters::label_matches(&m.actor.attributes, l));
     let no_objects = ["config", "daemon", "node", "plugin", "secret", "service"]
         .iter()
         .all(|k| f.get(k).is_empty());

@@ -153,8 +153,9 @@ pub fn list(engine: &Engine) -> Result<Vec<NetworkInspect>> {
         .iter()
         .map(|n| inspect_model(n, &records))
         .collect();
+    let containers = engine.containers()?.list()?;
     for (name, _) in PREDEFINED {
-        out.push(predefined_model(engine, name, &bridge.created)?);
+        out.push(predefined_model(name, &bridge.created, &containers));
     }
     Ok(out)
 }
@@ -191,10 +192,7 @@ pub fn list_filtered(engine: &Engine, filters: &Filters) -> Result<Vec<NetworkIn
                 && filters
                     .get("label")
                     .iter()
-                    .all(|l| match l.split_once('=') {
-                        Some((k, v)) => n.labels.get(k).map(String::as_str) == Some(v),
-                        None => n.labels.contains_key(l.as_str()),
-                    })
+                    .all(|l| Filters::label_matches(&n.labels, l))
         })
         .collect())
 }
@@ -204,7 +202,8 @@ pub fn inspect(engine: &Engine, what: &str) -> Result<NetworkInspect> {
     let store = store(engine)?;
     if let Some(name) = predefined(what) {
         let bridge = store.default_network()?;
-        return predefined_model(engine, name, &bridge.created);
+        let containers = engine.containers()?.list()?;
+        return Ok(predefined_model(name, &bridge.created, &containers));
     }
     let n = store.inspect(what)?;
     let records = endpoint::load_all(&store)?;
@@ -230,24 +229,24 @@ fn predefined(what: &str) -> Option<&'static str> {
         .find(|n| *n == what || (what.len() >= 3 && predefined_id(n).starts_with(what)))
 }
 
-fn predefined_model(engine: &Engine, name: &str, created: &str) -> Result<NetworkInspect> {
+/// A pre-defined network; its containers are the running ones of `containers` in that mode.
+fn predefined_model(name: &str, created: &str, containers: &[Record]) -> NetworkInspect {
     let driver = PREDEFINED
         .iter()
         .find(|(n, _)| *n == name)
         .map_or("null", |(_, d)| *d);
-    let mut containers = BTreeMap::new();
-    for r in engine.containers()?.list()? {
-        if r.config.network_mode == name && r.state.status == Status::Running {
-            containers.insert(
-                r.id.clone(),
-                NetworkContainer {
-                    name: r.name.clone(),
-                    ..NetworkContainer::default()
-                },
-            );
-        }
-    }
-    Ok(NetworkInspect {
+    let containers = containers
+        .iter()
+        .filter(|r| r.config.network_mode == name && r.state.status == Status::Running)
+        .map(|r| {
+            let c = NetworkContainer {
+                name: r.name.clone(),
+                ..NetworkContainer::default()
+            };
+            (r.id.clone(), c)
+        })
+        .collect();
+    NetworkInspect {
         name: name.to_string(),
         id: predefined_id(name),
         created: created.to_string(),
@@ -262,7 +261,7 @@ fn predefined_model(engine: &Engine, name: &str, created: &str) -> Result<Networ
         containers,
         options: BTreeMap::new(),
         labels: BTreeMap::new(),
-    })
+    }
 }
 
 /// `DELETE /networks/{id}`: refused while a container is attached.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::archive::Rootfs;
-use crate::container::Status;
+use crate::container::{Record, Status};
 use crate::ops::error::{OpsError, Result};
 use crate::ops::images::{make_image, store_layer, NewImage};
 use crate::ops::Engine;
@@ -243,6 +243,11 @@ fn write_layer(root: &Path, list: &[Change], out: &mut dyn Write) -> std::io::Re
 /// `GET /containers/{id}/changes`: sorted by path.
 pub fn changes(engine: &Engine, what: &str) -> Result<Vec<Change>> {
     let (_, r) = super::find(engine, what)?;
+    record_changes(engine, &r)
+}
+
+/// [`changes`] of a container whose record is at hand.
+pub(crate) fn record_changes(engine: &Engine, r: &Record) -> Result<Vec<Change>> {
     let backend: Backend = r.snapshotter.parse()?;
     let sn = backend.open(engine.root())?;
     let target = sn.apply_target(&r.id)?;

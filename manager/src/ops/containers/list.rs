@@ -66,10 +66,7 @@ fn matches(r: &Record, key: &str, value: &str) -> bool {
         "status" => r.state.status.as_str() == value,
         "name" => r.name.contains(value.trim_start_matches('/')),
         "id" => r.id.starts_with(value),
-        "label" => match value.split_once('=') {
-            Some((k, v)) => r.config.labels.get(k).is_some_and(|x| x == v),
-            None => r.config.labels.contains_key(value),
-        },
+        "label" => Filters::label_matches(&r.config.labels, value),
         "ancestor" => {
             r.image == value
                 || r.image.trim_end_matches(":latest") == value.trim_end_matches(":latest")
@@ -130,7 +127,7 @@ pub(crate) fn rw_size(engine: &Engine, r: &Record) -> i64 {
     if target.whiteouts == crate::unpack::Whiteouts::Overlay {
         return crate::ops::df::dir_size(&target.dir) as i64;
     }
-    let Ok(changes) = super::changes(engine, &r.id) else {
+    let Ok(changes) = super::changes::record_changes(engine, r) else {
         return 0;
     };
     changes
@@ -459,17 +456,13 @@ pub struct ContainerPruneResponse {
 }
 
 pub fn prune(engine: &Engine, filters: &Filters) -> Result<ContainerPruneResponse> {
-    let label_terms = |v: &str| match v.split_once('=') {
-        Some((k, v)) => (k.to_string(), Some(v.to_string())),
-        None => (v.to_string(), None),
-    };
-    let mut labels: Vec<(String, Option<String>)> = Vec::new();
-    let mut not_labels: Vec<(String, Option<String>)> = Vec::new();
+    let mut labels: Vec<&str> = Vec::new();
+    let mut not_labels: Vec<&str> = Vec::new();
     let mut until: Option<SystemTime> = None;
     for (k, v) in filters.terms() {
         match k {
-            "label" => labels.push(label_terms(v)),
-            "label!" => not_labels.push(label_terms(v)),
+            "label" => labels.push(v),
+            "label!" => not_labels.push(v),
             "until" => {
                 until = Some(Filters::until(v, SystemTime::now()).ok_or_else(|| {
                     OpsError::FilterTerm {
@@ -486,10 +479,7 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<ContainerPruneRespons
             }
         }
     }
-    let has = |r: &Record, (k, v): &(String, Option<String>)| match v {
-        Some(v) => r.config.labels.get(k) == Some(v),
-        None => r.config.labels.contains_key(k),
-    };
+    let has = |r: &Record, term: &&str| Filters::label_matches(&r.config.labels, term);
     let store = engine.containers()?;
     let mut out = ContainerPruneResponse::default();
     for r in store.list()? {

@@ -71,10 +71,7 @@ pub fn apply(
         let labels_hold = filters
             .get("label")
             .iter()
-            .all(|l| match l.split_once('=') {
-                Some((k, v)) => s.labels.get(k).map(String::as_str) == Some(v),
-                None => s.labels.contains_key(l),
-            });
+            .all(|l| Filters::label_matches(&s.labels, l));
         if !labels_hold
             || before.iter().any(|&t| s.created >= t)
             || since.iter().any(|&t| s.created <= t)

@@ -24,8 +24,8 @@ use crate::unpack::{prune_snapshots, unpack_image};
 
 pub use archive::{load, save, ArchiveFormat};
 pub use build::{
-    build, context_from_tar, exit_code as build_exit_code, export_local, familiar, history,
-    BuildRequest, BuildResult, HistoryItem, TarContext,
+    build, context_from_tar, exit_code as build_exit_code, export_local, history, BuildRequest,
+    BuildResult, HistoryItem, TarContext,
 };
 pub use layered::{import, NewImage};
 pub(crate) use layered::{make_image, store_layer};

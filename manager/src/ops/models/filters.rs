@@ -64,6 +64,14 @@ impl Filters {
             .flat_map(|(k, vs)| vs.iter().map(move |v| (k.as_str(), v.as_str())))
     }
 
+    /// Whether `labels` satisfy one `label` term: `key` (present) or `key=value`.
+    pub fn label_matches(labels: &BTreeMap<String, String>, term: &str) -> bool {
+        match term.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(term),
+        }
+    }
+
     /// An `until` term's moment, as docker reads it: Unix seconds (fractions allowed), an
     /// RFC 3339 time or date, or a duration back from `now` (`10m`, `1h30m`).
     pub fn until(value: &str, now: SystemTime) -> Option<SystemTime> {

@@ -55,7 +55,7 @@ pub fn history(engine: &Engine, what: &str) -> Result<Vec<HistoryItem>> {
         .filter(|r| r.digest == rec.digest)
         .filter_map(|r| r.reference())
         .filter(|r| r.tag().is_some())
-        .map(|r| super::familiar(&r))
+        .map(|r| r.familiar())
         .collect();
     let mut out = Vec::new();
     let mut layer = 0;

@@ -94,14 +94,6 @@ pub(crate) struct Builder<'a> {
     pending: std::sync::Mutex<String>,
 }
 
-/// docker's short name of a reference (`busybox:latest`, `host:5000/x:1`).
-pub fn familiar(r: &Reference) -> String {
-    let full = r.to_string();
-    full.strip_prefix("docker.io/library/")
-        .or_else(|| full.strip_prefix("docker.io/"))
-        .map_or(full.clone(), str::to_string)
-}
-
 /// Runs the build. Progress is docker's classic output (`Step 1/3 : ...`, ` ---> id`),
 /// RUN output passed through.
 pub fn build(
@@ -246,8 +238,8 @@ pub fn build(
     progress.stream(&format!("Successfully built {}\n", &id[7..19]));
     let mut tagged = Vec::new();
     for t in &tags {
-        progress.stream(&format!("Successfully tagged {}\n", familiar(t)));
-        tagged.push(familiar(t));
+        progress.stream(&format!("Successfully tagged {}\n", t.familiar()));
+        tagged.push(t.familiar());
     }
     Ok(BuildResult {
         id,
