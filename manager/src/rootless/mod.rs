@@ -252,6 +252,18 @@ pub fn adapt_spec(spec: &mut Spec, ids: &IdRanges) -> Result<(), RootlessError> 
         linux.set_cgroups_path(None);
     }
     spec.set_linux(Some(linux));
+    // The primary group listed among the supplementary ones (docker's rule, see specgen) is
+    // implied by the gid anyway; runc refuses any supplementary group in a rootless container.
+    if let Some(mut process) = spec.process().clone() {
+        let mut user = process.user().clone();
+        let gid = user.gid();
+        if let Some(gids) = user.additional_gids().clone() {
+            let rest: Vec<u32> = gids.into_iter().filter(|g| *g != gid).collect();
+            user.set_additional_gids((!rest.is_empty()).then_some(rest));
+            process.set_user(user);
+            spec.set_process(Some(process));
+        }
+    }
     // The rootfs is a link to the snapshot (no bind mount on the host): runc, as an
     // alternative runtime, refuses a root path that is a symlink, so name the tree itself.
     if let Some(mut root) = spec.root().clone() {
