@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use rustix::mount::{mount_bind, mount_change, unmount, MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
 
+use crate::lock::{FileLock, LockError};
 use crate::snapshot::is_mount_point;
 
 /// `statfs(2)` type of the nsfs filesystem that backs `/proc/<pid>/ns/*` (linux/magic.h).
@@ -69,6 +70,20 @@ pub enum NetnsError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// Serialises the shared-directory mount between `berth` processes: without it, a remove that
+/// finds the directory empty can detach its mount between a create's [`ensure_shared_dir`] and
+/// its bind, hiding the new namespace or failing the create's propagation change (EINVAL).
+/// Held for a few mount calls only.
+fn dir_lock(run_dir: &Path) -> Result<FileLock, NetnsError> {
+    fs::create_dir_all(run_dir).map_err(|source| NetnsError::CreateDir {
+        path: run_dir.to_path_buf(),
+        source,
+    })?;
+    Ok(FileLock::exclusive(&run_dir.join("netns.lock"))?)
 }
 
 /// Per-container network namespaces under a run directory.
@@ -88,6 +103,7 @@ impl Netns {
             });
         }
         let dir = run_dir.join("netns");
+        let _lock = dir_lock(run_dir)?;
         ensure_shared_dir(&dir)?;
         let path = dir.join(container_id);
         if is_netns(&path) {
@@ -144,6 +160,7 @@ impl Netns {
     /// is left in it.
     pub fn remove(run_dir: &Path, container_id: &str) -> Result<(), NetnsError> {
         let path = Self::path(run_dir, container_id);
+        let _lock = dir_lock(run_dir)?;
         remove_path(&path)?;
         release_shared_dir(&run_dir.join("netns"))
     }
@@ -175,8 +192,7 @@ pub fn is_netns(path: &Path) -> bool {
 }
 
 /// Undoes [`ensure_shared_dir`] once no namespace is pinned in `dir`, so nothing of berth
-/// stays mounted when no container has a namespace. A create racing with this re-makes the
-/// mount ([`ensure_shared_dir`] runs on every create).
+/// stays mounted when no container has a namespace. Callers hold [`dir_lock`].
 fn release_shared_dir(dir: &Path) -> Result<(), NetnsError> {
     let empty = fs::read_dir(dir).is_ok_and(|mut rd| rd.next().is_none());
     if empty && is_mount_point(dir) {
