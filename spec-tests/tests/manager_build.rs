@@ -549,3 +549,51 @@ fn docker_clis_build_through_the_engine_api() -> Result<()> {
     assert!(body.contains("message"), "{body}");
     Ok(())
 }
+
+#[test]
+fn image_sizes_are_the_unpacked_sizes_docker_reports() -> Result<()> {
+    // docker's `Size` (inspect, `images`, `history`) counts the bytes of the files a layer
+    // holds (a hardlinked file once, a symlink its target's length), not its compressed blob.
+    let pair = Pair::new()?;
+    let ctx = pair.dir.path().join("sizes");
+    std::fs::create_dir_all(&ctx)?;
+    write_context(&ctx, &[("blob.bin", &"x".repeat(300_000))])?;
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {BASE}\nCOPY blob.bin /data/\nRUN head -c 123456 /dev/zero > /z && ln /z /z2 && ln -s /data/blob.bin /link\nRUN rm /data/blob.bin\n"
+        ),
+    )?;
+    let c = ctx.display().to_string();
+    let args = ["--network", "none", "-q", "-t", "sized:1", &c];
+    pair.docker_build(&args)?.ok()?;
+    pair.berth_build(&args)?.ok()?;
+    for image in [BASE, "sized:1"] {
+        let docker = pair
+            .docker
+            .docker(&["image", "inspect", image])?
+            .ok()?
+            .stdout;
+        let berth = pair.berth.ok(&["image", "inspect", image])?;
+        let size = |out: &str| -> Result<i64> {
+            let v: serde_json::Value = serde_json::from_str(out)?;
+            v[0]["Size"]
+                .as_i64()
+                .ok_or_else(|| anyhow::anyhow!("no Size in {out}"))
+        };
+        assert_eq!(size(&berth)?, size(&docker)?, "Size of {image}");
+        let list = ["images", "--format", "{{.Size}}", image];
+        assert_eq!(
+            pair.berth.ok(&list)?,
+            pair.docker.docker(&list)?.ok()?.stdout,
+            "images SIZE of {image}"
+        );
+        let hist = ["history", "--format", "{{.Size}}", image];
+        assert_eq!(
+            pair.berth.ok(&hist)?,
+            pair.docker.docker(&hist)?.ok()?.stdout,
+            "history SIZE of {image}"
+        );
+    }
+    Ok(())
+}

@@ -568,6 +568,7 @@ fn stream_unpack(
         .filter_map(|(l, d)| Some((l.digest().clone(), d, feeds.get(l.digest())?.clone())))
         .collect();
     let content = store.content().clone();
+    let store = store.clone();
     Some(std::thread::spawn(move || {
         let mut parent: Option<Digest> = None;
         for (blob, diff, feed) in plan {
@@ -580,8 +581,9 @@ fn stream_unpack(
                     return;
                 };
                 let reader = std::io::BufReader::with_capacity(1 << 20, reader);
-                if unpack_layer_from(&*sn, reader, &blob, &diff, parent.as_ref()).is_err() {
-                    return;
+                match unpack_layer_from(&*sn, reader, &blob, &diff, parent.as_ref()) {
+                    Ok((_, bytes)) => store.record_layer_sizes(&[(blob.clone(), bytes)]),
+                    Err(_) => return,
                 }
             }
             parent = Some(chain);

@@ -65,6 +65,8 @@ pub enum Job {
 struct Unpacked {
     diff_id: String,
     entries: u64,
+    #[serde(default)]
+    bytes: u64,
 }
 
 /// Whether this berth shifts image owners into the user's subordinate ranges: rootless, with
@@ -170,7 +172,7 @@ pub fn unpack(
     dir: &Path,
     overlay_whiteouts: bool,
     lowers: &[PathBuf],
-) -> io::Result<(String, u64)> {
+) -> io::Result<(String, u64, u64)> {
     let job = Job::Unpack {
         dir: dir.to_path_buf(),
         overlay_whiteouts,
@@ -183,7 +185,7 @@ pub fn unpack(
             String::from_utf8_lossy(&out)
         ))
     })?;
-    Ok((got.diff_id, got.entries))
+    Ok((got.diff_id, got.entries, got.bytes))
 }
 
 /// Copies the tree `src` to `dst` in the helper.
@@ -308,6 +310,7 @@ fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>
             Ok(serde_json::to_vec(&Unpacked {
                 diff_id: applied.diff_id.to_string(),
                 entries: applied.entries,
+                bytes: applied.bytes,
             })?)
         }
         Job::Copy { src, dst } => {

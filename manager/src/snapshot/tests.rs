@@ -517,7 +517,7 @@ fn a_layer_unpacks_while_it_is_still_being_written(sn: &dyn Snapshotter) {
         file.write_all(&blob[half..]).unwrap();
         progress.advance(blob.len() as u64);
         progress.finish();
-        let chain = unpacker.join().unwrap().unwrap();
+        let (chain, _) = unpacker.join().unwrap().unwrap();
         assert!(seen, "nothing was unpacked before the download finished");
         assert_eq!(chain, diff);
         let m = Mounted::view(sn, chain.as_ref());

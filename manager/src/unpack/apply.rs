@@ -29,6 +29,9 @@ pub struct Applied {
     pub diff_id: Digest,
     /// Entries processed, whiteouts included.
     pub entries: u64,
+    /// The layer's size as docker reports it: bytes of regular files and symlink targets,
+    /// each hardlinked file once (directories count nothing).
+    pub bytes: u64,
 }
 
 /// Attributes of one entry, PAX records applied over the ustar header.
@@ -40,7 +43,18 @@ struct Meta {
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
-pub(super) fn apply_tar<R: Read>(stream: R, target: &Target) -> Result<u64, UnpackError> {
+/// What one tar entry adds to a layer's size ([`Applied::bytes`]): a hardlink's entry carries
+/// no data, so a file linked several times counts once.
+pub(super) fn entry_bytes<R: Read>(entry: &tar::Entry<'_, R>) -> u64 {
+    match entry.header().entry_type() {
+        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => entry.size(),
+        EntryType::Symlink => entry.link_name_bytes().map_or(0, |l| l.len() as u64),
+        _ => 0,
+    }
+}
+
+/// Applies a tar stream; returns (entries, bytes) as [`Applied`] counts them.
+pub(super) fn apply_tar<R: Read>(stream: R, target: &Target) -> Result<(u64, u64), UnpackError> {
     let open = |p: &Path| {
         Tree::open(p).map_err(|source| UnpackError::OpenTarget {
             path: p.to_path_buf(),
@@ -71,16 +85,18 @@ pub(super) fn apply_tar<R: Read>(stream: R, target: &Target) -> Result<u64, Unpa
     };
     let mut archive = tar::Archive::new(stream);
     let mut count = 0;
+    let mut bytes = 0;
     for entry in archive
         .entries()
         .map_err(|source| UnpackError::Read { source })?
     {
         let entry = entry.map_err(|source| UnpackError::Read { source })?;
+        bytes += entry_bytes(&entry);
         applier.entry(entry)?;
         count += 1;
     }
     applier.finish_dirs();
-    Ok(count)
+    Ok((count, bytes))
 }
 
 struct Applier {

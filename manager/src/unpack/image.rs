@@ -38,6 +38,7 @@ pub fn unpack_image(
     }
     remove_stale_extracts(sn);
     let mut parent: Option<Digest> = None;
+    let mut sizes = Vec::new();
     for (layer, diff) in layers.iter().zip(diff_ids) {
         let expected = Digest::from_str(diff).map_err(|_| UnpackError::BadDiffId {
             layer: layer.digest().to_string(),
@@ -47,16 +48,19 @@ pub fn unpack_image(
         match sn.stat(chain.as_ref()) {
             Ok(info) if info.kind == Kind::Committed => {}
             _ => {
-                unpack_layer(store, sn, layer.digest(), &expected, parent.as_ref()).map_err(
-                    |e| UnpackError::Layer {
-                        layer: layer.digest().to_string(),
-                        source: Box::new(e),
-                    },
-                )?;
+                let (_, bytes) =
+                    unpack_layer(store, sn, layer.digest(), &expected, parent.as_ref()).map_err(
+                        |e| UnpackError::Layer {
+                            layer: layer.digest().to_string(),
+                            source: Box::new(e),
+                        },
+                    )?;
+                sizes.push((layer.digest().clone(), bytes));
             }
         }
         parent = Some(chain);
     }
+    store.record_layer_sizes(&sizes);
     Ok(parent)
 }
 
@@ -66,7 +70,7 @@ fn unpack_layer(
     blob: &Digest,
     expected: &Digest,
     parent: Option<&Digest>,
-) -> Result<Digest, UnpackError> {
+) -> Result<(Digest, u64), UnpackError> {
     let file = store.content().open_blob(blob)?;
     let reader = std::io::BufReader::with_capacity(1 << 20, file);
     unpack_layer_from(sn, reader, blob, expected, parent)
@@ -74,15 +78,16 @@ fn unpack_layer(
 
 /// Unpacks one layer read from `reader` (the compressed blob, possibly still downloading:
 /// see `stream`) on top of committed snapshot `parent`, checks its diffID against `expected`
-/// and commits it under its ChainID, which it returns. When another process committed the
-/// same ChainID meanwhile, theirs is kept and this copy is dropped.
+/// and commits it under its ChainID, which it returns with the layer's unpacked size
+/// ([`crate::unpack::Applied::bytes`]). When another process committed the same ChainID
+/// meanwhile, theirs is kept and this copy is dropped.
 pub fn unpack_layer_from(
     sn: &dyn Snapshotter,
     reader: impl Read,
     blob: &Digest,
     expected: &Digest,
     parent: Option<&Digest>,
-) -> Result<Digest, UnpackError> {
+) -> Result<(Digest, u64), UnpackError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let chain = chain_id(parent, expected);
     let key = format!(
@@ -103,15 +108,18 @@ pub fn unpack_layer_from(
             });
         }
         match sn.commit(chain.as_ref(), &key) {
-            Ok(()) => Ok(false),
+            Ok(()) => Ok((false, applied.bytes)),
             // Another berth unpacked the same layer meanwhile: use theirs.
-            Err(SnapshotError::AlreadyExists { .. }) => Ok(true),
+            Err(SnapshotError::AlreadyExists { .. }) => Ok((true, applied.bytes)),
             Err(e) => Err(e.into()),
         }
     })();
     match result {
-        Ok(false) => Ok(chain),
-        Ok(true) => sn.remove(&key).map(|()| chain).map_err(UnpackError::from),
+        Ok((false, bytes)) => Ok((chain, bytes)),
+        Ok((true, bytes)) => sn
+            .remove(&key)
+            .map(|()| (chain, bytes))
+            .map_err(UnpackError::from),
         Err(error) => match sn.remove(&key) {
             Ok(()) => Err(error),
             Err(cleanup) => Err(UnpackError::Cleanup {

@@ -159,7 +159,7 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 pub fn apply_layer(mut blob: impl Read, target: &Target) -> Result<Applied, UnpackError> {
     if crate::rootless::userns::shifting() {
         // Owners shifted into the user's subordinate ranges: unpacked in its user namespace.
-        let (diff_id, entries) = crate::rootless::userns::unpack(
+        let (diff_id, entries, bytes) = crate::rootless::userns::unpack(
             &mut blob,
             &target.dir,
             target.whiteouts == Whiteouts::Overlay,
@@ -169,7 +169,11 @@ pub fn apply_layer(mut blob: impl Read, target: &Target) -> Result<Applied, Unpa
         let diff_id = Digest::from_str(&diff_id).map_err(|_| UnpackError::InUserNamespace {
             source: io::Error::other(format!("the helper's diff ID {diff_id:?} is not a digest")),
         })?;
-        return Ok(Applied { diff_id, entries });
+        return Ok(Applied {
+            diff_id,
+            entries,
+            bytes,
+        });
     }
     let (compression, stream) = detect(blob).map_err(|source| UnpackError::Read { source })?;
     let decoded: Box<dyn Read> = match compression {
@@ -185,13 +189,38 @@ pub fn apply_layer(mut blob: impl Read, target: &Target) -> Result<Applied, Unpa
         inner: decoded,
         hasher: Sha256::new(),
     };
-    let entries = apply::apply_tar(&mut hashed, target)?;
+    let (entries, bytes) = apply::apply_tar(&mut hashed, target)?;
     // The tar reader stops at the end-of-archive blocks; the diffID covers every byte.
     io::copy(&mut hashed, &mut io::sink()).map_err(|source| UnpackError::Read { source })?;
     Ok(Applied {
         diff_id: sha256_digest(&hex::encode(hashed.hasher.finalize())),
         entries,
+        bytes,
     })
+}
+
+/// A layer blob's size as [`Applied::bytes`] counts it, read without unpacking (for layers
+/// that were stored without passing through [`apply_layer`]: built, loaded, imported).
+pub fn measure_layer(blob: impl Read) -> Result<u64, UnpackError> {
+    let (compression, stream) = detect(blob).map_err(|source| UnpackError::Read { source })?;
+    let decoded: Box<dyn Read> = match compression {
+        Compression::None => Box::new(stream),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(stream)
+                .map_err(|source| UnpackError::Read { source })?,
+        ),
+    };
+    let mut archive = tar::Archive::new(decoded);
+    let mut bytes = 0;
+    for entry in archive
+        .entries()
+        .map_err(|source| UnpackError::Read { source })?
+    {
+        let entry = entry.map_err(|source| UnpackError::Read { source })?;
+        bytes += apply::entry_bytes(&entry);
+    }
+    Ok(bytes)
 }
 
 /// Peeks at the magic bytes and gives back a reader that still starts at byte 0.

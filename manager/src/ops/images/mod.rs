@@ -59,6 +59,7 @@ pub fn list(engine: &Engine, reference: Option<&str>) -> Result<Vec<ImageSummary
     let store = engine.images()?;
     let users = container_users(engine.root())?;
     let mut by_id: BTreeMap<String, ImageSummary> = BTreeMap::new();
+    let mut sizes = store.layer_sizes();
     for rec in store.records()? {
         if let Some(f) = &filter {
             let Some(r) = rec.reference() else { continue };
@@ -82,7 +83,8 @@ pub fn list(engine: &Engine, reference: Option<&str>) -> Result<Vec<ImageSummary
                 let id = info.id().to_string();
                 by_id.entry(id.clone()).or_insert_with(|| {
                     let created_at = info.config.created().clone();
-                    let size = i64::try_from(info.size).unwrap_or(i64::MAX);
+                    let size =
+                        i64::try_from(store.unpacked_size(&info, &mut sizes)).unwrap_or(i64::MAX);
                     ImageSummary {
                         containers: users.get(&id).map_or(0, |u| u.len() as i64),
                         id,
@@ -193,7 +195,7 @@ pub fn inspect(engine: &Engine, what: &str) -> Result<ImageInspect> {
         architecture: config.architecture().to_string(),
         os: config.os().to_string(),
         variant: config.variant().clone(),
-        size: info.size,
+        size: store.unpacked_size(&info, &mut store.layer_sizes()),
         config: store
             .content()
             .read_metadata(&info.config_digest)

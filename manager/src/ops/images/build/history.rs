@@ -6,7 +6,6 @@ use std::str::FromStr;
 use oci_spec::image::Digest;
 use serde::Serialize;
 
-use crate::image::ImageStore;
 use crate::ops::error::Result;
 use crate::ops::Engine;
 
@@ -42,13 +41,11 @@ pub fn history(engine: &Engine, what: &str) -> Result<Vec<HistoryItem>> {
         })
         .unwrap_or_default();
     // docker's size of a layer: the bytes of the files it holds.
+    let mut known = store.layer_sizes();
     let mut sizes = Vec::new();
     for (i, _) in diff_ids.iter().enumerate() {
-        let size = layers
-            .get(i)
-            .and_then(|l| content_size(store, l.digest()))
-            .unwrap_or(0);
-        sizes.push(size);
+        let size = layers.get(i).map_or(0, |l| store.layer_size(l, &mut known));
+        sizes.push(i64::try_from(size).unwrap_or(i64::MAX));
     }
     let tags: Vec<String> = records
         .iter()
@@ -88,28 +85,4 @@ pub fn history(engine: &Engine, what: &str) -> Result<Vec<HistoryItem>> {
         top.tags = Some(tags);
     }
     Ok(out)
-}
-
-/// The sum of the regular files' sizes in a layer blob (gzip, zstd or plain tar).
-fn content_size(store: &ImageStore, digest: &Digest) -> Option<i64> {
-    use std::io::{BufRead, Read};
-    let f = store.content().open_blob(digest).ok()?;
-    let mut r = std::io::BufReader::new(f);
-    let head = r.fill_buf().ok()?.to_vec();
-    let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(r))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::new(r).ok()?)
-    } else {
-        Box::new(r)
-    };
-    let mut ar = tar::Archive::new(reader);
-    let mut total: i64 = 0;
-    for e in ar.entries().ok()? {
-        let e = e.ok()?;
-        if e.header().entry_type().is_file() {
-            total += e.header().size().ok()? as i64;
-        }
-    }
-    Some(total)
 }

@@ -16,6 +16,10 @@ use crate::lock::{FileLock, LockError};
 use crate::manifest::{self, Kind, ManifestError};
 use crate::reference::{Reference, ReferenceError};
 
+mod sizes;
+
+pub use sizes::LayerSizes;
+
 const RECORDS_FILE: &str = "images.json";
 const RECORDS_LOCK: &str = "images.lock";
 const GC_LOCK: &str = "gc.lock";
@@ -320,6 +324,7 @@ impl ImageStore {
                 report.deleted.push(d);
             }
         }
+        self.forget_layer_sizes(&report.deleted);
         if ingests {
             // Holding the exclusive gc lock means no pull is running: every ingest is stale.
             for path in self.content.ingests() {
