@@ -4,6 +4,7 @@ mod cli;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -11,7 +12,10 @@ fn main() -> ExitCode {
     if let Some(code) = berth::ops::system::userns_job() {
         return ExitCode::from(code);
     }
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => return usage_error(&e),
+    };
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -21,5 +25,19 @@ fn main() -> ExitCode {
                 None => ExitCode::FAILURE,
             }
         }
+    }
+}
+
+/// Help and version print and succeed (`berth` alone too, as `docker` alone); a missing
+/// argument exits 1 as docker's "requires at least 1 argument"; any other bad command line
+/// exits 125, docker's status for a flag error.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+        ErrorKind::MissingRequiredArgument => ExitCode::FAILURE,
+        _ => ExitCode::from(125),
     }
 }

@@ -44,7 +44,21 @@ fn window_size() -> Option<(u16, u16)> {
 /// Streams an attached container to this terminal until it exits; returns its exit status.
 /// A failed start becomes an error carrying docker's exit status. With `sig_proxy`, the
 /// signals this process gets are sent to the container.
-pub fn stream(mut attached: Attached, sig_proxy: bool) -> Result<i32> {
+/// Which output streams a client shows (`run -a`); the others still go to the log.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown {
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+impl Shown {
+    pub const ALL: Shown = Shown {
+        stdout: true,
+        stderr: true,
+    };
+}
+
+pub fn stream(mut attached: Attached, sig_proxy: bool, shown: Shown) -> Result<i32> {
     let input = attached.input();
     let tty = attached.tty();
     let terminal = tty && io::stdin().is_terminal();
@@ -93,13 +107,13 @@ pub fn stream(mut attached: Attached, sig_proxy: bool) -> Result<i32> {
             }
         });
     }
-    let result = pump(&mut attached);
+    let result = pump(&mut attached, shown);
     handle.close();
     drop(attached);
     result
 }
 
-fn pump(attached: &mut Attached) -> Result<i32> {
+fn pump(attached: &mut Attached, shown: Shown) -> Result<i32> {
     let mut out = io::stdout().lock();
     loop {
         let next = match attached.next_output() {
@@ -117,6 +131,8 @@ fn pump(attached: &mut Attached) -> Result<i32> {
             Err(e) => return Err(e.into()),
         };
         match next {
+            Output::Stdout(_) if !shown.stdout => {}
+            Output::Stderr(_) if !shown.stderr => {}
             Output::Stdout(d) => {
                 out.write_all(&d)?;
                 out.flush()?;

@@ -1,5 +1,5 @@
 //! `berth logs`: a container's json-file log, with docker's `--follow`, `--tail`,
-//! `--since`, `--until` and `--timestamps`.
+//! `--since`, `--until`, `--timestamps` and `--details`.
 
 use std::io::{self, Write};
 use std::time::SystemTime;
@@ -27,6 +27,9 @@ pub struct Args {
     /// Show timestamps
     #[arg(short, long)]
     timestamps: bool,
+    /// Show extra details provided to logs
+    #[arg(long)]
+    details: bool,
     container: String,
 }
 
@@ -57,7 +60,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let mut stdout = io::stdout();
     let mut stderr = io::stderr();
     for entry in logs {
-        entry?.print(args.timestamps, &mut stdout, &mut stderr)?;
+        entry?.print_with(args.timestamps, args.details, &mut stdout, &mut stderr)?;
         if args.follow {
             stdout.flush()?;
         }

@@ -7,7 +7,7 @@ use berth::ops::containers::{self, RunMode, Running};
 use berth::ops::images;
 use berth::ops::OpsError;
 
-use super::attach::stream;
+use super::attach::{stream, Shown};
 use super::run_flags::{Flags, Translated};
 use super::{Ctx, Exit};
 
@@ -176,6 +176,13 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
         command_of(&args.image_and_command),
         args.rm,
     )?;
+    if args.detach && !args.flags.attach.is_empty() {
+        return Err(Exit::with_message(
+            1,
+            "conflicting options: cannot specify both --attach and --detach".into(),
+        )
+        .into());
+    }
     let mode = if args.detach {
         RunMode::Detached
     } else {
@@ -197,7 +204,11 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
             }
         };
     let sig_proxy = args.sig_proxy && !args.flags.tty;
-    let code = stream(attached, sig_proxy)?;
+    let shown = Shown {
+        stdout: t.request.config.attach_stdout,
+        stderr: t.request.config.attach_stderr,
+    };
+    let code = stream(attached, sig_proxy, shown)?;
     if code != 0 {
         return Err(Exit::silent(code).into());
     }

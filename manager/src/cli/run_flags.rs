@@ -15,6 +15,24 @@ use berth::ops::models::{
 };
 use berth::ops::parse;
 
+/// A stream `-a/--attach` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdin,
+    Stdout,
+    Stderr,
+}
+
+/// `-a` takes a stream name in any case, as docker does.
+fn parse_stream(s: &str) -> Result<Stream, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "stdin" => Ok(Stream::Stdin),
+        "stdout" => Ok(Stream::Stdout),
+        "stderr" => Ok(Stream::Stderr),
+        _ => Err("valid streams are STDIN, STDOUT and STDERR".to_string()),
+    }
+}
+
 /// The flags `create` and `run` share (docker's names).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Flags {
@@ -193,6 +211,9 @@ pub struct Flags {
     /// Snapshotter for the container's root filesystem: overlay or copy
     #[arg(long, env = "BERTH_SNAPSHOTTER")]
     pub(super) snapshotter: Option<String>,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long = "attach", value_parser = parse_stream)]
+    pub(super) attach: Vec<Stream>,
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     pub(super) interactive: bool,
@@ -234,9 +255,9 @@ impl Flags {
             hostname: self.hostname.clone().unwrap_or_default(),
             domainname: self.domainname.clone().unwrap_or_default(),
             user: self.user.clone().unwrap_or_default(),
-            attach_stdin: self.interactive,
-            attach_stdout: true,
-            attach_stderr: true,
+            attach_stdin: self.interactive || self.attach.contains(&Stream::Stdin),
+            attach_stdout: self.attach.is_empty() || self.attach.contains(&Stream::Stdout),
+            attach_stderr: self.attach.is_empty() || self.attach.contains(&Stream::Stderr),
             tty: self.tty,
             open_stdin: self.interactive,
             stdin_once: self.interactive,

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use berth::ops::containers;
 
-use super::attach::stream;
+use super::attach::{stream, Shown};
 use super::{ctr, Ctx, Exit};
 
 #[derive(Debug, clap::Args)]
@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         let attached =
             containers::start_attached(&ctx.engine, &args.containers[0], args.interactive)
                 .map_err(ctr::start_error)?;
-        let code = stream(attached, true)?;
+        let code = stream(attached, true, Shown::ALL)?;
         if code != 0 {
             return Err(Exit::silent(code).into());
         }

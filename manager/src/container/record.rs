@@ -166,6 +166,14 @@ pub struct Config {
     /// docker's StdinOnce (records made before it was kept read as false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stdin_once: bool,
+    /// The streams a client attached at create (docker's AttachStdin/Stdout/Stderr); older
+    /// records read as docker's default, stdout and stderr.
+    #[serde(default)]
+    pub attach_stdin: bool,
+    #[serde(default = "attached_by_default")]
+    pub attach_stdout: bool,
+    #[serde(default = "attached_by_default")]
+    pub attach_stderr: bool,
     pub labels: BTreeMap<String, String>,
     /// Signal name or number sent by `stop` (docker's default SIGTERM).
     pub stop_signal: String,
@@ -209,6 +217,12 @@ pub struct Config {
     /// json-file rotation: `max-size` in bytes (0 = unlimited) and `max-file`.
     pub log_max_size: u64,
     pub log_max_file: u32,
+    /// `--log-opt` as given, for inspect.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_opts: BTreeMap<String, String>,
+    /// The attributes written into every log entry (`labels`/`env` log options).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_attrs: BTreeMap<String, String>,
 }
 
 /// What happens to the container over time, written by the monitor and by the verbs.
@@ -266,6 +280,10 @@ impl Record {
 /// Now as RFC 3339 with nanoseconds in UTC, the form docker records times in.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+fn attached_by_default() -> bool {
+    true
 }
 
 #[cfg(test)]

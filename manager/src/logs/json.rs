@@ -1,5 +1,6 @@
 //! The json-file line format: encoding exactly as dockerd writes it, and decoding.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
@@ -8,13 +9,26 @@ use serde::Deserialize;
 use super::time::{format_time_trimmed, parse_rfc3339};
 use super::{LogEntry, Stream};
 
-/// Appends `{"log":...,"stream":...,"time":...}\n` to `out`.
-pub(super) fn encode(out: &mut Vec<u8>, stream: Stream, chunk: &[u8], time: SystemTime) {
+/// Appends `{"log":...,"stream":...,"attrs":{...},"time":...}\n` to `out`; `raw_attrs` is
+/// [`encode_attrs`]'s output (empty: no `attrs` member, as dockerd).
+pub(super) fn encode(
+    out: &mut Vec<u8>,
+    stream: Stream,
+    chunk: &[u8],
+    raw_attrs: &[u8],
+    time: SystemTime,
+) {
     out.extend_from_slice(b"{\"log\":\"");
     escape_into(out, chunk);
     out.extend_from_slice(b"\",\"stream\":\"");
     out.extend_from_slice(stream.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"time\":\"");
+    out.extend_from_slice(b"\",");
+    if !raw_attrs.is_empty() {
+        out.extend_from_slice(b"\"attrs\":");
+        out.extend_from_slice(raw_attrs);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"time\":\"");
     out.extend_from_slice(format_time_trimmed(time).as_bytes());
     out.extend_from_slice(b"\"}\n");
 }
@@ -50,10 +64,33 @@ pub(super) fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// The `attrs` object, keys in order; empty for no attributes.
+pub(super) fn encode_attrs(attrs: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if attrs.is_empty() {
+        return out;
+    }
+    out.push(b'{');
+    for (i, (k, v)) in attrs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        escape_into(&mut out, k.as_bytes());
+        out.extend_from_slice(b"\":\"");
+        escape_into(&mut out, v.as_bytes());
+        out.push(b'"');
+    }
+    out.push(b'}');
+    out
+}
+
 #[derive(Deserialize)]
 struct Raw {
     log: String,
     stream: String,
+    #[serde(default)]
+    attrs: BTreeMap<String, String>,
     time: String,
 }
 
@@ -76,6 +113,7 @@ pub(super) fn decode(line: &[u8]) -> Result<LogEntry, DecodeError> {
         stream,
         time,
         line: raw.log,
+        attrs: raw.attrs,
     })
 }
 
@@ -90,6 +128,7 @@ mod tests {
             &mut out,
             Stream::Stdout,
             chunk,
+            &[],
             UNIX_EPOCH + Duration::new(1_700_000_000, 120_000_000),
         );
         String::from_utf8(out).unwrap()

@@ -5,6 +5,7 @@
 //! `{"log":"hello\n","stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"}`. The files
 //! are compatible both ways: tools that read docker's logs read ours.
 
+mod attrs;
 mod json;
 mod reader;
 mod tail;
@@ -15,6 +16,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+pub use attrs::{details_prefix, extra_attributes};
 pub use reader::{Follow, LogReader, ReadOptions};
 pub use time::{format_time_fixed, parse_timestamp};
 pub use writer::{LogOptions, LogWriter};
@@ -124,6 +126,8 @@ pub struct LogEntry {
     pub time: SystemTime,
     /// The text as logged (invalid UTF-8 was replaced by U+FFFD when written, as docker does).
     pub line: String,
+    /// The entry's extra attributes (`--log-opt labels=…`; shown by `logs --details`).
+    pub attrs: std::collections::BTreeMap<String, String>,
 }
 
 impl LogEntry {
@@ -135,12 +139,27 @@ impl LogEntry {
         stdout: &'a mut dyn Write,
         stderr: &'a mut dyn Write,
     ) -> io::Result<()> {
+        self.print_with(timestamps, false, stdout, stderr)
+    }
+
+    /// [`print`](Self::print), with `details` the entry's attributes after the time
+    /// ([`details_prefix`]), as `docker logs --details`.
+    pub fn print_with<'a>(
+        &self,
+        timestamps: bool,
+        details: bool,
+        stdout: &'a mut dyn Write,
+        stderr: &'a mut dyn Write,
+    ) -> io::Result<()> {
         let out: &mut dyn Write = match self.stream {
             Stream::Stdout => stdout,
             Stream::Stderr => stderr,
         };
         if timestamps {
             write!(out, "{} ", format_time_fixed(self.time))?;
+        }
+        if details {
+            out.write_all(details_prefix(&self.attrs).as_bytes())?;
         }
         out.write_all(self.line.as_bytes())
     }

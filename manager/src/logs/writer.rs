@@ -16,12 +16,14 @@ use super::{LogError, Result, Stream};
 const MAX_MESSAGE: usize = 16 * 1024;
 
 /// `--log-opt` values of the json-file driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogOptions {
     /// Rotate once the file reaches this many bytes; `None`: never.
     pub max_size: Option<u64>,
     /// Files kept in all, the live one included (`<path>`, `<path>.1`, ...); at least 1.
     pub max_file: u32,
+    /// Written into every entry (`attrs`, see [`super::attrs`]).
+    pub attrs: BTreeMap<String, String>,
 }
 
 impl Default for LogOptions {
@@ -29,6 +31,7 @@ impl Default for LogOptions {
         Self {
             max_size: None,
             max_file: 1,
+            attrs: BTreeMap::new(),
         }
     }
 }
@@ -36,8 +39,8 @@ impl Default for LogOptions {
 impl LogOptions {
     /// Parses docker's `--log-opt` map: `max-size` (`10m`, `512k`, `1g`, bytes; binary
     /// units as docker), `max-file` (needs `max-size`). Other json-file options docker knows
-    /// (`labels`, `env`, `tag`, `compress`) are accepted and ignored; anything else is an
-    /// error.
+    /// (`labels`, `env` and their `-regex` forms, which select the entries' `attrs` at
+    /// create, `tag`, `compress`) are accepted; anything else is an error.
     pub fn from_opts(opts: &BTreeMap<String, String>) -> Result<Self> {
         let mut o = Self::default();
         for (key, value) in opts {
@@ -58,7 +61,10 @@ impl LogOptions {
                     }
                     o.max_file = n;
                 }
-                "labels" | "labels-regex" | "env" | "env-regex" | "tag" | "compress" => {}
+                "labels-regex" | "env-regex" => {
+                    super::attrs::regex_opt(opts, key)?;
+                }
+                "labels" | "env" | "tag" | "compress" => {}
                 _ => return Err(LogError::UnknownOption { key: key.clone() }),
             }
         }
@@ -112,6 +118,8 @@ pub struct LogWriter {
     /// was read: like dockerd, a line is stamped with the time it started.
     pending: [Vec<u8>; 2],
     pending_since: [SystemTime; 2],
+    /// `opts.attrs` as JSON, encoded once.
+    raw_attrs: Vec<u8>,
 }
 
 impl LogWriter {
@@ -125,10 +133,12 @@ impl LogWriter {
                 source,
             })?
             .len();
+        let raw_attrs = super::json::encode_attrs(&opts.attrs);
         Ok(Self {
             path: path.to_path_buf(),
             file,
             size,
+            raw_attrs,
             opts,
             pending: [Vec::new(), Vec::new()],
             pending_since: [SystemTime::UNIX_EPOCH; 2],
@@ -157,14 +167,14 @@ impl LogWriter {
         let mut out = Vec::new();
         while let Some(nl) = buf[start..].iter().position(|b| *b == b'\n') {
             let end = start + nl + 1;
-            Self::entries(&mut out, stream, &buf[start..end], line_time);
+            self.entries(&mut out, stream, &buf[start..end], line_time);
             line_time = time;
             start = end;
         }
         // A long line without a newline goes out in 16 KiB pieces, so memory stays bounded.
         while buf.len() - start >= MAX_MESSAGE {
             let end = start + MAX_MESSAGE;
-            Self::entries(&mut out, stream, &buf[start..end], line_time);
+            self.entries(&mut out, stream, &buf[start..end], line_time);
             line_time = time;
             start = end;
         }
@@ -181,16 +191,16 @@ impl LogWriter {
         for stream in [Stream::Stdout, Stream::Stderr] {
             let buf = std::mem::take(&mut self.pending[stream as usize]);
             if !buf.is_empty() {
-                Self::entries(&mut out, stream, &buf, self.pending_since[stream as usize]);
+                self.entries(&mut out, stream, &buf, self.pending_since[stream as usize]);
             }
         }
         self.append(&out)
     }
 
     /// Encodes `chunk`, cut at the message limit.
-    fn entries(out: &mut Vec<u8>, stream: Stream, chunk: &[u8], time: SystemTime) {
+    fn entries(&self, out: &mut Vec<u8>, stream: Stream, chunk: &[u8], time: SystemTime) {
         for piece in chunk.chunks(MAX_MESSAGE) {
-            encode(out, stream, piece, time);
+            encode(out, stream, piece, &self.raw_attrs, time);
         }
     }
 
@@ -302,7 +312,8 @@ mod tests {
             opts(&[("max-size", "10m"), ("max-file", "3")]).unwrap(),
             LogOptions {
                 max_size: Some(10 << 20),
-                max_file: 3
+                max_file: 3,
+                ..LogOptions::default()
             }
         );
         assert!(opts(&[("max-file", "3")]).is_err());

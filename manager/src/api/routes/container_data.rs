@@ -105,6 +105,7 @@ async fn logs(State(s): State<S>, Path(id): Path<String>, q: Params) -> ApiResul
         stderr,
     };
     let timestamps = q.bool("timestamps");
+    let details = q.bool("details");
     let cancel = s.shutdown.child_token();
     let guard = cancel.clone().drop_guard();
     let engine = s.engine.clone();
@@ -120,7 +121,7 @@ async fn logs(State(s): State<S>, Path(id): Path<String>, q: Params) -> ApiResul
         let bytes = match entry {
             Ok(e) => {
                 let (mut out, mut err) = (Vec::new(), Vec::new());
-                let _ = e.print(timestamps, &mut out, &mut err);
+                let _ = e.print_with(timestamps, details, &mut out, &mut err);
                 match (tty, e.stream) {
                     (true, Stream::Stdout) => out,
                     (true, Stream::Stderr) => err,

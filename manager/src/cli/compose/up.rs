@@ -455,7 +455,7 @@ pub fn run(ctx: &Ctx, args: &Args, a: &RunArgs) -> Result<()> {
             Ok(())
         }
         Running::Attached { attached, .. } => {
-            let code = crate::cli::attach::stream(attached, !tty)?;
+            let code = crate::cli::attach::stream(attached, !tty, crate::cli::attach::Shown::ALL)?;
             if code != 0 {
                 return Err(Exit::silent(code).into());
             }

@@ -105,6 +105,7 @@ pub fn run(root: &Path, id: &str, start: bool, sync: Option<File>) -> Result<()>
     let log_opts = LogOptions {
         max_size: (record.config.log_max_size > 0).then_some(record.config.log_max_size),
         max_file: record.config.log_max_file.max(1),
+        attrs: record.config.log_attrs.clone(),
     };
     let log = LogWriter::create(&paths.log, log_opts)?;
     let (start_tx, start_rx) = mpsc::channel();

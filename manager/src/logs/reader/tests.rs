@@ -85,6 +85,7 @@ fn rotation_keeps_max_file_files_and_tail_spans_them() -> TestResult {
     let opts = LogOptions {
         max_size: Some(200),
         max_file: 3,
+        ..LogOptions::default()
     };
     let mut w = LogWriter::create(&path, opts)?;
     for i in 0..40 {
@@ -172,6 +173,7 @@ fn follow_sees_lines_from_another_thread_across_rotation_and_ends_after_exit() -
     let opts = LogOptions {
         max_size: Some(300),
         max_file: 100,
+        ..LogOptions::default()
     };
     let mut w = LogWriter::create(&path, opts)?;
     w.write(Stream::Stdout, b"before\n")?;
@@ -329,6 +331,7 @@ fn follow_keeps_up_with_max_file_1_rotations() -> TestResult {
     let opts = LogOptions {
         max_size: Some(100),
         max_file: 1,
+        ..LogOptions::default()
     };
     let mut w = LogWriter::create(&path, opts)?;
     let received = Arc::new(AtomicUsize::new(0));

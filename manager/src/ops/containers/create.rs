@@ -553,6 +553,7 @@ fn record_settings(
     c.tty = plan.options.process.tty;
     c.open_stdin = plan.options.process.stdin_open;
     c.stdin_once = plan.stdin_once;
+    [c.attach_stdin, c.attach_stdout, c.attach_stderr] = plan.attach;
     c.labels = image.labels.clone();
     c.labels.extend(plan.labels.clone());
     c.stop_signal = plan
@@ -583,6 +584,10 @@ fn record_settings(
     c.sysctls = plan.options.sysctls.clone();
     c.log_max_size = plan.log_max_size;
     c.log_max_file = plan.log_max_file;
+    c.log_opts = plan.log_opts.clone();
+    // The regexes were checked with the plan (LogOptions::from_opts): nothing fails here.
+    c.log_attrs =
+        crate::logs::extra_attributes(&plan.log_opts, &c.labels, &c.env).unwrap_or_default();
     if record.config.healthcheck.is_some() {
         record.state.health = Some(Health {
             status: "starting".into(),

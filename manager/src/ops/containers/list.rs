@@ -366,11 +366,11 @@ fn inspect_record(engine: &Engine, store: &ContainerStore, r: &Record) -> Contai
         driver: r.snapshotter.clone(),
         host_config: InspectHostConfig {
             log_config: {
-                let mut config = BTreeMap::new();
-                if c.log_max_size > 0 {
+                let mut config = c.log_opts.clone();
+                if c.log_max_size > 0 && !config.contains_key("max-size") {
                     config.insert("max-size".to_string(), c.log_max_size.to_string());
                 }
-                if c.log_max_file > 1 {
+                if c.log_max_file > 1 && !config.contains_key("max-file") {
                     config.insert("max-file".to_string(), c.log_max_file.to_string());
                 }
                 crate::ops::models::LogConfig {
@@ -408,8 +408,12 @@ fn inspect_record(engine: &Engine, store: &ContainerStore, r: &Record) -> Contai
         config: InspectConfig {
             hostname: c.hostname.clone(),
             user: c.user.clone(),
+            attach_stdin: c.attach_stdin,
+            attach_stdout: c.attach_stdout,
+            attach_stderr: c.attach_stderr,
             tty: c.tty,
             open_stdin: c.open_stdin,
+            stdin_once: c.stdin_once,
             env: c.env.clone(),
             cmd: c.cmd.clone(),
             entrypoint: c.entrypoint.clone(),

@@ -29,6 +29,8 @@ pub(crate) struct Plan {
     pub stop_timeout: Option<u64>,
     /// docker's StdinOnce: the container's stdin closes when an attached client's input ends.
     pub stdin_once: bool,
+    /// docker's AttachStdin/AttachStdout/AttachStderr, kept for inspect.
+    pub attach: [bool; 3],
     pub options: Options,
     pub health: HealthFlags,
     /// `bridge`, `none`, `host`, `container:<name|id>` or a network's name.
@@ -49,6 +51,8 @@ pub(crate) struct Plan {
     pub links: Vec<(String, String)>,
     pub log_max_size: u64,
     pub log_max_file: u32,
+    /// `--log-opt` as given (checked).
+    pub log_opts: BTreeMap<String, String>,
     pub runtime: String,
     pub auto_remove: bool,
     pub warnings: Vec<String>,
@@ -311,6 +315,7 @@ impl Plan {
             stop_signal,
             stop_timeout: c.stop_timeout.map(|t| t.max(0) as u64),
             stdin_once: c.stdin_once,
+            attach: [c.attach_stdin, c.attach_stdout, c.attach_stderr],
             options,
             health,
             network,
@@ -327,6 +332,7 @@ impl Plan {
             links,
             log_max_size: log.max_size.unwrap_or(0),
             log_max_file: log.max_file,
+            log_opts: h.log_config.config.clone(),
             runtime: if h.runtime.is_empty() {
                 "berth-runtime".into()
             } else {

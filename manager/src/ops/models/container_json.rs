@@ -105,8 +105,12 @@ pub struct InspectHostConfig {
 pub struct InspectConfig {
     pub hostname: String,
     pub user: String,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
     pub tty: bool,
     pub open_stdin: bool,
+    pub stdin_once: bool,
     pub env: Vec<String>,
     pub cmd: Vec<String>,
     pub entrypoint: Vec<String>,
