@@ -595,5 +595,30 @@ fn image_sizes_are_the_unpacked_sizes_docker_reports() -> Result<()> {
             "history SIZE of {image}"
         );
     }
+    // docker load's lines: the short name, or the image ID of an archive without names.
+    let id = pair
+        .docker
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "sized:1"])?
+        .ok()?
+        .stdout;
+    let (named, bare) = (
+        pair.dir.path().join("named.tar"),
+        pair.dir.path().join("bare.tar"),
+    );
+    let (named_s, bare_s) = (named.display().to_string(), bare.display().to_string());
+    pair.docker
+        .docker(&["save", "-o", &named_s, "sized:1"])?
+        .ok()?;
+    pair.docker
+        .docker(&["save", "-o", &bare_s, id.trim()])?
+        .ok()?;
+    assert_eq!(
+        pair.berth.ok(&["load", "-i", &named_s])?,
+        "Loaded image: sized:1\n"
+    );
+    assert_eq!(
+        pair.berth.ok(&["load", "-i", &bare_s])?,
+        format!("Loaded image ID: {id}")
+    );
     Ok(())
 }

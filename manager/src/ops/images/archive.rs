@@ -85,18 +85,21 @@ pub fn save(
 pub fn load(engine: &Engine, input: impl Read) -> Result<Vec<LoadedImage>> {
     let store = engine.images()?;
     let records = crate::archive::load(store, input)?;
+    let mut loaded = Vec::new();
     for r in &records {
+        // docker's image ID (the config digest) and its short form of the name.
         let id = store
             .image(r)
             .map_or_else(|_| r.digest.to_string(), |i| i.id().to_string());
         let name = r.name.clone().unwrap_or_default();
         crate::events::emit(engine.root(), "image", "load", &id, &[("name", name)]);
+        loaded.push(LoadedImage {
+            id,
+            name: r
+                .reference()
+                .map(|n| n.familiar())
+                .or_else(|| r.name.clone()),
+        });
     }
-    Ok(records
-        .into_iter()
-        .map(|r| LoadedImage {
-            id: r.digest.to_string(),
-            name: r.name,
-        })
-        .collect())
+    Ok(loaded)
 }
