@@ -11,6 +11,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
+use serde_json::Value;
 use spec_tests::manager::build::{tree_diff, write_context, Buildah, HttpServer, Pair};
 
 const BASE: &str = "berth-test-busybox:latest";
@@ -181,6 +182,28 @@ ADD --chown=nobody:nogroup URL/sub/deep.txt /owned/
             &[],
         ),
         case(
+            "copy-rules",
+            r#"FROM BASE
+RUN mkdir -m 750 /exist && chown nobody:nogroup /exist
+COPY d700 /new700/
+COPY d700 /exist/
+COPY --chown=1234:5678 d700 /tmp/
+COPY --chown=1234:5678 d700 /newc/
+COPY l* /globl/
+COPY lfile /named/
+COPY ldir /vialink/
+RUN true
+"#,
+            &[
+                ("d700/in/x", "x\n"),
+                ("realdir/r", "r\n"),
+                ("f1", "f\n"),
+                ("ldir", "->realdir"),
+                ("lfile", "->f1"),
+            ],
+            &[],
+        ),
+        case(
             "onbuild-parent",
             r#"FROM BASE
 ONBUILD RUN echo triggered > /triggered
@@ -344,6 +367,11 @@ fn classic_builder_and_berth_build_the_same_images() -> Result<()> {
             std::fs::write(ctx.join("archive.tar.gz"), archive(true)?)?;
             std::fs::write(ctx.join("archive.tar"), archive(false)?)?;
         }
+        if c.name == "copy-rules" {
+            // docker's builder gives a new destination directory 0755, not the source's mode.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(ctx.join("d700"), std::fs::Permissions::from_mode(0o700))?;
+        }
         if c.name == "scratch-run" {
             // A static busybox (busybox-static) is all the stage has to run.
             std::fs::copy("/bin/busybox", ctx.join("busybox"))?;
@@ -379,6 +407,23 @@ fn classic_builder_and_berth_build_the_same_images() -> Result<()> {
         );
         if !diff.is_empty() {
             failures.push(format!("{}: file tree\n  {}", c.name, diff.join("\n  ")));
+        }
+        // A step that changed nothing (RUN true) is an empty layer for docker: no diffID.
+        let layers = |v: Value| v[0]["RootFS"]["Layers"].as_array().map_or(0, Vec::len);
+        let (dl, bl) = (
+            layers(serde_json::from_str(
+                &pair
+                    .docker
+                    .docker(&["image", "inspect", &tag])?
+                    .ok()?
+                    .stdout,
+            )?),
+            layers(serde_json::from_str(
+                &pair.berth.ok(&["image", "inspect", &tag])?,
+            )?),
+        );
+        if dl != bl {
+            failures.push(format!("{}: {dl} layers by docker, {bl} by berth", c.name));
         }
         let (dh, bh) = (history(&pair, &tag, false)?, history(&pair, &tag, true)?);
         if dh != bh {

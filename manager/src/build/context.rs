@@ -66,6 +66,14 @@ fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
+/// One COPY source: the context path it resolves to, and the name the copy takes when it
+/// goes into a directory (the last element as written: a symlink's own name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub path: String,
+    pub name: String,
+}
+
 impl Context {
     pub fn new(dir: PathBuf, ignore: Ignore) -> Self {
         Self { dir, ignore }
@@ -157,9 +165,10 @@ impl Context {
         Ok(())
     }
 
-    /// The context paths a COPY source names: itself (symlinks followed inside the
-    /// context), or what a wildcard matches. Excluded files count as missing.
-    pub fn sources(&self, src: &str, what: &'static str) -> Result<Vec<String>, BuildError> {
+    /// The context paths a COPY source names: itself, or what a wildcard matches; a named
+    /// or matched path that is a symlink is followed inside the context, as docker's builder
+    /// does (the copy is named after the link). Excluded files count as missing.
+    pub fn sources(&self, src: &str, what: &'static str) -> Result<Vec<Source>, BuildError> {
         let missing = || BuildError::MissingSource {
             what,
             path: src.to_string(),
@@ -186,14 +195,29 @@ impl Context {
             if hits.is_empty() {
                 return Err(missing());
             }
-            return Ok(hits);
+            return hits
+                .iter()
+                .map(|h| {
+                    self.resolved(h).ok_or_else(|| BuildError::MissingSource {
+                        what,
+                        path: h.trim_start_matches('/').to_string(),
+                    })
+                })
+                .collect();
         }
-        let resolved = self.resolve_in_context(&clean).ok_or_else(missing)?;
-        let key = resolved.trim_start_matches('/');
-        if (!key.is_empty() && self.ignore.excluded(key)) || self.lstat(&resolved).is_none() {
-            return Err(missing());
+        Ok(vec![self.resolved(&clean).ok_or_else(missing)?])
+    }
+
+    /// `rel` with its symlinks followed inside the context; `None` when that leads nowhere
+    /// or to an excluded path.
+    fn resolved(&self, rel: &str) -> Option<Source> {
+        let path = self.resolve_in_context(rel)?;
+        let key = path.trim_start_matches('/');
+        if (!key.is_empty() && self.ignore.excluded(key)) || self.lstat(&path).is_none() {
+            return None;
         }
-        Ok(vec![resolved])
+        let name = rel.rsplit('/').next().unwrap_or("").to_string();
+        Some(Source { path, name })
     }
 
     /// The entries copying context path `src` to `dest` makes: a directory's contents go
@@ -317,22 +341,31 @@ mod tests {
         (d, c)
     }
 
+    fn paths(s: Vec<Source>) -> Vec<String> {
+        s.into_iter().map(|s| s.path).collect()
+    }
+
     #[test]
     fn sources_stay_inside_the_context() {
         let (_d, c) = ctx("*.key\n");
         assert_eq!(
-            c.sources("src/../src/a.txt", "COPY").unwrap(),
+            paths(c.sources("src/../src/a.txt", "COPY").unwrap()),
             vec!["/src/a.txt"]
         );
-        assert_eq!(c.sources("../../top.md", "COPY").unwrap(), vec!["/top.md"]);
-        assert_eq!(c.sources("src/rel", "COPY").unwrap(), vec!["/top.md"]);
+        assert_eq!(
+            paths(c.sources("../../top.md", "COPY").unwrap()),
+            vec!["/top.md"]
+        );
+        let rel = c.sources("src/rel", "COPY").unwrap();
+        assert_eq!(paths(rel.clone()), vec!["/top.md"]);
+        assert_eq!(rel[0].name, "rel");
         // /etc/passwd is looked up in the context, where it does not exist.
         let e = c.sources("src/abs", "COPY").unwrap_err();
         assert!(e.to_string().contains("src/abs"), "{e}");
         assert!(c.sources("out/passwd", "COPY").is_err());
         let e = c.sources("secret.key", "COPY").unwrap_err();
         assert!(e.to_string().contains("excluded by .dockerignore"), "{e}");
-        assert_eq!(c.sources("*.md", "COPY").unwrap(), vec!["/top.md"]);
+        assert_eq!(paths(c.sources("*.md", "COPY").unwrap()), vec!["/top.md"]);
         assert!(c.sources("*.key", "COPY").is_err());
     }
 

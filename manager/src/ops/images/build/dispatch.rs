@@ -557,7 +557,7 @@ impl Builder<'_> {
         // last touched.
         let mut all = Vec::new();
         for s in &sources {
-            all.extend(ctx.entries(s, s)?);
+            all.extend(ctx.entries(&s.path, &s.path)?);
         }
         for e in &inline {
             all.push(Entry {
@@ -587,8 +587,10 @@ impl Builder<'_> {
             "{} #(nop) {what} {owner}{source} in {dest_raw} ",
             state.shell().join(" ")
         );
+        // The names too: a followed symlink's copy is named after the link.
+        let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
         let text = format!(
-            "{created_by}\0{:?}\0{:?}\0{}",
+            "{created_by}\0{:?}\0{:?}\0{}\0{names:?}",
             chown,
             chmod,
             c.from.is_some()

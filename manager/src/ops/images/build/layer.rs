@@ -31,6 +31,18 @@ pub struct Layer {
     pub media_type: String,
 }
 
+/// The diffID of a layer without entries (a tar of only its end-of-archive blocks).
+const EMPTY_TAR_DIFF_ID: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
+impl Layer {
+    /// A step that changed nothing: docker's builder records it as an empty layer (history
+    /// `empty_layer`, no diffID).
+    pub fn is_empty(&self) -> bool {
+        self.diff_id.as_ref() == EMPTY_TAR_DIFF_ID
+    }
+}
+
 fn io_err(what: &str) -> impl Fn(io::Error) -> OpsError + '_ {
     move |e| OpsError::from(BuildError::io(what.to_string(), e))
 }

@@ -136,7 +136,10 @@ impl Builder<'_> {
                     let found = ctx
                         .sources(&source, "RUN --mount")
                         .map_err(|e| self.step_err(e.to_string()))?;
-                    let path = found.into_iter().next().unwrap_or_else(|| "/".into());
+                    let path = found
+                        .into_iter()
+                        .next()
+                        .map_or_else(|| "/".into(), |s| s.path);
                     out.key
                         .push_str(&hash_entries(&ctx.entries(&path, &path)?)?);
                     let host = ctx.dir.join(path.trim_start_matches('/'));

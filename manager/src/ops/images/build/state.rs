@@ -132,7 +132,7 @@ impl State {
     pub fn commit(&mut self, created_by: &str, layer: Option<Layer>) {
         let now = now_rfc3339();
         let mut h = json!({"created": now, "created_by": created_by});
-        match layer {
+        match layer.filter(|l| !l.is_empty()) {
             Some(l) => {
                 if !self.config["rootfs"].is_object() {
                     self.config["rootfs"] = json!({"type": "layers", "diff_ids": []});

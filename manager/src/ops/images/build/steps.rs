@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::layer::{ensure_chain, layer_from_upper, Layer, LayerBuilder, TeeSnapshot, View};
 use super::state::State;
 use super::Builder;
-use crate::build::context::{clean_abs, Context, Entry, EntryKind};
+use crate::build::context::{clean_abs, Context, Entry, EntryKind, Source};
 use crate::build::BuildError;
 use crate::container::lifecycle::{self, Paths};
 use crate::ops::containers::{self, CreateOptions, Output, RemoveOptions, RunMode, Running};
@@ -200,9 +200,13 @@ impl Builder<'_> {
         let layer = layer_from_upper(self.store, &target.dir, &target.lowers, &skip)?;
         let parent = chain.and_then(|c| crate::image::parse_digest(&c));
         let name = chain_id(parent.as_ref(), &layer.diff_id);
-        match self.sn.commit(name.as_ref(), &id) {
-            Ok(()) | Err(SnapshotError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e.into()),
+        // A step that changed nothing adds no layer (see State::commit): its snapshot goes
+        // with the container.
+        if !layer.is_empty() {
+            match self.sn.commit(name.as_ref(), &id) {
+                Ok(()) | Err(SnapshotError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         drop(guard);
         self.say(&format!("Removing intermediate container {}\n", &id[..12]));
@@ -229,7 +233,7 @@ impl Builder<'_> {
         &self,
         state: &State,
         ctx: &Context,
-        sources: &[String],
+        sources: &[Source],
         inline: &[Entry],
         dest: &str,
         chown: Option<&str>,
@@ -254,16 +258,30 @@ impl Builder<'_> {
             Some(spec) => self.owner(&root, spec)?,
         };
         let mut entries: Vec<Entry> = Vec::new();
-        for src in sources {
+        for Source {
+            path: src,
+            name: base,
+        } in sources
+        {
             let md = std::fs::symlink_metadata(ctx.dir.join(src.trim_start_matches('/'))).map_err(
                 |source| BuildError::Context {
                     path: ctx.dir.join(src.trim_start_matches('/')),
                     source,
                 },
             )?;
-            let base = src.rsplit('/').next().unwrap_or("");
             if md.is_dir() {
-                entries.extend(ctx.entries(src, &dest)?);
+                // A directory's contents go into `dest`; docker's builder leaves an existing
+                // `dest` as it is and makes a missing one 0755 (owned as --chown says).
+                let existing = exists_dir(&dest);
+                for mut e in ctx.entries(src, &dest)? {
+                    if e.dest == dest {
+                        if existing {
+                            continue;
+                        }
+                        e.mode = 0o755;
+                    }
+                    entries.push(e);
+                }
             } else if add && md.is_file() && is_archive(&ctx.dir.join(src.trim_start_matches('/')))
             {
                 entries.extend(archive_entries(
