@@ -107,6 +107,8 @@ COPY . /all/
 ADD archive.tar.gz /extracted/
 ADD plain.txt /plain/
 ADD archive.tar /ex2
+ADD --chown=1234:5678 archive.tar /owned-ex/
+ADD --chown=1234:5678 plain.txt /owned-plain/
 "#,
             &[("plain.txt", "plain\n")],
             &[],

@@ -258,6 +258,9 @@ impl Builder<'_> {
             Some(spec) => self.owner(&root, spec)?,
         };
         let mut entries: Vec<Entry> = Vec::new();
+        // An extracted archive keeps its own owners and modes: docker's builder applies
+        // --chown to copied files only.
+        let mut extracted: Vec<Entry> = Vec::new();
         for Source {
             path: src,
             name: base,
@@ -284,7 +287,7 @@ impl Builder<'_> {
                 }
             } else if add && md.is_file() && is_archive(&ctx.dir.join(src.trim_start_matches('/')))
             {
-                entries.extend(archive_entries(
+                extracted.extend(archive_entries(
                     &ctx.dir.join(src.trim_start_matches('/')),
                     &dest,
                 )?);
@@ -326,21 +329,28 @@ impl Builder<'_> {
                 }
             }
         }
-        // Parent directories the image does not have yet.
-        let mut parents: BTreeSet<String> = BTreeSet::new();
-        for e in &entries {
+        let copied = entries.len();
+        entries.extend(extracted);
+        // Parent directories the image does not have yet: owned as --chown says, but root's
+        // when only an extracted archive needs them (as docker's builder makes them).
+        let dests: std::collections::HashSet<&str> =
+            entries.iter().map(|e| e.dest.as_str()).collect();
+        let mut parents: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+        let mut seen: std::collections::HashSet<&str> = Default::default();
+        for (i, e) in entries.iter().enumerate() {
+            let owner = if i < copied { (uid, gid) } else { (0, 0) };
             let mut p = e.dest.as_str();
             while let Some((parent, _)) = p.rsplit_once('/') {
-                if parent.is_empty() {
+                if parent.is_empty() || !seen.insert(parent) {
                     break;
                 }
-                if !exists_dir(parent) && !entries.iter().any(|x| x.dest == parent) {
-                    parents.insert(parent.to_string());
+                if !dests.contains(parent) && !exists_dir(parent) {
+                    parents.insert(parent.to_string(), owner);
                 }
                 p = parent;
             }
         }
-        for p in parents {
+        for (p, (uid, gid)) in parents {
             entries.push(Entry {
                 dest: p,
                 source: None,
