@@ -134,6 +134,7 @@ COPY --from=builder /out/b /extra
             r#"FROM BASE
 RUN mkdir -p /w/a/b && echo 1 > /w/a/b/f && echo 2 > /w/keep && echo 3 > /w/gone
 RUN rm -rf /w/a /w/gone /bin/vi && mkdir /w/a && echo new > /w/a/g && chmod 4755 /w/a/g
+RUN echo t > /w/keep-dir && rm /w/keep-dir
 "#,
             &[],
             &[],

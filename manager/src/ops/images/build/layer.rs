@@ -480,6 +480,7 @@ fn walk_upper(
         if md.is_dir() {
             let op = opaque(&p);
             let at = items.len();
+            let junk_before = junk.len();
             items.push(Item {
                 rel: child.clone(),
                 md: md.clone(),
@@ -494,8 +495,10 @@ fn walk_upper(
                 // A mount point the container setup made, with nothing kept below it.
                 items.remove(at);
                 junk.push(child);
-            } else if !below && !op && same {
-                // A directory copied up only because something below it was touched.
+            } else if !below && !op && same && junk.len() > junk_before {
+                // A directory copied up only for the container setup's mount points below
+                // it. One copied up because the step touched something inside it stays, as
+                // docker's overlay2 diff keeps it.
                 items.remove(at);
             } else {
                 any = true;
