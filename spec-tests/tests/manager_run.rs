@@ -80,7 +80,7 @@ fn bad_flag_values_fail_with_125_naming_the_flag_and_leave_nothing() -> Result<(
     let (code, _, err) = env.run(&["run", "-d", "-a", "stdout", BUSYBOX, "true"])?;
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("cannot specify both --attach and --detach"),
+        err.contains("Conflicting options: -a and -d"),
         "{err}"
     );
     env.assert_clean(&[]);

@@ -169,7 +169,7 @@ fn create_inner(ctx: &mut Ctx, args: CreateArgs) -> Result<()> {
 }
 
 fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
-    let t = prepare(
+    let mut t = prepare(
         ctx,
         &args.flags,
         image_of(&args.image_and_command),
@@ -179,9 +179,15 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
     if args.detach && !args.flags.attach.is_empty() {
         return Err(Exit::with_message(
             1,
-            "conflicting options: cannot specify both --attach and --detach".into(),
+            "Conflicting options: -a and -d".into(),
         )
         .into());
+    }
+    if args.detach {
+        // docker's CLI attaches nothing for -d, and the container records so.
+        let c = &mut t.request.config;
+        (c.attach_stdin, c.attach_stdout, c.attach_stderr, c.stdin_once) =
+            (false, false, false, false);
     }
     let mode = if args.detach {
         RunMode::Detached

@@ -179,6 +179,12 @@ pub struct Config {
     pub stop_signal: String,
     /// Seconds `stop` waits before SIGKILL (docker's default 10).
     pub stop_timeout: u64,
+    /// Whether the image or the request chose the stop signal / timeout (inspect shows
+    /// them then only, as docker).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_signal_set: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_timeout_set: bool,
     pub healthcheck: Option<HealthConfig>,
     pub exposed_ports: Vec<String>,
     pub restart: RestartPolicy,
@@ -223,6 +229,12 @@ pub struct Config {
     /// The attributes written into every log entry (`labels`/`env` log options).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub log_attrs: BTreeMap<String, String>,
+    /// `--domainname`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub domainname: String,
+    /// The create request's HostConfig, for inspect (docker echoes it).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub host_request: serde_json::Value,
 }
 
 /// What happens to the container over time, written by the monitor and by the verbs.

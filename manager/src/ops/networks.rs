@@ -214,7 +214,7 @@ pub fn inspect(engine: &Engine, what: &str) -> Result<NetworkInspect> {
 /// inspected like the others, never removed.
 const PREDEFINED: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
 
-fn predefined_id(name: &str) -> String {
+pub(crate) fn predefined_id(name: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(
         format!("berth pre-defined network {name}").as_bytes(),

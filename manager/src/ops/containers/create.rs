@@ -550,6 +550,8 @@ fn record_settings(
         .unwrap_or_else(|| image.user.clone());
     c.working_dir = process.cwd().to_string_lossy().into_owned();
     c.hostname = hostname;
+    c.domainname = plan.options.domainname.clone().unwrap_or_default();
+    c.host_request = plan.host_request.clone();
     c.tty = plan.options.process.tty;
     c.open_stdin = plan.options.process.stdin_open;
     c.stdin_once = plan.stdin_once;
@@ -568,6 +570,8 @@ fn record_settings(
         })
         .unwrap_or_else(|| "SIGTERM".into());
     c.stop_timeout = plan.stop_timeout_or_default();
+    c.stop_signal_set = plan.stop_signal.is_some() || image.stop_signal.is_some();
+    c.stop_timeout_set = plan.stop_timeout.is_some();
     c.healthcheck = health_config(&plan.health, image);
     c.exposed_ports = image.exposed_ports.iter().cloned().collect();
     for p in &plan.exposed_ports {

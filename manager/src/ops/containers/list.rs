@@ -4,14 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::container::lifecycle::{self, refresh, Paths};
+use crate::container::lifecycle::{self, refresh};
 use crate::container::record::{MountPoint as RecordMount, PortBinding as RecordPort};
-use crate::container::{ContainerStore, Record, Status};
+use crate::container::{Record, Status};
 use crate::ops::error::{chain, OpsError, Result};
 use crate::ops::models::{
-    ContainerInspect, ContainerState, ContainerSummary, Empty, EndpointSettings, Filters, Health,
-    HealthConfig, HealthLog, InspectConfig, InspectHostConfig, MountPoint, NetworkSettings, Port,
-    PortBinding, RestartPolicy, SummaryHostConfig, SummaryNetworkSettings,
+    ContainerSummary, EndpointSettings, Filters, MountPoint, Port, PortBinding, SummaryHostConfig,
+    SummaryNetworkSettings,
 };
 use crate::ops::Engine;
 
@@ -202,7 +201,7 @@ pub(crate) fn status_text(r: &Record) -> String {
     }
 }
 
-fn mount_point(m: &RecordMount) -> MountPoint {
+pub(super) fn mount_point(m: &RecordMount) -> MountPoint {
     MountPoint {
         r#type: m.kind.clone(),
         name: m.name.clone(),
@@ -213,7 +212,7 @@ fn mount_point(m: &RecordMount) -> MountPoint {
     }
 }
 
-fn networks(r: &Record) -> BTreeMap<String, EndpointSettings> {
+pub(super) fn networks(r: &Record) -> BTreeMap<String, EndpointSettings> {
     let mut map: BTreeMap<String, EndpointSettings> = r
         .networks
         .iter()
@@ -253,7 +252,7 @@ fn networks(r: &Record) -> BTreeMap<String, EndpointSettings> {
     map
 }
 
-fn port_bindings(ports: &[RecordPort]) -> BTreeMap<String, Vec<PortBinding>> {
+pub(super) fn port_bindings(ports: &[RecordPort]) -> BTreeMap<String, Vec<PortBinding>> {
     let mut map: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
     for p in ports {
         map.entry(format!("{}/{}", p.container_port, p.protocol))
@@ -307,143 +306,6 @@ pub(crate) fn summary(r: &Record) -> ContainerSummary {
         mounts: r.config.mounts.iter().map(mount_point).collect(),
         created_at: r.created.clone(),
     }
-}
-
-/// `GET /containers/{id}/json`.
-pub fn inspect(engine: &Engine, what: &str) -> Result<ContainerInspect> {
-    let (store, r) = super::find(engine, what)?;
-    Ok(inspect_record(engine, &store, &r))
-}
-
-fn inspect_record(engine: &Engine, store: &ContainerStore, r: &Record) -> ContainerInspect {
-    let paths = Paths::new(engine.root(), store, r);
-    let s = &r.state;
-    let c = &r.config;
-    let ports = port_bindings(&c.ports);
-    let time = |t: &str| {
-        if t.is_empty() {
-            "0001-01-01T00:00:00Z".to_string()
-        } else {
-            t.to_string()
-        }
-    };
-    ContainerInspect {
-        id: r.id.clone(),
-        created: r.created.clone(),
-        path: c.args.first().cloned().unwrap_or_default(),
-        args: c.args.iter().skip(1).cloned().collect(),
-        state: ContainerState {
-            status: s.status.as_str().to_string(),
-            running: matches!(s.status, Status::Running | Status::Paused),
-            paused: s.status == Status::Paused,
-            restarting: s.status == Status::Restarting,
-            oom_killed: s.oom_killed,
-            dead: s.status == Status::Dead,
-            pid: s.pid,
-            exit_code: s.exit_code,
-            error: s.error.clone(),
-            started_at: time(&s.started_at),
-            finished_at: time(&s.finished_at),
-            health: s.health.as_ref().map(|h| Health {
-                status: h.status.clone(),
-                failing_streak: h.failing_streak,
-                log: h
-                    .log
-                    .iter()
-                    .map(|l| HealthLog {
-                        start: l.start.clone(),
-                        end: l.end.clone(),
-                        exit_code: l.exit_code,
-                        output: l.output.clone(),
-                    })
-                    .collect(),
-            }),
-        },
-        image: r.image_id.clone(),
-        log_path: paths.log,
-        name: format!("/{}", r.name),
-        restart_count: s.restart_count,
-        driver: r.snapshotter.clone(),
-        host_config: InspectHostConfig {
-            log_config: {
-                let mut config = c.log_opts.clone();
-                if c.log_max_size > 0 && !config.contains_key("max-size") {
-                    config.insert("max-size".to_string(), c.log_max_size.to_string());
-                }
-                if c.log_max_file > 1 && !config.contains_key("max-file") {
-                    config.insert("max-file".to_string(), c.log_max_file.to_string());
-                }
-                crate::ops::models::LogConfig {
-                    r#type: "json-file".into(),
-                    config,
-                }
-            },
-            runtime: c.runtime.clone(),
-            network_mode: c.network_mode.clone(),
-            restart_policy: RestartPolicy {
-                name: c.restart.name().to_string(),
-                maximum_retry_count: match c.restart {
-                    crate::container::record::RestartPolicy::OnFailure { max_retries } => {
-                        i64::from(max_retries)
-                    }
-                    _ => 0,
-                },
-            },
-            auto_remove: c.auto_remove,
-            readonly_rootfs: c.read_only,
-            privileged: c.privileged,
-            memory: c.memory,
-            nano_cpus: c.nano_cpus,
-            pids_limit: c.pids_limit,
-            port_bindings: ports.clone(),
-            sysctls: c.sysctls.clone(),
-            links: c
-                .etc
-                .iter()
-                .flat_map(|e| &e.dns.links)
-                .map(|l| format!("/{}:/{}/{}", l.target, r.name, l.alias))
-                .collect(),
-        },
-        mounts: c.mounts.iter().map(mount_point).collect(),
-        config: InspectConfig {
-            hostname: c.hostname.clone(),
-            user: c.user.clone(),
-            attach_stdin: c.attach_stdin,
-            attach_stdout: c.attach_stdout,
-            attach_stderr: c.attach_stderr,
-            tty: c.tty,
-            open_stdin: c.open_stdin,
-            stdin_once: c.stdin_once,
-            env: c.env.clone(),
-            cmd: c.cmd.clone(),
-            entrypoint: c.entrypoint.clone(),
-            image: r.image.clone(),
-            working_dir: c.working_dir.clone(),
-            labels: c.labels.clone(),
-            stop_signal: c.stop_signal.clone(),
-            stop_timeout: c.stop_timeout,
-            healthcheck: c.healthcheck.as_ref().map(|h| HealthConfig {
-                test: h.test.clone(),
-                interval: ms_to_nanos(h.interval_ms),
-                timeout: ms_to_nanos(h.timeout_ms),
-                start_period: ms_to_nanos(h.start_period_ms),
-                retries: i64::from(h.retries),
-            }),
-            exposed_ports: c
-                .exposed_ports
-                .iter()
-                .map(|p| (p.clone(), Empty {}))
-                .collect(),
-        },
-        network_settings: NetworkSettings {
-            networks: networks(r),
-            ports,
-        },
-    }
-}
-
-fn ms_to_nanos(ms: u64) -> i64 {
-    i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
 }
 
 /// `POST /containers/prune`: removes every stopped container matching `filters`

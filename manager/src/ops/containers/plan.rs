@@ -53,6 +53,8 @@ pub(crate) struct Plan {
     pub log_max_file: u32,
     /// `--log-opt` as given (checked).
     pub log_opts: BTreeMap<String, String>,
+    /// The request's HostConfig as given, echoed by inspect as docker does.
+    pub host_request: serde_json::Value,
     pub runtime: String,
     pub auto_remove: bool,
     pub warnings: Vec<String>,
@@ -333,6 +335,7 @@ impl Plan {
             log_max_size: log.max_size.unwrap_or(0),
             log_max_file: log.max_file,
             log_opts: h.log_config.config.clone(),
+            host_request: serde_json::to_value(h).unwrap_or_default(),
             runtime: if h.runtime.is_empty() {
                 "berth-runtime".into()
             } else {

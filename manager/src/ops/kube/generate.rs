@@ -444,7 +444,10 @@ pub fn generate(engine: &Engine, names: &[String], opts: GenerateOptions) -> Res
     }
     // The pod stops as its slowest container did; berth's default (10 s) is what `play`
     // gives without the field.
-    let grace = list.iter().map(|c| c.config.stop_timeout).max();
+    let grace = list
+        .iter()
+        .map(|c| c.config.stop_timeout.unwrap_or(10))
+        .max();
     if let Some(g) = grace.filter(|g| *g != 10) {
         spec.termination_grace_period_seconds = i64::try_from(g).ok();
     }

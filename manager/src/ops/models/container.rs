@@ -323,18 +323,30 @@ pub struct NetworkingConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EndpointSettings {
-    #[serde(rename = "IPAMConfig", skip_serializing_if = "Option::is_none")]
+    /// null when no address was asked for, as docker shows it.
+    #[serde(rename = "IPAMConfig")]
     pub ipam_config: Option<EndpointIpamConfig>,
-    #[serde(deserialize_with = "null_default")]
+    /// Legacy links over this network (docker: null when none).
+    #[serde(
+        deserialize_with = "null_default",
+        serialize_with = "super::serde_helpers::empty_as_null"
+    )]
+    pub links: Vec<String>,
+    #[serde(
+        deserialize_with = "null_default",
+        serialize_with = "super::serde_helpers::empty_as_null"
+    )]
     pub aliases: Vec<String>,
-    #[serde(rename = "NetworkID", skip_serializing_if = "String::is_empty")]
+    #[serde(rename = "NetworkID", deserialize_with = "null_default")]
     pub network_id: String,
+    #[serde(rename = "EndpointID", deserialize_with = "null_default")]
+    pub endpoint_id: String,
+    #[serde(deserialize_with = "null_default")]
+    pub gateway: String,
     #[serde(rename = "IPAddress", deserialize_with = "null_default")]
     pub ip_address: String,
     #[serde(rename = "IPPrefixLen")]
     pub ip_prefix_len: u8,
-    #[serde(deserialize_with = "null_default")]
-    pub gateway: String,
     #[serde(rename = "IPv6Gateway", deserialize_with = "null_default")]
     pub ipv6_gateway: String,
     #[serde(rename = "GlobalIPv6Address", deserialize_with = "null_default")]
@@ -343,6 +355,7 @@ pub struct EndpointSettings {
     pub global_ipv6_prefix_len: u8,
     #[serde(deserialize_with = "null_default")]
     pub mac_address: String,
+    pub driver_opts: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

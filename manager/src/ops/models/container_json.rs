@@ -23,16 +23,37 @@ pub struct ContainerInspect {
     pub state: ContainerState,
     /// The image's id (config digest).
     pub image: String,
+    /// The generated /etc files the container sees (empty when it has none).
+    pub resolv_conf_path: String,
+    pub hostname_path: String,
+    pub hosts_path: String,
     pub log_path: PathBuf,
     /// `/name`.
     pub name: String,
     pub restart_count: u32,
     /// The snapshotter of the container's root filesystem.
     pub driver: String,
+    pub platform: String,
+    pub mount_label: String,
+    pub process_label: String,
+    pub app_armor_profile: String,
+    /// Exec sessions of the container (berth keeps none once they end: null, as docker
+    /// shows a container without any).
+    #[serde(rename = "ExecIDs")]
+    pub exec_ids: Option<Vec<String>>,
     pub host_config: InspectHostConfig,
+    pub graph_driver: GraphDriver,
     pub mounts: Vec<MountPoint>,
     pub config: InspectConfig,
     pub network_settings: NetworkSettings,
+}
+
+/// `GraphDriver`: the snapshotter and the directories of the container's root.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GraphDriver {
+    pub data: BTreeMap<String, String>,
+    pub name: String,
 }
 
 /// `State` of a container.
@@ -52,6 +73,8 @@ pub struct ContainerState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// Only for a container with a health check (docker's omitempty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
 }
 
@@ -89,14 +112,19 @@ pub struct InspectHostConfig {
     pub privileged: bool,
     pub memory: i64,
     pub nano_cpus: i64,
-    pub pids_limit: i64,
+    /// null when unlimited, as docker.
+    pub pids_limit: Option<i64>,
     pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
     /// Absent when none were set, as docker's omitempty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
-    /// `/target:/container/alias`; absent when there are none.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// `/target:/container/alias`; null when there are none.
+    #[serde(default, serialize_with = "super::serde_helpers::empty_as_null")]
     pub links: Vec<String>,
+    /// The rest of docker's HostConfig: the create request's values over docker's
+    /// defaults (never a key of the fields above).
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The `Config` fields inspect reports.
@@ -104,24 +132,34 @@ pub struct InspectHostConfig {
 #[serde(rename_all = "PascalCase")]
 pub struct InspectConfig {
     pub hostname: String,
+    pub domainname: String,
     pub user: String,
     pub attach_stdin: bool,
     pub attach_stdout: bool,
     pub attach_stderr: bool,
+    /// Absent when there are none (docker's omitempty).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exposed_ports: BTreeMap<String, Empty>,
     pub tty: bool,
     pub open_stdin: bool,
     pub stdin_once: bool,
     pub env: Vec<String>,
     pub cmd: Vec<String>,
-    pub entrypoint: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthConfig>,
     /// The image as the user named it.
     pub image: String,
+    /// The image's volumes and anonymous `-v` ones; null when none.
+    pub volumes: Option<BTreeMap<String, Empty>>,
     pub working_dir: String,
+    pub entrypoint: Vec<String>,
+    pub on_build: Option<Vec<String>>,
     pub labels: BTreeMap<String, String>,
-    pub stop_signal: String,
-    pub stop_timeout: u64,
-    pub healthcheck: Option<HealthConfig>,
-    pub exposed_ports: BTreeMap<String, Empty>,
+    /// Only when the image or the request set one (docker's omitempty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
 }
 
 /// `NetworkSettings`: the networks joined and the published ports.
@@ -130,6 +168,10 @@ pub struct InspectConfig {
 pub struct NetworkSettings {
     pub networks: BTreeMap<String, EndpointSettings>,
     pub ports: BTreeMap<String, Vec<PortBinding>>,
+    /// docker's legacy top-level fields (`IPAddress`, `Gateway`, `SandboxKey`, ...): the
+    /// default bridge network's endpoint, empty otherwise.
+    #[serde(flatten)]
+    pub legacy: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A mount of the container (`Mounts` of inspect and of a list entry).

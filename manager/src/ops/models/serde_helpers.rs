@@ -1,7 +1,7 @@
 //! Deserialisation helpers for docker's JSON, which is lenient in ways serde's defaults are
 //! not: `null` for empty collections, and strings where a list of strings is expected.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// `null` (or a missing field, with `#[serde(default)]`) as the type's default.
 pub fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -10,6 +10,20 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// An empty list as `null`, as docker's Go encoder writes a nil slice (`Links`,
+/// `Aliases`).
+pub fn empty_as_null<S, T>(v: &[T], s: S) -> Result<S::Ok, S::Error>
+where
+    S: Serializer,
+    T: Serialize,
+{
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        v.serialize(s)
+    }
 }
 
 /// Docker's `StrSlice`: `null`, one string or a list of strings (`Cmd`, `Entrypoint`,
