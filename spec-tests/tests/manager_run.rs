@@ -79,10 +79,7 @@ fn bad_flag_values_fail_with_125_naming_the_flag_and_leave_nothing() -> Result<(
     assert_eq!(code, 1);
     let (code, _, err) = env.run(&["run", "-d", "-a", "stdout", BUSYBOX, "true"])?;
     assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("Conflicting options: -a and -d"),
-        "{err}"
-    );
+    assert!(err.contains("Conflicting options: -a and -d"), "{err}");
     env.assert_clean(&[]);
     Ok(())
 }

@@ -193,6 +193,7 @@ fn create(engine: &Engine, a: CreateArgs) -> Result<()> {
         internal: a.internal,
         enable_ipv6: a.ipv6,
         ipam: Ipam {
+            options: None,
             driver: String::new(),
             config,
         },

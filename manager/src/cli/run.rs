@@ -177,17 +177,17 @@ fn run_inner(ctx: &mut Ctx, args: RunArgs) -> Result<()> {
         args.rm,
     )?;
     if args.detach && !args.flags.attach.is_empty() {
-        return Err(Exit::with_message(
-            1,
-            "Conflicting options: -a and -d".into(),
-        )
-        .into());
+        return Err(Exit::with_message(1, "Conflicting options: -a and -d".into()).into());
     }
     if args.detach {
         // docker's CLI attaches nothing for -d, and the container records so.
         let c = &mut t.request.config;
-        (c.attach_stdin, c.attach_stdout, c.attach_stderr, c.stdin_once) =
-            (false, false, false, false);
+        (
+            c.attach_stdin,
+            c.attach_stdout,
+            c.attach_stderr,
+            c.stdin_once,
+        ) = (false, false, false, false);
     }
     let mode = if args.detach {
         RunMode::Detached

@@ -120,6 +120,7 @@ fn inspect_model(n: &Network, records: &[EndpointRecord]) -> NetworkInspect {
         enable_ipv6: n.ipv6.is_some(),
         ipam: Ipam {
             driver: "default".into(),
+            options: None,
             config: std::iter::once(IpamConfig {
                 subnet: n.subnet.to_string(),
                 gateway: n.gateway.to_string(),
@@ -133,6 +134,10 @@ fn inspect_model(n: &Network, records: &[EndpointRecord]) -> NetworkInspect {
             .collect(),
         },
         internal: n.internal,
+        attachable: false,
+        ingress: false,
+        config_from: Default::default(),
+        config_only: false,
         containers,
         options: BTreeMap::from([
             ("berth.bridge".to_string(), n.bridge.clone()),
@@ -255,12 +260,14 @@ fn predefined_model(name: &str, created: &str, containers: &[Record]) -> Network
         enable_ipv6: false,
         ipam: Ipam {
             driver: "default".into(),
+            options: None,
             config: Vec::new(),
         },
         internal: false,
         containers,
         options: BTreeMap::new(),
         labels: BTreeMap::new(),
+        ..Default::default()
     }
 }
 

@@ -189,6 +189,7 @@ pub fn create_networks_and_volumes(
         labels_map.insert(labels::VERSION.into(), super::COMPOSE_VERSION.into());
         let ipam = n.ipam.as_ref().map(|i| Ipam {
             driver: i.driver.clone().unwrap_or_default(),
+            options: None,
             config: i
                 .config
                 .iter()

@@ -186,22 +186,40 @@ pub fn inspect(engine: &Engine, what: &str) -> Result<ImageInspect> {
     repo_digests.sort();
     repo_digests.dedup();
     let config = &info.config;
+    // The config blob as written: docker's fields beyond the OCI model.
+    let raw: serde_json::Value = store
+        .content()
+        .read_metadata(&info.config_digest)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let text = |k: &str| raw[k].as_str().unwrap_or_default().to_string();
+    let size = store.unpacked_size(&info, &mut store.layer_sizes());
     Ok(ImageInspect {
         id: info.id().to_string(),
         repo_tags,
         repo_digests,
+        parent: String::new(),
+        comment: text("comment"),
         created: config.created().clone(),
-        author: config.author().clone(),
+        container: text("container"),
+        container_config: serde_json::from_value(raw["container_config"].clone())
+            .unwrap_or_default(),
+        docker_version: text("docker_version"),
+        author: config.author().clone().unwrap_or_default(),
+        config: serde_json::from_value(raw["config"].clone()).ok(),
         architecture: config.architecture().to_string(),
-        os: config.os().to_string(),
         variant: config.variant().clone(),
-        size: store.unpacked_size(&info, &mut store.layer_sizes()),
-        config: store
-            .content()
-            .read_metadata(&info.config_digest)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| serde_json::from_value(v["config"].clone()).ok()),
+        os: config.os().to_string(),
+        size,
+        virtual_size: size,
+        graph_driver: crate::ops::models::GraphDriver {
+            data: Default::default(),
+            name: crate::snapshot::Backend::detect().name().to_string(),
+        },
+        metadata: crate::ops::models::ImageMetadata {
+            last_tag_time: "0001-01-01T00:00:00Z".into(),
+        },
         root_fs: RootFs {
             r#type: "layers".into(),
             layers: config.rootfs().diff_ids().clone(),

@@ -51,8 +51,11 @@ pub struct ContainerConfig {
     pub tty: bool,
     pub open_stdin: bool,
     pub stdin_once: bool,
-    /// `KEY=VALUE` entries, added to the image's.
-    #[serde(deserialize_with = "null_default")]
+    /// `KEY=VALUE` entries, added to the image's (null when none).
+    #[serde(
+        deserialize_with = "null_default",
+        serialize_with = "super::serde_helpers::empty_as_null"
+    )]
     pub env: Vec<String>,
     /// Replaces the image's Cmd when given.
     #[serde(deserialize_with = "str_slice")]
@@ -60,10 +63,10 @@ pub struct ContainerConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<HealthConfig>,
     pub image: String,
-    /// Paths that get an anonymous volume, as the image's VOLUMEs do.
+    /// Paths that get an anonymous volume, as the image's VOLUMEs do (null when none).
     #[serde(
         deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
+        serialize_with = "super::serde_helpers::empty_map_as_null"
     )]
     pub volumes: BTreeMap<String, Empty>,
     #[serde(deserialize_with = "null_default")]
@@ -72,7 +75,10 @@ pub struct ContainerConfig {
     /// resets it.
     #[serde(deserialize_with = "str_slice")]
     pub entrypoint: Option<Vec<String>>,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(
+        deserialize_with = "null_default",
+        serialize_with = "super::serde_helpers::empty_map_as_null"
+    )]
     pub labels: BTreeMap<String, String>,
     /// A signal name or number; the image's, else SIGTERM, when empty.
     #[serde(
@@ -83,10 +89,10 @@ pub struct ContainerConfig {
     /// Seconds `stop` waits before SIGKILL (default 10).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
-    /// An image's ONBUILD triggers (image inspect; ignored by create).
+    /// An image's ONBUILD triggers (image inspect; ignored by create; null when none).
     #[serde(
         deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
+        serialize_with = "super::serde_helpers::empty_as_null"
     )]
     pub on_build: Vec<String>,
     /// An image's SHELL (image inspect; ignored by create).

@@ -53,18 +53,38 @@ pub struct ImageInspect {
     pub id: String,
     pub repo_tags: Vec<String>,
     pub repo_digests: Vec<String>,
+    /// Always empty: berth records no parent images.
+    pub parent: String,
+    /// The config's `comment` (docker's v1 field; `import` writes it).
+    pub comment: String,
     pub created: Option<String>,
-    pub author: Option<String>,
-    pub architecture: String,
-    pub os: String,
-    pub variant: Option<String>,
-    pub size: u64,
+    /// The config's `container` and `container_config` (docker's builder writes them).
+    pub container: String,
+    pub container_config: super::container::ContainerConfig,
+    pub docker_version: String,
+    pub author: String,
     /// The config blob's own `config` object: docker's shape, with the Healthcheck, OnBuild
     /// and Shell that builds set (the OCI model has no place for them).
     pub config: Option<super::container::ContainerConfig>,
+    pub architecture: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    pub os: String,
+    pub size: u64,
+    pub virtual_size: u64,
+    pub graph_driver: super::container_json::GraphDriver,
     #[serde(rename = "RootFS")]
     pub root_fs: RootFs,
+    pub metadata: ImageMetadata,
+    /// Which manifest berth stores (not part of docker's JSON).
     pub manifest: ManifestInfo,
+}
+
+/// `Metadata`: docker's last tag time (berth keeps none: the zero time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageMetadata {
+    pub last_tag_time: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,6 +32,8 @@ pub struct NetworkCreateRequest {
 pub struct Ipam {
     #[serde(deserialize_with = "null_default")]
     pub driver: String,
+    /// Driver options (berth's driver takes none: null, as docker shows it).
+    pub options: Option<BTreeMap<String, String>>,
     #[serde(deserialize_with = "null_default")]
     pub config: Vec<IpamConfig>,
 }
@@ -75,9 +77,21 @@ pub struct NetworkInspect {
     #[serde(rename = "IPAM")]
     pub ipam: Ipam,
     pub internal: bool,
+    /// Swarm-era fields docker always reports (berth: never set).
+    pub attachable: bool,
+    pub ingress: bool,
+    pub config_from: ConfigFrom,
+    pub config_only: bool,
     pub containers: BTreeMap<String, NetworkContainer>,
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
+}
+
+/// `ConfigFrom` of a network: the config-only network it takes its settings from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConfigFrom {
+    pub network: String,
 }
 
 /// A container on a network, as network inspect lists it.

@@ -26,6 +26,23 @@ where
     }
 }
 
+/// An empty map as `null` (`Volumes`, `Labels` of an image's config).
+pub fn empty_map_as_null<S, K, V>(
+    v: &std::collections::BTreeMap<K, V>,
+    s: S,
+) -> Result<S::Ok, S::Error>
+where
+    S: Serializer,
+    K: Serialize,
+    V: Serialize,
+{
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        v.serialize(s)
+    }
+}
+
 /// Docker's `StrSlice`: `null`, one string or a list of strings (`Cmd`, `Entrypoint`,
 /// `Healthcheck.Test`).
 pub fn str_slice<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
