@@ -1,6 +1,7 @@
 //! `berth build` features docker's classic builder lacks (BuildKit's are the reference):
 //! heredoc bodies of COPY expanded unless the delimiter is quoted, ADD from a URL (a
-//! loopback HTTP server started here), independent stages built concurrently, zstd layers.
+//! loopback HTTP server started here), independent stages built concurrently, zstd layers,
+//! `COPY --link`.
 
 use std::path::Path;
 
@@ -369,5 +370,28 @@ COPY --link --chown=1000:1001 d /srv/www/d/\nCOPY f.txt /plain.txt\n",
     let tree = flatten(&tar)?;
     assert!(tree.contains_key("app/new") && tree.contains_key("app/f.txt"));
     assert!(!tree.contains_key("app/old"));
+    Ok(())
+}
+
+/// docker's classic builder (dockerd 20.10, `DOCKER_BUILDKIT=0`) has no `--link`: it refuses
+/// the flag (`Unknown flag: link`), which is why the test above takes BuildKit's documentation as the reference.
+#[test]
+fn classic_builder_refuses_link_so_buildkit_is_the_reference() -> Result<()> {
+    use spec_tests::engines::docker::IMAGE;
+    use spec_tests::manager::build::Pair;
+    let pair = Pair::new()?;
+    let ctx = pair.dir.path().join("ctx");
+    std::fs::create_dir(&ctx)?;
+    std::fs::write(ctx.join("f.txt"), "f\n")?;
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {IMAGE}\nCOPY --link f.txt /app/f.txt\n"),
+    )?;
+    let ctx = ctx.display().to_string();
+    let docker = pair.docker_build(&["-t", "link:classic", &ctx])?;
+    assert_ne!(docker.code, Some(0), "{docker:?}");
+    assert!(docker.stderr.contains("Unknown flag: link"), "{docker:?}");
+    let berth = pair.berth_build(&["-t", "link:berth", &ctx])?;
+    assert_eq!(berth.code, Some(0), "{berth:?}");
     Ok(())
 }
