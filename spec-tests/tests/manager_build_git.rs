@@ -189,8 +189,8 @@ fn leftovers(root: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// `git://` and `http://...git` sources: the remote's HEAD, a tag, a commit with a
-/// subdirectory, `--keep-git-dir`, `--chown`/`--chmod`; files owned by root, 0644 or 0755
+/// `git://` and `http://...git` sources: the remote's HEAD, a tag (with `--link`), a commit
+/// with a subdirectory, `--keep-git-dir`, `--chown`/`--chmod`; files owned by root, 0644 or 0755
 /// as git marks them, links kept, no `.git` unless asked; the resolved commit is the cache
 /// key (an unchanged remote re-runs nothing, a new commit re-runs the step and what follows).
 #[test]
@@ -203,7 +203,7 @@ fn add_from_git_checks_out_refs_and_caches_by_commit() -> Result<()> {
     let ctx = context(
         &dir.path().join("ctx"),
         &format!(
-            "FROM BASE\nADD {h}#v1 /tag/\nADD {g}#{first}:docs /docs\nADD {g} /src\n\
+            "FROM BASE\nADD --link {h}#v1 /tag/\nADD {g}#{first}:docs /docs\nADD {g} /src\n\
 ADD --keep-git-dir=true {h}#main /kept\nADD --chown=1000:1001 --chmod=0700 {g}#main:bin /owned\n\
 RUN cat /src/README > /seen\n"
         ),
