@@ -1,6 +1,7 @@
 //! `berth build` features docker's classic builder lacks (BuildKit's are the reference):
 //! heredoc bodies of COPY expanded unless the delimiter is quoted, ADD from a URL (a
-//! loopback HTTP server started here), independent stages built concurrently, zstd layers.
+//! loopback HTTP server started here), independent stages built concurrently, zstd layers,
+//! `COPY --link`.
 
 use std::path::Path;
 
@@ -253,5 +254,144 @@ fn zstd_layers_on_request_push_pull_and_run() -> Result<()> {
     );
     let bad = berth.fail(&["build", "-o", "type=image,compression=lz4", &ctx])?;
     assert!(bad.contains("unsupported compression \"lz4\""), "{bad}");
+    Ok(())
+}
+
+/// The entry names of one layer of a `berth save` archive, in stream order.
+fn layer_entries(archive: &Path, index_from_end: usize) -> Result<Vec<String>> {
+    use std::io::Read;
+    let mut files = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(std::fs::File::open(archive)?).entries()? {
+        let mut e = e?;
+        let name = e.path()?.to_string_lossy().into_owned();
+        let mut b = Vec::new();
+        e.read_to_end(&mut b)?;
+        files.insert(name, b);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"])?;
+    let layers = manifest[0]["Layers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let name = layers[layers.len() - 1 - index_from_end]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let bytes = files[&name].clone();
+    let reader: Box<dyn Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(std::io::Cursor::new(bytes)))
+    } else {
+        Box::new(std::io::Cursor::new(bytes))
+    };
+    let mut out = Vec::new();
+    for e in tar::Archive::new(reader).entries()? {
+        out.push(e?.path()?.to_string_lossy().into_owned());
+    }
+    Ok(out)
+}
+
+fn diff_ids(berth: &spec_tests::manager::berth::Berth, image: &str) -> Result<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(&berth.ok(&["image", "inspect", image])?)?;
+    Ok(v[0]["RootFS"]["Layers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|l| l.as_str().map(String::from))
+        .collect())
+}
+
+/// `COPY --link` as BuildKit documents it (docker's classic builder has no `--link`): the
+/// layer holds only what is copied and the parent directories it needs (made 0755, owned
+/// as `--chown` says), whatever the base has there; on top of the base it overrides the
+/// base's directory mode and keeps its other files. Its cache key leaves out the parent's
+/// layers: after the base image changed, the `--link` steps are cached and their layers
+/// (same diff IDs, same blobs) go on the new base, while a plain COPY after them runs again.
+#[test]
+fn copy_link_layers_are_independent_of_the_base_and_survive_its_change() -> Result<()> {
+    let berth = berth_with_busybox()?;
+    let dir = tempfile::tempdir()?;
+    let base_dir = dir.path().join("base");
+    std::fs::create_dir(&base_dir)?;
+    let base = |run: &str| -> Result<String> {
+        let ctx = dockerfile(&base_dir, &format!("FROM BASE\nRUN {run}\n"))?;
+        berth.ok(&["build", "--network", "none", "-t", "linkbase:1", &ctx])
+    };
+    base("mkdir -m 0700 /app && echo old > /app/old")?;
+    let ctx_dir = dir.path().join("ctx");
+    std::fs::create_dir_all(ctx_dir.join("d"))?;
+    std::fs::write(ctx_dir.join("f.txt"), "f\n")?;
+    std::fs::write(ctx_dir.join("d/g.txt"), "g\n")?;
+    let ctx = dockerfile(
+        &ctx_dir,
+        "FROM linkbase:1\nCOPY --link f.txt /app/f.txt\n\
+COPY --link --chown=1000:1001 d /srv/www/d/\nCOPY f.txt /plain.txt\n",
+    )?;
+    let build = || berth.ok(&["build", "--network", "none", "-t", "link:1", &ctx]);
+    build()?;
+    let tar = dir.path().join("img.tar");
+    berth.ok(&["save", "-o", &tar.display().to_string(), "link:1"])?;
+    assert_eq!(layer_entries(&tar, 2)?, vec!["app/", "app/f.txt"]);
+    assert_eq!(
+        layer_entries(&tar, 1)?,
+        vec!["srv/", "srv/www/", "srv/www/d/", "srv/www/d/g.txt"]
+    );
+    let tree = flatten(&tar)?;
+    let node = |p: &str| {
+        let n = &tree[p];
+        (n.kind, n.mode & 0o7777, n.uid, n.gid)
+    };
+    assert_eq!(
+        node("app"),
+        ('d', 0o755, 0, 0),
+        "the layer's directory wins"
+    );
+    assert_eq!(node("app/old"), ('f', 0o644, 0, 0), "the base's file stays");
+    assert_eq!(node("app/f.txt").0, 'f');
+    assert_eq!(node("srv/www"), ('d', 0o755, 1000, 1001));
+    assert_eq!(node("srv/www/d/g.txt").2, 1000);
+    let before = diff_ids(&berth, "link:1")?;
+
+    // A new base: the two --link steps come from the cache, the plain COPY runs again.
+    base("mkdir /app && echo new > /app/new")?;
+    let out = build()?;
+    assert_eq!(out.matches("Using cache").count(), 2, "{out}");
+    let after = diff_ids(&berth, "link:1")?;
+    let n = after.len();
+    assert_eq!(n, before.len());
+    assert_ne!(before[n - 4], after[n - 4], "the base changed");
+    assert_eq!(
+        before[n - 3..n - 1],
+        after[n - 3..n - 1],
+        "the --link layers"
+    );
+    let _ = std::fs::remove_file(&tar);
+    berth.ok(&["save", "-o", &tar.display().to_string(), "link:1"])?;
+    let tree = flatten(&tar)?;
+    assert!(tree.contains_key("app/new") && tree.contains_key("app/f.txt"));
+    assert!(!tree.contains_key("app/old"));
+    Ok(())
+}
+
+/// docker's classic builder (dockerd 20.10, `DOCKER_BUILDKIT=0`) has no `--link`: it refuses
+/// the flag (`Unknown flag: link`), which is why the test above takes BuildKit's documentation as the reference.
+#[test]
+fn classic_builder_refuses_link_so_buildkit_is_the_reference() -> Result<()> {
+    use spec_tests::engines::docker::IMAGE;
+    use spec_tests::manager::build::Pair;
+    let pair = Pair::new()?;
+    let ctx = pair.dir.path().join("ctx");
+    std::fs::create_dir(&ctx)?;
+    std::fs::write(ctx.join("f.txt"), "f\n")?;
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {IMAGE}\nCOPY --link f.txt /app/f.txt\n"),
+    )?;
+    let ctx = ctx.display().to_string();
+    let docker = pair.docker_build(&["-t", "link:classic", &ctx])?;
+    assert_ne!(docker.code, Some(0), "{docker:?}");
+    assert!(docker.stderr.contains("Unknown flag: link"), "{docker:?}");
+    let berth = pair.berth_build(&["-t", "link:berth", &ctx])?;
+    assert_eq!(berth.code, Some(0), "{berth:?}");
     Ok(())
 }

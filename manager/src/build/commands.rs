@@ -31,7 +31,10 @@ pub struct CopyCmd {
     pub from: Option<String>,
     pub chown: Option<String>,
     pub chmod: Option<String>,
+    /// `--link`: the layer is made on an empty tree, independent of the parent's.
     pub link: bool,
+    /// ADD `--keep-git-dir`: a git checkout keeps its `.git` directory.
+    pub keep_git_dir: bool,
     /// ADD `--checksum=sha256:<hex>`: what a downloaded source must hash to.
     pub checksum: Option<String>,
     pub heredocs: Vec<Heredoc>,
@@ -251,6 +254,7 @@ fn command(c: &Ctx, escape: char) -> Result<Command, BuildError> {
                 chown: value_of(&flags, "chown"),
                 chmod: value_of(&flags, "chmod"),
                 link: bool_flag(c, &flags, "link")?,
+                keep_git_dir: bool_flag(c, &flags, "keep-git-dir")?,
                 checksum: value_of(&flags, "checksum"),
                 heredocs: c.ins.heredocs.clone(),
             })
@@ -451,6 +455,7 @@ mod tests {
         assert_eq!(c.args, vec!["a", "b", "/d/"]);
         assert_eq!(c.from.as_deref(), Some("base"));
         assert_eq!(c.chown.as_deref(), Some("1:2"));
+        assert!(!c.link && !c.keep_git_dir);
         let Command::Healthcheck(h) = &p.stages[1].steps[1].command else {
             panic!()
         };
@@ -484,5 +489,16 @@ mod tests {
         assert!(plan_of("FROM x y\n").is_err());
         assert!(plan_of("FROM x\nSHELL sh -c\n").is_err());
         assert!(plan_of("FROM x\nONBUILD ONBUILD RUN x\n").is_err());
+        let e = plan_of("FROM x\nADD --keep-git-dir=maybe git://h/r.git /d\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expecting boolean value for flag keep-git-dir"),
+            "{e}"
+        );
+        let p = plan_of("FROM x\nADD --link --keep-git-dir=true git://h/r.git /d\n").unwrap();
+        let Command::Copy(c) = &p.stages[0].steps[0].command else {
+            panic!()
+        };
+        assert!(c.link && c.keep_git_dir);
     }
 }

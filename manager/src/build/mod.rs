@@ -7,6 +7,7 @@ pub mod args;
 pub mod commands;
 pub mod context;
 pub mod expand;
+pub mod git;
 pub mod ignore;
 pub mod parser;
 
@@ -48,6 +49,13 @@ pub enum BuildError {
     /// ADD from a URL: the request, the status or the checksum failed.
     #[error("{0}")]
     Download(String),
+    /// ADD from a git repository: the remote, the ref, and what git said.
+    #[error("failed to fetch {url}#{reference}: {message}")]
+    Git {
+        url: String,
+        reference: String,
+        message: String,
+    },
     #[error("{what}")]
     Io {
         what: String,
@@ -78,6 +86,7 @@ impl BuildError {
                 | BuildError::Context { .. }
                 | BuildError::RunFailed { .. }
                 | BuildError::Download(_)
+                | BuildError::Git { .. }
         )
     }
 }

@@ -487,6 +487,12 @@ impl Builder<'_> {
         // Heredocs and downloads, each named by its `dest`.
         let mut inline: Vec<Entry> = Vec::new();
         let mut scratch = Vec::new();
+        // Git sources, resolved to the commits that key the cache.
+        let mut gits = Vec::new();
+        let is_git = |w: &str| c.add && crate::build::git::is_git(w);
+        if c.checksum.is_some() && words.iter().any(|w| is_git(w)) {
+            return Err(self.step_err("checksum can't be specified for git sources".into()));
+        }
         if c.checksum.is_some() && !words.iter().all(|w| super::remote::is_url(w)) {
             return Err(self.step_err("checksum can't be specified for non-HTTP(S) sources".into()));
         }
@@ -518,6 +524,14 @@ impl Builder<'_> {
                 });
                 continue;
             }
+            if is_git(w) {
+                let src = crate::build::git::parse(w).map_err(|e| self.step_err(e.to_string()))?;
+                self.say(&format!(" ---> Resolving {}\n", src.display()));
+                let r = super::gitsrc::resolve(&src, self.cancel)
+                    .map_err(|e| self.step_err(crate::ops::error::chain(&e)))?;
+                gits.push((src, r));
+                continue;
+            }
             if super::remote::is_url(w) {
                 if !c.add {
                     return Err(self.step_err("source can't be a URL for COPY".into()));
@@ -529,21 +543,22 @@ impl Builder<'_> {
                 inline.push(d);
                 continue;
             }
-            if c.add && w.starts_with("git@") {
-                return Err(
-                    self.step_err(format!("ADD from a git repository is not supported: {w}"))
-                );
-            }
             sources.extend(ctx.sources(w, what).map_err(|e| match e {
                 BuildError::MissingSource { .. } => self.step_err(e.to_string()),
                 e => e.into(),
             })?);
         }
-        let chown = c
+        let mut chown = c
             .chown
             .as_deref()
             .map(|s| self.lex.word(s, vars))
             .transpose()?;
+        // A `--link` step's key must not depend on the parent: names become ids here.
+        if c.link {
+            if let Some(spec) = &chown {
+                chown = Some(self.link_owner(state, spec)?);
+            }
+        }
         let chmod = match &c.chmod {
             None => None,
             Some(m) => Some(
@@ -578,7 +593,20 @@ impl Builder<'_> {
         let owner = chown
             .as_deref()
             .map_or(String::new(), |o| format!("--chown={o}"));
-        let source = if sources.is_empty() && words.iter().all(|w| super::remote::is_url(w)) {
+        let source = if sources.is_empty() && inline.is_empty() && !gits.is_empty() {
+            // A checkout by its remote, commit and subdirectory.
+            gits.iter()
+                .map(|(g, r)| {
+                    let mut s = format!("{}#{}", g.remote, r.commit);
+                    if g.subdir != "/" {
+                        s.push(':');
+                        s.push_str(g.subdir.trim_start_matches('/'));
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else if sources.is_empty() && words.iter().all(|w| super::remote::is_url(w)) {
             hash.clone()
         } else {
             format!("{kind}:{hash}")
@@ -589,23 +617,69 @@ impl Builder<'_> {
         );
         // The names too: a followed symlink's copy is named after the link.
         let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        let git_key: Vec<String> = gits
+            .iter()
+            .map(|(g, r)| format!("{}#{}:{}", g.remote, r.commit, g.subdir))
+            .collect();
         let text = format!(
-            "{created_by}\0{:?}\0{:?}\0{}\0{names:?}",
+            "{created_by}\0{:?}\0{:?}\0{}\0{:?}\0{}\0{}\0{names:?}",
             chown,
             chmod,
-            c.from.is_some()
+            c.from.is_some(),
+            git_key,
+            c.keep_git_dir,
+            if c.link {
+                format!("link {dest}")
+            } else {
+                String::new()
+            },
         );
+        // A `--link` layer is also cached by its own key, without the parent's: after the
+        // base changed, the same layer (same blob) goes on top of the new one.
+        let link_key = c.link.then(|| Cache::key("link", &text));
         self.cached(state, key, &text, |b, mut s| {
+            if let Some(lk) = &link_key {
+                if let Some(layer) = (!b.req.no_cache)
+                    .then(|| b.cache.get_link(lk, b.store))
+                    .flatten()
+                {
+                    b.say(" ---> Using cache\n");
+                    s.commit(&created_by, Some(layer));
+                    return Ok(s);
+                }
+            }
+            let mut checkouts = Vec::new();
+            let mut trees = Vec::new();
+            for (g, r) in &gits {
+                b.say(&format!(" ---> Checking out {}#{}\n", g.remote, r.commit));
+                let co = super::gitsrc::checkout(g, r, b.engine.root(), c.keep_git_dir, b.cancel)
+                    .map_err(|e| b.step_err(crate::ops::error::chain(&e)))?;
+                trees.extend(super::gitsrc::checkout_entries(
+                    &co.tree,
+                    &g.subdir,
+                    &dest,
+                    c.keep_git_dir,
+                )?);
+                checkouts.push(co);
+            }
             let layer = b.copy_step(
                 &s,
-                &ctx,
-                &sources,
-                &inline,
-                &dest,
-                chown.as_deref(),
-                chmod,
-                c.add,
+                &super::steps::CopyJob {
+                    ctx: &ctx,
+                    sources: &sources,
+                    inline: &inline,
+                    trees: &trees,
+                    dest: &dest,
+                    chown: chown.as_deref(),
+                    chmod,
+                    add: c.add,
+                    link: c.link,
+                },
             )?;
+            drop(checkouts);
+            if let Some(lk) = &link_key {
+                b.cache.put_link(lk, &layer);
+            }
             s.commit(&created_by, Some(layer));
             Ok(s)
         })

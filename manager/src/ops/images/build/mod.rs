@@ -5,6 +5,7 @@
 
 mod dispatch;
 mod export;
+mod gitsrc;
 mod history;
 mod layer;
 mod mounts;

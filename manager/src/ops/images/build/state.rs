@@ -335,9 +335,25 @@ impl Cache {
             .then_some(state)
     }
 
+    /// The layer a `--link` step made under `key` (a key without the parent's), when its
+    /// blob is still stored.
+    pub fn get_link(&self, key: &str, store: &ImageStore) -> Option<Layer> {
+        let bytes = std::fs::read(self.dir.join(format!("link-{key}.json"))).ok()?;
+        let layer: Layer = serde_json::from_slice(&bytes).ok()?;
+        store.content().contains(&layer.digest).then_some(layer)
+    }
+
+    pub fn put_link(&self, key: &str, layer: &Layer) {
+        self.write(&format!("link-{key}"), layer);
+    }
+
     pub fn put(&self, key: &str, state: &State) {
+        self.write(key, state);
+    }
+
+    fn write(&self, key: &str, value: &impl Serialize) {
         // The cache is an optimisation: failing to write it only costs a later rebuild.
-        let Ok(bytes) = serde_json::to_vec(state) else {
+        let Ok(bytes) = serde_json::to_vec(value) else {
             return;
         };
         if std::fs::create_dir_all(&self.dir).is_err() {

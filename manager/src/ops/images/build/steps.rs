@@ -227,23 +227,36 @@ impl Builder<'_> {
         }
     }
 
-    /// The layer of a COPY/ADD: `sources` (context paths) into `dest` on top of `state`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn copy_step(
-        &self,
-        state: &State,
-        ctx: &Context,
-        sources: &[Source],
-        inline: &[Entry],
-        dest: &str,
-        chown: Option<&str>,
-        chmod: Option<u32>,
-        add: bool,
-    ) -> Result<Layer> {
+    /// The layer of a COPY/ADD: `job.sources` (context paths) into `job.dest` on top of
+    /// `state`. With `--link` the parent's tree is never looked at (BuildKit makes the
+    /// layer on an empty tree): a destination is a directory only when written with a
+    /// trailing slash or when there are several sources, and every parent directory of
+    /// what is copied is in the layer.
+    pub(super) fn copy_step(&self, state: &State, job: &CopyJob<'_>) -> Result<Layer> {
+        let CopyJob {
+            ctx,
+            sources,
+            inline,
+            trees,
+            dest,
+            chown,
+            chmod,
+            add,
+            link,
+        } = *job;
         let chain = ensure_chain(self.store, &*self.sn, &state.layers)?;
-        let view = View::mount(self.engine.root(), &*self.sn, chain.as_deref())?;
-        let root = view.dir.clone();
-        let exists_dir = |p: &str| is_dir_in_root(&root, p);
+        // `--link` reads the parent only to look up `--chown` names (see `link_owner`).
+        let view = if link {
+            None
+        } else {
+            Some(View::mount(
+                self.engine.root(),
+                &*self.sn,
+                chain.as_deref(),
+            )?)
+        };
+        let root = view.as_ref().map(|v| v.dir.clone());
+        let exists_dir = |p: &str| root.as_ref().is_some_and(|r| is_dir_in_root(r, p));
         let count = sources.len() + inline.len();
         let dest_dir = dest.ends_with('/') || dest.ends_with("/.") || exists_dir(dest) || count > 1;
         if count > 1 && !dest.ends_with('/') && !exists_dir(dest) {
@@ -253,9 +266,12 @@ impl Builder<'_> {
             )));
         }
         let dest = clean_abs(dest);
-        let (uid, gid) = match chown {
-            None => (0, 0),
-            Some(spec) => self.owner(&root, spec)?,
+        let (uid, gid) = match (chown, &root) {
+            (None, _) => (0, 0),
+            (Some(spec), Some(root)) => self.owner(root, spec)?,
+            (Some(spec), None) => numeric_owner(spec).ok_or_else(|| {
+                self.step_err(format!("--chown={spec}: a --link copy takes resolved ids"))
+            })?,
         };
         let mut entries: Vec<Entry> = Vec::new();
         // An extracted archive keeps its own owners and modes: docker's builder applies
@@ -300,6 +316,7 @@ impl Builder<'_> {
                 entries.extend(ctx.entries(src, &clean_abs(&target))?);
             }
         }
+        entries.extend(trees.iter().cloned());
         for e in inline {
             let target = if !dest_dir {
                 dest.clone()
@@ -378,6 +395,19 @@ impl Builder<'_> {
         Ok(layer)
     }
 
+    /// The numeric owner a `--link` copy's `--chown` names: ids as given, names looked up
+    /// in the parent's tree (BuildKit resolves them there too), so that the step's cache
+    /// key holds ids and not the parent's layers.
+    pub(super) fn link_owner(&self, state: &State, spec: &str) -> Result<String> {
+        if let Some((u, g)) = numeric_owner(spec) {
+            return Ok(format!("{u}:{g}"));
+        }
+        let chain = ensure_chain(self.store, &*self.sn, &state.layers)?;
+        let view = View::mount(self.engine.root(), &*self.sn, chain.as_deref())?;
+        let (u, g) = self.owner(&view.dir, spec)?;
+        Ok(format!("{u}:{g}"))
+    }
+
     /// `--chown` (`user[:group]`, names looked up in the image): as docker's builder, a
     /// missing group is the user string again (a number, or a group of that name).
     fn owner(&self, root: &Path, spec: &str) -> Result<(u32, u32)> {
@@ -407,6 +437,30 @@ impl Builder<'_> {
         }
         .into()
     }
+}
+
+/// What a COPY/ADD step writes (see [`Builder::copy_step`]).
+#[derive(Clone, Copy)]
+pub(super) struct CopyJob<'a> {
+    /// Where `sources` are read.
+    pub ctx: &'a Context,
+    /// Context paths.
+    pub sources: &'a [Source],
+    /// Heredoc bodies and downloads, named by their `dest`.
+    pub inline: &'a [Entry],
+    /// Entries with their final paths (git checkouts).
+    pub trees: &'a [Entry],
+    pub dest: &'a str,
+    pub chown: Option<&'a str>,
+    pub chmod: Option<u32>,
+    pub add: bool,
+    pub link: bool,
+}
+
+/// `uid[:gid]` in numbers (a missing group is the user's number, as docker's builder).
+fn numeric_owner(spec: &str) -> Option<(u32, u32)> {
+    let (u, g) = spec.split_once(':').unwrap_or((spec, spec));
+    Some((u.parse().ok()?, g.parse().ok()?))
 }
 
 /// Whether `path` is a directory in the tree at `root`, symlinks resolved inside it

@@ -1,0 +1,346 @@
+//! `ADD` from git repositories, BuildKit's Dockerfile frontend being the reference (docker's
+//! classic builder downloads an `https://...git` URL as a file and refuses `git@`): real git
+//! servers on loopback started here, `git daemon` (`git://`) and `git http-backend` behind
+//! python's CGI server (`http://...git`), both stopped by their process group's id.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use spec_tests::manager::build::flatten;
+use spec_tests::manager::free_port;
+use spec_tests::manager::network::{berth_with_busybox, BUSYBOX};
+
+/// A repository (`work/`, pushed to the bare `srv/repo.git`) served by `git daemon` and by
+/// `git http-backend`; the servers and the directory go when dropped.
+struct GitServers {
+    dir: tempfile::TempDir,
+    children: Vec<Child>,
+    git_port: u16,
+    http_port: u16,
+}
+
+fn git(cwd: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "protocol.file.allow=always",
+        ])
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .with_context(|| format!("git {args:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn wait_port(port: u16) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing listens on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+impl GitServers {
+    fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("bin"))?;
+        std::fs::create_dir_all(work.join("docs/deep"))?;
+        git(dir.path(), &["init", "-q", "work"])?;
+        std::fs::write(work.join("README"), "one\n")?;
+        std::fs::write(work.join("bin/run.sh"), "#!/bin/sh\necho run\n")?;
+        std::fs::write(work.join("docs/deep/a.txt"), "a\n")?;
+        std::os::unix::fs::symlink("README", work.join("link"))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            work.join("bin/run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )?;
+        git(&work, &["add", "-A"])?;
+        git(&work, &["commit", "-qm", "one"])?;
+        git(&work, &["tag", "-a", "v1", "-m", "v1"])?;
+        std::fs::create_dir(dir.path().join("srv"))?;
+        git(
+            dir.path(),
+            &["clone", "-q", "--bare", "work", "srv/repo.git"],
+        )?;
+        git(&work, &["remote", "add", "origin", "../srv/repo.git"])?;
+        let mut s = GitServers {
+            children: Vec::new(),
+            git_port: free_port()?,
+            http_port: free_port()?,
+            dir,
+        };
+        let srv = s.dir.path().join("srv");
+        // Own process groups: the daemon forks a child per connection, the CGI server a
+        // git per request; Drop kills each group by its id.
+        s.children.push(
+            Command::new("git")
+                .arg("daemon")
+                .arg("--reuseaddr")
+                .arg("--export-all")
+                .arg("--listen=127.0.0.1")
+                .arg(format!("--port={}", s.git_port))
+                .arg(format!("--base-path={}", srv.display()))
+                .arg(&srv)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .context("starting git daemon")?,
+        );
+        let web = s.dir.path().join("web");
+        std::fs::create_dir_all(web.join("cgi-bin"))?;
+        std::fs::write(
+            web.join("cgi-bin/git"),
+            "#!/bin/sh\nexec git http-backend\n",
+        )?;
+        std::fs::set_permissions(
+            web.join("cgi-bin/git"),
+            std::fs::Permissions::from_mode(0o755),
+        )?;
+        // python's CGI handler drops to `nobody` when run as root, who cannot enter the
+        // temp directory: the script keeps the user.
+        s.children.push(
+            Command::new("python3")
+                .arg("-c")
+                .arg(format!(
+                    "import os, http.server as h\nos.setuid = lambda u: None\n\
+h.test(HandlerClass=h.CGIHTTPRequestHandler, port={}, bind='127.0.0.1')",
+                    s.http_port
+                ))
+                .env("GIT_PROJECT_ROOT", &srv)
+                .env("GIT_HTTP_EXPORT_ALL", "1")
+                .current_dir(&web)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .context("starting python3's CGI server")?,
+        );
+        wait_port(s.git_port)?;
+        wait_port(s.http_port)?;
+        Ok(s)
+    }
+
+    fn git_url(&self) -> String {
+        format!("git://127.0.0.1:{}/repo.git", self.git_port)
+    }
+
+    fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}/cgi-bin/git/repo.git", self.http_port)
+    }
+
+    fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// A new commit on main changing README; its hash.
+    fn commit(&self, readme: &str) -> Result<String> {
+        std::fs::write(self.work().join("README"), readme)?;
+        git(&self.work(), &["commit", "-qam", readme.trim()])?;
+        git(&self.work(), &["push", "-q", "origin", "main"])?;
+        git(&self.work(), &["rev-parse", "HEAD"])
+    }
+}
+
+impl Drop for GitServers {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            // SAFETY: kill(2) on the process group this test started (the child is its
+            // leader, not yet reaped, so the id is still ours).
+            unsafe {
+                libc::kill(-(c.id() as i32), libc::SIGKILL);
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+fn context(dir: &Path, text: &str) -> Result<String> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("Dockerfile"), text.replace("BASE", BUSYBOX))?;
+    Ok(dir.display().to_string())
+}
+
+/// Scratch directories a build leaves under the root (none once it is over).
+fn leftovers(root: &Path) -> Vec<String> {
+    std::fs::read_dir(root.join("build-tmp"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `git://` and `http://...git` sources: the remote's HEAD, a tag (with `--link`), a commit
+/// with a subdirectory, `--keep-git-dir`, `--chown`/`--chmod`; files owned by root, 0644 or 0755
+/// as git marks them, links kept, no `.git` unless asked; the resolved commit is the cache
+/// key (an unchanged remote re-runs nothing, a new commit re-runs the step and what follows).
+#[test]
+fn add_from_git_checks_out_refs_and_caches_by_commit() -> Result<()> {
+    let srv = GitServers::start()?;
+    let first = git(&srv.work(), &["rev-parse", "HEAD"])?;
+    let berth = berth_with_busybox()?;
+    let dir = tempfile::tempdir()?;
+    let (g, h) = (srv.git_url(), srv.http_url());
+    let ctx = context(
+        &dir.path().join("ctx"),
+        &format!(
+            "FROM BASE\nADD --link {h}#v1 /tag/\nADD {g}#{first}:docs /docs\nADD {g} /src\n\
+ADD --keep-git-dir=true {h}#main /kept\nADD --chown=1000:1001 --chmod=0700 {g}#main:bin /owned\n\
+RUN cat /src/README > /seen\n"
+        ),
+    )?;
+    let build = || berth.run(&["build", "--network", "none", "-t", "git:1", &ctx]);
+    let out = build()?;
+    assert!(out.status.success(), "{out:?}");
+    let tar = dir.path().join("img.tar");
+    let tree = |berth: &spec_tests::manager::berth::Berth| -> Result<_> {
+        let _ = std::fs::remove_file(&tar);
+        berth.ok(&["save", "-o", &tar.display().to_string(), "git:1"])?;
+        flatten(&tar)
+    };
+    let t = tree(&berth)?;
+    let node = |p: &str| {
+        t.get(p)
+            .map(|n| (n.kind, n.mode & 0o7777, n.uid, n.gid))
+            .unwrap_or_else(|| panic!("{p} missing: {:?}", t.keys().collect::<Vec<_>>()))
+    };
+    assert_eq!(node("src"), ('d', 0o755, 0, 0));
+    assert_eq!(node("src/README"), ('f', 0o644, 0, 0));
+    assert_eq!(node("src/bin/run.sh"), ('f', 0o755, 0, 0));
+    assert_eq!(t["src/link"].link, "README");
+    assert!(!t.contains_key("src/.git"), "no .git by default");
+    assert_eq!(node("tag/README"), ('f', 0o644, 0, 0));
+    assert_eq!(node("docs/deep/a.txt"), ('f', 0o644, 0, 0));
+    assert!(!t.contains_key("docs/README"), "only the subdirectory");
+    assert_eq!(node("kept/.git"), ('d', 0o755, 0, 0));
+    assert!(t.contains_key("kept/.git/HEAD"));
+    assert_eq!(node("owned"), ('d', 0o700, 1000, 1001));
+    assert_eq!(node("owned/run.sh"), ('f', 0o700, 1000, 1001));
+    assert!(!t.contains_key("owned/README"));
+    let kept_head = berth.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "git:1",
+        "cat",
+        "/kept/.git/HEAD",
+    ])?;
+    assert_eq!(
+        kept_head.trim(),
+        "ref: refs/heads/main",
+        "the branch is checked out"
+    );
+
+    // Unchanged remote: every step cached, nothing checked out.
+    let again = build()?;
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{again:?}");
+    assert!(
+        !text.contains("Checking out") && !text.contains("Running in"),
+        "{text}"
+    );
+    // A new commit on main: the HEAD, main and RUN steps run again; the tag and the
+    // pinned commit before them stay cached.
+    let second = srv.commit("two\n")?;
+    let third = build()?;
+    let text = String::from_utf8_lossy(&third.stdout);
+    assert!(third.status.success(), "{third:?}");
+    assert_eq!(
+        text.matches(&format!("Checking out {g}#{second}")).count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(text.matches(&format!("#{second}")).count(), 3, "{text}");
+    assert!(
+        !text.contains(&format!("Checking out {g}#{first}")),
+        "{text}"
+    );
+    assert!(text.contains("Running in"), "{text}");
+    let seen = berth.ok(&["run", "--rm", "--network", "none", "git:1", "cat", "/seen"])?;
+    assert_eq!(seen, "two\n");
+    let tag = berth.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "git:1",
+        "cat",
+        "/tag/README",
+    ])?;
+    assert_eq!(tag, "one\n", "v1 still names the first commit");
+    assert!(
+        leftovers(&berth.root()).is_empty(),
+        "{:?}",
+        leftovers(&berth.root())
+    );
+    Ok(())
+}
+
+/// An unknown ref, an unreachable server, a missing subdirectory and a ref that git would
+/// read as an option: the build fails naming the URL and the ref, no image is tagged and
+/// no checkout is left behind.
+#[test]
+fn add_from_git_errors_name_the_url_and_ref() -> Result<()> {
+    let srv = GitServers::start()?;
+    let berth = berth_with_busybox()?;
+    let dir = tempfile::tempdir()?;
+    let g = srv.git_url();
+    let closed = format!("git://127.0.0.1:{}/repo.git", free_port()?);
+    let cases = [
+        (
+            format!("{g}#nope"),
+            vec![g.clone(), "nope".into(), "no such ref".into()],
+        ),
+        (
+            format!("{closed}#main"),
+            vec![closed.clone(), "main".into()],
+        ),
+        (
+            format!("{g}#main:missing"),
+            vec![g.clone(), "missing".into()],
+        ),
+        (
+            format!("{g}#--upload-pack=touch"),
+            vec!["must not start with '-'".into()],
+        ),
+    ];
+    for (i, (src, wanted)) in cases.iter().enumerate() {
+        let ctx = context(
+            &dir.path().join(format!("ctx{i}")),
+            &format!("FROM BASE\nADD {src} /src\n"),
+        )?;
+        let out = berth.run(&["build", "--network", "none", "-t", "bad:1", &ctx])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{src}: {out:?}");
+        assert!(err.contains("Dockerfile:2"), "{src}: {err}");
+        for w in wanted {
+            assert!(err.contains(w.as_str()), "{src}: want {w:?} in {err}");
+        }
+        assert!(
+            berth.run(&["image", "inspect", "bad:1"])?.status.code() != Some(0),
+            "no image for {src}"
+        );
+        assert!(leftovers(&berth.root()).is_empty(), "{src}");
+    }
+    Ok(())
+}
