@@ -238,7 +238,6 @@ fn ok_out(o: &std::process::Output) -> String {
 
 #[test]
 fn containers_on_a_user_network_ping_and_fetch_each_other_by_name_and_alias() -> Result<()> {
-    spec_tests::skip_rootless!(ROOTLESS_NETWORKS);
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (net, _) = s.network("app", &[])?;

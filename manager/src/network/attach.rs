@@ -94,6 +94,8 @@ pub enum AttachError {
         cause: Box<AttachError>,
         cleanup: Vec<AttachError>,
     },
+    #[error("in the rootless network namespace")]
+    Rootless(#[source] Box<crate::rootless::netns::NetnsError>),
     #[error("finishing interrupted network teardowns: {}", join(.errors))]
     Recovery { errors: Vec<AttachError> },
     #[error("tearing down the networking of container {container_id}: {}", join(.errors))]
@@ -571,6 +573,12 @@ pub(crate) fn teardown_network(store: &NetworkStore, net: &Network) -> Vec<Attac
         errors.push(e.into());
     }
     match net.backend {
+        // Rootless: the bridge and rules are in the rootless network namespace.
+        Backend::Native if crate::rootless::is_rootless() => {
+            if let Err(e) = crate::rootless::networks::remove_network(net) {
+                errors.push(AttachError::Rootless(Box::new(e)));
+            }
+        }
         Backend::Native => errors.extend(native::remove_network(net).into_iter().map(|source| {
             AttachError::Native {
                 container_id: String::new(),

@@ -40,12 +40,6 @@ fn parse<T: std::str::FromStr>(field: &'static str, value: &str, what: &str) -> 
 /// `POST /networks/create`: a bridge network; berth's pool picks a free /24 when no subnet
 /// is given.
 pub fn create(engine: &Engine, req: &NetworkCreateRequest) -> Result<NetworkCreateResponse> {
-    if crate::rootless::is_rootless() {
-        return Err(crate::rootless::RootlessError::NetworkCreate {
-            name: req.name.clone(),
-        }
-        .into());
-    }
     if !matches!(req.driver.as_str(), "" | "bridge") {
         return Err(OpsError::NetworkDriver {
             driver: req.driver.clone(),
@@ -73,6 +67,24 @@ pub fn create(engine: &Engine, req: &NetworkCreateRequest) -> Result<NetworkCrea
         Some(b) => b.parse()?,
         None => Default::default(),
     };
+    if crate::rootless::is_rootless() {
+        // Rootless networks live in berth's rootless network namespace (rootless::netns),
+        // wired by the native backend, and reach out through slirp4netns.
+        let reason = if backend == network::Backend::Cni {
+            Some("the CNI backend (-o berth.backend=cni) is not available to rootless berth; its networks use the native backend")
+        } else if !network::slirp::available() {
+            Some("rootless user-defined networks reach the outside through slirp4netns: install the slirp4netns package")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(crate::rootless::RootlessError::NetworkCreate {
+                name: req.name.clone(),
+                reason,
+            }
+            .into());
+        }
+    }
     // Options the network module adds later keep their defaults here.
     #[allow(clippy::needless_update)]
     let mut opts = CreateOptions {

@@ -391,6 +391,14 @@ impl<'a> Scope<'a> {
         anyhow::ensure!(left.is_empty(), "leases left: {left:?}");
         let endpoints = super::files_under(&self.berth.root().join("networks/endpoints"));
         anyhow::ensure!(endpoints.is_empty(), "endpoint records left: {endpoints:?}");
+        if let Some(u) = self.berth.user() {
+            // Rootless: the rootless network namespace (its pause process, keeper,
+            // slirp4netns and resolvers) went with the last container.
+            wait_until(std::time::Duration::from_secs(10), || u.pids().is_empty())
+                .with_context(|| format!("processes of the user left: {:?}", u.pids()))?;
+            let ns = u.runtime_dir.join("berth/rootless-netns");
+            anyhow::ensure!(!ns.exists(), "{} left", ns.display());
+        }
         Ok(())
     }
 

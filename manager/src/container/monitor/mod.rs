@@ -255,7 +255,38 @@ fn run_once(
     sync: &mut Option<File>,
 ) -> std::result::Result<i32, (i32, String)> {
     let runtime = paths.runtime(record);
-    let (pid, stdio) = create(record, paths, &runtime).map_err(|e| failure(&e))?;
+    // Rootless, user-defined networks are in berth's rootless network namespace: it must be
+    // up before the runtime makes the container in its user namespace, and stay up (held)
+    // until the container is wired.
+    let held = if crate::rootless::networks::uses_user_networks(record) {
+        let held = crate::rootless::netns::hold()
+            .and_then(|h| crate::rootless::netns::ensure(&h).map(|_| h))
+            .map_err(|e| (125, crate::ops::error::chain(&e)))?;
+        Some(held)
+    } else {
+        None
+    };
+    let (pid, stdio) = match create(record, paths, &runtime) {
+        Ok(v) => v,
+        Err(e) => {
+            if let Some(held) = &held {
+                // A namespace started for nothing does not stay.
+                let _ = crate::rootless::networks::stop_if_idle(held, &paths.root);
+            }
+            return Err(failure(&e));
+        }
+    };
+    let _user_networks = match held {
+        Some(held) => match user_networks(&held, store, record, paths, pid) {
+            Ok(g) => Some(g),
+            Err(message) => {
+                let _ = runtime.delete(&record.id, true);
+                let _ = reap(pid);
+                return Err((125, message));
+            }
+        },
+        None => None,
+    };
     // Rootless, the default network is slirp4netns's, wired into the new namespace before
     // the container starts; it stops with this run.
     let _slirp = if crate::rootless::uses_slirp(&record.config.network_mode) {
@@ -373,6 +404,63 @@ fn run_once(
         &[("exitCode", code.to_string())],
     );
     Ok(code)
+}
+
+/// A rootless container's attachment to its user networks, undone (and the rootless network
+/// namespace stopped when it was the last) when the run ends.
+struct UserNetworks {
+    root: PathBuf,
+    id: String,
+}
+
+impl Drop for UserNetworks {
+    fn drop(&mut self) {
+        if let Err(e) = crate::rootless::networks::detach(&self.root, &self.id) {
+            eprintln!(
+                "berth: detaching {} from its networks: {}",
+                self.id,
+                crate::ops::error::chain(&e)
+            );
+        }
+    }
+}
+
+/// Wires the container of init `pid` to its user networks in the rootless network namespace
+/// and records the attachments and published ports.
+fn user_networks(
+    held: &crate::rootless::netns::Held,
+    store: &ContainerStore,
+    record: &Record,
+    paths: &Paths,
+    pid: Pid,
+) -> std::result::Result<UserNetworks, String> {
+    let attached = crate::rootless::networks::attach(held, &paths.root, record, pid.as_raw())
+        .map_err(|e| crate::ops::error::chain(&e))?;
+    let guard = UserNetworks {
+        root: paths.root.clone(),
+        id: record.id.clone(),
+    };
+    let ports: Vec<super::record::PortBinding> = attached
+        .ports
+        .iter()
+        .map(|p| super::record::PortBinding {
+            host_ip: p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+            host_port: p.host_port,
+            container_port: p.container_port,
+            protocol: p.protocol.to_string(),
+        })
+        .collect();
+    store
+        .update(&record.id, |r| {
+            r.networks = attached
+                .attachments
+                .iter()
+                .map(|a| (a.network.clone(), a.settings_json()))
+                .collect();
+            r.config.ports = ports.clone();
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(guard)
 }
 
 /// Starts slirp4netns for the container of init `pid` and forwards its published ports

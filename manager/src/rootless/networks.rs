@@ -1,0 +1,257 @@
+//! User-defined networks of a rootless berth: the root code, run in the rootless network
+//! namespace (see `netns`).
+//!
+//! A container on a user network joins the namespace's user namespace R (its spec names
+//! `netns::userns_link`), and the runtime makes its network namespace there. Between the
+//! runtime's create and start, the monitor calls [`attach`]: berth in R and N0 attaches the
+//! container's namespace (`/proc/<init>/ns/net`) to its networks exactly as root berth does
+//! (bridge, veth, lease, routes, DNAT of published ports, the network's embedded DNS, the etc
+//! files), and each published port is forwarded by the namespace's slirp4netns from the host
+//! (`-p 127.0.0.1:8080:80`: host 127.0.0.1:8080 to 10.0.2.100:8080 in N0, DNATed there to the
+//! container's port 80). When the run ends, [`detach`] undoes it; once no container is left
+//! on any user network the resolvers and the namespace are stopped, so nothing of the user's
+//! stays behind.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
+
+use super::netns::{self, Attached, Job, NetRequest, NetnsError};
+use crate::container::Record;
+use crate::network::{self, endpoint, slirp, Endpoint, NetworkStore, Request, DEFAULT_NETWORK};
+
+/// Whether network mode `mode` names a user-defined network.
+pub fn is_user_network(mode: &str) -> bool {
+    !matches!(mode, "none" | "host" | "" | DEFAULT_NETWORK) && !mode.starts_with("container:")
+}
+
+/// Whether a container of a rootless berth is on user-defined networks (and so joins R).
+pub fn uses_user_networks(record: &Record) -> bool {
+    super::is_rootless()
+        && (is_user_network(&record.config.network_mode)
+            || !record.config.extra_networks.is_empty())
+}
+
+fn boxed(e: impl std::fmt::Display) -> NetnsError {
+    NetnsError::Job {
+        detail: e.to_string(),
+    }
+}
+
+/// The networks the container asks for, as `lifecycle::prepare` builds them for root.
+fn requests(record: &Record) -> Vec<NetRequest> {
+    let endpoint = |name: &str| {
+        record
+            .config
+            .endpoints
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    if is_user_network(&record.config.network_mode) {
+        let name = &record.config.network_mode;
+        out.push(NetRequest {
+            network: name.clone(),
+            aliases: record.config.aliases.clone(),
+            ip: endpoint(name).ip,
+        });
+    }
+    out.extend(record.config.extra_networks.iter().map(|n| {
+        let e = endpoint(n);
+        NetRequest {
+            network: n.clone(),
+            aliases: e.aliases,
+            ip: e.ip,
+        }
+    }));
+    out
+}
+
+/// Makes a rootless container's spec join the namespace's user namespace R instead of a new
+/// one (same ids: root is the user, 1.. its subordinate range), so that the network namespace
+/// the runtime makes for it belongs to R.
+pub fn join_user_namespace(spec: &mut Spec) -> Result<(), super::RootlessError> {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    namespaces.retain(|n| n.typ() != LinuxNamespaceType::User);
+    namespaces.insert(
+        0,
+        LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::User)
+            .path(netns::userns_link())
+            .build()
+            .map_err(|source| super::RootlessError::Build {
+                what: "user namespace",
+                source,
+            })?,
+    );
+    linux.set_namespaces(Some(namespaces));
+    linux.set_uid_mappings(None);
+    linux.set_gid_mappings(None);
+    spec.set_linux(Some(linux));
+    Ok(())
+}
+
+/// Attaches the container of init `pid` to its user networks and forwards its published
+/// ports from the host; returns the attachments and the ports (host ports resolved). The
+/// caller holds the namespace, started (see `netns::ensure`) before the runtime made the
+/// container in it. On error nothing of it is left.
+pub fn attach(
+    held: &netns::Held,
+    root: &Path,
+    record: &Record,
+    pid: i32,
+) -> Result<Attached, NetnsError> {
+    let mut host_ports = record.config.publish.clone();
+    for m in host_ports.iter_mut().filter(|m| m.host_port == 0) {
+        m.host_port = slirp::free_port(m)?;
+    }
+    // In N0 the ports arrive at slirp4netns's address: the DNAT matches the port alone.
+    let inner: Vec<_> = host_ports
+        .iter()
+        .cloned()
+        .map(|mut m| {
+            m.host_ip = None;
+            m
+        })
+        .collect();
+    let job = Job::Attach {
+        root: root.to_path_buf(),
+        container_id: record.id.clone(),
+        container_name: record.name.clone(),
+        netns: PathBuf::from(format!("/proc/{pid}/ns/net")),
+        etc: record.config.etc.clone(),
+        requests: requests(record),
+        ports: inner,
+    };
+    let out = netns::run_job(&job)?;
+    let mut attached: Attached = serde_json::from_slice(&out).map_err(boxed)?;
+    let api = netns::slirp_api();
+    let addr = IpAddr::V4(netns::SLIRP_ADDR).to_string();
+    for m in &host_ports {
+        if let Err(e) = slirp::forward(&api, m, &addr, m.host_port) {
+            slirp::unforward(&api, &host_ports);
+            let _ = detach_held(held, root, &record.id);
+            return Err(e.into());
+        }
+    }
+    attached.ports = host_ports;
+    Ok(attached)
+}
+
+/// Detaches the container from its user networks (nothing to do when it is on none) and
+/// stops the namespace when no container is left on a user network.
+pub fn detach(root: &Path, container_id: &str) -> Result<(), NetnsError> {
+    let store = NetworkStore::open(root, &network::run_dir()).map_err(boxed)?;
+    if endpoint::load(&store, container_id)
+        .map_err(boxed)?
+        .is_none()
+    {
+        return Ok(());
+    }
+    let held = netns::hold()?;
+    detach_held(&held, root, container_id)
+}
+
+fn detach_held(held: &netns::Held, root: &Path, container_id: &str) -> Result<(), NetnsError> {
+    let store = NetworkStore::open(root, &network::run_dir()).map_err(boxed)?;
+    if let Some(rec) = endpoint::load(&store, container_id).map_err(boxed)? {
+        // Its leases and rules are undone in N0; a namespace that is gone (killed) is started
+        // again for that, and stopped below.
+        netns::ensure(held)?;
+        slirp::unforward(&netns::slirp_api(), &rec.ports);
+        netns::run_job(&Job::Detach {
+            root: root.to_path_buf(),
+            container_id: container_id.to_string(),
+            network: None,
+        })?;
+    }
+    stop_idle(held, &store)
+}
+
+/// Stops the resolvers and the namespace when no container of store `root` is attached to a
+/// user network.
+pub fn stop_if_idle(held: &netns::Held, root: &Path) -> Result<(), NetnsError> {
+    let store = NetworkStore::open(root, &network::run_dir()).map_err(boxed)?;
+    stop_idle(held, &store)
+}
+
+fn stop_idle(held: &netns::Held, store: &NetworkStore) -> Result<(), NetnsError> {
+    if !endpoint::load_all(store).map_err(boxed)?.is_empty() {
+        return Ok(());
+    }
+    for net in store.list().map_err(boxed)? {
+        network::dns::stop(store, &net).map_err(boxed)?;
+    }
+    if netns::running().is_some() || netns::dir().exists() {
+        netns::stop(held)?;
+    }
+    Ok(())
+}
+
+/// What a removed network has in N0 (its bridge and rules), when the namespace runs;
+/// without it there is nothing (the bridges went with it).
+pub fn remove_network(net: &network::Network) -> Result<(), NetnsError> {
+    let _held = netns::hold()?;
+    if netns::running().is_none() {
+        return Ok(());
+    }
+    netns::run_job(&Job::RemoveNetwork {
+        root: PathBuf::new(),
+        network: net.clone(),
+    })
+    .map(drop)
+}
+
+/// Berth's side in R and N0: one job.
+pub(crate) fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    match job {
+        Job::Attach {
+            root,
+            container_id,
+            container_name,
+            netns,
+            etc,
+            requests,
+            ports,
+        } => {
+            let store = NetworkStore::open(&root, &network::run_dir())?;
+            let ep = Endpoint {
+                container_id: &container_id,
+                container_name: &container_name,
+                netns: &netns,
+                etc: etc.as_ref(),
+            };
+            let requests: Vec<Request> = requests
+                .into_iter()
+                .map(|r| Request {
+                    network: r.network,
+                    aliases: r.aliases,
+                    ip: r.ip,
+                })
+                .collect();
+            let attachments = network::attach(&store, &ep, &requests, &ports)?;
+            let ports = network::published_ports(&store, &container_id)?;
+            Ok(serde_json::to_vec(&Attached { attachments, ports })?)
+        }
+        Job::Detach {
+            root,
+            container_id,
+            network,
+        } => {
+            let store = NetworkStore::open(&root, &network::run_dir())?;
+            network::detach(&store, &container_id, network.as_deref())?;
+            Ok(Vec::new())
+        }
+        Job::RemoveNetwork { network, .. } => {
+            let errors = network::native::remove_network(&network);
+            if errors.is_empty() {
+                Ok(Vec::new())
+            } else {
+                Err(network::attach::join(&errors).into())
+            }
+        }
+    }
+}
