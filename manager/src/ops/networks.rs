@@ -71,7 +71,7 @@ pub fn create(engine: &Engine, req: &NetworkCreateRequest) -> Result<NetworkCrea
         // Rootless networks live in berth's rootless network namespace (rootless::netns),
         // wired by the native backend, and reach out through slirp4netns.
         let reason = if backend == network::Backend::Cni {
-            Some("the CNI backend (-o berth.backend=cni) is not available to rootless berth; its networks use the native backend")
+            Some("the cni network backend (--network-backend cni) is not available to rootless berth: its networks use the native network backend")
         } else if !network::slirp::available() {
             Some("rootless user-defined networks reach the outside through slirp4netns: install the slirp4netns package")
         } else {
