@@ -196,10 +196,13 @@ pub fn ensure(_held: &Held) -> Result<i32, NetnsError> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(io_err("starting the keeper"))?;
-    let text = read_bounded(child.stdout.take(), START_TIMEOUT);
-    // The keeper forks at once: this is its first half, gone already.
-    let _ = child.wait();
+    let text = without_subreaper(|| -> Result<Option<String>, NetnsError> {
+        let mut child = cmd.spawn().map_err(io_err("starting the keeper"))?;
+        let text = read_bounded(child.stdout.take(), START_TIMEOUT);
+        // The keeper forks at once: this is its first half, gone already.
+        let _ = child.wait();
+        Ok(text)
+    })?;
     match (text, running()) {
         (Some(t), Some(pid)) if t.lines().any(|l| l == "ready") => Ok(pid),
         (text, _) => {
@@ -214,6 +217,26 @@ pub fn ensure(_held: &Held) -> Result<i32, NetnsError> {
             })
         }
     }
+}
+
+/// Runs `f` with this process's child-subreaper flag off (a container's monitor has it on):
+/// the keeper and the resolvers leave their spawners by forking, and must then become init's
+/// children, not zombies of a monitor that never reaps them.
+fn without_subreaper<T>(f: impl FnOnce() -> T) -> T {
+    let mut was: libc::c_int = 0;
+    // SAFETY: PR_GET_CHILD_SUBREAPER writes one int through the valid pointer given.
+    let got = unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut was as *mut libc::c_int) };
+    let on = got == 0 && was != 0;
+    if on {
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
+    }
+    let out = f();
+    if on {
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    }
+    out
 }
 
 /// Reads `r` to its end on a thread; `None` when that takes longer than `limit`.
@@ -258,6 +281,10 @@ pub fn stop(_held: &Held) -> Result<(), NetnsError> {
 
 /// Runs `job` as root in R and N0 (`nsenter` on the pause process); returns its stdout.
 pub fn run_job(job: &Job) -> Result<Vec<u8>, NetnsError> {
+    without_subreaper(|| run_job_here(job))
+}
+
+fn run_job_here(job: &Job) -> Result<Vec<u8>, NetnsError> {
     let pid = running().ok_or(NetnsError::NotRunning)?;
     let exe = std::env::current_exe().map_err(io_err("finding berth's executable"))?;
     let spec = serde_json::to_string(job).map_err(|e| NetnsError::Job {
