@@ -374,10 +374,11 @@ fn the_default_network_is_user_mode_with_published_ports() -> Result<()> {
     Ok(())
 }
 
-/// `compose up` and `down` as the user: the project's default network is the default
-/// (slirp4netns) network, published ports answer on the host, named volumes are the user's.
+/// `compose up` and `down` as the user: the project's default network is a user network of
+/// the user's (in berth's rootless network namespace), services find each other by name,
+/// published ports answer on the host, named volumes are the user's; `down` leaves nothing.
 #[test]
-fn compose_up_and_down_work_on_the_default_network() -> Result<()> {
+fn compose_up_and_down_work_on_the_project_network() -> Result<()> {
     let (u, berth) = user_with_busybox()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -413,6 +414,19 @@ fn compose_up_and_down_work_on_the_default_network() -> Result<()> {
         assert_eq!(body, "hello\n");
         let ps = compose(&["ps", "--services"])?.ok()?;
         assert_eq!(table(&ps.stdout), ["web", "worker"], "{ps:?}");
+        // The worker reaches the web service by its name (the network's embedded DNS).
+        let got = compose(&[
+            "exec",
+            "-T",
+            "worker",
+            "busybox",
+            "wget",
+            "-q",
+            "-O-",
+            "http://web/index.html",
+        ])?
+        .ok()?;
+        assert_eq!(got.stdout, "hello\n", "{got:?}");
         Ok(())
     })();
     let down = compose(&["down", "-v", "-t", "1"])?;
@@ -420,6 +434,13 @@ fn compose_up_and_down_work_on_the_default_network() -> Result<()> {
     down.ok()?;
     assert_eq!(b(&u, &berth, &["ps", "-a", "-q"])?.ok()?.stdout, "");
     assert_eq!(b(&u, &berth, &["volume", "ls", "-q"])?.ok()?.stdout, "");
+    let nets = b(&u, &berth, &["network", "ls", "-q", "--filter", "name=rl_"])?.ok()?;
+    assert_eq!(nets.stdout, "", "project network left");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !u.pids().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(u.pids().is_empty(), "processes left: {:?}", u.pids());
     Ok(())
 }
 

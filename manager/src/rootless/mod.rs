@@ -190,13 +190,6 @@ pub fn check_network(mode: &str) -> Result<(), RootlessError> {
     }
 }
 
-/// Whether compose's project network `key` is, rootless, the default network itself: the
-/// implicit `default` network of a project becomes slirp4netns's user-mode network (no
-/// bridge is created; services reach each other through published ports, not by name).
-pub fn compose_uses_default_network(key: &str) -> bool {
-    key == "default" && is_rootless()
-}
-
 /// Whether a rootless container of this network mode gets slirp4netns's network.
 pub fn uses_slirp(mode: &str) -> bool {
     is_rootless() && mode == crate::network::DEFAULT_NETWORK

@@ -77,9 +77,10 @@ pub fn inspect(berth: &Berth, name: &str) -> Result<Value> {
 }
 
 /// Whether a network interface of this name exists on the host.
-/// Why user-network tests are skipped in the rootless pass (BERTH_TEST_ROOTLESS).
+/// Why tests of user networks' host links are skipped in the rootless pass
+/// (BERTH_TEST_ROOTLESS).
 pub const ROOTLESS_NETWORKS: &str =
-    "user-defined networks are not available to rootless berth yet (refused naming the flag)";
+    "a rootless berth's bridges and veths are in its rootless network namespace, not on the host";
 
 pub fn link_exists(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
