@@ -540,7 +540,6 @@ fn generated_etc_files_carry_hostname_add_host_and_dns_flags() -> Result<()> {
 
 #[test]
 fn connect_and_disconnect_a_running_container() -> Result<()> {
-    spec_tests::skip_rootless!("network connect/disconnect of a running rootless container is not available yet (refused: the container's namespace is the runtime's)");
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (n1, _) = s.network("con1", &[])?;

@@ -113,7 +113,6 @@ fn a_second_container_with_the_same_alias_answers_too() -> Result<()> {
 
 #[test]
 fn names_resolve_on_every_network_a_container_shares_and_not_on_the_default_one() -> Result<()> {
-    spec_tests::skip_rootless!("it uses network connect, which a rootless berth does not offer for a running container yet");
     let berth = berth_with_busybox()?;
     let mut s = Scope::new(&berth);
     let (front, _) = s.network("front", &[])?;

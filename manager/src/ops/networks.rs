@@ -325,7 +325,8 @@ fn find_container(
     what: &str,
 ) -> Result<(ContainerStore, Record, EndpointRecord)> {
     let (containers, record) = super::containers::find(engine, what)?;
-    if !lifecycle::own_netns(&record) {
+    // Rootless, a container on user networks is wired in the rootless network namespace.
+    if !lifecycle::own_netns(&record) && !crate::rootless::networks::uses_user_networks(&record) {
         return Err(OpsError::SharedNetns {
             what: what.to_string(),
             mode: record.config.network_mode.clone(),
@@ -390,7 +391,17 @@ pub fn connect(engine: &Engine, network_name: &str, req: &NetworkConnectRequest)
         ip,
         ..Request::new(&net.name)
     };
-    network::attach(&store, &ep, &[request], &[])?;
+    if crate::rootless::is_rootless() {
+        let req = crate::rootless::netns::NetRequest {
+            network: request.network,
+            aliases: request.aliases,
+            ip: request.ip,
+        };
+        crate::rootless::networks::connect(engine.root(), &record, req)
+            .map_err(|e| network::AttachError::Rootless(Box::new(e)))?;
+    } else {
+        network::attach(&store, &ep, &[request], &[])?;
+    }
     containers.update(&record.id, |r| {
         if r.config.network_mode != name && !r.config.extra_networks.contains(&name) {
             r.config.extra_networks.push(name.clone());
@@ -415,7 +426,12 @@ pub fn connect(engine: &Engine, network_name: &str, req: &NetworkConnectRequest)
 pub fn disconnect(engine: &Engine, network_name: &str, container: &str) -> Result<()> {
     let store = store(engine)?;
     let (containers, record, _) = find_container(engine, &store, container)?;
-    network::detach(&store, &record.id, Some(network_name))?;
+    if crate::rootless::is_rootless() {
+        crate::rootless::networks::disconnect(engine.root(), &record.id, network_name)
+            .map_err(|e| network::AttachError::Rootless(Box::new(e)))?;
+    } else {
+        network::detach(&store, &record.id, Some(network_name))?;
+    }
     let (name, net_id) = store.inspect(network_name).map_or_else(
         |_| (network_name.to_string(), network_name.to_string()),
         |n| (n.name, n.id),

@@ -332,9 +332,13 @@ mod tests {
     }
 
     #[test]
-    fn only_none_host_and_container_networks_are_allowed() {
+    fn none_host_and_user_networks_are_allowed_and_container_mode_is_not() {
         assert!(check_network("none").is_ok());
         assert!(check_network("host").is_ok());
+        assert_eq!(
+            check_network("mynet").is_ok(),
+            crate::network::slirp::available()
+        );
         let err = check_network("container:abc").unwrap_err().to_string();
         assert!(err.starts_with("--network container:abc: "), "{err}");
     }

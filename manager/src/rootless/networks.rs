@@ -191,6 +191,37 @@ fn stop_idle(held: &netns::Held, store: &NetworkStore) -> Result<(), NetnsError>
     Ok(())
 }
 
+/// `network connect` of a running container on user networks (it is in R): attaches its
+/// namespace to one more network; returns all its attachments.
+pub fn connect(root: &Path, record: &Record, request: NetRequest) -> Result<(), NetnsError> {
+    let _held = netns::hold()?;
+    let store = NetworkStore::open(root, &network::run_dir()).map_err(boxed)?;
+    let rec = endpoint::load(&store, &record.id)
+        .map_err(boxed)?
+        .ok_or(NetnsError::NotRunning)?;
+    netns::run_job(&Job::Attach {
+        root: root.to_path_buf(),
+        container_id: record.id.clone(),
+        container_name: record.name.clone(),
+        netns: rec.netns,
+        etc: record.config.etc.clone(),
+        requests: vec![request],
+        ports: Vec::new(),
+    })
+    .map(drop)
+}
+
+/// `network disconnect` of a running container on user networks.
+pub fn disconnect(root: &Path, container_id: &str, network: &str) -> Result<(), NetnsError> {
+    let _held = netns::hold()?;
+    netns::run_job(&Job::Detach {
+        root: root.to_path_buf(),
+        container_id: container_id.to_string(),
+        network: Some(network.to_string()),
+    })
+    .map(drop)
+}
+
 /// What a removed network has in N0 (its bridge and rules), when the namespace runs;
 /// without it there is nothing (the bridges went with it).
 pub fn remove_network(net: &network::Network) -> Result<(), NetnsError> {
@@ -253,5 +284,74 @@ pub(crate) fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Se
                 Err(network::attach::join(&errors).into())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{LinuxBuilder, LinuxIdMappingBuilder, SpecBuilder};
+
+    #[test]
+    fn only_named_networks_are_user_networks() {
+        for m in ["none", "host", "", DEFAULT_NETWORK, "container:abc"] {
+            assert!(!is_user_network(m), "{m}");
+        }
+        for m in ["app", "proj_default", "bridge2"] {
+            assert!(is_user_network(m), "{m}");
+        }
+    }
+
+    #[test]
+    fn a_user_network_container_joins_the_namespace_s_user_namespace_without_maps() {
+        let map = LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(1000u32)
+            .size(1u32)
+            .build()
+            .unwrap();
+        let ns = |t| LinuxNamespaceBuilder::default().typ(t).build().unwrap();
+        let linux = LinuxBuilder::default()
+            .namespaces(vec![
+                ns(LinuxNamespaceType::Pid),
+                ns(LinuxNamespaceType::Network),
+                ns(LinuxNamespaceType::User),
+            ])
+            .uid_mappings(vec![map])
+            .gid_mappings(vec![map])
+            .build()
+            .unwrap();
+        let mut spec = SpecBuilder::default().linux(linux).build().unwrap();
+        join_user_namespace(&mut spec).unwrap();
+        let linux = spec.linux().clone().unwrap();
+        let nss = linux.namespaces().clone().unwrap();
+        let users: Vec<_> = nss
+            .iter()
+            .filter(|n| n.typ() == LinuxNamespaceType::User)
+            .collect();
+        assert_eq!(users.len(), 1);
+        assert_eq!(
+            users[0].path().as_deref(),
+            Some(netns::userns_link().as_path())
+        );
+        // Joined first; the network namespace stays a new one (made in R).
+        assert_eq!(nss[0].typ(), LinuxNamespaceType::User);
+        assert!(nss
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none()));
+        assert!(linux.uid_mappings().is_none() && linux.gid_mappings().is_none());
+    }
+
+    #[test]
+    fn jobs_travel_as_json() {
+        let job = Job::Detach {
+            root: "/r".into(),
+            container_id: "abc".into(),
+            network: Some("app".into()),
+        };
+        let text = serde_json::to_string(&job).unwrap();
+        assert!(text.contains("\"job\":\"detach\""), "{text}");
+        let back: Job = serde_json::from_str(&text).unwrap();
+        assert!(matches!(back, Job::Detach { network: Some(n), .. } if n == "app"));
     }
 }
