@@ -523,3 +523,106 @@ fn create_start_exec_rename_and_restart_as_the_user() -> Result<()> {
     );
     Ok(())
 }
+
+/// A start on a user network that fails in the rootless network namespace (the network's
+/// only address is taken) fails naming the network and undoes its part; a missing network is
+/// refused by name; once the other container is gone nothing is left: no process of the
+/// user, no rootless network namespace, no lease or endpoint record.
+#[test]
+fn a_failed_start_on_a_user_network_leaves_nothing() -> Result<()> {
+    let (u, berth) = user_with_busybox()?;
+    // A /30: the gateway and one container address.
+    b(
+        &u,
+        &berth,
+        &["network", "create", "--subnet", "10.77.3.0/30", "tight"],
+    )?
+    .ok()?;
+    b(
+        &u,
+        &berth,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "first",
+            "--network",
+            "tight",
+            BUSYBOX,
+            "sleep",
+            "600",
+        ],
+    )?
+    .ok()?;
+    let out = b(
+        &u,
+        &berth,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "tight",
+            BUSYBOX,
+            "busybox",
+            "true",
+        ],
+    )?;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("network tight"), "{}", out.stderr);
+    // The first one is still wired.
+    let addrs = b(
+        &u,
+        &berth,
+        &["exec", "first", "busybox", "ip", "-o", "-4", "addr"],
+    )?
+    .ok()?;
+    assert!(addrs.stdout.contains("10.77.3.2"), "{addrs:?}");
+    let missing = b(
+        &u,
+        &berth,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "nosuchnet",
+            BUSYBOX,
+            "busybox",
+            "true",
+        ],
+    )?;
+    assert_ne!(missing.code, Some(0), "{missing:?}");
+    assert!(missing.stderr.contains("nosuchnet"), "{}", missing.stderr);
+    b(&u, &berth, &["rm", "-f", "first"])?.ok()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !u.pids().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(u.pids().is_empty(), "processes left: {:?}", u.pids());
+    let ns = u.runtime_dir.join("berth/rootless-netns");
+    assert!(!ns.exists(), "{} left", ns.display());
+    // The lease bookkeeping goes with the network.
+    b(&u, &berth, &["network", "rm", "tight"])?.ok()?;
+    let store = u.dir.join(".local/share/berth/networks");
+    for d in ["ipam", "endpoints"] {
+        let left: Vec<_> = walk(&store.join(d))
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().ends_with(".lock"))
+            .collect();
+        assert!(left.is_empty(), "{d} left: {left:?}");
+    }
+    Ok(())
+}
+
+/// The files under `dir` (none when it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -126,8 +126,16 @@ pub fn attach(
         requests: requests(record),
         ports: inner,
     };
-    let out = netns::run_job(&job)?;
-    let mut attached: Attached = serde_json::from_slice(&out).map_err(boxed)?;
+    let answer = netns::run_job(&job)
+        .and_then(|out| serde_json::from_slice::<Attached>(&out).map_err(boxed));
+    let mut attached = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            // The job undid its own work; a namespace started for this container goes.
+            let _ = stop_if_idle(held, root);
+            return Err(e);
+        }
+    };
     let api = netns::slirp_api();
     let addr = IpAddr::V4(netns::SLIRP_ADDR).to_string();
     for m in &host_ports {
