@@ -231,17 +231,21 @@ pub fn disconnect(root: &Path, container_id: &str, network: &str) -> Result<(), 
 }
 
 /// What a removed network has in N0 (its bridge and rules), when the namespace runs;
-/// without it there is nothing (the bridges went with it).
+/// without it there is nothing (the bridges went with it). Not under the namespace's lock:
+/// `network rm` holds the network's lock, which an attach holding the namespace's lock may be
+/// waiting for; a namespace stopped meanwhile took the bridge with it.
 pub fn remove_network(net: &network::Network) -> Result<(), NetnsError> {
-    let _held = netns::hold()?;
     if netns::running().is_none() {
         return Ok(());
     }
-    netns::run_job(&Job::RemoveNetwork {
+    match netns::run_job(&Job::RemoveNetwork {
         root: PathBuf::new(),
         network: net.clone(),
-    })
-    .map(drop)
+    }) {
+        Ok(_) => Ok(()),
+        Err(_) if netns::running().is_none() => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Berth's side in R and N0: one job.
