@@ -248,7 +248,11 @@ fn undo_all(
         }
     }
     let saved = if rec.networks.is_empty() {
-        endpoint::delete(store, &rec.container_id)
+        // No record left: its lock file goes too, as after a detach of the last network (a
+        // rootless container killed while it is wired gets here).
+        let deleted = endpoint::delete(store, &rec.container_id);
+        let _ = std::fs::remove_file(store.endpoint_lock_path(&rec.container_id));
+        deleted
     } else {
         endpoint::save(store, rec)
     };
@@ -515,8 +519,10 @@ pub fn recover(store: &NetworkStore) -> Result<(), AttachError> {
         let Some(_lock) = try_endpoint_lock(store, &rec.container_id)? else {
             continue;
         };
-        // Read again under the lock: the owner may have finished meanwhile.
+        // Read again under the lock: the owner may have finished meanwhile (and removed the
+        // lock file, which the try above made again).
         let Some(rec) = endpoint::load(store, &rec.container_id)? else {
+            let _ = std::fs::remove_file(store.endpoint_lock_path(&rec.container_id));
             continue;
         };
         cni |= rec.networks.iter().any(|n| n.backend == Backend::Cni);

@@ -283,10 +283,22 @@ pub fn remove(engine: &Engine, what: &str) -> Result<()> {
         return Err(network::StoreError::Predefined { name: name.into() }.into());
     }
     // Endpoints a crash left behind must not keep a network "in use".
-    network::recover(&store)?;
+    recover(engine, &store)?;
     let n = store.inspect(what)?;
     store.remove(what)?;
     net_event(engine, "destroy", &n.id, &n.name, &[]);
+    Ok(())
+}
+
+/// Finishes the network teardowns crashed commands left (rootless: in berth's rootless
+/// network namespace, where the links and rules are).
+fn recover(engine: &Engine, store: &NetworkStore) -> Result<()> {
+    if crate::rootless::is_rootless() {
+        crate::rootless::networks::recover(engine.root())
+            .map_err(|e| network::AttachError::Rootless(Box::new(e)))?;
+    } else {
+        network::recover(store)?;
+    }
     Ok(())
 }
 
@@ -307,7 +319,7 @@ pub fn serve_dns(engine: &Engine, network_name: &str, ready: impl FnOnce()) -> R
 /// `POST /networks/prune`: every network no container uses (not the pre-defined ones).
 pub fn prune(engine: &Engine) -> Result<NetworkPruneResponse> {
     let store = store(engine)?;
-    network::recover(&store)?;
+    recover(engine, &store)?;
     let before = store.list()?;
     let deleted = store.prune()?;
     for n in before.iter().filter(|n| deleted.contains(&n.name)) {

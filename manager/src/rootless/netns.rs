@@ -110,6 +110,8 @@ pub enum Job {
     },
     /// What a removed network had in N0 (bridge, rules, resolver files, leases).
     RemoveNetwork { root: PathBuf, network: Network },
+    /// `network::recover`: teardowns that crashed commands left.
+    Recover { root: PathBuf },
 }
 
 /// What an attach job answers.

@@ -248,6 +248,23 @@ pub fn remove_network(net: &network::Network) -> Result<(), NetnsError> {
     }
 }
 
+/// `network::recover` for a rootless store: in the namespace, where the records' links and
+/// rules are (when a record is left and the namespace is gone, it is started for that and
+/// stopped again).
+pub fn recover(root: &Path) -> Result<(), NetnsError> {
+    let store = NetworkStore::open(root, &network::run_dir()).map_err(boxed)?;
+    if endpoint::load_all(&store).map_err(boxed)?.is_empty() {
+        return Ok(());
+    }
+    let held = netns::hold()?;
+    netns::ensure(&held)?;
+    let done = netns::run_job(&Job::Recover {
+        root: root.to_path_buf(),
+    });
+    stop_idle(&held, &store)?;
+    done.map(drop)
+}
+
 /// Berth's side in R and N0: one job.
 pub(crate) fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
     match job {
@@ -286,6 +303,10 @@ pub(crate) fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Se
         } => {
             let store = NetworkStore::open(&root, &network::run_dir())?;
             network::detach(&store, &container_id, network.as_deref())?;
+            Ok(Vec::new())
+        }
+        Job::Recover { root } => {
+            network::recover(&NetworkStore::open(&root, &network::run_dir())?)?;
             Ok(Vec::new())
         }
         Job::RemoveNetwork { network, .. } => {
