@@ -179,7 +179,6 @@ fn rootless_berth_runs_containers_from_the_user_s_own_store() -> Result<()> {
 fn what_needs_root_is_refused_naming_the_flag() -> Result<()> {
     let (u, berth) = user_with_busybox()?;
     for args in [
-        vec!["run", "--rm", "--network", "mynet", BUSYBOX, "true"],
         vec![
             "run",
             "--rm",
@@ -203,17 +202,22 @@ fn what_needs_root_is_refused_naming_the_flag() -> Result<()> {
         assert_eq!(out.code, Some(125), "{args:?}: {out:?}");
         let flag = if args.contains(&"--snapshotter") {
             "--snapshotter overlay"
-        } else if args.contains(&"container:other") {
-            "--network container:other"
         } else {
-            "--network mynet"
+            "--network container:other"
         };
         assert!(out.stderr.contains(flag), "{args:?}: {}", out.stderr);
     }
-    let create = b(&u, &berth, &["network", "create", "mynet"])?;
+    // User-defined networks are the user's own (manager_network.rs runs rootless), but not
+    // with the CNI backend, whose plugins work on the host.
+    let create = b(
+        &u,
+        &berth,
+        &["network", "create", "--network-backend", "cni", "mynet"],
+    )?;
     assert_ne!(create.code, Some(0), "{create:?}");
     assert!(
-        create.stderr.contains("network create mynet"),
+        create.stderr.contains("network create mynet")
+            && create.stderr.contains("--network-backend cni"),
         "{}",
         create.stderr
     );
@@ -370,10 +374,11 @@ fn the_default_network_is_user_mode_with_published_ports() -> Result<()> {
     Ok(())
 }
 
-/// `compose up` and `down` as the user: the project's default network is the default
-/// (slirp4netns) network, published ports answer on the host, named volumes are the user's.
+/// `compose up` and `down` as the user: the project's default network is a user network of
+/// the user's (in berth's rootless network namespace), services find each other by name,
+/// published ports answer on the host, named volumes are the user's; `down` leaves nothing.
 #[test]
-fn compose_up_and_down_work_on_the_default_network() -> Result<()> {
+fn compose_up_and_down_work_on_the_project_network() -> Result<()> {
     let (u, berth) = user_with_busybox()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -409,6 +414,19 @@ fn compose_up_and_down_work_on_the_default_network() -> Result<()> {
         assert_eq!(body, "hello\n");
         let ps = compose(&["ps", "--services"])?.ok()?;
         assert_eq!(table(&ps.stdout), ["web", "worker"], "{ps:?}");
+        // The worker reaches the web service by its name (the network's embedded DNS).
+        let got = compose(&[
+            "exec",
+            "-T",
+            "worker",
+            "busybox",
+            "wget",
+            "-q",
+            "-O-",
+            "http://web/index.html",
+        ])?
+        .ok()?;
+        assert_eq!(got.stdout, "hello\n", "{got:?}");
         Ok(())
     })();
     let down = compose(&["down", "-v", "-t", "1"])?;
@@ -416,6 +434,13 @@ fn compose_up_and_down_work_on_the_default_network() -> Result<()> {
     down.ok()?;
     assert_eq!(b(&u, &berth, &["ps", "-a", "-q"])?.ok()?.stdout, "");
     assert_eq!(b(&u, &berth, &["volume", "ls", "-q"])?.ok()?.stdout, "");
+    let nets = b(&u, &berth, &["network", "ls", "-q", "--filter", "name=rl_"])?.ok()?;
+    assert_eq!(nets.stdout, "", "project network left");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !u.pids().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(u.pids().is_empty(), "processes left: {:?}", u.pids());
     Ok(())
 }
 
@@ -497,4 +522,107 @@ fn create_start_exec_rename_and_restart_as_the_user() -> Result<()> {
         "the container's directory is left"
     );
     Ok(())
+}
+
+/// A start on a user network that fails in the rootless network namespace (the network's
+/// only address is taken) fails naming the network and undoes its part; a missing network is
+/// refused by name; once the other container is gone nothing is left: no process of the
+/// user, no rootless network namespace, no lease or endpoint record.
+#[test]
+fn a_failed_start_on_a_user_network_leaves_nothing() -> Result<()> {
+    let (u, berth) = user_with_busybox()?;
+    // A /30: the gateway and one container address.
+    b(
+        &u,
+        &berth,
+        &["network", "create", "--subnet", "10.77.3.0/30", "tight"],
+    )?
+    .ok()?;
+    b(
+        &u,
+        &berth,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "first",
+            "--network",
+            "tight",
+            BUSYBOX,
+            "sleep",
+            "600",
+        ],
+    )?
+    .ok()?;
+    let out = b(
+        &u,
+        &berth,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "tight",
+            BUSYBOX,
+            "busybox",
+            "true",
+        ],
+    )?;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("network tight"), "{}", out.stderr);
+    // The first one is still wired.
+    let addrs = b(
+        &u,
+        &berth,
+        &["exec", "first", "busybox", "ip", "-o", "-4", "addr"],
+    )?
+    .ok()?;
+    assert!(addrs.stdout.contains("10.77.3.2"), "{addrs:?}");
+    let missing = b(
+        &u,
+        &berth,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "nosuchnet",
+            BUSYBOX,
+            "busybox",
+            "true",
+        ],
+    )?;
+    assert_ne!(missing.code, Some(0), "{missing:?}");
+    assert!(missing.stderr.contains("nosuchnet"), "{}", missing.stderr);
+    b(&u, &berth, &["rm", "-f", "first"])?.ok()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !u.pids().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(u.pids().is_empty(), "processes left: {:?}", u.pids());
+    let ns = u.runtime_dir.join("berth/rootless-netns");
+    assert!(!ns.exists(), "{} left", ns.display());
+    // The lease bookkeeping goes with the network.
+    b(&u, &berth, &["network", "rm", "tight"])?.ok()?;
+    let store = u.dir.join(".local/share/berth/networks");
+    for d in ["ipam", "endpoints"] {
+        let left: Vec<_> = walk(&store.join(d))
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().ends_with(".lock"))
+            .collect();
+        assert!(left.is_empty(), "{d} left: {left:?}");
+    }
+    Ok(())
+}
+
+/// The files under `dir` (none when it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

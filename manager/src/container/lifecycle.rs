@@ -380,7 +380,9 @@ pub fn is_own_netns_mode(mode: &str) -> bool {
 /// ports published. Idempotent. On failure whatever this call made is undone.
 pub fn prepare(root: &Path, store: &ContainerStore, record: &Record) -> Result<Record> {
     let paths = Paths::new(root, store, record);
-    if crate::rootless::uses_slirp(&record.config.network_mode) {
+    if crate::rootless::uses_slirp(&record.config.network_mode)
+        || crate::rootless::networks::uses_user_networks(record)
+    {
         // slirp4netns publishes later, from the monitor: a taken host port is refused now.
         if let Some(addr) = network::slirp::taken_port(&record.config.publish) {
             return Err(ContainerError::PortAllocated { addr });
@@ -495,6 +497,12 @@ fn check_ports_free(nets: &NetworkStore, id: &str, publish: &[network::PortMappi
 /// Idempotent; every step runs and the first error is returned.
 pub fn teardown(_store: &ContainerStore, record: &Record, paths: &Paths) -> Result<()> {
     let mut first: Option<ContainerError> = None;
+    if crate::rootless::networks::uses_user_networks(record) {
+        // The monitor detaches at the end of each run; this is for a monitor that died.
+        if let Err(e) = crate::rootless::networks::detach(&paths.root, &record.id) {
+            first.get_or_insert(crate::network::AttachError::Rootless(Box::new(e)).into());
+        }
+    }
     if own_netns(record) {
         let run = network::run_dir();
         let detached = NetworkStore::open(&paths.root, &run)

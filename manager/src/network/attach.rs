@@ -94,6 +94,8 @@ pub enum AttachError {
         cause: Box<AttachError>,
         cleanup: Vec<AttachError>,
     },
+    #[error("in the rootless network namespace")]
+    Rootless(#[source] Box<crate::rootless::netns::NetnsError>),
     #[error("finishing interrupted network teardowns: {}", join(.errors))]
     Recovery { errors: Vec<AttachError> },
     #[error("tearing down the networking of container {container_id}: {}", join(.errors))]
@@ -246,7 +248,11 @@ fn undo_all(
         }
     }
     let saved = if rec.networks.is_empty() {
-        endpoint::delete(store, &rec.container_id)
+        // No record left: its lock file goes too, as after a detach of the last network (a
+        // rootless container killed while it is wired gets here).
+        let deleted = endpoint::delete(store, &rec.container_id);
+        let _ = std::fs::remove_file(store.endpoint_lock_path(&rec.container_id));
+        deleted
     } else {
         endpoint::save(store, rec)
     };
@@ -513,8 +519,10 @@ pub fn recover(store: &NetworkStore) -> Result<(), AttachError> {
         let Some(_lock) = try_endpoint_lock(store, &rec.container_id)? else {
             continue;
         };
-        // Read again under the lock: the owner may have finished meanwhile.
+        // Read again under the lock: the owner may have finished meanwhile (and removed the
+        // lock file, which the try above made again).
         let Some(rec) = endpoint::load(store, &rec.container_id)? else {
+            let _ = std::fs::remove_file(store.endpoint_lock_path(&rec.container_id));
             continue;
         };
         cni |= rec.networks.iter().any(|n| n.backend == Backend::Cni);
@@ -571,6 +579,12 @@ pub(crate) fn teardown_network(store: &NetworkStore, net: &Network) -> Vec<Attac
         errors.push(e.into());
     }
     match net.backend {
+        // Rootless: the bridge and rules are in the rootless network namespace.
+        Backend::Native if crate::rootless::is_rootless() => {
+            if let Err(e) = crate::rootless::networks::remove_network(net) {
+                errors.push(AttachError::Rootless(Box::new(e)));
+            }
+        }
         Backend::Native => errors.extend(native::remove_network(net).into_iter().map(|source| {
             AttachError::Native {
                 container_id: String::new(),

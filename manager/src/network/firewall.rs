@@ -22,8 +22,17 @@ use crate::lock::{FileLock, LockError};
 
 pub(crate) const ISOLATION_1: &str = "BERTH-ISOLATION-1";
 pub(crate) const ISOLATION_2: &str = "BERTH-ISOLATION-2";
-/// The lock and saved host state shared by all berth stores on the host.
-pub(crate) const HOST_DIR: &str = "/run/berth-network";
+/// The environment variable that moves the host directory (rootless berth's helper in its
+/// network namespace keeps that namespace's state beside it, see rootless::netns).
+pub const HOST_DIR_ENV: &str = "BERTH_NETWORK_HOST_DIR";
+
+/// The lock and saved host state shared by all berth stores on the host: /run/berth-network,
+/// or `$BERTH_NETWORK_HOST_DIR`.
+pub(crate) fn host_dir() -> PathBuf {
+    std::env::var_os(HOST_DIR_ENV)
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("/run/berth-network"), PathBuf::from)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
@@ -58,9 +67,9 @@ pub enum FirewallError {
 
 /// Takes the host-wide network lock.
 pub fn host_lock() -> Result<FileLock, FirewallError> {
-    let dir = Path::new(HOST_DIR);
-    fs::create_dir_all(dir).map_err(|source| FirewallError::HostDir {
-        path: dir.to_path_buf(),
+    let dir = host_dir();
+    fs::create_dir_all(&dir).map_err(|source| FirewallError::HostDir {
+        path: dir.clone(),
         source,
     })?;
     Ok(FileLock::exclusive(&dir.join("lock"))?)
@@ -302,7 +311,7 @@ const FORWARDING: &str = "/proc/sys/net/ipv4/ip_forward";
 /// again. Called before every ADD; only the first one, with no berth network on the host yet,
 /// records anything, and an earlier record (from a run that crashed) is kept.
 pub fn save_forwarding() -> Result<(), FirewallError> {
-    let saved = Path::new(HOST_DIR).join("ip_forward");
+    let saved = host_dir().join("ip_forward");
     if chain_exists("filter", ISOLATION_1) || saved.exists() {
         return Ok(());
     }
@@ -314,7 +323,7 @@ pub fn save_forwarding() -> Result<(), FirewallError> {
 }
 
 pub(crate) fn restore_forwarding() -> Result<(), FirewallError> {
-    let saved = Path::new(HOST_DIR).join("ip_forward");
+    let saved = host_dir().join("ip_forward");
     let Ok(before) = fs::read_to_string(&saved) else {
         return Ok(());
     };

@@ -15,13 +15,13 @@
 use std::fs;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
 use super::attach::AddRequest;
 use super::endpoint::{Attachment, NetworkEndpoint, Phase};
-use super::firewall::{self, FirewallError, HOST_DIR};
+use super::firewall::{self, host_dir, FirewallError};
 use super::ipam::{IpamError, Leases, Pool};
 use super::netlink::{self, NetlinkError, VethSpec};
 use super::rules::{self, Family, NetSpec};
@@ -52,7 +52,7 @@ pub enum NativeError {
 /// Present while the network on this bridge is set up (bridge, addresses, sysctls, rules);
 /// in the host directory, a tmpfs, so a reboot (which takes all of it away) takes it too.
 fn marker(bridge: &str) -> PathBuf {
-    Path::new(HOST_DIR).join("ready").join(bridge)
+    host_dir().join("ready").join(bridge)
 }
 
 fn sysctl(path: &str, value: &str) -> Result<(), NativeError> {
@@ -67,7 +67,7 @@ const IP6_FORWARDING: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
 /// Remembers a sysctl's value the first time berth changes it (in the host directory, under
 /// `name`), so the last network's removal can put it back.
 fn save_sysctl(name: &str, path: &str) -> Result<(), NativeError> {
-    let saved = Path::new(HOST_DIR).join(name);
+    let saved = host_dir().join(name);
     if saved.exists() {
         return Ok(());
     }
@@ -79,7 +79,7 @@ fn save_sysctl(name: &str, path: &str) -> Result<(), NativeError> {
 }
 
 fn restore_sysctl(name: &str, path: &str) -> Result<(), NativeError> {
-    let saved = Path::new(HOST_DIR).join(name);
+    let saved = host_dir().join(name);
     let Ok(before) = fs::read_to_string(&saved) else {
         return Ok(());
     };

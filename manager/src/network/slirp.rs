@@ -140,47 +140,90 @@ impl Slirp {
 
     /// Forwards a published port from the host to the container.
     pub fn forward(&self, m: &PortMapping) -> Result<(), SlirpError> {
-        let proto = match m.protocol {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        };
-        let host_addr = m.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let request = serde_json::json!({
-            "execute": "add_hostfwd",
-            "arguments": {
-                "proto": proto,
-                "host_addr": host_addr.to_string(),
-                "host_port": m.host_port,
-                "guest_addr": GUEST_ADDR,
-                "guest_port": m.container_port,
-            }
-        });
-        let err = |message: String| SlirpError::Forward {
-            mapping: m.to_string(),
-            message,
-        };
-        let mut s = UnixStream::connect(&self.api).map_err(|e| err(e.to_string()))?;
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        s.write_all(request.to_string().as_bytes())
-            .map_err(|e| err(e.to_string()))?;
-        let _ = s.shutdown(std::net::Shutdown::Write);
-        let mut reply = String::new();
-        s.read_to_string(&mut reply)
-            .map_err(|e| err(e.to_string()))?;
-        let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
-        if let Some(e) = v.get("error") {
-            // A host port taken meanwhile: docker's words.
-            if let Some(addr) = taken_port(std::slice::from_ref(m)) {
-                return Err(SlirpError::PortAllocated { addr });
-            }
-            let desc = e
-                .get("desc")
-                .and_then(|d| d.as_str())
-                .map_or_else(|| e.to_string(), str::to_string);
-            return Err(err(desc));
-        }
-        Ok(())
+        forward(&self.api, m, GUEST_ADDR, m.container_port)
     }
+}
+
+/// Asks the slirp4netns of API socket `api` to forward `m`'s host port to
+/// `guest_addr:guest_port` in its namespace.
+pub fn forward(
+    api: &Path,
+    m: &PortMapping,
+    guest_addr: &str,
+    guest_port: u16,
+) -> Result<(), SlirpError> {
+    let host_addr = m.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let request = serde_json::json!({
+        "execute": "add_hostfwd",
+        "arguments": {
+            "proto": proto(m),
+            "host_addr": host_addr.to_string(),
+            "host_port": m.host_port,
+            "guest_addr": guest_addr,
+            "guest_port": guest_port,
+        }
+    });
+    let err = |message: String| SlirpError::Forward {
+        mapping: m.to_string(),
+        message,
+    };
+    let v = call(api, &request).map_err(|e| err(e.to_string()))?;
+    if let Some(e) = v.get("error") {
+        // A host port taken meanwhile: docker's words.
+        if let Some(addr) = taken_port(std::slice::from_ref(m)) {
+            return Err(SlirpError::PortAllocated { addr });
+        }
+        let desc = e
+            .get("desc")
+            .and_then(|d| d.as_str())
+            .map_or_else(|| e.to_string(), str::to_string);
+        return Err(err(desc));
+    }
+    Ok(())
+}
+
+/// Removes the forwards of `m`'s host ports from the slirp4netns of API socket `api`
+/// (those it lists with the same protocol and host port); errors are ignored: a slirp4netns
+/// that is gone forwards nothing.
+pub fn unforward(api: &Path, ports: &[PortMapping]) {
+    let Ok(v) = call(api, &serde_json::json!({"execute": "list_hostfwd"})) else {
+        return;
+    };
+    let entries = v["return"]["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for e in entries {
+        let hit = ports.iter().any(|m| {
+            e["host_port"].as_u64() == Some(u64::from(m.host_port))
+                && e["proto"].as_str() == Some(proto(m))
+        });
+        if let (true, Some(id)) = (hit, e["id"].as_i64()) {
+            let _ = call(
+                api,
+                &serde_json::json!({"execute": "remove_hostfwd", "arguments": {"id": id}}),
+            );
+        }
+    }
+}
+
+fn proto(m: &PortMapping) -> &'static str {
+    match m.protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
+/// One request to a slirp4netns API socket; its JSON answer (bounded by a 5 s timeout).
+fn call(api: &Path, request: &serde_json::Value) -> std::io::Result<serde_json::Value> {
+    let mut s = UnixStream::connect(api)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(request.to_string().as_bytes())?;
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    Ok(serde_json::from_str(&reply).unwrap_or_default())
 }
 
 impl Drop for Slirp {

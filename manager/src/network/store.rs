@@ -291,7 +291,7 @@ impl NetworkStore {
     /// next to the host lock): two roots on one host must not hand out the same address.
     pub fn ipam_dir(&self, net: &Network) -> PathBuf {
         if net.name == DEFAULT_NETWORK && net.bridge == DEFAULT_BRIDGE {
-            PathBuf::from(super::firewall::HOST_DIR).join("ipam")
+            super::firewall::host_dir().join("ipam")
         } else {
             self.dir.join("ipam")
         }

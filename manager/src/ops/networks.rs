@@ -40,12 +40,6 @@ fn parse<T: std::str::FromStr>(field: &'static str, value: &str, what: &str) -> 
 /// `POST /networks/create`: a bridge network; berth's pool picks a free /24 when no subnet
 /// is given.
 pub fn create(engine: &Engine, req: &NetworkCreateRequest) -> Result<NetworkCreateResponse> {
-    if crate::rootless::is_rootless() {
-        return Err(crate::rootless::RootlessError::NetworkCreate {
-            name: req.name.clone(),
-        }
-        .into());
-    }
     if !matches!(req.driver.as_str(), "" | "bridge") {
         return Err(OpsError::NetworkDriver {
             driver: req.driver.clone(),
@@ -73,6 +67,24 @@ pub fn create(engine: &Engine, req: &NetworkCreateRequest) -> Result<NetworkCrea
         Some(b) => b.parse()?,
         None => Default::default(),
     };
+    if crate::rootless::is_rootless() {
+        // Rootless networks live in berth's rootless network namespace (rootless::netns),
+        // wired by the native backend, and reach out through slirp4netns.
+        let reason = if backend == network::Backend::Cni {
+            Some("the cni network backend (--network-backend cni) is not available to rootless berth: its networks use the native network backend")
+        } else if !network::slirp::available() {
+            Some("rootless user-defined networks reach the outside through slirp4netns: install the slirp4netns package")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(crate::rootless::RootlessError::NetworkCreate {
+                name: req.name.clone(),
+                reason,
+            }
+            .into());
+        }
+    }
     // Options the network module adds later keep their defaults here.
     #[allow(clippy::needless_update)]
     let mut opts = CreateOptions {
@@ -278,10 +290,22 @@ pub fn remove(engine: &Engine, what: &str) -> Result<()> {
         return Err(network::StoreError::Predefined { name: name.into() }.into());
     }
     // Endpoints a crash left behind must not keep a network "in use".
-    network::recover(&store)?;
+    recover(engine, &store)?;
     let n = store.inspect(what)?;
     store.remove(what)?;
     net_event(engine, "destroy", &n.id, &n.name, &[]);
+    Ok(())
+}
+
+/// Finishes the network teardowns crashed commands left (rootless: in berth's rootless
+/// network namespace, where the links and rules are).
+fn recover(engine: &Engine, store: &NetworkStore) -> Result<()> {
+    if crate::rootless::is_rootless() {
+        crate::rootless::networks::recover(engine.root())
+            .map_err(|e| network::AttachError::Rootless(Box::new(e)))?;
+    } else {
+        network::recover(store)?;
+    }
     Ok(())
 }
 
@@ -302,7 +326,7 @@ pub fn serve_dns(engine: &Engine, network_name: &str, ready: impl FnOnce()) -> R
 /// `POST /networks/prune`: every network no container uses (not the pre-defined ones).
 pub fn prune(engine: &Engine) -> Result<NetworkPruneResponse> {
     let store = store(engine)?;
-    network::recover(&store)?;
+    recover(engine, &store)?;
     let before = store.list()?;
     let deleted = store.prune()?;
     for n in before.iter().filter(|n| deleted.contains(&n.name)) {
@@ -320,7 +344,8 @@ fn find_container(
     what: &str,
 ) -> Result<(ContainerStore, Record, EndpointRecord)> {
     let (containers, record) = super::containers::find(engine, what)?;
-    if !lifecycle::own_netns(&record) {
+    // Rootless, a container on user networks is wired in the rootless network namespace.
+    if !lifecycle::own_netns(&record) && !crate::rootless::networks::uses_user_networks(&record) {
         return Err(OpsError::SharedNetns {
             what: what.to_string(),
             mode: record.config.network_mode.clone(),
@@ -385,7 +410,17 @@ pub fn connect(engine: &Engine, network_name: &str, req: &NetworkConnectRequest)
         ip,
         ..Request::new(&net.name)
     };
-    network::attach(&store, &ep, &[request], &[])?;
+    if crate::rootless::is_rootless() {
+        let req = crate::rootless::netns::NetRequest {
+            network: request.network,
+            aliases: request.aliases,
+            ip: request.ip,
+        };
+        crate::rootless::networks::connect(engine.root(), &record, req)
+            .map_err(|e| network::AttachError::Rootless(Box::new(e)))?;
+    } else {
+        network::attach(&store, &ep, &[request], &[])?;
+    }
     containers.update(&record.id, |r| {
         if r.config.network_mode != name && !r.config.extra_networks.contains(&name) {
             r.config.extra_networks.push(name.clone());
@@ -410,7 +445,12 @@ pub fn connect(engine: &Engine, network_name: &str, req: &NetworkConnectRequest)
 pub fn disconnect(engine: &Engine, network_name: &str, container: &str) -> Result<()> {
     let store = store(engine)?;
     let (containers, record, _) = find_container(engine, &store, container)?;
-    network::detach(&store, &record.id, Some(network_name))?;
+    if crate::rootless::is_rootless() {
+        crate::rootless::networks::disconnect(engine.root(), &record.id, network_name)
+            .map_err(|e| network::AttachError::Rootless(Box::new(e)))?;
+    } else {
+        network::detach(&store, &record.id, Some(network_name))?;
+    }
     let (name, net_id) = store.inspect(network_name).map_or_else(
         |_| (network_name.to_string(), network_name.to_string()),
         |n| (n.name, n.id),

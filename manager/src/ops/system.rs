@@ -56,7 +56,9 @@ pub fn is_rootless() -> bool {
 /// Runs the job of rootless berth's user-namespace helper when this process is one (the
 /// helper is berth itself, started with the job in its environment); returns the exit code.
 pub fn userns_job() -> Option<u8> {
-    crate::rootless::userns::job_main().map(|c| c.clamp(0, 255) as u8)
+    crate::rootless::netns::main()
+        .or_else(crate::rootless::userns::job_main)
+        .map(|c| c.clamp(0, 255) as u8)
 }
 
 /// `GET /info`.

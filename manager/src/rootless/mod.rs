@@ -8,11 +8,14 @@
 //! snapshot the runtime uses in place (an unprivileged user cannot mount on the host).
 //! Networking: the default network is slirp4netns's user-mode network in a namespace the
 //! runtime makes (network::slirp; `-p` forwards through it), plus `none` and `host`; the
-//! user-defined bridge networks need root and are refused with the flag named.
+//! user-defined networks live in a per-user network namespace of the user's own (`netns`,
+//! `networks`), wired there by the root code.
 //!
 //! With subordinate ranges, image files are stored with their owners shifted into them (see
 //! `userns`), so that the container's user namespace shows the image's owners.
 
+pub mod netns;
+pub mod networks;
 pub mod userns;
 
 use std::fs;
@@ -30,8 +33,8 @@ pub enum RootlessError {
     Network { mode: String },
     #[error("--network {mode}: rootless berth's default network needs slirp4netns (install the slirp4netns package), or use --network none or --network host")]
     NoSlirp { mode: String },
-    #[error("network create {name}: user-defined networks are not available to rootless berth yet (its default network is slirp4netns's user-mode network)")]
-    NetworkCreate { name: String },
+    #[error("network create {name}: {reason}")]
+    NetworkCreate { name: String, reason: &'static str },
     #[error("--snapshotter {name}: not available to rootless berth (an unprivileged user cannot mount it on the host); use --snapshotter copy")]
     Snapshotter { name: String },
     #[error("building the rootless spec ({what})")]
@@ -144,7 +147,7 @@ pub fn disabled_features(ids: &IdRanges) -> Vec<Disabled> {
         Disabled {
             feature: "bridge networks",
             reason: if crate::network::slirp::available() {
-                "creating bridges, veth pairs and firewall rules needs root: the default network is slirp4netns's user-mode network (-p publishes through it); user-defined networks are not available".into()
+                "bridges, veths and firewall rules cannot be made on the host: the default network is slirp4netns's user-mode network, user-defined networks live in berth's rootless network namespace (reached through slirp4netns; -p forwards from the host's addresses)".into()
             } else {
                 "creating bridges, veth pairs and firewall rules needs root, and slirp4netns is not installed: use --network none or host".into()
             },
@@ -173,23 +176,18 @@ pub fn disabled_features(ids: &IdRanges) -> Vec<Disabled> {
     out
 }
 
-/// Checks a network mode for a rootless container: none, host, or the default network,
-/// which slirp4netns provides. (Another container's namespace belongs to that container's
-/// user namespace, which a new one cannot enter yet.)
+/// Checks a network mode for a rootless container: none, host, the default network, which
+/// slirp4netns provides, or a user-defined network (made in the rootless network namespace,
+/// see `networks`; its existence is the network store's to check). (Another container's
+/// namespace belongs to that container's user namespace, which a new one cannot enter yet.)
 pub fn check_network(mode: &str) -> Result<(), RootlessError> {
     match mode {
         "none" | "host" => Ok(()),
+        m if networks::is_user_network(m) && crate::network::slirp::available() => Ok(()),
         crate::network::DEFAULT_NETWORK if crate::network::slirp::available() => Ok(()),
         crate::network::DEFAULT_NETWORK => Err(RootlessError::NoSlirp { mode: mode.into() }),
         m => Err(RootlessError::Network { mode: m.into() }),
     }
-}
-
-/// Whether compose's project network `key` is, rootless, the default network itself: the
-/// implicit `default` network of a project becomes slirp4netns's user-mode network (no
-/// bridge is created; services reach each other through published ports, not by name).
-pub fn compose_uses_default_network(key: &str) -> bool {
-    key == "default" && is_rootless()
 }
 
 /// Whether a rootless container of this network mode gets slirp4netns's network.
@@ -334,11 +332,14 @@ mod tests {
     }
 
     #[test]
-    fn only_none_host_and_container_networks_are_allowed() {
+    fn none_host_and_user_networks_are_allowed_and_container_mode_is_not() {
         assert!(check_network("none").is_ok());
         assert!(check_network("host").is_ok());
-        assert!(check_network("container:abc").is_err());
-        let err = check_network("mynet").unwrap_err().to_string();
-        assert!(err.starts_with("--network mynet: "), "{err}");
+        assert_eq!(
+            check_network("mynet").is_ok(),
+            crate::network::slirp::available()
+        );
+        let err = check_network("container:abc").unwrap_err().to_string();
+        assert!(err.starts_with("--network container:abc: "), "{err}");
     }
 }

@@ -59,7 +59,7 @@ pub fn create(opts: CreateOptions) -> Result<Created, Error> {
         cgroups::check_systemd(linux.cgroups_path().as_deref())?;
     }
     // Open namespace paths before anything exists, so a bad path leaves nothing behind.
-    let plan = Plan::new(&linux)?;
+    let mut plan = Plan::new(&linux)?;
     // What a non-root caller cannot have is refused before anything exists.
     // SAFETY: geteuid cannot fail and touches no memory.
     let writers = if unsafe { libc::geteuid() } != 0 {
@@ -75,7 +75,7 @@ pub fn create(opts: CreateOptions) -> Result<Created, Error> {
         child: None,
         poststop: None,
     };
-    match create_in(&opts, &bundle, &plan, &host, writers, &mut built) {
+    match create_in(&opts, &bundle, &mut plan, &host, writers, &mut built) {
         Ok(state) => Ok(Created {
             terminal: bundle
                 .spec
@@ -156,7 +156,7 @@ impl Built {
 fn create_in(
     opts: &CreateOptions,
     bundle: &Bundle,
-    plan: &Plan,
+    plan: &mut Plan,
     host: &cgroups::Host,
     writers: (MapWriter, MapWriter),
     built: &mut Built,
@@ -291,6 +291,9 @@ fn create_in(
     // SAFETY: geteuid cannot fail and touches no memory.
     let rootless = unsafe { libc::geteuid() } != 0;
     let (parent_end, child_end) = channel_pair()?;
+    if rootless {
+        plan.join_user_in_parent()?;
+    }
     let restore = plan.enter_in_parent(&linux)?;
     let flags = plan.clone_flags.bits() as u64;
     let clone_err = |source| Error::Sys {

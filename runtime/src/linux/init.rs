@@ -173,7 +173,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         rootfs: a.rootfs,
         bundle: a.bundle,
         cgroup: a.cgroup,
-        new_user: a.plan.new_user,
+        new_user: a.plan.in_user_namespace(),
         new_cgroup_ns: a.plan.new_cgroup,
         cgroup_ready: &|| joined.ready(),
         bind_sources: a.bind_sources,
@@ -302,7 +302,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
         let state = (a.hook_state)(my_pid, crate::state::Status::Creating);
         install_seccomp(f, agent.as_ref(), my_pid, &state)?;
     }
-    launch.drop_privileges(process, a.plan.new_user)?;
+    launch.drop_privileges(process, a.plan.in_user_namespace())?;
     die_with_parent(&a.channel);
 
     crate::logging::stage(
@@ -313,7 +313,7 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     a.channel.expect(Message::Handover, "handover")?;
     // SAFETY: prctl with integer arguments only: the container now outlives `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0 as libc::c_ulong) };
-    if a.rootless && a.plan.new_user {
+    if a.rootless && a.plan.in_user_namespace() {
         // Rootless, the user's own tools (slirp4netns wiring the network namespace between
         // create and start) must reach this process's namespaces through /proc/<pid>/ns,
         // which a non-dumpable process created by the host's user namespace refuses them:

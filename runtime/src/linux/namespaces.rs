@@ -58,6 +58,9 @@ pub struct Plan {
     pub new_cgroup: bool,
     pub new_time: bool,
     pub joins_mount: bool,
+    /// The user namespace to join was joined by the parent before the clone (see
+    /// [`Plan::join_user_in_parent`]).
+    pub user_joined_by_parent: bool,
 }
 
 impl Plan {
@@ -76,6 +79,7 @@ impl Plan {
             new_cgroup: false,
             new_time: false,
             joins_mount: false,
+            user_joined_by_parent: false,
         };
         let mut fresh = CloneFlags::empty();
         let mut user_join = None;
@@ -163,6 +167,40 @@ impl Plan {
         Ok(restore)
     }
 
+    /// An unprivileged caller may not create a pid namespace in its own user namespace: when
+    /// the container joins a user namespace and gets a new pid namespace, the parent joins
+    /// that user namespace itself before the clone (so the pid namespace belongs to it, as the
+    /// ones the child unshares do), and the child is born in it. The process must be
+    /// single-threaded (setns(2) refuses a user namespace otherwise); it stays in that
+    /// namespace, where it is root over the ids the namespace maps.
+    pub fn join_user_in_parent(&mut self) -> Result<(), SetupError> {
+        if !self.clone_flags.contains(CloneFlags::CLONE_NEWPID) {
+            return Ok(());
+        }
+        let Some(i) = self
+            .child_joins
+            .iter()
+            .position(|j| j.kind == LinuxNamespaceType::User)
+        else {
+            return Ok(());
+        };
+        let j = self.child_joins.remove(i);
+        setns(j.file.as_fd(), flag(j.kind)).map_err(sys("setns", j.path.display()))?;
+        self.user_joined_by_parent = true;
+        Ok(())
+    }
+
+    /// Whether the container runs in a user namespace other than the caller's (new, or
+    /// joined by the child or by the parent).
+    pub fn in_user_namespace(&self) -> bool {
+        self.new_user
+            || self.user_joined_by_parent
+            || self
+                .child_joins
+                .iter()
+                .any(|j| j.kind == LinuxNamespaceType::User)
+    }
+
     /// Child side, after the parent let it continue: join user and mount namespaces, then
     /// create the ones that had to wait.
     pub fn enter_in_child(&self) -> Result<(), SetupError> {
@@ -184,6 +222,7 @@ impl Plan {
     pub fn child_waits_first(&self) -> bool {
         self.new_user
             || self.new_cgroup
+            || self.user_joined_by_parent
             || self
                 .child_joins
                 .iter()

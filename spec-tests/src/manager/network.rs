@@ -77,9 +77,10 @@ pub fn inspect(berth: &Berth, name: &str) -> Result<Value> {
 }
 
 /// Whether a network interface of this name exists on the host.
-/// Why user-network tests are skipped in the rootless pass (BERTH_TEST_ROOTLESS).
+/// Why tests of user networks' host links are skipped in the rootless pass
+/// (BERTH_TEST_ROOTLESS).
 pub const ROOTLESS_NETWORKS: &str =
-    "user-defined networks are not available to rootless berth yet (refused naming the flag)";
+    "a rootless berth's bridges and veths are in its rootless network namespace, not on the host";
 
 pub fn link_exists(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
@@ -391,6 +392,14 @@ impl<'a> Scope<'a> {
         anyhow::ensure!(left.is_empty(), "leases left: {left:?}");
         let endpoints = super::files_under(&self.berth.root().join("networks/endpoints"));
         anyhow::ensure!(endpoints.is_empty(), "endpoint records left: {endpoints:?}");
+        if let Some(u) = self.berth.user() {
+            // Rootless: the rootless network namespace (its pause process, keeper,
+            // slirp4netns and resolvers) went with the last container.
+            wait_until(std::time::Duration::from_secs(10), || u.pids().is_empty())
+                .with_context(|| format!("processes of the user left: {:?}", u.pids()))?;
+            let ns = u.runtime_dir.join("berth/rootless-netns");
+            anyhow::ensure!(!ns.exists(), "{} left", ns.display());
+        }
         Ok(())
     }
 

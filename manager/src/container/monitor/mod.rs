@@ -26,6 +26,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+use self::rootless::{user_mode_network, user_networks};
 use super::attach::{self, Frame, Hello};
 use super::health;
 use super::lifecycle::{self, Paths};
@@ -35,6 +36,7 @@ use super::ContainerError;
 use crate::logs::{LogOptions, LogWriter, Stream};
 
 mod clients;
+mod rootless;
 pub use clients::resize;
 use clients::{accept_loop, broadcast_exit, fail_waiting, lock, pump};
 
@@ -256,7 +258,38 @@ fn run_once(
     sync: &mut Option<File>,
 ) -> std::result::Result<i32, (i32, String)> {
     let runtime = paths.runtime(record);
-    let (pid, stdio) = create(record, paths, &runtime).map_err(|e| failure(&e))?;
+    // Rootless, user-defined networks are in berth's rootless network namespace: it must be
+    // up before the runtime makes the container in its user namespace, and stay up (held)
+    // until the container is wired.
+    let held = if crate::rootless::networks::uses_user_networks(record) {
+        let held = crate::rootless::netns::hold()
+            .and_then(|h| crate::rootless::netns::ensure(&h).map(|_| h))
+            .map_err(|e| (125, crate::ops::error::chain(&e)))?;
+        Some(held)
+    } else {
+        None
+    };
+    let (pid, stdio) = match create(record, paths, &runtime) {
+        Ok(v) => v,
+        Err(e) => {
+            if let Some(held) = &held {
+                // A namespace started for nothing does not stay.
+                let _ = crate::rootless::networks::stop_if_idle(held, &paths.root);
+            }
+            return Err(failure(&e));
+        }
+    };
+    let _user_networks = match held {
+        Some(held) => match user_networks(&held, store, record, paths, pid) {
+            Ok(g) => Some(g),
+            Err(message) => {
+                let _ = runtime.delete(&record.id, true);
+                let _ = reap(pid);
+                return Err((125, message));
+            }
+        },
+        None => None,
+    };
     // Rootless, the default network is slirp4netns's, wired into the new namespace before
     // the container starts; it stops with this run.
     let _slirp = if crate::rootless::uses_slirp(&record.config.network_mode) {
@@ -374,49 +407,6 @@ fn run_once(
         &[("exitCode", code.to_string())],
     );
     Ok(code)
-}
-
-/// Starts slirp4netns for the container of init `pid` and forwards its published ports
-/// (those without a host port get a free one, recorded for `port` and `ps`).
-fn user_mode_network(
-    store: &ContainerStore,
-    record: &Record,
-    paths: &Paths,
-    pid: Pid,
-) -> std::result::Result<crate::network::slirp::Slirp, String> {
-    use crate::network::slirp::{free_port, Slirp};
-    // A short path: a socket's must fit in sun_path.
-    let run = crate::network::run_dir();
-    std::fs::create_dir_all(&run).map_err(|e| format!("creating {}: {e}", run.display()))?;
-    let api = run.join(format!(
-        "slirp-{}.sock",
-        &record.id[..12.min(record.id.len())]
-    ));
-    let slirp = Slirp::start(pid.as_raw(), &api, &paths.dir.join("slirp.log"))
-        .map_err(|e| e.to_string())?;
-    let mut publish = record.config.publish.clone();
-    for m in publish.iter_mut() {
-        if m.host_port == 0 {
-            m.host_port = free_port(m).map_err(|e| e.to_string())?;
-        }
-        slirp.forward(m).map_err(|e| e.to_string())?;
-    }
-    let ports: Vec<super::record::PortBinding> = publish
-        .iter()
-        .map(|p| super::record::PortBinding {
-            host_ip: p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
-            host_port: p.host_port,
-            container_port: p.container_port,
-            protocol: p.protocol.to_string(),
-        })
-        .collect();
-    store
-        .update(&record.id, |r| {
-            r.config.publish = publish.clone();
-            r.config.ports = ports.clone();
-        })
-        .map_err(|e| e.to_string())?;
-    Ok(slirp)
 }
 
 /// After the init exited: drain output, delete the runtime's container, record the exit.

@@ -351,12 +351,6 @@ pub fn create_request(
                 svc.networks.iter().map(|(k, v)| (k, v.as_ref())).collect();
             nets.sort_by_key(|(k, v)| (-v.and_then(|n| n.priority).unwrap_or(0), (*k).clone()));
             for (i, (key, sn)) in nets.iter().enumerate() {
-                if crate::rootless::compose_uses_default_network(key) {
-                    if i == 0 {
-                        h.network_mode = crate::network::DEFAULT_NETWORK.into();
-                    }
-                    continue;
-                }
                 let real = project
                     .networks
                     .get(*key)

@@ -163,7 +163,7 @@ pub fn create_networks_and_volumes(
         .flat_map(|s| s.networks.keys())
         .collect();
     for (key, n) in &p.networks {
-        if !used.contains(key) || crate::rootless::compose_uses_default_network(key) {
+        if !used.contains(key) {
             continue;
         }
         let name = n.name.clone().unwrap_or_else(|| key.clone());

@@ -97,7 +97,7 @@ pub(crate) fn create_mounted(
             .into());
         }
         crate::rootless::check_network(&plan.network)?;
-        if let Some(extra) = plan.extra_networks.first() {
+        for extra in &plan.extra_networks {
             crate::rootless::check_network(&extra.name)?;
         }
     }
@@ -396,14 +396,16 @@ fn plan_network(
         options.namespaces.network = NamespaceMode::Host;
     } else {
         let rootless = crate::rootless::is_rootless();
-        let nets = if !rootless && (plan.network != "none" || !plan.extra_networks.is_empty()) {
+        let user_nets = crate::rootless::networks::is_user_network(&plan.network)
+            || !plan.extra_networks.is_empty();
+        let nets = if (!rootless && plan.network != "none") || user_nets {
             Some(NetworkStore::open(root, &run_dir)?)
         } else {
             None
         };
         if let Some(nets) = &nets {
             // The networks must exist (the default bridge is made on first use).
-            if plan.network != "none" {
+            if plan.network != "none" && !(rootless && plan.network == network::DEFAULT_NETWORK) {
                 nets.inspect(&plan.network)?;
             }
             for extra in &plan.extra_networks {
@@ -498,6 +500,9 @@ fn finish(
     let mut spec = specgen::generate(image, &options)?;
     if crate::rootless::is_rootless() {
         crate::rootless::adapt_spec(&mut spec, &crate::rootless::id_ranges())?;
+        if crate::rootless::networks::uses_user_networks(&record) {
+            crate::rootless::networks::join_user_namespace(&mut spec)?;
+        }
     }
     let process = spec.process().clone().unwrap_or_default();
     // docker makes a missing working directory (the runtime would fail to chdir).
