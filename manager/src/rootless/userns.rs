@@ -62,6 +62,11 @@ pub enum Job {
         lower: Option<PathBuf>,
         skip: Vec<String>,
     },
+    /// `path` of the container tree `rootfs` as a tar stream on stdout (`cp` out).
+    Archiveget { rootfs: PathBuf, path: String },
+    /// Unpacks the tar stream on stdin into directory `dir` of the container tree `rootfs`
+    /// (`cp` in).
+    Archiveput { rootfs: PathBuf, dir: String },
     /// Writes the entries of directory `root` as a tar stream to stdout (owners as the
     /// container sees them: the helper's user namespace maps them back).
     Tar { root: PathBuf },
@@ -316,6 +321,32 @@ pub fn step_layer(
     )
 }
 
+/// `cp` out of a container: `path` of its tree `rootfs` as a tar stream into `out`, written
+/// by the helper (the container's ids in the headers).
+pub fn archive_get(rootfs: &Path, path: &str, out: &mut dyn Write) -> io::Result<()> {
+    run_into(
+        &Job::Archiveget {
+            rootfs: rootfs.to_path_buf(),
+            path: path.to_string(),
+        },
+        None,
+        out,
+    )
+}
+
+/// `cp` into a container: the tar stream `input` unpacked by the helper into `dir` of its
+/// tree `rootfs`.
+pub fn archive_put(rootfs: &Path, dir: &str, input: &mut dyn Read) -> io::Result<()> {
+    run(
+        &Job::Archiveput {
+            rootfs: rootfs.to_path_buf(),
+            dir: dir.to_string(),
+        },
+        Some(input),
+    )
+    .map(drop)
+}
+
 /// Removes the tree `path`: directly, and when that is refused (a directory of a shifted
 /// owner the user may not enter or change), in the helper.
 pub fn remove_tree(path: &Path) -> io::Result<()> {
@@ -416,6 +447,16 @@ fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>
                 &mut out,
             )?;
             out.flush()?;
+            Ok(Vec::new())
+        }
+        Job::Archiveget { rootfs, path } => {
+            let mut out = io::stdout().lock();
+            crate::ops::containers::write_archive(&rootfs, &path, &mut out)?;
+            out.flush()?;
+            Ok(Vec::new())
+        }
+        Job::Archiveput { rootfs, dir } => {
+            crate::ops::containers::unpack_archive(&rootfs, &dir, io::stdin().lock())?;
             Ok(Vec::new())
         }
         Job::Tar { root } => {
