@@ -53,7 +53,7 @@ fn rootless_cp_reaches_files_of_shifted_owners_and_archives_container_ids() -> R
     u.chown(&archive)?;
     b(&u, &berth, &["load", "-i", &archive.to_string_lossy()])?.ok()?;
 
-    let setup = "busybox mkdir -p /home/u && echo s > /home/u/secret && busybox chmod 600 /home/u/secret \
+    let setup = "busybox mkdir -p /home/u/sub && echo s > /home/u/secret && busybox chmod 600 /home/u/secret \
                  && busybox chown -R 1000:1000 /home/u && busybox chmod 700 /home/u && echo r > /rootfile";
     b(
         &u,
@@ -118,6 +118,45 @@ fn rootless_cp_reaches_files_of_shifted_owners_and_archives_container_ids() -> R
         tar_entries(out.stdout.as_bytes())?.get("hello.txt"),
         Some(&(0, 0, "hello\n".to_string()))
     );
+    // Deeper: the destination's parent is the 0700 directory itself (looked up in the user
+    // namespace too), as a directory and as a new name.
+    b(
+        &u,
+        &berth,
+        &["cp", &src.to_string_lossy(), "cpc:/home/u/sub/"],
+    )?
+    .ok()?;
+    b(
+        &u,
+        &berth,
+        &["cp", &src.to_string_lossy(), "cpc:/home/u/sub/renamed.txt"],
+    )?
+    .ok()?;
+    let out = b(&u, &berth, &["cp", "cpc:/home/u/sub", "-"])?.ok()?;
+    let got = tar_entries(out.stdout.as_bytes())?;
+    assert_eq!(
+        got.get("sub").map(|e| (e.0, e.1)),
+        Some((1000, 1000)),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.get("sub/hello.txt"),
+        Some(&(0, 0, "hello\n".to_string())),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.get("sub/renamed.txt"),
+        Some(&(0, 0, "hello\n".to_string())),
+        "{got:?}"
+    );
+    // A file given as a directory there is still docker's error.
+    let bad = b(
+        &u,
+        &berth,
+        &["cp", &src.to_string_lossy(), "cpc:/home/u/sub/none/"],
+    )?;
+    assert_ne!(bad.code, Some(0), "{bad:?}");
+    assert!(bad.stderr.contains("/home/u/sub/none"), "{bad:?}");
     let diff = b(&u, &berth, &["diff", "cpc"])?.ok()?;
     assert!(diff.stdout.contains("A /home/u/hello.txt\n"), "{diff:?}");
     b(&u, &berth, &["rm", "cpc"])?.ok()?;

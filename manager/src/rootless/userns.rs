@@ -67,6 +67,14 @@ pub enum Job {
     /// Unpacks the tar stream on stdin into directory `dir` of the container tree `rootfs`
     /// (`cp` in).
     Archiveput { rootfs: PathBuf, dir: String },
+    /// `stat` of `path` in the container tree `rootfs`, answered as JSON (`cp`'s checks).
+    Cpstat { rootfs: PathBuf, path: String },
+    /// Where a copy into `path` of the container tree `rootfs` lands, answered as JSON.
+    Cptarget {
+        rootfs: PathBuf,
+        path: String,
+        src_is_dir: bool,
+    },
     /// Writes the entries of directory `root` as a tar stream to stdout (owners as the
     /// container sees them: the helper's user namespace maps them back).
     Tar { root: PathBuf },
@@ -347,6 +355,29 @@ pub fn archive_put(rootfs: &Path, dir: &str, input: &mut dyn Read) -> io::Result
     .map(drop)
 }
 
+/// `cp`'s stat of a path the user cannot reach, in the helper (its JSON answer).
+pub fn cp_stat(rootfs: &Path, path: &str) -> io::Result<Vec<u8>> {
+    run(
+        &Job::Cpstat {
+            rootfs: rootfs.to_path_buf(),
+            path: path.to_string(),
+        },
+        None,
+    )
+}
+
+/// Where `cp` into a path the user cannot reach lands, in the helper (its JSON answer).
+pub fn cp_target(rootfs: &Path, path: &str, src_is_dir: bool) -> io::Result<Vec<u8>> {
+    run(
+        &Job::Cptarget {
+            rootfs: rootfs.to_path_buf(),
+            path: path.to_string(),
+            src_is_dir,
+        },
+        None,
+    )
+}
+
 /// Removes the tree `path`: directly, and when that is refused (a directory of a shifted
 /// owner the user may not enter or change), in the helper.
 pub fn remove_tree(path: &Path) -> io::Result<()> {
@@ -459,6 +490,14 @@ fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>
             crate::ops::containers::unpack_archive(&rootfs, &dir, io::stdin().lock())?;
             Ok(Vec::new())
         }
+        Job::Cpstat { rootfs, path } => Ok(crate::ops::containers::cp_stat_answer(&rootfs, &path)?),
+        Job::Cptarget {
+            rootfs,
+            path,
+            src_is_dir,
+        } => Ok(crate::ops::containers::cp_target_answer(
+            &rootfs, &path, src_is_dir,
+        )?),
         Job::Tar { root } => {
             let mut b = tar::Builder::new(io::stdout().lock());
             b.follow_symlinks(false);

@@ -16,6 +16,7 @@ use crate::container::lifecycle::{self, is_mount_point, Paths};
 use crate::ops::error::{OpsError, Result};
 use crate::ops::Engine;
 
+pub(crate) mod reach;
 pub mod stat;
 
 /// A directory inside the container, opened in-root, reachable through /proc/self/fd.
@@ -104,7 +105,7 @@ impl Drop for Rootfs {
 
 /// Where a copy into the container lands: a directory, and the name the copied item takes
 /// there (`None`: its own name).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CopyTarget {
     /// The directory, as a path in the container.
     pub dir: String,
@@ -122,45 +123,60 @@ pub fn copy_target(
     src_is_dir: bool,
 ) -> Result<(CopyTarget, Vec<String>)> {
     let mut rootfs = Rootfs::open(engine, what)?;
-    // The handles into the root are closed before it is unmounted (an open one keeps the
-    // mount busy).
-    let target = (|| {
-        let (dir, name) = open_parent(&rootfs.path, path)?;
-        let target = match name {
-            Some(n) => {
-                let meta = std::fs::symlink_metadata(dir.path().join(&n)).ok();
-                match meta {
-                    Some(m) if m.is_dir() => CopyTarget {
-                        dir: format!("{path}/."),
-                        rename: None,
-                    },
-                    None if path.ends_with('/') && !src_is_dir => {
-                        return Err(OpsError::CopyDestNotDir {
-                            path: path.to_string(),
-                        })
-                    }
-                    Some(_) if src_is_dir => {
-                        return Err(OpsError::CopyDirOverFile {
-                            path: path.to_string(),
-                        })
-                    }
-                    _ => CopyTarget {
-                        dir: parent_of(path),
-                        rename: Some(n),
-                    },
-                }
-            }
-            None => CopyTarget {
-                dir: path.to_string(),
-                rename: None,
-            },
-        };
-        // Checked now, so that a missing directory fails before the copy starts.
-        open_parent(&rootfs.path, &format!("{}/.", target.dir))?;
-        Ok(target)
-    })();
+    let target = match target_in(&rootfs.path, path, src_is_dir) {
+        // Below a directory of another container user: decided from the user namespace.
+        Err(e) if reach::denied(&e) => reach::target(&rootfs.path, path, src_is_dir),
+        r => r,
+    };
     let also = rootfs.release();
     Ok((target?, also))
+}
+
+/// [`copy_target`] in the tree `rootfs` (rootless berth's helper runs it too). The handles
+/// into the root are closed when it returns (an open one would keep a mount busy).
+pub(crate) fn target_in(rootfs: &Path, path: &str, src_is_dir: bool) -> Result<CopyTarget> {
+    let (dir, name) = open_parent(rootfs, path)?;
+    let target = match name {
+        Some(n) => {
+            let meta = match std::fs::symlink_metadata(dir.path().join(&n)) {
+                Ok(m) => Some(m),
+                Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(OpsError::NoSuchPath {
+                        path: path.to_string(),
+                        source,
+                    })
+                }
+                Err(_) => None,
+            };
+            match meta {
+                Some(m) if m.is_dir() => CopyTarget {
+                    dir: format!("{path}/."),
+                    rename: None,
+                },
+                None if path.ends_with('/') && !src_is_dir => {
+                    return Err(OpsError::CopyDestNotDir {
+                        path: path.to_string(),
+                    })
+                }
+                Some(_) if src_is_dir => {
+                    return Err(OpsError::CopyDirOverFile {
+                        path: path.to_string(),
+                    })
+                }
+                _ => CopyTarget {
+                    dir: parent_of(path),
+                    rename: Some(n),
+                },
+            }
+        }
+        None => CopyTarget {
+            dir: path.to_string(),
+            rename: None,
+        },
+    };
+    // Checked now, so that a missing directory fails before the copy starts.
+    open_parent(rootfs, &format!("{}/.", target.dir))?;
+    Ok(target)
 }
 
 /// The container path of `path`'s parent directory, as `open_parent` resolves it.

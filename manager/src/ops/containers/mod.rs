@@ -19,6 +19,7 @@ use crate::container::{ContainerStore, Record};
 use crate::ops::error::Result;
 use crate::ops::Engine;
 
+pub(crate) use archive::reach::{stat_answer as cp_stat_answer, target_answer as cp_target_answer};
 pub use archive::stat::{stat_path, PathStat};
 pub use archive::{
     archive_get, archive_put, copy_target, split_copy_arg, ArchiveReader, CopyTarget,
