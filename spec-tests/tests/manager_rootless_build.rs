@@ -251,5 +251,19 @@ fn rootless_build_keeps_container_owners_in_the_tree_and_the_layers() -> Result<
     b(&u, &berth, &["rmi", IMAGE, "localhost/stage:v1"])?.ok()?;
     let ps = b(&u, &berth, &["ps", "-aq"])?.ok()?;
     assert_eq!(ps.stdout, "", "build containers left: {ps:?}");
+    // Nothing left of the steps: no snapshot (those of shifted owners included) once the
+    // images are gone, no scratch directory (COPY --from's copies of the stage).
+    b(&u, &berth, &["rmi", BASE])?.ok()?;
+    let store = u.dir.join(".local/share/berth");
+    let left = |d: &str| -> Vec<std::path::PathBuf> {
+        fs::read_dir(store.join(d))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        left("snapshots/copy/snapshots"),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert_eq!(left("build-tmp"), Vec::<std::path::PathBuf>::new());
     Ok(())
 }
