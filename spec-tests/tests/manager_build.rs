@@ -461,7 +461,7 @@ fn classic_builder_and_berth_build_the_same_images() -> Result<()> {
 fn rebuilds_come_from_the_cache_until_a_copied_file_changes() -> Result<()> {
     use spec_tests::manager::network::{berth_with_busybox, BUSYBOX};
     let berth = berth_with_busybox()?;
-    let dir = tempfile::tempdir()?;
+    let dir = spec_tests::manager::berth::test_dir()?;
     let ctx = dir.path();
     write_context(ctx, &[("a.txt", "one\n"), ("b.txt", "b\n")])?;
     std::fs::write(
@@ -537,7 +537,7 @@ fn docker_clis_build_through_the_engine_api() -> Result<()> {
     use spec_tests::engines::run_cmd;
     use spec_tests::manager::api::{docker_clients, Service};
     let s = Service::start()?;
-    let dir = tempfile::tempdir()?;
+    let dir = spec_tests::manager::berth::test_dir()?;
     let ctx = dir.path();
     write_context(ctx, &[("a.txt", "from the context\n")])?;
     std::fs::write(

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+use spec_tests::manager::berth::test_dir;
 use spec_tests::manager::build::flatten;
 use spec_tests::manager::network::{berth_with_busybox, BUSYBOX};
 
@@ -20,7 +21,7 @@ fn dockerfile(dir: &Path, text: &str) -> Result<String> {
 #[test]
 fn copy_heredocs_expand_unless_the_delimiter_is_quoted() -> Result<()> {
     let berth = berth_with_busybox()?;
-    let dir = tempfile::tempdir()?;
+    let dir = test_dir()?;
     let ctx = dockerfile(
         dir.path(),
         "# syntax=docker/dockerfile:1\nFROM BASE\nARG WHO=world\nENV GREETING=hello\n\
@@ -64,7 +65,7 @@ fn add_from_a_url_downloads_checks_and_caches_by_content() -> Result<()> {
     use sha2::{Digest, Sha256};
     use spec_tests::manager::build::HttpServer;
     let berth = berth_with_busybox()?;
-    let dir = tempfile::tempdir()?;
+    let dir = test_dir()?;
     let served = dir.path().join("served");
     std::fs::create_dir(&served)?;
     std::fs::write(served.join("f.txt"), "v1\n")?;
@@ -148,7 +149,7 @@ fn add_from_a_url_downloads_checks_and_caches_by_content() -> Result<()> {
 fn independent_stages_are_built_concurrently() -> Result<()> {
     use std::time::{Duration, Instant};
     let berth = berth_with_busybox()?;
-    let dir = tempfile::tempdir()?;
+    let dir = test_dir()?;
     let ctx = dockerfile(
         dir.path(),
         "FROM BASE AS one\nRUN sleep 2 && echo 1 > /one\n\
@@ -192,7 +193,7 @@ fn zstd_layers_on_request_push_pull_and_run() -> Result<()> {
     let berth = berth_with_busybox()?;
     let registry = Registry::plain()?;
     let image = format!("{}/build/zstd:1", registry.host());
-    let dir = tempfile::tempdir()?;
+    let dir = test_dir()?;
     let ctx = dockerfile(
         dir.path(),
         "FROM BASE\nRUN echo zstd > /z\nCMD [\"cat\", \"/z\"]\n",

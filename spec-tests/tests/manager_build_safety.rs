@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use spec_tests::manager::berth::Berth;
+use spec_tests::manager::berth::{test_dir, Berth};
 use spec_tests::manager::build::{flatten, write_context};
 use spec_tests::manager::network::{berth_with_busybox, mounts_under, BUSYBOX};
 
@@ -59,7 +59,7 @@ fn failing(berth: &Berth, ctx: &str) -> Result<(i32, String)> {
 #[test]
 fn bad_dockerfiles_and_missing_sources_name_what_is_wrong() -> Result<()> {
     let berth = berth_with_busybox()?;
-    let dir = tempfile::tempdir()?;
+    let dir = test_dir()?;
     let ctx = dockerfile(dir.path(), "FROM BASE\nRUN true\nBOGUS arg\n")?;
     let (_, err) = failing(&berth, &ctx)?;
     assert!(
@@ -101,7 +101,7 @@ fn bad_dockerfiles_and_missing_sources_name_what_is_wrong() -> Result<()> {
 #[test]
 fn context_symlinks_stay_links_and_escaping_tars_are_refused() -> Result<()> {
     let berth = berth_with_busybox()?;
-    let dir = tempfile::tempdir()?;
+    let dir = test_dir()?;
     write_context(
         dir.path(),
         &[
@@ -144,7 +144,7 @@ fn context_symlinks_stay_links_and_escaping_tars_are_refused() -> Result<()> {
 #[test]
 fn failed_and_interrupted_builds_leave_nothing_behind() -> Result<()> {
     let berth = berth_with_busybox()?;
-    let dir = tempfile::tempdir()?;
+    let dir = test_dir()?;
     let ctx = dockerfile(
         dir.path(),
         "FROM BASE\nRUN echo ok > /ok\nRUN echo output; exit 3\n",

@@ -34,8 +34,14 @@ pub enum Job {
         overlay_whiteouts: bool,
         lowers: Vec<PathBuf>,
     },
-    /// Copies the tree `src` to the new path `dst`, owners and all.
-    Copy { src: PathBuf, dst: PathBuf },
+    /// Copies the tree `src` to the new path `dst`, owners and all; with `own`, every copied
+    /// entry then belongs to the helper's root (the user itself).
+    Copy {
+        src: PathBuf,
+        dst: PathBuf,
+        #[serde(default)]
+        own: bool,
+    },
     /// Removes the tree `path`.
     Remove { path: PathBuf },
     /// The changes of copy snapshot `top` against `lower`, as JSON on stdout.
@@ -47,6 +53,27 @@ pub enum Job {
     Layer {
         top: PathBuf,
         lower: Option<PathBuf>,
+    },
+    /// The layer tar of a build's RUN step on copy snapshot `top` (see
+    /// `ops::images::build::copy_layer`) on stdout; the setup's leftovers at `skip` paths are
+    /// removed from `top`.
+    Steplayer {
+        top: PathBuf,
+        lower: Option<PathBuf>,
+        skip: Vec<String>,
+    },
+    /// `path` of the container tree `rootfs` as a tar stream on stdout (`cp` out).
+    Archiveget { rootfs: PathBuf, path: String },
+    /// Unpacks the tar stream on stdin into directory `dir` of the container tree `rootfs`
+    /// (`cp` in).
+    Archiveput { rootfs: PathBuf, dir: String },
+    /// `stat` of `path` in the container tree `rootfs`, answered as JSON (`cp`'s checks).
+    Cpstat { rootfs: PathBuf, path: String },
+    /// Where a copy into `path` of the container tree `rootfs` lands, answered as JSON.
+    Cptarget {
+        rootfs: PathBuf,
+        path: String,
+        src_is_dir: bool,
     },
     /// Writes the entries of directory `root` as a tar stream to stdout (owners as the
     /// container sees them: the helper's user namespace maps them back).
@@ -194,10 +221,44 @@ pub fn copy(src: &Path, dst: &Path) -> io::Result<()> {
         &Job::Copy {
             src: src.to_path_buf(),
             dst: dst.to_path_buf(),
+            own: false,
         },
         None,
     )
     .map(drop)
+}
+
+/// Copies the tree `src` to `dst` in the helper, every entry of the copy the user's own (so
+/// that the user reads files of the container's other users; modes are kept).
+pub fn copy_owned(src: &Path, dst: &Path) -> io::Result<()> {
+    run(
+        &Job::Copy {
+            src: src.to_path_buf(),
+            dst: dst.to_path_buf(),
+            own: true,
+        },
+        None,
+    )
+    .map(drop)
+}
+
+/// Makes every entry of the tree `path` root's (in the helper: the user's), setuid and setgid
+/// bits kept as they were (chown(2) clears them).
+fn own_tree(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let md = std::fs::symlink_metadata(path)?;
+    std::os::unix::fs::lchown(path, Some(0), Some(0))
+        .map_err(|e| other(format!("{}: {e}", path.display())))?;
+    if md.file_type().is_symlink() {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+    if md.is_dir() {
+        for e in std::fs::read_dir(path)? {
+            own_tree(&e?.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// A volume's copy-up in the helper: whether anything was copied.
@@ -249,6 +310,73 @@ pub fn layer_tar(top: &Path, lower: Option<&Path>, out: &mut dyn Write) -> io::R
         },
         None,
         out,
+    )
+}
+
+/// The layer tar of a build step's copy snapshot, written by the helper into `out`.
+pub fn step_layer(
+    top: &Path,
+    lower: Option<&Path>,
+    skip: &std::collections::BTreeSet<String>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    run_into(
+        &Job::Steplayer {
+            top: top.to_path_buf(),
+            lower: lower.map(Path::to_path_buf),
+            skip: skip.iter().cloned().collect(),
+        },
+        None,
+        out,
+    )
+}
+
+/// `cp` out of a container: `path` of its tree `rootfs` as a tar stream into `out`, written
+/// by the helper (the container's ids in the headers).
+pub fn archive_get(rootfs: &Path, path: &str, out: &mut dyn Write) -> io::Result<()> {
+    run_into(
+        &Job::Archiveget {
+            rootfs: rootfs.to_path_buf(),
+            path: path.to_string(),
+        },
+        None,
+        out,
+    )
+}
+
+/// `cp` into a container: the tar stream `input` unpacked by the helper into `dir` of its
+/// tree `rootfs`.
+pub fn archive_put(rootfs: &Path, dir: &str, input: &mut dyn Read) -> io::Result<()> {
+    run(
+        &Job::Archiveput {
+            rootfs: rootfs.to_path_buf(),
+            dir: dir.to_string(),
+        },
+        Some(input),
+    )
+    .map(drop)
+}
+
+/// `cp`'s stat of a path the user cannot reach, in the helper (its JSON answer).
+pub fn cp_stat(rootfs: &Path, path: &str) -> io::Result<Vec<u8>> {
+    run(
+        &Job::Cpstat {
+            rootfs: rootfs.to_path_buf(),
+            path: path.to_string(),
+        },
+        None,
+    )
+}
+
+/// Where `cp` into a path the user cannot reach lands, in the helper (its JSON answer).
+pub fn cp_target(rootfs: &Path, path: &str, src_is_dir: bool) -> io::Result<Vec<u8>> {
+    run(
+        &Job::Cptarget {
+            rootfs: rootfs.to_path_buf(),
+            path: path.to_string(),
+            src_is_dir,
+        },
+        None,
     )
 }
 
@@ -313,8 +441,11 @@ fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>
                 bytes: applied.bytes,
             })?)
         }
-        Job::Copy { src, dst } => {
+        Job::Copy { src, dst, own } => {
             crate::snapshot::copy_tree_as_is(&src, &dst)?;
+            if own {
+                own_tree(&dst)?;
+            }
             Ok(Vec::new())
         }
         Job::Populate {
@@ -341,6 +472,35 @@ fn do_job(job: Job) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>
             out.flush()?;
             Ok(Vec::new())
         }
+        Job::Steplayer { top, lower, skip } => {
+            let mut out = io::stdout().lock();
+            crate::ops::images::write_step_layer(
+                &top,
+                lower.as_deref(),
+                &skip.into_iter().collect(),
+                &mut out,
+            )?;
+            out.flush()?;
+            Ok(Vec::new())
+        }
+        Job::Archiveget { rootfs, path } => {
+            let mut out = io::stdout().lock();
+            crate::ops::containers::write_archive(&rootfs, &path, &mut out)?;
+            out.flush()?;
+            Ok(Vec::new())
+        }
+        Job::Archiveput { rootfs, dir } => {
+            crate::ops::containers::unpack_archive(&rootfs, &dir, io::stdin().lock())?;
+            Ok(Vec::new())
+        }
+        Job::Cpstat { rootfs, path } => Ok(crate::ops::containers::cp_stat_answer(&rootfs, &path)?),
+        Job::Cptarget {
+            rootfs,
+            path,
+            src_is_dir,
+        } => Ok(crate::ops::containers::cp_target_answer(
+            &rootfs, &path, src_is_dir,
+        )?),
         Job::Tar { root } => {
             let mut b = tar::Builder::new(io::stdout().lock());
             b.follow_symlinks(false);

@@ -54,6 +54,13 @@ impl Service {
         let dir = tempfile::Builder::new()
             .prefix("bapi-")
             .tempdir_in("/tmp")?;
+        if super::berth::rootless_mode() {
+            // The rootless pass's berth binds its socket here as its own user.
+            std::fs::set_permissions(
+                dir.path(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+            )?;
+        }
         let socket = dir.path().join("api.sock");
         std::fs::create_dir_all(dir.path().join("docker"))?;
         let log = std::fs::File::create(dir.path().join("service.log"))?;

@@ -59,11 +59,13 @@ impl Pair {
     pub fn new() -> Result<Self> {
         let docker = Dockerd::start()?;
         let berth = Berth::new()?;
-        let dir = tempfile::tempdir()?;
+        let dir = super::berth::test_dir()?;
         let tar = dir.path().join("base.tar");
         docker
             .docker(&["save", "-o", &tar.display().to_string(), IMAGE])?
             .ok()?;
+        // docker writes it 0600; the rootless pass's berth reads it as its own user.
+        std::fs::set_permissions(&tar, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
         berth.ok(&["load", "-i", &tar.display().to_string()])?;
         Ok(Self { docker, berth, dir })
     }

@@ -16,6 +16,7 @@ use crate::container::lifecycle::{self, is_mount_point, Paths};
 use crate::ops::error::{OpsError, Result};
 use crate::ops::Engine;
 
+pub(crate) mod reach;
 pub mod stat;
 
 /// A directory inside the container, opened in-root, reachable through /proc/self/fd.
@@ -104,7 +105,7 @@ impl Drop for Rootfs {
 
 /// Where a copy into the container lands: a directory, and the name the copied item takes
 /// there (`None`: its own name).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CopyTarget {
     /// The directory, as a path in the container.
     pub dir: String,
@@ -122,45 +123,60 @@ pub fn copy_target(
     src_is_dir: bool,
 ) -> Result<(CopyTarget, Vec<String>)> {
     let mut rootfs = Rootfs::open(engine, what)?;
-    // The handles into the root are closed before it is unmounted (an open one keeps the
-    // mount busy).
-    let target = (|| {
-        let (dir, name) = open_parent(&rootfs.path, path)?;
-        let target = match name {
-            Some(n) => {
-                let meta = std::fs::symlink_metadata(dir.path().join(&n)).ok();
-                match meta {
-                    Some(m) if m.is_dir() => CopyTarget {
-                        dir: format!("{path}/."),
-                        rename: None,
-                    },
-                    None if path.ends_with('/') && !src_is_dir => {
-                        return Err(OpsError::CopyDestNotDir {
-                            path: path.to_string(),
-                        })
-                    }
-                    Some(_) if src_is_dir => {
-                        return Err(OpsError::CopyDirOverFile {
-                            path: path.to_string(),
-                        })
-                    }
-                    _ => CopyTarget {
-                        dir: parent_of(path),
-                        rename: Some(n),
-                    },
-                }
-            }
-            None => CopyTarget {
-                dir: path.to_string(),
-                rename: None,
-            },
-        };
-        // Checked now, so that a missing directory fails before the copy starts.
-        open_parent(&rootfs.path, &format!("{}/.", target.dir))?;
-        Ok(target)
-    })();
+    let target = match target_in(&rootfs.path, path, src_is_dir) {
+        // Below a directory of another container user: decided from the user namespace.
+        Err(e) if reach::denied(&e) => reach::target(&rootfs.path, path, src_is_dir),
+        r => r,
+    };
     let also = rootfs.release();
     Ok((target?, also))
+}
+
+/// [`copy_target`] in the tree `rootfs` (rootless berth's helper runs it too). The handles
+/// into the root are closed when it returns (an open one would keep a mount busy).
+pub(crate) fn target_in(rootfs: &Path, path: &str, src_is_dir: bool) -> Result<CopyTarget> {
+    let (dir, name) = open_parent(rootfs, path)?;
+    let target = match name {
+        Some(n) => {
+            let meta = match std::fs::symlink_metadata(dir.path().join(&n)) {
+                Ok(m) => Some(m),
+                Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(OpsError::NoSuchPath {
+                        path: path.to_string(),
+                        source,
+                    })
+                }
+                Err(_) => None,
+            };
+            match meta {
+                Some(m) if m.is_dir() => CopyTarget {
+                    dir: format!("{path}/."),
+                    rename: None,
+                },
+                None if path.ends_with('/') && !src_is_dir => {
+                    return Err(OpsError::CopyDestNotDir {
+                        path: path.to_string(),
+                    })
+                }
+                Some(_) if src_is_dir => {
+                    return Err(OpsError::CopyDirOverFile {
+                        path: path.to_string(),
+                    })
+                }
+                _ => CopyTarget {
+                    dir: parent_of(path),
+                    rename: Some(n),
+                },
+            }
+        }
+        None => CopyTarget {
+            dir: path.to_string(),
+            rename: None,
+        },
+    };
+    // Checked now, so that a missing directory fails before the copy starts.
+    open_parent(rootfs, &format!("{}/.", target.dir))?;
+    Ok(target)
 }
 
 /// The container path of `path`'s parent directory, as `open_parent` resolves it.
@@ -230,29 +246,36 @@ impl Drop for ArchiveReader {
 /// `GET /containers/{id}/archive?path=`: `path` as a tar stream.
 pub fn archive_get(engine: &Engine, what: &str, path: &str) -> Result<ArchiveReader> {
     let rootfs = Rootfs::open(engine, what)?;
-    let (dir, name) = open_parent(&rootfs.path, path)?;
-    let src = match &name {
-        Some(n) => dir.path().join(n),
-        None => dir.path(),
-    };
-    let meta = std::fs::symlink_metadata(&src).map_err(|source| OpsError::NoSuchPath {
-        path: path.to_string(),
-        source,
-    })?;
-    let (reader, writer) = std::io::pipe().map_err(|e| OpsError::io("making a pipe", e))?;
-    let label = name.clone().unwrap_or_else(|| ".".into());
-    let producer = std::thread::spawn(move || -> std::io::Result<()> {
-        // The directory handle must live as long as the archiver reads through it.
-        let _dir = dir;
-        let mut b = tar::Builder::new(writer);
-        b.follow_symlinks(false);
-        if meta.is_dir() {
-            b.append_dir_all(&label, &src)?;
-        } else {
-            b.append_path_with_name(&src, &label)?;
-        }
-        b.finish()
+    let (reader, mut writer) = std::io::pipe().map_err(|e| OpsError::io("making a pipe", e))?;
+    let found = open_parent(&rootfs.path, path).and_then(|(dir, name)| {
+        let src = match &name {
+            Some(n) => dir.path().join(n),
+            None => dir.path(),
+        };
+        std::fs::symlink_metadata(&src).map_err(|source| OpsError::NoSuchPath {
+            path: path.to_string(),
+            source,
+        })?;
+        Ok(name)
     });
+    let (root, wanted) = (rootfs.path.clone(), path.to_string());
+    let (name, producer) = match found {
+        // Owners in the user's subordinate ranges: archived from its user namespace (the
+        // container's ids in the headers, every file readable), a path the user cannot
+        // reach resolved there too.
+        r if crate::rootless::userns::shifting() && !r.as_ref().is_err_and(not_found) => {
+            let name = r.ok().unwrap_or_else(|| final_name(path));
+            let producer = std::thread::spawn(move || {
+                crate::rootless::userns::archive_get(&root, &wanted, &mut writer)
+            });
+            (name, producer)
+        }
+        r => {
+            let name = r?;
+            let producer = std::thread::spawn(move || write_archive(&root, &wanted, &mut writer));
+            (name, producer)
+        }
+    };
     Ok(ArchiveReader {
         reader,
         producer: Some(producer),
@@ -261,24 +284,90 @@ pub fn archive_get(engine: &Engine, what: &str, path: &str) -> Result<ArchiveRea
     })
 }
 
+/// Whether a lookup failed because the path is not there (rather than out of reach).
+fn not_found(e: &OpsError) -> bool {
+    match e {
+        OpsError::NoSuchPath { source, .. } | OpsError::NoSuchDirectory { source, .. } => {
+            source.kind() != std::io::ErrorKind::PermissionDenied
+        }
+        _ => false,
+    }
+}
+
+/// The name `open_parent` gives the final element of `path`.
+fn final_name(path: &str) -> Option<String> {
+    if path.ends_with("/.") || path == "." {
+        return None;
+    }
+    Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+}
+
+/// Writes `path` of the tree `rootfs` (resolved in it) as a tar stream into `out`
+/// (rootless berth's user-namespace helper runs it too).
+pub(crate) fn write_archive(
+    rootfs: &Path,
+    path: &str,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let (dir, name) =
+        open_parent(rootfs, path).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let src = match &name {
+        Some(n) => dir.path().join(n),
+        None => dir.path(),
+    };
+    let meta = std::fs::symlink_metadata(&src)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    let label = name.unwrap_or_else(|| ".".into());
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    if meta.is_dir() {
+        b.append_dir_all(&label, &src)?;
+    } else {
+        b.append_path_with_name(&src, &label)?;
+    }
+    b.finish()
+}
+
+/// Unpacks `tar_stream` into the directory `dir` of the tree `rootfs` (resolved in it; the
+/// rootless helper runs it too).
+pub(crate) fn unpack_archive(
+    rootfs: &Path,
+    dir: &str,
+    tar_stream: impl Read,
+) -> std::io::Result<()> {
+    let (target, _) = open_parent(rootfs, &format!("{}/.", dir.trim_end_matches("/.")))
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut ar = tar::Archive::new(tar_stream);
+    ar.set_preserve_permissions(true);
+    ar.set_overwrite(true);
+    // `unpack` refuses entries with `..` and checks that each parent, symlinks resolved,
+    // stays inside the target, so a symlink in the container cannot redirect the copy.
+    ar.unpack(target.path())
+}
+
 /// `PUT /containers/{id}/archive?path=`: unpacks a tar stream into the directory `dir`
 /// (which must exist); returns lines about what went wrong unmounting.
 pub fn archive_put(
     engine: &Engine,
     what: &str,
     dir: &str,
-    tar_stream: impl Read,
+    mut tar_stream: impl Read,
 ) -> Result<Vec<String>> {
     let mut rootfs = Rootfs::open(engine, what)?;
-    let unpacked = {
-        let (target, _) = open_parent(&rootfs.path, &format!("{}/.", dir.trim_end_matches("/.")))?;
-        let mut ar = tar::Archive::new(tar_stream);
-        ar.set_preserve_permissions(true);
-        ar.set_overwrite(true);
-        // `unpack` refuses entries with `..` and checks that each parent, symlinks
-        // resolved, stays inside the target, so a symlink in the container cannot redirect
-        // the copy.
-        ar.unpack(target.path())
+    let unpacked = match open_parent(&rootfs.path, &format!("{}/.", dir.trim_end_matches("/."))) {
+        // Owners in the user's subordinate ranges: unpacked in its user namespace, where
+        // directories of the container's other users can be written.
+        r if crate::rootless::userns::shifting() && !r.as_ref().is_err_and(not_found) => {
+            drop(r);
+            crate::rootless::userns::archive_put(&rootfs.path, dir, &mut tar_stream)
+        }
+        Err(e) => {
+            let also = rootfs.release();
+            return Err(e.with_also(also));
+        }
+        Ok(_) => unpack_archive(&rootfs.path, dir, tar_stream),
     };
     let also = rootfs.release();
     unpacked.map_err(|source| {

@@ -151,7 +151,8 @@ fn walk_copy(top: &Path, lower: Option<&Path>, rel: &Path, out: &mut Vec<Change>
             }
             Some(old) if md.is_dir() && old.is_dir() => {
                 let at = out.len();
-                if walk_copy(top, lower, &p, out) {
+                // A directory whose own mode or owner changed is modified too.
+                if walk_copy(top, lower, &p, out) | differs(&md, &old) {
                     out.insert(
                         at,
                         Change {
@@ -389,4 +390,29 @@ fn commit_paused(engine: &Engine, id: &str, opts: &CommitOptions) -> Result<Stri
         ],
     );
     Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_copy_snapshots_changes_include_a_directory_whose_mode_alone_changed() {
+        let d = tempfile::tempdir().unwrap();
+        let (lower, top) = (d.path().join("l"), d.path().join("t"));
+        for t in [&lower, &top] {
+            fs::create_dir_all(t.join("same")).unwrap();
+            fs::create_dir_all(t.join("chmod")).unwrap();
+        }
+        fs::set_permissions(top.join("chmod"), fs::Permissions::from_mode(0o700)).unwrap();
+        let got = copy_changes(&top, Some(&lower));
+        assert_eq!(
+            got,
+            [Change {
+                path: "/chmod".into(),
+                kind: 0
+            }]
+        );
+    }
 }

@@ -20,10 +20,12 @@ use crate::container::{ContainerStore, Record};
 use crate::ops::error::Result;
 use crate::ops::Engine;
 
+pub(crate) use archive::reach::{stat_answer as cp_stat_answer, target_answer as cp_target_answer};
 pub use archive::stat::{stat_path, PathStat};
 pub use archive::{
     archive_get, archive_put, copy_target, split_copy_arg, ArchiveReader, CopyTarget,
 };
+pub(crate) use archive::{unpack_archive, write_archive};
 pub use attach::{attach, AttachInput, AttachOptions, Attached, Output};
 pub use changes::{changes, commit, export, Change, CommitOptions};
 pub(crate) use changes::{copy_changes_json, copy_layer_tar};

@@ -23,6 +23,7 @@ use crate::snapshot::{mount_all, unmount, Backend, SnapshotError};
 use crate::unpack::{prune_snapshots, unpack_image};
 
 pub use archive::{load, save, ArchiveFormat};
+pub(crate) use build::write_step_layer;
 pub use build::{
     build, context_from_tar, exit_code as build_exit_code, export_local, history, BuildRequest,
     BuildResult, HistoryItem, TarContext,

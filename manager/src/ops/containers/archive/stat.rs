@@ -59,7 +59,16 @@ pub fn go_file_mode(st_mode: u32) -> u32 {
 /// Stats `path` in the container (not following a final symlink, as docker).
 pub fn stat_path(engine: &Engine, what: &str, path: &str) -> Result<PathStat> {
     let rootfs = Rootfs::open(engine, what)?;
-    let (dir, name) = open_parent(&rootfs.path, path)?;
+    match stat_in(&rootfs.path, path) {
+        // Below a directory of another container user: looked at from the user namespace.
+        Err(e) if super::reach::denied(&e) => super::reach::stat(&rootfs.path, path),
+        r => r,
+    }
+}
+
+/// Stats `path` in the tree `rootfs` (rootless berth's helper runs it too).
+pub(crate) fn stat_in(rootfs: &std::path::Path, path: &str) -> Result<PathStat> {
+    let (dir, name) = open_parent(rootfs, path)?;
     let target = match &name {
         Some(n) => dir.path().join(n),
         None => dir.path(),

@@ -1,7 +1,7 @@
 //! Layers of a build: a tar stream (hashed into its diff ID while written) gzip-compressed
 //! into the content store; the snapshots a RUN step or a lookup needs, unpacked from the
 //! stored layers when missing; read-only views of a state's tree; and the layer of a RUN
-//! step, from its overlay upper directory.
+//! step, from its overlay upper directory (on the copy snapshotter: `copy_layer`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -186,20 +186,41 @@ impl LayerBuilder {
 
     /// Ends the stream and commits the blob.
     pub fn finish(self) -> Result<Layer> {
-        let mut w = self.tar.into_inner().map_err(io_err("finishing layer"))?;
-        // End of stream for a tee'd unpacker.
-        w.tee = None;
-        let diff_id = crate::unpack::sha256_digest(&hex::encode(w.hasher.finalize()));
-        let ingest = w.gz.finish().map_err(io_err("compressing layer"))?.0;
-        let size = ingest.offset();
-        let digest = ingest.commit(None)?;
-        Ok(Layer {
-            digest,
-            size,
-            diff_id,
-            media_type: crate::manifest::OCI_LAYER_GZIP.to_string(),
-        })
+        let w = self.tar.into_inner().map_err(io_err("finishing layer"))?;
+        finish_writer(w)
     }
+}
+
+/// A layer of the whole tar stream `write` produces (a RUN step's on the copy snapshotter,
+/// written by the user-namespace helper when owners are shifted).
+pub fn layer_from_stream(
+    store: &ImageStore,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<Layer> {
+    let ingest = store.content().ingest_unknown()?;
+    let mut w = LayerWriter {
+        hasher: Sha256::new(),
+        gz: flate2::write::GzEncoder::new(IngestWrite(ingest), flate2::Compression::fast()),
+        tee: None,
+    };
+    write(&mut w).map_err(io_err("writing the step's layer"))?;
+    finish_writer(w)
+}
+
+/// Hashes, compresses and commits what `w` was given.
+fn finish_writer(mut w: LayerWriter) -> Result<Layer> {
+    // End of stream for a tee'd unpacker.
+    w.tee = None;
+    let diff_id = crate::unpack::sha256_digest(&hex::encode(w.hasher.finalize()));
+    let ingest = w.gz.finish().map_err(io_err("compressing layer"))?.0;
+    let size = ingest.offset();
+    let digest = ingest.commit(None)?;
+    Ok(Layer {
+        digest,
+        size,
+        diff_id,
+        media_type: crate::manifest::OCI_LAYER_GZIP.to_string(),
+    })
 }
 
 /// The layers recompressed with zstd (`-o type=image,compression=zstd`): each blob that is
@@ -332,6 +353,10 @@ impl Drop for TeeSnapshot<'_> {
 /// A read-only tree of a build state, mounted until dropped.
 pub struct View<'a> {
     pub dir: PathBuf,
+    /// The scratch directory made for the view (its mount point).
+    scratch: PathBuf,
+    /// A copy of the tree the user owns (see [`View::readable`]), removed on drop.
+    copy: Option<PathBuf>,
     key: Option<String>,
     mounted: bool,
     sn: &'a dyn Snapshotter,
@@ -354,7 +379,9 @@ impl<'a> View<'a> {
     pub fn mount(root: &Path, sn: &'a dyn Snapshotter, chain: Option<&str>) -> Result<Self> {
         let dir = scratch_dir(root, "view")?;
         let mut v = View {
-            dir,
+            dir: dir.clone(),
+            scratch: dir,
+            copy: None,
             key: None,
             mounted: false,
             sn,
@@ -367,23 +394,54 @@ impl<'a> View<'a> {
             );
             let mounts = sn.view(&key, parent)?;
             v.key = Some(key);
-            mount_all(&mounts, &v.dir)?;
-            v.mounted = true;
+            match mounts.as_slice() {
+                // A copy snapshot's view is its parent's committed tree, which never changes:
+                // read in place (a rootless berth could not bind-mount it).
+                [m] if m.kind == "bind" => v.dir = m.source.clone(),
+                _ => {
+                    mount_all(&mounts, &v.dir)?;
+                    v.mounted = true;
+                }
+            }
         }
         Ok(v)
     }
 }
 
+impl View<'_> {
+    /// For a rootless berth whose image owners are shifted: the view becomes a copy of the
+    /// tree that the user owns (made in its user namespace), so that COPY --from reads files
+    /// of the container's other users (a 0700 directory of uid 1000, say). COPY --from gives
+    /// the files root (or `--chown`) anyway; modes and mtimes are kept. Costs a copy of the
+    /// stage's tree per step.
+    pub fn readable(mut self, root: &Path) -> Result<Self> {
+        if !crate::rootless::userns::shifting() || self.key.is_none() {
+            return Ok(self);
+        }
+        let copy = scratch_dir(root, "from")?;
+        self.copy = Some(copy.clone());
+        let dst = copy.join("fs");
+        crate::rootless::userns::copy_owned(&self.dir, &dst).map_err(io_err(
+            "copying the tree of COPY --from in the user namespace",
+        ))?;
+        self.dir = dst;
+        Ok(self)
+    }
+}
+
 impl Drop for View<'_> {
     fn drop(&mut self) {
+        if let Some(c) = &self.copy {
+            let _ = crate::rootless::userns::remove_tree(c);
+        }
         // Best effort: a leftover view is removed by the next build's sweep of dead pids.
         if self.mounted {
-            let _ = unmount(&self.dir);
+            let _ = unmount(&self.scratch);
         }
         if let Some(k) = &self.key {
             let _ = self.sn.remove(k);
         }
-        let _ = fs::remove_dir(&self.dir);
+        let _ = fs::remove_dir(&self.scratch);
     }
 }
 
@@ -411,7 +469,7 @@ pub fn sweep(root: &Path, sn: &dyn Snapshotter) {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.split('-').nth(1).is_some_and(dead) {
                 let _ = unmount(&e.path());
-                let _ = fs::remove_dir_all(e.path());
+                let _ = crate::rootless::userns::remove_tree(&e.path());
             }
         }
     }

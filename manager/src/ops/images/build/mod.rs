@@ -3,6 +3,7 @@
 //! needs are built. RUN steps are containers (see `steps`); the result is an OCI image
 //! with docker's history, tagged as asked.
 
+mod copy_layer;
 mod dispatch;
 mod export;
 mod gitsrc;
@@ -30,6 +31,7 @@ use crate::ops::{Cancel, Engine, Progress};
 use crate::reference::Reference;
 use crate::snapshot::{Backend, Snapshotter};
 
+pub(crate) use copy_layer::write_step_layer;
 pub use export::export_local;
 pub use history::{history, HistoryItem};
 use state::{Cache, State};
@@ -151,20 +153,9 @@ pub fn build(
     let df = parser::parse(&file, &text)?;
     let plan = commands::plan(&file, &df)?;
     let store = engine.images()?;
+    // Overlay where it can be mounted; else (rootless berth, a kernel without overlayfs)
+    // the copy snapshotter, each RUN step's layer found by comparing trees (`copy_layer`).
     let backend = Backend::detect();
-    if backend != Backend::Overlay {
-        return Err(BuildError::Step {
-            file: file.clone(),
-            line: 1,
-            message: if crate::rootless::is_rootless() {
-                "berth build is not available to rootless berth yet: it needs the overlay snapshotter, which an unprivileged user cannot mount"
-            } else {
-                "berth build needs the overlay snapshotter (the kernel has no overlayfs)"
-            }
-            .into(),
-        }
-        .into());
-    }
     let sn = backend.open(engine.root())?;
     layer::sweep(engine.root(), &*sn);
     let host = crate::platform::Platform::host();

@@ -1,15 +1,19 @@
 //! The steps that make layers: RUN (a container through the same path as `berth run`, its
-//! overlay upper directory becomes the layer) and COPY/ADD (entries from the context or
+//! overlay upper directory becomes the layer; on the copy snapshotter, what its tree changed
+//! against the parent's) and COPY/ADD (entries from the context or
 //! another stage written as a tar).
 
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::layer::{ensure_chain, layer_from_upper, Layer, LayerBuilder, TeeSnapshot, View};
+use super::copy_layer::write_step_layer;
+use super::layer::{
+    ensure_chain, layer_from_stream, layer_from_upper, Layer, LayerBuilder, TeeSnapshot, View,
+};
 use super::state::State;
 use super::Builder;
 use crate::build::context::{clean_abs, Context, Entry, EntryKind, Source};
@@ -19,6 +23,7 @@ use crate::ops::containers::{self, CreateOptions, Output, RemoveOptions, RunMode
 use crate::ops::error::{OpsError, Result};
 use crate::ops::models::{ContainerConfig, ContainerCreateRequest, HostConfig};
 use crate::snapshot::{chain_id, is_mount_point, unmount, SnapshotError};
+use crate::unpack::Whiteouts;
 
 /// Mount targets of a build container that its layer must not show when the image did not
 /// have them (the runtime makes them).
@@ -197,7 +202,21 @@ impl Builder<'_> {
                 p = p.rsplit_once('/').map_or("", |(a, _)| a);
             }
         }
-        let layer = layer_from_upper(self.store, &target.dir, &target.lowers, &skip)?;
+        let layer = match target.whiteouts {
+            Whiteouts::Overlay => layer_from_upper(self.store, &target.dir, &target.lowers, &skip)?,
+            // The copy snapshotter: the tree against its parent's, in the user's namespace
+            // when owners are shifted (the layer carries the container's ids).
+            Whiteouts::Delete => {
+                let lower = target.lowers.first().map(PathBuf::as_path);
+                layer_from_stream(self.store, |out| {
+                    if crate::rootless::userns::shifting() {
+                        crate::rootless::userns::step_layer(&target.dir, lower, &skip, out)
+                    } else {
+                        write_step_layer(&target.dir, lower, &skip, out)
+                    }
+                })?
+            }
+        };
         let parent = chain.and_then(|c| crate::image::parse_digest(&c));
         let name = chain_id(parent.as_ref(), &layer.diff_id);
         // A step that changed nothing adds no layer (see State::commit): its snapshot goes
@@ -220,7 +239,8 @@ impl Builder<'_> {
             None => Ok((self.ctx.clone(), None)),
             Some(s) => {
                 let chain = ensure_chain(self.store, &*self.sn, &s.layers)?;
-                let view = View::mount(self.engine.root(), &*self.sn, chain.as_deref())?;
+                let view = View::mount(self.engine.root(), &*self.sn, chain.as_deref())?
+                    .readable(self.engine.root())?;
                 let ctx = Context::new(view.dir.clone(), Default::default());
                 Ok((ctx, Some(view)))
             }
