@@ -145,7 +145,7 @@ pub fn limits_available() -> bool {
 pub fn disabled_features(ids: &IdRanges) -> Vec<Disabled> {
     let mut out = vec![
         Disabled {
-            feature: "bridge networks",
+            feature: "host bridge networks",
             reason: if crate::network::slirp::available() {
                 "bridges, veths and firewall rules cannot be made on the host: the default network is slirp4netns's user-mode network, user-defined networks live in berth's rootless network namespace (reached through slirp4netns; -p forwards from the host's addresses)".into()
             } else {
@@ -155,10 +155,6 @@ pub fn disabled_features(ids: &IdRanges) -> Vec<Disabled> {
         Disabled {
             feature: "overlay snapshotter",
             reason: "an unprivileged user cannot mount overlayfs on the host; the copy snapshotter is used".into(),
-        },
-        Disabled {
-            feature: "build",
-            reason: "berth build takes its layers from overlay upper directories, which rootless berth does not have".into(),
         },
     ];
     if !limits_available() {
