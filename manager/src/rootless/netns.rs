@@ -372,10 +372,17 @@ pub fn main() -> Option<i32> {
     }
 }
 
+/// One line of the handshake with the spawner, which reads this process's stdout (a pipe,
+/// not a terminal: protocol, not output for a user).
+fn say(line: &str) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 /// The pause process: says `ready`, then waits for its stdin to close.
 fn pause() -> i32 {
-    println!("ready");
-    let _ = io::stdout().flush();
+    say("ready");
     let mut sink = Vec::new();
     let _ = io::stdin().read_to_end(&mut sink);
     0
@@ -391,7 +398,7 @@ fn keeper() -> i32 {
         Ok(nix::unistd::ForkResult::Parent { .. }) => return 0,
         Ok(nix::unistd::ForkResult::Child) => {}
         Err(e) => {
-            println!("forking the keeper: {e}");
+            say(&format!("forking the keeper: {e}"));
             return 1;
         }
     }
@@ -399,12 +406,11 @@ fn keeper() -> i32 {
     let (mut pause, slirp) = match start_pause(&d) {
         Ok(v) => v,
         Err(e) => {
-            println!("{}", crate::ops::error::chain(&e));
+            say(&crate::ops::error::chain(&e));
             return 1;
         }
     };
-    println!("ready");
-    let _ = io::stdout().flush();
+    say("ready");
     // The spawner reads until end of file: stdout goes to /dev/null now.
     if let Ok(null) = fs::OpenOptions::new().write(true).open("/dev/null") {
         // SAFETY: dup2 onto descriptor 1, which nothing else in this single-threaded process

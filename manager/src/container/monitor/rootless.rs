@@ -20,7 +20,10 @@ pub(super) struct UserNetworks {
 impl Drop for UserNetworks {
     fn drop(&mut self) {
         if let Err(e) = crate::rootless::networks::detach(&self.root, &self.id) {
-            eprintln!(
+            // The monitor's stderr is its log file (monitor.log), read when a run goes wrong.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "berth: detaching {} from its networks: {}",
                 self.id,
                 crate::ops::error::chain(&e)
