@@ -268,7 +268,9 @@ fn info_reports_rootless_mode() -> Result<()> {
         .as_array()
         .context("RootlessDisabled")?;
     assert!(
-        disabled.iter().any(|d| d["Feature"] == "host bridge networks"),
+        disabled
+            .iter()
+            .any(|d| d["Feature"] == "host bridge networks"),
         "{disabled:?}"
     );
     // Build works rootless (copy-snapshot layers): it is not listed as off.
