@@ -371,9 +371,10 @@ fn classic_builder_and_berth_build_the_same_images() -> Result<()> {
             std::fs::write(ctx.join("archive.tar"), archive(false)?)?;
         }
         if c.name == "copy-rules" {
-            // docker's builder gives a new destination directory 0755, not the source's mode.
+            // docker's builder gives a new destination directory 0755, not the source's mode
+            // (0705: still readable by the rootless pass's user).
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(ctx.join("d700"), std::fs::Permissions::from_mode(0o700))?;
+            std::fs::set_permissions(ctx.join("d700"), std::fs::Permissions::from_mode(0o705))?;
         }
         if c.name == "scratch-run" {
             // A static busybox (busybox-static) is all the stage has to run.
@@ -660,6 +661,11 @@ fn image_sizes_are_the_unpacked_sizes_docker_reports() -> Result<()> {
     pair.docker
         .docker(&["save", "-o", &bare_s, id.trim()])?
         .ok()?;
+    // docker writes 0600 archives: readable by the rootless pass's user too.
+    for tar in [&named, &bare] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tar, std::fs::Permissions::from_mode(0o644))?;
+    }
     assert_eq!(
         pair.berth.ok(&["load", "-i", &named_s])?,
         "Loaded image: sized:1\n"

@@ -77,6 +77,7 @@ fn walk(
         }
         if md.is_dir() {
             let at = items.len();
+            let junk_before = junk.len();
             items.push(Item {
                 rel: child.clone(),
                 deleted: false,
@@ -86,10 +87,17 @@ fn walk(
             let same = old.as_ref().is_some_and(|o| {
                 o.is_dir() && o.mode() == md.mode() && o.uid() == md.uid() && o.gid() == md.gid()
             });
+            // A directory the step touched (a file made and removed in it: its mtime moved)
+            // stays, as docker's overlay2 diff keeps it; one touched only by the container
+            // setup's mount points does not.
+            let untouched = old
+                .as_ref()
+                .is_some_and(|o| o.mtime() == md.mtime() && o.mtime_nsec() == md.mtime_nsec())
+                || junk.len() > junk_before;
             if !below && setup {
                 items.truncate(at);
                 junk.push(child);
-            } else if !below && same {
+            } else if !below && same && untouched {
                 items.truncate(at);
             } else {
                 any = true;
