@@ -311,7 +311,7 @@ fn diff_ids(berth: &spec_tests::manager::berth::Berth, image: &str) -> Result<Ve
 #[test]
 fn copy_link_layers_are_independent_of_the_base_and_survive_its_change() -> Result<()> {
     let berth = berth_with_busybox()?;
-    let dir = tempfile::tempdir()?;
+    let dir = test_dir()?;
     let base_dir = dir.path().join("base");
     std::fs::create_dir(&base_dir)?;
     let base = |run: &str| -> Result<String> {
