@@ -437,15 +437,7 @@ pub fn prepare(root: &Path, store: &ContainerStore, record: &Record) -> Result<R
                 .iter()
                 .map(|a| (a.network.clone(), a.settings_json()))
                 .collect();
-            r.config.ports = published
-                .iter()
-                .map(|p| PortBinding {
-                    host_ip: p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
-                    host_port: p.host_port,
-                    container_port: p.container_port,
-                    protocol: p.protocol.to_string(),
-                })
-                .collect();
+            r.config.ports = published.iter().map(PortBinding::from).collect();
         })
     })();
     match attached {

@@ -140,6 +140,18 @@ pub struct PortBinding {
     pub protocol: String,
 }
 
+impl From<&crate::network::PortMapping> for PortBinding {
+    /// What a published mapping is recorded as (an empty host address: all of them).
+    fn from(p: &crate::network::PortMapping) -> Self {
+        Self {
+            host_ip: p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+            host_port: p.host_port,
+            container_port: p.container_port,
+            protocol: p.protocol.to_string(),
+        }
+    }
+}
+
 /// What a container asks of one network besides joining it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct EndpointConfig {

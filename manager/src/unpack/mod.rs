@@ -175,16 +175,7 @@ pub fn apply_layer(mut blob: impl Read, target: &Target) -> Result<Applied, Unpa
             bytes,
         });
     }
-    let (compression, stream) = detect(blob).map_err(|source| UnpackError::Read { source })?;
-    let decoded: Box<dyn Read> = match compression {
-        Compression::None => Box::new(stream),
-        // Several gzip members in one blob are legal (RFC 1952 2.2) and pigz makes them.
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(stream)
-                .map_err(|source| UnpackError::Read { source })?,
-        ),
-    };
+    let decoded = decoder(blob)?;
     let mut hashed = HashReader {
         inner: decoded,
         hasher: Sha256::new(),
@@ -202,16 +193,7 @@ pub fn apply_layer(mut blob: impl Read, target: &Target) -> Result<Applied, Unpa
 /// A layer blob's size as [`Applied::bytes`] counts it, read without unpacking (for layers
 /// that were stored without passing through [`apply_layer`]: built, loaded, imported).
 pub fn measure_layer(blob: impl Read) -> Result<u64, UnpackError> {
-    let (compression, stream) = detect(blob).map_err(|source| UnpackError::Read { source })?;
-    let decoded: Box<dyn Read> = match compression {
-        Compression::None => Box::new(stream),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(stream)
-                .map_err(|source| UnpackError::Read { source })?,
-        ),
-    };
-    let mut archive = tar::Archive::new(decoded);
+    let mut archive = tar::Archive::new(decoder(blob)?);
     let mut bytes = 0;
     for entry in archive
         .entries()
@@ -221,6 +203,20 @@ pub fn measure_layer(blob: impl Read) -> Result<u64, UnpackError> {
         bytes += apply::entry_bytes(&entry);
     }
     Ok(bytes)
+}
+
+/// The uncompressed stream of a layer blob, whatever its compression.
+fn decoder<'a>(blob: impl Read + 'a) -> Result<Box<dyn Read + 'a>, UnpackError> {
+    let (compression, stream) = detect(blob).map_err(|source| UnpackError::Read { source })?;
+    Ok(match compression {
+        Compression::None => Box::new(stream),
+        // Several gzip members in one blob are legal (RFC 1952 2.2) and pigz makes them.
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(stream)
+                .map_err(|source| UnpackError::Read { source })?,
+        ),
+    })
 }
 
 /// Peeks at the magic bytes and gives back a reader that still starts at byte 0.

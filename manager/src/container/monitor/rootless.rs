@@ -50,12 +50,7 @@ pub(super) fn user_networks(
     let ports: Vec<crate::container::record::PortBinding> = attached
         .ports
         .iter()
-        .map(|p| crate::container::record::PortBinding {
-            host_ip: p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
-            host_port: p.host_port,
-            container_port: p.container_port,
-            protocol: p.protocol.to_string(),
-        })
+        .map(crate::container::record::PortBinding::from)
         .collect();
     store
         .update(&record.id, |r| {
@@ -97,12 +92,7 @@ pub(super) fn user_mode_network(
     }
     let ports: Vec<crate::container::record::PortBinding> = publish
         .iter()
-        .map(|p| crate::container::record::PortBinding {
-            host_ip: p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
-            host_port: p.host_port,
-            container_port: p.container_port,
-            protocol: p.protocol.to_string(),
-        })
+        .map(crate::container::record::PortBinding::from)
         .collect();
     store
         .update(&record.id, |r| {
