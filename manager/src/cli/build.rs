@@ -132,6 +132,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
             match part.split_once('=') {
                 Some(("compression", "zstd")) => req.zstd = true,
                 Some(("compression", "gzip" | "uncompressed")) => {}
+                Some(("force-compression", v)) => {
+                    req.force_compression = match v {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => bail!("flag --output: force-compression={v:?} is not a boolean"),
+                    }
+                }
                 Some(("compression", other)) => {
                     bail!("flag --output: unsupported compression {other:?} (gzip or zstd)")
                 }

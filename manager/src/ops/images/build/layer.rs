@@ -223,13 +223,14 @@ fn finish_writer(mut w: LayerWriter) -> Result<Layer> {
     })
 }
 
-/// The layers recompressed with zstd (`-o type=image,compression=zstd`): each blob that is
-/// not zstd already is decompressed and written again as `tar+zstd`; the diff IDs stay.
-pub fn to_zstd(store: &ImageStore, layers: &[Layer]) -> Result<Vec<Layer>> {
+/// The layers recompressed with zstd (`-o type=image,compression=zstd`): each blob after
+/// the first `keep` that is not zstd already is decompressed and written again as
+/// `tar+zstd`; the diff IDs stay.
+pub fn to_zstd(store: &ImageStore, layers: &[Layer], keep: usize) -> Result<Vec<Layer>> {
     use std::io::{BufRead, Read};
     let mut out = Vec::with_capacity(layers.len());
-    for l in layers {
-        if l.media_type.ends_with("+zstd") {
+    for (i, l) in layers.iter().enumerate() {
+        if i < keep || l.media_type.ends_with("+zstd") {
             out.push(l.clone());
             continue;
         }

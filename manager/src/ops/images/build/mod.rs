@@ -56,9 +56,12 @@ pub struct BuildRequest {
     pub runtime: Option<String>,
     /// `--secret id=ID,src=FILE`: files RUN steps may mount (`--mount=type=secret`).
     pub secrets: BTreeMap<String, PathBuf>,
-    /// `-o type=image,compression=zstd`: the image's layers are stored zstd-compressed
-    /// (`tar+zstd`), the base image's included; gzip otherwise.
+    /// `-o type=image,compression=zstd`: the layers the build made are stored
+    /// zstd-compressed (`tar+zstd`); gzip otherwise.
     pub zstd: bool,
+    /// `force-compression=true`: the base image's layers are recompressed too (with
+    /// `zstd`); BuildKit keeps them as they were pulled otherwise.
+    pub force_compression: bool,
 }
 
 /// The built image.
@@ -214,7 +217,12 @@ pub fn build(
     }
     let _adding = store.adding()?;
     if req.zstd {
-        state.layers = layer::to_zstd(store, &state.layers)?;
+        let keep = if req.force_compression {
+            0
+        } else {
+            state.base_layers
+        };
+        state.layers = layer::to_zstd(store, &state.layers, keep)?;
     }
     let id = write_image(store, &state, &tags)?;
     let mut warnings = Vec::new();
@@ -584,9 +592,11 @@ impl Builder<'_> {
                 })
             })
             .collect();
+        let layers: Vec<layer::Layer> = layers;
         Ok((
             State {
                 config,
+                base_layers: layers.len(),
                 layers,
                 anchor: Some(info.id().to_string()),
             },

@@ -25,6 +25,10 @@ pub struct State {
     /// A store image whose defaults a RUN container starts from (overridden by this
     /// state's settings); `None` for a chain that started FROM scratch.
     pub anchor: Option<String>,
+    /// How many of `layers` are the FROM image's own (kept as they are by
+    /// `compression=zstd` unless `force-compression=true`, as BuildKit does).
+    #[serde(default)]
+    pub base_layers: usize,
 }
 
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
@@ -47,6 +51,7 @@ impl State {
             config,
             layers: Vec::new(),
             anchor: None,
+            base_layers: 0,
         }
     }
 
