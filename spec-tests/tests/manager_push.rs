@@ -151,3 +151,72 @@ fn rmi_untags_and_collects_unreferenced_blobs() -> Result<()> {
     assert!(err.contains("No such image"), "{err}");
     Ok(())
 }
+
+/// RepoDigests as docker keeps them: only a name its registry knows (pulled, or pushed) has a
+/// `repo@digest`; a tag given locally in another repository has none, one in the same
+/// repository shares the repository's; `images --digests` shows `<none>` where there is none.
+#[test]
+fn repo_digests_only_for_names_a_registry_knows() -> Result<()> {
+    let reg = Registry::plain()?;
+    let dir = tempfile::tempdir()?;
+    let mut layout = Layout::create(&dir.path().join("layout"))?;
+    let berth = Berth::new()?;
+    busybox_image(&mut layout, "v1", Compression::Gzip)?;
+    let pulled = format!("{}/origin/bb:v1", reg.host());
+    layout.push("v1", &pulled, &[])?;
+    berth.ok(&["pull", &pulled])?;
+    let digest = sha256(&skopeo_raw_manifest(&pulled, &[])?);
+    let repo_digests = |name: &str| -> Result<Vec<String>> {
+        let out = berth.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}}",
+            name,
+        ])?;
+        Ok(serde_json::from_str(out.trim())?)
+    };
+    let origin = format!("{}/origin/bb@{digest}", reg.host());
+    assert_eq!(repo_digests(&pulled)?, [origin.clone()]);
+    // A local tag elsewhere adds no digest; one in the same repository adds no second one.
+    let local = format!("{}/local/bb:v1", reg.host());
+    berth.ok(&["tag", &pulled, &local])?;
+    berth.ok(&["tag", &pulled, &format!("{}/origin/bb:mine", reg.host())])?;
+    assert_eq!(repo_digests(&local)?, [origin.clone()]);
+    let rows = berth.ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Digest}}",
+    ])?;
+    for (name, want) in [
+        ("origin/bb:v1", digest.as_str()),
+        ("origin/bb:mine", digest.as_str()),
+        ("local/bb:v1", "<none>"),
+    ] {
+        let row = format!("{}/{name} {want}", reg.host());
+        assert!(rows.lines().any(|l| l == row), "{row} not in\n{rows}");
+    }
+    // The pulled tag removed, the repository's other tag keeps the digest.
+    berth.ok(&["rmi", &pulled])?;
+    assert_eq!(repo_digests(&local)?, [origin.clone()]);
+    // A push makes the pushed repository's digest known.
+    berth.ok(&["push", &local])?;
+    let mut both = vec![origin, format!("{}/local/bb@{digest}", reg.host())];
+    both.sort();
+    assert_eq!(repo_digests(&local)?, both);
+    // A loaded image's names are local only.
+    let tar = dir.path().join("bb.tar");
+    berth.ok(&["save", "-o", &tar.display().to_string(), &local])?;
+    let other = Berth::new()?;
+    other.ok(&["load", "-i", &tar.display().to_string()])?;
+    let out = other.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        &local,
+    ])?;
+    assert_eq!(out.trim(), "[]");
+    Ok(())
+}

@@ -263,6 +263,7 @@ pub async fn pull(
             let mut record =
                 ImageRecord::new(Some(reference), image.digest.clone(), &image.media_type);
             record.index_digest = index.map(|i| i.digest);
+            record.repo_digest = Some(record.index_digest.clone().unwrap_or(image.digest.clone()));
             store.put(record.clone())?;
             drop(adding);
             Ok(Pulled {

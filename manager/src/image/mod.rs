@@ -84,6 +84,11 @@ pub struct ImageRecord {
     /// The index the manifest was selected from, when pulled through one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_digest: Option<Digest>,
+    /// The digest this name's repository knows the image by (`repo@digest`, docker's
+    /// RepoDigests): set by a pull (the index or manifest pulled) and a push (the manifest
+    /// pushed); `None` for a name only given locally (build, load, tag, commit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_digest: Option<Digest>,
     /// Seconds since the epoch when the record was written.
     pub added: u64,
 }
@@ -95,6 +100,7 @@ impl ImageRecord {
             digest,
             media_type: media_type.to_string(),
             index_digest: None,
+            repo_digest: None,
             added: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -221,6 +227,18 @@ impl ImageStore {
                 records.retain(|r| !(r.name.is_none() && r.digest == record.digest));
             }
             records.push(record);
+        })
+    }
+
+    /// Records that the image `name` points at is known to its registry by `digest` (a
+    /// push); other names of the same repository and image keep theirs.
+    pub fn set_repo_digest(&self, name: &str, digest: &Digest) -> Result<()> {
+        self.update(|records| {
+            for r in records.iter_mut() {
+                if r.name.as_deref() == Some(name) {
+                    r.repo_digest = Some(digest.clone());
+                }
+            }
         })
     }
 

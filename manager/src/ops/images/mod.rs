@@ -77,7 +77,7 @@ pub fn list(engine: &Engine, reference: Option<&str>) -> Result<Vec<ImageSummary
                 .as_ref()
                 .and_then(|r| r.tag().map(str::to_string))
                 .unwrap_or_else(|| "<none>".to_string()),
-            digest: rec.index_digest.as_ref().unwrap_or(&rec.digest).to_string(),
+            digest: String::new(),
         };
         let summary = match store.image(&rec) {
             Ok(info) => {
@@ -119,15 +119,26 @@ pub fn list(engine: &Engine, reference: Option<&str>) -> Result<Vec<ImageSummary
             if r.tag().is_some() {
                 summary.repo_tags.push(r.familiar());
             }
-            summary.repo_digests.push(
-                r.with_digest(rec.index_digest.clone().unwrap_or(rec.digest.clone()))
-                    .familiar(),
-            );
+            if let Some(d) = &rec.repo_digest {
+                summary
+                    .repo_digests
+                    .push(r.with_digest(d.clone()).familiar());
+            }
         }
         summary.names.push(name);
     }
     let mut out: Vec<ImageSummary> = by_id.into_values().collect();
     for s in &mut out {
+        // docker's DIGEST column: the digest the name's repository knows the image by.
+        for n in &mut s.names {
+            let prefix = format!("{}@", n.repository);
+            n.digest = s
+                .repo_digests
+                .iter()
+                .find_map(|d| d.strip_prefix(&prefix))
+                .unwrap_or("<none>")
+                .to_string();
+        }
         s.names
             .sort_by(|a, b| (&a.repository, &a.tag).cmp(&(&b.repository, &b.tag)));
         s.repo_digests.sort();
@@ -180,7 +191,7 @@ pub fn inspect(engine: &Engine, what: &str) -> Result<ImageInspect> {
     let mut repo_digests: Vec<String> = same
         .iter()
         .filter_map(|r| {
-            let pinned = r.index_digest.as_ref().unwrap_or(&r.digest).clone();
+            let pinned = r.repo_digest.clone()?;
             r.reference().map(|x| x.with_digest(pinned).familiar())
         })
         .collect();
@@ -252,6 +263,14 @@ pub fn tag(engine: &Engine, source: &str, target: &str) -> Result<()> {
     }
     let mut record = ImageRecord::new(Some(&target_ref), first.digest.clone(), &first.media_type);
     record.index_digest = first.index_digest.clone();
+    // A new tag in a repository that knows the image keeps that repository's digest (docker's
+    // digest references are per repository, not per tag).
+    record.repo_digest = store
+        .records()?
+        .into_iter()
+        .filter(|r| r.digest == first.digest)
+        .filter(|r| r.reference().is_some_and(|x| x.name() == target_ref.name()))
+        .find_map(|r| r.repo_digest);
     store.put(record)?;
     let id = image_id(store, first).unwrap_or_else(|| first.digest.to_string());
     crate::events::emit(

@@ -260,6 +260,9 @@ async fn push_all(
                 reference: target.to_string(),
                 source: Box::new(e.into()),
             })?;
+        if let Some(name) = &rec.name {
+            store.set_repo_digest(name, &done.digest)?;
+        }
         let pin = target.tag().unwrap_or("");
         progress.status(&format!(
             "{pin}: digest: {} size: {}",
