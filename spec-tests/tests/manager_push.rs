@@ -177,12 +177,12 @@ fn repo_digests_only_for_names_a_registry_knows() -> Result<()> {
         Ok(serde_json::from_str(out.trim())?)
     };
     let origin = format!("{}/origin/bb@{digest}", reg.host());
-    assert_eq!(repo_digests(&pulled)?, [origin.clone()]);
+    assert_eq!(repo_digests(&pulled)?, vec![origin.clone()]);
     // A local tag elsewhere adds no digest; one in the same repository adds no second one.
     let local = format!("{}/local/bb:v1", reg.host());
     berth.ok(&["tag", &pulled, &local])?;
     berth.ok(&["tag", &pulled, &format!("{}/origin/bb:mine", reg.host())])?;
-    assert_eq!(repo_digests(&local)?, [origin.clone()]);
+    assert_eq!(repo_digests(&local)?, vec![origin.clone()]);
     let rows = berth.ok(&[
         "images",
         "--digests",
@@ -199,7 +199,7 @@ fn repo_digests_only_for_names_a_registry_knows() -> Result<()> {
     }
     // The pulled tag removed, the repository's other tag keeps the digest.
     berth.ok(&["rmi", &pulled])?;
-    assert_eq!(repo_digests(&local)?, [origin.clone()]);
+    assert_eq!(repo_digests(&local)?, vec![origin.clone()]);
     // A push makes the pushed repository's digest known.
     berth.ok(&["push", &local])?;
     let mut both = vec![origin, format!("{}/local/bb@{digest}", reg.host())];
