@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::platform::Platform;
+
 /// Build args given by the user, and which of them a build consumed.
 #[derive(Debug, Clone, Default)]
 pub struct BuildArgs {
@@ -14,18 +16,18 @@ pub struct BuildArgs {
     pub used: BTreeSet<String>,
 }
 
-/// The predefined platform ARGs for `os/arch[/variant]` (target and build are the host).
-pub fn platform_args(os: &str, arch: &str, variant: Option<&str>) -> BTreeMap<String, String> {
-    let platform = match variant {
-        Some(v) => format!("{os}/{arch}/{v}"),
-        None => format!("{os}/{arch}"),
-    };
+/// The predefined platform ARGs: `TARGET*` of the platform built for (`--platform`), `BUILD*`
+/// of the one the build runs on.
+pub fn platform_args(target: &Platform, build: &Platform) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
-    for p in ["TARGET", "BUILD"] {
-        m.insert(format!("{p}PLATFORM"), platform.clone());
-        m.insert(format!("{p}OS"), os.to_string());
-        m.insert(format!("{p}ARCH"), arch.to_string());
-        m.insert(format!("{p}VARIANT"), variant.unwrap_or("").to_string());
+    for (p, platform) in [("TARGET", target), ("BUILD", build)] {
+        m.insert(format!("{p}PLATFORM"), platform.to_string());
+        m.insert(format!("{p}OS"), platform.os.clone());
+        m.insert(format!("{p}ARCH"), platform.architecture.clone());
+        m.insert(
+            format!("{p}VARIANT"),
+            platform.variant.clone().unwrap_or_default(),
+        );
     }
     m
 }
@@ -87,7 +89,13 @@ mod tests {
         let mut given = BTreeMap::new();
         given.insert("A".to_string(), "cli".to_string());
         given.insert("UNUSED".to_string(), "x".to_string());
-        let mut b = BuildArgs::new(given, platform_args("linux", "amd64", None));
+        let mut b = BuildArgs::new(
+            given,
+            platform_args(
+                &"linux/amd64".parse().unwrap(),
+                &"linux/amd64".parse().unwrap(),
+            ),
+        );
         let globals = vec![("G".to_string(), "global".to_string())];
         assert_eq!(
             b.resolve("A", Some("d".into()), &globals).as_deref(),

@@ -60,7 +60,7 @@ pub struct Args {
     /// Push the image (every -t) after the build
     #[arg(long)]
     push: bool,
-    /// Set platform (only the host's is supported)
+    /// Set the target platform for the build (os/arch[/variant])
     #[arg(long)]
     platform: Option<String>,
     /// Remove intermediate containers after a successful build (always)
@@ -104,17 +104,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
             args.progress
         );
     }
-    if let Some(p) = &args.platform {
-        let host = format!(
-            "linux/{}",
-            std::env::consts::ARCH
-                .replace("x86_64", "amd64")
-                .replace("aarch64", "arm64")
-        );
-        if *p != host {
-            bail!("flag --platform: only the host's platform ({host}) can be built, not {p}");
-        }
-    }
+    let platform = match args.platform.as_deref() {
+        None | Some("") => None,
+        Some(p) if p.contains(',') => bail!(
+            "flag --platform: {p:?} names several platforms; berth builds one image at a time"
+        ),
+        Some(p) => Some(
+            p.parse::<berth::platform::Platform>()
+                .context("flag --platform")?,
+        ),
+    };
     let mut req = BuildRequest {
         build_args: key_values("--build-arg", &args.build_args, true)?,
         labels: key_values("--label", &args.labels, false)?,
@@ -124,6 +123,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         pull: args.pull,
         network: args.network.clone(),
         runtime: args.runtime.clone(),
+        platform,
         ..BuildRequest::default()
     };
     // `compression=zstd` on an output makes the stored image's layers zstd.

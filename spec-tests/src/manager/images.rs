@@ -184,7 +184,17 @@ pub fn compress(tar: &[u8], c: Compression) -> Result<Vec<u8>> {
 
 /// A tarball of a tiny busybox rootfs: /bin/busybox, applet symlinks, /etc/passwd, /etc/group.
 pub fn busybox_layer() -> Result<Vec<u8>> {
-    let busybox = std::fs::read("/bin/busybox").context("reading /bin/busybox (busybox-static)")?;
+    busybox_layer_of("/bin/busybox")
+}
+
+/// Where hack/setup puts Debian's arm64 busybox-static (the foreign-platform test image).
+pub const ARM64_BUSYBOX: &str = "/opt/berth-test/busybox-arm64";
+
+/// [`busybox_layer`] with the busybox binary at `path` (another architecture's, e.g.
+/// [`ARM64_BUSYBOX`]).
+pub fn busybox_layer_of(path: &str) -> Result<Vec<u8>> {
+    let busybox = std::fs::read(path)
+        .with_context(|| format!("reading {path} (a static busybox; run hack/setup)"))?;
     let mut b = tar::Builder::new(Vec::new());
     for dir in ["bin", "etc", "tmp"] {
         let mut h = tar::Header::new_ustar();

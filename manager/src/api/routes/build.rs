@@ -69,6 +69,11 @@ async fn build(State(s): State<S>, q: Params, req: Request) -> ApiResult<Respons
             .str("networkmode")
             .filter(|n| !n.is_empty())
             .map(str::to_string),
+        platform: q
+            .str("platform")
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse().map_err(OpsError::Platform))
+            .transpose()?,
         ..BuildRequest::default()
     };
     for t in &breq.tags {

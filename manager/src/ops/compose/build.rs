@@ -35,9 +35,48 @@ pub fn build_with(
     let Some(b) = &svc.build else {
         return Ok(());
     };
-    let req = request(service, b, image_name(p, service, svc), no_cache)?;
+    let mut req = request(service, b, image_name(p, service, svc), no_cache)?;
+    req.platform = platform(service, svc.platform.as_deref(), &b.platforms)?;
     images::build(engine, &req, progress, cancel)?;
     Ok(())
+}
+
+/// The platform a service's image is built for, as docker compose picks it: the service's
+/// `platform:` (which must be one of `build.platforms` when those are listed), else the single
+/// `build.platforms` entry; berth builds one platform per image.
+fn platform(
+    service: &str,
+    platform: Option<&str>,
+    platforms: &[String],
+) -> Result<Option<crate::platform::Platform>> {
+    let unsupported = |what: String| ComposeError::BuildUnsupported {
+        service: service.to_string(),
+        what,
+    };
+    let chosen = match (platform, platforms) {
+        (Some(p), list) if !list.is_empty() && !list.iter().any(|l| l == p) => {
+            return Err(unsupported(format!(
+                "platform {p:?}, which is not in build.platforms {list:?}"
+            ))
+            .into())
+        }
+        (Some(p), _) => Some(p),
+        (None, [one]) => Some(one.as_str()),
+        (None, []) => None,
+        (None, list) => {
+            return Err(unsupported(format!(
+                "several build.platforms ({}): one image per platform only",
+                list.join(", ")
+            ))
+            .into())
+        }
+    };
+    chosen
+        .map(|p| {
+            p.parse()
+                .map_err(|e: crate::platform::PlatformError| unsupported(e.to_string()).into())
+        })
+        .transpose()
 }
 
 /// The builder's request for one service (pure, so it is unit-tested).
@@ -112,5 +151,18 @@ mod tests {
         let b = build_of("context: https://example.invalid/repo.git\n");
         let e = request("web", &b, "i".into(), false).unwrap_err();
         assert!(e.to_string().starts_with("service \"web\": build:"), "{e}");
+    }
+
+    #[test]
+    fn the_platform_is_the_services_or_the_single_build_platform() {
+        let arm = Some("linux/arm64".parse().unwrap());
+        assert_eq!(platform("w", Some("linux/arm64"), &[]).unwrap(), arm);
+        let list = vec!["linux/arm64".to_string()];
+        assert_eq!(platform("w", None, &list).unwrap(), arm);
+        assert_eq!(platform("w", None, &[]).unwrap(), None);
+        assert!(platform("w", Some("linux/amd64"), &list).is_err());
+        let two = vec!["linux/arm64".to_string(), "linux/amd64".to_string()];
+        assert!(platform("w", None, &two).is_err());
+        assert!(platform("w", Some("bogus"), &[]).is_err());
     }
 }

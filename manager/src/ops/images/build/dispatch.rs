@@ -10,6 +10,7 @@ use crate::build::commands::{parse_trigger, Args, Command, CopyCmd, Plan, Step};
 use crate::build::context::{clean_abs, hash_entries, Entry, EntryKind};
 use crate::build::BuildError;
 use crate::ops::error::Result;
+use crate::platform::Platform;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -30,15 +31,24 @@ impl Builder<'_> {
         self.line = stage.from_line;
         self.announce(&stage.from_original);
         let base = self.base_name(&stage.base)?;
+        // `FROM --platform=...` (ARGs expanded: `$BUILDPLATFORM`); the build's target else.
+        let platform = match &stage.platform {
+            Some(p) => {
+                let p = self.base_name(p)?;
+                p.parse::<Platform>()
+                    .map_err(|e| self.step_err(format!("FROM --platform: {e}")))?
+            }
+            None => self.target.clone(),
+        };
         let (mut state, mut key) = if base.eq_ignore_ascii_case("scratch") {
-            (State::scratch(), "scratch".to_string())
+            (State::scratch(&platform), format!("scratch\0{platform}"))
         } else if let Some(j) = Self::stage_ref(plan, index, &base) {
             match &results[j] {
                 Some(r) => r.clone(),
                 None => return Err(self.step_err(format!("stage {base} was not built"))),
             }
         } else {
-            self.image_state(&base)?
+            self.image_state(&base, &platform)?
         };
         self.say(&format!(" ---> {}\n", &state.id()[7..19]));
         // docker's builder gives every stage a PATH (its Linux default) when the base has
@@ -421,7 +431,7 @@ impl Builder<'_> {
                             .as_ref()
                             .map(|(s, _)| s.clone())
                             .ok_or_else(|| self.step_err(format!("stage {f} was not built"))),
-                        None => Ok(self.image_state(f)?.0),
+                        None => Ok(self.image_state(f, &self.target)?.0),
                     }
                 };
                 let rm = self.run_mounts(mounts, &state.string("WorkingDir"), &vars, &from)?;
@@ -478,7 +488,7 @@ impl Builder<'_> {
                         Some((s, _)) => Some(s.clone()),
                         None => return Err(self.step_err(format!("stage {f} was not built"))),
                     },
-                    None => Some(self.image_state(&f)?.0),
+                    None => Some(self.image_state(&f, &self.target)?.0),
                 }
             }
         };

@@ -28,6 +28,7 @@ use crate::build::{parser, BuildError};
 use crate::image::{ImageRecord, ImageStore};
 use crate::ops::error::{OpsError, Result};
 use crate::ops::{Cancel, Engine, Progress};
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::snapshot::{Backend, Snapshotter};
 
@@ -62,6 +63,9 @@ pub struct BuildRequest {
     /// `force-compression=true`: the base image's layers are recompressed too (with
     /// `zstd`); BuildKit keeps them as they were pulled otherwise.
     pub force_compression: bool,
+    /// `--platform`: the platform built for (FROM images of it, RUN steps under the kernel's
+    /// binfmt_misc emulation when it is not the host's); the host's when `None`.
+    pub platform: Option<Platform>,
 }
 
 /// The built image.
@@ -90,6 +94,8 @@ pub(crate) struct Builder<'a> {
     cancel: &'a Cancel,
     args: BuildArgs,
     globals: Vec<(String, String)>,
+    /// The platform built for: `--platform`, or the host's.
+    target: Platform,
     /// The line of the step being run (for errors).
     line: usize,
     step_no: usize,
@@ -161,7 +167,8 @@ pub fn build(
     let backend = Backend::detect();
     let sn = backend.open(engine.root())?;
     layer::sweep(engine.root(), &*sn);
-    let host = crate::platform::Platform::host();
+    let host = Platform::host();
+    let target = req.platform.clone().unwrap_or_else(|| host.clone());
     let mut b = Builder {
         engine,
         store,
@@ -173,11 +180,9 @@ pub fn build(
         req,
         progress,
         cancel,
-        args: BuildArgs::new(
-            req.build_args.clone(),
-            platform_args(&host.os, &host.architecture, host.variant.as_deref()),
-        ),
+        args: BuildArgs::new(req.build_args.clone(), platform_args(&target, &host)),
         globals: Vec::new(),
+        target,
         line: 0,
         step_no: 0,
         total: 0,
@@ -497,6 +502,7 @@ impl Builder<'_> {
             cancel,
             args: self.args.clone(),
             globals: self.globals.clone(),
+            target: self.target.clone(),
             line: 0,
             step_no,
             total: self.total,
@@ -538,14 +544,29 @@ impl Builder<'_> {
         ));
     }
 
-    /// The state of a store image (pulled when missing or with `--pull`).
-    fn image_state(&self, name: &str) -> Result<(State, String)> {
-        let have = self.store.lookup(name).is_ok();
+    /// The platform of the store image `name`, when it is there.
+    fn stored_platform(&self, name: &str) -> Option<Platform> {
+        let rec = self.store.lookup(name).ok()?.remove(0);
+        let info = self.store.image(&rec).ok()?;
+        Some(Platform {
+            os: info.config.os().to_string(),
+            architecture: info.config.architecture().to_string(),
+            variant: info.config.variant().clone().filter(|v| !v.is_empty()),
+        })
+    }
+
+    /// The state of a store image of `platform` (pulled when missing, of another platform, or
+    /// with `--pull`).
+    fn image_state(&self, name: &str, platform: &Platform) -> Result<(State, String)> {
+        let stored = self.stored_platform(name);
+        let have = stored
+            .as_ref()
+            .is_some_and(|p| platform.matches(p).is_some());
         if !have || self.req.pull {
             let opts = crate::ops::images::PullOptions {
                 reference: name.to_string(),
                 all_tags: false,
-                platform: None,
+                platform: Some(platform.to_string()),
                 snapshotter: Some(self.sn.name().to_string()),
             };
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -558,10 +579,17 @@ impl Builder<'_> {
                 &Progress::discard(),
                 self.cancel,
             ));
-            if let Err(e) = pulled {
-                if !have {
-                    return Err(e);
+            match (pulled, &stored) {
+                (Ok(_), _) => {}
+                (Err(_), Some(actual)) if !have => {
+                    return Err(OpsError::PlatformMismatch {
+                        image: name.to_string(),
+                        wanted: platform.to_string(),
+                        actual: actual.to_string(),
+                    })
                 }
+                (Err(e), _) if !have => return Err(e),
+                (Err(_), _) => {}
             }
         }
         let rec = self.store.lookup(name)?.remove(0);

@@ -34,8 +34,8 @@ pub struct State {
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
 impl State {
-    pub fn scratch() -> Self {
-        let p = crate::platform::Platform::host();
+    /// The empty state of a stage FROM scratch built for `p`.
+    pub fn scratch(p: &crate::platform::Platform) -> Self {
         let variant = p.variant.clone();
         let mut config = json!({
             "architecture": p.architecture,
@@ -404,7 +404,7 @@ mod tests {
 
     #[test]
     fn env_replaces_by_key() {
-        let mut s = State::scratch();
+        let mut s = State::scratch(&crate::platform::Platform::host());
         s.set_env("A", "1");
         s.set_env("B", "2");
         s.set_env("A", "3");
