@@ -229,3 +229,95 @@ fn time_namespace_offsets_the_boottime_clock() {
         "uptime {uptime} lacks the boottime offset"
     );
 }
+
+/// A container in a user namespace of its own (root mapped to 100000, groups to 200000),
+/// sleeping.
+fn userns_target(rt: &Runtime) -> spec_tests::runtime::Container<'_> {
+    let mut a = rt.bundle().unwrap();
+    a.add_namespace(json!({ "type": "user" }));
+    a.config["linux"]["uidMappings"] =
+        json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    a.config["linux"]["gidMappings"] =
+        json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
+    a.config["process"]["args"] = json!(["sleep", "100"]);
+    let c = rt.create(&a).unwrap();
+    c.start().unwrap();
+    c
+}
+
+/// Joining another container's user namespace while getting a new pid namespace: the pid
+/// namespace must belong to the joined user namespace, or the fresh /proc cannot be mounted
+/// (runc's `userns join other container userns`). runc 1.1.5 refuses the configuration
+/// ("no uid mappings found"); checked for berth-runtime only.
+#[test]
+fn joining_a_user_namespace_with_a_new_pid_namespace() {
+    if !is_berth() {
+        eprintln!("runc 1.1.5 cannot join a user namespace without mappings: berth only");
+        return;
+    }
+    let rt = Runtime::new().unwrap();
+    let target = userns_target(&rt);
+    let a_pid = target.init.pid;
+    let mut b = rt.bundle().unwrap();
+    b.add_namespace(json!({ "type": "user", "path": format!("/proc/{a_pid}/ns/user") }));
+    b.sh("tr -s ' ' < /proc/self/uid_map; tr -s ' ' < /proc/self/gid_map; id -u; echo $$; readlink /proc/self/ns/user");
+    let fin = rt.run_to_exit(&b).unwrap();
+    let lines: Vec<String> = fin
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let a_user = fs::read_link(format!("/proc/{a_pid}/ns/user"))
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(
+        lines,
+        [
+            "0 100000 65536",
+            "0 200000 65536",
+            "0",
+            "1",
+            a_user.as_str()
+        ],
+        "{fin:?}"
+    );
+    target.delete_force().unwrap();
+}
+
+/// Joining every namespace of a user-namespaced container but the mount one (runc's `runc
+/// run [joining existing container namespaces]`): the init becomes root of the joined user
+/// namespace before it builds its root filesystem (host root is unmapped there, and what
+/// it would create on the new /dev would be refused with EOVERFLOW), and sees the other
+/// container's processes. Checked for berth-runtime only, as above.
+#[test]
+fn joining_all_namespaces_of_a_user_namespaced_container_but_mount() {
+    if !is_berth() {
+        eprintln!("runc 1.1.5 cannot join a user namespace without mappings: berth only");
+        return;
+    }
+    let rt = Runtime::new().unwrap();
+    let target = userns_target(&rt);
+    let a_pid = target.init.pid;
+    let mut b = rt.bundle().unwrap();
+    // No hostname: it would be set in the joined UTS namespace, i.e. renaming the target.
+    b.config.as_object_mut().unwrap().remove("hostname");
+    let path = |kind: &str| format!("/proc/{a_pid}/ns/{kind}");
+    b.config["linux"]["namespaces"] = json!([
+        { "type": "pid", "path": path("pid") },
+        { "type": "network", "path": path("net") },
+        { "type": "ipc", "path": path("ipc") },
+        { "type": "uts", "path": path("uts") },
+        { "type": "user", "path": path("user") },
+        { "type": "mount" }
+    ]);
+    b.sh("tr -s ' ' < /proc/self/uid_map; id -u; cat /proc/1/cmdline | tr '\\0' ' '");
+    let fin = rt.run_to_exit(&b).unwrap();
+    let lines: Vec<String> = fin
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(lines, ["0 100000 65536", "0", "sleep 100"], "{fin:?}");
+    target.delete_force().unwrap();
+}

@@ -300,17 +300,29 @@ fn create_in(
         call: "clone3",
         source,
     };
-    let (child, in_cgroup) = match cgroup_dir
-        .as_ref()
-        .map(|fd| clone::fork_into_cgroup(flags, fd.as_fd()))
-    {
-        Some(Ok(child)) => (child, true),
-        // A kernel before 5.7: fork, then move the init like on v1.
-        Some(Err(Errno::EINVAL | Errno::E2BIG | Errno::ENOSYS)) | None => (
-            clone::fork_with_namespaces(flags).map_err(clone_err)?,
-            false,
-        ),
-        Some(Err(e)) => return Err(clone_err(e)),
+    let (child, in_cgroup) = if plan.needs_user_before_clone() {
+        // Root, joining a user namespace, with a new pid namespace (see namespaces.rs).
+        let user_ns = plan.user_join_path().map(Path::to_path_buf);
+        clone::fork_through_helper(flags, cgroup_dir.as_ref().map(|fd| fd.as_fd()), || {
+            plan.join_user_before_clone()
+        })
+        .map_err(|e| {
+            let detail = user_ns.unwrap_or_default().display().to_string();
+            crate::linux::sys(e.call, detail)(e.errno)
+        })?
+    } else {
+        match cgroup_dir
+            .as_ref()
+            .map(|fd| clone::fork_into_cgroup(flags, fd.as_fd()))
+        {
+            Some(Ok(child)) => (child, true),
+            // A kernel before 5.7: fork, then move the init like on v1.
+            Some(Err(Errno::EINVAL | Errno::E2BIG | Errno::ENOSYS)) | None => (
+                clone::fork_with_namespaces(flags).map_err(clone_err)?,
+                false,
+            ),
+            Some(Err(e)) => return Err(clone_err(e)),
+        }
     };
     drop(cgroup_dir);
     let Some(pid) = child else {

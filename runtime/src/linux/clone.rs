@@ -3,6 +3,8 @@
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 /// clone3's CLONE_INTO_CGROUP (linux/sched.h, Linux 5.7).
@@ -84,9 +86,10 @@ pub fn fork_with_namespaces(flags: u64) -> Result<Option<Pid>, Errno> {
 /// kernels before 5.7 and when `cgroup` is not a cgroup v2 directory; the caller then forks
 /// and moves the child instead.
 pub fn fork_into_cgroup(flags: u64, cgroup: BorrowedFd) -> Result<Option<Pid>, Errno> {
+    let parent = flags & libc::CLONE_PARENT as u64 != 0;
     let mut args = CloneArgs {
         flags: flags | CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal: if parent { 0 } else { libc::SIGCHLD as u64 },
         cgroup: cgroup.as_raw_fd() as u64,
         ..Default::default()
     };
@@ -103,6 +106,91 @@ pub fn fork_into_cgroup(flags: u64, cgroup: BorrowedFd) -> Result<Option<Pid>, E
         -1 => Err(Errno::last()),
         0 => Ok(None),
         pid => Ok(Some(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Where [`fork_through_helper`] failed: the call and its error.
+#[derive(Debug)]
+pub struct HelperError {
+    pub call: &'static str,
+    pub errno: Errno,
+}
+
+/// The helper's report, sent through a pipe before it exits: a tag (0: cloned, 1: `prepare`
+/// failed, 2: clone failed), the child's pid or the errno, and whether the child was born
+/// in `cgroup`.
+const REPORT_LEN: usize = 6;
+
+/// Like [`fork_with_namespaces`] (into `cgroup` when given, as [`fork_into_cgroup`]), but the
+/// child is cloned by a short-lived helper that first runs `prepare`, typically a setns into
+/// a user namespace this process must not enter itself: root cannot leave a user namespace
+/// again, yet a pid namespace created in the clone must belong to the user namespace the
+/// child joins. The helper clones with CLONE_PARENT, so the child is this process's own child
+/// (waited for as usual), and exits. Returns `(None, _)` in the child (in whose memory
+/// `prepare` has run), `(Some(pid), born_in_cgroup)` here. Single-threaded callers only.
+pub fn fork_through_helper(
+    flags: u64,
+    cgroup: Option<BorrowedFd>,
+    prepare: impl FnOnce() -> Result<(), Errno>,
+) -> Result<(Option<Pid>, bool), HelperError> {
+    let fail = |call: &'static str| move |errno| HelperError { call, errno };
+    let (report_rd, report_wr) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(fail("pipe2"))?;
+    let Some(helper) = fork_with_namespaces(0).map_err(fail("fork"))? else {
+        drop(report_rd);
+        let flags = flags | libc::CLONE_PARENT as u64;
+        let cloned = prepare().map_err(|e| (1u8, e)).and_then(|()| {
+            match cgroup.map(|fd| fork_into_cgroup(flags, fd)) {
+                Some(Ok(child)) => Ok((child, true)),
+                Some(Err(Errno::EINVAL | Errno::E2BIG | Errno::ENOSYS)) | None => {
+                    fork_with_namespaces(flags)
+                        .map(|child| (child, false))
+                        .map_err(|e| (2u8, e))
+                }
+                Some(Err(e)) => Err((2u8, e)),
+            }
+        });
+        let mut report = [0u8; REPORT_LEN];
+        match cloned {
+            // The child: the report pipe closes as this returns.
+            Ok((None, _)) => return Ok((None, false)),
+            Ok((Some(pid), inside)) => {
+                report[1..5].copy_from_slice(&pid.as_raw().to_le_bytes());
+                report[5] = u8::from(inside);
+            }
+            Err((tag, e)) => {
+                report[0] = tag;
+                report[1..5].copy_from_slice(&(e as i32).to_le_bytes());
+            }
+        }
+        let _ = nix::unistd::write(&report_wr, &report);
+        // SAFETY: ends the helper without the parent's destructors, which belong to the
+        // parent's copy of this memory.
+        unsafe { libc::_exit(0) }
+    };
+    drop(report_wr);
+    // Bounded: the helper only makes a setns and a clone before it exits.
+    let status = waitpid(helper, None).map_err(fail("waitpid"))?;
+    let mut report = [0u8; REPORT_LEN];
+    // The helper has exited: its report is in the pipe, or it never wrote one.
+    let n = nix::unistd::read(&report_rd, &mut report).unwrap_or(0);
+    if n != REPORT_LEN || status != WaitStatus::Exited(helper, 0) {
+        return Err(HelperError {
+            call: "the helper cloning the init (it exited without a report)",
+            errno: Errno::ECHILD,
+        });
+    }
+    let value = i32::from_le_bytes([report[1], report[2], report[3], report[4]]);
+    match report[0] {
+        0 => Ok((Some(Pid::from_raw(value)), report[5] != 0)),
+        1 => Err(HelperError {
+            call: "setns (the helper joining the user namespace)",
+            errno: Errno::from_raw(value),
+        }),
+        _ => Err(HelperError {
+            call: "clone3 (in the joined user namespace)",
+            errno: Errno::from_raw(value),
+        }),
     }
 }
 

@@ -143,8 +143,10 @@ fn setup_and_exec(a: &InitArgs) -> Result<Never, SetupError> {
     }
 
     a.plan.enter_in_child()?;
-    if a.plan.new_user {
-        // The parent wrote the id maps; become root of the new namespace.
+    if a.plan.in_user_namespace() {
+        // The parent wrote a new namespace's id maps; become root of the namespace, new or
+        // joined. Until then a joined namespace sees our ids unmapped (the caller's root is
+        // not in its maps), and what we create there is refused (EOVERFLOW).
         setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
             .map_err(sys("setresgid", 0))?;
         setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))

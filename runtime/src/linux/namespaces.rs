@@ -11,11 +11,16 @@
 //!   container's cgroup, so the namespace is rooted there (cgroup_namespaces(7)).
 //! - A new time namespace must get its offsets before any process lives in it, so the parent
 //!   unshares it and writes /proc/self/timens_offsets before clone (time_namespaces(7)).
+//! - A pid namespace created at clone belongs to the cloner's user namespace. When the child
+//!   joins a user namespace and gets a new pid namespace, the clone happens from inside the
+//!   joined user namespace: by the parent itself when it is not root, by a short-lived helper
+//!   when it is (root would lose its host privileges for good).
 
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::sched::{setns, unshare, CloneFlags};
 use oci_spec::runtime::{Linux, LinuxNamespaceType};
 
@@ -173,8 +178,35 @@ impl Plan {
     /// ones the child unshares do), and the child is born in it. The process must be
     /// single-threaded (setns(2) refuses a user namespace otherwise); it stays in that
     /// namespace, where it is root over the ids the namespace maps.
+    ///
+    /// Root must not stay in the container's user namespace (it would lose its privileges
+    /// over the host's cgroups and namespaces): it clones the init through a helper that
+    /// calls [`Plan::join_user_before_clone`] instead (see create.rs).
     pub fn join_user_in_parent(&mut self) -> Result<(), SetupError> {
-        if !self.clone_flags.contains(CloneFlags::CLONE_NEWPID) {
+        let path = self.user_join_path().map(Path::to_path_buf);
+        self.join_user_before_clone()
+            .map_err(|e| sys("setns", path.unwrap_or_default().display())(e))
+    }
+
+    /// The user namespace to join, when the child is to join one (by path).
+    pub fn user_join_path(&self) -> Option<&Path> {
+        self.child_joins
+            .iter()
+            .find(|j| j.kind == LinuxNamespaceType::User)
+            .map(|j| j.path.as_path())
+    }
+
+    /// Whether the user namespace to join must be joined before the clone: the container
+    /// also gets a new pid namespace, which has to belong to that user namespace (a /proc
+    /// for it is mounted from inside it).
+    pub fn needs_user_before_clone(&self) -> bool {
+        self.clone_flags.contains(CloneFlags::CLONE_NEWPID) && self.user_join_path().is_some()
+    }
+
+    /// Joins the user namespace to join now, in this process, when
+    /// [`Plan::needs_user_before_clone`]; the child is then born in it.
+    pub fn join_user_before_clone(&mut self) -> Result<(), Errno> {
+        if !self.needs_user_before_clone() {
             return Ok(());
         }
         let Some(i) = self
@@ -185,7 +217,7 @@ impl Plan {
             return Ok(());
         };
         let j = self.child_joins.remove(i);
-        setns(j.file.as_fd(), flag(j.kind)).map_err(sys("setns", j.path.display()))?;
+        setns(j.file.as_fd(), flag(j.kind))?;
         self.user_joined_by_parent = true;
         Ok(())
     }
