@@ -29,7 +29,9 @@ fn sdk(s: &Service, script: &str) -> Result<()> {
 
 #[test]
 fn inspect_echoes_the_create_requests_host_config_and_mounts_as_docker() -> Result<()> {
-    spec_tests::skip_rootless!("bind mounts of host directories and supplementary groups are checked as root");
+    spec_tests::skip_rootless!(
+        "bind mounts of host directories and supplementary groups are checked as root"
+    );
     let s = Service::start()?;
     let host_dir = tempfile::tempdir()?;
     let script = format!(
@@ -128,6 +130,9 @@ img = c.images.get("busybox")
 data = b"".join(img.save(named=True))
 loaded = c.images.load(data)
 assert [i.id for i in loaded] == [img.id], loaded
+# Saved by its ID, an image carries no tags: one image loads, named by its ID.
+lines = list(c.api.load_image(b"".join(img.save())))
+assert lines and all(l["stream"] == "Loaded image ID: %s\n" % img.id for l in lines), lines
 lines = list(c.api.build(fileobj=io.BytesIO(b"FROM busybox\nLABEL sdk=1\n"), tag="sdkbuild", decode=True))
 assert "aux" in lines[-3] and "Successfully tagged sdkbuild:latest" in lines[-1]["stream"], lines
 c.images.remove("sdkbuild")
@@ -139,7 +144,7 @@ print("ok")
 }
 
 #[test]
-fn copies_reach_the_volumes_of_stopped_and_running_containers() -> Result<()> {
+fn copies_reach_the_volumes_of_a_stopped_container() -> Result<()> {
     spec_tests::skip_rootless!("rootless berth copies the root filesystem alone (docs/api.md)");
     let s = Service::start()?;
     let script = r#"
@@ -154,23 +159,12 @@ ct = c.create_container("busybox", ["cat", "/vol1/in.txt"], volumes=["/vol1"])
 assert c.put_archive(ct, "/vol1", tar_of("in.txt", b"into-the-volume"))
 strm, stat = c.get_archive(ct, "/vol1/in.txt")
 assert stat["name"] == "in.txt" and stat["size"] == 15, stat
+with tarfile.open(fileobj=io.BytesIO(b"".join(strm))) as t:
+    assert t.extractfile("in.txt").read() == b"into-the-volume"
 c.start(ct)
 assert c.wait(ct, timeout=30)["StatusCode"] == 0
 assert c.logs(ct) == b"into-the-volume", c.logs(ct)
 c.remove_container(ct, v=True)
-ct = c.create_container("busybox", ["sh", "-c", "echo -n live > /vol2/out.txt; sleep 300"], volumes=["/vol2"])
-c.start(ct)
-import time
-for _ in range(100):
-    try:
-        strm, stat = c.get_archive(ct, "/vol2/out.txt")
-        break
-    except docker.errors.NotFound:
-        time.sleep(0.1)
-data = b"".join(strm)
-with tarfile.open(fileobj=io.BytesIO(data)) as t:
-    assert t.extractfile("out.txt").read() == b"live"
-c.remove_container(ct, force=True, v=True)
 print("ok")
 "#;
     sdk(&s, script)?;

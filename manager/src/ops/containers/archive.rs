@@ -89,26 +89,17 @@ impl Rootfs {
         })
     }
 
-    /// The files a copy (`cp`, `/archive`) sees: the container's own view, its volumes and
-    /// binds included, as docker's. A running container is reached through its init's
-    /// root (`/proc/PID/root`, its mount namespace); a stopped one gets them mounted over
-    /// its root filesystem for the copy. Rootless berth copies the root filesystem alone.
+    /// The files a copy (`cp`, `/archive`) sees: a stopped container gets its volumes and
+    /// binds mounted over its root filesystem for the copy, as docker's. A running one is
+    /// copied from its root filesystem as before: its volumes are mounted in its own mount
+    /// namespace only (reaching them through `/proc/PID/root` would not do: the tar
+    /// unpacker canonicalises its target, which turns such a path into one on the host).
+    /// Rootless berth copies the root filesystem alone.
     pub(super) fn open_for_copy(engine: &Engine, what: &str) -> Result<Self> {
         let (_, r) = super::find(engine, what)?;
-        if crate::rootless::is_rootless() {
-            return Self::open(engine, what);
-        }
-        let running = matches!(r.state.status, Status::Running | Status::Paused);
-        let proc_root = PathBuf::from(format!("/proc/{}/root", r.state.pid));
-        if running && r.state.pid > 0 && proc_root.is_dir() {
-            return Ok(Self {
-                path: proc_root,
-                mounted_here: false,
-                volumes: volumes::CopyMounts::default(),
-            });
-        }
         let mut fs = Self::open(engine, what)?;
-        if fs.mounted_here {
+        let stopped = !matches!(r.state.status, Status::Running | Status::Paused);
+        if fs.mounted_here && stopped && !crate::rootless::is_rootless() {
             match volumes::CopyMounts::mount(&fs.path, &r.config.mounts) {
                 Ok(v) => fs.volumes = v,
                 Err(e) => {
