@@ -182,24 +182,28 @@ fn networks_join_before_the_start_and_an_exited_container_commits() -> Result<()
 import docker
 c = docker.from_env(version="auto")
 n = c.networks.create("{net}")
-ct = c.containers.create("busybox", "sleep 300")
-n.connect(ct)
-assert "{net}" in c.api.inspect_container(ct.id)["NetworkSettings"]["Networks"]
-ct.start()
-assert [x.id for x in c.networks.get(n.id).containers] == [ct.id]
-n.disconnect(ct)
-assert c.networks.get(n.id).containers == []
-ct.remove(force=True)
-ct = c.containers.create("busybox", ["sh", "-c", "exit 0"])
-n.connect(ct)
-n.disconnect(ct)
-assert "{net}" not in c.api.inspect_container(ct.id)["NetworkSettings"]["Networks"]
-ct.start()
-ct.wait(timeout=30)
-img = c.api.commit(ct.id, pause=True)
-c.images.remove(img["Id"])
-ct.remove()
-n.remove()
+try:
+    ct = c.containers.create("busybox", "sleep 300")
+    n.connect(ct)
+    assert "{net}" in c.api.inspect_container(ct.id)["NetworkSettings"]["Networks"]
+    ct.start()
+    assert [x.id for x in c.networks.get(n.id).containers] == [ct.id]
+    n.disconnect(ct)
+    assert c.networks.get(n.id).containers == []
+    ct.remove(force=True)
+    ct = c.containers.create("busybox", ["sh", "-c", "exit 0"])
+    n.connect(ct)
+    n.disconnect(ct)
+    assert "{net}" not in c.api.inspect_container(ct.id)["NetworkSettings"]["Networks"]
+    ct.start()
+    ct.wait(timeout=30)
+    img = c.api.commit(ct.id, pause=True)
+    c.images.remove(img["Id"])
+    ct.remove()
+finally:
+    for x in c.containers.list(all=True):
+        x.remove(force=True)
+    n.remove()
 print("ok")
 "#
     );
