@@ -32,15 +32,21 @@ fn ping_negotiates_versions_and_unknown_routes_answer_501() -> Result<()> {
     );
     let (code, body) = s.http("GET", "/v1.12/version", None)?;
     assert_eq!(code, 400, "{body}");
-    let (code, body) = s.http("GET", "/v1.41/swarm", None)?;
+    let (code, body) = s.http("GET", "/v1.41/plugins", None)?;
     assert_eq!(code, 501, "{body}");
     assert!(
         json(&body)["message"]
             .as_str()
             .unwrap_or("")
-            .contains("/swarm"),
+            .contains("/plugins"),
         "{body}"
     );
+    // A node outside any swarm, as dockerd answers it (clients read 503 as "no swarm").
+    let (code, body) = s.http("GET", "/v1.41/swarm", None)?;
+    assert_eq!(code, 503, "{body}");
+    let (code, body) = s.http("POST", "/v1.41/swarm/leave?force=1", None)?;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(json(&body)["message"], "This node is not part of a swarm");
     let (code, body) = s.http("GET", "/v1.41/version", None)?;
     assert_eq!(code, 200);
     assert_eq!(json(&body)["ApiVersion"], "1.51");

@@ -52,6 +52,10 @@ pub enum ApiError {
     NeedsUpgrade { what: &'static str },
     #[error("{what} panicked")]
     Panicked { what: &'static str },
+    #[error("This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.")]
+    NotSwarmManager,
+    #[error("This node is not part of a swarm")]
+    NotInSwarm,
 }
 
 impl ApiError {
@@ -69,6 +73,7 @@ impl ApiError {
             | ApiError::QueryValue { .. }
             | ApiError::NeedsUpgrade { .. } => 400,
             ApiError::Body { .. } | ApiError::Panicked { .. } => 500,
+            ApiError::NotSwarmManager | ApiError::NotInSwarm => 503,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }

@@ -171,6 +171,9 @@ pub enum OpsError {
         value: String,
         reason: String,
     },
+    /// docker's own words for a driver it does not know at all.
+    #[error("logger: no log driver named '{name}' is registered")]
+    UnknownLogDriver { name: String },
     #[error("invalid mount config for type \"bind\": bind source path does not exist: {path}")]
     BindSourceMissing { path: PathBuf },
     #[error("flag --driver: unsupported driver {driver:?} (only bridge)")]
@@ -482,7 +485,9 @@ impl OpsError {
             | Self::NoSuchPath { .. }
             | Self::NoSuchDirectory { .. }
             | Self::NothingToPush { .. }
-            | Self::NoTagsToPush { .. } => NotFound,
+            | Self::NoTagsToPush { .. }
+            // docker: a volume driver is a plugin, and an unknown one is not found.
+            | Self::VolumeDriver { .. } => NotFound,
 
             Self::NotRunning { .. }
             | Self::ExecPaused { .. }
@@ -516,9 +521,9 @@ impl OpsError {
             | Self::HostGatewayNeedsBridge { .. }
             | Self::PullPolicy { .. }
             | Self::InvalidField { .. }
+            | Self::UnknownLogDriver { .. }
             | Self::BindSourceMissing { .. }
             | Self::NetworkDriver { .. }
-            | Self::VolumeDriver { .. }
             | Self::NetworkLabel { .. }
             | Self::KeyValue { .. }
             | Self::ArchiveFormat { .. }

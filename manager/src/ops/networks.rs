@@ -380,6 +380,9 @@ fn record_attachments(containers: &ContainerStore, store: &NetworkStore, id: &st
 /// aliases and fixed address; remembered, so every later start joins it again.
 pub fn connect(engine: &Engine, network_name: &str, req: &NetworkConnectRequest) -> Result<()> {
     let store = store(engine)?;
+    if let Some((containers, record)) = stopped(engine, &req.container)? {
+        return connect_stopped(engine, &store, &containers, &record, network_name, req);
+    }
     let (containers, record, rec) = find_container(engine, &store, &req.container)?;
     let net = store.inspect(network_name)?;
     if rec.networks.iter().any(|n| n.network == net.name) {
@@ -441,9 +444,93 @@ pub fn connect(engine: &Engine, network_name: &str, req: &NetworkConnectRequest)
     record_attachments(&containers, &store, &record.id)
 }
 
+/// The container when it is not running (created or exited): a connect or disconnect
+/// then only changes what its next start joins, as docker's.
+fn stopped(engine: &Engine, what: &str) -> Result<Option<(ContainerStore, Record)>> {
+    let (containers, record) = super::containers::find(engine, what)?;
+    if matches!(
+        record.state.status,
+        Status::Running | Status::Paused | Status::Restarting
+    ) {
+        return Ok(None);
+    }
+    Ok(Some((containers, record)))
+}
+
+/// Records a network (with the endpoint's aliases and address) for a container that is
+/// not running; its start attaches it.
+fn connect_stopped(
+    engine: &Engine,
+    store: &NetworkStore,
+    containers: &ContainerStore,
+    record: &Record,
+    network_name: &str,
+    req: &NetworkConnectRequest,
+) -> Result<()> {
+    if !lifecycle::is_own_netns_mode(&record.config.network_mode) {
+        return Err(OpsError::SharedNetns {
+            what: req.container.clone(),
+            mode: record.config.network_mode.clone(),
+        });
+    }
+    let net = store.inspect(network_name)?;
+    let mode = match record.config.network_mode.as_str() {
+        "" | "default" => network::DEFAULT_NETWORK,
+        m => m,
+    };
+    if mode == net.name || record.config.extra_networks.contains(&net.name) {
+        return Err(OpsError::AlreadyConnected {
+            container: req.container.clone(),
+            network: net.name,
+        });
+    }
+    let EndpointSettings {
+        aliases,
+        ipam_config,
+        ..
+    } = req.endpoint_config.clone();
+    let ip = match ipam_config.as_ref().map(|i| i.ipv4_address.as_str()) {
+        None | Some("") => None,
+        Some(a) => parse::<std::net::Ipv4Addr>("IPAMConfig.IPv4Address", a, "an IPv4 address")?,
+    };
+    let name = net.name.clone();
+    containers.update(&record.id, |r| {
+        r.config.extra_networks.push(name.clone());
+        if !aliases.is_empty() || ip.is_some() {
+            r.config
+                .endpoints
+                .insert(name.clone(), EndpointConfig { aliases, ip });
+        }
+    })?;
+    net_event(
+        engine,
+        "connect",
+        &net.id,
+        &net.name,
+        &[("container", record.id.clone())],
+    );
+    Ok(())
+}
+
 /// `POST /networks/{id}/disconnect`.
 pub fn disconnect(engine: &Engine, network_name: &str, container: &str) -> Result<()> {
     let store = store(engine)?;
+    if let Some((containers, record)) = stopped(engine, container)? {
+        // Nothing is wired: the container just no longer joins the network at its start.
+        let net = store.inspect(network_name)?;
+        containers.update(&record.id, |r| {
+            r.config.extra_networks.retain(|n| *n != net.name);
+            r.config.endpoints.remove(&net.name);
+        })?;
+        net_event(
+            engine,
+            "disconnect",
+            &net.id,
+            &net.name,
+            &[("container", record.id.clone())],
+        );
+        return Ok(());
+    }
     let (containers, record, _) = find_container(engine, &store, container)?;
     if crate::rootless::is_rootless() {
         crate::rootless::networks::disconnect(engine.root(), &record.id, network_name)

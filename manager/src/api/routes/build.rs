@@ -112,16 +112,22 @@ async fn build(State(s): State<S>, q: Params, req: Request) -> ApiResult<Respons
     });
     let (line_tx, line_rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
+        // dockerd sends the image's ID (`aux`) before `Successfully built` and the tags,
+        // and clients read the last message for the tag line: those wait for the result.
+        let mut closing: Vec<Bytes> = Vec::new();
         while let Some(ev) = rx.recv().await {
             if let Event::Stream(text) = ev {
                 if quiet {
                     continue;
                 }
-                let m = JsonMessage {
+                let done = !closing.is_empty() || text.starts_with("Successfully built ");
+                let m = line(&JsonMessage {
                     stream: Some(text),
                     ..JsonMessage::default()
-                };
-                if line_tx.send(line(&m)).await.is_err() {
+                });
+                if done {
+                    closing.push(m);
+                } else if line_tx.send(m).await.is_err() {
                     // The client went away: stop the build (it cleans up after itself).
                     cancel.cancel();
                 }
@@ -132,6 +138,9 @@ async fn build(State(s): State<S>, q: Params, req: Request) -> ApiResult<Respons
                 let _ = line_tx
                     .send(line(&serde_json::json!({"aux": {"ID": r.id}})))
                     .await;
+                for m in closing {
+                    let _ = line_tx.send(m).await;
+                }
                 if quiet {
                     let m = JsonMessage {
                         stream: Some(format!("{}\n", r.id)),
@@ -142,6 +151,9 @@ async fn build(State(s): State<S>, q: Params, req: Request) -> ApiResult<Respons
                 return;
             }
             Ok(Err(e)) => {
+                for m in closing {
+                    let _ = line_tx.send(m).await;
+                }
                 let code = images::build_exit_code(&e).unwrap_or(1);
                 let msg = crate::ops::error::chain(&e);
                 serde_json::json!({"errorDetail": {"code": code, "message": msg}, "error": msg})

@@ -249,7 +249,8 @@ async fn attach(
             what: "attach without stream=1 (use /containers/{id}/logs)".into(),
         });
     }
-    let keys = match q.get("detachKeys") {
+    // An empty value is docker's default sequence, as no value.
+    let keys = match q.str("detachKeys") {
         Some(k) => DetachKeys::parse(k).map_err(|e| ApiError::QueryValue {
             name: "detachKeys",
             value: k.into(),

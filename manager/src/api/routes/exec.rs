@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
@@ -145,9 +145,16 @@ async fn start(
             e.detach_keys.clone(),
         )
     };
-    let keys = DetachKeys::parse(&keys).unwrap_or_default();
-    let tty = config.tty || start.tty;
-    config.tty = tty && !start.detach;
+    // docker: no keys (or bad ones) mean its default sequence, ctrl-p ctrl-q.
+    let keys = match DetachKeys::parse(&keys) {
+        Ok(k) if !k.is_empty() => k,
+        _ => DetachKeys::default(),
+    };
+    // As dockerd: the process gets a pty when the exec was created with one; the stream
+    // is raw when the start asks for a tty, multiplexed otherwise (docker-py starts a tty
+    // exec with Tty=false and reads frames).
+    let tty = start.tty;
+    config.tty = config.tty && !start.detach;
     let engine = s.engine.clone();
     let spawned = tokio::task::spawn_blocking(move || spawn(&engine, &container, config, start))
         .await
@@ -176,7 +183,8 @@ async fn start(
             let code = child.wait().unwrap_or(-1);
             finish(&state, &exec_id, code);
         });
-        return Ok(json(StatusCode::OK, &serde_json::json!({})));
+        // dockerd writes nothing for a detached start.
+        return Ok(StatusCode::OK.into_response());
     }
     let multiplexed = !tty && version.is_some_and(|v| v.at_least(1, 42));
     let state = s.clone();

@@ -214,8 +214,11 @@ async fn prune(State(s): State<S>, q: Params) -> ApiResult<Response> {
     Ok(json(StatusCode::OK, &r))
 }
 
-async fn load(State(s): State<S>, q: Params, req: Request) -> ApiResult<Response> {
-    let quiet = q.bool("quiet");
+/// `POST /images/load`: the answer is always a chunked JSON stream, as dockerd's: the
+/// `Loaded image` lines (also with `quiet`, which only silences progress, and which docker's
+/// CLI sends whenever its output is not a terminal), or an archive's error as the stream's
+/// last message (status 200; docker-py raises `ImageLoadError` from it).
+async fn load(State(s): State<S>, req: Request) -> ApiResult<Response> {
     let (reader, mut writer) = std::io::pipe().map_err(|e| OpsError::io("making a pipe", e))?;
     let engine = s.engine.clone();
     let task = tokio::task::spawn_blocking(move || images::load(&engine, reader));
@@ -233,21 +236,24 @@ async fn load(State(s): State<S>, q: Params, req: Request) -> ApiResult<Response
         .await
         .map_err(|_| ApiError::Panicked { what: "load" })?;
     feed.abort();
-    let loaded = loaded?;
-    let mut out = Vec::new();
-    for l in loaded {
-        let text = match &l.name {
-            Some(n) => format!("Loaded image: {n}\n"),
-            None => format!("Loaded image ID: {}\n", l.id),
-        };
-        if !quiet {
-            out.extend_from_slice(&line(&JsonMessage {
-                stream: Some(text),
-                ..JsonMessage::default()
-            }));
-        }
-    }
-    let mut r = (StatusCode::OK, out).into_response();
+    let lines: Vec<Bytes> = match loaded {
+        Ok(loaded) => loaded
+            .iter()
+            .map(|l| {
+                let text = match &l.name {
+                    Some(n) => format!("Loaded image: {n}\n"),
+                    None => format!("Loaded image ID: {}\n", l.id),
+                };
+                line(&JsonMessage {
+                    stream: Some(text),
+                    ..JsonMessage::default()
+                })
+            })
+            .collect(),
+        Err(e) => vec![line(&JsonMessage::error(&crate::ops::error::chain(&e)))],
+    };
+    let body = futures_util::stream::iter(lines.into_iter().map(Ok::<_, std::convert::Infallible>));
+    let mut r = (StatusCode::OK, Body::from_stream(body)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -1,14 +1,14 @@
-//! `/_ping`, `/version`, `/info`.
+//! `/_ping`, `/version`, `/info`, and the swarm routes of a node outside any swarm.
 
 use std::sync::Arc;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::{blocking, json};
-use crate::api::error::ApiResult;
+use crate::api::error::{ApiError, ApiResult};
 use crate::api::state::AppState;
 use crate::ops;
 
@@ -19,6 +19,26 @@ pub fn routes() -> Router<S> {
         .route("/_ping", get(ping).head(ping))
         .route("/version", get(version))
         .route("/info", get(info))
+        .route("/swarm", get(not_a_manager))
+        .route("/swarm/leave", post(not_in_swarm))
+        .route("/swarm/update", post(not_a_manager))
+        .route("/swarm/unlockkey", get(not_a_manager))
+        .route("/nodes", get(not_a_manager))
+        .route("/services", get(not_a_manager))
+        .route("/tasks", get(not_a_manager))
+        .route("/secrets", get(not_a_manager))
+        .route("/configs", get(not_a_manager))
+}
+
+/// Berth is never part of a swarm: the swarm's read and leave routes answer as a dockerd
+/// outside one does (503), which clients such as docker-py's `leave_swarm(force=True)`
+/// and compose take as "no swarm". Joining or making one stays 501.
+async fn not_a_manager() -> ApiError {
+    ApiError::NotSwarmManager
+}
+
+async fn not_in_swarm() -> ApiError {
+    ApiError::NotInSwarm
 }
 
 /// `OK` with what a client negotiates from: the API version (added to every answer by

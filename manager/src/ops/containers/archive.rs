@@ -13,11 +13,13 @@ use std::thread::JoinHandle;
 use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
 
 use crate::container::lifecycle::{self, is_mount_point, Paths};
+use crate::container::Status;
 use crate::ops::error::{OpsError, Result};
 use crate::ops::Engine;
 
 pub(crate) mod reach;
 pub mod stat;
+mod volumes;
 
 /// A directory inside the container, opened in-root, reachable through /proc/self/fd.
 struct InRoot {
@@ -69,6 +71,7 @@ fn open_parent(rootfs: &Path, path: &str) -> Result<(InRoot, Option<String>)> {
 pub(super) struct Rootfs {
     pub(super) path: PathBuf,
     mounted_here: bool,
+    volumes: volumes::CopyMounts,
 }
 
 impl Rootfs {
@@ -82,18 +85,42 @@ impl Rootfs {
         Ok(Self {
             path: paths.rootfs,
             mounted_here,
+            volumes: volumes::CopyMounts::default(),
         })
+    }
+
+    /// The files a copy (`cp`, `/archive`) sees: a stopped container gets its volumes and
+    /// binds mounted over its root filesystem for the copy, as docker's. A running one is
+    /// copied from its root filesystem as before: its volumes are mounted in its own mount
+    /// namespace only (reaching them through `/proc/PID/root` would not do: the tar
+    /// unpacker canonicalises its target, which turns such a path into one on the host).
+    /// Rootless berth copies the root filesystem alone.
+    pub(super) fn open_for_copy(engine: &Engine, what: &str) -> Result<Self> {
+        let (_, r) = super::find(engine, what)?;
+        let mut fs = Self::open(engine, what)?;
+        let stopped = !matches!(r.state.status, Status::Running | Status::Paused);
+        if fs.mounted_here && stopped && !crate::rootless::is_rootless() {
+            match volumes::CopyMounts::mount(&fs.path, &r.config.mounts) {
+                Ok(v) => fs.volumes = v,
+                Err(e) => {
+                    let also = fs.release();
+                    return Err(e.with_also(also));
+                }
+            }
+        }
+        Ok(fs)
     }
 
     /// Unmounts what this copy mounted; what went wrong is a line for the user.
     pub(super) fn release(&mut self) -> Vec<String> {
+        let mut lines = self.volumes.release();
         if !std::mem::take(&mut self.mounted_here) {
-            return Vec::new();
+            return lines;
         }
-        match crate::snapshot::unmount(&self.path) {
-            Ok(()) => Vec::new(),
-            Err(e) => vec![format!("Error: unmounting {}: {e}", self.path.display())],
+        if let Err(e) = crate::snapshot::unmount(&self.path) {
+            lines.push(format!("Error: unmounting {}: {e}", self.path.display()));
         }
+        lines
     }
 }
 
@@ -122,7 +149,7 @@ pub fn copy_target(
     path: &str,
     src_is_dir: bool,
 ) -> Result<(CopyTarget, Vec<String>)> {
-    let mut rootfs = Rootfs::open(engine, what)?;
+    let mut rootfs = Rootfs::open_for_copy(engine, what)?;
     let target = match target_in(&rootfs.path, path, src_is_dir) {
         // Below a directory of another container user: decided from the user namespace.
         Err(e) if reach::denied(&e) => reach::target(&rootfs.path, path, src_is_dir),
@@ -245,7 +272,7 @@ impl Drop for ArchiveReader {
 
 /// `GET /containers/{id}/archive?path=`: `path` as a tar stream.
 pub fn archive_get(engine: &Engine, what: &str, path: &str) -> Result<ArchiveReader> {
-    let rootfs = Rootfs::open(engine, what)?;
+    let rootfs = Rootfs::open_for_copy(engine, what)?;
     let (reader, mut writer) = std::io::pipe().map_err(|e| OpsError::io("making a pipe", e))?;
     let found = open_parent(&rootfs.path, path).and_then(|(dir, name)| {
         let src = match &name {
@@ -355,7 +382,7 @@ pub fn archive_put(
     dir: &str,
     mut tar_stream: impl Read,
 ) -> Result<Vec<String>> {
-    let mut rootfs = Rootfs::open(engine, what)?;
+    let mut rootfs = Rootfs::open_for_copy(engine, what)?;
     let unpacked = match open_parent(&rootfs.path, &format!("{}/.", dir.trim_end_matches("/."))) {
         // Owners in the user's subordinate ranges: unpacked in its user namespace, where
         // directories of the container's other users can be written.

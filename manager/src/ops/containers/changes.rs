@@ -318,15 +318,24 @@ pub struct CommitOptions {
 /// `POST /commit`: a new image of the container's image plus its changes; returns the ID.
 pub fn commit(engine: &Engine, what: &str, opts: &CommitOptions) -> Result<String> {
     let (_, r) = super::find(engine, what)?;
-    let paused = opts.pause && r.state.status == Status::Running;
-    if paused {
-        super::pause(engine, &r.id)?;
-    }
+    let paused = opts.pause && r.state.status == Status::Running && pause_running(engine, &r.id)?;
     let made = commit_paused(engine, &r.id, opts);
     if paused {
         let _ = super::unpause(engine, &r.id);
     }
     made
+}
+
+/// Pauses a container seen running; `false` when it turned out to have exited meanwhile
+/// (a short command: the runtime no longer knows it), which commits without a pause.
+fn pause_running(engine: &Engine, id: &str) -> Result<bool> {
+    match super::pause(engine, id) {
+        Ok(()) => Ok(true),
+        Err(e) => match super::wait_timeout(engine, id, std::time::Duration::from_secs(2))? {
+            Some(_) => Ok(false),
+            None => Err(e),
+        },
+    }
 }
 
 fn commit_paused(engine: &Engine, id: &str, opts: &CommitOptions) -> Result<String> {

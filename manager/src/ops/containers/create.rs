@@ -462,8 +462,10 @@ fn finish(
     snapshot::mount_all(&mounts, &paths.rootfs)?;
     let requests = mount_requests(plan, image);
     let resolved = resolve_mounts(root, containers, &mut record, &paths.rootfs, requests)?;
+    // In the host's UTS namespace the container has the host's name, and the spec sets none.
+    let host_uts = plan.options.namespaces.uts == NamespaceMode::Host;
     let hostname = plan.options.hostname.clone().unwrap_or_else(|| {
-        if plan.network == "host" {
+        if plan.network == "host" || host_uts {
             nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default()
@@ -493,7 +495,7 @@ fn finish(
     record.config.aliases = plan.aliases.clone();
     options.rootfs = paths.rootfs.clone();
     options.mounts = resolved;
-    options.hostname = Some(hostname.clone());
+    options.hostname = (!host_uts || plan.options.hostname.is_some()).then(|| hostname.clone());
     options.process.env = plan.env.clone();
     options.process.cmd = plan.cmd.clone();
     options.cgroups_path = Some(record.cgroup());

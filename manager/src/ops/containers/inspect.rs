@@ -131,7 +131,7 @@ fn inspect_record(engine: &Engine, store: &ContainerStore, r: &Record) -> Contai
             data: BTreeMap::from([("MergedDir".to_string(), paths.rootfs.display().to_string())]),
             name: r.snapshotter.clone(),
         },
-        mounts: c.mounts.iter().map(mount_point).collect(),
+        mounts: c.mounts.iter().map(|m| mount_point(c, m)).collect(),
         config: InspectConfig {
             hostname: c.hostname.clone(),
             domainname: c.domainname.clone(),
@@ -210,9 +210,14 @@ fn docker_defaults() -> Map<String, Value> {
     m
 }
 
+/// HostConfig fields docker writes only when set (Go's `omitempty`).
+const OMITTED_WHEN_EMPTY: [&str; 3] = ["Init", "Tmpfs", "StorageOpt"];
+
 /// HostConfig beyond [`InspectHostConfig`]'s own fields: docker's defaults, overlaid with
 /// what the create request set (an empty list or string in the request keeps the default,
 /// as docker's CLI sends them; records made before requests were kept show the defaults).
+/// Keys match case-insensitively, as Go decodes JSON (docker-py sends `CPURealtimePeriod`
+/// for `CpuRealtimePeriod`).
 fn host_config_rest(c: &Config) -> Map<String, Value> {
     let mut out = docker_defaults();
     if let Value::Object(req) = &c.host_request {
@@ -222,8 +227,17 @@ fn host_config_rest(c: &Config) -> Map<String, Value> {
                 || v.as_str().is_some_and(str::is_empty)
                 || v.as_array().is_some_and(Vec::is_empty)
                 || v.as_object().is_some_and(Map::is_empty);
-            if out.contains_key(k) && !empty {
-                out.insert(k.clone(), v.clone());
+            if empty {
+                continue;
+            }
+            let known = out
+                .keys()
+                .map(String::as_str)
+                .chain(OMITTED_WHEN_EMPTY)
+                .find(|d| d.eq_ignore_ascii_case(k))
+                .map(str::to_string);
+            if let Some(key) = known {
+                out.insert(key, v.clone());
             }
         }
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use crate::container::lifecycle::{self, refresh};
-use crate::container::record::{MountPoint as RecordMount, PortBinding as RecordPort};
+use crate::container::record::{Config, MountPoint as RecordMount, PortBinding as RecordPort};
 use crate::container::{Record, Status};
 use crate::ops::error::{chain, OpsError, Result};
 use crate::ops::models::{
@@ -201,15 +201,80 @@ pub(crate) fn status_text(r: &Record) -> String {
     }
 }
 
-pub(super) fn mount_point(m: &RecordMount) -> MountPoint {
+pub(super) fn mount_point(c: &Config, m: &RecordMount) -> MountPoint {
+    let (mode, propagation) = mount_mode(c, m);
     MountPoint {
         r#type: m.kind.clone(),
         name: m.name.clone(),
         source: m.source.clone(),
         destination: m.destination.clone(),
+        driver: if m.kind == "volume" {
+            "local".into()
+        } else {
+            String::new()
+        },
+        mode,
         rw: m.rw,
+        propagation,
         anonymous: m.anonymous,
     }
+}
+
+/// Propagation modes a bind's options may name.
+const PROPAGATIONS: [&str; 6] = [
+    "shared", "rshared", "slave", "rslave", "private", "rprivate",
+];
+
+/// docker's `Mode` and `Propagation` of a mount, from the create request that made it: a
+/// `-v` bind's options (`ro`, `z`, `rshared`, ...) are its mode, a volume named in `-v` has
+/// mode `z`; a bind propagates `rprivate` unless the request chose otherwise, the others
+/// show none.
+fn mount_mode(c: &Config, m: &RecordMount) -> (String, String) {
+    let req = &c.host_request;
+    let mut mode = String::new();
+    let mut propagation = String::new();
+    let binds = req.get("Binds").and_then(serde_json::Value::as_array);
+    for b in binds
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+    {
+        let parts: Vec<&str> = b.split(':').collect();
+        let (dest, opts) = match parts.as_slice() {
+            [_, d] => (*d, ""),
+            [_, d, o] => (*d, *o),
+            _ => continue,
+        };
+        if dest.trim_end_matches('/') != m.destination.trim_end_matches('/') {
+            continue;
+        }
+        mode = if opts.is_empty() && m.kind == "volume" {
+            "z".into()
+        } else {
+            opts.to_string()
+        };
+        if let Some(p) = opts.split(',').find(|o| PROPAGATIONS.contains(o)) {
+            propagation = p.to_string();
+        }
+    }
+    let mounts = req.get("Mounts").and_then(serde_json::Value::as_array);
+    for mt in mounts.into_iter().flatten() {
+        let target = mt.get("Target").and_then(serde_json::Value::as_str);
+        if target.map(|t| t.trim_end_matches('/')) != Some(m.destination.trim_end_matches('/')) {
+            continue;
+        }
+        if let Some(p) = mt
+            .pointer("/BindOptions/Propagation")
+            .and_then(serde_json::Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
+            propagation = p.to_string();
+        }
+    }
+    if m.kind == "bind" && propagation.is_empty() {
+        propagation = "rprivate".into();
+    }
+    (mode, propagation)
 }
 
 pub(super) fn networks(r: &Record) -> BTreeMap<String, EndpointSettings> {
@@ -303,7 +368,12 @@ pub(crate) fn summary(r: &Record) -> ContainerSummary {
         network_settings: SummaryNetworkSettings {
             networks: networks(r),
         },
-        mounts: r.config.mounts.iter().map(mount_point).collect(),
+        mounts: r
+            .config
+            .mounts
+            .iter()
+            .map(|m| mount_point(&r.config, m))
+            .collect(),
         created_at: r.created.clone(),
     }
 }

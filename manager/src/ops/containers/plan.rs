@@ -245,6 +245,7 @@ impl Plan {
         options.process.workdir = (!c.working_dir.is_empty()).then(|| c.working_dir.clone());
         options.process.tty = c.tty;
         options.process.stdin_open = c.open_stdin;
+        options.process.group_add = h.group_add.clone();
         if h.init == Some(true) {
             options.process.init = Some(init_binary()?);
         }
@@ -256,14 +257,22 @@ impl Plan {
             }
         });
         let health = health_flags(c.healthcheck.as_ref());
-        if !matches!(h.log_config.r#type.as_str(), "" | "json-file") {
-            return Err(OpsError::InvalidField {
-                field: "logging driver (--log-driver, LogConfig.Type)",
-                value: h.log_config.r#type.clone(),
-                reason: "not supported: berth has the json-file driver only".into(),
-            });
+        match h.log_config.r#type.as_str() {
+            "" | "json-file" => {}
+            d if DOCKER_LOG_DRIVERS.contains(&d) => {
+                return Err(OpsError::InvalidField {
+                    field: "logging driver (--log-driver, LogConfig.Type)",
+                    value: d.to_string(),
+                    reason: "not supported: berth has the json-file driver only".into(),
+                })
+            }
+            d => {
+                return Err(OpsError::UnknownLogDriver {
+                    name: d.to_string(),
+                })
+            }
         }
-        let log = crate::logs::LogOptions::from_opts(&h.log_config.config)?;
+        let log = log_options(&h.log_config.config)?;
         let mut extra_hosts = Vec::new();
         for e in &h.extra_hosts {
             extra_hosts.push(f::parse_add_host(e)?);
@@ -622,3 +631,39 @@ pub(crate) fn mount_from_model(m: &Mount) -> Result<MountRequest> {
 
 #[cfg(test)]
 mod tests;
+
+/// The logging drivers dockerd has built in besides json-file.
+const DOCKER_LOG_DRIVERS: [&str; 12] = [
+    "none",
+    "local",
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "etwlogs",
+    "gcplogs",
+    "logentries",
+    "loki",
+];
+
+/// json-file's options. Without `max-size` dockerd ignores `max-file` (it still has to be
+/// a count of at least one), where berth's log writer refuses the pair: it is left out.
+fn log_options(opts: &BTreeMap<String, String>) -> Result<crate::logs::LogOptions> {
+    let unlimited = opts.get("max-size").is_none_or(|s| s.trim() == "-1");
+    if !unlimited {
+        return Ok(crate::logs::LogOptions::from_opts(opts)?);
+    }
+    let mut kept = opts.clone();
+    if let Some(n) = kept.remove("max-file") {
+        if !n.parse::<u32>().is_ok_and(|n| n >= 1) {
+            return Err(OpsError::InvalidField {
+                field: "log option max-file",
+                value: n,
+                reason: "max-file cannot be less than 1".into(),
+            });
+        }
+    }
+    Ok(crate::logs::LogOptions::from_opts(&kept)?)
+}

@@ -81,8 +81,20 @@ pub fn kill(engine: &Engine, what: &str, signal: &str) -> Result<()> {
         "kill",
         &[("signal", signal_number(&signal))],
     );
+    if matches!(signal.as_str(), "KILL" | "9") {
+        // As dockerd: a SIGKILL returns once the container is down, so what follows (an
+        // inspect, a remove) sees it exited. Bounded: a process stuck in the kernel
+        // (uninterruptible sleep) may outlive the signal.
+        if r.state.status == Status::Paused {
+            let _ = super::runtime(engine, &store, &r).resume(&r.id);
+        }
+        wait_exit_until(&store, &r.id, Some(Instant::now() + KILL_WAIT), &|| false)?;
+    }
     Ok(())
 }
+
+/// How long a SIGKILL waits for the container to go down.
+const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// A signal as docker's kill event names it: its number.
 fn signal_number(signal: &str) -> String {

@@ -161,6 +161,21 @@ pub fn update(engine: &Engine, what: &str, u: &UpdateConfig) -> Result<UpdateRes
         if let Some(p) = &restart {
             rec.config.restart = p.clone();
         }
+        // Inspect echoes the HostConfig: what changed shows there, as docker's does.
+        if let (Ok(serde_json::Value::Object(changed)), Some(host)) = (
+            serde_json::to_value(u),
+            rec.config.host_request.as_object_mut(),
+        ) {
+            for (k, v) in changed {
+                let unset = v.is_null()
+                    || v.as_i64() == Some(0)
+                    || v.as_str().is_some_and(str::is_empty)
+                    || v.get("Name").and_then(|n| n.as_str()) == Some("");
+                if !unset {
+                    host.insert(k, v);
+                }
+            }
+        }
     })?;
     crate::events::container(engine.root(), &updated, "update", &[]);
     Ok(UpdateResponse::default())

@@ -50,7 +50,8 @@ pub fn save(
                 .any(|h| h.name.as_deref() == Some(&r.to_string()))
         });
         for hit in hits {
-            let name = hit.reference().filter(|r| r.tag().is_some());
+            // As dockerd: an image named by its ID is saved without its tags.
+            let name = hit.reference().filter(|r| by_name && r.tag().is_some());
             match items.iter_mut().find(|i| i.record.digest == hit.digest) {
                 Some(item) => item.names.extend(name),
                 None => items.push(SaveItem {

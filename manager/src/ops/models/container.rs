@@ -110,9 +110,13 @@ pub struct HealthConfig {
     /// `[]` inherit, `["NONE"]` disable, `["CMD", args...]`, `["CMD-SHELL", script]`.
     #[serde(deserialize_with = "null_default")]
     pub test: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
     pub interval: i64,
+    #[serde(deserialize_with = "null_default")]
     pub timeout: i64,
+    #[serde(deserialize_with = "null_default")]
     pub start_period: i64,
+    #[serde(deserialize_with = "null_default")]
     pub retries: i64,
 }
 
@@ -199,6 +203,16 @@ pub struct HostConfig {
     pub mounts: Vec<Mount>,
     /// Run an init (tini) as PID 1.
     pub init: Option<bool>,
+    /// Supplementary groups of the process: names (from the image's /etc/group) or ids.
+    #[serde(
+        deserialize_with = "super::serde_helpers::strings_or_numbers",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub group_add: Vec<String>,
+    /// Fields berth does not model (`CgroupnsMode`, `VolumeDriver`, ...): kept so that
+    /// inspect shows them as the client sent them, as docker echoes its HostConfig.
+    #[serde(flatten)]
+    pub unmodelled: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `LogConfig`: only the json-file driver exists; its options are `max-size` and `max-file`.

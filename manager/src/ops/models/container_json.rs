@@ -185,8 +185,17 @@ pub struct MountPoint {
     pub name: String,
     pub source: String,
     pub destination: String,
+    /// `local` for volumes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub driver: String,
+    /// The options of a `-v` bind (`ro`, `z`, ...).
+    #[serde(default)]
+    pub mode: String,
     #[serde(rename = "RW")]
     pub rw: bool,
+    /// `rprivate` (or what the request chose) for binds, empty for the others.
+    #[serde(default)]
+    pub propagation: String,
     /// An anonymous volume, removed with the container by `rm -v` and `--rm`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub anonymous: bool,

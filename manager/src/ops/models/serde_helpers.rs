@@ -62,6 +62,28 @@ where
     })
 }
 
+/// A list of strings whose entries may also be numbers (`GroupAdd`: docker's CLI sends
+/// strings, some clients numeric ids); `null` is empty.
+pub fn strings_or_numbers<'de, D>(d: D) -> Result<Vec<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Vec<Entry>>::deserialize(d)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| match e {
+            Entry::Text(s) => s,
+            Entry::Number(n) => n.to_string(),
+        })
+        .collect())
+}
+
 /// `serde(skip_serializing_if)` for `false`.
 pub fn is_false(b: &bool) -> bool {
     !*b

@@ -58,7 +58,7 @@ pub fn go_file_mode(st_mode: u32) -> u32 {
 
 /// Stats `path` in the container (not following a final symlink, as docker).
 pub fn stat_path(engine: &Engine, what: &str, path: &str) -> Result<PathStat> {
-    let rootfs = Rootfs::open(engine, what)?;
+    let rootfs = Rootfs::open_for_copy(engine, what)?;
     match stat_in(&rootfs.path, path) {
         // Below a directory of another container user: looked at from the user namespace.
         Err(e) if super::reach::denied(&e) => super::reach::stat(&rootfs.path, path),
