@@ -253,7 +253,9 @@ impl Context {
                 dest: target,
                 source: Some(host),
                 kind,
-                mode: md.permissions().mode() & 0o7777,
+                // docker's context loses the setuid and setgid bits of files (not of
+                // directories, not the sticky bit).
+                mode: md.permissions().mode() & if ft.is_file() { 0o1777 } else { 0o7777 },
                 uid: 0,
                 gid: 0,
                 mtime: md.mtime().max(0) as u64,

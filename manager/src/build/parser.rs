@@ -82,6 +82,8 @@ fn directive(line: &str) -> Option<(String, String)> {
 
 /// Parses Dockerfile `text`; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Dockerfile, BuildError> {
+    // A UTF-8 byte order mark is dropped, as docker's parser does.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))

@@ -41,6 +41,10 @@ impl Builder<'_> {
             self.image_state(&base)?
         };
         self.say(&format!(" ---> {}\n", &state.id()[7..19]));
+        // A stage starts without a MAINTAINER, even FROM a stage that set one.
+        if state.maintainer.take().is_some() {
+            key = Cache::key(&key, "stage without MAINTAINER");
+        }
         // docker's builder gives every stage a PATH (its Linux default) when the base has
         // none, FROM scratch included.
         if !state.env().iter().any(|e| e.starts_with("PATH=")) {
@@ -208,7 +212,7 @@ impl Builder<'_> {
             Command::Maintainer(m) => {
                 let m = m.clone();
                 meta(state, key, format!("MAINTAINER {m}"), &|s: &mut State| {
-                    s.config["author"] = json!(m);
+                    s.maintainer = Some(m.clone());
                 })
             }
             Command::User(u) => {
@@ -334,7 +338,21 @@ impl Builder<'_> {
             Command::Healthcheck(h) => {
                 let (v, text) = healthcheck(h, &state.shell(), &self.file, step.line)?;
                 meta(state, key, text, &|s: &mut State| {
-                    s.cfg().insert("Healthcheck".into(), v.clone());
+                    // docker's commit fills the durations and retries left unset from
+                    // the parent's healthcheck (HEALTHCHECK NONE included).
+                    let mut v = v.clone();
+                    if let (Some(new), Some(old)) = (
+                        v.as_object_mut(),
+                        s.config["config"]["Healthcheck"].as_object(),
+                    ) {
+                        for k in ["Interval", "Timeout", "StartPeriod", "Retries"] {
+                            let unset = new.get(k).and_then(Value::as_i64).unwrap_or(0) == 0;
+                            if let Some(o) = old.get(k).filter(|o| unset && o.as_i64() != Some(0)) {
+                                new.insert(k.into(), o.clone());
+                            }
+                        }
+                    }
+                    s.cfg().insert("Healthcheck".into(), v);
                 })
             }
             Command::Onbuild(t) => {

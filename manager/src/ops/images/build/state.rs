@@ -29,6 +29,10 @@ pub struct State {
     /// `compression=zstd` unless `force-compression=true`, as BuildKit does).
     #[serde(default)]
     pub base_layers: usize,
+    /// The stage's MAINTAINER: docker's builder writes it as `author` on every commit of
+    /// the stage (config and history entry) and starts each stage without one.
+    #[serde(default)]
+    pub maintainer: Option<String>,
 }
 
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
@@ -52,6 +56,7 @@ impl State {
             layers: Vec::new(),
             anchor: None,
             base_layers: 0,
+            maintainer: None,
         }
     }
 
@@ -137,6 +142,17 @@ impl State {
     pub fn commit(&mut self, created_by: &str, layer: Option<Layer>) {
         let now = now_rfc3339();
         let mut h = json!({"created": now, "created_by": created_by});
+        match self.maintainer.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => {
+                h["author"] = json!(m);
+                self.config["author"] = json!(m);
+            }
+            None => {
+                if let Some(c) = self.config.as_object_mut() {
+                    c.remove("author");
+                }
+            }
+        }
         match layer.filter(|l| !l.is_empty()) {
             Some(l) => {
                 if !self.config["rootfs"].is_object() {

@@ -435,13 +435,27 @@ impl Builder<'_> {
             Some((u, g)) => (u, g),
             None => (spec, spec),
         };
+        // docker's words for a name that is not there (an empty one included).
+        let fail = |what: &str, id: &str, name: &str| {
+            self.step_err(format!(
+                "unable to convert uid/gid chown string to host mapping: can't find {id} for \
+                 {what} {name}: no such {what}: {name}"
+            ))
+        };
         let uid = match user.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => crate::specgen::resolve_user(root, user)?.uid,
+            Err(_) if user.is_empty() => return Err(fail("user", "uid", user)),
+            Err(_) => {
+                crate::specgen::resolve_user(root, user)
+                    .map_err(|_| fail("user", "uid", user))?
+                    .uid
+            }
         };
         let gid = match group.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => crate::specgen::resolve_groups(root, &[group.to_string()])?
+            Err(_) if group.is_empty() => return Err(fail("group", "gid", group)),
+            Err(_) => crate::specgen::resolve_groups(root, &[group.to_string()])
+                .map_err(|_| fail("group", "gid", group))?
                 .first()
                 .copied()
                 .unwrap_or(0),
