@@ -368,6 +368,32 @@ impl Builder<'_> {
         }
         let copied = entries.len();
         entries.extend(extracted);
+        // A file of the image in the way of a directory the copy needs fails the step, as
+        // docker's builder (it does not replace the file).
+        if let Some(root) = &root {
+            let mut checked: std::collections::HashSet<&str> = Default::default();
+            for e in &entries {
+                let mut p = e.dest.as_str();
+                let mut own = matches!(e.kind, EntryKind::Dir);
+                loop {
+                    if !own {
+                        match p.rsplit_once('/') {
+                            Some((parent, _)) if !parent.is_empty() => p = parent,
+                            _ => break,
+                        }
+                    }
+                    own = false;
+                    if !checked.insert(p) {
+                        break;
+                    }
+                    if dir_in_root(root, p) == Some(false) {
+                        return Err(self.step_err(format!(
+                            "failed to copy files: mkdir {p}: not a directory"
+                        )));
+                    }
+                }
+            }
+        }
         // Parent directories the image does not have yet: owned as --chown says, but root's
         // when only an extracted archive needs them (as docker's builder makes them).
         let dests: std::collections::HashSet<&str> =
@@ -500,28 +526,33 @@ fn numeric_owner(spec: &str) -> Option<(u32, u32)> {
 /// Whether `path` is a directory in the tree at `root`, symlinks resolved inside it
 /// (openat2(2) RESOLVE_IN_ROOT: an image's symlinks never lead out to the host).
 pub(super) fn is_dir_in_root(root: &Path, path: &str) -> bool {
+    dir_in_root(root, path) == Some(true)
+}
+
+/// Whether `path` (symlinks followed inside `root`) is a directory; `None` when it is not
+/// there.
+fn dir_in_root(root: &Path, path: &str) -> Option<bool> {
     use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
-    let Ok(dir) = openat2(
+    let dir = openat2(
         CWD,
         root,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::empty(),
-    ) else {
-        return false;
-    };
+    )
+    .ok()?;
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
-    let Ok(fd) = openat2(
+    let fd = openat2(
         &dir,
         rel,
         OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::IN_ROOT,
-    ) else {
-        return false;
-    };
-    rustix::fs::fstat(&fd).is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+    )
+    .ok()?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    Some(rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
 }
 
 fn now_secs() -> u64 {
@@ -630,6 +661,19 @@ fn archive_entries(path: &Path, dest: &str) -> Result<Vec<Entry>> {
                     .unwrap_or_default(),
             },
             tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File { size: 0 },
+            tar::EntryType::Link => {
+                // A hard link to an earlier entry: a file with the same content.
+                let to = e.link_name().map_err(err)?.unwrap_or_default();
+                let to = clean_abs(&format!("{dest}/{}", to.to_string_lossy()));
+                if let Some(first) = out.iter().rev().find(|x: &&Entry| x.dest == to) {
+                    let first = first.clone();
+                    out.push(Entry {
+                        dest: target,
+                        ..first
+                    });
+                }
+                continue;
+            }
             _ => continue,
         };
         let data = if matches!(kind, EntryKind::File { .. }) {
