@@ -266,6 +266,56 @@ impl Context {
     }
 }
 
+/// `path` with the symlinks of its existing part followed inside `root` (an absolute link
+/// target starts again at `root`), the rest as written: where docker's builder writes a
+/// COPY destination.
+pub fn follow_in_root(root: &Path, path: &str) -> String {
+    let mut todo: Vec<String> = clean_abs(path)
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .rev()
+        .collect();
+    let mut done = String::new();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        let next = format!("{done}/{c}");
+        let host = root.join(next.trim_start_matches('/'));
+        match fs::symlink_metadata(&host) {
+            Ok(md) if md.file_type().is_symlink() && hops < 40 => {
+                hops += 1;
+                let Ok(target) = fs::read_link(&host) else {
+                    done = next;
+                    continue;
+                };
+                let t = target.to_string_lossy().into_owned();
+                let base = if t.starts_with('/') {
+                    ""
+                } else {
+                    done.as_str()
+                };
+                let joined = clean_abs(&format!("{base}/{t}"));
+                for part in joined.split('/').filter(|s| !s.is_empty()).rev() {
+                    todo.push(part.to_string());
+                }
+                done = String::new();
+            }
+            Ok(_) => done = next,
+            Err(_) => {
+                done = next;
+                while let Some(rest) = todo.pop() {
+                    done = format!("{done}/{rest}");
+                }
+            }
+        }
+    }
+    if done.is_empty() {
+        "/".into()
+    } else {
+        clean_abs(&done)
+    }
+}
+
 /// The cache digest of a copy: every entry's path, type, mode, owner, size, link target
 /// and content (not its mtime).
 pub fn hash_entries(entries: &[Entry]) -> Result<String, BuildError> {

@@ -365,22 +365,20 @@ impl Builder<'_> {
             }
             Command::Workdir(w) => {
                 let w = word(w)?;
+                // docker's builder keeps an absolute path as written (`/a/`, `/a/../b`)
+                // and joins a relative one to the current directory, cleaned.
                 let dir = if w.starts_with('/') {
-                    clean_abs(&w)
+                    w.clone()
                 } else {
                     clean_abs(&format!("{}/{w}", state.string("WorkingDir")))
                 };
-                let created_by = state.nop(&format!("WORKDIR {dir}"));
+                // A WORKDIR is a committed container for docker's builder: one space after
+                // `#(nop)`, whether it made the directory or not.
+                let created_by = format!("{} #(nop) WORKDIR {dir}", state.shell().join(" "));
                 self.cached(state, key, &created_by, |b, mut s| {
                     s.cfg().insert("WorkingDir".into(), json!(dir));
-                    let layer = b.workdir_layer(&s, &dir)?;
-                    // docker's builder writes a WORKDIR that made the directory as a
-                    // committed container: one space after `#(nop)`.
-                    let text = match &layer {
-                        Some(_) => format!("{} #(nop) WORKDIR {dir}", s.shell().join(" ")),
-                        None => created_by.clone(),
-                    };
-                    s.commit(&text, layer);
+                    let layer = b.workdir_layer(&s, &clean_abs(&dir))?;
+                    s.commit(&created_by, layer);
                     Ok(s)
                 })
             }

@@ -16,7 +16,7 @@ use super::layer::{
 };
 use super::state::State;
 use super::Builder;
-use crate::build::context::{clean_abs, Context, Entry, EntryKind, Source};
+use crate::build::context::{clean_abs, follow_in_root, Context, Entry, EntryKind, Source};
 use crate::build::BuildError;
 use crate::container::lifecycle::{self, Paths};
 use crate::ops::containers::{self, CreateOptions, Output, RemoveOptions, RunMode, Running};
@@ -90,6 +90,11 @@ impl Builder<'_> {
         env.extend(extra_env);
         let user = state.string("User");
         let workdir = state.string("WorkingDir");
+        let workdir = if workdir.is_empty() {
+            workdir
+        } else {
+            clean_abs(&workdir)
+        };
         let volumes = state
             .config
             .get("config")
@@ -276,6 +281,18 @@ impl Builder<'_> {
             )?)
         };
         let root = view.as_ref().map(|v| v.dir.clone());
+        // The destination with the image's symlinks on it followed (docker's builder
+        // writes through them).
+        let slash = if dest.ends_with('/') || dest.ends_with("/.") {
+            "/"
+        } else {
+            ""
+        };
+        let dest = match &root {
+            Some(r) => format!("{}{slash}", follow_in_root(r, dest)),
+            None => dest.to_string(),
+        };
+        let dest = dest.as_str();
         let exists_dir = |p: &str| root.as_ref().is_some_and(|r| is_dir_in_root(r, p));
         let count = sources.len() + inline.len();
         let dest_dir = dest.ends_with('/') || dest.ends_with("/.") || exists_dir(dest) || count > 1;
