@@ -6,7 +6,7 @@
 
 use std::fs::{self, Metadata};
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use globset::GlobBuilder;
@@ -20,14 +20,24 @@ use super::BuildError;
 pub struct Context {
     pub dir: PathBuf,
     pub ignore: Ignore,
+    /// An image's tree (`COPY --from`) rather than the build context: files keep their
+    /// owners (when `keep_owners`), setuid/setgid bits, and fifos are copied.
+    pub image: bool,
+    pub keep_owners: bool,
 }
 
 /// What one copied entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
-    File { size: u64 },
+    File {
+        size: u64,
+    },
     Dir,
-    Symlink { target: PathBuf },
+    Symlink {
+        target: PathBuf,
+    },
+    /// A named pipe (COPY --from and archives carry them).
+    Fifo,
 }
 
 /// One file of the layer a COPY makes.
@@ -76,7 +86,23 @@ pub struct Source {
 
 impl Context {
     pub fn new(dir: PathBuf, ignore: Ignore) -> Self {
-        Self { dir, ignore }
+        Self {
+            dir,
+            ignore,
+            image: false,
+            keep_owners: false,
+        }
+    }
+
+    /// The tree of a stage or image, read by `COPY --from`; `keep_owners` when the owners
+    /// on disk are the image's (not a rootless berth's copy).
+    pub fn image(dir: PathBuf, keep_owners: bool) -> Self {
+        Self {
+            dir,
+            ignore: Ignore::default(),
+            image: true,
+            keep_owners,
+        }
     }
 
     fn host(&self, rel: &str) -> PathBuf {
@@ -245,9 +271,16 @@ impl Context {
                 EntryKind::Dir
             } else if ft.is_file() {
                 EntryKind::File { size: md.len() }
+            } else if ft.is_fifo() && self.image {
+                EntryKind::Fifo
             } else {
                 // Sockets, fifos and devices in a context are skipped, as docker does.
                 continue;
+            };
+            let (uid, gid) = if self.keep_owners {
+                (md.uid(), md.gid())
+            } else {
+                (0, 0)
             };
             out.push(Entry {
                 dest: target,
@@ -255,9 +288,14 @@ impl Context {
                 kind,
                 // docker's context loses the setuid and setgid bits of files (not of
                 // directories, not the sticky bit).
-                mode: md.permissions().mode() & if ft.is_file() { 0o1777 } else { 0o7777 },
-                uid: 0,
-                gid: 0,
+                mode: md.permissions().mode()
+                    & if ft.is_file() && !self.image {
+                        0o1777
+                    } else {
+                        0o7777
+                    },
+                uid,
+                gid,
                 mtime: md.mtime().max(0) as u64,
                 data: None,
             });
@@ -327,6 +365,7 @@ pub fn hash_entries(entries: &[Entry]) -> Result<String, BuildError> {
         h.update(format!("{:o} {} {}", e.mode, e.uid, e.gid).as_bytes());
         match &e.kind {
             EntryKind::Dir => h.update(b"d"),
+            EntryKind::Fifo => h.update(b"p"),
             EntryKind::Symlink { target } => {
                 h.update(b"l");
                 h.update(target.as_os_str().as_encoded_bytes());

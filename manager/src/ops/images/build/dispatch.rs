@@ -555,6 +555,11 @@ impl Builder<'_> {
                 let dir = super::remote::Scratch::new(self.engine.root())?;
                 let d = super::remote::download(w, &dir.0, c.checksum.as_deref(), self.cancel)
                     .map_err(|e| self.step_err(crate::ops::error::chain(&e)))?;
+                if d.dest.is_empty() && (dest.ends_with('/') || words.len() > 1) {
+                    return Err(self.step_err(format!(
+                        "ADD failed: cannot determine filename for source {w}"
+                    )));
+                }
                 scratch.push(dir);
                 inline.push(d);
                 continue;
@@ -622,7 +627,10 @@ impl Builder<'_> {
                 })
                 .collect::<Vec<_>>()
                 .join(" ")
-        } else if sources.is_empty() && words.iter().all(|w| super::remote::is_url(w)) {
+        } else if sources.is_empty()
+            && words.len() == 1
+            && words.iter().all(|w| super::remote::is_url(w))
+        {
             hash.clone()
         } else {
             format!("{kind}:{hash}")

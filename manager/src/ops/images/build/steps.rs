@@ -246,7 +246,9 @@ impl Builder<'_> {
                 let chain = ensure_chain(self.store, &*self.sn, &s.layers)?;
                 let view = View::mount(self.engine.root(), &*self.sn, chain.as_deref())?
                     .readable(self.engine.root())?;
-                let ctx = Context::new(view.dir.clone(), Default::default());
+                // A rootless berth's readable copy is the user's: owners are not the image's.
+                let keep = !crate::rootless::userns::shifting();
+                let ctx = Context::image(view.dir.clone(), keep);
                 Ok((ctx, Some(view)))
             }
         }
@@ -376,6 +378,14 @@ impl Builder<'_> {
             if chown.is_some() {
                 e.uid = uid;
                 e.gid = gid;
+                // chown(2) clears a file's setuid bit, and its setgid bit when the group
+                // may execute it: docker's builder chowns after writing the mode.
+                if matches!(e.kind, EntryKind::File { .. }) {
+                    e.mode &= !0o4000;
+                    if e.mode & 0o010 != 0 {
+                        e.mode &= !0o2000;
+                    }
+                }
             }
             if let Some(m) = chmod {
                 if !matches!(e.kind, EntryKind::Symlink { .. }) {
