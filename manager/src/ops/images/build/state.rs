@@ -199,7 +199,10 @@ pub fn exec_form(args: &Args, shell: &[String]) -> Vec<String> {
         Args::Json(v) => v.clone(),
         Args::Shell(s) => {
             let mut v = shell.to_vec();
-            v.push(s.clone());
+            // `CMD` alone is the shell alone for docker's builder.
+            if !s.is_empty() {
+                v.push(s.clone());
+            }
             v
         }
     }

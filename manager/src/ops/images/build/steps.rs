@@ -337,6 +337,7 @@ impl Builder<'_> {
                             continue;
                         }
                         e.mode = 0o755;
+                        e.mtime = now_secs();
                     }
                     entries.push(e);
                 }
