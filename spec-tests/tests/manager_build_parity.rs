@@ -2,7 +2,7 @@
 //! `DOCKER_BUILDKIT=0`): the corners found by diffing new Dockerfiles built by both, each
 //! pinned here. For a case that builds, the compared config fields, the flattened tree, the
 //! layer count and every history entry (`created_by` with content digests cut, `empty_layer`,
-//! `author`) and the image's `author` must be equal; for a case that fails, both must fail
+//! `author`) and the image's `author` and `comment` must be equal; for a case that fails, both must fail
 //! with the same exit code and berth's output must hold the words of docker's error.
 
 use std::os::unix::fs::PermissionsExt;

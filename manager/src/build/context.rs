@@ -72,6 +72,51 @@ pub fn clean_abs(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// `pattern` in Go's `filepath.Match` terms for the glob crate: a run of unescaped `*` is
+/// one `*`, a class is negated by `^` (`[!a]` is `!` or `a`).
+fn single_stars(pattern: &str) -> String {
+    let mut out = String::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.push(c);
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+            continue;
+        }
+        if c == '[' {
+            out.push(c);
+            match chars.peek() {
+                Some('^') => {
+                    chars.next();
+                    out.push('!');
+                }
+                Some('!') => {
+                    // A literal `!`: not first in the class, where the glob crate negates.
+                    chars.next();
+                    let mut class = String::new();
+                    for n in chars.by_ref() {
+                        if n == ']' && !class.is_empty() {
+                            break;
+                        }
+                        class.push(n);
+                    }
+                    out.push_str(&class);
+                    out.push_str("!]");
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if c == '*' && out.ends_with('*') && !out.ends_with("\\*") {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
@@ -197,11 +242,16 @@ impl Context {
     pub fn sources(&self, src: &str, what: &'static str) -> Result<Vec<Source>, BuildError> {
         let missing = || BuildError::MissingSource {
             what,
-            path: src.to_string(),
+            path: src.trim_start_matches('/').to_string(),
         };
         let clean = clean_abs(src);
         if has_glob(&clean) {
-            let glob = GlobBuilder::new(clean.trim_start_matches('/'))
+            // docker's builder matches a pattern against paths written without a trailing
+            // slash (so `dir*/` matches nothing), and `**` is two `*` (no recursion).
+            if src.ends_with('/') {
+                return Err(BuildError::NoSources { what });
+            }
+            let glob = GlobBuilder::new(&single_stars(clean.trim_start_matches('/')))
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()
@@ -219,7 +269,7 @@ impl Context {
                 }
             }
             if hits.is_empty() {
-                return Err(missing());
+                return Err(BuildError::NoSources { what });
             }
             return hits
                 .iter()
@@ -479,6 +529,23 @@ mod tests {
         fs::write(c.dir.join("src/a.txt"), "A").unwrap();
         let e2 = c.entries("/src", "/app").unwrap();
         assert_ne!(h1, hash_entries(&e2).unwrap());
+    }
+
+    #[test]
+    fn globs_match_as_go_filepath_match() {
+        assert_eq!(single_stars("**/*.txt"), "*/*.txt");
+        assert_eq!(single_stars("a\\**"), "a\\**");
+        assert_eq!(single_stars("[!a].txt"), "[a!].txt");
+        assert_eq!(single_stars("[^a].txt"), "[!a].txt");
+        let (_d, c) = ctx("");
+        assert!(matches!(
+            c.sources("sr*/", "COPY"),
+            Err(BuildError::NoSources { .. })
+        ));
+        assert!(matches!(
+            c.sources("nothing*", "COPY"),
+            Err(BuildError::NoSources { .. })
+        ));
     }
 
     #[test]

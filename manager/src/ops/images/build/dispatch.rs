@@ -565,7 +565,9 @@ impl Builder<'_> {
                 continue;
             }
             sources.extend(ctx.sources(w, what).map_err(|e| match e {
-                BuildError::MissingSource { .. } => self.step_err(e.to_string()),
+                BuildError::MissingSource { .. } | BuildError::NoSources { .. } => {
+                    self.step_err(e.to_string())
+                }
                 e => e.into(),
             })?);
         }

@@ -44,7 +44,13 @@ impl State {
         let mut config = json!({
             "architecture": p.architecture,
             "os": p.os,
-            "config": {},
+            // docker's builder writes every field of its container config, zero or not.
+            "config": {
+                "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false,
+                "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false,
+                "StdinOnce": false, "Env": null, "Cmd": null, "Image": "", "Volumes": null,
+                "WorkingDir": "", "Entrypoint": null, "OnBuild": null, "Labels": null,
+            },
             "rootfs": {"type": "layers", "diff_ids": []},
             "history": [],
         });
@@ -152,6 +158,10 @@ impl State {
                     c.remove("author");
                 }
             }
+        }
+        // A build's commit has no comment: the base's (`Imported from -`) does not stay.
+        if let Some(c) = self.config.as_object_mut() {
+            c.remove("comment");
         }
         match layer.filter(|l| !l.is_empty()) {
             Some(l) => {

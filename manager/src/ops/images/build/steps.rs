@@ -453,6 +453,9 @@ impl Builder<'_> {
                 data: None,
             });
         }
+        // Of two sources copied to one path the later wins, as docker's builder copies
+        // them in order (the sort is stable: reversed first, the first kept is the last).
+        entries.reverse();
         entries.sort_by(|a, b| a.dest.cmp(&b.dest));
         entries.dedup_by(|a, b| a.dest == b.dest);
         drop(view);
