@@ -75,6 +75,13 @@ ADD links.tar /arch/
 ADD URL/remote.txt URL/sub/deep.txt /urls/
 ";
 
+const GLOBS: &str = "FROM BASE
+COPY **/*.txt /g1/
+COPY [!a].txt /g2/
+COPY [^a].txt /g3/
+COPY */x.txt /g4/
+";
+
 const EMPTY_FORMS: &str = "FROM BASE
 ENTRYPOINT
 CMD
@@ -105,6 +112,20 @@ fn cases() -> Vec<Case> {
             &[],
         ),
         case("empty-forms", EMPTY_FORMS, &[], &[]),
+        // `dx/x.txt` is matched after `dir/x.txt` and wins.
+        case(
+            "globs",
+            GLOBS,
+            &[
+                ("a.txt", "a\n"),
+                ("b.txt", "b\n"),
+                ("!.txt", "!\n"),
+                ("dir/x.txt", "dir\n"),
+                ("dir/sub/y.txt", "y\n"),
+                ("dx/x.txt", "dx\n"),
+            ],
+            &[],
+        ),
     ]
 }
 
@@ -140,6 +161,18 @@ const FAILING: &[Failing] = &[
         dockerfile: "FROM BASE\nRUN echo f > /f\nCOPY a.txt /f/sub/\n",
         code: 1,
         words: "not a directory",
+    },
+    Failing {
+        name: "glob-with-a-slash",
+        dockerfile: "FROM BASE\nCOPY di*/ /d/\n",
+        code: 1,
+        words: "COPY failed: no source files were specified",
+    },
+    Failing {
+        name: "missing-source",
+        dockerfile: "FROM BASE\nADD missing.txt /d/\n",
+        code: 1,
+        words: "ADD failed: file not found in build context or excluded by .dockerignore: stat missing.txt: file does not exist",
     },
     Failing {
         name: "stage-name",
