@@ -372,6 +372,16 @@ pub fn plan(file: &str, df: &Dockerfile) -> Result<Plan, BuildError> {
                 platform,
             } => {
                 if let Some(a) = &alias {
+                    let mut chars = a.chars();
+                    let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                        && chars.all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c)
+                        });
+                    if !valid {
+                        return Err(c.err(format!(
+                            "invalid name for build stage: {a:?}, name can't start with a number or contain symbols"
+                        )));
+                    }
                     if stages.iter().any(|s| s.alias.as_deref() == Some(a)) {
                         return Err(c.err(format!("duplicate name {a}")));
                     }

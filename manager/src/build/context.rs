@@ -6,7 +6,7 @@
 
 use std::fs::{self, Metadata};
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use globset::GlobBuilder;
@@ -20,14 +20,24 @@ use super::BuildError;
 pub struct Context {
     pub dir: PathBuf,
     pub ignore: Ignore,
+    /// An image's tree (`COPY --from`) rather than the build context: files keep their
+    /// owners (when `keep_owners`), setuid/setgid bits, and fifos are copied.
+    pub image: bool,
+    pub keep_owners: bool,
 }
 
 /// What one copied entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
-    File { size: u64 },
+    File {
+        size: u64,
+    },
     Dir,
-    Symlink { target: PathBuf },
+    Symlink {
+        target: PathBuf,
+    },
+    /// A named pipe (COPY --from and archives carry them).
+    Fifo,
 }
 
 /// One file of the layer a COPY makes.
@@ -62,6 +72,51 @@ pub fn clean_abs(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// `pattern` in Go's `filepath.Match` terms for the glob crate: a run of unescaped `*` is
+/// one `*`, a class is negated by `^` (`[!a]` is `!` or `a`).
+fn single_stars(pattern: &str) -> String {
+    let mut out = String::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.push(c);
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+            continue;
+        }
+        if c == '[' {
+            out.push(c);
+            match chars.peek() {
+                Some('^') => {
+                    chars.next();
+                    out.push('!');
+                }
+                Some('!') => {
+                    // A literal `!`: not first in the class, where the glob crate negates.
+                    chars.next();
+                    let mut class = String::new();
+                    for n in chars.by_ref() {
+                        if n == ']' && !class.is_empty() {
+                            break;
+                        }
+                        class.push(n);
+                    }
+                    out.push_str(&class);
+                    out.push_str("!]");
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if c == '*' && out.ends_with('*') && !out.ends_with("\\*") {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
@@ -76,7 +131,23 @@ pub struct Source {
 
 impl Context {
     pub fn new(dir: PathBuf, ignore: Ignore) -> Self {
-        Self { dir, ignore }
+        Self {
+            dir,
+            ignore,
+            image: false,
+            keep_owners: false,
+        }
+    }
+
+    /// The tree of a stage or image, read by `COPY --from`; `keep_owners` when the owners
+    /// on disk are the image's (not a rootless berth's copy).
+    pub fn image(dir: PathBuf, keep_owners: bool) -> Self {
+        Self {
+            dir,
+            ignore: Ignore::default(),
+            image: true,
+            keep_owners,
+        }
     }
 
     fn host(&self, rel: &str) -> PathBuf {
@@ -171,11 +242,16 @@ impl Context {
     pub fn sources(&self, src: &str, what: &'static str) -> Result<Vec<Source>, BuildError> {
         let missing = || BuildError::MissingSource {
             what,
-            path: src.to_string(),
+            path: src.trim_start_matches('/').to_string(),
         };
         let clean = clean_abs(src);
         if has_glob(&clean) {
-            let glob = GlobBuilder::new(clean.trim_start_matches('/'))
+            // docker's builder matches a pattern against paths written without a trailing
+            // slash (so `dir*/` matches nothing), and `**` is two `*` (no recursion).
+            if src.ends_with('/') {
+                return Err(BuildError::NoSources { what });
+            }
+            let glob = GlobBuilder::new(&single_stars(clean.trim_start_matches('/')))
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()
@@ -193,7 +269,7 @@ impl Context {
                 }
             }
             if hits.is_empty() {
-                return Err(missing());
+                return Err(BuildError::NoSources { what });
             }
             return hits
                 .iter()
@@ -245,22 +321,86 @@ impl Context {
                 EntryKind::Dir
             } else if ft.is_file() {
                 EntryKind::File { size: md.len() }
+            } else if ft.is_fifo() && self.image {
+                EntryKind::Fifo
             } else {
                 // Sockets, fifos and devices in a context are skipped, as docker does.
                 continue;
+            };
+            let (uid, gid) = if self.keep_owners {
+                (md.uid(), md.gid())
+            } else {
+                (0, 0)
             };
             out.push(Entry {
                 dest: target,
                 source: Some(host),
                 kind,
-                mode: md.permissions().mode() & 0o7777,
-                uid: 0,
-                gid: 0,
+                // docker's context loses the setuid and setgid bits of files (not of
+                // directories, not the sticky bit).
+                mode: md.permissions().mode()
+                    & if ft.is_file() && !self.image {
+                        0o1777
+                    } else {
+                        0o7777
+                    },
+                uid,
+                gid,
                 mtime: md.mtime().max(0) as u64,
                 data: None,
             });
         }
         Ok(out)
+    }
+}
+
+/// `path` with the symlinks of its existing part followed inside `root` (an absolute link
+/// target starts again at `root`), the rest as written: where docker's builder writes a
+/// COPY destination.
+pub fn follow_in_root(root: &Path, path: &str) -> String {
+    let mut todo: Vec<String> = clean_abs(path)
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .rev()
+        .collect();
+    let mut done = String::new();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        let next = format!("{done}/{c}");
+        let host = root.join(next.trim_start_matches('/'));
+        match fs::symlink_metadata(&host) {
+            Ok(md) if md.file_type().is_symlink() && hops < 40 => {
+                hops += 1;
+                let Ok(target) = fs::read_link(&host) else {
+                    done = next;
+                    continue;
+                };
+                let t = target.to_string_lossy().into_owned();
+                let base = if t.starts_with('/') {
+                    ""
+                } else {
+                    done.as_str()
+                };
+                let joined = clean_abs(&format!("{base}/{t}"));
+                for part in joined.split('/').filter(|s| !s.is_empty()).rev() {
+                    todo.push(part.to_string());
+                }
+                done = String::new();
+            }
+            Ok(_) => done = next,
+            Err(_) => {
+                done = next;
+                while let Some(rest) = todo.pop() {
+                    done = format!("{done}/{rest}");
+                }
+            }
+        }
+    }
+    if done.is_empty() {
+        "/".into()
+    } else {
+        clean_abs(&done)
     }
 }
 
@@ -275,6 +415,7 @@ pub fn hash_entries(entries: &[Entry]) -> Result<String, BuildError> {
         h.update(format!("{:o} {} {}", e.mode, e.uid, e.gid).as_bytes());
         match &e.kind {
             EntryKind::Dir => h.update(b"d"),
+            EntryKind::Fifo => h.update(b"p"),
             EntryKind::Symlink { target } => {
                 h.update(b"l");
                 h.update(target.as_os_str().as_encoded_bytes());
@@ -388,6 +529,23 @@ mod tests {
         fs::write(c.dir.join("src/a.txt"), "A").unwrap();
         let e2 = c.entries("/src", "/app").unwrap();
         assert_ne!(h1, hash_entries(&e2).unwrap());
+    }
+
+    #[test]
+    fn globs_match_as_go_filepath_match() {
+        assert_eq!(single_stars("**/*.txt"), "*/*.txt");
+        assert_eq!(single_stars("a\\**"), "a\\**");
+        assert_eq!(single_stars("[!a].txt"), "[a!].txt");
+        assert_eq!(single_stars("[^a].txt"), "[!a].txt");
+        let (_d, c) = ctx("");
+        assert!(matches!(
+            c.sources("sr*/", "COPY"),
+            Err(BuildError::NoSources { .. })
+        ));
+        assert!(matches!(
+            c.sources("nothing*", "COPY"),
+            Err(BuildError::NoSources { .. })
+        ));
     }
 
     #[test]

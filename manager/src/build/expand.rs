@@ -108,7 +108,6 @@ impl Lexer {
     pub fn heredoc(text: &str, vars: &dyn Vars) -> Result<String, BuildError> {
         let lex = Lexer { escape: '\\' };
         let chars: Vec<char> = text.chars().collect();
-        let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
         let mut out = String::new();
         let mut pos = 0;
         while pos < chars.len() {
@@ -123,11 +122,8 @@ impl Lexer {
                 }
                 '$' => {
                     let start = pos - 1;
-                    let from = pos + usize::from(chars.get(pos) == Some(&'{'));
-                    let name: String = chars[from.min(chars.len())..]
-                        .iter()
-                        .take_while(|&&c| name_char(c))
-                        .collect();
+                    let mut from = pos + usize::from(chars.get(pos) == Some(&'{'));
+                    let name = param_name(&chars, &mut from);
                     if name.is_empty() || vars.get(&name).is_some() {
                         out.push_str(&lex.dollar(text, &chars, &mut pos, vars)?);
                     } else {
@@ -269,15 +265,10 @@ impl Lexer {
         pos: &mut usize,
         vars: &dyn Vars,
     ) -> Result<String, BuildError> {
-        let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
         match chars.get(*pos) {
             Some('{') => {
                 *pos += 1;
-                let start = *pos;
-                while chars.get(*pos).is_some_and(|&c| name_char(c)) {
-                    *pos += 1;
-                }
-                let name: String = chars[start..*pos].iter().collect();
+                let name = param_name(chars, pos);
                 if name.is_empty() {
                     return Err(err(word, "bad substitution: missing variable name"));
                 }
@@ -353,17 +344,40 @@ impl Lexer {
                     )),
                 }
             }
-            Some(&c) if name_char(c) => {
-                let start = *pos;
-                while chars.get(*pos).is_some_and(|&c| name_char(c)) {
-                    *pos += 1;
+            _ => {
+                let name = param_name(chars, pos);
+                if name.is_empty() {
+                    Ok("$".to_string())
+                } else {
+                    Ok(vars.get(&name).unwrap_or_default())
                 }
-                let name: String = chars[start..*pos].iter().collect();
-                Ok(vars.get(&name).unwrap_or_default())
             }
-            _ => Ok("$".to_string()),
         }
     }
+}
+
+/// The parameter name at `pos` (moved past it), as the shell lexer reads one: a run of
+/// digits (`$0`, `$12`), one special parameter (`$$` `$@` `$*` `$#` `$?` `$-` `$!`),
+/// or letters, digits and `_`; empty when none starts there.
+fn param_name(chars: &[char], pos: &mut usize) -> String {
+    let start = *pos;
+    match chars.get(*pos) {
+        Some(c) if c.is_ascii_digit() => {
+            while chars.get(*pos).is_some_and(|c| c.is_ascii_digit()) {
+                *pos += 1;
+            }
+        }
+        Some('@' | '*' | '#' | '?' | '-' | '$' | '!') => *pos += 1,
+        _ => {
+            while chars
+                .get(*pos)
+                .is_some_and(|&c| c.is_alphanumeric() || c == '_')
+            {
+                *pos += 1;
+            }
+        }
+    }
+    chars[start..*pos].iter().collect()
 }
 
 fn required(name: &str, msg: &str) -> String {

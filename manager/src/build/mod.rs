@@ -38,8 +38,10 @@ pub enum BuildError {
         line: usize,
         message: String,
     },
-    #[error("failed to compute cache key: {what} not found in build context or excluded by .dockerignore: stat {path}: file does not exist")]
+    #[error("{what} failed: file not found in build context or excluded by .dockerignore: stat {path}: file does not exist")]
     MissingSource { what: &'static str, path: String },
+    #[error("{what} failed: no source files were specified")]
+    NoSources { what: &'static str },
     #[error("The command '{command}' returned a non-zero code: {code}")]
     RunFailed { command: String, code: i32 },
     #[error("target stage {target:?} could not be found")]

@@ -82,6 +82,8 @@ fn directive(line: &str) -> Option<(String, String)> {
 
 /// Parses Dockerfile `text`; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Dockerfile, BuildError> {
+    // A UTF-8 byte order mark is dropped, as docker's parser does.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
@@ -213,11 +215,17 @@ pub fn parse(file: &str, text: &str) -> Result<Dockerfile, BuildError> {
                 });
             }
         }
-        if rest.is_empty() && !matches!(keyword.as_str(), "HEALTHCHECK") {
+        // docker's classic builder takes CMD, ENTRYPOINT and RUN without arguments (the
+        // shell alone).
+        if rest.is_empty() && !matches!(keyword.as_str(), "CMD" | "ENTRYPOINT" | "RUN") {
+            let how = match keyword.as_str() {
+                "USER" | "STOPSIGNAL" | "MAINTAINER" | "WORKDIR" => "exactly one argument",
+                _ => "at least one argument",
+            };
             return Err(syntax(
                 file,
                 start,
-                format!("{keyword} requires at least one argument"),
+                format!("{keyword} requires {how}"),
                 &full,
             ));
         }
@@ -391,10 +399,10 @@ mod tests {
             e.to_string(),
             "sub/Dockerfile:3: unknown instruction: FOO: FOO bar"
         );
-        let e = parse("D", "FROM x\nRUN\n").unwrap_err();
+        let e = parse("D", "FROM x\nEXPOSE\n").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("D:2: RUN requires at least one argument"),
+                .starts_with("D:2: EXPOSE requires at least one argument"),
             "{e}"
         );
     }

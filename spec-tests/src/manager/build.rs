@@ -167,6 +167,30 @@ fn layer_reader(bytes: Vec<u8>) -> Result<Box<dyn Read>> {
     })
 }
 
+/// The image config (the JSON blob: `author`, `history` with its `author` and `empty_layer`
+/// fields, `config`) of the single image in a docker-archive.
+pub fn saved_config(archive: &Path) -> Result<Value> {
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(archive)?);
+    for e in ar.entries()? {
+        let mut e = e?;
+        let name = e.path()?.to_string_lossy().into_owned();
+        if name.ends_with(".json") {
+            let mut b = Vec::new();
+            e.read_to_end(&mut b)?;
+            files.insert(name, b);
+        }
+    }
+    let manifest: Value =
+        serde_json::from_slice(files.get("manifest.json").context("manifest.json")?)?;
+    let config = manifest[0]["Config"].as_str().context("Config")?;
+    Ok(serde_json::from_slice(
+        files
+            .get(config)
+            .with_context(|| format!("config {config}"))?,
+    )?)
+}
+
 /// The flattened file tree of the single image in a docker-archive.
 pub fn flatten(archive: &Path) -> Result<BTreeMap<String, Node>> {
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();

@@ -51,6 +51,10 @@ impl Builder<'_> {
             self.image_state(&base, &platform)?
         };
         self.say(&format!(" ---> {}\n", &state.id()[7..19]));
+        // A stage starts without a MAINTAINER, even FROM a stage that set one.
+        if state.maintainer.take().is_some() {
+            key = Cache::key(&key, "stage without MAINTAINER");
+        }
         // docker's builder gives every stage a PATH (its Linux default) when the base has
         // none, FROM scratch included.
         if !state.env().iter().any(|e| e.starts_with("PATH=")) {
@@ -218,7 +222,7 @@ impl Builder<'_> {
             Command::Maintainer(m) => {
                 let m = m.clone();
                 meta(state, key, format!("MAINTAINER {m}"), &|s: &mut State| {
-                    s.config["author"] = json!(m);
+                    s.maintainer = Some(m.clone());
                 })
             }
             Command::User(u) => {
@@ -344,7 +348,21 @@ impl Builder<'_> {
             Command::Healthcheck(h) => {
                 let (v, text) = healthcheck(h, &state.shell(), &self.file, step.line)?;
                 meta(state, key, text, &|s: &mut State| {
-                    s.cfg().insert("Healthcheck".into(), v.clone());
+                    // docker's commit fills the durations and retries left unset from
+                    // the parent's healthcheck (HEALTHCHECK NONE included).
+                    let mut v = v.clone();
+                    if let (Some(new), Some(old)) = (
+                        v.as_object_mut(),
+                        s.config["config"]["Healthcheck"].as_object(),
+                    ) {
+                        for k in ["Interval", "Timeout", "StartPeriod", "Retries"] {
+                            let unset = new.get(k).and_then(Value::as_i64).unwrap_or(0) == 0;
+                            if let Some(o) = old.get(k).filter(|o| unset && o.as_i64() != Some(0)) {
+                                new.insert(k.into(), o.clone());
+                            }
+                        }
+                    }
+                    s.cfg().insert("Healthcheck".into(), v);
                 })
             }
             Command::Onbuild(t) => {
@@ -357,22 +375,20 @@ impl Builder<'_> {
             }
             Command::Workdir(w) => {
                 let w = word(w)?;
+                // docker's builder keeps an absolute path as written (`/a/`, `/a/../b`)
+                // and joins a relative one to the current directory, cleaned.
                 let dir = if w.starts_with('/') {
-                    clean_abs(&w)
+                    w.clone()
                 } else {
                     clean_abs(&format!("{}/{w}", state.string("WorkingDir")))
                 };
-                let created_by = state.nop(&format!("WORKDIR {dir}"));
+                // A WORKDIR is a committed container for docker's builder: one space after
+                // `#(nop)`, whether it made the directory or not.
+                let created_by = format!("{} #(nop) WORKDIR {dir}", state.shell().join(" "));
                 self.cached(state, key, &created_by, |b, mut s| {
                     s.cfg().insert("WorkingDir".into(), json!(dir));
-                    let layer = b.workdir_layer(&s, &dir)?;
-                    // docker's builder writes a WORKDIR that made the directory as a
-                    // committed container: one space after `#(nop)`.
-                    let text = match &layer {
-                        Some(_) => format!("{} #(nop) WORKDIR {dir}", s.shell().join(" ")),
-                        None => created_by.clone(),
-                    };
-                    s.commit(&text, layer);
+                    let layer = b.workdir_layer(&s, &clean_abs(&dir))?;
+                    s.commit(&created_by, layer);
                     Ok(s)
                 })
             }
@@ -549,12 +565,19 @@ impl Builder<'_> {
                 let dir = super::remote::Scratch::new(self.engine.root())?;
                 let d = super::remote::download(w, &dir.0, c.checksum.as_deref(), self.cancel)
                     .map_err(|e| self.step_err(crate::ops::error::chain(&e)))?;
+                if d.dest.is_empty() && (dest.ends_with('/') || words.len() > 1) {
+                    return Err(self.step_err(format!(
+                        "ADD failed: cannot determine filename for source {w}"
+                    )));
+                }
                 scratch.push(dir);
                 inline.push(d);
                 continue;
             }
             sources.extend(ctx.sources(w, what).map_err(|e| match e {
-                BuildError::MissingSource { .. } => self.step_err(e.to_string()),
+                BuildError::MissingSource { .. } | BuildError::NoSources { .. } => {
+                    self.step_err(e.to_string())
+                }
                 e => e.into(),
             })?);
         }
@@ -616,7 +639,10 @@ impl Builder<'_> {
                 })
                 .collect::<Vec<_>>()
                 .join(" ")
-        } else if sources.is_empty() && words.iter().all(|w| super::remote::is_url(w)) {
+        } else if sources.is_empty()
+            && words.len() == 1
+            && words.iter().all(|w| super::remote::is_url(w))
+        {
             hash.clone()
         } else {
             format!("{kind}:{hash}")

@@ -270,7 +270,7 @@ pub fn checkout_entries(
             EntryKind::Dir => 0o755,
             EntryKind::Symlink { .. } => 0o777,
             EntryKind::File { .. } if e.mode & 0o111 != 0 => 0o755,
-            EntryKind::File { .. } => 0o644,
+            EntryKind::File { .. } | EntryKind::Fifo => 0o644,
         };
     }
     Ok(out)

@@ -141,6 +141,12 @@ impl LayerBuilder {
                     .append_data(&mut h, Self::name(&e.dest, true), io::empty())
                     .map_err(io_err(&what))?;
             }
+            EntryKind::Fifo => {
+                let mut h = Self::header(e.mode, e.uid, e.gid, e.mtime, tar::EntryType::Fifo);
+                self.tar
+                    .append_data(&mut h, Self::name(&e.dest, false), io::empty())
+                    .map_err(io_err(&what))?;
+            }
             EntryKind::Symlink { target } => {
                 let mut h = Self::header(e.mode, e.uid, e.gid, e.mtime, tar::EntryType::Symlink);
                 self.tar

@@ -627,6 +627,7 @@ impl Builder<'_> {
                 base_layers: layers.len(),
                 layers,
                 anchor: Some(info.id().to_string()),
+                maintainer: None,
             },
             info.id().to_string(),
         ))

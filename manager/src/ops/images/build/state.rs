@@ -29,6 +29,10 @@ pub struct State {
     /// `compression=zstd` unless `force-compression=true`, as BuildKit does).
     #[serde(default)]
     pub base_layers: usize,
+    /// The stage's MAINTAINER: docker's builder writes it as `author` on every commit of
+    /// the stage (config and history entry) and starts each stage without one.
+    #[serde(default)]
+    pub maintainer: Option<String>,
 }
 
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
@@ -40,7 +44,13 @@ impl State {
         let mut config = json!({
             "architecture": p.architecture,
             "os": p.os,
-            "config": {},
+            // docker's builder writes every field of its container config, zero or not.
+            "config": {
+                "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false,
+                "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false,
+                "StdinOnce": false, "Env": null, "Cmd": null, "Image": "", "Volumes": null,
+                "WorkingDir": "", "Entrypoint": null, "OnBuild": null, "Labels": null,
+            },
             "rootfs": {"type": "layers", "diff_ids": []},
             "history": [],
         });
@@ -52,6 +62,7 @@ impl State {
             layers: Vec::new(),
             anchor: None,
             base_layers: 0,
+            maintainer: None,
         }
     }
 
@@ -137,6 +148,21 @@ impl State {
     pub fn commit(&mut self, created_by: &str, layer: Option<Layer>) {
         let now = now_rfc3339();
         let mut h = json!({"created": now, "created_by": created_by});
+        match self.maintainer.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => {
+                h["author"] = json!(m);
+                self.config["author"] = json!(m);
+            }
+            None => {
+                if let Some(c) = self.config.as_object_mut() {
+                    c.remove("author");
+                }
+            }
+        }
+        // A build's commit has no comment: the base's (`Imported from -`) does not stay.
+        if let Some(c) = self.config.as_object_mut() {
+            c.remove("comment");
+        }
         match layer.filter(|l| !l.is_empty()) {
             Some(l) => {
                 if !self.config["rootfs"].is_object() {
@@ -183,7 +209,10 @@ pub fn exec_form(args: &Args, shell: &[String]) -> Vec<String> {
         Args::Json(v) => v.clone(),
         Args::Shell(s) => {
             let mut v = shell.to_vec();
-            v.push(s.clone());
+            // `CMD` alone is the shell alone for docker's builder.
+            if !s.is_empty() {
+                v.push(s.clone());
+            }
             v
         }
     }

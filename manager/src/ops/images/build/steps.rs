@@ -16,7 +16,7 @@ use super::layer::{
 };
 use super::state::State;
 use super::Builder;
-use crate::build::context::{clean_abs, Context, Entry, EntryKind, Source};
+use crate::build::context::{clean_abs, follow_in_root, Context, Entry, EntryKind, Source};
 use crate::build::BuildError;
 use crate::container::lifecycle::{self, Paths};
 use crate::ops::containers::{self, CreateOptions, Output, RemoveOptions, RunMode, Running};
@@ -90,6 +90,11 @@ impl Builder<'_> {
         env.extend(extra_env);
         let user = state.string("User");
         let workdir = state.string("WorkingDir");
+        let workdir = if workdir.is_empty() {
+            workdir
+        } else {
+            clean_abs(&workdir)
+        };
         let volumes = state
             .config
             .get("config")
@@ -241,7 +246,9 @@ impl Builder<'_> {
                 let chain = ensure_chain(self.store, &*self.sn, &s.layers)?;
                 let view = View::mount(self.engine.root(), &*self.sn, chain.as_deref())?
                     .readable(self.engine.root())?;
-                let ctx = Context::new(view.dir.clone(), Default::default());
+                // A rootless berth's readable copy is the user's: owners are not the image's.
+                let keep = !crate::rootless::userns::shifting();
+                let ctx = Context::image(view.dir.clone(), keep);
                 Ok((ctx, Some(view)))
             }
         }
@@ -276,6 +283,18 @@ impl Builder<'_> {
             )?)
         };
         let root = view.as_ref().map(|v| v.dir.clone());
+        // The destination with the image's symlinks on it followed (docker's builder
+        // writes through them).
+        let slash = if dest.ends_with('/') || dest.ends_with("/.") {
+            "/"
+        } else {
+            ""
+        };
+        let dest = match &root {
+            Some(r) => format!("{}{slash}", follow_in_root(r, dest)),
+            None => dest.to_string(),
+        };
+        let dest = dest.as_str();
         let exists_dir = |p: &str| root.as_ref().is_some_and(|r| is_dir_in_root(r, p));
         let count = sources.len() + inline.len();
         let dest_dir = dest.ends_with('/') || dest.ends_with("/.") || exists_dir(dest) || count > 1;
@@ -318,6 +337,7 @@ impl Builder<'_> {
                             continue;
                         }
                         e.mode = 0o755;
+                        e.mtime = now_secs();
                     }
                     entries.push(e);
                 }
@@ -359,6 +379,14 @@ impl Builder<'_> {
             if chown.is_some() {
                 e.uid = uid;
                 e.gid = gid;
+                // chown(2) clears a file's setuid bit, and its setgid bit when the group
+                // may execute it: docker's builder chowns after writing the mode.
+                if matches!(e.kind, EntryKind::File { .. }) {
+                    e.mode &= !0o4000;
+                    if e.mode & 0o010 != 0 {
+                        e.mode &= !0o2000;
+                    }
+                }
             }
             if let Some(m) = chmod {
                 if !matches!(e.kind, EntryKind::Symlink { .. }) {
@@ -368,6 +396,32 @@ impl Builder<'_> {
         }
         let copied = entries.len();
         entries.extend(extracted);
+        // A file of the image in the way of a directory the copy needs fails the step, as
+        // docker's builder (it does not replace the file).
+        if let Some(root) = &root {
+            let mut checked: std::collections::HashSet<&str> = Default::default();
+            for e in &entries {
+                let mut p = e.dest.as_str();
+                let mut own = matches!(e.kind, EntryKind::Dir);
+                loop {
+                    if !own {
+                        match p.rsplit_once('/') {
+                            Some((parent, _)) if !parent.is_empty() => p = parent,
+                            _ => break,
+                        }
+                    }
+                    own = false;
+                    if !checked.insert(p) {
+                        break;
+                    }
+                    if dir_in_root(root, p) == Some(false) {
+                        return Err(self.step_err(format!(
+                            "failed to copy files: mkdir {p}: not a directory"
+                        )));
+                    }
+                }
+            }
+        }
         // Parent directories the image does not have yet: owned as --chown says, but root's
         // when only an extracted archive needs them (as docker's builder makes them).
         let dests: std::collections::HashSet<&str> =
@@ -399,6 +453,9 @@ impl Builder<'_> {
                 data: None,
             });
         }
+        // Of two sources copied to one path the later wins, as docker's builder copies
+        // them in order (the sort is stable: reversed first, the first kept is the last).
+        entries.reverse();
         entries.sort_by(|a, b| a.dest.cmp(&b.dest));
         entries.dedup_by(|a, b| a.dest == b.dest);
         drop(view);
@@ -435,13 +492,27 @@ impl Builder<'_> {
             Some((u, g)) => (u, g),
             None => (spec, spec),
         };
+        // docker's words for a name that is not there (an empty one included).
+        let fail = |what: &str, id: &str, name: &str| {
+            self.step_err(format!(
+                "unable to convert uid/gid chown string to host mapping: can't find {id} for \
+                 {what} {name}: no such {what}: {name}"
+            ))
+        };
         let uid = match user.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => crate::specgen::resolve_user(root, user)?.uid,
+            Err(_) if user.is_empty() => return Err(fail("user", "uid", user)),
+            Err(_) => {
+                crate::specgen::resolve_user(root, user)
+                    .map_err(|_| fail("user", "uid", user))?
+                    .uid
+            }
         };
         let gid = match group.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => crate::specgen::resolve_groups(root, &[group.to_string()])?
+            Err(_) if group.is_empty() => return Err(fail("group", "gid", group)),
+            Err(_) => crate::specgen::resolve_groups(root, &[group.to_string()])
+                .map_err(|_| fail("group", "gid", group))?
                 .first()
                 .copied()
                 .unwrap_or(0),
@@ -486,28 +557,33 @@ fn numeric_owner(spec: &str) -> Option<(u32, u32)> {
 /// Whether `path` is a directory in the tree at `root`, symlinks resolved inside it
 /// (openat2(2) RESOLVE_IN_ROOT: an image's symlinks never lead out to the host).
 pub(super) fn is_dir_in_root(root: &Path, path: &str) -> bool {
+    dir_in_root(root, path) == Some(true)
+}
+
+/// Whether `path` (symlinks followed inside `root`) is a directory; `None` when it is not
+/// there.
+fn dir_in_root(root: &Path, path: &str) -> Option<bool> {
     use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
-    let Ok(dir) = openat2(
+    let dir = openat2(
         CWD,
         root,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::empty(),
-    ) else {
-        return false;
-    };
+    )
+    .ok()?;
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
-    let Ok(fd) = openat2(
+    let fd = openat2(
         &dir,
         rel,
         OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::IN_ROOT,
-    ) else {
-        return false;
-    };
-    rustix::fs::fstat(&fd).is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+    )
+    .ok()?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    Some(rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
 }
 
 fn now_secs() -> u64 {
@@ -616,6 +692,19 @@ fn archive_entries(path: &Path, dest: &str) -> Result<Vec<Entry>> {
                     .unwrap_or_default(),
             },
             tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File { size: 0 },
+            tar::EntryType::Link => {
+                // A hard link to an earlier entry: a file with the same content.
+                let to = e.link_name().map_err(err)?.unwrap_or_default();
+                let to = clean_abs(&format!("{dest}/{}", to.to_string_lossy()));
+                if let Some(first) = out.iter().rev().find(|x: &&Entry| x.dest == to) {
+                    let first = first.clone();
+                    out.push(Entry {
+                        dest: target,
+                        ..first
+                    });
+                }
+                continue;
+            }
             _ => continue,
         };
         let data = if matches!(kind, EntryKind::File { .. }) {
