@@ -201,8 +201,19 @@ fn plain_progress_of_a_failed_step_shows_its_error_and_output() -> Result<()> {
         run.iter().filter_map(|l| log_text(l)).collect::<Vec<_>>(),
         ["why-it-failed"]
     );
+    assert_eq!(
+        run.last().map(String::as_str),
+        Some(
+            "ERROR: process \"/bin/sh -c echo why-it-failed && exit 3\" did not complete \
+             successfully: exit code: 3"
+        ),
+        "{err}"
+    );
+    // The build's error after it, as docker's classic builder words it.
     assert!(
-        run.last().is_some_and(|l| l.starts_with("ERROR: ")),
+        err.trim_end().ends_with(
+            "The command '/bin/sh -c echo why-it-failed && exit 3' returned a non-zero code: 3"
+        ),
         "{err}"
     );
     assert!(

@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::build::BuildError;
 use crate::ops::{OpsError, Progress};
 use crate::progress::VertexChange;
 
@@ -56,6 +57,20 @@ fn is_image_line(text: &str) -> bool {
     text.strip_prefix(" ---> ")
         .and_then(|r| r.strip_suffix('\n'))
         .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A failed step's message in the vertex: BuildKit's words for a RUN that failed (the
+/// build's error keeps the classic builder's, which docker's clients print).
+fn message(e: &OpsError) -> String {
+    match e {
+        OpsError::Build(b) => match &**b {
+            BuildError::RunFailed { command, code } => {
+                format!("process \"{command}\" did not complete successfully: exit code: {code}")
+            }
+            b => b.to_string(),
+        },
+        e => e.to_string(),
+    }
 }
 
 impl Track {
@@ -114,7 +129,7 @@ impl Track {
         if let Some((index, name)) = open.vertex.take() {
             let change = match e {
                 OpsError::Cancelled => VertexChange::Canceled,
-                e => VertexChange::Error(e.to_string()),
+                e => VertexChange::Error(message(e)),
             };
             progress.vertex(index, &name, change);
         }
@@ -171,6 +186,12 @@ mod tests {
         t.said(&p, " ---> 0123456789ab\n");
         t.start(&p, 5, "[stage-1 1/2] RUN false".into());
         t.failed(&p, &OpsError::Cancelled);
+        t.start(&p, 6, "[stage-1 2/2] RUN exit 3".into());
+        let failed = BuildError::RunFailed {
+            command: "/bin/sh -c exit 3".into(),
+            code: 3,
+        };
+        t.failed(&p, &failed.into());
         let got = rec.0.lock().unwrap().clone();
         assert_eq!(
             got,
@@ -184,6 +205,15 @@ mod tests {
                 (4, VertexChange::Cached),
                 (5, VertexChange::Started),
                 (5, VertexChange::Canceled),
+                (6, VertexChange::Started),
+                (
+                    6,
+                    VertexChange::Error(
+                        "process \"/bin/sh -c exit 3\" did not complete successfully: \
+                         exit code: 3"
+                            .into()
+                    )
+                ),
             ]
         );
     }
