@@ -344,3 +344,124 @@ fn add_from_git_errors_name_the_url_and_ref() -> Result<()> {
     }
     Ok(())
 }
+
+/// A repository under `srv/` made from `work-<name>/` with `files` and, for each
+/// `(path, url)`, a submodule; its commit.
+fn repo_with(
+    srv: &GitServers,
+    name: &str,
+    files: &[(&str, &str)],
+    submodules: &[(&str, String)],
+) -> Result<String> {
+    let work = srv.dir.path().join(format!("work-{name}"));
+    git(srv.dir.path(), &["init", "-q", &format!("work-{name}")])?;
+    for (path, text) in files {
+        std::fs::write(work.join(path), text)?;
+    }
+    for (path, url) in submodules {
+        git(&work, &["submodule", "add", "-q", url, path])?;
+    }
+    git(&work, &["add", "-A"])?;
+    git(&work, &["commit", "-qm", name])?;
+    git(
+        srv.dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &format!("work-{name}"),
+            &format!("srv/{name}.git"),
+        ],
+    )?;
+    git(
+        &work,
+        &["remote", "add", "origin", &format!("../srv/{name}.git")],
+    )?;
+    git(&work, &["rev-parse", "HEAD"])
+}
+
+/// Submodules are checked out recursively at the commits the repository records (not
+/// their branches' newer ones), over `git://` and `http://`; without `--keep-git-dir` no
+/// `.git` is copied (a submodule's `.git` file included), with it the submodules' git
+/// directories come along and git in the image knows them.
+#[test]
+fn add_from_git_checks_out_submodules_recursively() -> Result<()> {
+    let srv = GitServers::start()?;
+    let (gp, hp) = (srv.git_port, srv.http_port);
+    // leaf ← lib (over http) ← repo (over git://): two levels of submodules.
+    repo_with(&srv, "leaf", &[("leaf.txt", "leaf\n")], &[])?;
+    let leaf_url = format!("http://127.0.0.1:{hp}/cgi-bin/git/leaf.git");
+    repo_with(
+        &srv,
+        "lib",
+        &[("lib.txt", "lib one\n")],
+        &[("leaf", leaf_url)],
+    )?;
+    let lib_url = format!("git://127.0.0.1:{gp}/lib.git");
+    git(
+        &srv.work(),
+        &["submodule", "add", "-q", &lib_url, "vendor/lib"],
+    )?;
+    git(&srv.work(), &["commit", "-qm", "with lib"])?;
+    git(&srv.work(), &["push", "-q", "origin", "main"])?;
+    // lib moves on; repo still records its first commit.
+    let lib_work = srv.dir.path().join("work-lib");
+    std::fs::write(lib_work.join("lib.txt"), "lib two\n")?;
+    git(&lib_work, &["commit", "-qam", "two"])?;
+    git(&lib_work, &["push", "-q", "origin", "HEAD:main"])?;
+
+    let berth = berth_with_busybox()?;
+    let dir = tempfile::tempdir()?;
+    let (g, h) = (srv.git_url(), srv.http_url());
+    let ctx = context(
+        &dir.path().join("ctx"),
+        &format!(
+            "FROM BASE\nADD {g}#main /src\nADD --keep-git-dir=true {h}#main /kept\n\
+RUN cd /kept/vendor/lib && cat lib.txt leaf/leaf.txt > /seen\n"
+        ),
+    )?;
+    let out = berth.run(&["build", "--network", "none", "-t", "sub:1", &ctx])?;
+    assert!(out.status.success(), "{out:?}");
+    let tar = dir.path().join("img.tar");
+    berth.ok(&["save", "-o", &tar.display().to_string(), "sub:1"])?;
+    let t = flatten(&tar)?;
+    let file = |p: &str| -> (char, u32, String) {
+        let n = t
+            .get(p)
+            .unwrap_or_else(|| panic!("{p} missing: {:?}", t.keys().collect::<Vec<_>>()));
+        (n.kind, n.mode & 0o7777, n.sha.clone())
+    };
+    let sha = |text: &str| spec_tests::manager::sha256(text.as_bytes())[7..].to_string();
+    assert_eq!(
+        file("src/vendor/lib/lib.txt"),
+        ('f', 0o644, sha("lib one\n"))
+    );
+    assert_eq!(
+        file("src/vendor/lib/leaf/leaf.txt"),
+        ('f', 0o644, sha("leaf\n"))
+    );
+    assert_eq!(file("src/.gitmodules").0, 'f');
+    let gits: Vec<&String> = t
+        .keys()
+        .filter(|k| k.starts_with("src/") && k.split('/').any(|c| c == ".git"))
+        .collect();
+    assert!(gits.is_empty(), "no .git without --keep-git-dir: {gits:?}");
+    // Kept: the submodules' .git files point into the kept .git/modules.
+    assert_eq!(file("kept/vendor/lib/.git").0, 'f');
+    assert!(
+        t.keys()
+            .any(|k| k.starts_with("kept/.git/modules/vendor/lib/")),
+        "{:?}",
+        t.keys()
+            .filter(|k| k.starts_with("kept/.git/"))
+            .collect::<Vec<_>>()
+    );
+    let seen = berth.ok(&["run", "--rm", "--network", "none", "sub:1", "cat", "/seen"])?;
+    assert_eq!(seen, "lib one\nleaf\n");
+    assert!(
+        leftovers(&berth.root()).is_empty(),
+        "{:?}",
+        leftovers(&berth.root())
+    );
+    Ok(())
+}

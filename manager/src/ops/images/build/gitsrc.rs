@@ -65,6 +65,10 @@ fn git<S: AsRef<OsStr>>(
         .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
         .env("LC_ALL", "C")
         .args(["-c", "protocol.ext.allow=never"])
+        // A repository's submodules must not read the build machine's files (`file://`,
+        // paths): git lets a command the user typed use them, not submodule fetches
+        // (git-config(1), protocol.allow), whatever the user's config says.
+        .args(["-c", "protocol.file.allow=user"])
         .args(["-c", "advice.detachedHead=false"])
         .args(args)
         .stdin(Stdio::null())
@@ -248,6 +252,9 @@ pub fn checkout(
 /// The entries of a git checkout's `subdir` copied into `dest` (a directory), as BuildKit
 /// writes them: owned by root, directories 0755, files 0644 or, when git marks them
 /// executable, 0755; the top `.git` only with `--keep-git-dir`, its modes as git made them.
+/// Without it no `.git` at all: a submodule's `.git` file names a directory under the top
+/// `.git` (`gitdir: ../.git/modules/x`) that is not copied. (git never tracks a path named
+/// `.git`, so every one in the checkout is git's own.)
 pub fn checkout_entries(
     tree: &Path,
     subdir: &str,
@@ -257,7 +264,11 @@ pub fn checkout_entries(
     let ctx = crate::build::context::Context::new(tree.to_path_buf(), Default::default());
     let git_dir = tree.join(".git");
     let mut out = ctx.entries(subdir, &clean_abs(dest))?;
-    out.retain(|e| keep_git_dir || !e.source.as_ref().is_some_and(|p| p.starts_with(&git_dir)));
+    let is_git_own = |p: &Path| {
+        p.strip_prefix(tree)
+            .is_ok_and(|rel| rel.components().any(|c| c.as_os_str() == ".git"))
+    };
+    out.retain(|e| keep_git_dir || !e.source.as_deref().is_some_and(is_git_own));
     for e in &mut out {
         e.uid = 0;
         e.gid = 0;
