@@ -465,3 +465,213 @@ RUN cd /kept/vendor/lib && cat lib.txt leaf/leaf.txt > /seen\n"
     );
     Ok(())
 }
+
+/// A private sshd on a loopback port (its own config, host key and authorized key, all in
+/// `dir`), logging in as root with the throwaway key only; stopped by its process group.
+struct Sshd {
+    child: Child,
+    port: u16,
+    /// The privilege separation directory sshd needs, when this test made it.
+    made_run_dir: bool,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group this test started (sshd is its leader, not
+        // yet reaped, so the id is still ours); the sessions it forked are in it.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+        if self.made_run_dir {
+            let _ = std::fs::remove_dir("/run/sshd");
+        }
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("{cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+fn keygen(path: &Path) -> Result<String> {
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "berth-test", "-f"])
+            .arg(path),
+    )?;
+    Ok(std::fs::read_to_string(path.with_extension("pub"))?
+        .trim()
+        .to_string())
+}
+
+impl Sshd {
+    fn start(dir: &Path) -> Result<(Self, String)> {
+        let host_pub = keygen(&dir.join("host_key"))?;
+        let user_pub = keygen(&dir.join("user_key"))?;
+        std::fs::write(dir.join("authorized_keys"), format!("{user_pub}\n"))?;
+        let port = free_port()?;
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
+AuthorizedKeysFile {d}/authorized_keys\nPidFile none\nUsePAM no\nStrictModes no\n\
+PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+PermitRootLogin prohibit-password\n",
+                d = dir.display()
+            ),
+        )?;
+        let made_run_dir = !Path::new("/run/sshd").exists();
+        if made_run_dir {
+            std::fs::create_dir_all("/run/sshd")?;
+        }
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("starting sshd (openssh-server)")?;
+        let sshd = Sshd {
+            child,
+            port,
+            made_run_dir,
+        };
+        wait_port(port)?;
+        Ok((sshd, host_pub))
+    }
+}
+
+/// An ssh-agent on a socket in `dir` holding `key`; stopped by its process group.
+struct Agent {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group this test started (the agent leads it and is
+        // not reaped yet).
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    fn start(dir: &Path, key: &Path) -> Result<Self> {
+        let sock = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("starting ssh-agent")?;
+        let agent = Agent { child, sock };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !agent.sock.exists() {
+            if Instant::now() > deadline {
+                bail!("ssh-agent made no socket");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        run_ok(
+            Command::new("ssh-add")
+                .arg("-q")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &agent.sock),
+        )?;
+        Ok(agent)
+    }
+}
+
+/// `ADD ssh://…` against a private sshd: the invoking user's ssh-agent key logs in (docker's
+/// `--ssh default`: the agent of whoever runs the build), the user's `GIT_SSH_COMMAND` comes
+/// first (here: its known-hosts file), and the host key is checked (an unknown host fails
+/// the build, as does a user without the key), never a prompt.
+#[test]
+fn add_from_git_over_ssh_uses_the_users_agent_and_checks_the_host_key() -> Result<()> {
+    let srv = GitServers::start()?;
+    let ssh_dir = spec_tests::manager::berth::test_dir()?;
+    let (sshd, host_pub) = Sshd::start(ssh_dir.path())?;
+    let known = ssh_dir.path().join("known_hosts");
+    std::fs::write(&known, format!("[127.0.0.1]:{} {host_pub}\n", sshd.port))?;
+    let unknown = ssh_dir.path().join("unknown_hosts");
+    std::fs::write(&unknown, "")?;
+    let key = ssh_dir.path().join("user_key");
+    let berth = berth_with_busybox()?;
+    // The rootless pass's user cannot use root's agent (ssh-agent serves its own user):
+    // its key file then.
+    let (agent, identity) = match berth.user() {
+        None => (Some(Agent::start(ssh_dir.path(), &key)?), String::new()),
+        Some(u) => {
+            u.chown(&key)?;
+            (None, format!(" -i {} -o IdentitiesOnly=yes", key.display()))
+        }
+    };
+    let repo = srv.dir.path().join("srv/repo.git");
+    let url = format!("ssh://root@127.0.0.1:{}{}", sshd.port, repo.display());
+    let dir = tempfile::tempdir()?;
+    let ctx = context(
+        &dir.path().join("ctx"),
+        &format!("FROM BASE\nADD {url}#main /src\n"),
+    )?;
+    let build = |hosts: &Path, with_key: bool| -> Result<std::process::Output> {
+        let mut cmd = berth.cmd(&["build", "--network", "none", "-t", "ssh:1", &ctx])?;
+        let ssh = format!("ssh -F /dev/null -o UserKnownHostsFile={}", hosts.display());
+        cmd.env_remove("SSH_AUTH_SOCK");
+        match (&agent, with_key) {
+            (Some(a), true) => {
+                cmd.env("SSH_AUTH_SOCK", &a.sock)
+                    .env("GIT_SSH_COMMAND", ssh);
+            }
+            (None, true) => {
+                cmd.env("GIT_SSH_COMMAND", format!("{ssh}{identity}"));
+            }
+            (_, false) => {
+                cmd.env("GIT_SSH_COMMAND", ssh);
+            }
+        }
+        Ok(cmd.output()?)
+    };
+    let out = build(&known, true)?;
+    assert!(out.status.success(), "{out:?}");
+    let readme = berth.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "ssh:1",
+        "cat",
+        "/src/README",
+    ])?;
+    assert_eq!(readme, "one\n");
+    berth.ok(&["rmi", "ssh:1"])?;
+    // Every build asks the remote what the ref names (ls-remote over ssh), cache or not.
+    let failing = |hosts: &Path, with_key: bool| -> Result<String> {
+        let out = build(hosts, with_key)?;
+        assert!(!out.status.success(), "{out:?}");
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let err = failing(&unknown, true)?;
+    assert!(err.contains("Host key verification failed"), "{err}");
+    assert!(err.contains(&url), "{err}");
+    let err = failing(&known, false)?;
+    assert!(err.contains("Permission denied (publickey)"), "{err}");
+    assert!(berth.run(&["image", "inspect", "ssh:1"])?.status.code() != Some(0));
+    assert!(
+        leftovers(&berth.root()).is_empty(),
+        "{:?}",
+        leftovers(&berth.root())
+    );
+    Ok(())
+}

@@ -52,6 +52,20 @@ fn git_err(src: &GitSource, message: impl Into<String>) -> OpsError {
     .into()
 }
 
+/// The ssh git runs for `ssh://` and `git@` sources. berth has no daemon to forward an
+/// agent to (BuildKit's `--ssh default`): ssh runs as the user who builds, with their
+/// agent (`SSH_AUTH_SOCK`), keys and known hosts, and their `GIT_SSH_COMMAND` first (its
+/// options win: ssh takes the first value of each). Never a prompt (`BatchMode`), and the
+/// host's key must be known already: BuildKit skips the check when it is given no known
+/// hosts; a build on the user's behalf checks what the user's own git would.
+fn ssh_command() -> String {
+    let user = std::env::var("GIT_SSH_COMMAND")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or_else(|| "ssh".to_string());
+    format!("{user} -o BatchMode=yes -o StrictHostKeyChecking=yes")
+}
+
 /// Runs `git args...` in `cwd`; its stdout, or git's last stderr line as the error.
 fn git<S: AsRef<OsStr>>(
     src: &GitSource,
@@ -62,7 +76,7 @@ fn git<S: AsRef<OsStr>>(
     let mut cmd = Command::new("git");
     // No prompt for credentials and no interactive ssh: a build has no one to ask.
     cmd.env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        .env("GIT_SSH_COMMAND", ssh_command())
         .env("LC_ALL", "C")
         .args(["-c", "protocol.ext.allow=never"])
         // A repository's submodules must not read the build machine's files (`file://`,
@@ -137,12 +151,17 @@ fn git<S: AsRef<OsStr>>(
         ))
     })?;
     if !status.success() {
-        let msg = err
+        // git's whole complaint: its last line alone is often advice ("and the repository
+        // exists.") after the cause (`Host key verification failed.`).
+        let lines: Vec<&str> = err
             .lines()
             .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .unwrap_or("git failed")
-            .to_string();
+            .filter(|l| !l.is_empty())
+            .collect();
+        let msg = match lines[lines.len().saturating_sub(8)..].join(" ") {
+            m if m.is_empty() => "git failed".to_string(),
+            m => m,
+        };
         return Err(git_err(src, msg));
     }
     Ok(out)
