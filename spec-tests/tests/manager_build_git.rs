@@ -57,7 +57,7 @@ fn wait_port(port: u16) -> Result<()> {
 
 impl GitServers {
     fn start() -> Result<Self> {
-        let dir = tempfile::tempdir()?;
+        let dir = spec_tests::manager::berth::test_dir()?;
         let work = dir.path().join("work");
         std::fs::create_dir_all(work.join("bin"))?;
         std::fs::create_dir_all(work.join("docs/deep"))?;
@@ -198,7 +198,7 @@ fn add_from_git_checks_out_refs_and_caches_by_commit() -> Result<()> {
     let srv = GitServers::start()?;
     let first = git(&srv.work(), &["rev-parse", "HEAD"])?;
     let berth = berth_with_busybox()?;
-    let dir = tempfile::tempdir()?;
+    let dir = spec_tests::manager::berth::test_dir()?;
     let (g, h) = (srv.git_url(), srv.http_url());
     let ctx = context(
         &dir.path().join("ctx"),
@@ -303,7 +303,7 @@ RUN cat /src/README > /seen\n"
 fn add_from_git_errors_name_the_url_and_ref() -> Result<()> {
     let srv = GitServers::start()?;
     let berth = berth_with_busybox()?;
-    let dir = tempfile::tempdir()?;
+    let dir = spec_tests::manager::berth::test_dir()?;
     let g = srv.git_url();
     let closed = format!("git://127.0.0.1:{}/repo.git", free_port()?);
     let cases = [
@@ -411,7 +411,7 @@ fn add_from_git_checks_out_submodules_recursively() -> Result<()> {
     git(&lib_work, &["push", "-q", "origin", "HEAD:main"])?;
 
     let berth = berth_with_busybox()?;
-    let dir = tempfile::tempdir()?;
+    let dir = spec_tests::manager::berth::test_dir()?;
     let (g, h) = (srv.git_url(), srv.http_url());
     let ctx = context(
         &dir.path().join("ctx"),
@@ -620,7 +620,7 @@ fn add_from_git_over_ssh_uses_the_users_agent_and_checks_the_host_key() -> Resul
     };
     let repo = srv.dir.path().join("srv/repo.git");
     let url = format!("ssh://root@127.0.0.1:{}{}", sshd.port, repo.display());
-    let dir = tempfile::tempdir()?;
+    let dir = spec_tests::manager::berth::test_dir()?;
     let ctx = context(
         &dir.path().join("ctx"),
         &format!("FROM BASE\nADD {url}#main /src\n"),
