@@ -19,6 +19,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Output lines kept per vertex (a step that prints without end must not fill memory).
 const KEEP_LINES: usize = 10_000;
+/// Output without a newline kept before it counts as a line (the same reason).
+const MAX_PARTIAL: usize = 64 * 1024;
 /// Output lines of a running step shown under it on a terminal (BuildKit's 6).
 const FOLDED_LINES: usize = 6;
 /// Lines of a failed step's output repeated after a plain build (BuildKit's 10: they were
@@ -70,6 +72,12 @@ impl Vertex {
             let line = line.trim_end_matches('\n').to_string();
             done.push((now.duration_since(self.started), line));
         }
+        if self.partial.len() > MAX_PARTIAL {
+            done.push((
+                now.duration_since(self.started),
+                std::mem::take(&mut self.partial),
+            ));
+        }
         for l in &done {
             if self.logs.len() == KEEP_LINES {
                 self.logs.pop_front();
@@ -88,6 +96,9 @@ impl Vertex {
             now.duration_since(self.started),
             std::mem::take(&mut self.partial),
         );
+        if self.logs.len() == KEEP_LINES {
+            self.logs.pop_front();
+        }
         self.logs.push_back(line.clone());
         Some(line)
     }

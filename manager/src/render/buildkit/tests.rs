@@ -209,3 +209,20 @@ fn truncation_counts_characters_and_drops_escapes() {
     assert_eq!(stamp(Duration::from_millis(12_345)), "12.35");
     assert_eq!(stamp(Duration::from_millis(123_456)), "123.5");
 }
+
+#[test]
+fn output_kept_is_bounded() {
+    let t0 = Instant::now();
+    let mut t = Trace::default();
+    let run = "[1/1] RUN yes";
+    let _ = t.apply(&ev(1, run, VertexChange::Started), t0);
+    let (_, lines) = t.apply(
+        &ev(1, run, VertexChange::Log("x".repeat(MAX_PARTIAL + 1))),
+        t0,
+    );
+    assert_eq!(lines.len(), 1, "a line too long without a newline ends");
+    assert!(t.vertices[0].partial.is_empty());
+    let many: String = "y\n".repeat(KEEP_LINES + 5);
+    let _ = t.apply(&ev(1, run, VertexChange::Log(many)), t0);
+    assert_eq!(t.vertices[0].logs.len(), KEEP_LINES);
+}
