@@ -120,6 +120,8 @@ pub struct VertexEvent {
 /// What happened to a vertex.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VertexChange {
+    /// The vertex will run (BuildKit knows its whole graph first: the header's total).
+    Planned,
     Started,
     /// Output of the step's process, as it comes (not split into lines).
     Log(String),

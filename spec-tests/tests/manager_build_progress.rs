@@ -395,6 +395,12 @@ fn terminal_view_of_a_failed_step_prints_its_output_in_full() -> Result<()> {
             .any(|l| l.starts_with(" => ERROR [2/2] RUN for i in")),
         "{screen:#?}"
     );
+    // The total counts the export that never started (BuildKit knows its graph first);
+    // not FINISHED.
+    assert!(
+        screen[0].starts_with("[+] Building ") && screen[0].ends_with("s (3/4)"),
+        "{screen:#?}"
+    );
     // All twelve lines, not the last few the view folds.
     let after = tty
         .rsplit_once(" > [2/2] RUN ")

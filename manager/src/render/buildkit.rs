@@ -125,6 +125,8 @@ fn stamp(d: Duration) -> String {
 #[derive(Debug, Default)]
 pub struct Trace {
     pub vertices: Vec<Vertex>,
+    /// Vertices announced and not started yet (counted in the header's total).
+    pending: std::collections::BTreeSet<usize>,
     start: Option<Instant>,
 }
 
@@ -134,9 +136,20 @@ impl Trace {
     }
 
     /// Applies an event; returns the vertex's position and the output lines the event
-    /// completed.
-    fn apply(&mut self, ev: &VertexEvent, now: Instant) -> (usize, Vec<(Duration, String)>) {
+    /// completed (nothing for an announced vertex).
+    fn apply(
+        &mut self,
+        ev: &VertexEvent,
+        now: Instant,
+    ) -> Option<(usize, Vec<(Duration, String)>)> {
         self.start.get_or_insert(now);
+        if ev.change == VertexChange::Planned {
+            if self.position(ev.index).is_none() {
+                self.pending.insert(ev.index);
+            }
+            return None;
+        }
+        self.pending.remove(&ev.index);
         let pos = match self.position(ev.index) {
             Some(p) => p,
             None => {
@@ -147,7 +160,7 @@ impl Trace {
         let v = &mut self.vertices[pos];
         let mut lines = Vec::new();
         match &ev.change {
-            VertexChange::Started => {}
+            VertexChange::Started | VertexChange::Planned => {}
             VertexChange::Log(text) => lines = v.log(text, now),
             VertexChange::Status(s) => v.statuses.push((now, s.clone())),
             change => {
@@ -161,7 +174,7 @@ impl Trace {
                 }
             }
         }
-        (pos, lines)
+        Some((pos, lines))
     }
 
     /// The terminal screen at `now`, `width` columns wide: the header and one line per
@@ -174,7 +187,7 @@ impl Trace {
             .iter()
             .filter(|v| v.completed.is_some())
             .count();
-        let total = self.vertices.len();
+        let total = self.vertices.len() + self.pending.len();
         let elapsed = self
             .start
             .map_or(0.0, |s| now.duration_since(s).as_secs_f64());
@@ -316,7 +329,9 @@ pub struct Plain {
 impl Plain {
     /// The text for one event.
     pub fn apply(&mut self, ev: &VertexEvent, now: Instant) -> String {
-        let (pos, lines) = self.trace.apply(ev, now);
+        let Some((pos, lines)) = self.trace.apply(ev, now) else {
+            return String::new();
+        };
         let mut out = String::new();
         if self.current != Some(ev.index) {
             if let Some(cur) = self.current.and_then(|i| self.trace.position(i)) {
@@ -337,7 +352,7 @@ impl Plain {
             out.push_str(&format!("#{i} {} {l}\n", stamp(*at)));
         }
         match &ev.change {
-            VertexChange::Started | VertexChange::Log(_) => {}
+            VertexChange::Started | VertexChange::Planned | VertexChange::Log(_) => {}
             VertexChange::Status(s) => out.push_str(&format!("#{i} {s} done\n")),
             change => {
                 out.push_str(&match change {

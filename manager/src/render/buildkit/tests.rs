@@ -216,13 +216,47 @@ fn output_kept_is_bounded() {
     let mut t = Trace::default();
     let run = "[1/1] RUN yes";
     let _ = t.apply(&ev(1, run, VertexChange::Started), t0);
-    let (_, lines) = t.apply(
-        &ev(1, run, VertexChange::Log("x".repeat(MAX_PARTIAL + 1))),
-        t0,
-    );
+    let (_, lines) = t
+        .apply(
+            &ev(1, run, VertexChange::Log("x".repeat(MAX_PARTIAL + 1))),
+            t0,
+        )
+        .unwrap();
     assert_eq!(lines.len(), 1, "a line too long without a newline ends");
     assert!(t.vertices[0].partial.is_empty());
     let many: String = "y\n".repeat(KEEP_LINES + 5);
     let _ = t.apply(&ev(1, run, VertexChange::Log(many)), t0);
     assert_eq!(t.vertices[0].logs.len(), KEEP_LINES);
+}
+
+#[test]
+fn planned_vertices_count_in_the_total_and_show_once_started() {
+    let t0 = Instant::now();
+    let mut t = Trace::default();
+    let mut p = Plain::default();
+    for i in 2..=4 {
+        let planned = ev(i, "", VertexChange::Planned);
+        let _ = t.apply(&planned, t0);
+        assert_eq!(
+            p.apply(&planned, t0),
+            "",
+            "nothing printed for a planned vertex"
+        );
+    }
+    let _ = t.apply(&ev(3, "[2/2] RUN b", VertexChange::Started), t0);
+    let _ = t.apply(&ev(3, "[2/2] RUN b", VertexChange::Done), ms(t0, 100));
+    let frame = t.frame(ms(t0, 200), 40, 20, false);
+    assert_eq!(frame[0], "[+] Building 0.2s (1/3)");
+    assert_eq!(frame.len(), 2, "{frame:?}");
+    let _ = t.apply(&ev(2, "[1/2] FROM a", VertexChange::Started), t0);
+    let _ = t.apply(&ev(2, "[1/2] FROM a", VertexChange::Cached), t0);
+    let _ = t.apply(&ev(4, "exporting to image", VertexChange::Started), t0);
+    let _ = t.apply(&ev(4, "exporting to image", VertexChange::Done), t0);
+    let frame = t.frame(ms(t0, 300), 40, 20, true);
+    assert_eq!(frame[0], "[+] Building 0.3s (3/3) FINISHED");
+    // In the order they started.
+    assert!(
+        plain_text(&frame[1]).starts_with(" => [2/2] RUN b"),
+        "{frame:?}"
+    );
 }

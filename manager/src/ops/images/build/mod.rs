@@ -208,6 +208,13 @@ pub fn build(
     };
     let needed = b.needed(&plan, target)?;
     b.total = needed.iter().map(|&i| plan.stages[i].steps.len() + 1).sum();
+    // Every step to come is a vertex (numbered as `announce` will: step N is N + 1), then
+    // the export.
+    // (Their names come when they start.)
+    let unnamed: std::sync::Arc<str> = std::sync::Arc::from("");
+    for index in 2..b.total + 3 {
+        progress.vertex(index, &unnamed, VertexChange::Planned);
+    }
     let mut results = b.build_stages(&plan, &needed)?;
     let Some((mut state, _)) = results[target].take() else {
         return Err(BuildError::NoTarget {
