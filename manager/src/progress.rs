@@ -6,6 +6,11 @@
 //! The events follow docker's JSON messages (`{"status","id","progressDetail","progress"}`):
 //! a [`Event::Status`] line about the whole operation, a [`Event::Blob`] state change of one
 //! blob (its short digest is the id), and [`Event::Bytes`] as a blob's transfer advances.
+//!
+//! A build also reports [`Event::Vertex`]: BuildKit's model of progress, where each step is a
+//! numbered vertex that starts, logs output, and ends done, cached or failed. Its renderers
+//! (BuildKit's `plain` lines and terminal view) are in [`crate::render::buildkit`]; sinks
+//! that only know docker's classic stream ignore these events.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,6 +102,48 @@ pub enum Event {
     },
     /// Output of a step (a build's RUN), passed through as it comes.
     Stream(String),
+    /// A build step's progress, BuildKit's way.
+    Vertex(VertexEvent),
+}
+
+/// One change of a build vertex (a step, or the build's own work such as exporting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VertexEvent {
+    /// The vertex's number (`#5`), unique in the build; the first event of a number
+    /// starts the vertex.
+    pub index: usize,
+    /// What the vertex does (`[2/4] RUN make`, `exporting to image`).
+    pub name: Arc<str>,
+    pub change: VertexChange,
+}
+
+/// What happened to a vertex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VertexChange {
+    /// The vertex will run (BuildKit knows its whole graph first: the header's total).
+    Planned,
+    Started,
+    /// Output of the step's process, as it comes (not split into lines).
+    Log(String),
+    /// A sub-task of the vertex finished (`writing image sha256:...`).
+    Status(String),
+    /// Found in the cache: the vertex ends without running.
+    Cached,
+    Done,
+    /// The vertex failed with this message.
+    Error(String),
+    /// The build was cancelled while the vertex ran.
+    Canceled,
+}
+
+impl VertexChange {
+    /// Whether the vertex is over after this change.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Self::Cached | Self::Done | Self::Error(_) | Self::Canceled
+        )
+    }
 }
 
 /// Where events go. Implementations must be cheap per call: a download sends one
@@ -171,6 +218,15 @@ impl Progress {
     /// Output of a step, passed through.
     pub fn stream(&self, text: &str) {
         self.sink.event(&Event::Stream(text.to_string()));
+    }
+
+    /// A change of a build vertex.
+    pub fn vertex(&self, index: usize, name: &Arc<str>, change: VertexChange) {
+        self.sink.event(&Event::Vertex(VertexEvent {
+            index,
+            name: name.clone(),
+            change,
+        }));
     }
 
     /// Progress of one blob, named by its short digest as docker does.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use spec_tests::manager::berth::{test_dir, Berth};
-use spec_tests::manager::build::{flatten, write_context};
+use spec_tests::manager::build::{flatten, steps_cached, write_context};
 use spec_tests::manager::network::{berth_with_busybox, mounts_under, BUSYBOX};
 
 /// Nothing of a build is left: no container, no mount under the root, no active snapshot,
@@ -151,9 +151,9 @@ fn failed_and_interrupted_builds_leave_nothing_behind() -> Result<()> {
     )?;
     let out = berth.run(&["build", "--network", "none", "-t", "bad:1", &ctx])?;
     assert_eq!(out.status.code(), Some(3));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("output"), "{stdout}");
     let err = String::from_utf8_lossy(&out.stderr);
+    // The step's output is in the progress (stderr), its error after it.
+    assert!(err.contains(" output\n"), "{err}");
     assert!(
         err.contains("The command '/bin/sh -c echo output; exit 3' returned a non-zero code: 3"),
         "{err}"
@@ -161,21 +161,23 @@ fn failed_and_interrupted_builds_leave_nothing_behind() -> Result<()> {
     assert_clean(&berth)?;
     // The steps that finished are cached.
     let out = berth.run(&["build", "--network", "none", &ctx])?;
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Using cache"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(steps_cached(&err) > 0, "{err}");
     // Ctrl-C in the middle of a RUN step.
     let ctx = dockerfile(dir.path(), "FROM BASE\nRUN echo started; sleep 30\n")?;
     let mut child = berth
         .cmd(&["build", "--network", "none", "-t", "slow:1", &ctx])?
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()?;
-    let stdout = child.stdout.take();
+    // The step's output comes in the progress on stderr (`#3 0.012 started`).
+    let stdout = child.stderr.take();
     let reader = std::thread::spawn(move || {
         use std::io::BufRead;
         let mut lines = Vec::new();
         if let Some(s) = stdout {
             for l in std::io::BufReader::new(s).lines().map_while(Result::ok) {
-                let started = l == "started";
+                let started = l.ends_with(" started");
                 lines.push(l);
                 if started {
                     break;

@@ -1,4 +1,6 @@
-//! `berth build`: docker's flags into a build request; classic output (`Step 1/3 : ...`).
+//! `berth build`: docker's flags into a build request; progress as BuildKit shows it (its
+//! terminal view, or its plain lines when stderr is not a terminal), or docker's classic
+//! builder's lines (`Step 1/3 : ...`) on stdout with `DOCKER_BUILDKIT=0`.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _, Result};
 use berth::ops::images::{self, BuildRequest};
 use berth::ops::{Cancel, Progress};
+use berth::render::buildkit::{PlainSink, Tty};
 
 use super::{Ctx, Exit};
 
@@ -220,15 +223,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
         };
         req.dockerfile = Some(p);
     }
-    let tty =
-        args.progress == "tty" || (args.progress == "auto" && std::io::stdout().is_terminal());
-    let progress = if quiet {
-        Progress::discard()
-    } else if tty {
-        Progress::new(Arc::new(Steps::default()))
-    } else {
-        Progress::new(Arc::new(berth::render::Lines::stdout()))
-    };
+    let view = View::choose(quiet, &args.progress);
+    let progress = view.progress();
     let cancel = Cancel::new();
     let watcher = {
         let cancel = cancel.clone();
@@ -246,10 +242,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
     };
     let result = images::build(&ctx.engine, &req, &progress, &cancel);
     watcher.close();
+    view.finish();
     match result {
         Ok(r) => {
             if quiet {
                 println!("{}", r.id);
+            }
+            if view.buildkit() {
+                // The classic stream told them between the steps.
+                for w in &r.warnings {
+                    eprintln!("{w}");
+                }
             }
             if let Some(f) = &args.iidfile {
                 std::fs::write(f, &r.id)
@@ -347,78 +350,53 @@ fn output(ctx: &Ctx, id: &str, spec: &str) -> Result<()> {
     }
 }
 
-/// BuildKit's look on a terminal: one line per step with CACHED or its duration, the RUN
-/// output indented under it (dimmed), the image and its names at the end.
-#[derive(Default)]
-struct Steps {
-    inner: std::sync::Mutex<StepsState>,
+/// What the build's progress looks like.
+enum View {
+    /// `-q`, `--progress quiet`: nothing (the image ID at the end).
+    Quiet,
+    /// `DOCKER_BUILDKIT=0`: docker's classic builder's lines on stdout.
+    Classic,
+    /// `--progress plain` (and `auto` when stderr is not a terminal): BuildKit's lines.
+    Plain(Arc<PlainSink>),
+    /// `--progress tty` (and `auto` on a terminal): BuildKit's view, redrawn in place.
+    Tty(Arc<Tty>),
 }
 
-#[derive(Default)]
-struct StepsState {
-    partial: String,
-    step: Option<(String, std::time::Instant, bool)>,
-    shown: bool,
-    started: Option<std::time::Instant>,
-}
-
-impl StepsState {
-    fn line(&mut self, line: &str, out: &mut impl std::io::Write) {
-        let started = *self.started.get_or_insert_with(std::time::Instant::now);
-        if let Some(rest) = line.strip_prefix("Step ") {
-            let (n, what) = rest.split_once(" : ").unwrap_or((rest, ""));
-            self.step = Some((format!("[{n}] {what}"), std::time::Instant::now(), false));
-            self.shown = false;
-        } else if line == " ---> Using cache" {
-            if let Some(s) = &mut self.step {
-                s.2 = true;
-            }
-        } else if line.starts_with(" ---> Running in ")
-            || line.starts_with("Removing intermediate container ")
-        {
-        } else if line.starts_with(" ---> ") {
-            if let Some((title, at, cached)) = self.step.take() {
-                let how = if cached {
-                    "CACHED".to_string()
-                } else {
-                    format!("{:.1}s", at.elapsed().as_secs_f64())
-                };
-                let _ = writeln!(out, "\x1b[34m=> {title} {how}\x1b[0m");
-            }
-        } else if let Some(id) = line.strip_prefix("Successfully built ") {
-            let _ = writeln!(out, "=> writing image {id} done");
-        } else if let Some(name) = line.strip_prefix("Successfully tagged ") {
-            let _ = writeln!(out, "=> naming to {name} done");
-            let _ = writeln!(
-                out,
-                "[+] Building {:.1}s FINISHED",
-                started.elapsed().as_secs_f64()
-            );
+impl View {
+    fn choose(quiet: bool, progress: &str) -> Self {
+        let classic = std::env::var("DOCKER_BUILDKIT")
+            .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false"));
+        if quiet {
+            Self::Quiet
+        } else if classic {
+            Self::Classic
+        } else if progress == "tty" || (progress == "auto" && std::io::stderr().is_terminal()) {
+            Self::Tty(Tty::start())
         } else {
-            // A step's output goes under its title, shown once before it.
-            if !self.shown {
-                if let Some((title, _, _)) = &self.step {
-                    let _ = writeln!(out, "\x1b[34m=> {title}\x1b[0m");
-                }
-                self.shown = true;
-            }
-            let _ = writeln!(out, "\x1b[2m   {line}\x1b[0m");
+            Self::Plain(Arc::new(PlainSink::new(std::io::stderr())))
         }
     }
-}
 
-impl berth::ops::ProgressSink for Steps {
-    fn event(&self, event: &berth::ops::Event) {
-        let berth::ops::Event::Stream(text) = event else {
-            return;
-        };
-        let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        st.partial.push_str(text);
-        let mut out = std::io::stdout().lock();
-        while let Some(i) = st.partial.find('\n') {
-            let line: String = st.partial.drain(..=i).collect();
-            st.line(line.trim_end_matches('\n'), &mut out);
+    fn progress(&self) -> Progress {
+        match self {
+            Self::Quiet => Progress::discard(),
+            Self::Classic => Progress::new(Arc::new(berth::render::Lines::stdout())),
+            Self::Plain(p) => Progress::new(p.clone()),
+            Self::Tty(t) => Progress::new(t.clone()),
         }
-        let _ = std::io::Write::flush(&mut out);
+    }
+
+    fn buildkit(&self) -> bool {
+        matches!(self, Self::Plain(_) | Self::Tty(_))
+    }
+
+    /// Ends the view: the terminal's final screen; after a failure the failed step's
+    /// output (the terminal's in full, plain's last lines as BuildKit repeats them).
+    fn finish(&self) {
+        match self {
+            Self::Tty(t) => t.finish(),
+            Self::Plain(p) => eprint!("{}", p.error_logs()),
+            Self::Quiet | Self::Classic => {}
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! layer below never prints; a front end picks a renderer and hands it to an operation as
 //! its progress sink.
 
+pub mod buildkit;
 pub mod progress;
 
 pub use progress::{JsonMessages, Lines, Terminal};

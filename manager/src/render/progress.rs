@@ -72,6 +72,8 @@ impl ProgressSink for Terminal {
             }
             Event::Bytes { id, current, total } => self.bar(id, *total).set_position(*current),
             Event::Stream(text) => print!("{text}"),
+            // A build's steps: rendered by `render::buildkit`, not here.
+            Event::Vertex(_) => {}
         }
     }
 }
@@ -107,6 +109,7 @@ impl ProgressSink for Lines {
             Event::Blob { id, state, .. } => self.write(&format!("{id}: {state}\n")),
             Event::Bytes { .. } => {}
             Event::Stream(text) => self.write(text),
+            Event::Vertex(_) => {}
         }
     }
 }
@@ -203,6 +206,8 @@ impl JsonMessages {
                 stream: Some(text.clone()),
                 ..JsonMessage::default()
             },
+            // docker's classic stream carries a build's steps as `stream` text.
+            Event::Vertex(_) => return None,
         })
     }
 }

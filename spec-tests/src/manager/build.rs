@@ -77,9 +77,11 @@ impl Pair {
         run_cmd(c, BUILD_TIMEOUT)
     }
 
+    /// berth's build beside docker's classic builder: its classic lines too
+    /// (`DOCKER_BUILDKIT=0`: `Step 1/3 : …`, `Successfully built …`, on stdout).
     pub fn berth_build(&self, args: &[&str]) -> Result<Outcome> {
         let mut c = self.berth.cmd(&["build"])?;
-        c.args(args);
+        c.env("DOCKER_BUILDKIT", "0").args(args);
         run_cmd(c, BUILD_TIMEOUT)
     }
 
@@ -440,4 +442,58 @@ impl Drop for Buildah {
         }
         crate::engines::cleanup::unmount_under(self.dir.path());
     }
+}
+
+/// The vertices of `berth build --progress plain` output (stderr, BuildKit's lines): each
+/// vertex number with its name (`[2/4] RUN make`) and its last line (`DONE 0.3s`, `CACHED`,
+/// `ERROR: …`) if it ended.
+pub fn plain_vertices(progress: &str) -> BTreeMap<usize, (String, Option<String>)> {
+    let mut out: BTreeMap<usize, (String, Option<String>)> = BTreeMap::new();
+    for line in progress.lines() {
+        let Some((n, rest)) = line
+            .strip_prefix('#')
+            .and_then(|l| l.split_once(' '))
+            .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)))
+        else {
+            continue;
+        };
+        let entry = out.entry(n).or_insert_with(|| (rest.to_string(), None));
+        if rest == "CACHED"
+            || rest == "CANCELED"
+            || rest.starts_with("DONE ")
+            || rest.starts_with("ERROR: ")
+        {
+            entry.1 = Some(rest.to_string());
+        }
+    }
+    out
+}
+
+/// RUN steps that ran (not from the cache) in `--progress plain` output.
+pub fn runs_ran(progress: &str) -> usize {
+    plain_vertices(progress)
+        .values()
+        .filter(|(name, end)| {
+            name.contains("] RUN ")
+                && end
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("DONE ") || e.starts_with("ERROR: "))
+        })
+        .count()
+}
+
+/// Steps found in the cache in `--progress plain` output.
+pub fn steps_cached(progress: &str) -> usize {
+    plain_vertices(progress)
+        .values()
+        .filter(|(_, end)| end.as_deref() == Some("CACHED"))
+        .count()
+}
+
+/// The built image's ID from `--progress plain` output (`#9 writing image sha256:… done`).
+pub fn written_id(progress: &str) -> Option<String> {
+    progress.lines().find_map(|l| {
+        let (_, rest) = l.split_once(" writing image ")?;
+        Some(rest.strip_suffix(" done")?.to_string())
+    })
 }

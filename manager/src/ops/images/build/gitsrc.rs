@@ -52,6 +52,20 @@ fn git_err(src: &GitSource, message: impl Into<String>) -> OpsError {
     .into()
 }
 
+/// The ssh git runs for `ssh://` and `git@` sources. berth has no daemon to forward an
+/// agent to (BuildKit's `--ssh default`): ssh runs as the user who builds, with their
+/// agent (`SSH_AUTH_SOCK`), keys and known hosts, and their `GIT_SSH_COMMAND` first (its
+/// options win: ssh takes the first value of each). Never a prompt (`BatchMode`), and the
+/// host's key must be known already: BuildKit skips the check when it is given no known
+/// hosts; a build on the user's behalf checks what the user's own git would.
+fn ssh_command() -> String {
+    let user = std::env::var("GIT_SSH_COMMAND")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or_else(|| "ssh".to_string());
+    format!("{user} -o BatchMode=yes -o StrictHostKeyChecking=yes")
+}
+
 /// Runs `git args...` in `cwd`; its stdout, or git's last stderr line as the error.
 fn git<S: AsRef<OsStr>>(
     src: &GitSource,
@@ -62,9 +76,13 @@ fn git<S: AsRef<OsStr>>(
     let mut cmd = Command::new("git");
     // No prompt for credentials and no interactive ssh: a build has no one to ask.
     cmd.env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        .env("GIT_SSH_COMMAND", ssh_command())
         .env("LC_ALL", "C")
         .args(["-c", "protocol.ext.allow=never"])
+        // A repository's submodules must not read the build machine's files (`file://`,
+        // paths): git lets a command the user typed use them, not submodule fetches
+        // (git-config(1), protocol.allow), whatever the user's config says.
+        .args(["-c", "protocol.file.allow=user"])
         .args(["-c", "advice.detachedHead=false"])
         .args(args)
         .stdin(Stdio::null())
@@ -133,12 +151,17 @@ fn git<S: AsRef<OsStr>>(
         ))
     })?;
     if !status.success() {
-        let msg = err
+        // git's whole complaint: its last line alone is often advice ("and the repository
+        // exists.") after the cause (`Host key verification failed.`).
+        let lines: Vec<&str> = err
             .lines()
             .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .unwrap_or("git failed")
-            .to_string();
+            .filter(|l| !l.is_empty())
+            .collect();
+        let msg = match lines[lines.len().saturating_sub(8)..].join(" ") {
+            m if m.is_empty() => "git failed".to_string(),
+            m => m,
+        };
         return Err(git_err(src, msg));
     }
     Ok(out)
@@ -248,6 +271,9 @@ pub fn checkout(
 /// The entries of a git checkout's `subdir` copied into `dest` (a directory), as BuildKit
 /// writes them: owned by root, directories 0755, files 0644 or, when git marks them
 /// executable, 0755; the top `.git` only with `--keep-git-dir`, its modes as git made them.
+/// Without it no `.git` at all: a submodule's `.git` file names a directory under the top
+/// `.git` (`gitdir: ../.git/modules/x`) that is not copied. (git never tracks a path named
+/// `.git`, so every one in the checkout is git's own.)
 pub fn checkout_entries(
     tree: &Path,
     subdir: &str,
@@ -257,7 +283,11 @@ pub fn checkout_entries(
     let ctx = crate::build::context::Context::new(tree.to_path_buf(), Default::default());
     let git_dir = tree.join(".git");
     let mut out = ctx.entries(subdir, &clean_abs(dest))?;
-    out.retain(|e| keep_git_dir || !e.source.as_ref().is_some_and(|p| p.starts_with(&git_dir)));
+    let is_git_own = |p: &Path| {
+        p.strip_prefix(tree)
+            .is_ok_and(|rel| rel.components().any(|c| c.as_os_str() == ".git"))
+    };
+    out.retain(|e| keep_git_dir || !e.source.as_deref().is_some_and(is_git_own));
     for e in &mut out {
         e.uid = 0;
         e.gid = 0;

@@ -13,6 +13,7 @@ mod mounts;
 mod remote;
 mod state;
 mod steps;
+mod vertex;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ use crate::image::{ImageRecord, ImageStore};
 use crate::ops::error::{OpsError, Result};
 use crate::ops::{Cancel, Engine, Progress};
 use crate::platform::Platform;
+use crate::progress::VertexChange;
 use crate::reference::Reference;
 use crate::snapshot::{Backend, Snapshotter};
 
@@ -104,6 +106,10 @@ pub(crate) struct Builder<'a> {
     prefix: Option<String>,
     /// The unfinished line of prefixed output.
     pending: std::sync::Mutex<String>,
+    /// The numbering of the stage being built, for vertex names.
+    stage: vertex::StageName,
+    /// The step being built, as a vertex.
+    track: vertex::Track,
 }
 
 /// Runs the build. Progress is docker's classic output (`Step 1/3 : ...`, ` ---> id`),
@@ -188,7 +194,14 @@ pub fn build(
         total: 0,
         prefix: None,
         pending: Default::default(),
+        stage: Default::default(),
+        track: Default::default(),
     };
+    // BuildKit's first vertex: the Dockerfile read and parsed (done above).
+    let definition: std::sync::Arc<str> =
+        std::sync::Arc::from(format!("[internal] load build definition from {}", b.file));
+    progress.vertex(1, &definition, VertexChange::Started);
+    progress.vertex(1, &definition, VertexChange::Done);
     b.globals = b.global_args(&plan)?;
     let target = match &req.target {
         None => plan.stages.len() - 1,
@@ -200,6 +213,13 @@ pub fn build(
     };
     let needed = b.needed(&plan, target)?;
     b.total = needed.iter().map(|&i| plan.stages[i].steps.len() + 1).sum();
+    // Every step to come is a vertex (numbered as `announce` will: step N is N + 1), then
+    // the export.
+    // (Their names come when they start.)
+    let unnamed: std::sync::Arc<str> = std::sync::Arc::from("");
+    for index in 2..b.total + 3 {
+        progress.vertex(index, &unnamed, VertexChange::Planned);
+    }
     let mut results = b.build_stages(&plan, &needed)?;
     let Some((mut state, _)) = results[target].take() else {
         return Err(BuildError::NoTarget {
@@ -229,7 +249,26 @@ pub fn build(
         };
         state.layers = layer::to_zstd(store, &state.layers, keep)?;
     }
-    let id = write_image(store, &state, &tags)?;
+    // BuildKit's last vertex: the image written and named.
+    let exporting: std::sync::Arc<str> = std::sync::Arc::from("exporting to image");
+    let export_no = b.total + 2;
+    progress.vertex(export_no, &exporting, VertexChange::Started);
+    let id = write_image(store, &state, &tags).inspect_err(|e| {
+        progress.vertex(export_no, &exporting, VertexChange::Error(e.to_string()));
+    })?;
+    progress.vertex(
+        export_no,
+        &exporting,
+        VertexChange::Status(format!("writing image {id}")),
+    );
+    for t in &tags {
+        progress.vertex(
+            export_no,
+            &exporting,
+            VertexChange::Status(format!("naming to {t}")),
+        );
+    }
+    progress.vertex(export_no, &exporting, VertexChange::Done);
     let mut warnings = Vec::new();
     let unused = b.args.unused();
     if !unused.is_empty() {
@@ -414,7 +453,10 @@ impl Builder<'_> {
                     return Err(self.step_err("the stages depend on each other".into()));
                 };
                 self.step_no = first_step[&i];
-                results[i] = Some(self.build_stage(plan, i, &results)?);
+                self.stage = Self::stage_name(plan, i);
+                let built = self.build_stage(plan, i, &results);
+                let built = built.inspect_err(|e| self.track.failed(self.progress, e))?;
+                results[i] = Some(built);
                 done.insert(i);
                 continue;
             }
@@ -433,9 +475,11 @@ impl Builder<'_> {
                         let step_no = first_step[&i];
                         scope.spawn(move || {
                             let mut w = this.worker(cancel, format!("[{label}] "), step_no)?;
+                            w.stage = Self::stage_name(plan, i);
                             let r = w.build_stage(plan, i, built);
                             w.flush();
-                            if r.is_err() {
+                            if let Err(e) = &r {
+                                w.track.failed(w.progress, e);
                                 cancel.cancel();
                             }
                             Ok((i, r?, w.args.used))
@@ -508,11 +552,34 @@ impl Builder<'_> {
             total: self.total,
             prefix: Some(prefix),
             pending: Default::default(),
+            stage: Default::default(),
+            track: Default::default(),
         })
     }
 
-    /// Build output: as is, or line by line after the stage's prefix.
+    /// How stage `i`'s steps are named: `[2/4]`, or `[builder 2/4]` when the Dockerfile
+    /// has several stages (an unnamed one is `stage-N`).
+    fn stage_name(plan: &Plan, i: usize) -> vertex::StageName {
+        vertex::StageName {
+            label: (plan.stages.len() > 1).then(|| {
+                plan.stages[i]
+                    .alias
+                    .clone()
+                    .unwrap_or_else(|| format!("stage-{i}"))
+            }),
+            step: 0,
+            total: plan.stages[i].steps.len() + 1,
+        }
+    }
+
+    /// Build output in docker's classic form, followed as vertices too.
     fn say(&self, text: &str) {
+        self.track.said(self.progress, text);
+        self.classic(text);
+    }
+
+    /// Classic output: as is, or line by line after the stage's prefix.
+    fn classic(&self, text: &str) {
         let Some(prefix) = &self.prefix else {
             self.progress.stream(text);
             return;
@@ -538,7 +605,10 @@ impl Builder<'_> {
     /// Prints the step header.
     fn announce(&mut self, original: &str) {
         self.step_no += 1;
-        self.say(&format!(
+        // Vertex #1 is the Dockerfile's loading: step N is vertex N + 1.
+        let name = self.stage.next(original);
+        self.track.start(self.progress, self.step_no + 1, name);
+        self.classic(&format!(
             "Step {}/{} : {}\n",
             self.step_no, self.total, original
         ));
