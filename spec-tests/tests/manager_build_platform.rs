@@ -6,6 +6,7 @@
 
 use anyhow::{ensure, Result};
 use spec_tests::manager::berth::{test_dir, Berth};
+use spec_tests::manager::build::runs_ran;
 use spec_tests::manager::images::{busybox_layer, busybox_layer_of, Compression, ARM64_BUSYBOX};
 use spec_tests::manager::images::{file_layer, Layout};
 use spec_tests::manager::registry::Registry;
@@ -71,9 +72,12 @@ fn foreign_platform_builds_run_under_emulation() -> Result<()> {
         ),
     )?;
     let ctx_s = ctx.display().to_string();
-    let build = |platform: &str, tag: &str| {
-        berth.ok(&[
+    // The build's progress (stderr, BuildKit's plain lines).
+    let build = |platform: &str, tag: &str| -> Result<String> {
+        let out = berth.run(&[
             "build",
+            "--progress",
+            "plain",
             "--network",
             "none",
             "--platform",
@@ -81,9 +85,13 @@ fn foreign_platform_builds_run_under_emulation() -> Result<()> {
             "-t",
             tag,
             &ctx_s,
-        ])
+        ])?;
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        ensure!(out.status.success(), "berth build failed: {err}");
+        Ok(err)
     };
-    build("linux/arm64", "plat:arm")?;
+    let first = build("linux/arm64", "plat:arm")?;
+    assert_eq!(runs_ran(&first), 2, "{first}");
     let show = |tag: &str| {
         berth.ok(&[
             "run",
@@ -114,7 +122,9 @@ fn foreign_platform_builds_run_under_emulation() -> Result<()> {
     assert_eq!(arch("plat:arm")?.trim(), "linux/arm64");
     // The same Dockerfile for the host: its own base, its own steps (nothing from the arm64
     // build's cache), and the arm64 build again comes from the cache.
-    build("linux/amd64", "plat:amd")?;
+    let host = build("linux/amd64", "plat:amd")?;
+    // The tool stage is the host's in both builds: only the target stage's RUN runs again.
+    assert_eq!(runs_ran(&host), 1, "{host}");
     assert_eq!(
         show("plat:amd")?,
         "amd64\nx86_64\nx86_64\nlinux/amd64 amd64 on linux/amd64\n"
