@@ -107,16 +107,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<()> {
             args.progress
         );
     }
-    let platform = match args.platform.as_deref() {
-        None | Some("") => None,
-        Some(p) if p.contains(',') => bail!(
-            "flag --platform: {p:?} names several platforms; berth builds one image at a time"
-        ),
-        Some(p) => Some(
-            p.parse::<berth::platform::Platform>()
-                .context("flag --platform")?,
-        ),
-    };
+    let platform = args.platform.clone();
     let mut req = BuildRequest {
         build_args: key_values("--build-arg", &args.build_args, true)?,
         labels: key_values("--label", &args.labels, false)?,

@@ -258,6 +258,10 @@ pub enum OpsError {
     },
     #[error("flag --platform")]
     Platform(#[source] crate::platform::PlatformError),
+    #[error(
+        "flag --platform: {value:?} names several platforms; berth builds one image at a time"
+    )]
+    SeveralPlatforms { value: String },
     #[error("image with reference {image} was found but does not match the specified platform: wanted {wanted}, actual: {actual}")]
     PlatformMismatch {
         image: String,
@@ -541,6 +545,7 @@ impl OpsError {
             | Self::UnnamedRecord { .. }
             | Self::Platform(_)
             | Self::PlatformMismatch { .. }
+            | Self::SeveralPlatforms { .. }
             | Self::Snapshotter(_) => InvalidParameter,
 
             Self::VolumePruneFilter { .. } => InvalidParameter,

@@ -72,8 +72,7 @@ async fn build(State(s): State<S>, q: Params, req: Request) -> ApiResult<Respons
         platform: q
             .str("platform")
             .filter(|p| !p.is_empty())
-            .map(|p| p.parse().map_err(OpsError::Platform))
-            .transpose()?,
+            .map(str::to_string),
         ..BuildRequest::default()
     };
     for t in &breq.tags {

@@ -44,11 +44,7 @@ pub fn build_with(
 /// The platform a service's image is built for, as docker compose picks it: the service's
 /// `platform:` (which must be one of `build.platforms` when those are listed), else the single
 /// `build.platforms` entry; berth builds one platform per image.
-fn platform(
-    service: &str,
-    platform: Option<&str>,
-    platforms: &[String],
-) -> Result<Option<crate::platform::Platform>> {
+fn platform(service: &str, platform: Option<&str>, platforms: &[String]) -> Result<Option<String>> {
     let unsupported = |what: String| ComposeError::BuildUnsupported {
         service: service.to_string(),
         what,
@@ -73,8 +69,9 @@ fn platform(
     };
     chosen
         .map(|p| {
-            p.parse()
-                .map_err(|e: crate::platform::PlatformError| unsupported(e.to_string()).into())
+            p.parse::<crate::platform::Platform>()
+                .map(|_| p.to_string())
+                .map_err(|e| unsupported(e.to_string()).into())
         })
         .transpose()
 }
@@ -155,7 +152,7 @@ mod tests {
 
     #[test]
     fn the_platform_is_the_services_or_the_single_build_platform() {
-        let arm = Some("linux/arm64".parse().unwrap());
+        let arm = Some("linux/arm64".to_string());
         assert_eq!(platform("w", Some("linux/arm64"), &[]).unwrap(), arm);
         let list = vec!["linux/arm64".to_string()];
         assert_eq!(platform("w", None, &list).unwrap(), arm);

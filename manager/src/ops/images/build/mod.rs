@@ -67,7 +67,7 @@ pub struct BuildRequest {
     pub force_compression: bool,
     /// `--platform`: the platform built for (FROM images of it, RUN steps under the kernel's
     /// binfmt_misc emulation when it is not the host's); the host's when `None`.
-    pub platform: Option<Platform>,
+    pub platform: Option<String>,
 }
 
 /// The built image.
@@ -174,7 +174,15 @@ pub fn build(
     let sn = backend.open(engine.root())?;
     layer::sweep(engine.root(), &*sn);
     let host = Platform::host();
-    let target = req.platform.clone().unwrap_or_else(|| host.clone());
+    let target = match req.platform.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) if p.contains(',') => {
+            return Err(OpsError::SeveralPlatforms {
+                value: p.to_string(),
+            })
+        }
+        Some(p) => p.parse().map_err(OpsError::Platform)?,
+        None => host.clone(),
+    };
     let mut b = Builder {
         engine,
         store,
