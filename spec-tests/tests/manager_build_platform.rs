@@ -49,8 +49,15 @@ fn multi_platform_base(reg: &Registry, dir: &std::path::Path) -> Result<String> 
     Ok(name)
 }
 
-#[test]
-fn foreign_platform_builds_run_under_emulation() -> Result<()> {
+/// The registry with the multi-platform base, a scratch dir, the base's name, a berth and an
+/// empty context directory in the scratch dir.
+fn setup() -> Result<(
+    Registry,
+    tempfile::TempDir,
+    String,
+    Berth,
+    std::path::PathBuf,
+)> {
     check_binfmt()?;
     let reg = Registry::plain()?;
     let dir = test_dir()?;
@@ -58,6 +65,13 @@ fn foreign_platform_builds_run_under_emulation() -> Result<()> {
     let berth = Berth::new()?;
     let ctx = dir.path().join("ctx");
     std::fs::create_dir_all(&ctx)?;
+    Ok((reg, dir, base, berth, ctx))
+}
+
+#[test]
+fn foreign_platform_builds_run_under_emulation() -> Result<()> {
+    // The registry and the scratch dir live to the end of the test.
+    let (_reg, _dir, base, berth, ctx) = setup()?;
     std::fs::write(
         ctx.join("Dockerfile"),
         format!(
@@ -158,13 +172,7 @@ fn foreign_platform_builds_run_under_emulation() -> Result<()> {
 
 #[test]
 fn scratch_stages_and_platform_errors() -> Result<()> {
-    check_binfmt()?;
-    let reg = Registry::plain()?;
-    let dir = test_dir()?;
-    let base = multi_platform_base(&reg, dir.path())?;
-    let berth = Berth::new()?;
-    let ctx = dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx)?;
+    let (reg, _dir, base, berth, ctx) = setup()?;
     std::fs::write(ctx.join("f"), "x\n")?;
     std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY f /f\n")?;
     let ctx_s = ctx.display().to_string();

@@ -26,6 +26,21 @@ fn store(engine: &Engine) -> Result<NetworkStore> {
 /// The driver option naming how containers are wired: `native` (default) or `cni`.
 pub const BACKEND_OPTION: &str = "berth.backend";
 
+/// The aliases and fixed IPv4 address a connect request asks for.
+fn requested_endpoint(
+    settings: &EndpointSettings,
+) -> Result<(Vec<String>, Option<std::net::Ipv4Addr>)> {
+    let ip = match settings
+        .ipam_config
+        .as_ref()
+        .map(|i| i.ipv4_address.as_str())
+    {
+        None | Some("") => None,
+        Some(a) => parse("IPAMConfig.IPv4Address", a, "an IPv4 address")?,
+    };
+    Ok((settings.aliases.clone(), ip))
+}
+
 fn parse<T: std::str::FromStr>(field: &'static str, value: &str, what: &str) -> Result<Option<T>> {
     if value.is_empty() {
         return Ok(None);
@@ -397,15 +412,7 @@ pub fn connect(engine: &Engine, network_name: &str, req: &NetworkConnectRequest)
         netns: &rec.netns,
         etc: rec.etc.as_ref(),
     };
-    let EndpointSettings {
-        aliases,
-        ipam_config,
-        ..
-    } = req.endpoint_config.clone();
-    let ip = match ipam_config.as_ref().map(|i| i.ipv4_address.as_str()) {
-        None | Some("") => None,
-        Some(a) => parse::<std::net::Ipv4Addr>("IPAMConfig.IPv4Address", a, "an IPv4 address")?,
-    };
+    let (aliases, ip) = requested_endpoint(&req.endpoint_config)?;
     let name = net.name.clone();
     let net_id = net.id.clone();
     let request = Request {
@@ -484,15 +491,7 @@ fn connect_stopped(
             network: net.name,
         });
     }
-    let EndpointSettings {
-        aliases,
-        ipam_config,
-        ..
-    } = req.endpoint_config.clone();
-    let ip = match ipam_config.as_ref().map(|i| i.ipv4_address.as_str()) {
-        None | Some("") => None,
-        Some(a) => parse::<std::net::Ipv4Addr>("IPAMConfig.IPv4Address", a, "an IPv4 address")?,
-    };
+    let (aliases, ip) = requested_endpoint(&req.endpoint_config)?;
     let name = net.name.clone();
     containers.update(&record.id, |r| {
         r.config.extra_networks.push(name.clone());

@@ -684,7 +684,7 @@ impl Builder<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let layers = info
+        let layers: Vec<layer::Layer> = info
             .manifest
             .layers()
             .iter()
@@ -698,7 +698,6 @@ impl Builder<'_> {
                 })
             })
             .collect();
-        let layers: Vec<layer::Layer> = layers;
         Ok((
             State {
                 config,
